@@ -1,0 +1,89 @@
+# stamp: build, test, demo and benchmark.
+#
+#   make            build build/stamp (and the tools)
+#   make deps       install the Debian packages stamp needs (quiet when present)
+#   make test       deps + build + every unit and command-line test
+#   make asan       the same tests under AddressSanitizer + UBSan
+#   make demo       the main job on the built-in default world (see README)
+#   make bench      benchmarks; results in bench/results/
+#   make world-tiny the small synthetic world model used by tests and demo
+#   V=1             show full commands
+
+CC      ?= cc
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -Wall -Wextra -std=c11 -fopenmp -D_GNU_SOURCE -Iinclude
+LDLIBS  += -llmdb -lopenblas -llapacke -lcsv -ljansson -lpcre2-8 -lzstd -lxxhash -lm
+LDFLAGS += -fopenmp
+
+BUILD   ?= build
+Q       := $(if $(V),,@)
+say      = $(if $(V),,@printf '  %-6s %s\n' $(1) $(2);)
+
+LIB_SRC  := $(sort $(wildcard src/*.c))
+CMD_SRC  := $(sort $(wildcard src/cmd/*.c))
+TOOL_SRC := $(sort $(wildcard tools/*.c))
+TEST_SRC := $(sort $(wildcard tests/unit/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CMD_OBJ  := $(CMD_SRC:%.c=$(BUILD)/%.o)
+LIBSTAMP := $(BUILD)/libstamp.a
+STAMP    := $(BUILD)/stamp
+TOOLS    := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
+TESTS    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.SECONDARY:
+.PHONY: all deps test unit-tests asan demo bench clean world-tiny world fuzz
+all: $(STAMP) $(TOOLS)
+
+deps:
+	$(Q)bash tools/deps.sh
+
+$(BUILD)/%.o: %.c $(wildcard include/*.h)
+	$(call say,CC,$<)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIBSTAMP): $(LIB_OBJ)
+	$(call say,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(STAMP): $(CMD_OBJ) $(LIBSTAMP)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(CMD_OBJ) $(LIBSTAMP) $(LDLIBS)
+
+$(BUILD)/tools/%: $(BUILD)/tools/%.o $(LIBSTAMP)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIBSTAMP) $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBSTAMP)
+	$(call say,LINK,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIBSTAMP) $(LDLIBS)
+
+# The tiny synthetic world: tests and the demo edit it. Rebuilt only when
+# the builder changes (its inputs are the seed and size fixed in tools/).
+WORLD_TINY := $(BUILD)/world-tiny
+$(WORLD_TINY)/model.safetensors: $(BUILD)/tools/stamp-world
+	$(call say,WORLD,$(WORLD_TINY))
+	$(Q)$(BUILD)/tools/stamp-world --synthetic tiny --out $(WORLD_TINY)
+world-tiny: deps all $(WORLD_TINY)/model.safetensors
+
+world: deps all
+	$(Q)bash bench/world.sh $(FACTS)
+
+test: deps all $(TESTS) $(WORLD_TINY)/model.safetensors
+	$(Q)STAMP=$(abspath $(STAMP)) BUILD=$(abspath $(BUILD)) bash tests/run.sh
+
+asan:
+	$(Q)$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
+	  CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer' \
+	  LDFLAGS='-fopenmp -fsanitize=address,undefined' test
+
+demo: deps all $(WORLD_TINY)/model.safetensors
+	$(Q)STAMP=$(abspath $(STAMP)) WORLD=$(abspath $(WORLD_TINY)) bash tools/demo.sh
+
+bench: deps all
+	$(Q)bash bench/run.sh
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,44 @@
+# lib.sh: helpers for command-line tests. Source it; each test script
+# runs in a fresh temporary directory with STAMP_STORE pointing into it,
+# and ends with `finish`, which prints "N passed, N failed".
+#
+#   expect_ok   NAME CMD...      the command exits 0
+#   expect_exit NAME CODE CMD... the command exits CODE
+#   expect_grep NAME PATTERN FILE  FILE matches the extended regex
+#   expect_same NAME FILE1 FILE2 the files are identical
+set -u
+: "${STAMP:?STAMP must name the stamp binary}"
+: "${BUILD:?BUILD must name the build directory}"
+WORLD_TINY="$BUILD/world-tiny"
+T=$(mktemp -d "${TMPDIR:-/tmp}/stamp-test.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+export STAMP_STORE="$T/store"
+cd "$T" || exit 1
+passed=0; failed=0
+
+pass() { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}" >&2; }
+
+expect_ok() {
+  local name=$1; shift
+  if "$@" >"$T/out" 2>"$T/err"; then pass "$name"
+  else fail "$name" "exit $? from: $* :: $(head -c 400 "$T/err")"; fi
+}
+expect_exit() {
+  local name=$1 code=$2; shift 2
+  "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  if [ "$rc" -eq "$code" ]; then pass "$name"
+  else fail "$name" "exit $rc, wanted $code, from: $* :: $(head -c 400 "$T/err")"; fi
+}
+expect_grep() {
+  if grep -Eq -- "$2" "$3"; then pass "$1"
+  else fail "$1" "no /$2/ in $3: $(head -c 400 "$3")"; fi
+}
+expect_same() {
+  if cmp -s "$2" "$3"; then pass "$1"
+  else fail "$1" "$2 and $3 differ"; fi
+}
+finish() {
+  echo "$passed passed, $failed failed"
+  [ "$failed" -eq 0 ]
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages stamp builds and runs with, when any is
+# missing. Quick and silent when everything is present.
+set -euo pipefail
+packages=(gcc make pkg-config liblmdb-dev lmdb-utils libopenblas-openmp-dev
+          liblapacke-dev libcsv-dev libjansson-dev libpcre2-dev libzstd-dev
+          libxxhash-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "deps: installing ${missing[*]}"
+sudo_cmd=""
+[ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo_cmd apt-get update -qq
+$sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
