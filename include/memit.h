@@ -1,0 +1,58 @@
+/* memit: the closed-form weight updates (MEMIT.md, step 2, and ROME).
+ * Pure computation: takes the model (its mlp.c_proj weights are updated
+ * in place), the edit requests, their target vectors z and the key
+ * statistics; returns per-layer numbers. No I/O. */
+#ifndef STAMP_MEMIT_H
+#define STAMP_MEMIT_H
+
+#include "editreq.h"
+#include "gpt2.h"
+#include "hparams.h"
+#include "progress.h"
+
+typedef struct {
+    size_t layer;
+    double delta_norm;   /* ||dW||_F */
+    double rel_norm;     /* ||dW||_F / ||W||_F */
+    double max_abs;      /* max |dW| */
+    double resid_before; /* mean ||z - h|| over the edits before this layer */
+} memit_layer_stats;
+
+/* For each edit: the key of `layer` at the subject's last token, averaged
+ * over its rewriting prompts (editreq_key_weight), into K (n, F), and the
+ * output of block zlayer at the bare prompt's lookup into H (n, C) (H may
+ * be NULL). Groups of h->facts_per_group run in parallel. */
+int memit_keys(const gpt2_model *m, const editreq *r, size_t n,
+               size_t layer, size_t zlayer, const hparams *h, float *K,
+               float *H);
+
+/* MEMIT: spreads (z - h) over h->layers (ascending): for each layer l,
+ * K from the current weights, resid = (Z - H) / (layers left),
+ * (lambda C_l + K^T K) X = K^T solved in float64, dW = X resid^T added
+ * to mlp.c_proj of layer l ([F, C], HF orientation).
+ * cov_mean[i] is C_l (F, F) of layers[i]. stats has n_layers entries. */
+int memit_apply(gpt2_model *m, const editreq *r, size_t n, const float *z,
+                const hparams *h, const double *const *cov_mean,
+                memit_layer_stats *stats, progress_fn progress, void *ctx);
+
+/* One layer's least-squares update: with A = lambda * cov_mean + K^T K
+ * (K is (n, F): one key per row), solves A X = K^T and returns
+ * dW = X resid (F, C) in float64: the change of mlp.c_proj ([F, C]) that
+ * maps each key to its residual (n, C) while staying small along the
+ * directions cov_mean says ordinary text uses. */
+int memit_layer_delta(const double *cov_mean, const float *K,
+                      const double *resid, size_t n, size_t F, size_t C,
+                      double lambda, double *dW);
+
+/* The same with explicit loops and Gaussian elimination (test oracle). */
+int memit_layer_delta_naive(const double *cov_mean, const float *K,
+                            const double *resid, size_t n, size_t F,
+                            size_t C, double lambda, double *dW);
+
+/* ROME: one edit, one layer: u = (C + ridge) ^-1 k*, dW = u d^T / (u.k*)
+ * with d = z - h, z found at block `layer`. */
+int rome_apply(gpt2_model *m, const editreq *r, const float *z, size_t layer,
+               const hparams *h, const double *cov_mean,
+               memit_layer_stats *stats);
+
+#endif

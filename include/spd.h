@@ -1,0 +1,18 @@
+/* spd: solves A X = B for symmetric positive definite A in double
+ * precision (MEMIT's (lambda C + K K^T) X = K), through LAPACK's
+ * Cholesky (dposv), with a naive twin for the tests. */
+#ifndef STAMP_SPD_H
+#define STAMP_SPD_H
+
+#include <stddef.h>
+
+/* A: (n, n) row-major, overwritten by its Cholesky factor; B: (n, m)
+ * row-major, overwritten by X. ERR_NUMERIC when A is not positive
+ * definite (singular). */
+int spd_solve(double *A, double *B, size_t n, size_t m);
+
+/* The same by Gaussian elimination with partial pivoting; the test
+ * oracle. ERR_NUMERIC on a zero pivot. */
+int spd_solve_naive(double *A, double *B, size_t n, size_t m);
+
+#endif

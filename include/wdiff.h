@@ -1,0 +1,138 @@
+/* wdiff: reversible weight diffs. For one edited F32 tensor, a diff blob
+ * holds exactly what turns the old values into the new ones and back,
+ * bit for bit: fl(fl(w + d) - d) != w for about one weight in ten, so a
+ * subtracted delta cannot undo a commit; a bitwise transform of the two
+ * bit patterns can.
+ *
+ * Encoding (version 1): each 32-bit word of the tensor becomes
+ *   XOR  old_bits ^ new_bits, or
+ *   SUB  zigzag(new_bits - old_bits) (mod 2^32: the signed distance in
+ *        units in the last place, folded so small changes of either sign
+ *        are small numbers),
+ * the words are laid out as byte planes (all high bytes, then all third
+ * bytes, ...), bit planes, or plainly, and the result is compressed with
+ * zstd. bench/results/wdiff-*.txt has the measurements behind the
+ * default (WDIFF_DEFAULT_*).
+ *
+ * Blob layout (little-endian):
+ *   0  "STWD"            magic
+ *   4  u16 version (1)   6 u8 transform   7 u8 layout
+ *   8  u64 n             number of floats
+ *  16  u64 payload bytes
+ *  24  32 hex chars      hash_hex of the old tensor's bytes (hash.h)
+ *  56  32 hex chars      hash_hex of the new tensor's bytes
+ *  88  u64 checksum      XXH3-64 of bytes 0..87 and the payload
+ *  96  payload           one zstd frame of the laid-out words
+ * Every blob is checked (magic, version, sizes, checksum, frame size)
+ * before any of it is used, and apply/revert check the hashes of their
+ * input and their output: a blob that does not fit the tensor is refused
+ * and never produces a wrong tensor. */
+#ifndef STAMP_WDIFF_H
+#define STAMP_WDIFF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WDIFF_VERSION 1
+#define WDIFF_HEADER_BYTES 96
+
+typedef enum {
+    WDIFF_XOR = 1,          /* old_bits ^ new_bits */
+    WDIFF_SUB = 2,          /* zigzag(new_bits - old_bits) */
+} wdiff_transform;
+
+typedef enum {
+    WDIFF_PLAIN = 0,        /* the 32-bit words as they are (LE) */
+    WDIFF_BYTEPLANES = 1,   /* 4 planes of n bytes, high byte first */
+    WDIFF_BITPLANES = 2,    /* 32 planes of ceil(n/8) bytes, high bit first */
+} wdiff_layout;
+
+typedef struct {
+    wdiff_transform transform;
+    wdiff_layout layout;
+    int level;              /* zstd compression level */
+} wdiff_method;
+
+/* The method wdiff_encode uses (chosen by measurement, see the top). */
+extern const wdiff_method wdiff_default_method;
+
+/* What a blob's header says. */
+typedef struct {
+    unsigned version;
+    wdiff_transform transform;
+    wdiff_layout layout;
+    size_t n;                 /* floats */
+    size_t payload_bytes;     /* compressed */
+    char old_hash[33];        /* hash_hex of the old tensor */
+    char new_hash[33];        /* hash_hex of the new tensor */
+} wdiff_info;
+
+/* Encodes the change old -> new of n floats (old and new may hold NaNs
+ * or anything: only bit patterns matter) with the default method.
+ * *blob is malloc'ed (caller frees), *len its size. */
+int wdiff_encode(const float *old, const float *new_, size_t n, void **blob,
+                 size_t *len);
+
+/* The same with an explicit method (for measurements and tests);
+ * ERR_INVALID for an unknown transform or layout. */
+int wdiff_encode_method(const float *old, const float *new_, size_t n,
+                        const wdiff_method *m, void **blob, size_t *len);
+
+/* Reads and validates a blob's header and checksum (not the payload's
+ * decompression). ERR_FORMAT, with the problem, for a truncated or
+ * corrupt blob. */
+int wdiff_info_get(const void *blob, size_t len, wdiff_info *out);
+
+/* new_ = old with the diff applied. Checks that the blob is intact, that
+ * n matches, that old hashes to the blob's old hash (ERR_INVALID when it
+ * does not: the tensor is not the one the diff was made from) and that
+ * the result hashes to the new hash. new_ may equal old (in place); on
+ * any error an in-place tensor is left as it was, a separate new_ holds
+ * no meaningful data. */
+int wdiff_apply(const void *blob, size_t len, const float *old, float *new_,
+                size_t n);
+
+/* old = new_ with the diff taken off: the exact inverse of wdiff_apply,
+ * with the same checks in the other direction. old may equal new_. */
+int wdiff_revert(const void *blob, size_t len, const float *new_, float *old,
+                 size_t n);
+
+/* ---- statistics of a change (for `stamp diff` and commit records) ---- */
+
+typedef struct {
+    double delta_norm;   /* ||new - old||_F */
+    double old_norm;     /* ||old||_F */
+    double rel_norm;     /* delta_norm / old_norm (0 when old_norm is 0) */
+    double max_abs;      /* max |new - old| */
+    size_t changed;      /* elements whose bits differ */
+    size_t rank;         /* numerical rank of new - old as rows x cols */
+    double s_max;        /* its largest singular value */
+} wdiff_stats;
+
+/* Statistics of new - old viewed as a (rows, cols) row-major matrix. The
+ * delta is formed in double (exact for floats within 2^29 of each
+ * other's scale). Rank = number of singular values (LAPACK dgesdd) above
+ * max(rows, cols) * FLT_EPSILON * s_max: the data are floats, so
+ * anything below float rounding of the largest direction is noise.
+ * rows * cols must not overflow; a tensor with NaN or Inf in the delta
+ * is ERR_NUMERIC. */
+int wdiff_stats_compute(const float *old, const float *new_, size_t rows,
+                        size_t cols, wdiff_stats *out);
+
+/* The singular values of the (rows, cols) row-major double matrix a in
+ * descending order into s (min(rows, cols) values), by LAPACK dgesdd.
+ * a is not modified. */
+int wdiff_singular_values(const double *a, size_t rows, size_t cols,
+                          double *s);
+
+/* Naive twin of wdiff_singular_values for tests: one-sided Jacobi
+ * (Hestenes) rotations in double until every column pair is orthogonal
+ * to working precision. O(sweeps * min^2 * max): small matrices only. */
+int wdiff_singular_values_naive(const double *a, size_t rows, size_t cols,
+                                double *s);
+
+/* Numerical rank of descending singular values s (k of them) of a
+ * (rows, cols) matrix of float data, with the rule above. */
+size_t wdiff_rank(const double *s, size_t k, size_t rows, size_t cols);
+
+#endif

@@ -1,0 +1,487 @@
+/* commit: stamps the queued facts into the model as one commit.
+ *
+ * Phases (timed and recorded in the commit): key statistics (computed
+ * once per base model and layer), context prefixes, scores before, the
+ * target vectors z (OpenMP over groups of facts), the layer-by-layer
+ * MEMIT update (or ROME's rank-one update), scores after, and one LMDB
+ * write transaction that stores the new tensors, their exact diffs, the
+ * commit record and the new fact states. The writer lock is held from
+ * start to end, so two commits never interleave; a crash anywhere leaves
+ * the store as before. */
+#include "cli.h"
+#include "editreq.h"
+#include "errors.h"
+#include "eval.h"
+#include "hash.h"
+#include "hparams.h"
+#include "keystats.h"
+#include "memit.h"
+#include "modelview.h"
+#include "store.h"
+#include "wdiff.h"
+#include "ztarget.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+extern void openblas_set_num_threads(int);
+
+const char cmd_commit_usage[] =
+    "stamp commit [-m MSG] [--limit N] [--method memit|rome] [--threads N]\n"
+    "             [--layers LIST] [--set KEY=VALUE]... [--corpus FILE]\n"
+    "             [--no-scores] [--json]\n"
+    "\n"
+    "Writes every queued fact (or the first N) into the model as one commit:\n"
+    "target vectors by gradient steps, then MEMIT's closed-form update of\n"
+    "mlp.c_proj in the edited layers (ROME: one fact, one layer).\n"
+    "\n"
+    "  -m, --message MSG  commit message (default: \"N facts\")\n"
+    "  --limit N          commit at most N queued facts, oldest first\n"
+    "  --method M         memit (default) or rome (the first queued fact)\n"
+    "  --threads N        worker threads (default: every core)\n"
+    "  --layers LIST      edited layers, e.g. 1,2 or 1-3 (default: the\n"
+    "                     store's hparams, else a band of early layers)\n"
+    "  --set KEY=VALUE    override one hyperparameter for this commit, e.g.\n"
+    "                     --set mom2_update_weight=5000 (see 'stamp show'\n"
+    "                     of a commit for the keys)\n"
+    "  --corpus FILE      text for the key statistics when they are missing\n"
+    "                     (default: the model directory's corpus.txt)\n"
+    "  --no-scores        skip the ES/PS/NS scores before and after\n"
+    "  --json             print the commit record as JSON\n"
+    "\n"
+    "Exit status: 0 committed, 1 failed (nothing changed), 2 bad usage,\n"
+    "3 nothing to commit (the queue is empty).\n";
+
+enum { EXIT_NOTHING = 3 };
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void progress_cb(void *ctx, const char *label, size_t done,
+                        size_t total)
+{
+    (void)ctx;
+    cli_progress(label, done, total);
+}
+
+static json_t *scores_json(const eval_scores *s)
+{
+    return json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:I}",
+                     "es", s->es, "ps", s->ps, "ns", s->ns, "score", s->score,
+                     "es_mag", s->es_mag, "ps_mag", s->ps_mag, "ns_mag",
+                     s->ns_mag, "es_acc", s->es_acc, "ps_acc", s->ps_acc,
+                     "ns_acc", s->ns_acc, "n_facts", (json_int_t)s->n_facts);
+}
+
+/* Applies KEY=VALUE (VALUE a JSON number or array) over h. */
+static int apply_set(hparams *h, const char *kv, const gpt2_config *c)
+{
+    const char *eq = strchr(kv, '=');
+    if (!eq || eq == kv)
+        return err_set(ERR_INVALID, "--set '%s': expected KEY=VALUE", kv);
+    size_t len = strlen(kv) + 8;
+    char *json = malloc(len);
+    if (!json) return ERR_NOMEM;
+    snprintf(json, len, "{\"%.*s\":%s}", (int)(eq - kv), kv, eq + 1);
+    int rc = hparams_apply_json(h, json, c);
+    free(json);
+    return rc;
+}
+
+/* The versions committed before that these facts replace (same slot). */
+static int find_superseded(store_txn *t, const store_version *v,
+                           json_t *superseded)
+{
+    store_version *hist = NULL;
+    size_t n = 0;
+    char *slot = fact_slot(&v->f);
+    int rc = slot ? store_subject_history(t, v->f.subject, &hist, &n)
+                  : ERR_NOMEM;
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (hist[i].id == v->id || hist[i].state != VERSION_COMMITTED)
+            continue;
+        char *other = fact_slot(&hist[i].f);
+        if (!other) { rc = ERR_NOMEM; break; }
+        if (!strcmp(other, slot)) {
+            json_array_append_new(superseded, json_integer((json_int_t)hist[i].id));
+            rc = store_version_set_state(t, hist[i].id, VERSION_SUPERSEDED,
+                                         hist[i].commit_id);
+        }
+        free(other);
+    }
+    store_versions_free(hist, n);
+    free(slot);
+    return rc;
+}
+
+static void utc_now(char *buf, size_t size)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int cmd_commit(int argc, char **argv, const cli_globals *g)
+{
+    static const struct option opts[] = {
+        {"message", required_argument, 0, 'm'},
+        {"limit", required_argument, 0, 'l'},
+        {"method", required_argument, 0, 'M'},
+        {"threads", required_argument, 0, 't'},
+        {"layers", required_argument, 0, 'L'},
+        {"set", required_argument, 0, 's'},
+        {"corpus", required_argument, 0, 'c'},
+        {"no-scores", no_argument, 0, 'n'},
+        {"json", no_argument, 0, 'j'},
+        {0, 0, 0, 0},
+    };
+    if (cli_wants_help(argc, argv, "commit")) return EXIT_OK;
+    const char *message = NULL, *method = "memit", *layers_arg = NULL,
+               *corpus = NULL;
+    char **sets = calloc((size_t)argc, sizeof(char *));
+    size_t n_sets = 0, limit = 0;
+    int threads = 0, scores = 1, json_out = 0, c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "m:", opts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 'm': message = optarg; break;
+        case 'l':
+            limit = strtoul(optarg, &end, 10);
+            if (*end || !*optarg || limit == 0) {
+                free(sets);
+                return cli_usage_error("commit", "--limit wants a positive "
+                                       "number, not '%s'", optarg);
+            }
+            break;
+        case 'M': method = optarg; break;
+        case 't':
+            threads = (int)strtol(optarg, &end, 10);
+            if (*end || threads <= 0) {
+                free(sets);
+                return cli_usage_error("commit", "--threads wants a positive "
+                                       "number, not '%s'", optarg);
+            }
+            break;
+        case 'L': layers_arg = optarg; break;
+        case 's': sets[n_sets++] = optarg; break;
+        case 'c': corpus = optarg; break;
+        case 'n': scores = 0; break;
+        case 'j': json_out = 1; break;
+        default: free(sets); return cli_usage_error("commit", "unknown option");
+        }
+    }
+    int rome = !strcmp(method, "rome");
+    if (!rome && strcmp(method, "memit")) {
+        free(sets);
+        return cli_usage_error("commit", "unknown method '%s' (memit or rome)",
+                               method);
+    }
+    if (optind < argc) {
+        free(sets);
+        return cli_usage_error("commit", "unexpected argument '%s'",
+                               argv[optind]);
+    }
+    if (threads) {
+        omp_set_num_threads(threads);
+        openblas_set_num_threads(threads);
+    }
+    if (rome) limit = 1;
+
+    double t_start = now(), t0;
+    store *s = NULL;
+    store_txn *t = NULL;
+    store_version *queue = NULL;
+    size_t n_queue = 0, n_ok = 0;
+    gpt2_model model = {0};
+    tokenizer *tok = NULL;
+    hparams h = {0};
+    char *stored_hparams = NULL, **prefixes = NULL, *hp_json = NULL;
+    editreq *reqs = NULL;
+    size_t *ok_index = NULL;
+    float *z = NULL, **old_tensors = NULL;
+    ztarget_info *zinfo = NULL;
+    double **cov = NULL;
+    memit_layer_stats *lstats = NULL;
+    eval_scores before = {0}, after = {0};
+    fact *ok_facts = NULL;
+    json_t *rec = json_object(), *failed = json_array(),
+           *timings = json_object();
+    int rc, exit_code = EXIT_FAIL, computed = 0;
+
+    if ((rc = store_open(&s, g->store_dir))) goto fail;
+    if ((rc = store_txn_begin(s, &t, 1))) goto fail;
+    if ((rc = modelview_verify_base(t))) {
+        err_set(rc, "%s; refusing to commit (see 'stamp fsck')",
+                err_message(rc));
+        goto fail;
+    }
+    if ((rc = store_queue_list(t, limit, &queue, &n_queue))) goto fail;
+    if (n_queue == 0) {
+        cli_fail("nothing to commit: the queue is empty");
+        exit_code = EXIT_NOTHING;
+        goto out;
+    }
+    if ((rc = modelview_load(&model, t))) goto fail;
+    if ((rc = modelview_tokenizer(t, &tok))) goto fail;
+
+    hparams_default(&h, &model.config);
+    rc = store_meta_get(t, "hparams", &stored_hparams);
+    if (rc == ERR_NOTFOUND) { err_clear(); rc = 0; }
+    else if (!rc) rc = hparams_apply_json(&h, stored_hparams, &model.config);
+    if (!rc && layers_arg) rc = hparams_parse_layers(&h, layers_arg, &model.config);
+    for (size_t i = 0; !rc && i < n_sets; i++)
+        rc = apply_set(&h, sets[i], &model.config);
+    if (rc) goto fail;
+    if (rome) { /* one layer: the top of the band, where z is found */
+        h.layers[0] = h.layers[h.n_layers - 1];
+        h.n_layers = 1;
+    }
+    size_t zlayer = h.layers[h.n_layers - 1], L = h.n_layers;
+    size_t C = model.config.n_embd, F = model.config.n_inner;
+
+    /* key statistics */
+    t0 = now();
+    cov = calloc(L, sizeof *cov);
+    if (!cov) { rc = ERR_NOMEM; goto fail; }
+    rc = keystats_ensure(t, h.layers, L, h.stats_samples, corpus, cov,
+                         &computed, progress_cb, NULL);
+    cli_progress_done();
+    if (rc) goto fail;
+    json_object_set_new(timings, "stats", json_real(now() - t0));
+
+    /* requests */
+    t0 = now();
+    rc = editreq_prefixes(&prefixes, &model, tok, h.n_prefixes,
+                          h.prefix_tokens, h.seed);
+    if (rc) goto fail;
+    reqs = calloc(n_queue, sizeof *reqs);
+    ok_index = malloc(n_queue * sizeof(size_t));
+    if (!reqs || !ok_index) { rc = ERR_NOMEM; goto fail; }
+    size_t n_req = 0;
+    for (size_t i = 0; i < n_queue; i++) {
+        rc = editreq_build(&reqs[n_req], &queue[i].f, tok, prefixes,
+                           h.n_prefixes, model.config.n_positions);
+        if (rc) {
+            json_array_append_new(failed, json_pack("{s:I,s:s}", "version",
+                (json_int_t)queue[i].id, "reason", err_message(rc)));
+            fprintf(stderr, "stamp: warning: '%s' left queued: %s\n",
+                    queue[i].f.subject, err_message(rc));
+            err_clear();
+            rc = 0;
+            continue;
+        }
+        ok_index[n_req++] = i;
+    }
+    json_object_set_new(timings, "prepare", json_real(now() - t0));
+
+    /* scores before */
+    ok_facts = malloc((n_req ? n_req : 1) * sizeof *ok_facts);
+    if (!ok_facts) { rc = ERR_NOMEM; goto fail; }
+    for (size_t i = 0; i < n_req; i++) ok_facts[i] = queue[ok_index[i]].f;
+    if (scores && n_req) {
+        t0 = now();
+        rc = eval_facts(&model, tok, ok_facts, n_req, &before, progress_cb, NULL);
+        cli_progress_done();
+        if (rc) goto fail;
+        json_object_set_new(timings, "scores_before", json_real(now() - t0));
+    }
+
+    /* target vectors */
+    t0 = now();
+    z = malloc((n_req ? n_req : 1) * C * sizeof(float));
+    zinfo = calloc(n_req ? n_req : 1, sizeof *zinfo);
+    if (!z || !zinfo) { rc = ERR_NOMEM; goto fail; }
+    rc = ztarget_compute(&model, reqs, n_req, zlayer, &h, z, NULL, zinfo,
+                         progress_cb, NULL);
+    cli_progress_done();
+    if (rc) goto fail;
+    json_object_set_new(timings, "z", json_real(now() - t0));
+    /* drop facts whose z is not finite: reported, left queued */
+    for (size_t i = 0; i < n_req; i++) {
+        if (!zinfo[i].failed) {
+            if (n_ok != i) {
+                editreq tmp = reqs[n_ok];
+                reqs[n_ok] = reqs[i];
+                reqs[i] = tmp;
+                memcpy(z + n_ok * C, z + i * C, C * sizeof(float));
+                ok_index[n_ok] = ok_index[i];
+                ok_facts[n_ok] = ok_facts[i];
+                zinfo[n_ok] = zinfo[i];
+            }
+            n_ok++;
+            continue;
+        }
+        const store_version *v = &queue[ok_index[i]];
+        json_array_append_new(failed, json_pack("{s:I,s:s}", "version",
+            (json_int_t)v->id, "reason", "target vector is not finite"));
+        fprintf(stderr, "stamp: warning: '%s' left queued: its target "
+                "vector is not finite\n", v->f.subject);
+    }
+    if (n_ok == 0) {
+        rc = err_set(ERR_NUMERIC, "no fact could be committed (%zu failed)",
+                     n_queue);
+        goto fail;
+    }
+
+    /* the update */
+    t0 = now();
+    old_tensors = calloc(L, sizeof *old_tensors);
+    lstats = calloc(L, sizeof *lstats);
+    if (!old_tensors || !lstats) { rc = ERR_NOMEM; goto fail; }
+    for (size_t i = 0; i < L; i++) {
+        old_tensors[i] = malloc(F * C * sizeof(float));
+        if (!old_tensors[i]) { rc = ERR_NOMEM; goto fail; }
+        memcpy(old_tensors[i], model.p.fcprojw + h.layers[i] * F * C,
+               F * C * sizeof(float));
+    }
+    if (rome) rc = rome_apply(&model, reqs, z, zlayer, &h, cov[0], lstats);
+    else rc = memit_apply(&model, reqs, n_ok, z, &h, (const double *const *)cov,
+                          lstats, progress_cb, NULL);
+    cli_progress_done();
+    if (rc) goto fail;
+    json_object_set_new(timings, "solve", json_real(now() - t0));
+
+    if (scores) {
+        t0 = now();
+        rc = eval_facts(&model, tok, ok_facts, n_ok, &after, progress_cb, NULL);
+        cli_progress_done();
+        if (rc) goto fail;
+        json_object_set_new(timings, "scores_after", json_real(now() - t0));
+    }
+
+    /* one write transaction: tensors, diffs, states, record, HEAD */
+    t0 = now();
+    uint64_t id = 0, parent = 0;
+    if ((rc = store_commit_next_id(t, &id))) goto fail;
+    if ((rc = store_head(t, &parent))) goto fail;
+    json_t *layers = json_array(), *tensors = json_object();
+    json_object_set_new(rec, "layers", layers);
+    json_object_set_new(rec, "tensors", tensors);
+    size_t diff_total = 0;
+    for (size_t i = 0; i < L; i++) {
+        char name[64], hb[33], ha[33];
+        const float *new_ = model.p.fcprojw + h.layers[i] * F * C;
+        void *blob = NULL;
+        size_t len = 0;
+        gpt2_tensor_name(name, sizeof name, GPT2_FCPROJW, h.layers[i]);
+        hash_hex(hb, old_tensors[i], F * C * sizeof(float));
+        hash_hex(ha, new_, F * C * sizeof(float));
+        rc = wdiff_encode(old_tensors[i], new_, F * C, &blob, &len);
+        if (!rc) rc = store_diff_put(t, id, name, blob, len);
+        free(blob);
+        if (!rc) rc = store_tensor_put(t, name, new_, F * C);
+        if (rc) goto fail;
+        diff_total += len;
+        json_object_set_new(tensors, name, json_pack("{s:s,s:s,s:I,s:I}",
+            "before", hb, "after", ha, "diff_bytes", (json_int_t)len,
+            "raw_bytes", (json_int_t)(F * C * sizeof(float))));
+        json_array_append_new(layers, json_pack("{s:I,s:s,s:f,s:f,s:f,s:f}",
+            "layer", (json_int_t)h.layers[i], "tensor", name,
+            "delta_norm", lstats[i].delta_norm, "rel_norm", lstats[i].rel_norm,
+            "max_abs", lstats[i].max_abs, "resid_before",
+            lstats[i].resid_before));
+    }
+    json_t *versions = json_array(), *superseded = json_array();
+    json_object_set_new(rec, "versions", versions);
+    json_object_set_new(rec, "superseded", superseded);
+    for (size_t i = 0; i < n_ok; i++) {
+        const store_version *v = &queue[ok_index[i]];
+        json_array_append_new(versions, json_integer((json_int_t)v->id));
+        if ((rc = find_superseded(t, v, superseded))) goto fail;
+        if ((rc = store_version_set_state(t, v->id, VERSION_COMMITTED, id)))
+            goto fail;
+    }
+    char when[32];
+    utc_now(when, sizeof when);
+    char default_msg[64];
+    snprintf(default_msg, sizeof default_msg, "%zu fact%s", n_ok,
+             n_ok == 1 ? "" : "s");
+    hp_json = hparams_to_json(&h);
+    json_object_set_new(rec, "id", json_integer((json_int_t)id));
+    json_object_set_new(rec, "parent", json_integer((json_int_t)parent));
+    json_object_set_new(rec, "kind", json_string("commit"));
+    json_object_set_new(rec, "time", json_string(when));
+    json_object_set_new(rec, "message", json_string(message ? message : default_msg));
+    json_object_set_new(rec, "method", json_string(method));
+    json_object_set_new(rec, "n_facts", json_integer((json_int_t)n_ok));
+    json_object_set_new(rec, "failed", json_incref(failed));
+    json_object_set_new(rec, "hparams", json_loads(hp_json, 0, NULL));
+    json_object_set_new(rec, "threads", json_integer(omp_get_max_threads()));
+    json_object_set_new(rec, "diff_bytes", json_integer((json_int_t)diff_total));
+    json_object_set_new(rec, "stats_computed", json_boolean(computed));
+    if (scores)
+        json_object_set_new(rec, "scores", json_pack("{s:o,s:o}", "before",
+                            scores_json(&before), "after", scores_json(&after)));
+    double zsteps = 0;
+    for (size_t i = 0; i < n_ok; i++) zsteps += zinfo[i].steps;
+    json_object_set_new(rec, "z_steps_mean", json_real(n_ok ? zsteps / n_ok : 0));
+    json_object_set_new(timings, "write", json_real(now() - t0));
+    json_object_set_new(timings, "total", json_real(now() - t_start));
+    json_object_set_new(rec, "timings", json_incref(timings));
+    char *text = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!text) { rc = ERR_NOMEM; goto fail; }
+    rc = store_commit_put(t, id, text);
+    free(text);
+    if (!rc) rc = store_head_set(t, id);
+    if (!rc) rc = store_txn_commit(t);
+    t = NULL;
+    if (rc) goto fail;
+
+    if (json_out) {
+        char *out = json_dumps(rec, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        puts(out);
+        free(out);
+    } else {
+        printf("commit %llu: %zu fact%s stamped into layer%s", (unsigned long long)id,
+               n_ok, n_ok == 1 ? "" : "s", L == 1 ? "" : "s");
+        for (size_t i = 0; i < L; i++) printf("%s%zu", i ? "," : " ", h.layers[i]);
+        printf(" (%s, %.1fs)\n", method, now() - t_start);
+        if (scores)
+            printf("  efficacy %.1f -> %.1f   paraphrase %.1f -> %.1f   "
+                   "neighbourhood %.1f -> %.1f\n", before.es, after.es,
+                   before.ps, after.ps, before.ns, after.ns);
+        if (json_array_size(failed))
+            printf("  %zu fact%s left queued (see warnings above)\n",
+                   json_array_size(failed),
+                   json_array_size(failed) == 1 ? "" : "s");
+    }
+    exit_code = EXIT_OK;
+    goto out;
+fail:
+    exit_code = cli_fail_code(rc);
+out:
+    store_txn_abort(t);
+    store_close(s);
+    for (size_t i = 0; reqs && i < n_queue; i++) editreq_free(&reqs[i]);
+    free(reqs);
+    for (size_t i = 0; cov && i < h.n_layers; i++) free(cov[i]);
+    free(cov);
+    for (size_t i = 0; old_tensors && i < h.n_layers; i++) free(old_tensors[i]);
+    free(old_tensors);
+    store_versions_free(queue, n_queue);
+    editreq_prefixes_free(prefixes, h.n_prefixes);
+    gpt2_model_free(&model);
+    tokenizer_close(tok);
+    free(stored_hparams);
+    free(hp_json);
+    free(ok_index);
+    free(ok_facts);
+    free(z);
+    free(zinfo);
+    free(lstats);
+    free(sets);
+    json_decref(rec);
+    json_decref(failed);
+    json_decref(timings);
+    return exit_code;
+}

@@ -1,0 +1,708 @@
+/* linalg: the GPT-2 layer kernels (see linalg.h), after karpathy/llm.c's
+ * train_gpt2.c, with every matmul on OpenBLAS sgemm and the weights in
+ * Hugging Face's (IN, OUT) orientation.
+ *
+ * Assumptions: every size fits in an int (BLAS's index type); pointers
+ * of one call do not alias unless a contract says so. Parallel loops use
+ * `if(!omp_in_parallel())` so that a kernel called from inside a
+ * parallel region (one z optimisation per thread, say) stays on its
+ * thread. Column sums (bias and LayerNorm weight gradients) are split
+ * over fixed chunks of columns, each summed over rows in row order, so
+ * that the result does not depend on the number of threads. */
+#include "linalg.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
+#define GELU_CUBE 0.044715f
+#define COL_CHUNK 64 /* columns per task of a column-sum */
+
+/* Column sums of a (N, D) matrix into acc (D) +=. */
+static void column_sums(float *acc, const float *a, size_t N, size_t D)
+{
+    size_t chunks = (D + COL_CHUNK - 1) / COL_CHUNK;
+#pragma omp parallel for if (!omp_in_parallel() && N * D > 32768)
+    for (size_t ch = 0; ch < chunks; ch++) {
+        size_t d0 = ch * COL_CHUNK, d1 = d0 + COL_CHUNK < D ? d0 + COL_CHUNK : D;
+        float part[COL_CHUNK] = {0};
+        for (size_t n = 0; n < N; n++) {
+            const float *ar = a + n * D;
+            for (size_t d = d0; d < d1; d++) part[d - d0] += ar[d];
+        }
+        for (size_t d = d0; d < d1; d++) acc[d] += part[d - d0];
+    }
+}
+
+/* ---- encoder ---------------------------------------------------------- */
+
+void linalg_encoder_forward(float *out, const int *inp, const float *wte,
+                            const float *wpe, size_t B, size_t T, size_t C)
+{
+#pragma omp parallel for if (!omp_in_parallel())
+    for (size_t bt = 0; bt < B * T; bt++) {
+        const float *te = wte + (size_t)inp[bt] * C, *pe = wpe + (bt % T) * C;
+        float *o = out + bt * C;
+        for (size_t c = 0; c < C; c++) o[c] = te[c] + pe[c];
+    }
+}
+
+void linalg_encoder_backward(float *dwte, float *dwpe, const float *dout,
+                             const int *inp, size_t B, size_t T, size_t C)
+{
+    /* Rows may share a token: split the channels, not the rows. */
+    size_t chunks = (C + COL_CHUNK - 1) / COL_CHUNK;
+#pragma omp parallel for if (!omp_in_parallel() && B * T * C > 32768)
+    for (size_t ch = 0; ch < chunks; ch++) {
+        size_t c0 = ch * COL_CHUNK, c1 = c0 + COL_CHUNK < C ? c0 + COL_CHUNK : C;
+        for (size_t bt = 0; bt < B * T; bt++) {
+            const float *d = dout + bt * C;
+            if (dwte) {
+                float *g = dwte + (size_t)inp[bt] * C;
+                for (size_t c = c0; c < c1; c++) g[c] += d[c];
+            }
+            if (dwpe) {
+                float *g = dwpe + (bt % T) * C;
+                for (size_t c = c0; c < c1; c++) g[c] += d[c];
+            }
+        }
+    }
+}
+
+/* ---- layernorm -------------------------------------------------------- */
+
+static void layernorm_row(float *o, float *mean, float *rstd, const float *x,
+                          const float *w, const float *b, size_t C, float eps)
+{
+    double s = 0;
+    for (size_t i = 0; i < C; i++) s += x[i];
+    float m = (float)(s / C);
+    double v = 0;
+    for (size_t i = 0; i < C; i++) {
+        float d = x[i] - m;
+        v += (double)d * d;
+    }
+    float r = (float)(1.0 / sqrt(v / C + eps));
+    for (size_t i = 0; i < C; i++) o[i] = (x[i] - m) * r * w[i] + b[i];
+    if (mean) *mean = m;
+    if (rstd) *rstd = r;
+}
+
+void linalg_layernorm_forward(float *out, float *mean, float *rstd,
+                              const float *inp, const float *weight,
+                              const float *bias, size_t N, size_t C,
+                              float eps)
+{
+#pragma omp parallel for if (!omp_in_parallel() && N * C > 4096)
+    for (size_t n = 0; n < N; n++)
+        layernorm_row(out + n * C, mean ? mean + n : NULL,
+                      rstd ? rstd + n : NULL, inp + n * C, weight, bias, C,
+                      eps);
+}
+
+void linalg_layernorm_backward(float *dinp, float *dweight, float *dbias,
+                               const float *dout, const float *inp,
+                               const float *weight, const float *mean,
+                               const float *rstd, size_t N, size_t C)
+{
+    if (dinp) {
+#pragma omp parallel for if (!omp_in_parallel() && N * C > 4096)
+        for (size_t n = 0; n < N; n++) {
+            const float *d = dout + n * C, *x = inp + n * C;
+            float m = mean[n], r = rstd[n];
+            float dnorm_mean = 0, dnorm_norm_mean = 0;
+            for (size_t i = 0; i < C; i++) {
+                float dn = weight[i] * d[i];
+                dnorm_mean += dn;
+                dnorm_norm_mean += dn * (x[i] - m) * r;
+            }
+            dnorm_mean /= C;
+            dnorm_norm_mean /= C;
+            float *g = dinp + n * C;
+            for (size_t i = 0; i < C; i++) {
+                float norm = (x[i] - m) * r;
+                g[i] += (weight[i] * d[i] - dnorm_mean - norm * dnorm_norm_mean) * r;
+            }
+        }
+    }
+    if (dbias) column_sums(dbias, dout, N, C);
+    if (dweight) {
+        size_t chunks = (C + COL_CHUNK - 1) / COL_CHUNK;
+#pragma omp parallel for if (!omp_in_parallel() && N * C > 32768)
+        for (size_t ch = 0; ch < chunks; ch++) {
+            size_t c0 = ch * COL_CHUNK, c1 = c0 + COL_CHUNK < C ? c0 + COL_CHUNK : C;
+            float part[COL_CHUNK] = {0};
+            for (size_t n = 0; n < N; n++) {
+                const float *d = dout + n * C, *x = inp + n * C;
+                float m = mean[n], r = rstd[n];
+                for (size_t i = c0; i < c1; i++) part[i - c0] += d[i] * ((x[i] - m) * r);
+            }
+            for (size_t i = c0; i < c1; i++) dweight[i] += part[i - c0];
+        }
+    }
+}
+
+/* ---- matmul ----------------------------------------------------------- */
+
+void linalg_matmul_forward(float *out, const float *inp, const float *weight,
+                           const float *bias, size_t N, size_t IN,
+                           size_t OUT)
+{
+    float beta = 0.0f;
+    if (bias) {
+#pragma omp parallel for if (!omp_in_parallel() && N * OUT > 32768)
+        for (size_t n = 0; n < N; n++) memcpy(out + n * OUT, bias, OUT * sizeof *out);
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)OUT,
+                (int)IN, 1.0f, inp, (int)IN, weight, (int)OUT, beta, out,
+                (int)OUT);
+}
+
+void linalg_matmul_backward(float *dinp, float *dweight, float *dbias,
+                            const float *dout, const float *inp,
+                            const float *weight, size_t N, size_t IN,
+                            size_t OUT)
+{
+    if (dinp) /* (N,OUT) @ (IN,OUT)^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)IN,
+                    (int)OUT, 1.0f, dout, (int)OUT, weight, (int)OUT, 1.0f,
+                    dinp, (int)IN);
+    if (dweight) /* (N,IN)^T @ (N,OUT) */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)IN, (int)OUT,
+                    (int)N, 1.0f, inp, (int)IN, dout, (int)OUT, 1.0f, dweight,
+                    (int)OUT);
+    if (dbias) column_sums(dbias, dout, N, OUT);
+}
+
+void linalg_matmul_nt_forward(float *out, const float *inp,
+                              const float *weight, size_t N, size_t IN,
+                              size_t OUT)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)OUT,
+                (int)IN, 1.0f, inp, (int)IN, weight, (int)IN, 0.0f, out,
+                (int)OUT);
+}
+
+void linalg_matmul_nt_backward(float *dinp, float *dweight, const float *dout,
+                               const float *inp, const float *weight,
+                               size_t N, size_t IN, size_t OUT)
+{
+    if (dinp) /* (N,OUT) @ (OUT,IN) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)IN,
+                    (int)OUT, 1.0f, dout, (int)OUT, weight, (int)IN, 1.0f,
+                    dinp, (int)IN);
+    if (dweight) /* (N,OUT)^T @ (N,IN) */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)OUT, (int)IN,
+                    (int)N, 1.0f, dout, (int)OUT, inp, (int)IN, 1.0f, dweight,
+                    (int)IN);
+}
+
+/* ---- attention -------------------------------------------------------- */
+
+/* Softmax of row t of a causal score matrix, in place: entries 0..t,
+ * zeros after. */
+static void causal_softmax_row(float *row, size_t t, size_t T)
+{
+    float maxval = row[0];
+    for (size_t t2 = 1; t2 <= t; t2++)
+        if (row[t2] > maxval) maxval = row[t2];
+    float sum = 0;
+    for (size_t t2 = 0; t2 <= t; t2++) {
+        row[t2] = expf(row[t2] - maxval);
+        sum += row[t2];
+    }
+    float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
+    for (size_t t2 = 0; t2 <= t; t2++) row[t2] *= inv;
+    for (size_t t2 = t + 1; t2 < T; t2++) row[t2] = 0.0f;
+}
+
+void linalg_attention_forward(float *out, float *att, const float *inp,
+                              size_t B, size_t T, size_t C, size_t NH)
+{
+    size_t hs = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for if (!omp_in_parallel())
+    for (size_t bh = 0; bh < B * NH; bh++) {
+        size_t b = bh / NH, h = bh % NH;
+        const float *q = inp + b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+        float *a = att + bh * T * T;
+        /* scores (T,T) = scale * q (T,hs) @ k^T; upper triangle discarded */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T,
+                    (int)hs, scale, q, (int)C3, k, (int)C3, 0.0f, a, (int)T);
+        for (size_t t = 0; t < T; t++) causal_softmax_row(a + t * T, t, T);
+        /* out (T,hs) = att (T,T) @ v (T,hs) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T,
+                    (int)hs, (int)T, 1.0f, a, (int)T, v, (int)C3, 0.0f,
+                    out + b * T * C + h * hs, (int)C);
+    }
+}
+
+void linalg_attention_backward(float *dinp, float *datt, const float *dout,
+                               const float *inp, const float *att, size_t B,
+                               size_t T, size_t C, size_t NH)
+{
+    size_t hs = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for if (!omp_in_parallel())
+    for (size_t bh = 0; bh < B * NH; bh++) {
+        size_t b = bh / NH, h = bh % NH;
+        const float *q = inp + b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+        float *dq = dinp + b * T * C3 + h * hs, *dk = dq + C, *dv = dq + 2 * C;
+        const float *a = att + bh * T * T, *d = dout + b * T * C + h * hs;
+        float *da = datt + bh * T * T;
+        /* datt (T,T) = dout (T,hs) @ v^T; dv += att^T @ dout */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T,
+                    (int)hs, 1.0f, d, (int)C, v, (int)C3, 0.0f, da, (int)T);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)hs,
+                    (int)T, 1.0f, a, (int)T, d, (int)C, 1.0f, dv, (int)C3);
+        /* softmax backward in place, scaled: dscores */
+        for (size_t t = 0; t < T; t++) {
+            const float *ar = a + t * T;
+            float *dr = da + t * T;
+            float dot = 0;
+            for (size_t t2 = 0; t2 <= t; t2++) dot += ar[t2] * dr[t2];
+            for (size_t t2 = 0; t2 <= t; t2++)
+                dr[t2] = ar[t2] * (dr[t2] - dot) * scale;
+            for (size_t t2 = t + 1; t2 < T; t2++) dr[t2] = 0.0f;
+        }
+        /* dq += dscores @ k; dk += dscores^T @ q */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T,
+                    (int)hs, (int)T, 1.0f, da, (int)T, k, (int)C3, 1.0f, dq,
+                    (int)C3);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)hs,
+                    (int)T, 1.0f, da, (int)T, q, (int)C3, 1.0f, dk, (int)C3);
+    }
+}
+
+/* ---- gelu ------------------------------------------------------------- */
+
+void linalg_gelu_forward(float *out, const float *inp, size_t N)
+{
+#pragma omp parallel for if (!omp_in_parallel() && N > 32768)
+    for (size_t i = 0; i < N; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + tanhf(GELU_SCALE * (x + GELU_CUBE * x * x * x)));
+    }
+}
+
+void linalg_gelu_backward(float *dinp, const float *inp, const float *dout,
+                          size_t N)
+{
+#pragma omp parallel for if (!omp_in_parallel() && N > 32768)
+    for (size_t i = 0; i < N; i++) {
+        float x = inp[i];
+        float th = tanhf(GELU_SCALE * (x + GELU_CUBE * x * x * x));
+        float sech2 = 1.0f - th * th;
+        float grad = 0.5f * (1.0f + th) +
+                     0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * GELU_CUBE * x * x);
+        dinp[i] += grad * dout[i];
+    }
+}
+
+/* ---- residual --------------------------------------------------------- */
+
+void linalg_residual_forward(float *out, const float *inp1,
+                             const float *inp2, size_t N)
+{
+#pragma omp parallel for if (!omp_in_parallel() && N > 65536)
+    for (size_t i = 0; i < N; i++) out[i] = inp1[i] + inp2[i];
+}
+
+void linalg_residual_backward(float *dinp1, float *dinp2, const float *dout,
+                              size_t N)
+{
+#pragma omp parallel for if (!omp_in_parallel() && N > 65536)
+    for (size_t i = 0; i < N; i++) {
+        dinp1[i] += dout[i];
+        dinp2[i] += dout[i];
+    }
+}
+
+/* ---- softmax, cross-entropy ------------------------------------------ */
+
+/* max and log(sum(exp(x - max))) of one row. */
+static void row_logsumexp(const float *x, size_t V, float *maxval,
+                          double *logsum)
+{
+    float m = x[0];
+    for (size_t v = 1; v < V; v++)
+        if (x[v] > m) m = x[v];
+    double s = 0;
+    for (size_t v = 0; v < V; v++) s += expf(x[v] - m);
+    *maxval = m;
+    *logsum = log(s);
+}
+
+void linalg_softmax_forward(float *probs, const float *logits, size_t N,
+                            size_t V)
+{
+#pragma omp parallel for if (!omp_in_parallel() && N > 1 && N * V > 32768)
+    for (size_t n = 0; n < N; n++) {
+        float m;
+        double ls;
+        row_logsumexp(logits + n * V, V, &m, &ls);
+        float shift = (float)(m + ls);
+        for (size_t v = 0; v < V; v++) probs[n * V + v] = expf(logits[n * V + v] - shift);
+    }
+}
+
+void linalg_log_softmax_forward(float *out, const float *logits, size_t N,
+                                size_t V)
+{
+#pragma omp parallel for if (!omp_in_parallel() && N > 1 && N * V > 32768)
+    for (size_t n = 0; n < N; n++) {
+        float m;
+        double ls;
+        row_logsumexp(logits + n * V, V, &m, &ls);
+        for (size_t v = 0; v < V; v++)
+            out[n * V + v] = (float)((double)(logits[n * V + v] - m) - ls);
+    }
+}
+
+double linalg_crossentropy_forward(float *losses, const float *logits,
+                                   const int *targets, size_t N, size_t V)
+{
+    double total = 0;
+    if (!losses) {
+        for (size_t n = 0; n < N; n++) {
+            float m;
+            double ls;
+            row_logsumexp(logits + n * V, V, &m, &ls);
+            total += ls - (double)(logits[n * V + targets[n]] - m);
+        }
+        return total;
+    }
+#pragma omp parallel for if (!omp_in_parallel() && N > 1 && N * V > 32768)
+    for (size_t n = 0; n < N; n++) {
+        float m;
+        double ls;
+        row_logsumexp(logits + n * V, V, &m, &ls);
+        losses[n] = (float)(ls - (double)(logits[n * V + targets[n]] - m));
+    }
+    for (size_t n = 0; n < N; n++) total += losses[n];
+    return total;
+}
+
+void linalg_crossentropy_softmax_backward(float *dlogits, const float *dlosses,
+                                          const float *logits,
+                                          const int *targets, size_t N,
+                                          size_t V)
+{
+#pragma omp parallel for if (!omp_in_parallel() && N > 1 && N * V > 32768)
+    for (size_t n = 0; n < N; n++) {
+        float m;
+        double ls;
+        const float *x = logits + n * V;
+        float *g = dlogits + n * V;
+        row_logsumexp(x, V, &m, &ls);
+        float shift = (float)(m + ls), dl = dlosses[n];
+        for (size_t v = 0; v < V; v++) g[v] += dl * expf(x[v] - shift);
+        g[targets[n]] -= dl;
+    }
+}
+
+/* ======================================================================
+ * Naive twins: the textbook loops, one thread, no BLAS. Test oracles.
+ * ====================================================================== */
+
+void linalg_encoder_forward_naive(float *out, const int *inp, const float *wte,
+                                  const float *wpe, size_t B, size_t T,
+                                  size_t C)
+{
+    for (size_t b = 0; b < B; b++)
+        for (size_t t = 0; t < T; t++)
+            for (size_t c = 0; c < C; c++)
+                out[(b * T + t) * C + c] =
+                    wte[(size_t)inp[b * T + t] * C + c] + wpe[t * C + c];
+}
+
+void linalg_encoder_backward_naive(float *dwte, float *dwpe,
+                                   const float *dout, const int *inp,
+                                   size_t B, size_t T, size_t C)
+{
+    for (size_t b = 0; b < B; b++)
+        for (size_t t = 0; t < T; t++)
+            for (size_t c = 0; c < C; c++) {
+                float d = dout[(b * T + t) * C + c];
+                if (dwte) dwte[(size_t)inp[b * T + t] * C + c] += d;
+                if (dwpe) dwpe[t * C + c] += d;
+            }
+}
+
+void linalg_layernorm_forward_naive(float *out, float *mean, float *rstd,
+                                    const float *inp, const float *weight,
+                                    const float *bias, size_t N, size_t C,
+                                    float eps)
+{
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * C;
+        double m = 0, v = 0;
+        for (size_t i = 0; i < C; i++) m += x[i];
+        m /= C;
+        for (size_t i = 0; i < C; i++) v += (x[i] - m) * (x[i] - m);
+        v /= C;
+        double r = 1.0 / sqrt(v + eps);
+        for (size_t i = 0; i < C; i++)
+            out[n * C + i] = (float)((x[i] - m) * r * weight[i] + bias[i]);
+        if (mean) mean[n] = (float)m;
+        if (rstd) rstd[n] = (float)r;
+    }
+}
+
+void linalg_layernorm_backward_naive(float *dinp, float *dweight,
+                                     float *dbias, const float *dout,
+                                     const float *inp, const float *weight,
+                                     const float *mean, const float *rstd,
+                                     size_t N, size_t C)
+{
+    for (size_t n = 0; n < N; n++) {
+        const float *d = dout + n * C, *x = inp + n * C;
+        double dm = 0, dnm = 0;
+        for (size_t i = 0; i < C; i++) {
+            double norm = (x[i] - mean[n]) * (double)rstd[n];
+            dm += weight[i] * d[i];
+            dnm += weight[i] * d[i] * norm;
+        }
+        dm /= C;
+        dnm /= C;
+        for (size_t i = 0; i < C; i++) {
+            double norm = (x[i] - mean[n]) * (double)rstd[n];
+            if (dbias) dbias[i] += d[i];
+            if (dweight) dweight[i] += (float)(norm * d[i]);
+            if (dinp)
+                dinp[n * C + i] +=
+                    (float)((weight[i] * d[i] - dm - norm * dnm) * rstd[n]);
+        }
+    }
+}
+
+void linalg_matmul_forward_naive(float *out, const float *inp,
+                                 const float *weight, const float *bias,
+                                 size_t N, size_t IN, size_t OUT)
+{
+    for (size_t n = 0; n < N; n++)
+        for (size_t o = 0; o < OUT; o++) {
+            double s = bias ? bias[o] : 0.0;
+            for (size_t i = 0; i < IN; i++)
+                s += (double)inp[n * IN + i] * weight[i * OUT + o];
+            out[n * OUT + o] = (float)s;
+        }
+}
+
+void linalg_matmul_backward_naive(float *dinp, float *dweight, float *dbias,
+                                  const float *dout, const float *inp,
+                                  const float *weight, size_t N, size_t IN,
+                                  size_t OUT)
+{
+    for (size_t n = 0; n < N; n++)
+        for (size_t o = 0; o < OUT; o++) {
+            float d = dout[n * OUT + o];
+            if (dbias) dbias[o] += d;
+            for (size_t i = 0; i < IN; i++) {
+                if (dinp) dinp[n * IN + i] += d * weight[i * OUT + o];
+                if (dweight) dweight[i * OUT + o] += d * inp[n * IN + i];
+            }
+        }
+}
+
+void linalg_matmul_nt_forward_naive(float *out, const float *inp,
+                                    const float *weight, size_t N, size_t IN,
+                                    size_t OUT)
+{
+    for (size_t n = 0; n < N; n++)
+        for (size_t o = 0; o < OUT; o++) {
+            double s = 0;
+            for (size_t i = 0; i < IN; i++)
+                s += (double)inp[n * IN + i] * weight[o * IN + i];
+            out[n * OUT + o] = (float)s;
+        }
+}
+
+void linalg_matmul_nt_backward_naive(float *dinp, float *dweight,
+                                     const float *dout, const float *inp,
+                                     const float *weight, size_t N,
+                                     size_t IN, size_t OUT)
+{
+    for (size_t n = 0; n < N; n++)
+        for (size_t o = 0; o < OUT; o++) {
+            float d = dout[n * OUT + o];
+            for (size_t i = 0; i < IN; i++) {
+                if (dinp) dinp[n * IN + i] += d * weight[o * IN + i];
+                if (dweight) dweight[o * IN + i] += d * inp[n * IN + i];
+            }
+        }
+}
+
+void linalg_attention_forward_naive(float *out, float *att, const float *inp,
+                                    size_t B, size_t T, size_t C, size_t NH)
+{
+    size_t hs = C / NH, C3 = 3 * C;
+    double scale = 1.0 / sqrt((double)hs);
+    for (size_t b = 0; b < B; b++)
+        for (size_t t = 0; t < T; t++)
+            for (size_t h = 0; h < NH; h++) {
+                const float *q = inp + (b * T + t) * C3 + h * hs;
+                float *a = att + ((b * NH + h) * T + t) * T;
+                double maxval = -INFINITY, sum = 0;
+                for (size_t t2 = 0; t2 <= t; t2++) {
+                    const float *k = inp + (b * T + t2) * C3 + h * hs + C;
+                    double s = 0;
+                    for (size_t i = 0; i < hs; i++) s += (double)q[i] * k[i];
+                    a[t2] = (float)(s * scale);
+                    if (a[t2] > maxval) maxval = a[t2];
+                }
+                for (size_t t2 = 0; t2 <= t; t2++) {
+                    a[t2] = (float)exp(a[t2] - maxval);
+                    sum += a[t2];
+                }
+                for (size_t t2 = 0; t2 < T; t2++)
+                    a[t2] = t2 <= t ? (float)(a[t2] / sum) : 0.0f;
+                float *o = out + (b * T + t) * C + h * hs;
+                for (size_t i = 0; i < hs; i++) {
+                    double s = 0;
+                    for (size_t t2 = 0; t2 <= t; t2++)
+                        s += (double)a[t2] * inp[(b * T + t2) * C3 + h * hs + 2 * C + i];
+                    o[i] = (float)s;
+                }
+            }
+}
+
+void linalg_attention_backward_naive(float *dinp, float *datt,
+                                     const float *dout, const float *inp,
+                                     const float *att, size_t B, size_t T,
+                                     size_t C, size_t NH)
+{
+    size_t hs = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (size_t b = 0; b < B; b++)
+        for (size_t t = 0; t < T; t++)
+            for (size_t h = 0; h < NH; h++) {
+                const float *a = att + ((b * NH + h) * T + t) * T;
+                float *da = datt + ((b * NH + h) * T + t) * T;
+                const float *d = dout + (b * T + t) * C + h * hs;
+                const float *q = inp + (b * T + t) * C3 + h * hs;
+                float *dq = dinp + (b * T + t) * C3 + h * hs;
+                for (size_t t2 = 0; t2 < T; t2++) da[t2] = 0.0f;
+                /* through out = att @ v */
+                for (size_t t2 = 0; t2 <= t; t2++) {
+                    const float *v = inp + (b * T + t2) * C3 + h * hs + 2 * C;
+                    float *dv = dinp + (b * T + t2) * C3 + h * hs + 2 * C;
+                    for (size_t i = 0; i < hs; i++) {
+                        da[t2] += v[i] * d[i];
+                        dv[i] += a[t2] * d[i];
+                    }
+                }
+                /* through the softmax: dpre[t3] = sum_t2 a[t2](δ - a[t3]) da[t2] */
+                for (size_t t3 = 0; t3 <= t; t3++) {
+                    float dpre = 0;
+                    for (size_t t2 = 0; t2 <= t; t2++)
+                        dpre += a[t2] * ((t2 == t3) - a[t3]) * da[t2];
+                    /* through scores = scale q . k */
+                    const float *k = inp + (b * T + t3) * C3 + h * hs + C;
+                    float *dk = dinp + (b * T + t3) * C3 + h * hs + C;
+                    for (size_t i = 0; i < hs; i++) {
+                        dq[i] += k[i] * dpre * scale;
+                        dk[i] += q[i] * dpre * scale;
+                    }
+                }
+            }
+}
+
+void linalg_gelu_forward_naive(float *out, const float *inp, size_t N)
+{
+    for (size_t i = 0; i < N; i++) {
+        double x = inp[i];
+        out[i] = (float)(0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) *
+                                               (x + 0.044715 * x * x * x))));
+    }
+}
+
+void linalg_gelu_backward_naive(float *dinp, const float *inp,
+                                const float *dout, size_t N)
+{
+    for (size_t i = 0; i < N; i++) {
+        double x = inp[i], s = sqrt(2.0 / M_PI);
+        double u = s * (x + 0.044715 * x * x * x);
+        double th = tanh(u), du = s * (1.0 + 3 * 0.044715 * x * x);
+        double grad = 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * du;
+        dinp[i] += (float)(grad * dout[i]);
+    }
+}
+
+void linalg_residual_forward_naive(float *out, const float *inp1,
+                                   const float *inp2, size_t N)
+{
+    for (size_t i = 0; i < N; i++) out[i] = inp1[i] + inp2[i];
+}
+
+void linalg_residual_backward_naive(float *dinp1, float *dinp2,
+                                    const float *dout, size_t N)
+{
+    for (size_t i = 0; i < N; i++) {
+        dinp1[i] += dout[i];
+        dinp2[i] += dout[i];
+    }
+}
+
+void linalg_softmax_forward_naive(float *probs, const float *logits, size_t N,
+                                  size_t V)
+{
+    for (size_t n = 0; n < N; n++) {
+        const float *x = logits + n * V;
+        double m = -INFINITY, s = 0;
+        for (size_t v = 0; v < V; v++) if (x[v] > m) m = x[v];
+        for (size_t v = 0; v < V; v++) s += exp(x[v] - m);
+        for (size_t v = 0; v < V; v++) probs[n * V + v] = (float)(exp(x[v] - m) / s);
+    }
+}
+
+void linalg_log_softmax_forward_naive(float *out, const float *logits,
+                                      size_t N, size_t V)
+{
+    for (size_t n = 0; n < N; n++) {
+        const float *x = logits + n * V;
+        double m = -INFINITY, s = 0;
+        for (size_t v = 0; v < V; v++) if (x[v] > m) m = x[v];
+        for (size_t v = 0; v < V; v++) s += exp(x[v] - m);
+        double lse = m + log(s);
+        for (size_t v = 0; v < V; v++) out[n * V + v] = (float)(x[v] - lse);
+    }
+}
+
+double linalg_crossentropy_forward_naive(float *losses, const float *logits,
+                                         const int *targets, size_t N,
+                                         size_t V)
+{
+    double total = 0;
+    for (size_t n = 0; n < N; n++) {
+        const float *x = logits + n * V;
+        double m = -INFINITY, s = 0;
+        for (size_t v = 0; v < V; v++) if (x[v] > m) m = x[v];
+        for (size_t v = 0; v < V; v++) s += exp(x[v] - m);
+        double loss = m + log(s) - x[targets[n]];
+        if (losses) losses[n] = (float)loss;
+        total += loss;
+    }
+    return total;
+}
+
+void linalg_crossentropy_softmax_backward_naive(float *dlogits,
+                                                const float *dlosses,
+                                                const float *logits,
+                                                const int *targets, size_t N,
+                                                size_t V)
+{
+    for (size_t n = 0; n < N; n++) {
+        const float *x = logits + n * V;
+        double m = -INFINITY, s = 0;
+        for (size_t v = 0; v < V; v++) if (x[v] > m) m = x[v];
+        for (size_t v = 0; v < V; v++) s += exp(x[v] - m);
+        for (size_t v = 0; v < V; v++) {
+            double p = exp(x[v] - m) / s;
+            dlogits[n * V + v] += (float)(dlosses[n] * (p - ((int)v == targets[n])));
+        }
+    }
+}

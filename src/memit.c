@@ -1,0 +1,236 @@
+/* memit: keys, the layer-by-layer least-squares update of MEMIT and the
+ * rank-one update of ROME (see memit.h; kmeng01/memit memit_main.py and
+ * rome/rome_main.py are the references). Linear algebra in float64
+ * through BLAS/LAPACK, as the reference does it. */
+#include "memit.h"
+#include "errors.h"
+#include "spd.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Keys and block outputs of one group of facts (single thread). */
+static int keys_group(const gpt2_model *m, const editreq *r, size_t G,
+                      size_t layer, size_t zlayer, float *K, float *H)
+{
+    size_t F = m->config.n_inner, C = m->config.n_embd, B = 0, T = 0;
+    for (size_t f = 0; f < G; f++) {
+        B += r[f].n_rewrite;
+        for (size_t s = 0; s < r[f].n_rewrite; s++)
+            /* keys at the lookup do not depend on later tokens */
+            if (r[f].seq[s].lookup + 1 > T) T = r[f].seq[s].lookup + 1;
+    }
+    int *tokens = calloc(B * T, sizeof(int));
+    gpt2_acts *a = NULL;
+    int rc = tokens ? gpt2_acts_new(&a, &m->config, B, T, 1) : ERR_NOMEM;
+    if (rc) goto out;
+    for (size_t f = 0, b = 0; f < G; f++)
+        for (size_t s = 0; s < r[f].n_rewrite; s++, b++) {
+            const editreq_seq *q = &r[f].seq[s];
+            memcpy(tokens + b * T, q->tokens, (q->lookup + 1) * sizeof(int));
+        }
+    gpt2_batch batch = {.tokens = tokens, .B = B, .T = T};
+    if ((rc = gpt2_forward(m, a, &batch))) goto out;
+    const float *keys = gpt2_acts_mlp_key(a, layer);
+    const float *out = gpt2_acts_block_out(a, zlayer);
+    for (size_t f = 0, b = 0; f < G; f++) {
+        float *k = K + f * F;
+        memset(k, 0, F * sizeof(float));
+        for (size_t s = 0; s < r[f].n_rewrite; s++, b++) {
+            const float *src = keys + (b * T + r[f].seq[s].lookup) * F;
+            float w = (float)editreq_key_weight(&r[f], s);
+            for (size_t i = 0; i < F; i++) k[i] += w * src[i];
+            if (s == 0 && H)
+                memcpy(H + f * C, out + (b * T + r[f].seq[0].lookup) * C,
+                       C * sizeof(float));
+        }
+    }
+out:
+    gpt2_acts_free(a);
+    free(tokens);
+    return rc;
+}
+
+int memit_keys(const gpt2_model *m, const editreq *r, size_t n,
+               size_t layer, size_t zlayer, const hparams *h, float *K,
+               float *H)
+{
+    size_t G = h->facts_per_group ? h->facts_per_group : 1;
+    size_t n_groups = (n + G - 1) / G, F = m->config.n_inner,
+           C = m->config.n_embd;
+    int rc = 0;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t gi = 0; gi < n_groups; gi++) {
+        size_t f0 = gi * G, cnt = f0 + G <= n ? G : n - f0;
+        int grc = keys_group(m, r + f0, cnt, layer, zlayer, K + f0 * F,
+                             H ? H + f0 * C : NULL);
+        if (grc) {
+#pragma omp critical(memit_keys_rc)
+            if (!rc) rc = grc;
+        }
+    }
+    return rc;
+}
+
+/* Adds dW (F, C, float64) to the layer's mlp.c_proj and measures it. */
+static void add_update(gpt2_model *m, size_t layer, const double *dW,
+                       memit_layer_stats *st)
+{
+    size_t F = m->config.n_inner, C = m->config.n_embd;
+    float *W = m->p.fcprojw + layer * F * C;
+    double dn = 0, wn = 0, mx = 0;
+    for (size_t i = 0; i < F * C; i++) {
+        float before = W[i];
+        W[i] = (float)((double)W[i] + dW[i]);
+        double d = (double)W[i] - before; /* the realized change */
+        dn += d * d;
+        wn += (double)before * before;
+        if (fabs(d) > mx) mx = fabs(d);
+    }
+    st->layer = layer;
+    st->delta_norm = sqrt(dn);
+    st->rel_norm = wn > 0 ? sqrt(dn / wn) : 0;
+    st->max_abs = mx;
+}
+
+int memit_layer_delta(const double *cov_mean, const float *K,
+                      const double *resid, size_t n, size_t F, size_t C,
+                      double lambda, double *dW)
+{
+    double *A = malloc(F * F * sizeof(double));
+    double *X = malloc(F * (n ? n : 1) * sizeof(double)); /* (F, n) */
+    int rc = A && X ? 0 : ERR_NOMEM;
+    if (!rc) {
+        for (size_t i = 0; i < F * F; i++) A[i] = lambda * cov_mean[i];
+        for (size_t f = 0; f < n; f++)
+            for (size_t i = 0; i < F; i++) X[i * n + f] = K[f * F + i];
+        /* A += K^T K (upper triangle; dposv reads only that) */
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)F, (int)n,
+                    1.0, X, (int)n, 1.0, A, (int)F);
+        rc = spd_solve(A, X, F, n);
+    }
+    if (!rc) /* dW (F, C) = X (F, n) resid (n, C) */
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)F, (int)C,
+                    (int)n, 1.0, X, (int)n, resid, (int)C, 0.0, dW, (int)C);
+    free(A);
+    free(X);
+    return rc;
+}
+
+int memit_layer_delta_naive(const double *cov_mean, const float *K,
+                            const double *resid, size_t n, size_t F,
+                            size_t C, double lambda, double *dW)
+{
+    double *A = malloc(F * F * sizeof(double));
+    double *X = malloc(F * (n ? n : 1) * sizeof(double));
+    int rc = A && X ? 0 : ERR_NOMEM;
+    for (size_t i = 0; !rc && i < F; i++) {
+        for (size_t j = 0; j < F; j++) {
+            double s = lambda * cov_mean[i * F + j];
+            for (size_t f = 0; f < n; f++)
+                s += (double)K[f * F + i] * K[f * F + j];
+            A[i * F + j] = s;
+        }
+        for (size_t f = 0; f < n; f++) X[i * n + f] = K[f * F + i];
+    }
+    if (!rc) rc = spd_solve_naive(A, X, F, n);
+    for (size_t i = 0; !rc && i < F; i++)
+        for (size_t c = 0; c < C; c++) {
+            double s = 0;
+            for (size_t f = 0; f < n; f++) s += X[i * n + f] * resid[f * C + c];
+            dW[i * C + c] = s;
+        }
+    free(A);
+    free(X);
+    return rc;
+}
+
+int memit_apply(gpt2_model *m, const editreq *r, size_t n, const float *z,
+                const hparams *h, const double *const *cov_mean,
+                memit_layer_stats *stats, progress_fn progress, void *ctx)
+{
+    size_t F = m->config.n_inner, C = m->config.n_embd;
+    size_t zlayer = h->layers[h->n_layers - 1];
+    float *K = malloc(n * F * sizeof(float)), *H = malloc(n * C * sizeof(float));
+    double *resid = malloc(n * C * sizeof(double)); /* (n, C) */
+    double *dW = malloc(F * C * sizeof(double));
+    int rc = K && H && resid && dW ? 0 : ERR_NOMEM;
+    for (size_t li = 0; !rc && li < h->n_layers; li++) {
+        size_t layer = h->layers[li], left = h->n_layers - li;
+        if (progress) progress(ctx, "layer updates", li, h->n_layers);
+        if ((rc = memit_keys(m, r, n, layer, zlayer, h, K, H))) break;
+        double rn = 0;
+        for (size_t f = 0; f < n; f++) {
+            double s = 0;
+            for (size_t c = 0; c < C; c++) {
+                double d = (double)z[f * C + c] - H[f * C + c];
+                resid[f * C + c] = d / (double)left;
+                s += d * d;
+            }
+            rn += sqrt(s);
+        }
+        stats[li].resid_before = n ? rn / (double)n : 0;
+        rc = memit_layer_delta(cov_mean[li], K, resid, n, F, C,
+                               h->mom2_update_weight, dW);
+        if (rc == ERR_NUMERIC) {
+            err_set(rc, "layer %zu: the update system is singular; compute "
+                    "more key statistics or raise mom2_update_weight", layer);
+            break;
+        }
+        if (rc) break;
+        add_update(m, layer, dW, &stats[li]);
+    }
+    if (!rc && progress) progress(ctx, "layer updates", h->n_layers, h->n_layers);
+    free(K);
+    free(H);
+    free(resid);
+    free(dW);
+    return rc;
+}
+
+int rome_apply(gpt2_model *m, const editreq *r, const float *z, size_t layer,
+               const hparams *h, const double *cov_mean,
+               memit_layer_stats *stats)
+{
+    size_t F = m->config.n_inner, C = m->config.n_embd;
+    float *k = malloc(F * sizeof(float)), *hv = malloc(C * sizeof(float));
+    double *A = malloc(F * F * sizeof(double)), *u = malloc(F * sizeof(double));
+    double *dW = malloc(F * C * sizeof(double));
+    int rc = k && hv && A && u && dW ? 0 : ERR_NOMEM;
+    if (!rc) rc = memit_keys(m, r, 1, layer, layer, h, k, hv);
+    if (!rc) {
+        double tr = 0;
+        for (size_t i = 0; i < F; i++) tr += cov_mean[i * F + i];
+        memcpy(A, cov_mean, F * F * sizeof(double));
+        for (size_t i = 0; i < F; i++) {
+            A[i * F + i] += h->rome_ridge * tr / (double)F;
+            u[i] = k[i];
+        }
+        rc = spd_solve(A, u, F, 1);
+    }
+    if (!rc) {
+        double uk = 0;
+        for (size_t i = 0; i < F; i++) uk += u[i] * k[i];
+        if (!(fabs(uk) > 0) || !isfinite(uk)) {
+            rc = err_set(ERR_NUMERIC, "rome: the key is orthogonal to its "
+                         "statistics (u.k = %g)", uk);
+        } else {
+            for (size_t i = 0; i < F; i++)
+                for (size_t c = 0; c < C; c++)
+                    dW[i * C + c] = u[i] * ((double)z[c] - hv[c]) / uk;
+            double s = 0;
+            for (size_t c = 0; c < C; c++)
+                s += ((double)z[c] - hv[c]) * ((double)z[c] - hv[c]);
+            stats->resid_before = sqrt(s);
+            add_update(m, layer, dW, stats);
+        }
+    }
+    free(k);
+    free(hv);
+    free(A);
+    free(u);
+    free(dW);
+    return rc;
+}

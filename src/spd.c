@@ -1,0 +1,57 @@
+/* spd: symmetric positive definite solves (see spd.h). */
+#include "spd.h"
+#include "errors.h"
+
+#include <lapacke.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int spd_solve(double *A, double *B, size_t n, size_t m)
+{
+    lapack_int info = LAPACKE_dposv(LAPACK_ROW_MAJOR, 'U', (lapack_int)n,
+                                    (lapack_int)m, A, (lapack_int)n, B,
+                                    (lapack_int)m);
+    if (info > 0)
+        return err_set(ERR_NUMERIC, "the system is singular (not positive "
+                       "definite at row %d)", (int)info);
+    if (info < 0)
+        return err_set(ERR_INVALID, "dposv: bad argument %d", (int)-info);
+    for (size_t i = 0; i < n * m; i++)
+        if (!isfinite(B[i]))
+            return err_set(ERR_NUMERIC, "the solution is not finite");
+    return 0;
+}
+
+int spd_solve_naive(double *A, double *B, size_t n, size_t m)
+{
+    for (size_t col = 0; col < n; col++) {
+        size_t piv = col;
+        for (size_t r = col + 1; r < n; r++)
+            if (fabs(A[r * n + col]) > fabs(A[piv * n + col])) piv = r;
+        if (A[piv * n + col] == 0)
+            return err_set(ERR_NUMERIC, "the system is singular");
+        if (piv != col) {
+            for (size_t k = 0; k < n; k++) {
+                double t = A[col * n + k];
+                A[col * n + k] = A[piv * n + k];
+                A[piv * n + k] = t;
+            }
+            for (size_t k = 0; k < m; k++) {
+                double t = B[col * m + k];
+                B[col * m + k] = B[piv * m + k];
+                B[piv * m + k] = t;
+            }
+        }
+        for (size_t r = 0; r < n; r++) {
+            if (r == col) continue;
+            double f = A[r * n + col] / A[col * n + col];
+            if (f == 0) continue;
+            for (size_t k = col; k < n; k++) A[r * n + k] -= f * A[col * n + k];
+            for (size_t k = 0; k < m; k++) B[r * m + k] -= f * B[col * m + k];
+        }
+    }
+    for (size_t r = 0; r < n; r++)
+        for (size_t k = 0; k < m; k++) B[r * m + k] /= A[r * n + r];
+    return 0;
+}

@@ -1,0 +1,491 @@
+/* train: AdamW training of a GPT-2 model on short sequences, and the
+ * recall measure that tells when the model knows its facts (train.h).
+ *
+ * Data parallel over sequences: each step cuts its batch into one slice
+ * per worker; a worker builds its (b, T) token block (right-padded with
+ * id 0, which causal attention keeps away from real positions), runs
+ * gpt2_forward + gpt2_backward single-threaded (we are inside an OpenMP
+ * region) into its own zeroed gradient model, and the gradients are then
+ * added in worker order, element by element, so the sum never depends on
+ * scheduling. Each worker's cross-entropy gradient is scaled by its
+ * share of the step's loss positions, so the step's loss is the mean
+ * over all loss positions of the batch. Norms are summed serially in
+ * double. For tiny models this beats one big multi-threaded pass: the
+ * matrices are too small for BLAS threads to pay off. */
+#include "train.h"
+
+#include "errors.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define EVAL_CHUNK 64
+
+void train_options_default(train_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->steps = 2000;
+    o->batch_size = 32;
+    o->lr = 3e-3f;
+    o->min_lr_frac = 0.1f;
+    o->warmup = 50;
+    o->schedule = TRAIN_COSINE;
+    o->beta1 = 0.9f;
+    o->beta2 = 0.95f;
+    o->eps = 1e-8f;
+    o->weight_decay = 0.1f;
+    o->grad_clip = 1.0f;
+    o->loss = TRAIN_LOSS_ALL;
+    o->seed = 1;
+    o->threads = 1;
+    o->eval_every = 50;
+}
+
+float train_lr(const train_options *o, size_t s)
+{
+    if (s < o->warmup)
+        return o->lr * (float)(s + 1) / (float)o->warmup;
+    double lo = (double)o->lr * o->min_lr_frac;
+    double span = o->steps > o->warmup ? (double)(o->steps - o->warmup) : 1;
+    double p = (double)(s - o->warmup) / span;
+    if (p > 1)
+        p = 1;
+    double f = o->schedule == TRAIN_LINEAR ? 1 - p
+                                           : 0.5 * (1 + cos(M_PI * p));
+    return (float)(lo + (o->lr - lo) * f);
+}
+
+void train_adamw(float *param, const float *grad, float *m, float *v,
+                 size_t n, float lr, float beta1, float beta2, float eps,
+                 float decay, size_t t)
+{
+    float c1 = 1.0f - powf(beta1, (float)t);
+    float c2 = 1.0f - powf(beta2, (float)t);
+    for (size_t i = 0; i < n; i++) {
+        float g = grad[i];
+        m[i] = beta1 * m[i] + (1.0f - beta1) * g;
+        v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
+        float mh = m[i] / c1, vh = v[i] / c2;
+        param[i] -= lr * (mh / (sqrtf(vh) + eps) + decay * param[i]);
+    }
+}
+
+/* Which of gpt2_params' tensors are weight matrices (decayed). */
+static int is_matrix(int index)
+{
+    switch (index) {
+    case 0: case 1: case 4: case 6: case 10: case 12:
+        return 1;
+    }
+    return 0;
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static void shuffle(size_t *a, size_t n, uint64_t *s)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(rng_next(s) % i);
+        size_t t = a[i - 1];
+        a[i - 1] = a[j];
+        a[j] = t;
+    }
+}
+
+static int check_seqs(const gpt2_config *c, const train_seq *s, size_t n,
+                      const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i].len < 2 || s[i].len > c->n_positions ||
+            s[i].answer_start < 1 || s[i].answer_start >= s[i].len)
+            return err_set(ERR_INVALID, "%s sequence %zu: length %zu, answer "
+                           "at %zu (context %zu)", what, i, s[i].len,
+                           s[i].answer_start, c->n_positions);
+        for (size_t k = 0; k < s[i].len; k++)
+            if (s[i].tokens[k] < 0 ||
+                (size_t)s[i].tokens[k] >= c->vocab_size)
+                return err_set(ERR_INVALID, "%s sequence %zu: token id %d "
+                               "outside the vocabulary (%zu)", what, i,
+                               s[i].tokens[k], c->vocab_size);
+    }
+    return 0;
+}
+
+/* The loss positions of a sequence: [first, len-1) predicting t+1. */
+static size_t loss_first(const train_seq *s, train_loss mode)
+{
+    return mode == TRAIN_LOSS_ANSWER ? s->answer_start - 1 : 0;
+}
+
+/* ---- recall ------------------------------------------------------------ */
+
+/* Recall of seqs[lo..hi) with one workspace; writes correct[]. */
+static int recall_chunk(const gpt2_model *m, gpt2_acts *a, int *tok,
+                        size_t *pos, const train_seq *seqs, size_t lo,
+                        size_t hi, unsigned char *correct)
+{
+    size_t B = hi - lo, T = 0, nl = 0, V = m->config.vocab_size;
+    for (size_t i = lo; i < hi; i++)
+        if (seqs[i].len > T)
+            T = seqs[i].len;
+    for (size_t b = 0; b < B; b++) {
+        const train_seq *s = &seqs[lo + b];
+        for (size_t t = 0; t < T; t++)
+            tok[b * T + t] = t < s->len ? s->tokens[t] : 0;
+        for (size_t t = s->answer_start - 1; t + 1 < s->len; t++)
+            pos[nl++] = b * T + t;
+    }
+    gpt2_batch batch = {.tokens = tok, .B = B, .T = T, .logit_pos = pos,
+                        .n_logits = nl};
+    int rc = gpt2_forward(m, a, &batch);
+    if (rc)
+        return rc;
+    const float *logits = gpt2_acts_logits(a);
+    size_t row = 0;
+    for (size_t b = 0; b < B; b++) {
+        const train_seq *s = &seqs[lo + b];
+        int ok = 1;
+        for (size_t t = s->answer_start - 1; t + 1 < s->len; t++, row++) {
+            const float *l = logits + row * V;
+            size_t best = 0;
+            for (size_t v = 1; v < V; v++)
+                if (l[v] > l[best])
+                    best = v;
+            if ((int)best != s->tokens[t + 1])
+                ok = 0;
+        }
+        correct[lo + b] = (unsigned char)ok;
+    }
+    return 0;
+}
+
+int train_recall(const gpt2_model *m, const train_seq *seqs, size_t n,
+                 int threads, double *recall, unsigned char *correct)
+{
+    *recall = 0;
+    if (n == 0)
+        return 0;
+    int rc = check_seqs(&m->config, seqs, n, "recall");
+    if (rc)
+        return rc;
+    unsigned char *ok = correct ? correct : malloc(n);
+    if (!ok)
+        return err_set(ERR_NOMEM, "out of memory measuring recall");
+    size_t T = 0;
+    for (size_t i = 0; i < n; i++)
+        if (seqs[i].len > T)
+            T = seqs[i].len;
+    size_t nchunks = (n + EVAL_CHUNK - 1) / EVAL_CHUNK;
+    int nt = threads < 1 ? 1 : threads;
+    if ((size_t)nt > nchunks)
+        nt = (int)nchunks;
+    rc = 0;
+#pragma omp parallel num_threads(nt)
+    {
+        gpt2_acts *a = NULL;
+        int *tok = malloc(EVAL_CHUNK * T * sizeof *tok);
+        size_t *pos = malloc(EVAL_CHUNK * T * sizeof *pos);
+        int my = (!tok || !pos) ? ERR_NOMEM
+                                : gpt2_acts_new(&a, &m->config, EVAL_CHUNK, T,
+                                                EVAL_CHUNK * T);
+#pragma omp for schedule(dynamic, 1)
+        for (size_t c = 0; c < nchunks; c++) {
+            if (my)
+                continue;
+            size_t lo = c * EVAL_CHUNK;
+            size_t hi = lo + EVAL_CHUNK < n ? lo + EVAL_CHUNK : n;
+            my = recall_chunk(m, a, tok, pos, seqs, lo, hi, ok);
+        }
+#pragma omp critical
+        if (my && !rc)
+            rc = my;
+        gpt2_acts_free(a);
+        free(tok);
+        free(pos);
+    }
+    if (rc == ERR_NOMEM)
+        err_set(ERR_NOMEM, "out of memory measuring recall");
+    if (!rc) {
+        size_t good = 0;
+        for (size_t i = 0; i < n; i++)
+            good += ok[i];
+        *recall = (double)good / (double)n;
+    }
+    if (!correct)
+        free(ok);
+    return rc;
+}
+
+/* ---- training ---------------------------------------------------------- */
+
+typedef struct {
+    gpt2_acts *acts;
+    gpt2_model grads;
+    int *tok;          /* (bmax, T) */
+    size_t *pos;       /* (bmax * T) logit positions */
+    int *target;       /* (bmax * T) */
+    float *dlogits;    /* (bmax * T, V) */
+    double loss_sum;   /* sum over its loss positions */
+    int rc;
+} worker;
+
+static void workers_free(worker *w, int n)
+{
+    if (!w)
+        return;
+    for (int i = 0; i < n; i++) {
+        gpt2_acts_free(w[i].acts);
+        gpt2_model_free(&w[i].grads);
+        free(w[i].tok);
+        free(w[i].pos);
+        free(w[i].target);
+        free(w[i].dlogits);
+    }
+    free(w);
+}
+
+/* Forward + backward of seqs idx[0..b) into w->grads (zeroed first). */
+static int worker_step(const gpt2_model *m, worker *w, const train_seq *seqs,
+                       const size_t *idx, size_t b, train_loss mode,
+                       double scale)
+{
+    size_t T = 0, nl = 0, V = m->config.vocab_size;
+    memset(w->grads.memory, 0, m->num_parameters * sizeof(float));
+    w->loss_sum = 0;
+    if (b == 0)
+        return 0;
+    for (size_t i = 0; i < b; i++)
+        if (seqs[idx[i]].len > T)
+            T = seqs[idx[i]].len;
+    for (size_t i = 0; i < b; i++) {
+        const train_seq *s = &seqs[idx[i]];
+        for (size_t t = 0; t < T; t++)
+            w->tok[i * T + t] = t < s->len ? s->tokens[t] : 0;
+        for (size_t t = loss_first(s, mode); t + 1 < s->len; t++) {
+            w->pos[nl] = i * T + t;
+            w->target[nl++] = s->tokens[t + 1];
+        }
+    }
+    gpt2_batch batch = {.tokens = w->tok, .B = b, .T = T, .logit_pos = w->pos,
+                        .n_logits = nl};
+    int rc = gpt2_forward(m, w->acts, &batch);
+    if (rc)
+        return rc;
+    double mean = gpt2_crossentropy(gpt2_acts_logits(w->acts), w->target, nl,
+                                    V, w->dlogits);
+    w->loss_sum = mean * (double)nl;
+    /* d(mean over the whole batch)/dlogits = d(mean here) * nl / total */
+    float f = (float)(scale * (double)nl);
+    for (size_t i = 0; i < nl * V; i++)
+        w->dlogits[i] *= f;
+    return gpt2_backward(m, w->acts, &batch, w->dlogits, &w->grads, NULL);
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int eval_all(const gpt2_model *m, const train_eval *evals,
+                    size_t n_evals, int threads, double *rec, int *met)
+{
+    *met = n_evals > 0;
+    for (size_t e = 0; e < n_evals && e < 8; e++) {
+        int rc = train_recall(m, evals[e].seqs, evals[e].n, threads, &rec[e],
+                              NULL);
+        if (rc)
+            return rc;
+        if (rec[e] < evals[e].goal)
+            *met = 0;
+    }
+    return 0;
+}
+
+static void report_progress(const train_options *o, size_t step, double loss,
+                            const train_eval *evals, size_t n_evals,
+                            const double *rec)
+{
+    if (!o->progress)
+        return;
+    char label[512];
+    size_t len = (size_t)snprintf(label, sizeof label,
+                                  "step %zu/%zu loss %.4f", step, o->steps,
+                                  loss);
+    for (size_t e = 0; e < n_evals && e < 8 && len < sizeof label; e++)
+        len += (size_t)snprintf(label + len, sizeof label - len,
+                                " %s %.3f", evals[e].name ? evals[e].name
+                                                          : "recall", rec[e]);
+    o->progress(o->progress_ctx, label, step, o->steps);
+}
+
+int train_run(gpt2_model *m, const train_seq *seqs, size_t n,
+              const train_eval *evals, size_t n_evals,
+              const train_options *o, train_report *rep)
+{
+    memset(rep, 0, sizeof *rep);
+    double t0 = now_seconds();
+    const gpt2_config *c = &m->config;
+    size_t V = c->vocab_size, P = m->num_parameters;
+    int nt = o->threads < 1 ? 1 : o->threads;
+    if (n == 0 || o->batch_size == 0 || o->steps == 0)
+        return err_set(ERR_INVALID, "nothing to train (%zu sequences, batch "
+                       "%zu, %zu steps)", n, o->batch_size, o->steps);
+    if (n_evals > 8)
+        return err_set(ERR_INVALID, "%zu recall sets (at most 8)", n_evals);
+    int rc = check_seqs(c, seqs, n, "training");
+    for (size_t e = 0; !rc && e < n_evals; e++)
+        rc = check_seqs(c, evals[e].seqs, evals[e].n, evals[e].name);
+    if (rc)
+        return rc;
+
+    size_t B = o->batch_size < n ? o->batch_size : n;
+    size_t bmax = (B + (size_t)nt - 1) / (size_t)nt;
+    size_t T = 0;
+    for (size_t i = 0; i < n; i++)
+        if (seqs[i].len > T)
+            T = seqs[i].len;
+    worker *w = calloc((size_t)nt, sizeof *w);
+    size_t *order = malloc(n * sizeof *order);
+    float *mom = calloc(P, sizeof *mom), *vel = calloc(P, sizeof *vel);
+    if (!w || !order || !mom || !vel)
+        goto nomem;
+    for (int i = 0; i < nt; i++) {
+        if ((rc = gpt2_acts_new(&w[i].acts, c, bmax, T, bmax * T)) ||
+            (rc = gpt2_model_init(&w[i].grads, c)))
+            goto done;
+        w[i].tok = malloc(bmax * T * sizeof *w[i].tok);
+        w[i].pos = malloc(bmax * T * sizeof *w[i].pos);
+        w[i].target = malloc(bmax * T * sizeof *w[i].target);
+        w[i].dlogits = malloc(bmax * T * V * sizeof *w[i].dlogits);
+        if (!w[i].tok || !w[i].pos || !w[i].target || !w[i].dlogits)
+            goto nomem;
+    }
+
+    uint64_t rng = o->seed ^ 0x545241494e4b4559ULL;
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    shuffle(order, n, &rng);
+    size_t cursor = 0, since = 0, step = 0;
+    double loss_acc = 0, rec[8] = {0};
+    int met = 0;
+    size_t *batch = malloc(B * sizeof *batch);
+    if (!batch)
+        goto nomem;
+
+    for (step = 0; step < o->steps; step++) {
+        for (size_t i = 0; i < B; i++) {
+            if (cursor == n) {
+                shuffle(order, n, &rng);
+                cursor = 0;
+            }
+            batch[i] = order[cursor++];
+        }
+        size_t total = 0;
+        for (size_t i = 0; i < B; i++)
+            total += seqs[batch[i]].len - 1 -
+                     loss_first(&seqs[batch[i]], o->loss);
+        double scale = 1.0 / (double)total;
+#pragma omp parallel for num_threads(nt) schedule(static, 1)
+        for (int k = 0; k < nt; k++) {
+            size_t lo = (size_t)k * bmax;
+            size_t hi = lo + bmax < B ? lo + bmax : B;
+            w[k].rc = worker_step(m, &w[k], seqs, batch + (lo < B ? lo : B),
+                                  lo < B ? hi - lo : 0, o->loss, scale);
+        }
+        double loss = 0;
+        for (int k = 0; k < nt; k++) {
+            if (w[k].rc) {
+                rc = w[k].rc;
+                free(batch);
+                goto done;
+            }
+            loss += w[k].loss_sum;
+        }
+        loss /= (double)total;
+        if (!isfinite(loss)) {
+            rc = err_set(ERR_NUMERIC, "training diverged at step %zu (loss "
+                         "%g)", step + 1, loss);
+            free(batch);
+            goto done;
+        }
+        loss_acc += loss;
+        since++;
+
+        /* Sum the gradients in worker order, into worker 0's buffer. */
+        float *g = w[0].grads.memory;
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (size_t i = 0; i < P; i++) {
+            float s = g[i];
+            for (int k = 1; k < nt; k++)
+                s += w[k].grads.memory[i];
+            g[i] = s;
+        }
+        double norm2 = 0;
+        for (size_t i = 0; i < P; i++)
+            norm2 += (double)g[i] * g[i];
+        double norm = sqrt(norm2);
+        if (!isfinite(norm)) {
+            rc = err_set(ERR_NUMERIC, "gradient not finite at step %zu",
+                         step + 1);
+            free(batch);
+            goto done;
+        }
+        if (o->grad_clip > 0 && norm > o->grad_clip) {
+            float f = (float)(o->grad_clip / norm);
+            for (size_t i = 0; i < P; i++)
+                g[i] *= f;
+        }
+        float lr = train_lr(o, step);
+        size_t off = 0;
+        for (int k = 0; k < GPT2_NUM_TENSORS; k++) {
+            train_adamw(m->memory + off, g + off, mom + off, vel + off,
+                        m->sizes[k], lr, o->beta1, o->beta2, o->eps,
+                        is_matrix(k) ? o->weight_decay : 0.0f, step + 1);
+            off += m->sizes[k];
+        }
+
+        int last = step + 1 == o->steps;
+        if ((o->eval_every && (step + 1) % o->eval_every == 0) || last) {
+            if ((rc = eval_all(m, evals, n_evals, nt, rec, &met))) {
+                free(batch);
+                goto done;
+            }
+            rep->loss = loss_acc / (double)since;
+            report_progress(o, step + 1, rep->loss, evals, n_evals, rec);
+            loss_acc = 0;
+            since = 0;
+            if (met) {
+                step++;
+                break;
+            }
+        }
+    }
+    free(batch);
+    rep->steps = step;
+    rep->reached_goal = met;
+    for (size_t e = 0; e < n_evals && e < 8; e++)
+        rep->recall[e] = rec[e];
+    rc = 0;
+    goto done;
+nomem:
+    rc = err_set(ERR_NOMEM, "out of memory setting up training");
+done:
+    workers_free(w, nt);
+    free(order);
+    free(mom);
+    free(vel);
+    rep->seconds = now_seconds() - t0;
+    return rc;
+}

@@ -1,0 +1,292 @@
+/* ztarget: target vectors z by gradient steps on a vector added to the
+ * residual stream (see ztarget.h; kmeng01/memit compute_z.py is the
+ * reference: NLL over rewriting prompts + kl_factor * KL on the essence
+ * prompt + v_weight_decay * ||delta|| / ||h0||^2, Adam, norm clamp). */
+#include "ztarget.h"
+#include "errors.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The layout of one lockstep group: rows = every sequence of every fact
+ * of the group; logit rows = every target position plus one KL row per
+ * fact. */
+typedef struct {
+    size_t G, B, T, C, V, n_logits;
+    int *tokens;          /* (B, T) */
+    size_t *row_fact;     /* (B) */
+    size_t *hook_pos;     /* (B) lookup position of each row */
+    size_t *logit_pos;    /* (n_logits) */
+    size_t *logit_fact;   /* (n_logits) */
+    int *logit_target;    /* (n_logits) target id, or -1 for the KL row */
+    double *logit_weight; /* (n_logits) weight of the row's -log p */
+} zgroup;
+
+static void zgroup_free(zgroup *g)
+{
+    free(g->tokens);
+    free(g->row_fact);
+    free(g->hook_pos);
+    free(g->logit_pos);
+    free(g->logit_fact);
+    free(g->logit_target);
+    free(g->logit_weight);
+}
+
+static int zgroup_init(zgroup *g, const gpt2_model *m, const editreq *r,
+                       size_t G)
+{
+    memset(g, 0, sizeof *g);
+    g->G = G;
+    g->C = m->config.n_embd;
+    g->V = m->config.vocab_size;
+    for (size_t f = 0; f < G; f++) {
+        g->B += r[f].n_rewrite + 1;
+        g->n_logits += r[f].n_rewrite * r[f].n_target + 1;
+        for (size_t s = 0; s <= r[f].n_rewrite; s++)
+            if (r[f].seq[s].len > g->T) g->T = r[f].seq[s].len;
+    }
+    g->tokens = calloc(g->B * g->T, sizeof(int));
+    g->row_fact = malloc(g->B * sizeof(size_t));
+    g->hook_pos = malloc(g->B * sizeof(size_t));
+    g->logit_pos = malloc(g->n_logits * sizeof(size_t));
+    g->logit_fact = malloc(g->n_logits * sizeof(size_t));
+    g->logit_target = malloc(g->n_logits * sizeof(int));
+    g->logit_weight = malloc(g->n_logits * sizeof(double));
+    if (!g->tokens || !g->row_fact || !g->hook_pos || !g->logit_pos ||
+        !g->logit_fact || !g->logit_target || !g->logit_weight) {
+        zgroup_free(g);
+        return ERR_NOMEM;
+    }
+    size_t b = 0, k = 0;
+    for (size_t f = 0; f < G; f++) {
+        const editreq *q = &r[f];
+        for (size_t s = 0; s <= q->n_rewrite; s++, b++) {
+            const editreq_seq *sq = &q->seq[s];
+            memcpy(g->tokens + b * g->T, sq->tokens, sq->len * sizeof(int));
+            g->row_fact[b] = f;
+            g->hook_pos[b] = b * g->T + sq->lookup;
+            if (s == q->n_rewrite) { /* the essence prompt: KL row */
+                g->logit_pos[k] = b * g->T + sq->lookup;
+                g->logit_fact[k] = f;
+                g->logit_target[k] = -1;
+                g->logit_weight[k++] = 0;
+                continue;
+            }
+            for (size_t j = 0; j < q->n_target; j++, k++) {
+                g->logit_pos[k] = b * g->T + sq->target_start + j;
+                g->logit_fact[k] = f;
+                g->logit_target[k] = q->target[j];
+                /* mean over prompts of the per-prompt mean over tokens */
+                g->logit_weight[k] = 1.0 / ((double)q->n_target *
+                                            (double)q->n_rewrite);
+            }
+        }
+    }
+    return 0;
+}
+
+static double norm2(const float *x, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return sqrt(s);
+}
+
+/* Runs one group of G facts to completion. */
+static int zgroup_run(const gpt2_model *m, const editreq *r, size_t G,
+                      size_t zlayer, const hparams *h, float *z, float *h0,
+                      ztarget_info *info)
+{
+    zgroup g;
+    int rc = zgroup_init(&g, m, r, G);
+    if (rc) return rc;
+    size_t C = g.C, V = g.V, B = g.B, NL = g.n_logits;
+    gpt2_acts *a = NULL;
+    float *delta = calloc(G * C, sizeof(float));
+    float *adam_m = calloc(G * C, sizeof(float));
+    float *adam_v = calloc(G * C, sizeof(float));
+    float *grad = calloc(G * C, sizeof(float));
+    float *hook_vec = calloc(B * C, sizeof(float));
+    float *dvec = calloc(B * C, sizeof(float));
+    float *logp = malloc(NL * V * sizeof(float));
+    float *dlogits = calloc(NL * V, sizeof(float));
+    float *kl_init = malloc(G * V * sizeof(float));
+    size_t *kl_row = malloc(G * sizeof(size_t));
+    double *loss = calloc(G, sizeof(double)), *nll = calloc(G, sizeof(double));
+    int *done = calloc(G, sizeof(int));
+    if (!delta || !adam_m || !adam_v || !grad || !hook_vec || !dvec ||
+        !logp || !dlogits || !kl_init || !kl_row || !loss || !nll || !done) {
+        rc = ERR_NOMEM;
+        goto out;
+    }
+    if ((rc = gpt2_acts_new(&a, &m->config, B, g.T, NL))) goto out;
+    for (size_t k = 0; k < NL; k++)
+        if (g.logit_target[k] < 0) kl_row[g.logit_fact[k]] = k;
+
+    /* The unedited pass: h0 and the KL reference distribution. */
+    gpt2_batch base = {.tokens = g.tokens, .B = B, .T = g.T,
+                       .logit_pos = g.logit_pos, .n_logits = NL};
+    if ((rc = gpt2_forward(m, a, &base))) goto out;
+    gpt2_log_softmax(logp, gpt2_acts_logits(a), NL, V);
+    const float *block = gpt2_acts_block_out(a, zlayer);
+    for (size_t b = 0, f = 0; b < B; b++) { /* the bare prompt of fact f */
+        if (g.row_fact[b] != f) continue;
+        memcpy(h0 + f * C, block + g.hook_pos[b] * C, C * sizeof(float));
+        f++;
+    }
+    for (size_t f = 0; f < G; f++)
+        memcpy(kl_init + f * V, logp + kl_row[f] * V, V * sizeof(float));
+
+    gpt2_hook hook = {.layer = zlayer, .n = B, .pos = g.hook_pos,
+                      .vec = hook_vec};
+    gpt2_batch step = base;
+    step.start_layer = zlayer + 1;
+    step.hook = &hook;
+    const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    size_t n_done = 0;
+    for (size_t it = 0; n_done < G; it++) {
+        for (size_t b = 0; b < B; b++)
+            memcpy(hook_vec + b * C, delta + g.row_fact[b] * C,
+                   C * sizeof(float));
+        if ((rc = gpt2_forward(m, a, &step))) goto out;
+        gpt2_log_softmax(logp, gpt2_acts_logits(a), NL, V);
+        for (size_t f = 0; f < G; f++) loss[f] = nll[f] = 0;
+        for (size_t k = 0; k < NL; k++) {
+            size_t f = g.logit_fact[k];
+            const float *lp = logp + k * V;
+            if (g.logit_target[k] >= 0) {
+                nll[f] -= g.logit_weight[k] * lp[g.logit_target[k]];
+            } else {
+                const float *l0 = kl_init + f * V;
+                double kl = 0;
+                for (size_t v = 0; v < V; v++)
+                    kl += exp((double)lp[v]) * ((double)lp[v] - l0[v]);
+                loss[f] += h->kl_factor * kl;
+            }
+        }
+        for (size_t f = 0; f < G; f++) {
+            double h0n = norm2(h0 + f * C, C);
+            loss[f] += nll[f] + h->v_weight_decay * norm2(delta + f * C, C) /
+                                    (h0n * h0n);
+            if (done[f]) continue;
+            if (!isfinite(loss[f])) {
+                info[f].failed = 1;
+            }
+            if (!isfinite(loss[f]) || loss[f] < h->nll_stop ||
+                it >= h->v_num_grad_steps) {
+                done[f] = 1;
+                n_done++;
+                info[f].loss = loss[f];
+                info[f].nll = nll[f];
+                info[f].steps = it;
+            }
+        }
+        if (n_done == G) break;
+
+        /* dLoss/dlogits for the facts still stepping */
+        for (size_t k = 0; k < NL; k++) {
+            size_t f = g.logit_fact[k];
+            float *d = dlogits + k * V;
+            const float *lp = logp + k * V;
+            if (done[f]) {
+                memset(d, 0, V * sizeof(float));
+            } else if (g.logit_target[k] >= 0) {
+                double w = g.logit_weight[k];
+                for (size_t v = 0; v < V; v++) d[v] = (float)(w * exp(lp[v]));
+                d[g.logit_target[k]] -= (float)w;
+            } else {
+                const float *l0 = kl_init + f * V;
+                double kl = 0;
+                for (size_t v = 0; v < V; v++)
+                    kl += exp((double)lp[v]) * ((double)lp[v] - l0[v]);
+                for (size_t v = 0; v < V; v++)
+                    d[v] = (float)(h->kl_factor * exp((double)lp[v]) *
+                                   ((double)lp[v] - l0[v] - kl));
+            }
+        }
+        if ((rc = gpt2_backward(m, a, &step, dlogits, NULL, dvec))) goto out;
+        memset(grad, 0, G * C * sizeof(float));
+        for (size_t b = 0; b < B; b++) {
+            float *gf = grad + g.row_fact[b] * C;
+            for (size_t c = 0; c < C; c++) gf[c] += dvec[b * C + c];
+        }
+        double t = (double)(it + 1);
+        for (size_t f = 0; f < G; f++) {
+            if (done[f]) continue;
+            float *d = delta + f * C, *gf = grad + f * C;
+            float *mf = adam_m + f * C, *vf = adam_v + f * C;
+            double h0n = norm2(h0 + f * C, C), dn = norm2(d, C);
+            if (dn > 0)
+                for (size_t c = 0; c < C; c++)
+                    gf[c] += (float)(h->v_weight_decay * d[c] /
+                                     (dn * h0n * h0n));
+            for (size_t c = 0; c < C; c++) {
+                mf[c] = (float)(b1 * mf[c] + (1 - b1) * gf[c]);
+                vf[c] = (float)(b2 * vf[c] + (1 - b2) * gf[c] * gf[c]);
+                double mhat = mf[c] / (1 - pow(b1, t));
+                double vhat = vf[c] / (1 - pow(b2, t));
+                d[c] -= (float)(h->v_lr * mhat / (sqrt(vhat) + eps));
+            }
+            double max_norm = h->clamp_norm_factor * h0n;
+            dn = norm2(d, C);
+            if (dn > max_norm)
+                for (size_t c = 0; c < C; c++) d[c] *= (float)(max_norm / dn);
+        }
+    }
+    for (size_t f = 0; f < G; f++) {
+        for (size_t c = 0; c < C; c++) {
+            z[f * C + c] = h0[f * C + c] + delta[f * C + c];
+            if (!isfinite(z[f * C + c])) info[f].failed = 1;
+        }
+    }
+out:
+    gpt2_acts_free(a);
+    free(delta);
+    free(adam_m);
+    free(adam_v);
+    free(grad);
+    free(hook_vec);
+    free(dvec);
+    free(logp);
+    free(dlogits);
+    free(kl_init);
+    free(kl_row);
+    free(loss);
+    free(nll);
+    free(done);
+    zgroup_free(&g);
+    return rc;
+}
+
+int ztarget_compute(const gpt2_model *m, const editreq *r, size_t n,
+                    size_t zlayer, const hparams *h, float *z, float *h0,
+                    ztarget_info *info, progress_fn progress, void *ctx)
+{
+    size_t C = m->config.n_embd, G = h->facts_per_group ? h->facts_per_group : 1;
+    size_t n_groups = (n + G - 1) / G, finished = 0;
+    if (zlayer >= m->config.n_layer)
+        return err_set(ERR_INVALID, "z layer %zu is outside the model", zlayer);
+    float *own_h0 = h0 ? NULL : malloc(n * C * sizeof(float));
+    if (!h0 && !own_h0) return ERR_NOMEM;
+    if (!h0) h0 = own_h0;
+    memset(info, 0, n * sizeof *info);
+    int rc = 0;
+    if (progress) progress(ctx, "target vectors", 0, n);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t gi = 0; gi < n_groups; gi++) {
+        size_t f0 = gi * G, cnt = f0 + G <= n ? G : n - f0;
+        int grc = zgroup_run(m, r + f0, cnt, zlayer, h, z + f0 * C,
+                             h0 + f0 * C, info + f0);
+#pragma omp critical(ztarget_progress)
+        {
+            if (grc && !rc) rc = grc;
+            finished += cnt;
+            if (progress) progress(ctx, "target vectors", finished, n);
+        }
+    }
+    free(own_h0);
+    return rc;
+}

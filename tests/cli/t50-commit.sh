@@ -1,0 +1,68 @@
+# t50-commit: MEMIT and ROME commits on the tiny world model: a batch of
+# edits reaches the efficacy and neighbourhood bars, ROME flips a single
+# fact, and the bad states (empty queue, no statistics and no corpus, a
+# base model changed behind the store's back) fail clearly and change
+# nothing.
+. "$(dirname "$0")/lib.sh"
+
+W=$WORLD_TINY
+expect_ok "init on world-tiny" "$STAMP" init --model "$W"
+
+# 24 edits: the first 24 facts of the world, each asking for its
+# counterfactual target_new.
+head -n 25 "$W/facts.csv" > batch.csv
+expect_ok "import 24 edits" "$STAMP" import batch.csv
+expect_ok "commit the batch" "$STAMP" commit -m "batch of 24" --threads 2
+expect_grep "commit says what it did" "commit 1: 24 facts" "$T/out"
+expect_ok "eval --json" "$STAMP" eval --json
+cp "$T/out" eval.json
+es=$(jq '.scores.es' eval.json); ns=$(jq '.scores.ns' eval.json)
+if awk -v es="$es" -v ns="$ns" 'BEGIN { exit !(es >= 90 && ns >= 80) }'; then
+  pass "batch reaches ES >= 90 and NS >= 80 (ES $es, NS $ns)"
+else
+  fail "batch reaches ES >= 90 and NS >= 80" "ES $es, NS $ns"
+fi
+expect_ok "queue is empty after commit" "$STAMP" queue --json
+expect_grep "queue --json lists nothing" '^\[\]$|"facts": *\[\]' "$T/out"
+
+# An empty queue: exit 3 and a clear message.
+expect_exit "empty queue exits 3" 3 "$STAMP" commit
+expect_grep "empty queue is explained" "nothing to commit" "$T/err"
+
+# ROME: one fact, one layer, flips its answer.
+sed -n '1p;30p' "$W/facts.csv" > one.csv
+subject=$(tail -n 1 one.csv | cut -d, -f1)
+"$STAMP" import one.csv >/dev/null 2>&1
+prompt_json=$("$STAMP" queue --json)
+expect_ok "rome commit" "$STAMP" commit --method rome
+expect_grep "rome commit reported" "commit 2: 1 fact" "$T/out"
+expect_ok "eval of the rome commit" "$STAMP" eval 2 --json
+es=$(jq '.scores.es' "$T/out")
+if [ "${es%.*}" = "100" ]; then pass "rome flips its fact ($subject)"
+else fail "rome flips its fact" "ES $es for $subject: $prompt_json"; fi
+
+# No statistics and no corpus: a clear error, nothing changes.
+mkdir -p nocorpus
+cp "$W"/config.json "$W"/model.safetensors "$W"/vocab.json "$W"/merges.txt nocorpus/
+STAMP_STORE="$T/s2" "$STAMP" init --model "$T/nocorpus" >/dev/null 2>&1
+STAMP_STORE="$T/s2" "$STAMP" import batch.csv >/dev/null 2>&1
+STAMP_STORE="$T/s2" "$STAMP" queue --json > q-before.json
+expect_exit "commit without statistics or corpus fails" 1 env STAMP_STORE="$T/s2" "$STAMP" commit
+expect_grep "missing statistics are explained" "stamp stats --corpus" "$T/err"
+STAMP_STORE="$T/s2" "$STAMP" queue --json > q-after.json
+expect_same "failed commit leaves the queue as it was" q-before.json q-after.json
+expect_ok "stats --corpus computes them" env STAMP_STORE="$T/s2" "$STAMP" stats --corpus "$W/corpus.txt"
+expect_grep "stats reports the layers" "keys from" "$T/out"
+expect_ok "commit works once statistics exist" env STAMP_STORE="$T/s2" "$STAMP" commit --no-scores
+
+# A base model changed behind the store's back: commit refuses.
+STAMP_STORE="$T/s2" "$STAMP" import one.csv >/dev/null 2>&1
+printf '\x01' | dd of="$T/nocorpus/model.safetensors" bs=1 seek=2000 conv=notrunc 2>/dev/null
+expect_exit "commit refuses a changed base model" 1 env STAMP_STORE="$T/s2" "$STAMP" commit
+expect_grep "the changed base is named" "changed behind the store's back" "$T/err"
+
+# Bad usage
+expect_exit "unknown method is usage" 2 "$STAMP" commit --method nope
+expect_exit "bad --limit is usage" 2 "$STAMP" commit --limit 0
+expect_ok "commit --help" "$STAMP" commit --help
+finish

@@ -1,0 +1,330 @@
+/* test_memit: the editing solver on tiny random models: the SPD solve
+ * and the MEMIT layer update against naive twins (and the normal
+ * equations), covariance sums against naive loops and their encoding,
+ * z vectors identical with 1 and 2 threads and lowering the loss, MEMIT
+ * moving block outputs toward z, ROME hitting z exactly. */
+#include "../harness.h"
+#include "covariance.h"
+#include "editreq.h"
+#include "errors.h"
+#include "gpt2.h"
+#include "hparams.h"
+#include "memit.h"
+#include "spd.h"
+#include "ztarget.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rng = 42;
+static double urand(void)
+{
+    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double)(rng >> 11) / 9007199254740992.0;
+}
+
+TEST(spd_solve_matches_naive)
+{
+    size_t n = 24, m = 5;
+    double *M = malloc(n * n * sizeof(double)), *A = malloc(n * n * sizeof(double));
+    double *A2 = malloc(n * n * sizeof(double)), *B = malloc(n * m * sizeof(double));
+    double *B2 = malloc(n * m * sizeof(double));
+    for (size_t i = 0; i < n * n; i++) M[i] = urand() - 0.5;
+    for (size_t i = 0; i < n; i++) /* A = M M^T + I: SPD */
+        for (size_t j = 0; j < n; j++) {
+            double s = i == j;
+            for (size_t k = 0; k < n; k++) s += M[i * n + k] * M[j * n + k];
+            A[i * n + j] = A2[i * n + j] = s;
+        }
+    for (size_t i = 0; i < n * m; i++) B[i] = B2[i] = urand();
+    CHECK(spd_solve(A, B, n, m) == 0);
+    CHECK(spd_solve_naive(A2, B2, n, m) == 0);
+    double worst = 0;
+    for (size_t i = 0; i < n * m; i++) worst = fmax(worst, fabs(B[i] - B2[i]));
+    CHECK_NEAR(worst, 0, 1e-9);
+    /* a singular matrix is refused */
+    memset(A, 0, n * n * sizeof(double));
+    CHECK(spd_solve(A, B, n, m) == ERR_NUMERIC);
+    free(M); free(A); free(A2); free(B); free(B2);
+}
+
+TEST(layer_delta_satisfies_normal_equations)
+{
+    size_t F = 32, C = 8, n = 6;
+    double *cov = calloc(F * F, sizeof(double));
+    float *K = malloc(n * F * sizeof(float));
+    double *resid = malloc(n * C * sizeof(double));
+    double *dW = malloc(F * C * sizeof(double)), *dW2 = malloc(F * C * sizeof(double));
+    float *keys = malloc(200 * F * sizeof(float));
+    covariance c;
+    CHECK(covariance_init(&c, F) == 0);
+    for (size_t i = 0; i < 200 * F; i++) keys[i] = (float)(urand() - 0.3);
+    covariance_add(&c, keys, 200);
+    CHECK(covariance_mean(&c, cov) == 0);
+    for (size_t i = 0; i < n * F; i++) K[i] = (float)urand();
+    for (size_t i = 0; i < n * C; i++) resid[i] = urand() - 0.5;
+    double lambda = 3.0;
+    CHECK(memit_layer_delta(cov, K, resid, n, F, C, lambda, dW) == 0);
+    CHECK(memit_layer_delta_naive(cov, K, resid, n, F, C, lambda, dW2) == 0);
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < F * C; i++) {
+        worst = fmax(worst, fabs(dW[i] - dW2[i]));
+        scale = fmax(scale, fabs(dW2[i]));
+    }
+    CHECK_NEAR(worst / scale, 0, 1e-8);
+    /* (lambda C + K^T K) dW = K^T resid */
+    double err = 0, ref = 0;
+    for (size_t i = 0; i < F; i++)
+        for (size_t col = 0; col < C; col++) {
+            double lhs = 0, rhs = 0;
+            for (size_t j = 0; j < F; j++) {
+                double a = lambda * cov[i * F + j];
+                for (size_t f = 0; f < n; f++) a += (double)K[f * F + i] * K[f * F + j];
+                lhs += a * dW[j * C + col];
+            }
+            for (size_t f = 0; f < n; f++) rhs += (double)K[f * F + i] * resid[f * C + col];
+            err = fmax(err, fabs(lhs - rhs));
+            ref = fmax(ref, fabs(rhs));
+        }
+    CHECK_NEAR(err / ref, 0, 1e-9);
+    covariance_free(&c);
+    free(cov); free(K); free(resid); free(dW); free(dW2); free(keys);
+}
+
+TEST(covariance_fast_matches_naive_and_round_trips)
+{
+    size_t F = 20, n = 77;
+    float *keys = malloc(n * F * sizeof(float));
+    for (size_t i = 0; i < n * F; i++) keys[i] = (float)(urand() * 2 - 1);
+    covariance a, b, d;
+    CHECK(covariance_init(&a, F) == 0 && covariance_init(&b, F) == 0);
+    covariance_add(&a, keys, n);
+    covariance_add(&a, keys, 10);
+    covariance_add_naive(&b, keys, n);
+    covariance_add_naive(&b, keys, 10);
+    CHECK(a.tokens == 87 && b.tokens == 87);
+    double worst = 0;
+    for (size_t i = 0; i < F * F; i++) worst = fmax(worst, fabs(a.sum[i] - b.sum[i]));
+    CHECK_NEAR(worst, 0, 1e-4);
+    a.sequences = 9;
+    void *blob = NULL;
+    size_t len = 0;
+    CHECK(covariance_encode(&a, &blob, &len) == 0);
+    CHECK(covariance_decode(&d, blob, len) == 0);
+    CHECK(d.F == F && d.tokens == 87 && d.sequences == 9);
+    CHECK(!memcmp(d.sum, a.sum, F * F * sizeof(double)));
+    covariance e;
+    CHECK(covariance_decode(&e, blob, len - 1) == ERR_FORMAT);
+    ((char *)blob)[0] = 'X';
+    CHECK(covariance_decode(&e, blob, len) == ERR_FORMAT);
+    free(blob);
+    covariance_free(&a); covariance_free(&b); covariance_free(&d);
+    free(keys);
+}
+
+/* A tiny random model and hand-made edit requests (no tokenizer): each
+ * fact has a bare prompt, one "prefixed" prompt and an essence prompt. */
+static gpt2_model model;
+static const size_t NF = 5;
+static editreq reqs[5];
+
+static void make_seq(editreq_seq *s, size_t len, size_t lookup, size_t tstart,
+                     const int *tail, size_t n_tail, uint64_t salt)
+{
+    s->len = len + n_tail;
+    s->tokens = malloc(s->len * sizeof(int));
+    for (size_t i = 0; i < len; i++)
+        s->tokens[i] = (int)((salt * 7 + i * 13) % model.config.vocab_size);
+    memcpy(s->tokens + len, tail, n_tail * sizeof(int));
+    s->lookup = lookup;
+    s->target_start = tstart;
+}
+
+static void setup(void)
+{
+    gpt2_config c = {.n_layer = 4, .n_head = 2, .n_embd = 16, .n_positions = 24,
+                     .vocab_size = 41, .n_inner = 64, .layer_norm_epsilon = 1e-5f};
+    gpt2_model_init(&model, &c);
+    gpt2_model_init_random(&model, 7);
+    /* sharpen the head so that the residual stream moves the logits the
+     * way a trained model's does (a fresh init is nearly uniform) */
+    for (size_t i = 0; i < c.vocab_size * c.n_embd; i++) model.p.wte[i] *= 30;
+    for (size_t f = 0; f < NF; f++) {
+        editreq *r = &reqs[f];
+        r->n_target = 2;
+        r->target = malloc(2 * sizeof(int));
+        r->target[0] = (int)(3 + f);
+        r->target[1] = (int)(20 + f);
+        r->n_rewrite = 2;
+        r->seq = calloc(3, sizeof(editreq_seq));
+        /* the subject ends the prompt ("... by {}"), so that the vector
+         * added at its last token reaches the target's logits even
+         * through random attention */
+        make_seq(&r->seq[0], 6, 5, 5, r->target, 1, f);          /* bare */
+        make_seq(&r->seq[1], 9, 8, 8, r->target, 1, f + 100);    /* prefixed */
+        /* the subject tokens (positions 3..5 of bare) recur in the others */
+        memcpy(r->seq[1].tokens + 6, r->seq[0].tokens + 3, 3 * sizeof(int));
+        make_seq(&r->seq[2], 5, 2, 4, NULL, 0, f);               /* essence */
+        memcpy(r->seq[2].tokens, r->seq[0].tokens + 3, 3 * sizeof(int));
+    }
+}
+
+static void test_hparams(hparams *h)
+{
+    hparams_default(h, &model.config);
+    size_t layers[] = {1, 2};
+    memcpy(h->layers, layers, sizeof layers);
+    h->n_layers = 2;
+    h->facts_per_group = 2;
+    h->v_num_grad_steps = 25;
+    h->n_prefixes = 1;
+}
+
+TEST(z_is_identical_with_one_and_two_threads_and_lowers_the_loss)
+{
+    hparams h;
+    test_hparams(&h);
+    size_t C = model.config.n_embd;
+    float *z1 = malloc(NF * C * sizeof(float)), *z2 = malloc(NF * C * sizeof(float));
+    float *h0 = malloc(NF * C * sizeof(float));
+    ztarget_info i1[5], i2[5], i0[5];
+    omp_set_num_threads(1);
+    CHECK(ztarget_compute(&model, reqs, NF, 2, &h, z1, h0, i1, NULL, NULL) == 0);
+    omp_set_num_threads(2);
+    CHECK(ztarget_compute(&model, reqs, NF, 2, &h, z2, NULL, i2, NULL, NULL) == 0);
+    CHECK(!memcmp(z1, z2, NF * C * sizeof(float)));
+    hparams none = h;
+    none.v_num_grad_steps = 0;
+    float *z0 = malloc(NF * C * sizeof(float));
+    CHECK(ztarget_compute(&model, reqs, NF, 2, &none, z0, NULL, i0, NULL, NULL) == 0);
+    CHECK(!memcmp(z0, h0, NF * C * sizeof(float))); /* no steps: z = h0 */
+    for (size_t f = 0; f < NF; f++) {
+        CHECK(!i1[f].failed);
+        CHECK_MSG(i1[f].nll < 0.9 * i0[f].nll, "fact %zu: nll %g -> %g", f,
+                  i0[f].nll, i1[f].nll);
+        /* the clamp: ||z - h0|| <= 0.75 ||h0|| */
+        double dn = 0, hn = 0;
+        for (size_t c = 0; c < C; c++) {
+            double d = z1[f * C + c] - h0[f * C + c];
+            dn += d * d;
+            hn += (double)h0[f * C + c] * h0[f * C + c];
+        }
+        CHECK(sqrt(dn) <= h.clamp_norm_factor * sqrt(hn) * (1 + 1e-5));
+    }
+    free(z1); free(z2); free(z0); free(h0);
+}
+
+/* A well-conditioned stand-in for C_l: the keys of random sequences. */
+static double *random_cov(size_t layer)
+{
+    size_t F = model.config.n_inner, B = 8, T = 16;
+    int *tokens = malloc(B * T * sizeof(int));
+    for (size_t i = 0; i < B * T; i++) tokens[i] = (int)(urand() * model.config.vocab_size);
+    gpt2_acts *a = NULL;
+    gpt2_acts_new(&a, &model.config, B, T, 1);
+    gpt2_batch b = {.tokens = tokens, .B = B, .T = T};
+    gpt2_forward(&model, a, &b);
+    covariance c;
+    covariance_init(&c, F);
+    covariance_add(&c, gpt2_acts_mlp_key(a, layer), B * T);
+    double *mean = malloc(F * F * sizeof(double));
+    covariance_mean(&c, mean);
+    covariance_free(&c);
+    gpt2_acts_free(a);
+    free(tokens);
+    return mean;
+}
+
+TEST(memit_moves_block_outputs_to_z)
+{
+    hparams h;
+    test_hparams(&h);
+    h.mom2_update_weight = 1.0;
+    size_t C = model.config.n_embd, F = model.config.n_inner;
+    float *z = malloc(NF * C * sizeof(float)), *h0 = malloc(NF * C * sizeof(float));
+    float *K = malloc(NF * F * sizeof(float)), *H = malloc(NF * C * sizeof(float));
+    ztarget_info info[5];
+    CHECK(ztarget_compute(&model, reqs, NF, 2, &h, z, h0, info, NULL, NULL) == 0);
+    double *cov[2] = {random_cov(1), random_cov(2)};
+    gpt2_model edited;
+    gpt2_model_init(&edited, &model.config);
+    memcpy(edited.memory, model.memory, model.num_parameters * sizeof(float));
+    memit_layer_stats st[2];
+    CHECK(memit_apply(&edited, reqs, NF, z, &h, (const double *const *)cov, st,
+                      NULL, NULL) == 0);
+    CHECK(st[0].layer == 1 && st[1].layer == 2);
+    CHECK(st[0].delta_norm > 0 && st[1].delta_norm > 0);
+    CHECK(memit_keys(&edited, reqs, NF, 2, 2, &h, K, H) == 0);
+    for (size_t f = 0; f < NF; f++) {
+        double before = 0, after = 0;
+        for (size_t c = 0; c < C; c++) {
+            before += pow(z[f * C + c] - h0[f * C + c], 2);
+            after += pow(z[f * C + c] - H[f * C + c], 2);
+        }
+        CHECK_MSG(after < 0.25 * before, "fact %zu: |z-h|^2 %g -> %g", f,
+                  before, after);
+    }
+    /* only mlp.c_proj of layers 1 and 2 changed */
+    size_t changed_elsewhere = 0, L = model.config.n_layer;
+    for (size_t i = 0; i < model.num_parameters; i++) {
+        const float *w = model.memory + i;
+        int in_proj = 0;
+        for (size_t l = 1; l <= 2; l++) {
+            const float *p = model.p.fcprojw + l * F * C;
+            in_proj |= w >= p && w < p + F * C;
+        }
+        if (!in_proj && model.memory[i] != edited.memory[i]) changed_elsewhere++;
+    }
+    (void)L;
+    CHECK(changed_elsewhere == 0);
+    gpt2_model_free(&edited);
+    free(cov[0]); free(cov[1]); free(z); free(h0); free(K); free(H);
+}
+
+TEST(rome_reaches_z_on_the_bare_prompt)
+{
+    hparams h;
+    test_hparams(&h);
+    h.n_prefixes = 0;
+    size_t C = model.config.n_embd, F = model.config.n_inner, layer = 2;
+    editreq one = reqs[0];
+    one.n_rewrite = 1; /* bare prompt only: k* is the bare prompt's key */
+    editreq_seq seqs[2] = {reqs[0].seq[0], reqs[0].seq[2]};
+    one.seq = seqs;
+    float z[16], h0[16], K[64], H[16];
+    (void)F;
+    ztarget_info info;
+    CHECK(ztarget_compute(&model, &one, 1, layer, &h, z, h0, &info, NULL, NULL) == 0);
+    double *cov = random_cov(layer);
+    gpt2_model edited;
+    gpt2_model_init(&edited, &model.config);
+    memcpy(edited.memory, model.memory, model.num_parameters * sizeof(float));
+    memit_layer_stats st;
+    CHECK(rome_apply(&edited, &one, z, layer, &h, cov, &st) == 0);
+    CHECK(memit_keys(&edited, &one, 1, layer, layer, &h, K, H) == 0);
+    double err = 0, move = 0;
+    for (size_t c = 0; c < C; c++) {
+        err = fmax(err, fabs(H[c] - z[c]));
+        move = fmax(move, fabs(z[c] - h0[c]));
+    }
+    CHECK(move > 1e-3);
+    CHECK_MSG(err < 1e-3 * (1 + move), "max |h - z| = %g", err);
+    gpt2_model_free(&edited);
+    free(cov);
+}
+
+int main(void)
+{
+    RUN(spd_solve_matches_naive);
+    RUN(layer_delta_satisfies_normal_equations);
+    RUN(covariance_fast_matches_naive_and_round_trips);
+    setup();
+    RUN(z_is_identical_with_one_and_two_threads_and_lowers_the_loss);
+    RUN(memit_moves_block_outputs_to_z);
+    RUN(rome_reaches_z_on_the_bare_prompt);
+    for (size_t f = 0; f < NF; f++) editreq_free(&reqs[f]);
+    gpt2_model_free(&model);
+    return harness_summary();
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# nightly.sh: the nightly job. Imports every CSV that has arrived in the
+# inbox (re-imported files queue nothing new) and commits the queue as
+# one batch. A lock keeps two runs from overlapping.
+#
+#   tools/nightly.sh [--store DIR] [--inbox DIR] [-- COMMIT-OPTIONS...]
+#
+# Exit status, for cron: 0 committed, 3 nothing to do (the queue stayed
+# empty), 1 failed (the store is as before the failed step), 4 another
+# nightly run holds the lock.
+set -u
+here=$(cd "$(dirname "$0")/.." && pwd)
+stamp=${STAMP:-$here/build/stamp}
+store=${STAMP_STORE:-store}
+inbox=edits
+while [ $# -gt 0 ]; do
+  case $1 in
+    --store) store=$2; shift 2 ;;
+    --inbox) inbox=$2; shift 2 ;;
+    --) shift; break ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "nightly: unknown option '$1'" >&2; exit 2 ;;
+  esac
+done
+[ -d "$store" ] || { echo "nightly: error: no store at '$store' (run 'stamp init')" >&2; exit 1; }
+exec 9>"$store/nightly.lock"
+if ! flock -n 9; then
+  echo "nightly: another nightly run holds '$store/nightly.lock'" >&2
+  exit 4
+fi
+stamp() { "$stamp" --store "$store" "$@"; }
+echo "nightly: $(date -u +%FT%TZ) store '$store' inbox '$inbox'"
+shopt -s nullglob
+files=("$inbox"/*.csv)
+if [ ${#files[@]} -gt 0 ]; then
+  stamp import --skip-bad "${files[@]}" || { echo "nightly: import failed" >&2; exit 1; }
+fi
+stamp commit -m "nightly $(date -u +%F)" "$@"
+rc=$?
+case $rc in
+  0) echo "nightly: committed" ;;
+  3) echo "nightly: nothing to do" ;;
+  *) echo "nightly: commit failed (exit $rc)" >&2; rc=1 ;;
+esac
+exit $rc
