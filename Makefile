@@ -7,6 +7,7 @@
 #   make demo       the main job on the built-in default world (see README)
 #   make bench      benchmarks; results in bench/results/
 #   make world-tiny the small synthetic world model used by tests and demo
+#   make fuzz       libFuzzer targets in tests/fuzz, FUZZ_SECONDS (60) each
 #   V=1             show full commands
 
 CC      ?= cc
@@ -32,7 +33,7 @@ TOOLS    := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
 TESTS    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .SECONDARY:
-.PHONY: all deps test unit-tests asan demo bench clean world-tiny world fuzz
+.PHONY: all deps test unit-tests asan demo bench clean world-tiny world fuzz fuzz-deps
 all: $(STAMP) $(TOOLS)
 
 deps:
@@ -84,6 +85,43 @@ demo: deps all $(WORLD_TINY)/model.safetensors
 
 bench: deps all
 	$(Q)bash bench/run.sh
+
+# Fuzzing, not part of `make test`: each tests/fuzz/fuzz_*.c is built with
+# clang's libFuzzer + ASan + UBSan and the library sources it needs, then
+# run for FUZZ_SECONDS (niced) from its seeds in tests/fuzz/seeds/NAME;
+# the corpus grows in build/fuzz/corpus/NAME, crashes land in build/fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_CFLAGS  := -g -O1 -std=c11 -D_GNU_SOURCE -Iinclude \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_LIBSRC  := src/safetensors.c src/gpt2_config.c src/tokenizer.c \
+                src/atomic_file.c src/errors.c
+FUZZ_BIN     := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBSRC) $(wildcard include/*.h)
+	$(call say,FUZZCC,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIBSRC) -ljansson -lpcre2-8 -lxxhash -lm
+
+fuzz-deps: deps
+	$(Q)for p in clang libclang-rt-14-dev; do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || \
+	  { echo "fuzz: installing $$p"; DEBIAN_FRONTEND=noninteractive \
+	    $$( [ "$$(id -u)" -ne 0 ] && echo sudo ) apt-get install -y -qq $$p >/dev/null; }; \
+	done
+
+fuzz: fuzz-deps
+	$(Q)$(MAKE) --no-print-directory $(FUZZ_BIN)
+	$(Q)for t in $(FUZZ_BIN); do n=$$(basename $$t); \
+	  mkdir -p $(BUILD)/fuzz/corpus/$$n; \
+	  dict=; [ -f tests/fuzz/$$n.dict ] && dict=-dict=tests/fuzz/$$n.dict; \
+	  echo "  FUZZ   $$n for $(FUZZ_SECONDS) s (log: $(BUILD)/fuzz/$$n.log)"; \
+	  nice $$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 $$dict \
+	    -artifact_prefix=$(BUILD)/fuzz/$$n- $(BUILD)/fuzz/corpus/$$n \
+	    tests/fuzz/seeds/$$n >$(BUILD)/fuzz/$$n.log 2>&1 \
+	    || { tail -n 40 $(BUILD)/fuzz/$$n.log; exit 1; }; \
+	  grep -E '^#[0-9]+.*(DONE|pulse)' $(BUILD)/fuzz/$$n.log | tail -n 1; \
+	done
 
 clean:
 	rm -rf build build-asan

@@ -31,8 +31,9 @@ typedef struct {
 } editreq;
 
 /* Builds the sequences of fact f: prompts "<prefix[i]>. <prompt>" for
- * each prefix (the bare prompt first). Sequences longer than max_len are
- * ERR_INVALID naming the subject. */
+ * each prefix (the bare prompt first). A prefixed prompt longer than
+ * max_len is left out; a bare prompt (or essence prompt) that does not
+ * fit is ERR_INVALID naming the prompt. */
 int editreq_build(editreq *r, const fact *f, const tokenizer *tok,
                   char *const *prefixes, size_t n_prefixes, size_t max_len);
 void editreq_free(editreq *r); /* accepts NULL */

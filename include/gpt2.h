@@ -51,7 +51,8 @@ typedef struct {
     gpt2_params p;
 } gpt2_model;
 
-/* Allocates a zeroed model of the given shape. */
+/* Allocates a zeroed model of the given shape (n_inner 0 means 4 n_embd,
+ * layer_norm_epsilon 0 means 1e-5). */
 int gpt2_model_init(gpt2_model *m, const gpt2_config *c);
 void gpt2_model_free(gpt2_model *m); /* accepts NULL; leaves m zeroed */
 

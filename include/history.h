@@ -145,6 +145,34 @@ int history_reset(store_txn *t, uint64_t target, history_result *res);
 int history_revert(store_txn *t, uint64_t id, const char *message,
                    history_result *res);
 
+/* ---- checking a store ------------------------------------------------ */
+
+typedef struct {
+    uint64_t head;
+    size_t commits;          /* records in the store */
+    size_t chain;            /* commits on HEAD's chain */
+    size_t diffs;            /* diff blobs checked */
+    size_t overlay;          /* overlay tensors checked */
+    size_t replayed;         /* tensor steps replayed back to the base */
+    size_t base_tensors;     /* base model tensors checked */
+    size_t versions;         /* fact versions checked */
+} history_fsck_counts;
+
+/* Verifies the store in transaction t (a read snapshot suffices):
+ * every record parses and its diffs are intact and agree with it; every
+ * overlay tensor hashes to the "after" of the newest commit on the chain
+ * that touched it (and a touched tensor missing from the overlay is the
+ * base value that commit left); undoing the chain from HEAD back to the
+ * base reproduces every recorded hash and ends at the base model's
+ * values; the base model files match meta "model_tensor_hashes" (and
+ * config.json meta "config"); the queue and the fact states agree with
+ * the chain (committed versions belong to a commit in effect, each
+ * commit's versions are in a state its fate allows, one committed
+ * version per slot). Each problem found is appended to `problems` as a
+ * string; the return value is an error only when the check itself could
+ * not run (ERR_NOMEM, an unreadable store). */
+int history_fsck(store_txn *t, json_t *problems, history_fsck_counts *c);
+
 /* ---- facts ----------------------------------------------------------- */
 
 /* The fact versions in effect after commit `id`: walking from id to the

@@ -108,6 +108,14 @@ int store_queue_list(store_txn *t, size_t limit, store_version **out,
                      size_t *n);
 int store_queue_count(store_txn *t, size_t *n);
 
+/* Streams the queue: calls fn(ctx, v) for each queued version in import
+ * order, at most `limit` (0 = all), without holding them all in memory.
+ * *v (and its strings) is valid only during the call. A non-zero return
+ * from fn stops the walk and is returned. */
+int store_queue_foreach(store_txn *t, size_t limit,
+                        int (*fn)(void *ctx, const store_version *v),
+                        void *ctx);
+
 /* One version by id (ERR_NOTFOUND). */
 int store_version_get(store_txn *t, uint64_t id, store_version *out);
 

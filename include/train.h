@@ -91,6 +91,14 @@ int train_run(gpt2_model *m, const train_seq *seqs, size_t n,
 int train_recall(const gpt2_model *m, const train_seq *seqs, size_t n,
                  int threads, double *recall, unsigned char *correct);
 
+/* The mean loss over the loss positions of seqs[idx[0..n)) (as one step
+ * of train_run computes it, split over `threads` workers) and, when
+ * grads is non-NULL (a model of m's shape), its gradient written (=)
+ * into grads->memory. Exposed for the tests (finite differences). */
+int train_batch_grad(const gpt2_model *m, const train_seq *seqs,
+                     const size_t *idx, size_t n, train_loss mode,
+                     int threads, gpt2_model *grads, double *loss);
+
 /* One AdamW update of n parameters in place (t = 1-based step; decay =
  * the weight decay for these parameters, 0 for none). Exposed for the
  * tests, which check it against a double-precision twin. */

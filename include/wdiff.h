@@ -12,7 +12,20 @@
  * the words are laid out as byte planes (all high bytes, then all third
  * bytes, ...), bit planes, or plainly, and the result is compressed with
  * zstd. bench/results/wdiff-*.txt has the measurements behind the
- * default (WDIFF_DEFAULT_*).
+ * default (wdiff_default_method).
+ *
+ * A change that is (nearly) low-rank, as MEMIT's is, has a better
+ * encoding (LOWRANK, wdiff_encode_matrix): factors A (rows, k), B (cols,
+ * k) in float32 with A B^T close to new - old, and per weight only what
+ * the factors do not predict. The prediction of the ulp distance
+ * new_bits - old_bits is Q = round(+-P / ulp(old)) with P = sum_k
+ * A_ik B_jk summed in double in a fixed order (each product of two
+ * floats is exact in double, so fused multiply-adds cannot change it);
+ * it needs only old's sign and exponent, which are stored as the XOR of
+ * the two top-9-bit fields, so Q is the same from either side and both
+ * apply and revert are exact. Payload (before zstd): u32 rows, cols, k;
+ * A; B; the 9-bit sign/exponent XORs as 2 byte planes; zigzag(d - Q) as
+ * 4 byte planes.
  *
  * Blob layout (little-endian):
  *   0  "STWD"            magic
@@ -39,6 +52,8 @@
 typedef enum {
     WDIFF_XOR = 1,          /* old_bits ^ new_bits */
     WDIFF_SUB = 2,          /* zigzag(new_bits - old_bits) */
+    WDIFF_LOWRANK = 3,      /* factors + residual of the predicted ulp
+                               distance (wdiff_encode_matrix only) */
 } wdiff_transform;
 
 typedef enum {
@@ -74,9 +89,26 @@ int wdiff_encode(const float *old, const float *new_, size_t n, void **blob,
                  size_t *len);
 
 /* The same with an explicit method (for measurements and tests);
- * ERR_INVALID for an unknown transform or layout. */
+ * ERR_INVALID for an unknown transform or layout (LOWRANK needs a shape:
+ * wdiff_encode_matrix). */
 int wdiff_encode_method(const float *old, const float *new_, size_t n,
                         const wdiff_method *m, void **blob, size_t *len);
+
+/* The smallest encoding of the change of a (rows, cols) row-major
+ * matrix: LOWRANK when the change has a numerical rank k small enough
+ * for its factors to pay (k <= 256 and the factors well under the raw
+ * size), else the default method. The blob is decoded and checked both
+ * ways before it is returned. Decodes with wdiff_apply/wdiff_revert like
+ * any other. */
+int wdiff_encode_matrix(const float *old, const float *new_, size_t rows,
+                        size_t cols, void **blob, size_t *len);
+
+/* Low-rank encoding with at most max_rank factors (for tests and
+ * measurements; ERR_INVALID when the change is not captured by max_rank
+ * factors, i.e. its numerical rank is larger). */
+int wdiff_encode_lowrank(const float *old, const float *new_, size_t rows,
+                         size_t cols, size_t max_rank, int level,
+                         void **blob, size_t *len);
 
 /* Reads and validates a blob's header and checksum (not the payload's
  * decompression). ERR_FORMAT, with the problem, for a truncated or

@@ -95,14 +95,21 @@ int editreq_build(editreq *r, const fact *f, const tokenizer *tok,
     r->n_rewrite = 1 + n_prefixes;
     r->seq = calloc(r->n_rewrite + 1, sizeof *r->seq);
     if (!r->seq) { rc = ERR_NOMEM; goto fail; }
-    for (size_t i = 0; i < r->n_rewrite; i++) {
+    size_t k = 0;
+    for (size_t i = 0; i < 1 + n_prefixes; i++) {
         char *head = i == 0 ? strdup("") : concat3(prefixes[i - 1], ". ", "");
         if (!head) { rc = ERR_NOMEM; goto fail; }
-        rc = build_seq(&r->seq[i], tok, head, f->prompt, f->subject,
+        rc = build_seq(&r->seq[k], tok, head, f->prompt, f->subject,
                        r->target, r->n_target - 1, max_len);
         free(head);
+        if (rc == ERR_INVALID && i > 0) { /* a prefix too long: leave it out */
+            err_clear();
+            continue;
+        }
         if (rc) goto fail;
+        k++;
     }
+    r->n_rewrite = k;
     rc = build_seq(&r->seq[r->n_rewrite], tok, "", "{} is a", f->subject,
                    NULL, 0, max_len);
     if (rc) goto fail;

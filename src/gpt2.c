@@ -102,10 +102,7 @@ int gpt2_model_init(gpt2_model *m, const gpt2_config *c)
     if (!m->memory) {
         size_t n = m->num_parameters;
         memset(m, 0, sizeof *m);
-        m->num_parameters = n;
-        err_set(ERR_NOMEM, "no memory for %zu gpt2 parameters", n);
-        m->num_parameters = 0;
-        return ERR_NOMEM;
+        return err_set(ERR_NOMEM, "no memory for %zu gpt2 parameters", n);
     }
     set_pointers(m);
     return 0;
@@ -600,7 +597,7 @@ static void block_forward(const gpt2_model *m, gpt2_acts *a, size_t l,
     const gpt2_params *p = &m->p;
     size_t C = a->c.n_embd, F = a->c.n_inner, NH = a->c.n_head, BT = B * T;
     size_t mBT = a->maxBT;
-    float eps = a->c.layer_norm_epsilon;
+    float eps = m->config.layer_norm_epsilon;
     float *ln1 = a->ln1 + l * mBT * C, *ln1_mean = a->ln1_mean + l * mBT,
           *ln1_rstd = a->ln1_rstd + l * mBT, *qkv = a->qkv + l * mBT * 3 * C,
           *atty = a->atty + l * mBT * C,
@@ -657,7 +654,7 @@ int gpt2_forward(const gpt2_model *m, gpt2_acts *a, const gpt2_batch *b)
     if (b->n_logits) {
         linalg_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->lnf_in,
                                  p->lnfw, p->lnfb, b->n_logits, C,
-                                 a->c.layer_norm_epsilon);
+                                 m->config.layer_norm_epsilon);
         linalg_matmul_nt_forward(a->logits, a->lnf, p->wte, b->n_logits, C, V);
     }
     a->has_forward = 1;

@@ -88,7 +88,15 @@ int gpt2_config_read(gpt2_config *out, const char *path)
     if (inner && !json_is_null(inner) &&
         (rc = read_size(path, root, "n_inner", &c.n_inner)))
         goto out;
-    if (c.n_inner == 0) c.n_inner = 4 * c.n_embd;
+    if (c.n_inner == 0) {
+        c.n_inner = 4 * c.n_embd;
+        if (c.n_inner > GPT2_CONFIG_MAX_SIZE) {
+            rc = err_set(ERR_FORMAT, "'%s': field 'n_inner' (4 * n_embd = %zu) "
+                         "is too large (> %zu)", path, c.n_inner,
+                         GPT2_CONFIG_MAX_SIZE);
+            goto out;
+        }
+    }
     json_t *eps = json_object_get(root, "layer_norm_epsilon");
     if (eps) {
         if (!json_is_number(eps)) {
@@ -129,11 +137,17 @@ static double float_shortest(float x)
 
 int gpt2_config_write(const gpt2_config *c, const char *path)
 {
-    if (c->n_layer == 0 || c->n_head == 0 || c->n_embd == 0 ||
-        c->n_positions == 0 || c->vocab_size == 0 || c->n_inner == 0 ||
-        c->n_embd % c->n_head != 0 || !(c->layer_norm_epsilon > 0))
+    const size_t sizes[] = {c->n_layer, c->n_head, c->n_embd, c->n_positions,
+                            c->vocab_size, c->n_inner};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
+        if (sizes[i] == 0 || sizes[i] > GPT2_CONFIG_MAX_SIZE)
+            return err_set(ERR_INVALID, "'%s': a size of the GPT-2 "
+                           "configuration is 0 or above %zu", path,
+                           GPT2_CONFIG_MAX_SIZE);
+    if (c->n_embd % c->n_head != 0 || !(c->layer_norm_epsilon > 0) ||
+        !(c->layer_norm_epsilon < 1))
         return err_set(ERR_INVALID, "'%s': inconsistent GPT-2 configuration "
-                       "(zero size, n_embd %% n_head != 0 or epsilon <= 0)",
+                       "(n_embd %% n_head != 0 or epsilon outside (0, 1))",
                        path);
     json_int_t eos = (json_int_t)c->vocab_size - 1;
     json_t *root = json_pack(

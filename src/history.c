@@ -18,6 +18,7 @@
 #include "wdiff.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -838,7 +839,9 @@ static int revert_older(store_txn *t, uint64_t head, uint64_t old,
         void *nb = NULL;
         size_t nlen = 0;
         char hb[33], ha[33];
-        if ((rc = wdiff_encode(prev, now, n, &nb, &nlen))) goto out;
+        if ((rc = wdiff_encode_matrix(prev, now, shape[0], shape[1], &nb,
+                                      &nlen)))
+            goto out;
         rc = store_diff_put(t, id, name, nb, nlen);
         free(nb);
         if (rc) goto out;
@@ -1059,5 +1062,404 @@ out:
     for (size_t i = 0; i < np; i++) free(p[i].slot);
     free(p);
     free(reverted);
+    return rc;
+}
+
+/* ---- fsck ------------------------------------------------------------ */
+
+static void problem(json_t *problems, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void problem(json_t *problems, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    json_array_append_new(problems, json_string(buf));
+}
+
+/* A commit's diffs against its record. */
+static int fsck_diffs(store_txn *t, uint64_t id, const json_t *rec,
+                      json_t *problems, history_fsck_counts *c)
+{
+    unsigned long long cid = (unsigned long long)id;
+    json_t *tensors = json_object_get(rec, "tensors");
+    const char *name;
+    json_t *tv;
+    if (!json_is_object(tensors)) {
+        problem(problems, "commit %llu's record lists no tensors", cid);
+        return 0;
+    }
+    json_object_foreach(tensors, name, tv) {
+        const void *blob = NULL; /* LMDB memory: used at once */
+        size_t len = 0;
+        wdiff_info info;
+        const char *before = json_string_value(json_object_get(tv, "before"));
+        const char *after = json_string_value(json_object_get(tv, "after"));
+        int rc = store_diff_get(t, id, name, &blob, &len);
+        c->diffs++;
+        if (rc == ERR_NOTFOUND) {
+            problem(problems, "commit %llu has no diff of tensor '%s'", cid,
+                    name);
+            continue;
+        }
+        if (rc) return rc;
+        if ((rc = wdiff_info_get(blob, len, &info))) {
+            problem(problems, "commit %llu's diff of '%s' is damaged: %s", cid,
+                    name, err_message(rc));
+            continue;
+        }
+        if (!before || !after || strcmp(before, info.old_hash) ||
+            strcmp(after, info.new_hash))
+            problem(problems, "commit %llu's diff of '%s' and its record "
+                    "disagree on the tensor hashes", cid, name);
+    }
+    char **names = NULL;
+    size_t n = 0;
+    int rc = store_diff_tensors(t, id, &names, &n);
+    if (rc) return rc;
+    for (size_t i = 0; i < n; i++)
+        if (!json_object_get(tensors, names[i]))
+            problem(problems, "commit %llu has a diff of '%s' that its record "
+                    "does not list", cid, names[i]);
+    store_strings_free(names, n);
+    return 0;
+}
+
+static int u64_in(const uint64_t *a, size_t n, uint64_t x)
+{
+    for (size_t i = 0; i < n; i++)
+        if (a[i] == x) return 1;
+    return 0;
+}
+
+typedef struct {
+    char *slot;
+    uint64_t id;
+} slot_entry;
+
+static int cmp_slot_entry(const void *a, const void *b)
+{
+    return strcmp(((const slot_entry *)a)->slot, ((const slot_entry *)b)->slot);
+}
+
+/* The queue and fact states against the chain. */
+static int fsck_facts(store_txn *t, const uint64_t *chain, json_t **recs,
+                      size_t n_chain, json_t *problems,
+                      history_fsck_counts *c)
+{
+    store_version *q = NULL, *com = NULL;
+    size_t nq = 0, ncom = 0, count = 0, nrev = 0;
+    uint64_t *reverted = malloc((n_chain ? n_chain : 1) * sizeof *reverted);
+    slot_entry *slots = NULL;
+    int rc = 0;
+    if (!reverted) return err_set(ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n_chain; i++) {
+        const char *kind = json_string_value(json_object_get(recs[i], "kind"));
+        if (kind && !strcmp(kind, "revert"))
+            reverted[nrev++] = json_u64(recs[i], "reverts");
+    }
+    if ((rc = store_queue_list(t, 0, &q, &nq))) goto out;
+    if ((rc = store_queue_count(t, &count))) goto out;
+    if (count != nq)
+        problem(problems, "the queue counts %zu versions but lists %zu", count,
+                nq);
+    for (size_t i = 0; i < nq; i++, c->versions++)
+        if (q[i].state != VERSION_QUEUED)
+            problem(problems, "queued version %llu ('%s') is in state %s",
+                    (unsigned long long)q[i].id, q[i].f.subject,
+                    history_state_name(q[i].state));
+    if ((rc = store_committed_list(t, 0, &com, &ncom))) goto out;
+    slots = calloc(ncom ? ncom : 1, sizeof *slots);
+    if (!slots) { rc = err_set(ERR_NOMEM, "out of memory"); goto out; }
+    for (size_t i = 0; i < ncom; i++, c->versions++) {
+        unsigned long long vid = (unsigned long long)com[i].id;
+        uint64_t cm = com[i].commit_id;
+        size_t k = 0;
+        while (k < n_chain && chain[k] != cm) k++;
+        if (k == n_chain)
+            problem(problems, "version %llu ('%s') is committed in commit "
+                    "%llu, which is not on the chain", vid, com[i].f.subject,
+                    (unsigned long long)cm);
+        else if (u64_in(reverted, nrev, cm))
+            problem(problems, "version %llu ('%s') is committed in commit "
+                    "%llu, which was reverted", vid, com[i].f.subject,
+                    (unsigned long long)cm);
+        else if (!array_has(id_array(recs[k], "versions"), com[i].id))
+            problem(problems, "version %llu ('%s') is committed in commit "
+                    "%llu, whose record does not list it", vid,
+                    com[i].f.subject, (unsigned long long)cm);
+        slots[i].slot = fact_slot(&com[i].f);
+        slots[i].id = com[i].id;
+        if (!slots[i].slot) { rc = err_set(ERR_NOMEM, "out of memory"); goto out; }
+    }
+    qsort(slots, ncom, sizeof *slots, cmp_slot_entry);
+    for (size_t i = 1; i < ncom; i++)
+        if (!strcmp(slots[i].slot, slots[i - 1].slot))
+            problem(problems, "versions %llu and %llu of one fact are both "
+                    "committed", (unsigned long long)slots[i - 1].id,
+                    (unsigned long long)slots[i].id);
+    for (size_t k = 0; k < n_chain; k++) {
+        const char *kind = json_string_value(json_object_get(recs[k], "kind"));
+        if (kind && !strcmp(kind, "revert")) continue;
+        int is_reverted = u64_in(reverted, nrev, chain[k]);
+        size_t i;
+        json_t *v;
+        json_array_foreach(id_array(recs[k], "versions"), i, v) {
+            store_version sv;
+            uint64_t vid = json_is_integer(v) ? (uint64_t)json_integer_value(v)
+                                              : 0;
+            rc = store_version_get(t, vid, &sv);
+            if (rc == ERR_NOTFOUND) {
+                err_clear();
+                rc = 0;
+                problem(problems, "commit %llu lists version %llu, which does "
+                        "not exist", (unsigned long long)chain[k],
+                        (unsigned long long)vid);
+                continue;
+            }
+            if (rc) goto out;
+            int ok = is_reverted
+                ? sv.state == VERSION_REVERTED
+                : (sv.state == VERSION_COMMITTED && sv.commit_id == chain[k]) ||
+                      sv.state == VERSION_SUPERSEDED;
+            if (!ok)
+                problem(problems, "version %llu ('%s') of commit %llu%s is in "
+                        "state %s", (unsigned long long)vid, sv.f.subject,
+                        (unsigned long long)chain[k],
+                        is_reverted ? " (reverted)" : "",
+                        history_state_name(sv.state));
+            store_version_free(&sv);
+        }
+    }
+out:
+    for (size_t i = 0; slots && i < ncom; i++) free(slots[i].slot);
+    free(slots);
+    free(reverted);
+    store_versions_free(q, nq);
+    store_versions_free(com, ncom);
+    return rc;
+}
+
+/* config.json against meta "config", when init recorded it. */
+static int fsck_config(store_txn *t, json_t *problems)
+{
+    char *dir = NULL, *want = NULL, path[4200];
+    int rc = store_meta_get(t, "config", &want);
+    if (rc == ERR_NOTFOUND) {
+        err_clear();
+        return 0;
+    }
+    if (!rc) rc = modelview_model_dir(t, &dir);
+    if (rc) {
+        free(want);
+        return rc;
+    }
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *f = fopen(path, "rb");
+    char *have = NULL;
+    size_t len = 0;
+    if (f) {
+        FILE *m = open_memstream(&have, &len);
+        char buf[4096];
+        size_t k;
+        while (m && (k = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, k, m);
+        if (m) fclose(m);
+        fclose(f);
+    }
+    if (!have)
+        problem(problems, "base model '%s' cannot be read", path);
+    else if (strlen(want) != len || memcmp(want, have, len))
+        problem(problems, "base model '%s' differs from the config recorded "
+                "at init", path);
+    free(have);
+    free(want);
+    free(dir);
+    return 0;
+}
+
+int history_fsck(store_txn *t, json_t *problems, history_fsck_counts *c)
+{
+    uint64_t *chain = NULL, *all = NULL;
+    json_t **recs = NULL;
+    size_t n_chain = 0, cap = 0, n_all = 0;
+    char **names = NULL;
+    size_t n_names = 0;
+    history_ws *ws = NULL, *replay = NULL;
+    int chain_ok = 1, rc;
+    memset(c, 0, sizeof *c);
+
+    /* the chain */
+    if ((rc = store_head(t, &c->head))) return rc;
+    for (uint64_t cur = c->head; cur;) {
+        json_t *rec = NULL;
+        int e = history_record(t, cur, &rec);
+        if (e == ERR_NOMEM) { rc = e; goto out; }
+        if (e) {
+            problem(problems, "the chain from HEAD is broken at commit %llu: "
+                    "%s", (unsigned long long)cur, err_message(e));
+            chain_ok = 0;
+            break;
+        }
+        if (n_chain == cap) {
+            cap = cap ? 2 * cap : 16;
+            uint64_t *a = realloc(chain, cap * sizeof *a);
+            json_t **b = a ? realloc(recs, cap * sizeof *b) : NULL;
+            if (a) chain = a;
+            if (!a || !b) {
+                json_decref(rec);
+                rc = err_set(ERR_NOMEM, "out of memory");
+                goto out;
+            }
+            recs = b;
+        }
+        chain[n_chain] = cur;
+        recs[n_chain++] = rec;
+        cur = json_u64(rec, "parent");
+    }
+    c->chain = n_chain;
+
+    /* every record and its diffs */
+    if ((rc = store_commit_ids(t, &all, &n_all))) goto out;
+    c->commits = n_all;
+    for (size_t i = 0; i < n_all; i++) {
+        json_t *rec = NULL;
+        int e = history_record(t, all[i], &rec);
+        if (e == ERR_NOMEM) { rc = e; goto out; }
+        if (e) {
+            if (!u64_in(chain, n_chain, all[i]))
+                problem(problems, "commit %llu's record is unreadable: %s",
+                        (unsigned long long)all[i], err_message(e));
+            continue;
+        }
+        rc = fsck_diffs(t, all[i], rec, problems, c);
+        json_decref(rec);
+        if (rc) goto out;
+    }
+    if (c->head && !u64_in(all, n_all, c->head))
+        problem(problems, "HEAD names commit %llu, which does not exist",
+                (unsigned long long)c->head);
+
+    /* the base model */
+    int e = modelview_verify_base(t);
+    if (e == ERR_NOMEM) { rc = e; goto out; }
+    if (e) problem(problems, "%s", err_message(e));
+    if ((rc = fsck_config(t, problems))) goto out;
+    e = history_ws_open(&ws, t);
+    if (e == ERR_NOMEM) { rc = e; goto out; }
+    if (e) {
+        problem(problems, "the base model cannot be opened: %s",
+                err_message(e));
+        goto facts;
+    }
+    {
+        st_file *bf = ws->base;
+        c->base_tensors = safetensors_count(bf);
+    }
+
+    /* the overlay against the newest commit that touched each tensor */
+    if ((rc = store_tensor_names(t, &names, &n_names))) goto out;
+    for (size_t i = 0; i < n_names; i++) {
+        float *d = NULL;
+        size_t n = 0;
+        char h[33];
+        c->overlay++;
+        e = history_ws_tensor(ws, names[i], &d, &n, NULL);
+        if (e == ERR_NOMEM) { rc = e; goto out; }
+        if (e) {
+            problem(problems, "overlay tensor '%s': %s", names[i],
+                    err_message(e));
+            continue;
+        }
+        hash_hex(h, d, n * sizeof(float));
+        size_t k = 0;
+        json_t *tv = NULL;
+        for (; k < n_chain; k++)
+            if ((tv = json_object_get(json_object_get(recs[k], "tensors"),
+                                      names[i])))
+                break;
+        if (k == n_chain) {
+            if (chain_ok)
+                problem(problems, "overlay tensor '%s' was written by no "
+                        "commit on the chain", names[i]);
+            continue;
+        }
+        const char *want = json_string_value(json_object_get(tv, "after"));
+        if (!want || strcmp(want, h))
+            problem(problems, "overlay tensor '%s' hashes to %s, but commit "
+                    "%llu left it at %s", names[i], h,
+                    (unsigned long long)chain[k], want ? want : "(none)");
+    }
+    /* touched tensors missing from the overlay must be at the base */
+    for (size_t k = 0; k < n_chain; k++) {
+        const char *name;
+        json_t *tv;
+        json_object_foreach(json_object_get(recs[k], "tensors"), name, tv) {
+            int seen = 0;
+            for (size_t j = 0; j < k && !seen; j++)
+                seen = json_object_get(json_object_get(recs[j], "tensors"),
+                                       name) != NULL;
+            for (size_t j = 0; j < n_names && !seen; j++)
+                seen = !strcmp(names[j], name);
+            if (seen) continue;
+            const float *b = NULL;
+            size_t n = 0;
+            char h[33];
+            e = history_ws_base(ws, name, &b, &n);
+            if (e == ERR_NOMEM) { rc = e; goto out; }
+            if (e) {
+                problem(problems, "commit %llu edits '%s': %s",
+                        (unsigned long long)chain[k], name, err_message(e));
+                continue;
+            }
+            hash_hex(h, b, n * sizeof(float));
+            const char *want = json_string_value(json_object_get(tv, "after"));
+            if (!want || strcmp(want, h))
+                problem(problems, "tensor '%s' is missing from the overlay, "
+                        "but commit %llu left it edited",
+                        name, (unsigned long long)chain[k]);
+        }
+    }
+
+    /* replay the chain back to the base */
+    if (chain_ok) {
+        e = history_ws_open(&replay, t);
+        for (size_t k = 0; !e && k < n_chain; k++) {
+            e = history_ws_undo(replay, chain[k], recs[k], NULL);
+            if (e == ERR_NOMEM) { rc = e; goto out; }
+            if (e)
+                problem(problems, "undoing the chain from HEAD fails at "
+                        "commit %llu: %s", (unsigned long long)chain[k],
+                        err_message(e));
+            else
+                c->replayed += json_object_size(
+                    json_object_get(recs[k], "tensors"));
+        }
+        for (size_t i = 0; !e && i < history_ws_count(replay); i++) {
+            const char *name = history_ws_name(replay, i);
+            float *d = NULL;
+            const float *b = NULL;
+            size_t n = 0;
+            if ((rc = history_ws_tensor(replay, name, &d, &n, NULL)) ||
+                (rc = history_ws_base(replay, name, &b, &n)))
+                goto out;
+            if (memcmp(d, b, n * sizeof(float)))
+                problem(problems, "undoing the whole chain does not give back "
+                        "the base model's '%s'", name);
+        }
+    }
+
+facts:
+    rc = fsck_facts(t, chain, recs, n_chain, problems, c);
+out:
+    for (size_t i = 0; i < n_chain; i++) json_decref(recs[i]);
+    free(recs);
+    free(chain);
+    free(all);
+    store_strings_free(names, n_names);
+    history_ws_close(ws);
+    history_ws_close(replay);
     return rc;
 }

@@ -247,6 +247,10 @@ static int parser_init(struct csv_parser *p)
     if (csv_init(p, CSV_STRICT | CSV_STRICT_FINI))
         return err_set(ERR_NOMEM, "out of memory");
     csv_set_space_func(p, no_space);
+    /* libcsv grows its field buffer by blk_size at a time (128 bytes by
+     * default): quadratic for a huge field. 64 KiB steps keep a 10 MB
+     * field (which is refused anyway) cheap. */
+    csv_set_blk_size(p, 65536);
     return 0;
 }
 

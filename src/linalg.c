@@ -8,17 +8,75 @@
  * parallel region (one z optimisation per thread, say) stays on its
  * thread. Column sums (bias and LayerNorm weight gradients) are split
  * over fixed chunks of columns, each summed over rows in row order, so
- * that the result does not depend on the number of threads. */
+ * that the result does not depend on the number of threads.
+ *
+ * The same goes for the matmuls: OpenBLAS's result depends on how many
+ * threads it splits a call over (its blocking changes), so a matmul is
+ * cut into output tiles whose shape depends only on the matrix shape,
+ * and each tile is one single-threaded sgemm inside our own parallel
+ * loop (attention: one per (batch, head)). Outputs are then bitwise the
+ * same for any number of threads, inside or outside a parallel region,
+ * at no cost in speed (measured). */
 #include "linalg.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <stdint.h>
 #include <string.h>
 
 #define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
 #define GELU_CUBE 0.044715f
 #define COL_CHUNK 64 /* columns per task of a column-sum */
+#define TILE_M 256    /* largest output tile of a matmul, rows */
+#define TILE_N 1024   /* and columns */
+/* OpenBLAS runs a gemm of at most 65536 * 4 multiply-adds on one thread
+ * whatever it was given (SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD);
+ * below a quarter of that we call it directly, without the cost of a
+ * parallel region, which dominates a tiny model's pass. */
+#define SMALL_GEMM 65536.0
+
+static size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
+static size_t round_up(size_t a, size_t m) { return ceil_div(a, m) * m; }
+
+/* The tile shape of an (M, N) output with inner size K: a function of
+ * the shape alone (never of the thread count); at least 8 tiles when the
+ * work is large, so two or more threads share it evenly. */
+static void gemm_tiles(size_t M, size_t N, size_t K, size_t *rm, size_t *rn)
+{
+    size_t bm = round_up(ceil_div(M, ceil_div(M, TILE_M)), 16);
+    size_t bn = round_up(ceil_div(N, ceil_div(N, TILE_N)), 64);
+    while (ceil_div(M, bm) * ceil_div(N, bn) < 8 && 2.0 * M * N * K > 1e7) {
+        if (bn >= 256 && bn >= bm) bn = round_up(bn / 2, 64);
+        else if (bm >= 64) bm = round_up(bm / 2, 16);
+        else break;
+    }
+    *rm = bm;
+    *rn = bn;
+}
+
+/* C (M,N) = op(A) @ op(B) + beta C, row-major, alpha 1, tile by tile.
+ * op(A) is (M,K): A is (M,K) or, transposed, (K,M); op(B) is (K,N): B is
+ * (K,N) or, transposed, (N,K). Every tile's sgemm runs on one thread
+ * (OpenBLAS's OpenMP build stays on one thread in a parallel region). */
+static void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, size_t M, size_t N,
+                 size_t K, const float *A, size_t lda, const float *B,
+                 size_t ldb, float beta, float *C, size_t ldc)
+{
+    size_t rm, rn;
+    gemm_tiles(M, N, K, &rm, &rn);
+    size_t tm = ceil_div(M, rm), tn = ceil_div(N, rn);
+    int small = tm * tn == 1 && (double)M * N * K <= SMALL_GEMM;
+#pragma omp parallel for schedule(dynamic) if (!omp_in_parallel() && !small)
+    for (size_t t = 0; t < tm * tn; t++) {
+        size_t m0 = (t / tn) * rm, n0 = (t % tn) * rn;
+        size_t mm = M - m0 < rm ? M - m0 : rm, nn = N - n0 < rn ? N - n0 : rn;
+        const float *a = ta == CblasNoTrans ? A + m0 * lda : A + m0;
+        const float *b = tb == CblasNoTrans ? B + n0 : B + n0 * ldb;
+        cblas_sgemm(CblasRowMajor, ta, tb, (int)mm, (int)nn, (int)K, 1.0f, a,
+                    (int)lda, b, (int)ldb, beta, C + m0 * ldc + n0, (int)ldc);
+    }
+}
 
 /* Column sums of a (N, D) matrix into acc (D) +=. */
 static void column_sums(float *acc, const float *a, size_t N, size_t D)
@@ -41,7 +99,7 @@ static void column_sums(float *acc, const float *a, size_t N, size_t D)
 void linalg_encoder_forward(float *out, const int *inp, const float *wte,
                             const float *wpe, size_t B, size_t T, size_t C)
 {
-#pragma omp parallel for if (!omp_in_parallel())
+#pragma omp parallel for if (!omp_in_parallel() && B * T * C > 32768)
     for (size_t bt = 0; bt < B * T; bt++) {
         const float *te = wte + (size_t)inp[bt] * C, *pe = wpe + (bt % T) * C;
         float *o = out + bt * C;
@@ -156,9 +214,8 @@ void linalg_matmul_forward(float *out, const float *inp, const float *weight,
         for (size_t n = 0; n < N; n++) memcpy(out + n * OUT, bias, OUT * sizeof *out);
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)OUT,
-                (int)IN, 1.0f, inp, (int)IN, weight, (int)OUT, beta, out,
-                (int)OUT);
+    gemm(CblasNoTrans, CblasNoTrans, N, OUT, IN, inp, IN, weight, OUT, beta,
+         out, OUT);
 }
 
 void linalg_matmul_backward(float *dinp, float *dweight, float *dbias,
@@ -167,13 +224,11 @@ void linalg_matmul_backward(float *dinp, float *dweight, float *dbias,
                             size_t OUT)
 {
     if (dinp) /* (N,OUT) @ (IN,OUT)^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)IN,
-                    (int)OUT, 1.0f, dout, (int)OUT, weight, (int)OUT, 1.0f,
-                    dinp, (int)IN);
+        gemm(CblasNoTrans, CblasTrans, N, IN, OUT, dout, OUT, weight, OUT,
+             1.0f, dinp, IN);
     if (dweight) /* (N,IN)^T @ (N,OUT) */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)IN, (int)OUT,
-                    (int)N, 1.0f, inp, (int)IN, dout, (int)OUT, 1.0f, dweight,
-                    (int)OUT);
+        gemm(CblasTrans, CblasNoTrans, IN, OUT, N, inp, IN, dout, OUT, 1.0f,
+             dweight, OUT);
     if (dbias) column_sums(dbias, dout, N, OUT);
 }
 
@@ -181,9 +236,8 @@ void linalg_matmul_nt_forward(float *out, const float *inp,
                               const float *weight, size_t N, size_t IN,
                               size_t OUT)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)OUT,
-                (int)IN, 1.0f, inp, (int)IN, weight, (int)IN, 0.0f, out,
-                (int)OUT);
+    gemm(CblasNoTrans, CblasTrans, N, OUT, IN, inp, IN, weight, IN, 0.0f,
+         out, OUT);
 }
 
 void linalg_matmul_nt_backward(float *dinp, float *dweight, const float *dout,
@@ -191,13 +245,11 @@ void linalg_matmul_nt_backward(float *dinp, float *dweight, const float *dout,
                                size_t N, size_t IN, size_t OUT)
 {
     if (dinp) /* (N,OUT) @ (OUT,IN) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)IN,
-                    (int)OUT, 1.0f, dout, (int)OUT, weight, (int)IN, 1.0f,
-                    dinp, (int)IN);
+        gemm(CblasNoTrans, CblasNoTrans, N, IN, OUT, dout, OUT, weight, IN,
+             1.0f, dinp, IN);
     if (dweight) /* (N,OUT)^T @ (N,IN) */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)OUT, (int)IN,
-                    (int)N, 1.0f, dout, (int)OUT, inp, (int)IN, 1.0f, dweight,
-                    (int)IN);
+        gemm(CblasTrans, CblasNoTrans, OUT, IN, N, dout, OUT, inp, IN, 1.0f,
+             dweight, IN);
 }
 
 /* ---- attention -------------------------------------------------------- */
@@ -224,7 +276,8 @@ void linalg_attention_forward(float *out, float *att, const float *inp,
 {
     size_t hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for if (!omp_in_parallel())
+    int small = (double)T * T * hs <= SMALL_GEMM; /* see gemm() */
+#pragma omp parallel for if (!omp_in_parallel() && !small)
     for (size_t bh = 0; bh < B * NH; bh++) {
         size_t b = bh / NH, h = bh % NH;
         const float *q = inp + b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
@@ -246,7 +299,8 @@ void linalg_attention_backward(float *dinp, float *datt, const float *dout,
 {
     size_t hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for if (!omp_in_parallel())
+    int small = (double)T * T * hs <= SMALL_GEMM; /* see gemm() */
+#pragma omp parallel for if (!omp_in_parallel() && !small)
     for (size_t bh = 0; bh < B * NH; bh++) {
         size_t b = bh / NH, h = bh % NH;
         const float *q = inp + b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
@@ -279,22 +333,51 @@ void linalg_attention_backward(float *dinp, float *datt, const float *dout,
 
 /* ---- gelu ------------------------------------------------------------- */
 
+/* tanh to within 4e-7 (a few ulp), as Eigen computes it: a 13/6 rational
+ * approximation on |x| <= 7.9988, where float tanh reaches +-1. The clamp
+ * works on the bit pattern (an integer min) so that the loops vectorize
+ * without -fno-trapping-math; a NaN comes out as +-1, but gelu multiplies
+ * by x, so NaN still propagates. glibc's tanhf is ~15x slower and made
+ * GELU cost more than the matmul before it. */
+static inline float fast_tanhf(float x)
+{
+    uint32_t bits, mag, lim = 0x40fff644u; /* 7.99881172180175781f */
+    memcpy(&bits, &x, sizeof bits);
+    mag = bits & 0x7fffffffu;
+    mag = mag < lim ? mag : lim;
+    bits = (bits & 0x80000000u) | mag;
+    memcpy(&x, &bits, sizeof x);
+    float x2 = x * x;
+    float p = -2.76076847742355e-16f;
+    p = p * x2 + 2.00018790482477e-13f;
+    p = p * x2 + -8.60467152213735e-11f;
+    p = p * x2 + 5.12229709037114e-08f;
+    p = p * x2 + 1.48572235717979e-05f;
+    p = p * x2 + 6.37261928875436e-04f;
+    p = p * x2 + 4.89352455891786e-03f;
+    float q = 1.19825839466702e-06f;
+    q = q * x2 + 1.18534705686654e-04f;
+    q = q * x2 + 2.26843463243900e-03f;
+    q = q * x2 + 4.89352518554385e-03f;
+    return p * x / q;
+}
+
 void linalg_gelu_forward(float *out, const float *inp, size_t N)
 {
-#pragma omp parallel for if (!omp_in_parallel() && N > 32768)
+#pragma omp parallel for simd if (!omp_in_parallel() && N > 32768)
     for (size_t i = 0; i < N; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(GELU_SCALE * (x + GELU_CUBE * x * x * x)));
+        out[i] = 0.5f * x * (1.0f + fast_tanhf(GELU_SCALE * (x + GELU_CUBE * x * x * x)));
     }
 }
 
 void linalg_gelu_backward(float *dinp, const float *inp, const float *dout,
                           size_t N)
 {
-#pragma omp parallel for if (!omp_in_parallel() && N > 32768)
+#pragma omp parallel for simd if (!omp_in_parallel() && N > 32768)
     for (size_t i = 0; i < N; i++) {
         float x = inp[i];
-        float th = tanhf(GELU_SCALE * (x + GELU_CUBE * x * x * x));
+        float th = fast_tanhf(GELU_SCALE * (x + GELU_CUBE * x * x * x));
         float sech2 = 1.0f - th * th;
         float grad = 0.5f * (1.0f + th) +
                      0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * GELU_CUBE * x * x);

@@ -37,6 +37,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 #include <dirent.h>
@@ -102,6 +103,16 @@ static int lmdb_fail(const store *s, int rc, const char *what)
     if (rc == EACCES || rc == EROFS || rc == EPERM)
         return err_set(ERR_IO, "no write access to the store '%s' while %s: "
                        "%s", dir, what, mdb_strerror(rc));
+    if (rc == EIO && s) {
+        /* LMDB reports a short write (a full disk, often) as EIO */
+        struct statvfs vfs;
+        if (statvfs(dir, &vfs) == 0)
+            return err_set(ERR_IO, "cannot write the store '%s' while %s: "
+                           "i/o error with %llu KiB left on its device (is "
+                           "the disk full?); nothing was written", dir, what,
+                           (unsigned long long)vfs.f_bavail * vfs.f_frsize /
+                               1024);
+    }
     if (rc > 0)
         return err_set(ERR_IO, "i/o error in the store '%s' while %s: %s",
                        dir, what, mdb_strerror(rc));
@@ -1063,6 +1074,44 @@ fail:
     return rc;
 }
 
+int store_queue_foreach(store_txn *t, size_t limit,
+                        int (*fn)(void *ctx, const store_version *v),
+                        void *ctx)
+{
+    MDB_cursor *c;
+    MDB_val k, v;
+    size_t n = 0;
+    int rc = mdb_cursor_open(t->txn, t->s->dbi[DB_QUEUE], &c);
+    if (rc) return lmdb_fail(t->s, rc, "reading the queue");
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (limit && n >= limit) break;
+        if (k.mv_size != 8) {
+            rc = err_set(ERR_STORE, "store '%s': the queue has a bad key",
+                         t->s->dir);
+            goto out;
+        }
+        store_version sv;
+        uint64_t id = be64_get(k.mv_data);
+        if ((rc = version_read(t, id, &sv, NULL))) {
+            if (rc == ERR_NOTFOUND)
+                rc = err_set(ERR_STORE, "store '%s': queued version %llu "
+                             "does not exist", t->s->dir,
+                             (unsigned long long)id);
+            goto out;
+        }
+        rc = fn(ctx, &sv);
+        store_version_free(&sv);
+        if (rc) goto out;
+        n++;
+    }
+    if (rc == MDB_NOTFOUND || (limit && n >= limit)) rc = 0;
+    else if (rc) rc = lmdb_fail(t->s, rc, "reading the queue");
+out:
+    mdb_cursor_close(c);
+    return rc;
+}
+
 int store_queue_count(store_txn *t, size_t *n)
 {
     MDB_stat st;
@@ -1359,7 +1408,8 @@ static int collect_names(store_txn *t, int db, const unsigned char *prefix,
     rc = plen ? mdb_cursor_get(c, &k, &v, MDB_SET_RANGE)
               : mdb_cursor_get(c, &k, &v, MDB_FIRST);
     for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen)) break;
+        if (plen && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen)))
+            break;
         if (m == cap) {
             cap = cap ? 2 * cap : 16;
             char **b = realloc(a, cap * sizeof *b);

@@ -19,8 +19,8 @@
  *
  * Whitespace: the reference (OpenAI's encoder.py) runs the pattern with
  * Python's `regex` module, whose \s is Unicode's White_Space property.
- * PCRE2's \s (and JavaScript's) differ on U+0085 and U+FEFF, so the
- * pattern below spells White_Space out as a class. */
+ * PCRE2's \s (UCP) also takes U+180E, JavaScript's takes U+FEFF and not
+ * U+0085, so the pattern below spells White_Space out as a class. */
 #include "tokenizer.h"
 #include "errors.h"
 

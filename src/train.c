@@ -291,6 +291,100 @@ static int worker_step(const gpt2_model *m, worker *w, const train_seq *seqs,
     return gpt2_backward(m, w->acts, &batch, w->dlogits, &w->grads, NULL);
 }
 
+/* Workers for batches of up to B sequences of up to T tokens. */
+static int workers_new(worker **out, int nt, const gpt2_model *m, size_t B,
+                       size_t T)
+{
+    const gpt2_config *c = &m->config;
+    size_t bmax = (B + (size_t)nt - 1) / (size_t)nt, V = c->vocab_size;
+    worker *w = calloc((size_t)nt, sizeof *w);
+    int rc = 0;
+    *out = NULL;
+    if (!w)
+        return err_set(ERR_NOMEM, "out of memory setting up training");
+    for (int i = 0; i < nt; i++) {
+        if ((rc = gpt2_acts_new(&w[i].acts, c, bmax, T, bmax * T)) ||
+            (rc = gpt2_model_init(&w[i].grads, c)))
+            goto fail;
+        w[i].tok = malloc(bmax * T * sizeof *w[i].tok);
+        w[i].pos = malloc(bmax * T * sizeof *w[i].pos);
+        w[i].target = malloc(bmax * T * sizeof *w[i].target);
+        w[i].dlogits = malloc(bmax * T * V * sizeof *w[i].dlogits);
+        if (!w[i].tok || !w[i].pos || !w[i].target || !w[i].dlogits) {
+            rc = err_set(ERR_NOMEM, "out of memory setting up training");
+            goto fail;
+        }
+    }
+    *out = w;
+    return 0;
+fail:
+    workers_free(w, nt);
+    return rc;
+}
+
+/* One batch: loss and gradient of the mean loss over the batch's loss
+ * positions, the gradient summed in worker order into w[0].grads. */
+static int batch_step(const gpt2_model *m, worker *w, int nt,
+                      const train_seq *seqs, const size_t *batch, size_t B,
+                      train_loss mode, double *loss)
+{
+    size_t bmax = (B + (size_t)nt - 1) / (size_t)nt, total = 0;
+    size_t P = m->num_parameters;
+    for (size_t i = 0; i < B; i++)
+        total += seqs[batch[i]].len - 1 - loss_first(&seqs[batch[i]], mode);
+    double scale = 1.0 / (double)total;
+#pragma omp parallel for num_threads(nt) schedule(static, 1)
+    for (int k = 0; k < nt; k++) {
+        size_t lo = (size_t)k * bmax < B ? (size_t)k * bmax : B;
+        size_t hi = lo + bmax < B ? lo + bmax : B;
+        w[k].rc = worker_step(m, &w[k], seqs, batch + lo, hi - lo, mode,
+                              scale);
+    }
+    double sum = 0;
+    for (int k = 0; k < nt; k++) {
+        if (w[k].rc)
+            return w[k].rc;
+        sum += w[k].loss_sum;
+    }
+    *loss = sum / (double)total;
+    float *g = w[0].grads.memory;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (size_t i = 0; i < P; i++) {
+        float s = g[i];
+        for (int k = 1; k < nt; k++)
+            s += w[k].grads.memory[i];
+        g[i] = s;
+    }
+    return 0;
+}
+
+int train_batch_grad(const gpt2_model *m, const train_seq *seqs,
+                     const size_t *idx, size_t n, train_loss mode,
+                     int threads, gpt2_model *grads, double *loss)
+{
+    int nt = threads < 1 ? 1 : threads;
+    size_t T = 0;
+    if (n == 0)
+        return err_set(ERR_INVALID, "empty batch");
+    for (size_t i = 0; i < n; i++) {
+        int rc = check_seqs(&m->config, &seqs[idx[i]], 1, "batch");
+        if (rc)
+            return rc;
+        if (seqs[idx[i]].len > T)
+            T = seqs[idx[i]].len;
+    }
+    worker *w;
+    int rc = workers_new(&w, nt, m, n, T);
+    if (rc)
+        return rc;
+    rc = batch_step(m, w, nt, seqs, idx, n, mode, loss);
+    if (!rc && grads)
+        memcpy(grads->memory, w[0].grads.memory,
+               m->num_parameters * sizeof(float));
+    workers_free(w, nt);
+    return rc;
+}
+
 static double now_seconds(void)
 {
     struct timespec ts;
@@ -337,7 +431,7 @@ int train_run(gpt2_model *m, const train_seq *seqs, size_t n,
     memset(rep, 0, sizeof *rep);
     double t0 = now_seconds();
     const gpt2_config *c = &m->config;
-    size_t V = c->vocab_size, P = m->num_parameters;
+    size_t P = m->num_parameters;
     int nt = o->threads < 1 ? 1 : o->threads;
     if (n == 0 || o->batch_size == 0 || o->steps == 0)
         return err_set(ERR_INVALID, "nothing to train (%zu sequences, batch "
@@ -351,27 +445,18 @@ int train_run(gpt2_model *m, const train_seq *seqs, size_t n,
         return rc;
 
     size_t B = o->batch_size < n ? o->batch_size : n;
-    size_t bmax = (B + (size_t)nt - 1) / (size_t)nt;
     size_t T = 0;
     for (size_t i = 0; i < n; i++)
         if (seqs[i].len > T)
             T = seqs[i].len;
-    worker *w = calloc((size_t)nt, sizeof *w);
+    worker *w = NULL;
     size_t *order = malloc(n * sizeof *order);
+    size_t *batch = malloc(B * sizeof *batch);
     float *mom = calloc(P, sizeof *mom), *vel = calloc(P, sizeof *vel);
-    if (!w || !order || !mom || !vel)
+    if (!order || !batch || !mom || !vel)
         goto nomem;
-    for (int i = 0; i < nt; i++) {
-        if ((rc = gpt2_acts_new(&w[i].acts, c, bmax, T, bmax * T)) ||
-            (rc = gpt2_model_init(&w[i].grads, c)))
-            goto done;
-        w[i].tok = malloc(bmax * T * sizeof *w[i].tok);
-        w[i].pos = malloc(bmax * T * sizeof *w[i].pos);
-        w[i].target = malloc(bmax * T * sizeof *w[i].target);
-        w[i].dlogits = malloc(bmax * T * V * sizeof *w[i].dlogits);
-        if (!w[i].tok || !w[i].pos || !w[i].target || !w[i].dlogits)
-            goto nomem;
-    }
+    if ((rc = workers_new(&w, nt, m, B, T)))
+        goto done;
 
     uint64_t rng = o->seed ^ 0x545241494e4b4559ULL;
     for (size_t i = 0; i < n; i++)
@@ -380,9 +465,6 @@ int train_run(gpt2_model *m, const train_seq *seqs, size_t n,
     size_t cursor = 0, since = 0, step = 0;
     double loss_acc = 0, rec[8] = {0};
     int met = 0;
-    size_t *batch = malloc(B * sizeof *batch);
-    if (!batch)
-        goto nomem;
 
     for (step = 0; step < o->steps; step++) {
         for (size_t i = 0; i < B; i++) {
@@ -392,46 +474,18 @@ int train_run(gpt2_model *m, const train_seq *seqs, size_t n,
             }
             batch[i] = order[cursor++];
         }
-        size_t total = 0;
-        for (size_t i = 0; i < B; i++)
-            total += seqs[batch[i]].len - 1 -
-                     loss_first(&seqs[batch[i]], o->loss);
-        double scale = 1.0 / (double)total;
-#pragma omp parallel for num_threads(nt) schedule(static, 1)
-        for (int k = 0; k < nt; k++) {
-            size_t lo = (size_t)k * bmax;
-            size_t hi = lo + bmax < B ? lo + bmax : B;
-            w[k].rc = worker_step(m, &w[k], seqs, batch + (lo < B ? lo : B),
-                                  lo < B ? hi - lo : 0, o->loss, scale);
-        }
-        double loss = 0;
-        for (int k = 0; k < nt; k++) {
-            if (w[k].rc) {
-                rc = w[k].rc;
-                free(batch);
-                goto done;
-            }
-            loss += w[k].loss_sum;
-        }
-        loss /= (double)total;
+        double loss;
+        if ((rc = batch_step(m, w, nt, seqs, batch, B, o->loss, &loss)))
+            goto done;
         if (!isfinite(loss)) {
             rc = err_set(ERR_NUMERIC, "training diverged at step %zu (loss "
                          "%g)", step + 1, loss);
-            free(batch);
             goto done;
         }
         loss_acc += loss;
         since++;
 
-        /* Sum the gradients in worker order, into worker 0's buffer. */
         float *g = w[0].grads.memory;
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (size_t i = 0; i < P; i++) {
-            float s = g[i];
-            for (int k = 1; k < nt; k++)
-                s += w[k].grads.memory[i];
-            g[i] = s;
-        }
         double norm2 = 0;
         for (size_t i = 0; i < P; i++)
             norm2 += (double)g[i] * g[i];
@@ -439,7 +493,6 @@ int train_run(gpt2_model *m, const train_seq *seqs, size_t n,
         if (!isfinite(norm)) {
             rc = err_set(ERR_NUMERIC, "gradient not finite at step %zu",
                          step + 1);
-            free(batch);
             goto done;
         }
         if (o->grad_clip > 0 && norm > o->grad_clip) {
@@ -458,10 +511,8 @@ int train_run(gpt2_model *m, const train_seq *seqs, size_t n,
 
         int last = step + 1 == o->steps;
         if ((o->eval_every && (step + 1) % o->eval_every == 0) || last) {
-            if ((rc = eval_all(m, evals, n_evals, nt, rec, &met))) {
-                free(batch);
+            if ((rc = eval_all(m, evals, n_evals, nt, rec, &met)))
                 goto done;
-            }
             rep->loss = loss_acc / (double)since;
             report_progress(o, step + 1, rep->loss, evals, n_evals, rec);
             loss_acc = 0;
@@ -472,7 +523,6 @@ int train_run(gpt2_model *m, const train_seq *seqs, size_t n,
             }
         }
     }
-    free(batch);
     rep->steps = step;
     rep->reached_goal = met;
     for (size_t e = 0; e < n_evals && e < 8; e++)
@@ -484,6 +534,7 @@ nomem:
 done:
     workers_free(w, nt);
     free(order);
+    free(batch);
     free(mom);
     free(vel);
     rep->seconds = now_seconds() - t0;

@@ -25,7 +25,7 @@ run_one() {
   [ "$f" -ne 0 ] && grep -E '^(FAIL|  )' "$log" | head -n 40
 }
 for t in "$BUILD"/tests/*; do
-  [ -x "$t" ] && run_one "unit/$(basename "$t")" "$t"
+  [ -f "$t" ] && [ -x "$t" ] && run_one "unit/$(basename "$t")" "$t"
 done
 for t in "$here"/cli/t*.sh; do
   [ -f "$t" ] && run_one "cli/$(basename "$t" .sh)" bash "$t"

@@ -3,13 +3,14 @@
  * (d_ff x d_model, N(0, 0.02/sqrt(2L)) or a real tensor from a
  * safetensors file) plus a low-rank update of a given relative size, as
  * MEMIT makes. For every transform x layout x zstd level: compressed
- * size as a share of the raw tensor, encode and decode time. Also counts
- * how many weights plain float subtraction fails to restore.
+ * size as a share of the raw tensor, encode and decode time, and the
+ * same for wdiff_encode_matrix (the low-rank encoding when it pays). Also
+ * counts how many weights plain float subtraction fails to restore.
  *
  *   bench_wdiff [--rows R] [--cols C] [--rank K] [--rel X,...]
  *               [--model FILE.safetensors --tensor NAME] [--seed N]
  *
- * Prints one line per (change, method) and a JSON summary last. */
+ * Prints one line per (change, method). */
 #include "errors.h"
 #include "safetensors.h"
 #include "wdiff.h"
@@ -157,6 +158,26 @@ int main(int argc, char **argv)
             fflush(stdout);
             free(blob);
         }
+        /* what commits use: wdiff_encode_matrix (low-rank when it pays) */
+        void *blob = NULL;
+        size_t len = 0;
+        wdiff_info info;
+        double t0 = now();
+        int rc = wdiff_encode_matrix(w, w2, rows, cols, &blob, &len);
+        double t1 = now();
+        if (!rc) rc = wdiff_revert(blob, len, w2, back, n);
+        double t2 = now();
+        if (rc || memcmp(back, w, 4 * n) || wdiff_info_get(blob, len, &info)) {
+            fprintf(stderr, "bench_wdiff: matrix round trip failed: %s\n",
+                    err_message(rc));
+            return 1;
+        }
+        printf("%-8.0e %-4s %-10s %5d %8.2f%% %9.1f %9.1f  (encode_matrix)\n",
+               rels[r], info.transform == WDIFF_LOWRANK ? "lowr" : "sub",
+               "byteplanes", 3, 100.0 * len / (4.0 * n), 1e3 * (t1 - t0),
+               1e3 * (t2 - t1));
+        fflush(stdout);
+        free(blob);
     }
     free(w);
     free(w2);

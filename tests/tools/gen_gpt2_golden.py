@@ -11,7 +11,9 @@ an 8-byte little-endian header length, the JSON header, the F32 data),
 vocab.json + merges.txt (a byte-level BPE vocabulary: GPT-2's 256 byte
 tokens, a few merges learnt from a small text, <|endoftext|>), and
 golden.json: for a few token sequences, the log-softmax of the logits at
-every position, computed in float64 from the float32 weights.
+every position, computed in float64 from the float32 weights (the first
+sequence is the BPE encoding of a prompt, whose top 5 next tokens also go
+to predict-golden.txt for the command test).
 
 The GPT-2 math is written out here in plain torch (no transformers):
 Conv1D weights in [in, out] orientation, pre-LayerNorm blocks, causal
@@ -77,6 +79,35 @@ def train_bpe(text, n_merges):
                 else:
                     i += 1
     return merges
+
+
+def bpe_encode(text, merges, vocab):
+    """GPT-2's encoding (encoder.py's bpe) for ASCII text: split with the
+    pattern, then repeatedly merge every occurrence of the best-ranked
+    adjacent pair."""
+    b2u = bytes_to_unicode()
+    ranks = {m: i for i, m in enumerate(merges)}
+    pat = (r"'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^\sA-Za-z0-9]+"
+           r"|\s+(?!\S)|\s+")
+    ids = []
+    for piece in re.findall(pat, text):
+        word = [b2u[b] for b in piece.encode("utf-8")]
+        while len(word) > 1:
+            rank, pair = min((ranks.get(p, math.inf), p)
+                             for p in zip(word, word[1:]))
+            if rank == math.inf:
+                break
+            merged, i = [], 0
+            while i < len(word):
+                if i + 1 < len(word) and (word[i], word[i + 1]) == pair:
+                    merged.append(word[i] + word[i + 1])
+                    i += 2
+                else:
+                    merged.append(word[i])
+                    i += 1
+            word = merged
+        ids += [vocab[t] for t in word]
+    return ids
 
 
 def write_safetensors(path, tensors):
@@ -200,7 +231,8 @@ def main():
 
     pd = {n: t.to(torch.float64) for n, t in p.items()}
     seq_gen = torch.Generator().manual_seed(SEED + 1)
-    seqs = [[vocab[b2u[c]] for c in b"The cat"],
+    prompt = "The cat sat on the"
+    seqs = [bpe_encode(prompt, merges, vocab),
             torch.randint(0, V, (9,), generator=seq_gen).tolist(),
             torch.randint(0, V, (N_POS,), generator=seq_gen).tolist()]
     golden = {"note": "log-softmax of the logits at every position, float64 "
@@ -213,6 +245,16 @@ def main():
             "tokens": s,
             "logprobs": [[float("%.6f" % x) for x in row] for row in lp.tolist()],
         })
+    # the expected output of `stamp predict` for the prompt (t10-predict.sh)
+    last = golden["sequences"][0]["logprobs"][-1]
+    top = sorted(range(V), key=lambda v: (-last[v], v))[:5]
+    with open(os.path.join(OUT, "predict-golden.txt"), "w") as f:
+        f.write("# stamp predict --model tests/data/gpt2-tiny '%s': the "
+                "prompt's ids, then the top 5 (id, logprob); torch float64\n"
+                % prompt)
+        f.write("tokens %s\n" % " ".join(map(str, seqs[0])))
+        for v in top:
+            f.write("%d %.6f\n" % (v, last[v]))
     with open(os.path.join(OUT, "golden.json"), "w") as f:
         json.dump(golden, f, separators=(",", ":"))
         f.write("\n")

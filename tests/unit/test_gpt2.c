@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -249,7 +250,9 @@ TEST(kernel_gelu_residual)
     float *g2 = fdup(g1, N);
     linalg_gelu_backward(g1, x, dout, N);
     linalg_gelu_backward_naive(g2, x, dout, N);
-    CHECK_CLOSE(g1, g2, N, 1e-6, 1e-5);
+    /* The fast tanh is within 4e-7 of tanh; 1 - tanh^2 multiplies that
+     * by up to ~20 in the tails where gelu' ~ 0. */
+    CHECK_CLOSE(g1, g2, N, 1e-5, 1e-5);
     /* gelu' against a central difference of the double-precision gelu */
     for (size_t i = 0; i < 50; i++) {
         double v = -5 + 0.2 * i, h = 1e-5, s = sqrt(2 / M_PI);
@@ -262,10 +265,10 @@ TEST(kernel_gelu_residual)
     linalg_residual_forward(o1, x, y, N);
     linalg_residual_forward_naive(o2, x, y, N);
     CHECK(max_abs_diff(o1, o2, N) == 0);
-    float *r1 = fdup(g1, N), *r2 = fdup(g2, N), *q1 = fdup(x, N), *q2 = fdup(x, N);
+    float *r1 = fdup(g1, N), *r2 = fdup(g1, N), *q1 = fdup(x, N), *q2 = fdup(x, N);
     linalg_residual_backward(r1, q1, dout, N);
     linalg_residual_backward_naive(r2, q2, dout, N);
-    CHECK_CLOSE(r1, r2, N, 1e-6, 1e-5);
+    CHECK(max_abs_diff(r1, r2, N) == 0);
     CHECK(max_abs_diff(q1, q2, N) == 0);
     free(x); free(y); free(o1); free(o2); free(dout); free(g1); free(g2);
     free(r1); free(r2); free(q1); free(q2);
@@ -664,7 +667,7 @@ TEST(partial_pass_equals_full_pass)
     size_t B = 2, T = 7, BT = 14, C = 16, V = 37;
     int tokens[14];
     for (size_t i = 0; i < BT; i++) tokens[i] = (int)(urand() * V);
-    size_t lp[4] = {6, 13, 2, 8}, hp[2] = {4, 11};
+    size_t lp[4] = {6, 11, 2, 4}, hp[2] = {4, 11};
     float vec[2 * 16], vec2[2 * 16];
     fill(vec, 32, -1, 1);
     fill(vec2, 32, -1, 1);
@@ -798,7 +801,7 @@ TEST(determinism_runs_threads_parallel_region)
     gpt2_model m;
     CHECK(gpt2_model_init(&m, &c) == 0);
     randomize(&m, 21);
-    size_t B = 4, T = 48, BT = B * T, nl = BT * 301;
+    size_t B = 3, T = 64, BT = B * T, nl = BT * 301; /* attention in parallel */
     int *tokens = malloc(BT * sizeof *tokens);
     for (size_t i = 0; i < BT; i++) tokens[i] = (int)(urand() * 301);
     int max_threads = omp_get_max_threads();

@@ -68,6 +68,15 @@ TEST(defaults_and_null_inner)
     CHECK(c.layer_norm_epsilon == 0.001f);
 }
 
+/* Field by field: the struct has padding that memcmp would compare. */
+static int same_config(const gpt2_config *a, const gpt2_config *b)
+{
+    return a->n_layer == b->n_layer && a->n_head == b->n_head &&
+           a->n_embd == b->n_embd && a->n_positions == b->n_positions &&
+           a->vocab_size == b->vocab_size && a->n_inner == b->n_inner &&
+           a->layer_norm_epsilon == b->layer_norm_epsilon;
+}
+
 static void expect_bad(const char *text, int code, const char *want)
 {
     gpt2_config c = {0};
@@ -95,6 +104,9 @@ TEST(rejects_bad_configs)
     expect_bad("{\"n_inner\": \"big\"}", ERR_FORMAT, "'n_inner'");
     expect_bad("{\"n_embd\": 99999999999}", ERR_FORMAT, "too large");
     expect_bad("{\"n_embd\": 770}", ERR_FORMAT, "not divisible");
+    /* found by fuzz_config: the implied n_inner must obey the cap too, or
+     * the written config (with n_inner spelled out) would not read back */
+    expect_bad("{\"n_embd\":12772164, \"n_layer\": 2}", ERR_FORMAT, "'n_inner'");
     expect_bad("{\"n_embd\": 64, \"n_head\": 5}", ERR_FORMAT, "'n_head'");
     expect_bad("{\"activation_function\": \"relu\"}", ERR_FORMAT,
                "'activation_function'");
@@ -128,7 +140,7 @@ TEST(write_read_round_trip)
     gpt2_config d;
     rc = gpt2_config_read(&d, p);
     CHECK_MSG(rc == 0, "%s", err_message(rc));
-    CHECK(!memcmp(&c, &d, sizeof c));
+    CHECK(same_config(&c, &d));
     json_t *j = json_load_file(p, 0, NULL);
     CHECK(j != NULL);
     if (!j) return;
@@ -159,7 +171,13 @@ TEST(write_read_round_trip)
     bad = c;
     bad.vocab_size = 0;
     CHECK(gpt2_config_write(&bad, p) == ERR_INVALID);
-    CHECK(gpt2_config_read(&d, p) == 0 && !memcmp(&c, &d, sizeof c));
+    bad = c;
+    bad.n_inner = (size_t)1 << 25; /* above the cap: would not read back */
+    CHECK(gpt2_config_write(&bad, p) == ERR_INVALID);
+    bad = c;
+    bad.layer_norm_epsilon = 1.5f;
+    CHECK(gpt2_config_write(&bad, p) == ERR_INVALID);
+    CHECK(gpt2_config_read(&d, p) == 0 && same_config(&c, &d));
 }
 
 int main(void)

@@ -408,6 +408,8 @@ TEST(writer_lock)
         store *cs;
         store_txn *ct;
         char c = 0;
+        close(go[0]);
+        close(done[1]);
         if (store_open(&cs, dir) || store_txn_begin(cs, &ct, 1)) _exit(1);
         if (write(go[1], "x", 1) != 1) _exit(1);
         if (read(done[0], &c, 1) != 1) _exit(1);
@@ -416,6 +418,8 @@ TEST(writer_lock)
         _exit(0);
     }
     char c;
+    close(go[1]); /* a child that dies gives EOF instead of a hang */
+    close(done[0]);
     CHECK(read(go[0], &c, 1) == 1);
     CHECK(store_open(&s, dir) == 0);
     store_txn *t = NULL;
@@ -433,6 +437,8 @@ TEST(writer_lock)
     CHECK(write(done[1], "x", 1) == 1);
     int status = 0;
     waitpid(pid, &status, 0);
+    close(go[0]);
+    close(done[1]);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     CHECK(store_txn_begin(s, &t, 1) == 0); /* free again */
     store_txn_abort(t);

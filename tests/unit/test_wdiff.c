@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
+#include <zstd.h>
 
 static uint64_t rng_state = 42;
 
@@ -413,6 +414,264 @@ TEST(statistics_of_no_change_and_of_non_finite_values)
     free(bad);
 }
 
+
+/* A matrix round trip with the encoding wdiff_encode_matrix picks;
+ * returns the transform it used (0 on any failure). */
+static int matrix_round_trip(const float *old, const float *new_,
+                             size_t rows, size_t cols, size_t *len_out)
+{
+    size_t n = rows * cols, len = 0;
+    void *blob = NULL;
+    wdiff_info info;
+    if (wdiff_encode_matrix(old, new_, rows, cols, &blob, &len)) return 0;
+    int ok = wdiff_info_get(blob, len, &info) == 0;
+    float *a = malloc(n * sizeof *a);
+    ok &= wdiff_apply(blob, len, old, a, n) == 0 && !memcmp(a, new_, 4 * n);
+    ok &= wdiff_revert(blob, len, new_, a, n) == 0 && !memcmp(a, old, 4 * n);
+    memcpy(a, new_, 4 * n);
+    ok &= wdiff_revert(blob, len, a, a, n) == 0 && !memcmp(a, old, 4 * n);
+    free(a);
+    free(blob);
+    if (len_out) *len_out = len;
+    return ok ? (int)info.transform : 0;
+}
+
+TEST(low_rank_changes_round_trip_exactly)
+{
+    size_t shapes[][2] = {{64, 32}, {32, 64}, {256, 64}, {100, 37}};
+    size_t ranks[] = {1, 3, 8};
+    for (size_t s = 0; s < 4; s++)
+        for (size_t r = 0; r < 3; r++) {
+            size_t rows = shapes[s][0], cols = shapes[s][1];
+            float *old = random_tensor(rows * cols, 0.02);
+            float *new_ = low_rank_update(old, rows, cols, ranks[r], 0.05);
+            int t = matrix_round_trip(old, new_, rows, cols, NULL);
+            CHECK_MSG(t == WDIFF_LOWRANK, "%zu x %zu rank %zu: transform %d",
+                      rows, cols, ranks[r], t);
+            free(old);
+            free(new_);
+        }
+}
+
+TEST(low_rank_diffs_survive_odd_values)
+{
+    /* a low-rank change plus weights that cross zero, change exponent,
+     * become NaN, infinite, denormal or signed zero */
+    size_t rows = 64, cols = 32, n = rows * cols;
+    float *old = random_tensor(n, 0.02);
+    float *new_ = low_rank_update(old, rows, cols, 2, 0.3);
+    uint32_t odd[] = {0x7fc00001, 0x7f800000, 0xff800000, 0x00000000,
+                      0x80000000, 0x00000001, 0x807fffff, 0x7f7fffff};
+    for (size_t i = 0; i < 8; i++) {
+        memcpy(&new_[i * 97], &odd[i], 4);
+        memcpy(&old[i * 89 + 5], &odd[7 - i], 4);
+    }
+    old[3] = 1e-3f;
+    new_[3] = -1e-3f;        /* sign flip */
+    old[4] = 1.0f;
+    new_[4] = 0.99999994f;   /* exponent change */
+    void *blob = NULL;
+    size_t len = 0;
+    /* each odd weight is a spike of rank one for the factors */
+    int rc = wdiff_encode_lowrank(old, new_, rows, cols, 24, 3, &blob, &len);
+    CHECK_MSG(rc == 0, "%s", err_message(rc));
+    float *a = malloc(n * sizeof *a);
+    CHECK(wdiff_apply(blob, len, old, a, n) == 0 && !memcmp(a, new_, 4 * n));
+    CHECK(wdiff_revert(blob, len, new_, a, n) == 0 && !memcmp(a, old, 4 * n));
+    free(a);
+    free(blob);
+    free(old);
+    free(new_);
+}
+
+TEST(low_rank_exception_list_round_trips)
+{
+    /* A few tiny weights (1e-10) get the low-rank change plus 1e-7, a
+     * spike far below the factors' rank threshold but, on their grid
+     * (2^-57), more than 2^31 steps away from the prediction: they go to
+     * the exception list, and everything still comes back exactly. */
+    size_t rows = 64, cols = 32, n = rows * cols;
+    float *base = random_tensor(n, 0.02);
+    float *upd = low_rank_update(base, rows, cols, 2, 0.3);
+    float *old = malloc(n * sizeof *old), *new_ = malloc(n * sizeof *new_);
+    for (size_t i = 0; i < n; i++) {
+        float d = upd[i] - base[i];
+        int spike = i % 401 == 7;
+        old[i] = spike ? (i % 2 ? 1e-10f : -1e-10f) : base[i];
+        new_[i] = old[i] + d + (spike ? 1e-7f : 0.0f);
+    }
+    void *blob = NULL;
+    size_t len = 0;
+    int rc = wdiff_encode_lowrank(old, new_, rows, cols, 4, 3, &blob, &len);
+    CHECK_MSG(rc == 0, "%s", err_message(rc));
+    const unsigned char *pay = (const unsigned char *)blob + WDIFF_HEADER_BYTES;
+    size_t plen = len - WDIFF_HEADER_BYTES;
+    size_t raw_len = (size_t)ZSTD_getFrameContentSize(pay, plen);
+    unsigned char *raw = malloc(raw_len);
+    uint32_t n_exc = 0;
+    CHECK(ZSTD_decompress(raw, raw_len, pay, plen) == raw_len);
+    memcpy(&n_exc, raw + 12, 4);
+    printf("  %u of %zu weights in the exception list\n", n_exc, n);
+    CHECK(n_exc > 0);
+    float *a = malloc(n * sizeof *a);
+    CHECK(wdiff_apply(blob, len, old, a, n) == 0 && !memcmp(a, new_, 4 * n));
+    CHECK(wdiff_revert(blob, len, new_, a, n) == 0 && !memcmp(a, old, 4 * n));
+    free(a);
+    free(raw);
+    free(blob);
+    free(base);
+    free(upd);
+    free(old);
+    free(new_);
+}
+
+TEST(high_rank_changes_fall_back_to_the_plain_encoding)
+{
+    size_t rows = 64, cols = 48, n = rows * cols;
+    float *old = random_tensor(n, 0.02);
+    float *new_ = low_rank_update(old, rows, cols, 40, 0.05);
+    void *blob = NULL;
+    size_t len = 0;
+    CHECK(wdiff_encode_lowrank(old, new_, rows, cols, 8, 3, &blob, &len) ==
+          ERR_INVALID);
+    CHECK(blob == NULL);
+    CHECK(matrix_round_trip(old, new_, rows, cols, NULL) ==
+          (int)wdiff_default_method.transform);
+    /* no change at all: rank 0, still exact */
+    CHECK(matrix_round_trip(old, old, rows, cols, NULL) != 0);
+    free(old);
+    free(new_);
+}
+
+TEST(corrupt_low_rank_blobs_are_rejected)
+{
+    size_t rows = 40, cols = 30, n = rows * cols;
+    float *old = random_tensor(n, 0.02);
+    float *new_ = low_rank_update(old, rows, cols, 2, 0.05);
+    float *out = malloc(n * sizeof *out);
+    void *blob = NULL;
+    size_t len = 0;
+    CHECK(wdiff_encode_lowrank(old, new_, rows, cols, 4, 3, &blob, &len) == 0);
+    unsigned char *b = malloc(len + 64);
+    for (size_t l = 0; l < len; l += 7)
+        CHECK(wdiff_apply(blob, l, old, out, n) == ERR_FORMAT);
+    for (size_t i = 0; i < len; i++) {
+        memcpy(b, blob, len);
+        b[i] ^= 0x10;
+        int rc = wdiff_revert(b, len, new_, out, n);
+        CHECK_MSG(rc == ERR_FORMAT, "byte %zu: rc %d", i, rc);
+    }
+    /* a well-sealed payload whose shape lies: rows + 1 */
+    const unsigned char *pay = (const unsigned char *)blob + WDIFF_HEADER_BYTES;
+    size_t plen = len - WDIFF_HEADER_BYTES;
+    size_t raw_len = (size_t)ZSTD_getFrameContentSize(pay, plen);
+    unsigned char *raw = malloc(raw_len);
+    CHECK(ZSTD_decompress(raw, raw_len, pay, plen) == raw_len);
+    uint32_t r;
+    memcpy(&r, raw, 4);
+    r += 1;
+    memcpy(raw, &r, 4);
+    size_t bound = ZSTD_compressBound(raw_len);
+    unsigned char *forged = malloc(WDIFF_HEADER_BYTES + bound);
+    memcpy(forged, blob, WDIFF_HEADER_BYTES);
+    size_t fl = ZSTD_compress(forged + WDIFF_HEADER_BYTES, bound, raw, raw_len, 3);
+    for (int i = 0; i < 8; i++) forged[16 + i] = (unsigned char)(fl >> (8 * i));
+    reseal(forged, WDIFF_HEADER_BYTES + fl);
+    CHECK(wdiff_apply(forged, WDIFF_HEADER_BYTES + fl, old, out, n) ==
+          ERR_FORMAT);
+    CHECK(strstr(err_message(ERR_FORMAT), "inconsistent shape") != NULL);
+    free(forged);
+    free(raw);
+    free(b);
+    free(blob);
+    free(old);
+    free(new_);
+    free(out);
+}
+
+/* Rebuilds blob with raw payload `raw` (compressed again) under the same
+ * header, resealed: what a bug or a malicious writer could produce. */
+static unsigned char *rebuild(const void *blob, const unsigned char *raw,
+                              size_t raw_len, size_t *len)
+{
+    size_t bound = ZSTD_compressBound(raw_len);
+    unsigned char *b = malloc(WDIFF_HEADER_BYTES + bound);
+    memcpy(b, blob, WDIFF_HEADER_BYTES);
+    size_t pl = ZSTD_compress(b + WDIFF_HEADER_BYTES, bound, raw, raw_len, 1);
+    for (int i = 0; i < 8; i++) b[16 + i] = (unsigned char)(pl >> (8 * i));
+    *len = WDIFF_HEADER_BYTES + pl;
+    reseal(b, *len);
+    return b;
+}
+
+TEST(sealed_garbage_payloads_never_crash_or_lie)
+{
+    /* Random mutations of the decompressed payload (factors, planes,
+     * exception list, shape fields), recompressed and resealed so they
+     * pass the checksum: decoding either refuses (ERR_FORMAT) or gives
+     * exactly the recorded tensor, and never touches memory it should
+     * not (run it under make asan). */
+    size_t rows = 48, cols = 24, n = rows * cols;
+    float *base = random_tensor(n, 0.02);
+    float *new_ = low_rank_update(base, rows, cols, 2, 0.05);
+    new_[100] = base[100] + 1e-7f; /* something for the exception list */
+    base[100] = 1e-10f;
+    new_[100] += 1e-10f;
+    float *out = malloc(n * sizeof *out);
+    void *blobs[2] = {NULL, NULL};
+    size_t lens[2] = {0, 0};
+    CHECK(wdiff_encode_lowrank(base, new_, rows, cols, 8, 3, &blobs[0],
+                               &lens[0]) == 0);
+    CHECK(wdiff_encode(base, new_, n, &blobs[1], &lens[1]) == 0);
+    int refused = 0, exact = 0, wrong = 0;
+    for (int which = 0; which < 2; which++) {
+        if (!blobs[which]) continue;
+        const unsigned char *pay =
+            (const unsigned char *)blobs[which] + WDIFF_HEADER_BYTES;
+        size_t plen = lens[which] - WDIFF_HEADER_BYTES;
+        size_t raw_len = (size_t)ZSTD_getFrameContentSize(pay, plen);
+        unsigned char *raw = malloc(raw_len + 64), *mut = malloc(raw_len + 64);
+        CHECK(ZSTD_decompress(raw, raw_len, pay, plen) == raw_len);
+        for (int iter = 0; iter < 300; iter++) {
+            size_t ml = raw_len;
+            memcpy(mut, raw, raw_len);
+            int kind = (int)(rng_next() % 4);
+            if (kind == 0) { /* a few random bytes */
+                for (int k = 0; k < 1 + (int)(rng_next() % 4); k++)
+                    mut[rng_next() % raw_len] = (unsigned char)rng_next();
+            } else if (kind == 1) { /* the shape fields */
+                mut[rng_next() % 16] = (unsigned char)rng_next();
+            } else if (kind == 2) { /* shorter or longer */
+                ml = raw_len - 1 - rng_next() % 8;
+                if (rng_next() % 2) ml = raw_len + 1 + rng_next() % 60;
+                for (size_t k = raw_len; k < ml; k++) mut[k] = 0xff;
+            } else { /* the end: exception list, low residual plane */
+                mut[raw_len - 1 - rng_next() % 16] ^= 1u << (rng_next() % 8);
+            }
+            size_t len = 0;
+            unsigned char *b = rebuild(blobs[which], mut, ml, &len);
+            int rc = (iter % 2) ? wdiff_revert(b, len, new_, out, n)
+                                : wdiff_apply(b, len, base, out, n);
+            const float *want = (iter % 2) ? base : new_;
+            if (rc == 0 && !memcmp(out, want, 4 * n)) exact++;
+            else if (rc == ERR_FORMAT) refused++;
+            else wrong++;
+            free(b);
+        }
+        free(raw);
+        free(mut);
+    }
+    printf("  600 sealed mutations: %d refused, %d decoded exactly, %d wrong\n",
+           refused, exact, wrong);
+    CHECK(wrong == 0);
+    CHECK(refused > 400);
+    free(blobs[0]);
+    free(blobs[1]);
+    free(base);
+    free(new_);
+    free(out);
+}
+
 TEST(compression_ratio_of_a_memit_like_update)
 {
     /* A c_proj-shaped slice with a rank-8 update of relative size 1e-2,
@@ -442,6 +701,11 @@ TEST(compression_ratio_of_a_memit_like_update)
            100.0 * len / (4.0 * n));
     CHECK(len < 4 * n * 3 / 4);
     CHECK(len < plain);
+    size_t lr = 0;
+    CHECK(matrix_round_trip(old, new_, rows, cols, &lr) == WDIFF_LOWRANK);
+    printf("  low-rank (wdiff_encode_matrix): %zu bytes (%.1f%%)\n", lr,
+           100.0 * lr / (4.0 * n));
+    CHECK_MSG(lr < len / 2, "low-rank %zu, default %zu", lr, len);
     free(blob);
     free(old);
     free(new_);
@@ -459,6 +723,12 @@ int main(void)
     RUN(singular_values_match_the_jacobi_twin);
     RUN(statistics_of_a_low_rank_update);
     RUN(statistics_of_no_change_and_of_non_finite_values);
+    RUN(low_rank_changes_round_trip_exactly);
+    RUN(low_rank_diffs_survive_odd_values);
+    RUN(low_rank_exception_list_round_trips);
+    RUN(high_rank_changes_fall_back_to_the_plain_encoding);
+    RUN(corrupt_low_rank_blobs_are_rejected);
+    RUN(sealed_garbage_payloads_never_crash_or_lie);
     RUN(compression_ratio_of_a_memit_like_update);
     return harness_summary();
 }

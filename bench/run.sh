@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# bench/run.sh: `make bench`. On the benchmark world (build/world-cf,
+# built from CounterFact records by bench/world.sh when missing):
+#   (a) one batch of BATCH edits (default 1000): phase times, edits per
+#       second, estimated GFLOP/s of the z phase against the measured sgemm
+#       peak, peak memory, diff bytes, ES/PS/NS and retention;
+#   (b) the 1 vs 2 thread speed-up of commit on a smaller batch;
+#   (c) NIGHTS sequential nightly batches of NIGHTLY edits (default 10 x
+#       100), scores after each, with an SVG plot.
+# Writes bench/results/<date>.json and .md (and .svg). Numbers are single
+# runs on a shared machine unless REPEAT says otherwise: compare ratios
+# measured in one run.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+STAMP=${STAMP:-$here/build/stamp}
+WORLD=${WORLD:-$here/build/world-cf}
+BATCH=${BATCH:-1000}
+NIGHTS=${NIGHTS:-10}
+NIGHTLY=${NIGHTLY:-100}
+SCALE_BATCH=${SCALE_BATCH:-200}
+RETENTION_SAMPLE=${RETENTION_SAMPLE:-500}
+date_tag=$(date -u +%Y-%m-%d)
+out_dir=$here/bench/results
+mkdir -p "$out_dir"
+json_out=$out_dir/$date_tag.json
+md_out=$out_dir/$date_tag.md
+svg_out=$out_dir/$date_tag.svg
+work=$(mktemp -d /tmp/stamp-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+[ -f "$WORLD/model.safetensors" ] || bash bench/world.sh
+n_facts=$(($(wc -l < "$WORLD/facts.csv") - 1))
+echo "bench: world $WORLD ($n_facts facts), machine $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+
+# sgemm peak of this machine (1 and 2 threads)
+peak1=$(OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 build/tools/bench_sgemm 2048)
+peak2=$(OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 build/tools/bench_sgemm 2048)
+echo "bench: sgemm peak ${peak1} GFLOP/s (1 thread), ${peak2} GFLOP/s (2 threads)"
+
+# rows 2.. of facts.csv, as a CSV with its header
+take() { # take FIRST COUNT FILE: data rows FIRST..FIRST+COUNT-1
+  { head -n 1 "$WORLD/facts.csv"; tail -n +$(($1 + 1)) "$WORLD/facts.csv" | head -n "$2"; } > "$3"
+}
+timed() { # timed NAME CMD...: runs CMD, keeps its stdout in $work/NAME.out
+  local name=$1; shift
+  /usr/bin/time -f '%e %M' -o "$work/$name.time" "$@" > "$work/$name.out"
+}
+
+# (a) one batch
+export STAMP_STORE=$work/batch
+"$STAMP" init --model "$WORLD" > /dev/null
+timed stats "$STAMP" stats --corpus "$WORLD/corpus.txt"
+take 1 "$BATCH" "$work/batch.csv"
+timed import "$STAMP" import "$work/batch.csv"
+timed commit "$STAMP" commit --threads 2 --json -m "bench batch of $BATCH"
+timed eval "$STAMP" eval --json --sample "$RETENTION_SAMPLE"
+read -r commit_s commit_kb < "$work/commit.time"
+read -r stats_s stats_kb < "$work/stats.time"
+
+# FLOPs of the z phase, estimated from shapes: per z step a forward and a
+# backward (input gradients only, about as much again) of the blocks
+# above the top edited layer over every rewriting token, plus the head at
+# target positions. Reported as an estimate next to the measured time.
+cfg=$WORLD/config.json
+C=$(jq .n_embd "$cfg"); L=$(jq .n_layer "$cfg"); V=$(jq .vocab_size "$cfg")
+F=$(jq '.n_inner // (4 * .n_embd)' "$cfg")
+top=$(jq '.hparams.layers[-1]' "$work/commit.out")
+steps=$(jq '.z_steps_mean' "$work/commit.out")
+prefixes=$(jq '.hparams.n_prefixes' "$work/commit.out")
+zflops=$(awk -v C="$C" -v L="$L" -v V="$V" -v F="$F" -v top="$top" \
+  -v steps="$steps" -v n="$BATCH" -v p="$prefixes" 'BEGIN {
+    tokens = 20; layers = L - top - 1;
+    per_tok = 2 * (4 * C * C + 2 * C * F) + 4 * tokens * C;
+    fwd = n * (p + 2) * tokens * layers * per_tok + n * (p + 1) * 3 * 2 * C * V;
+    printf "%.0f", (steps + 1) * 2 * fwd }')
+z_s=$(jq '.timings.z' "$work/commit.out")
+
+# (b) 1 vs 2 threads, same batch, fresh stores (statistics copied in by
+# recomputing: they are cached per store)
+for th in 1 2; do
+  export STAMP_STORE=$work/threads$th
+  "$STAMP" init --model "$WORLD" > /dev/null
+  "$STAMP" stats --corpus "$WORLD/corpus.txt" > /dev/null
+  take 1 "$SCALE_BATCH" "$work/scale.csv"
+  "$STAMP" import "$work/scale.csv" > /dev/null
+  timed "scale$th" "$STAMP" commit --threads "$th" --no-scores --json
+done
+z1=$(jq .timings.z "$work/scale1.out"); z2=$(jq .timings.z "$work/scale2.out")
+t1=$(jq .timings.total "$work/scale1.out"); t2=$(jq .timings.total "$work/scale2.out")
+
+# (c) sequential nightly batches
+export STAMP_STORE=$work/nightly
+"$STAMP" init --model "$WORLD" > /dev/null
+"$STAMP" stats --corpus "$WORLD/corpus.txt" > /dev/null
+echo '[]' > "$work/nights.json"
+for night in $(seq 1 "$NIGHTS"); do
+  take $(((night - 1) * NIGHTLY + 1)) "$NIGHTLY" "$work/night.csv"
+  "$STAMP" import "$work/night.csv" > /dev/null
+  "$STAMP" commit --threads 2 --no-scores --json -m "night $night" > "$work/night-commit.json"
+  "$STAMP" eval --json --sample "$RETENTION_SAMPLE" > "$work/night-eval.json"
+  jq --argjson c "$(cat "$work/night-commit.json")" --argjson e "$(cat "$work/night-eval.json")" \
+     --argjson n "$night" '. + [{night: $n, edits: ($n * '"$NIGHTLY"'),
+       es: $e.scores.es, ps: $e.scores.ps, ns: $e.scores.ns,
+       retention: $e.retention.retained, diff_bytes: $c.diff_bytes,
+       commit_seconds: $c.timings.total}]' "$work/nights.json" > "$work/nights.tmp"
+  mv "$work/nights.tmp" "$work/nights.json"
+  echo "bench: night $night: $(jq -c '.[-1]' "$work/nights.json")"
+done
+
+jq -n --arg date "$date_tag" --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" \
+  --argjson cores "$(nproc)" --argjson world "$(jq -c . "$WORLD/world.json" 2>/dev/null || echo null)" \
+  --argjson peak1 "$peak1" --argjson peak2 "$peak2" \
+  --argjson commit "$(cat "$work/commit.out")" --argjson eval "$(cat "$work/eval.out")" \
+  --argjson commit_s "$commit_s" --argjson commit_kb "$commit_kb" \
+  --argjson stats_s "$stats_s" --argjson batch "$BATCH" \
+  --argjson zflops "$zflops" --argjson z_s "$z_s" \
+  --argjson z1 "$z1" --argjson z2 "$z2" --argjson t1 "$t1" --argjson t2 "$t2" \
+  --argjson scale_batch "$SCALE_BATCH" --argjson nights "$(cat "$work/nights.json")" '{
+    date: $date, machine: {cpu: $cpu, cores: $cores}, world: $world,
+    sgemm_peak_gflops: {threads1: $peak1, threads2: $peak2},
+    batch: {edits: $batch, wall_seconds: $commit_s, peak_rss_mb: ($commit_kb / 1024),
+            stats_seconds: $stats_s, timings: $commit.timings,
+            edits_per_second: ($batch / $commit.timings.total),
+            z_gflops_estimated: ($zflops / 1e9 / $z_s),
+            z_share_of_peak: (($zflops / 1e9 / $z_s) / $peak2),
+            diff_bytes: $commit.diff_bytes, hparams: $commit.hparams,
+            scores_after_commit: $commit.scores.after, eval: $eval},
+    threads: {edits: $scale_batch, z_seconds_1: $z1, z_seconds_2: $z2,
+              z_speedup: ($z1 / $z2), total_seconds_1: $t1, total_seconds_2: $t2,
+              total_speedup: ($t1 / $t2)},
+    nightly: $nights}' > "$json_out"
+
+# the plot: ES, PS, NS and retention after each night
+jq -r '.nightly[] | [.night, .es, .ps, .ns, (.retention // 0)] | @tsv' "$json_out" |
+awk -v nights="$NIGHTS" 'BEGIN {
+  W = 640; H = 360; ml = 50; mr = 120; mt = 20; mb = 40;
+  split("es ps ns retention", name, " "); split("#1f77b4 #2ca02c #d62728 #9467bd", col, " ");
+  printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H;
+  printf "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n";
+  for (y = 0; y <= 100; y += 20) {
+    py = mt + (H - mt - mb) * (1 - y / 100);
+    printf "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/><text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%d</text>\n", ml, py, W - mr, py, ml - 6, py + 4, y;
+  }
+  printf "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">nightly batch</text>\n", (ml + W - mr) / 2, H - 6;
+}
+{ n++; for (k = 1; k <= 4; k++) v[k, n] = $(k + 1); night[n] = $1 }
+END {
+  for (k = 1; k <= 4; k++) {
+    pts = "";
+    for (i = 1; i <= n; i++) {
+      px = ml + (W - ml - mr) * (nights > 1 ? (night[i] - 1) / (nights - 1) : 0.5);
+      py = mt + (H - mt - mb) * (1 - v[k, i] / 100);
+      pts = pts sprintf("%.1f,%.1f ", px, py);
+      printf "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", px, py, col[k];
+    }
+    printf "<polyline points=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\"/>\n", pts, col[k];
+    printf "<text x=\"%d\" y=\"%d\" fill=\"%s\">%s</text>\n", W - mr + 10, mt + 20 * k, col[k], name[k];
+  }
+  for (i = 1; i <= n; i++) {
+    px = ml + (W - ml - mr) * (nights > 1 ? (night[i] - 1) / (nights - 1) : 0.5);
+    printf "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%d</text>\n", px, H - mb + 16, night[i];
+  }
+  print "</svg>";
+}' > "$svg_out"
+
+jq -r '"# stamp benchmark, \(.date)\n",
+  "Machine: \(.machine.cpu), \(.machine.cores) cores. World: \(.world.n_facts // "?") facts, \(.world.config.n_layer // "?") layers.\n",
+  "sgemm peak: \(.sgemm_peak_gflops.threads1 | . * 10 | round / 10) GFLOP/s (1 thread), \(.sgemm_peak_gflops.threads2 | . * 10 | round / 10) GFLOP/s (2 threads)\n",
+  "## One batch of \(.batch.edits) edits (2 threads)\n",
+  "| phase | seconds |", "|---|---|",
+  (.batch.timings | to_entries[] | "| \(.key) | \(.value | . * 100 | round / 100) |"),
+  "", "edits/s \(.batch.edits_per_second | . * 100 | round / 100); z phase \(.batch.z_gflops_estimated | . * 10 | round / 10) GFLOP/s estimated (\(.batch.z_share_of_peak * 100 | round)% of peak); peak RSS \(.batch.peak_rss_mb | round) MB; diff \(.batch.diff_bytes) bytes",
+  "", "| ES | PS | NS | score | retention |", "|---|---|---|---|---|",
+  "| \(.batch.eval.scores.es | . * 10 | round / 10) | \(.batch.eval.scores.ps | . * 10 | round / 10) | \(.batch.eval.scores.ns | . * 10 | round / 10) | \(.batch.eval.scores.score | . * 10 | round / 10) | \(.batch.eval.retention.retained // "n/a") |",
+  "", "## Threads (\(.threads.edits) edits)\n",
+  "z phase: \(.threads.z_seconds_1 | . * 100 | round / 100) s (1 thread), \(.threads.z_seconds_2 | . * 100 | round / 100) s (2 threads): speed-up \(.threads.z_speedup | . * 100 | round / 100)x; whole commit \(.threads.total_speedup | . * 100 | round / 100)x",
+  "", "## Nightly batches\n", "| night | edits | ES | PS | NS | retention | diff bytes | seconds |", "|---|---|---|---|---|---|---|---|",
+  (.nightly[] | "| \(.night) | \(.edits) | \(.es | . * 10 | round / 10) | \(.ps | . * 10 | round / 10) | \(.ns | . * 10 | round / 10) | \(.retention // "n/a") | \(.diff_bytes) | \(.commit_seconds | . * 10 | round / 10) |")' \
+  "$json_out" > "$md_out"
+echo "bench: wrote $json_out, $md_out, $svg_out"
+cat "$md_out"

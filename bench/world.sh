@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# world.sh: builds the benchmark world model: a GPT-2 (6 layers, d_ff
+# 1024) trained on real CounterFact records until it knows them, with
+# tools/stamp-world, niced. Called by `make world` (FACTS=... optional).
+#
+#   bash bench/world.sh [FACTS] [--limit N] [stamp-world options...]
+#
+# FACTS defaults to $FACTS, else /work/shared/data/counterfact-train.json;
+# --limit (default 2000, or $LIMIT) takes the first N records; the world
+# goes to $WORLD_OUT (default build/world-cf). Writes the log and the
+# world's world.json to bench/results/world-cf-DATE.txt.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+facts=${FACTS:-/work/shared/data/counterfact-train.json}
+if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then facts=$1; shift; fi
+limit=${LIMIT:-2000}
+args=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --limit) limit=$2; shift 2 ;;
+    --limit=*) limit=${1#--limit=}; shift ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+out=${WORLD_OUT:-$root/build/world-cf}
+tool=${BUILD:-$root/build}/tools/stamp-world
+[ -x "$tool" ] || { echo "world.sh: no $tool (run make)" >&2; exit 1; }
+[ -f "$facts" ] || { echo "world.sh: no fact file '$facts'" >&2; exit 1; }
+mkdir -p "$root/bench/results"
+result="$root/bench/results/world-cf-$(date -u +%Y%m%d-%H%M%S).txt"
+
+# The shape the benchmark asks for (>= 6 layers, d_ff >= 1024); the goal
+# is 95% top-1 on the rewrite prompts (the bar is 90%); paraphrases are
+# reported, not waited for. Later options override these.
+cmd=(nice -n 10 "$tool" --facts "$facts" --limit "$limit" --out "$out"
+     --skip-bad --layers 6 --embd 128 --heads 4 --ff 1024 --ctx 64
+     --vocab 4096 --loss answer --batch 64 --lr 0.003 --steps 12000
+     --eval-every 250 --goal 0.95 --goal-para 2 "${args[@]}")
+{
+  echo "# bench/world.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores"
+  echo "# ${cmd[*]}"
+} | tee "$result"
+start=$(date +%s)
+set +e
+"${cmd[@]}" 2>&1 | tee -a "$result"
+rc=${PIPESTATUS[0]}
+set -e
+end=$(date +%s)
+echo "# exit $rc, wall $((end - start)) s" | tee -a "$result"
+if [ "$rc" -eq 0 ]; then
+  cat "$out/world.json" >> "$result"
+  du -sh "$out" | sed 's/^/# size: /' | tee -a "$result"
+fi
+echo "# results in $result"
+exit "$rc"

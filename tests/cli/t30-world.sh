@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# t30-world: the tiny world model (build/world-tiny, made by
+# `make world-tiny` with tools/stamp-world) knows its facts: `stamp
+# predict` answers sampled rewrite prompts and paraphrases with the true
+# object, and world.json's recall meets the targets (>= 95% rewrite,
+# >= 80% paraphrase). stamp-world rejects bad fact lists (missing
+# column, empty answers, prompt without its subject) naming file and
+# line and writing nothing; --skip-bad builds from the good records;
+# fact lists in CSV and EasyEdit JSON build worlds; bad usage exits 2.
+. "$(dirname "$0")/lib.sh"
+WORLD="$BUILD/tools/stamp-world"
+FAST=(--layers 1 --embd 16 --heads 2 --vocab 300 --steps 20 --threads 1
+      --quiet)
+
+# ---- the tiny world knows its facts ------------------------------------
+expect_ok "world-tiny is complete" test -s "$WORLD_TINY/model.safetensors" \
+  -a -s "$WORLD_TINY/config.json" -a -s "$WORLD_TINY/vocab.json" \
+  -a -s "$WORLD_TINY/merges.txt" -a -s "$WORLD_TINY/facts.csv" \
+  -a -s "$WORLD_TINY/corpus.txt" -a -s "$WORLD_TINY/world.json"
+nfacts=$(jq '.data.facts' "$WORLD_TINY/world.json")
+rw=$(jq '.recall.rewrite' "$WORLD_TINY/world.json")
+pp=$(jq '.recall.paraphrase' "$WORLD_TINY/world.json")
+expect_ok "world.json: rewrite recall $rw >= 0.95" \
+  awk -v r="$rw" 'BEGIN { exit !(r >= 0.95) }'
+expect_ok "world.json: paraphrase recall $pp >= 0.80" \
+  awk -v r="$pp" 'BEGIN { exit !(r >= 0.80) }'
+expect_ok "world.json: 100-300 facts ($nfacts)" \
+  awk -v n="$nfacts" 'BEGIN { exit !(n >= 100 && n <= 300) }'
+
+# corpus.txt holds the rewrite sentences first (one per fact), then the
+# paraphrases; the answer is the last word. Ask predict for the top token.
+ask() { # LINE -> prints 1 when predict's top-1 token starts the answer
+  local line=$1 prompt answer tok
+  prompt=${line% *}; answer=" ${line##* }"
+  tok=$("$STAMP" predict --model "$WORLD_TINY" --top 1 --json "$prompt" \
+        2>/dev/null | jq -r '.top[0].token' 2>/dev/null)
+  if [ -n "$tok" ] && [ "$tok" != " " ] && [ "${answer#"$tok"}" != "$answer" ]
+  then echo 1; else echo 0; fi
+}
+right=0; asked=0
+while IFS= read -r line; do
+  right=$((right + $(ask "$line"))); asked=$((asked + 1))
+done < <(head -n "$nfacts" "$WORLD_TINY/corpus.txt" | awk 'NR % 8 == 1')
+expect_ok "predict: $right of $asked rewrite prompts right (>= 90%)" \
+  test $((right * 10)) -ge $((asked * 9)) -a "$asked" -ge 20
+right=0; asked=0
+while IFS= read -r line; do
+  right=$((right + $(ask "$line"))); asked=$((asked + 1))
+done < <(sed -n "$((nfacts + 1)),$((nfacts * 4))p" "$WORLD_TINY/corpus.txt" |
+         awk 'NR % 24 == 5')
+expect_ok "predict: $right of $asked paraphrases right (>= 75%)" \
+  test $((right * 4)) -ge $((asked * 3)) -a "$asked" -ge 20
+
+# ---- bad fact lists are rejected with file and line ---------------------
+printf 'subject,prompt,target_true\nAna Lee,{} plays the,piano\n' > missing.csv
+expect_exit "missing column: exit 1" 1 "$WORLD" --facts missing.csv --out w1 "${FAST[@]}"
+expect_grep "missing column: named with file and line" 'missing\.csv:1' "$T/err"
+expect_ok "missing column: nothing written" test ! -e w1
+
+cat > empty.csv <<'EOF'
+subject,prompt,target_new,target_true,relation
+Ana Lee,{} plays the,violin,piano,P1303
+Bo Rin,{} plays the,,guitar,P1303
+Cy Tam,{} plays the,drums,,P1303
+Dee Po,Someone plays the,flute,harp,P1303
+EOF
+expect_exit "empty answers: exit 1" 1 "$WORLD" --facts empty.csv --out w2 "${FAST[@]}"
+expect_grep "empty target_new: file and line" 'empty\.csv:3' "$T/err"
+expect_grep "empty target_true: file and line" 'empty\.csv:4: .*target_true' "$T/err"
+expect_grep "prompt without its subject: file and line" 'empty\.csv:5' "$T/err"
+expect_ok "bad list: nothing written" test ! -e w2
+expect_ok "bad list: no temporary left" test -z "$(ls -d w2.tmp.* 2>/dev/null)"
+
+expect_ok "--skip-bad builds from the good record" \
+  "$WORLD" --facts empty.csv --skip-bad --out w3 "${FAST[@]}"
+expect_grep "--skip-bad: one fact in facts.csv" '^"Ana Lee","\{\} plays the"," violin"," piano"' w3/facts.csv
+expect_ok "--skip-bad: world.json says 1 fact" \
+  test "$(jq '.data.facts' w3/world.json)" = 1
+
+# ---- fact lists in other formats ----------------------------------------
+cat > cf.json <<'EOF'
+[{"case_id": 1, "prompt": "Toko Yasuda, the", "target_new": "piano",
+  "subject": "Toko Yasuda", "ground_truth": "guitar",
+  "rephrase_prompt": "Toko Yasuda is incredible at",
+  "locality_prompt": "John Lennon performs on the",
+  "locality_ground_truth": "guitar"},
+ {"case_id": 2, "prompt": "Autonomous University of Madrid, which is located in",
+  "target_new": "Sweden", "subject": "Autonomous University of Madrid",
+  "ground_truth": "Spain",
+  "rephrase_prompt": "Autonomous University of Madrid is located in",
+  "locality_prompt": "Biure, which is located in",
+  "locality_ground_truth": "Spain"}]
+EOF
+expect_ok "EasyEdit JSON builds a world" "$WORLD" --facts cf.json --out w4 "${FAST[@]}"
+expect_ok "EasyEdit JSON: 2 facts, 6 sentences" \
+  test "$(jq '.data.facts,.data.sentences' w4/world.json | tr '\n' ' ')" = "2 6 "
+expect_grep "EasyEdit JSON: corpus has the paraphrase" \
+  '^Toko Yasuda is incredible at guitar$' w4/corpus.txt
+expect_exit "--limit 1 keeps one fact" 0 "$WORLD" --facts cf.json --limit 1 --out w5 "${FAST[@]}"
+expect_ok "--limit 1: world.json says 1 fact" test "$(jq '.data.facts' w5/world.json)" = 1
+expect_exit "a missing fact file: exit 1" 1 "$WORLD" --facts nosuch.csv --out w6 "${FAST[@]}"
+expect_grep "a missing fact file is named" 'nosuch\.csv' "$T/err"
+
+# ---- usage ------------------------------------------------------------------
+expect_exit "no arguments: usage, exit 2" 2 "$WORLD"
+expect_exit "both sources: exit 2" 2 "$WORLD" --synthetic tiny --facts cf.json --out w7
+expect_exit "no --out: exit 2" 2 "$WORLD" --synthetic tiny
+expect_exit "unknown size: exit 1" 1 "$WORLD" --synthetic enormous --out w8 --quiet
+expect_grep "unknown size is named" "'enormous'" "$T/err"
+expect_exit "embd not divisible by heads: exit 2" 2 "$WORLD" --synthetic tiny --out w9 --embd 30 --heads 4
+expect_ok "--help" "$WORLD" --help
+expect_grep "--help describes --synthetic" 'synthetic SIZE' "$T/out"
+finish

@@ -1,0 +1,316 @@
+/* test_train: the AdamW trainer on a tiny random GPT-2: the update
+ * against a double-precision twin, the schedule, the batch gradient
+ * against finite differences and across thread counts, recall against a
+ * one-sequence-at-a-time twin, memorisation, determinism, and the
+ * refused inputs (bad sequences, divergence). */
+#include "errors.h"
+#include "gpt2.h"
+#include "train.h"
+#include "../harness.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NSEQ 12
+static int toks[NSEQ][12];
+static train_seq seqs[NSEQ];
+
+static void make_model(gpt2_model *m, uint64_t seed)
+{
+    gpt2_config c = {.n_layer = 2, .n_head = 2, .n_embd = 16,
+                     .n_positions = 12, .vocab_size = 29, .n_inner = 48,
+                     .layer_norm_epsilon = 1e-5f};
+    CHECK(gpt2_model_init(m, &c) == 0);
+    gpt2_model_init_random(m, seed);
+}
+
+/* NSEQ sequences of 5..11 random tokens; answers of 1-2 tokens. */
+static void make_seqs(void)
+{
+    unsigned s = 12345;
+    for (int i = 0; i < NSEQ; i++) {
+        size_t len = 5 + (size_t)(i % 7);
+        for (size_t t = 0; t < len; t++) {
+            s = s * 1103515245u + 12345u;
+            toks[i][t] = (int)((s >> 16) % 28);
+        }
+        seqs[i] = (train_seq){toks[i], len, len - 1 - (size_t)(i % 2)};
+    }
+}
+
+TEST(adamw_matches_double_twin)
+{
+    enum { N = 37 };
+    float p[N], g[N], m[N] = {0}, v[N] = {0};
+    double pd[N], md[N] = {0}, vd[N] = {0};
+    for (int i = 0; i < N; i++)
+        pd[i] = p[i] = (float)sin(i * 1.3) * 0.5f;
+    for (size_t t = 1; t <= 5; t++) {
+        for (int i = 0; i < N; i++)
+            g[i] = (float)cos(i * 0.7 + (double)t) * 0.1f;
+        float lr = 0.01f, decay = (t % 2) ? 0.1f : 0.0f;
+        train_adamw(p, g, m, v, N, lr, 0.9f, 0.95f, 1e-8f, decay, t);
+        for (int i = 0; i < N; i++) {
+            md[i] = 0.9 * md[i] + 0.1 * g[i];
+            vd[i] = 0.95 * vd[i] + 0.05 * (double)g[i] * g[i];
+            double mh = md[i] / (1 - pow(0.9, (double)t));
+            double vh = vd[i] / (1 - pow(0.95, (double)t));
+            pd[i] -= lr * (mh / (sqrt(vh) + 1e-8) + decay * pd[i]);
+        }
+    }
+    for (int i = 0; i < N; i++)
+        CHECK_NEAR(p[i], pd[i], 1e-5);
+}
+
+TEST(schedule)
+{
+    train_options o;
+    train_options_default(&o);
+    o.steps = 1000;
+    o.warmup = 100;
+    o.lr = 1e-3f;
+    o.min_lr_frac = 0.1f;
+    CHECK_NEAR(train_lr(&o, 0), 1e-5, 1e-9);
+    CHECK_NEAR(train_lr(&o, 99), 1e-3, 1e-9);
+    CHECK_NEAR(train_lr(&o, 100), 1e-3, 1e-9);
+    CHECK_NEAR(train_lr(&o, 550), 0.55e-3, 1e-8); /* cosine midpoint */
+    CHECK_NEAR(train_lr(&o, 1000), 1e-4, 1e-9);
+    CHECK_NEAR(train_lr(&o, 5000), 1e-4, 1e-9);
+    for (size_t s = 101; s < 1000; s++)
+        CHECK(train_lr(&o, s) <= train_lr(&o, s - 1));
+    o.schedule = TRAIN_LINEAR;
+    CHECK_NEAR(train_lr(&o, 325), 1e-3 - 0.9e-3 * 0.25, 1e-8);
+}
+
+/* the batch loss from scratch: one sequence at a time, full logits */
+static double naive_loss(const gpt2_model *m, const size_t *idx, size_t n,
+                         train_loss mode)
+{
+    double sum = 0;
+    size_t count = 0, V = m->config.vocab_size;
+    gpt2_acts *a = NULL;
+    CHECK(gpt2_acts_new(&a, &m->config, 1, 12, 12) == 0);
+    for (size_t i = 0; i < n; i++) {
+        const train_seq *s = &seqs[idx[i]];
+        size_t pos[12];
+        for (size_t t = 0; t < s->len; t++)
+            pos[t] = t;
+        gpt2_batch b = {.tokens = s->tokens, .B = 1, .T = s->len,
+                        .logit_pos = pos, .n_logits = s->len};
+        CHECK(gpt2_forward(m, a, &b) == 0);
+        const float *l = gpt2_acts_logits(a);
+        size_t first = mode == TRAIN_LOSS_ANSWER ? s->answer_start - 1 : 0;
+        for (size_t t = first; t + 1 < s->len; t++) {
+            const float *row = l + t * V;
+            double mx = row[0], z = 0;
+            for (size_t v = 1; v < V; v++)
+                if (row[v] > mx)
+                    mx = row[v];
+            for (size_t v = 0; v < V; v++)
+                z += exp(row[v] - mx);
+            sum += -(row[s->tokens[t + 1]] - mx - log(z));
+            count++;
+        }
+    }
+    gpt2_acts_free(a);
+    return sum / (double)count;
+}
+
+TEST(batch_gradient)
+{
+    gpt2_model m, g1, g3;
+    make_model(&m, 11);
+    make_model(&g1, 1);
+    make_model(&g3, 1);
+    size_t idx[] = {3, 0, 7, 7, 1, 9, 4};
+    size_t n = sizeof idx / sizeof idx[0];
+    for (int mode = 0; mode < 2; mode++) {
+        double l1, l3;
+        CHECK(train_batch_grad(&m, seqs, idx, n, (train_loss)mode, 1, &g1,
+                               &l1) == 0);
+        CHECK(train_batch_grad(&m, seqs, idx, n, (train_loss)mode, 3, &g3,
+                               &l3) == 0);
+        /* the same mean loss as computed one sequence at a time */
+        CHECK_NEAR(l1, naive_loss(&m, idx, n, (train_loss)mode), 1e-4);
+        CHECK_NEAR(l1, l3, 1e-5);
+        double diff = 0, norm = 0;
+        for (size_t i = 0; i < m.num_parameters; i++) {
+            diff = fmax(diff, fabs(g1.memory[i] - g3.memory[i]));
+            norm = fmax(norm, fabs(g1.memory[i]));
+        }
+        CHECK_MSG(diff <= 1e-5 * fmax(norm, 1), "max diff %g", diff);
+        /* finite differences on a few parameters of every tensor */
+        size_t off = 0;
+        for (int k = 0; k < GPT2_NUM_TENSORS; k++) {
+            for (int r = 0; r < 2; r++) {
+                size_t i = off + (size_t)(r * 7919 + k * 31) % m.sizes[k];
+                float keep = m.memory[i];
+                double h = 1e-2, lp, lm;
+                m.memory[i] = keep + (float)h;
+                CHECK(train_batch_grad(&m, seqs, idx, n, (train_loss)mode, 2,
+                                       NULL, &lp) == 0);
+                m.memory[i] = keep - (float)h;
+                CHECK(train_batch_grad(&m, seqs, idx, n, (train_loss)mode, 2,
+                                       NULL, &lm) == 0);
+                m.memory[i] = keep;
+                double num = (lp - lm) / (2 * h), ana = g1.memory[i];
+                CHECK_MSG(fabs(num - ana) <= 2e-3 + 0.05 * fabs(ana),
+                          "mode %d tensor %d: numeric %g analytic %g", mode, k,
+                          num, ana);
+            }
+            off += m.sizes[k];
+        }
+    }
+    gpt2_model_free(&m);
+    gpt2_model_free(&g1);
+    gpt2_model_free(&g3);
+}
+
+TEST(recall_matches_one_at_a_time)
+{
+    gpt2_model m;
+    make_model(&m, 5);
+    /* make some answers right: set each answer to the model's argmax */
+    gpt2_acts *a = NULL;
+    CHECK(gpt2_acts_new(&a, &m.config, 1, 12, 12) == 0);
+    size_t V = m.config.vocab_size;
+    for (int i = 0; i < NSEQ; i += 2) {
+        train_seq *s = &seqs[i];
+        for (size_t t = s->answer_start - 1; t + 1 < s->len; t++) {
+            size_t pos = t;
+            gpt2_batch b = {.tokens = s->tokens, .B = 1, .T = t + 1,
+                            .logit_pos = &pos, .n_logits = 1};
+            CHECK(gpt2_forward(&m, a, &b) == 0);
+            const float *l = gpt2_acts_logits(a);
+            size_t best = 0;
+            for (size_t v = 1; v < V; v++)
+                if (l[v] > l[best])
+                    best = v;
+            toks[i][t + 1] = (int)best;
+        }
+    }
+    unsigned char ok[NSEQ], ok1[NSEQ];
+    double r, r1;
+    CHECK(train_recall(&m, seqs, NSEQ, 2, &r, ok) == 0);
+    CHECK(train_recall(&m, seqs, NSEQ, 1, &r1, ok1) == 0);
+    CHECK(!memcmp(ok, ok1, NSEQ) && r == r1);
+    size_t good = 0;
+    for (int i = 0; i < NSEQ; i++) {
+        double one;
+        unsigned char o1;
+        CHECK(train_recall(&m, &seqs[i], 1, 1, &one, &o1) == 0);
+        CHECK(o1 == ok[i] && one == (double)o1);
+        if (i % 2 == 0)
+            CHECK(ok[i] == 1);
+        good += ok[i];
+    }
+    CHECK_NEAR(r, (double)good / NSEQ, 1e-12);
+    CHECK(good < NSEQ); /* random answers are not all right */
+    gpt2_acts_free(a);
+    gpt2_model_free(&m);
+    make_seqs();
+}
+
+static int progress_calls;
+static void on_progress(void *ctx, const char *label, size_t done,
+                        size_t total)
+{
+    (void)ctx;
+    (void)total;
+    CHECK(strstr(label, "step ") && strstr(label, "loss ") &&
+          strstr(label, "all "));
+    CHECK(done > 0);
+    progress_calls++;
+}
+
+TEST(memorises_and_is_deterministic)
+{
+    gpt2_model a, b;
+    make_model(&a, 3);
+    make_model(&b, 3);
+    train_options o;
+    train_options_default(&o);
+    o.steps = 400;
+    o.batch_size = 6;
+    o.lr = 1e-2f;
+    o.warmup = 10;
+    o.threads = 2;
+    o.eval_every = 20;
+    o.progress = on_progress;
+    train_eval ev = {"all", seqs, NSEQ, 1.0};
+    train_report ra, rb;
+    progress_calls = 0;
+    CHECK(train_run(&a, seqs, NSEQ, &ev, 1, &o, &ra) == 0);
+    CHECK(progress_calls >= 1);
+    CHECK_MSG(ra.recall[0] == 1.0 && ra.reached_goal, "recall %g after %zu",
+              ra.recall[0], ra.steps);
+    CHECK(ra.steps < 400 && ra.steps % 20 == 0);
+    CHECK(ra.loss < 1.0);
+    o.progress = NULL;
+    CHECK(train_run(&b, seqs, NSEQ, &ev, 1, &o, &rb) == 0);
+    CHECK(rb.steps == ra.steps);
+    CHECK(!memcmp(a.memory, b.memory, a.num_parameters * sizeof(float)));
+    /* another seed: other batches, other weights */
+    gpt2_model c;
+    make_model(&c, 3);
+    o.seed = 2;
+    train_report rc;
+    CHECK(train_run(&c, seqs, NSEQ, &ev, 1, &o, &rc) == 0);
+    CHECK(memcmp(a.memory, c.memory, a.num_parameters * sizeof(float)) != 0);
+    /* answer-only loss memorises too */
+    gpt2_model d;
+    make_model(&d, 3);
+    o.loss = TRAIN_LOSS_ANSWER;
+    CHECK(train_run(&d, seqs, NSEQ, &ev, 1, &o, &rc) == 0);
+    CHECK(rc.recall[0] == 1.0);
+    gpt2_model_free(&a);
+    gpt2_model_free(&b);
+    gpt2_model_free(&c);
+    gpt2_model_free(&d);
+}
+
+TEST(refuses_bad_input)
+{
+    gpt2_model m;
+    make_model(&m, 3);
+    train_options o;
+    train_options_default(&o);
+    o.steps = 5;
+    train_report r;
+    int long_toks[13] = {0};
+    train_seq bad[] = {{long_toks, 13, 5}};
+    err_clear();
+    CHECK(train_run(&m, bad, 1, NULL, 0, &o, &r) == ERR_INVALID);
+    CHECK(strstr(err_message(ERR_INVALID), "length 13") != NULL);
+    int oov[3] = {1, 29, 2};
+    train_seq bad2[] = {{oov, 3, 2}};
+    CHECK(train_run(&m, bad2, 1, NULL, 0, &o, &r) == ERR_INVALID);
+    CHECK(strstr(err_message(ERR_INVALID), "token id 29") != NULL);
+    train_seq bad3[] = {{oov, 3, 0}};
+    CHECK(train_run(&m, bad3, 1, NULL, 0, &o, &r) == ERR_INVALID);
+    CHECK(train_run(&m, seqs, 0, NULL, 0, &o, &r) == ERR_INVALID);
+    double rec;
+    CHECK(train_recall(&m, bad2, 1, 1, &rec, NULL) == ERR_INVALID);
+    /* an absurd learning rate diverges: reported, not hidden */
+    o.lr = 1e30f;
+    o.warmup = 0;
+    o.grad_clip = 0;
+    o.weight_decay = 0;
+    o.steps = 50;
+    int rc = train_run(&m, seqs, NSEQ, NULL, 0, &o, &r);
+    CHECK_MSG(rc == ERR_NUMERIC, "rc %d", rc);
+    gpt2_model_free(&m);
+}
+
+int main(void)
+{
+    make_seqs();
+    RUN(adamw_matches_double_twin);
+    RUN(schedule);
+    RUN(batch_gradient);
+    RUN(recall_matches_one_at_a_time);
+    RUN(memorises_and_is_deterministic);
+    RUN(refuses_bad_input);
+    return harness_summary();
+}
