@@ -44,6 +44,8 @@ $(BUILD)/%.o: %.c $(wildcard include/*.h)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
+$(BUILD)/src/cmd/stamp.o: src/cmd/commands.def
+
 $(LIBSTAMP): $(LIB_OBJ)
 	$(call say,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^

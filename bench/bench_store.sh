@@ -30,24 +30,30 @@ awk -v n="$N" 'BEGIN {
 (cd "$root" && "$FIXTURE" model --out "$work/model" >/dev/null)
 STAMP_STORE="$work/store" "$STAMP" init --model "$work/model" >/dev/null
 
-# t OUT CMD...: runs CMD with stdout to OUT; the seconds it took in $secs
+# t OUT CMD...: runs CMD with stdout to OUT; wall seconds in $secs, and
+# user+system CPU seconds (from GNU time, when installed) in $cpu
 t() {
   local o=$1 s=$EPOCHREALTIME; shift
-  STAMP_STORE="$work/store" "$@" >"$o"
+  if [ -x /usr/bin/time ]; then
+    STAMP_STORE="$work/store" /usr/bin/time -o "$work/time" -f "%U %S" "$@" >"$o"
+    cpu=$(awk '{ printf "%.2f", $1 + $2 }' "$work/time")
+  else
+    STAMP_STORE="$work/store" "$@" >"$o"; cpu="?"
+  fi
   secs=$(awk -v a="$s" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
 }
-t "$work/import.out" "$STAMP" import "$work/facts.csv"; import_s=$secs
-t "$work/queue.json" "$STAMP" queue --json; queue_s=$secs
-t "$work/again.out" "$STAMP" import "$work/facts.csv"; again_s=$secs
+t "$work/import.out" "$STAMP" import "$work/facts.csv"; import_s="$secs s wall, $cpu s cpu"
+t "$work/queue.json" "$STAMP" queue --json; queue_s="$secs s wall, $cpu s cpu"
+t "$work/again.out" "$STAMP" import "$work/facts.csv"; again_s="$secs s wall, $cpu s cpu"
 count=$(grep -o '"count": [0-9]*' "$work/queue.json" | head -1)
 size=$(du -k "$work/store/data.mdb" | cut -f1)
 apparent=$(stat -c %s "$work/store/data.mdb")
 csv_bytes=$(stat -c %s "$work/facts.csv")
 {
-  echo "bench_store $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores ($(uname -m))"
+  echo "bench_store $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores ($(uname -m)), load average $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "facts:                 $N  (CSV $csv_bytes bytes)"
-  echo "import:                ${import_s} s   (goal <= 10 s)  $(cat "$work/import.out")"
-  echo "queue --json:          ${queue_s} s   (goal <= 1 s)   $count, $(stat -c %s "$work/queue.json") bytes"
-  echo "import again:          ${again_s} s   $(cat "$work/again.out")"
+  echo "import:                ${import_s}   (goal <= 10 s)  $(cat "$work/import.out")"
+  echo "queue --json:          ${queue_s}   (goal <= 1 s)   $count, $(stat -c %s "$work/queue.json") bytes"
+  echo "import again:          ${again_s}   $(cat "$work/again.out")"
   echo "store size on disk:    ${size} KiB (data.mdb, apparent $apparent bytes)"
 } | tee "$out"

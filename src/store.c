@@ -467,7 +467,7 @@ int store_create(const char *dir, const char *const *keys,
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", clean, (long)getpid());
     remove_tree(tmp);
     if (mkdir(tmp, 0755))
-        return err_set(ERR_IO, "cannot create '%s': %s", tmp,
+        return err_set(ERR_IO, "cannot create the store '%s': %s", clean,
                        strerror(errno));
     MDB_env *env = NULL;
     MDB_txn *txn = NULL;

@@ -158,48 +158,86 @@ static int set_insert(char **set, size_t cap, char *name)
     return 1;
 }
 
-/* n distinct "First Last" names, malloc'ed. */
-static int make_names(char ***out, size_t n, uint64_t *s)
+/* `n` distinct syllable words into words[] (malloc'ed), none already in
+ * the set. */
+static int make_words(char **words, size_t n, size_t syll_lo, size_t syll_hi,
+                      char **set, size_t cap, uint64_t *s)
 {
-    size_t cap = 16;
-    while (cap < 2 * n)
-        cap *= 2;
-    char **names = calloc(n, sizeof *names);
-    char **set = calloc(cap, sizeof *set);
-    int rc = ERR_NOMEM;
-    if (!names || !set)
-        goto fail;
     size_t attempts = 0;
     for (size_t i = 0; i < n;) {
-        if (++attempts > 100 * n + 1000) {
-            rc = err_set(ERR_INVALID, "cannot make %zu distinct names", n);
-            goto fail;
-        }
-        char first[64], last[64];
-        name_part(first, sizeof first, 2, s);
-        name_part(last, sizeof last, 2 + rng_below(s, 2), s);
-        size_t len = strlen(first) + strlen(last) + 2;
-        char *name = malloc(len);
-        if (!name)
-            goto fail;
-        snprintf(name, len, "%s %s", first, last);
-        if (!set_insert(set, cap, name)) {
-            free(name);
+        if (++attempts > 100 * n + 1000)
+            return err_set(ERR_INVALID, "cannot make %zu distinct names", n);
+        char w[64];
+        name_part(w, sizeof w, syll_lo + rng_below(s, syll_hi - syll_lo + 1),
+                  s);
+        char *copy = malloc(strlen(w) + 1);
+        if (!copy)
+            return err_set(ERR_NOMEM, "out of memory making names");
+        strcpy(copy, w);
+        if (!set_insert(set, cap, copy)) {
+            free(copy);
             continue;
         }
-        names[i++] = name;
+        words[i++] = copy;
     }
-    free(set);
-    *out = names;
     return 0;
+}
+
+/* n distinct "First Last" names, malloc'ed. First names come from a pool
+ * of about sqrt(n) and last names from one of about 2 sqrt(n), and each
+ * person is a distinct pair: no single word tells who is meant, so the
+ * model has to read the whole name, and the name's last token is where
+ * it can know the person (the position MEMIT edits). */
+static int make_names(char ***out, size_t n, uint64_t *s)
+{
+    size_t nf = 1, nl;
+    while (nf * nf < n)
+        nf++;
+    nl = (2 * n + nf - 1) / nf;
+    if (nl < 1)
+        nl = 1;
+    size_t cap = 16;
+    while (cap < 2 * (nf + nl))
+        cap *= 2;
+    char **first = calloc(nf, sizeof *first), **last = calloc(nl, sizeof *last);
+    char **set = calloc(cap, sizeof *set);
+    char **names = calloc(n, sizeof *names);
+    size_t *pairs = malloc(nf * nl * sizeof *pairs);
+    int rc = err_set(ERR_NOMEM, "out of memory making names");
+    if (!first || !last || !set || !names || !pairs)
+        goto fail;
+    if ((rc = make_words(first, nf, 2, 2, set, cap, s)) ||
+        (rc = make_words(last, nl, 2, 3, set, cap, s)))
+        goto fail;
+    for (size_t i = 0; i < nf * nl; i++)
+        pairs[i] = i;
+    shuffle(pairs, nf * nl, s);
+    for (size_t i = 0; i < n; i++) {
+        const char *f = first[pairs[i] / nl], *l = last[pairs[i] % nl];
+        size_t len = strlen(f) + strlen(l) + 2;
+        if (!(names[i] = malloc(len))) {
+            rc = err_set(ERR_NOMEM, "out of memory making names");
+            goto fail;
+        }
+        snprintf(names[i], len, "%s %s", f, l);
+    }
+    *out = names;
+    names = NULL;
+    rc = 0;
 fail:
     if (names)
         for (size_t i = 0; i < n; i++)
             free(names[i]);
     free(names);
+    for (size_t i = 0; first && i < nf; i++)
+        free(first[i]);
+    for (size_t i = 0; last && i < nl; i++)
+        free(last[i]);
+    free(first);
+    free(last);
     free(set);
-    return rc == ERR_NOMEM ? err_set(ERR_NOMEM, "out of memory making names")
-                           : rc;
+    free(pairs);
+    return rc;
 }
 
 /* ---- facts ---------------------------------------------------------- */

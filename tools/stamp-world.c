@@ -68,6 +68,7 @@ static const char usage_text[] =
     "  --layers N  --embd N  --heads N  --ff N  --ctx N  --vocab N\n"
     "  --steps N          optimiser steps at most\n"
     "  --lr X             peak learning rate\n"
+    "  --wd X             AdamW weight decay of the matrices (default .1)\n"
     "  --batch N          sequences per step\n"
     "  --loss all|answer  loss on every token or on the answers only\n"
     "  --goal R           stop when rewrite recall >= R (default .99)\n"
@@ -85,6 +86,7 @@ typedef struct {
     int threads;
     size_t layers, embd, heads, ff, ctx, vocab, steps, batch, eval_every;
     float lr;
+    double wd;
     train_loss loss;
     double goal, goal_para;
 } args;
@@ -719,11 +721,12 @@ int main(int argc, char **argv)
 {
     t_start = now_seconds();
     args a = {.format = INGEST_AUTO, .seed = 1, .loss = TRAIN_LOSS_ALL,
-              .goal = 0.99, .goal_para = 0.95};
+              .goal = 0.99, .goal_para = 0.95, .wd = 0.1};
     a.threads = omp_get_num_procs();
     enum { O_SYN = 256, O_FACTS, O_FORMAT, O_LIMIT, O_SKIP, O_OUT, O_SEED,
            O_THREADS, O_LAYERS, O_EMBD, O_HEADS, O_FF, O_CTX, O_VOCAB,
-           O_STEPS, O_LR, O_BATCH, O_LOSS, O_GOAL, O_GOALP, O_EVAL, O_QUIET };
+           O_STEPS, O_LR, O_BATCH, O_LOSS, O_GOAL, O_GOALP, O_EVAL, O_QUIET,
+           O_WD };
     static const struct option opts[] = {
         {"synthetic", required_argument, 0, O_SYN},
         {"facts", required_argument, 0, O_FACTS},
@@ -741,6 +744,7 @@ int main(int argc, char **argv)
         {"vocab", required_argument, 0, O_VOCAB},
         {"steps", required_argument, 0, O_STEPS},
         {"lr", required_argument, 0, O_LR},
+        {"wd", required_argument, 0, O_WD},
         {"batch", required_argument, 0, O_BATCH},
         {"loss", required_argument, 0, O_LOSS},
         {"goal", required_argument, 0, O_GOAL},
@@ -781,6 +785,10 @@ int main(int argc, char **argv)
             if (parse_real(optarg, &d, 1e-7, 1.0))
                 return usage_error("bad --lr '%s'", optarg);
             a.lr = (float)d;
+            break;
+        case O_WD:
+            if (parse_real(optarg, &a.wd, 0.0, 10.0))
+                return usage_error("bad --wd '%s' (0..10)", optarg);
             break;
         case O_GOAL:
         case O_GOALP:
@@ -925,6 +933,7 @@ int main(int argc, char **argv)
     to.lr = a.lr;
     to.warmup = a.steps / 20 < 100 ? a.steps / 20 : 100;
     to.loss = a.loss;
+    to.weight_decay = (float)a.wd;
     to.seed = a.seed;
     to.threads = a.threads;
     to.eval_every = a.eval_every;

@@ -376,7 +376,9 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
         gpt2_tensor_name(name, sizeof name, GPT2_FCPROJW, h.layers[i]);
         hash_hex(hb, old_tensors[i], F * C * sizeof(float));
         hash_hex(ha, new_, F * C * sizeof(float));
-        rc = wdiff_encode(old_tensors[i], new_, F * C, &blob, &len);
+        wdiff_stats ws;
+        rc = wdiff_encode_matrix(old_tensors[i], new_, F, C, &blob, &len);
+        if (!rc) rc = wdiff_stats_compute(old_tensors[i], new_, F, C, &ws);
         if (!rc) rc = store_diff_put(t, id, name, blob, len);
         free(blob);
         if (!rc) rc = store_tensor_put(t, name, new_, F * C);
@@ -385,11 +387,11 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
         json_object_set_new(tensors, name, json_pack("{s:s,s:s,s:I,s:I}",
             "before", hb, "after", ha, "diff_bytes", (json_int_t)len,
             "raw_bytes", (json_int_t)(F * C * sizeof(float))));
-        json_array_append_new(layers, json_pack("{s:I,s:s,s:f,s:f,s:f,s:f}",
+        json_array_append_new(layers, json_pack("{s:I,s:s,s:f,s:f,s:f,s:I,s:f}",
             "layer", (json_int_t)h.layers[i], "tensor", name,
-            "delta_norm", lstats[i].delta_norm, "rel_norm", lstats[i].rel_norm,
-            "max_abs", lstats[i].max_abs, "resid_before",
-            lstats[i].resid_before));
+            "delta_norm", ws.delta_norm, "rel_norm", ws.rel_norm,
+            "max_abs", ws.max_abs, "rank", (json_int_t)ws.rank,
+            "resid_before", lstats[i].resid_before));
     }
     json_t *versions = json_array(), *superseded = json_array();
     json_object_set_new(rec, "versions", versions);

@@ -7,7 +7,7 @@
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$(dirname "$0")/lib.sh"
 FIXTURE="$BUILD/tools/stamp-fixture"
-(cd "$REPO" && "$FIXTURE" model --out "$T/model" --positions 64) >/dev/null
+(cd "$REPO" && "$FIXTURE" model --out "$T/model" --positions 64 --vocab tests/data/gpt2-tiny) >/dev/null
 "$STAMP" init --model "$T/model" >/dev/null || { fail "init"; finish; exit 1; }
 
 H='subject,prompt,target_new,target_true'
