@@ -35,8 +35,8 @@ result="$root/bench/results/world-cf-$(date -u +%Y%m%d-%H%M%S).txt"
 # reported, not waited for. Later options override these.
 cmd=(nice -n 10 "$tool" --facts "$facts" --limit "$limit" --out "$out"
      --skip-bad --layers 6 --embd 128 --heads 4 --ff 1024 --ctx 64
-     --vocab 4096 --loss answer --batch 64 --lr 0.003 --steps 12000
-     --eval-every 250 --goal 0.95 --goal-para 2 "${args[@]}")
+     --vocab 4096 --loss all --batch 64 --lr 0.003 --steps 4000
+     --eval-every 250 --goal 0.95 --goal-para 0 "${args[@]}")
 {
   echo "# bench/world.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores"
   echo "# ${cmd[*]}"

@@ -71,8 +71,10 @@ static const char usage_text[] =
     "  --wd X             AdamW weight decay of the matrices (default .1)\n"
     "  --batch N          sequences per step\n"
     "  --loss all|answer  loss on every token or on the answers only\n"
-    "  --goal R           stop when rewrite recall >= R (default .99)\n"
-    "  --goal-para R      ... and paraphrase recall >= R (default .95)\n"
+    "  --goal R           stop when rewrite recall >= R (default .99;\n"
+    "                     above 1: run every step)\n"
+    "  --goal-para R      ... and paraphrase recall >= R (default .95;\n"
+    "                     0: do not wait for paraphrases)\n"
     "  --eval-every N     steps between recall checks\n"
     "  --quiet            no progress lines\n"
     "  -h, --help         this text\n";
@@ -85,6 +87,7 @@ typedef struct {
     uint64_t seed;
     int threads;
     size_t layers, embd, heads, ff, ctx, vocab, steps, batch, eval_every;
+    size_t context;
     float lr;
     double wd;
     train_loss loss;
@@ -252,7 +255,7 @@ static void strmap_free(strmap *m)
 
 /* ---- the world being built ------------------------------------------- */
 
-enum { KIND_REWRITE, KIND_PARAPHRASE, KIND_NEIGHBOR };
+enum { KIND_REWRITE, KIND_PARAPHRASE, KIND_NEIGHBOR, KIND_CONTEXT };
 
 typedef struct {
     char *prompt;         /* full text, subject written out */
@@ -486,6 +489,50 @@ done:
     return rc ? err_set(rc, "out of memory building the training text") : 0;
 }
 
+/* Context copies: each sentence again, k times, behind another sentence
+ * of the text ("A plays the flute. B was born in" + " Paris"), the other
+ * sentence drawn from the seed. The model then meets its facts at many
+ * positions and after other text, as MEMIT's context prefixes put
+ * them. */
+static int add_context(world *w, size_t k, uint64_t seed)
+{
+    size_t n = w->n_sent;
+    uint64_t s = seed ^ 0x434f4e54455854ULL;
+    if (n < 2 || k == 0)
+        return 0;
+    for (size_t r = 0; r < k; r++) {
+        for (size_t i = 0; i < n; i++) {
+            s += 0x9e3779b97f4a7c15ULL;
+            uint64_t z = s;
+            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+            z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+            z ^= z >> 31;
+            size_t j = (size_t)(z % (n - 1));
+            if (j >= i)
+                j++;
+            const sentence *a = &w->sent[j], *b = &w->sent[i];
+            size_t len = strlen(a->prompt) + strlen(a->answer) +
+                         strlen(b->prompt) + 3;
+            char *p = malloc(len);
+            if (!p)
+                return err_set(ERR_NOMEM, "out of memory adding context");
+            snprintf(p, len, "%s%s. %s", a->prompt, a->answer, b->prompt);
+            if (w->n_sent == w->cap_sent) {
+                size_t nc = 2 * w->cap_sent;
+                sentence *q = realloc(w->sent, nc * sizeof *q);
+                if (!q) {
+                    free(p);
+                    return err_set(ERR_NOMEM, "out of memory adding context");
+                }
+                w->sent = q;
+                w->cap_sent = nc;
+            }
+            w->sent[w->n_sent++] = (sentence){p, b->answer, KIND_CONTEXT};
+        }
+    }
+    return 0;
+}
+
 /* prompt + answer -> one sequence (tokens of the prompt, then of the
  * answer, tokenized apart as stamp does). 1 = too long for ctx. */
 static int make_seq(const tokenizer *tok, const char *prompt,
@@ -681,20 +728,25 @@ static int replaceable(const char *dir, int *exists)
     return rmdir(dir) == 0; /* empty: gone, nothing to replace */
 }
 
+/* Progress lines: every check on a terminal, else one every 10 s (and
+ * the last), so logs stay short. */
 static void progress(void *ctx, const char *label, size_t done, size_t total)
 {
-    (void)done;
-    (void)total;
+    static double last = -1e9;
+    double t = now_seconds();
+    if (!isatty(2) && t - last < 10 && done < total)
+        return;
+    last = t;
     say(ctx, "%s", label);
 }
 
 /* ---- defaults ---------------------------------------------------------- */
 
-static void set_defaults(args *a, size_t n_facts)
+static void set_defaults(args *a, size_t n_facts, size_t n_sentences)
 {
     int file = a->facts_path != NULL;
     if (!a->layers)
-        a->layers = file ? 6 : 4;
+        a->layers = 6;
     if (!a->embd)
         a->embd = file ? 128 : 64;
     if (!a->heads)
@@ -703,14 +755,14 @@ static void set_defaults(args *a, size_t n_facts)
         a->ff = file ? 1024 : 4 * a->embd;
     if (!a->ctx)
         a->ctx = file ? 64 : 32;
-    if (!a->vocab)
-        a->vocab = file ? 4096 : 768;
+    if (!a->vocab) /* 1024: every object of the tiny world one token */
+        a->vocab = file ? 4096 : n_facts <= 300 ? 1024 : 2048;
     if (!a->batch)
         a->batch = 32;
-    if (!a->steps)
-        a->steps = file ? 40 * n_facts : 4000;
+    if (!a->steps) /* file: at most 60 epochs; tiny needs ~900 */
+        a->steps = file ? 60 * n_sentences / a->batch + 1 : 4000;
     if (!a->eval_every)
-        a->eval_every = file ? 500 : 100;
+        a->eval_every = file ? 250 : 50;
     if (a->lr <= 0)
         a->lr = file ? 2e-3f : 3e-3f;
 }
@@ -726,7 +778,7 @@ int main(int argc, char **argv)
     enum { O_SYN = 256, O_FACTS, O_FORMAT, O_LIMIT, O_SKIP, O_OUT, O_SEED,
            O_THREADS, O_LAYERS, O_EMBD, O_HEADS, O_FF, O_CTX, O_VOCAB,
            O_STEPS, O_LR, O_BATCH, O_LOSS, O_GOAL, O_GOALP, O_EVAL, O_QUIET,
-           O_WD };
+           O_WD, O_CONTEXT };
     static const struct option opts[] = {
         {"synthetic", required_argument, 0, O_SYN},
         {"facts", required_argument, 0, O_FACTS},
@@ -745,6 +797,7 @@ int main(int argc, char **argv)
         {"steps", required_argument, 0, O_STEPS},
         {"lr", required_argument, 0, O_LR},
         {"wd", required_argument, 0, O_WD},
+        {"context", required_argument, 0, O_CONTEXT},
         {"batch", required_argument, 0, O_BATCH},
         {"loss", required_argument, 0, O_LOSS},
         {"goal", required_argument, 0, O_GOAL},
@@ -815,10 +868,11 @@ int main(int argc, char **argv)
                 {O_LIMIT, 1, 10000000}, {O_LAYERS, 1, 64}, {O_EMBD, 8, 4096},
                 {O_HEADS, 1, 64}, {O_FF, 8, 65536}, {O_CTX, 8, 4096},
                 {O_VOCAB, 257, 200000}, {O_STEPS, 1, 100000000},
-                {O_BATCH, 1, 65536}, {O_EVAL, 1, 100000000}};
+                {O_BATCH, 1, 65536}, {O_EVAL, 1, 100000000},
+                {O_CONTEXT, 0, 16}};
             size_t *dst[] = {&a.limit, &a.layers, &a.embd, &a.heads, &a.ff,
                              &a.ctx, &a.vocab, &a.steps, &a.batch,
-                             &a.eval_every};
+                             &a.eval_every, &a.context};
             size_t k = 0;
             while (k < sizeof lim / sizeof lim[0] && lim[k].opt != c)
                 k++;
@@ -864,7 +918,9 @@ int main(int argc, char **argv)
         goto out;
     if ((rc = build_sentences(&w)))
         goto fail;
-    set_defaults(&a, w.n_facts);
+    set_defaults(&a, w.n_facts, w.n_sent);
+    if ((rc = add_context(&w, a.context, a.seed)))
+        goto fail;
     if (a.embd % a.heads) {
         die("--embd %zu is not divisible by --heads %zu", a.embd, a.heads);
         goto out;

@@ -221,8 +221,9 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     if ((rc = store_open(&s, g->store_dir))) goto fail;
     if ((rc = store_txn_begin(s, &t, 1))) goto fail;
     if ((rc = modelview_verify_base(t))) {
-        err_set(rc, "%s; refusing to commit (see 'stamp fsck')",
-                err_message(rc));
+        char why[512];
+        snprintf(why, sizeof why, "%s", err_message(rc));
+        err_set(rc, "%s; refusing to commit (see 'stamp fsck')", why);
         goto fail;
     }
     if ((rc = store_queue_list(t, limit, &queue, &n_queue))) goto fail;

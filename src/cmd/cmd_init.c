@@ -12,6 +12,7 @@
 #include "gpt2.h"
 #include "gpt2_config.h"
 #include "hash.h"
+#include "hparams.h"
 #include "safetensors.h"
 #include "store.h"
 #include "tokenizer.h"
@@ -27,7 +28,7 @@
 #include <time.h>
 
 const char cmd_init_usage[] =
-    "stamp init --model DIR\n"
+    "stamp init --model DIR [--hparams FILE]\n"
     "\n"
     "Creates the store (--store DIR, $STAMP_STORE or ./store) on the base\n"
     "model in DIR, a Hugging Face GPT-2 directory holding config.json,\n"
@@ -35,7 +36,13 @@ const char cmd_init_usage[] =
     "modified; the store records their path and a hash of every tensor.\n"
     "An existing store is never overwritten.\n"
     "\n"
-    "  --model DIR   the base model directory\n";
+    "The editing hyperparameters (JSON, keys as in a commit's \"hparams\")\n"
+    "come from --hparams FILE, else DIR/stamp-hparams.json when the model\n"
+    "recommends its own (stamp-world writes one), else built-in defaults;\n"
+    "'stamp commit --layers/--set' overrides them per commit.\n"
+    "\n"
+    "  --model DIR      the base model directory\n"
+    "  --hparams FILE   editing hyperparameters for this store\n";
 
 static char *read_text(const char *path)
 {
@@ -118,14 +125,16 @@ int cmd_init(int argc, char **argv, const cli_globals *g)
 {
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},
+        {"hparams", required_argument, NULL, 'H'},
         {NULL, 0, NULL, 0},
     };
-    const char *model = NULL;
+    const char *model = NULL, *hparams_file = NULL;
     int c;
     if (cli_wants_help(argc, argv, "init")) return EXIT_OK;
     optind = 0;
     while ((c = getopt_long(argc, argv, "m:", opts, NULL)) != -1) {
         if (c == 'm') model = optarg;
+        else if (c == 'H') hparams_file = optarg;
         else return cli_usage_error("init", "unknown option");
     }
     if (optind < argc)
@@ -153,7 +162,7 @@ int cmd_init(int argc, char **argv, const cli_globals *g)
     gpt2_config cfg;
     gpt2_model m = {0};
     tokenizer *tok = NULL;
-    char *config_text = NULL, *hashes = NULL;
+    char *config_text = NULL, *hashes = NULL, *hp_text = NULL;
     char model_id[33], created[32];
     int rc, exit_code = EXIT_FAIL;
     snprintf(path, sizeof path, "%s/config.json", dir);
@@ -174,14 +183,36 @@ int cmd_init(int argc, char **argv, const cli_globals *g)
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if ((rc = hash_model(path, &hashes, model_id))) goto fail;
 
+    /* editing hyperparameters: --hparams FILE, else the ones the model
+     * directory recommends (stamp-world writes them), else defaults */
+    if (hparams_file) snprintf(path, sizeof path, "%s", hparams_file);
+    else snprintf(path, sizeof path, "%s/stamp-hparams.json", dir);
+    if (hparams_file || stat(path, &st) == 0) {
+        hparams h;
+        if (!(hp_text = read_text(path))) {
+            rc = err_set(ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+            goto fail;
+        }
+        hparams_default(&h, &cfg);
+        if ((rc = hparams_apply_json(&h, hp_text, &cfg))) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", err_message(rc));
+            rc = err_set(rc, "'%s': %s", path, why);
+            goto fail;
+        }
+    }
+
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
     const char *keys[] = {"format_version", "model_dir", "config",
-                          "model_tensor_hashes", "model_id", "created"};
-    const char *vals[] = {"1", dir, config_text, hashes, model_id, created};
-    if ((rc = store_create(g->store_dir, keys, vals, 6))) goto fail;
+                          "model_tensor_hashes", "model_id", "created",
+                          "hparams"};
+    const char *vals[] = {"1", dir, config_text, hashes, model_id, created,
+                          hp_text};
+    if ((rc = store_create(g->store_dir, keys, vals, hp_text ? 7 : 6)))
+        goto fail;
     printf("initialized store '%s' on model '%s'\n", g->store_dir, dir);
     printf("  %zu layers, n_embd %zu, vocab %zu, n_positions %zu; model id "
            "%s\n", cfg.n_layer, cfg.n_embd, cfg.vocab_size, cfg.n_positions,
@@ -194,5 +225,6 @@ out:
     tokenizer_close(tok);
     free(config_text);
     free(hashes);
+    free(hp_text);
     return exit_code;
 }

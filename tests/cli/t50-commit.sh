@@ -8,9 +8,10 @@
 W=$WORLD_TINY
 expect_ok "init on world-tiny" "$STAMP" init --model "$W"
 
-# 24 edits: the first 24 facts of the world, each asking for its
-# counterfactual target_new.
-head -n 25 "$W/facts.csv" > batch.csv
+# 24 edits: one fact each of the first 24 subjects of the world (as in
+# CounterFact, one edit per subject), each asking for its counterfactual
+# target_new.
+awk -F'","' 'NR == 1 || !seen[$1]++' "$W/facts.csv" | head -n 25 > batch.csv
 expect_ok "import 24 edits" "$STAMP" import batch.csv
 expect_ok "commit the batch" "$STAMP" commit -m "batch of 24" --threads 2
 expect_grep "commit says what it did" "commit 1: 24 facts" "$T/out"
@@ -30,7 +31,7 @@ expect_exit "empty queue exits 3" 3 "$STAMP" commit
 expect_grep "empty queue is explained" "nothing to commit" "$T/err"
 
 # ROME: one fact, one layer, flips its answer.
-sed -n '1p;30p' "$W/facts.csv" > one.csv
+awk -F'","' 'NR == 1 || !seen[$1]++' "$W/facts.csv" | sed -n '1p;30p' > one.csv
 subject=$(tail -n 1 one.csv | cut -d, -f1)
 "$STAMP" import one.csv >/dev/null 2>&1
 prompt_json=$("$STAMP" queue --json)
@@ -57,7 +58,8 @@ expect_ok "commit works once statistics exist" env STAMP_STORE="$T/s2" "$STAMP" 
 
 # A base model changed behind the store's back: commit refuses.
 STAMP_STORE="$T/s2" "$STAMP" import one.csv >/dev/null 2>&1
-printf '\x01' | dd of="$T/nocorpus/model.safetensors" bs=1 seek=2000 conv=notrunc 2>/dev/null
+size=$(stat -c %s "$T/nocorpus/model.safetensors")   # a weight byte, not the header
+printf '\x01' | dd of="$T/nocorpus/model.safetensors" bs=1 seek=$((size - 100)) conv=notrunc 2>/dev/null
 expect_exit "commit refuses a changed base model" 1 env STAMP_STORE="$T/s2" "$STAMP" commit
 expect_grep "the changed base is named" "changed behind the store's back" "$T/err"
 
