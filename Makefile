@@ -13,9 +13,9 @@
 CC      ?= cc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -Wall -Wextra -std=c11 -fopenmp -D_GNU_SOURCE -Iinclude
-LDLIBS  += -llmdb -lopenblas -llapacke -lcsv -ljansson -lpcre2-8 -lzstd -lxxhash -lm
-LDFLAGS += -fopenmp
+override CFLAGS  += -Wall -Wextra -std=c11 -fopenmp -D_GNU_SOURCE -Iinclude
+override LDLIBS  += -llmdb -lopenblas -llapacke -lcsv -ljansson -lpcre2-8 -lzstd -lxxhash -lm
+override LDFLAGS += -fopenmp
 
 BUILD   ?= build
 Q       := $(if $(V),,@)
@@ -65,22 +65,28 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBSTAMP)
 
 # The tiny synthetic world: tests and the demo edit it. Rebuilt only when
 # the builder changes (its inputs are the seed and size fixed in tools/).
-WORLD_TINY := $(BUILD)/world-tiny
-$(WORLD_TINY)/model.safetensors: $(BUILD)/tools/stamp-world
+# The sanitizer run reuses the release build's world (WORLD_TINY and
+# WORLD_TOOL point there): training under ASan would only be slower.
+WORLD_TINY ?= $(BUILD)/world-tiny
+WORLD_TOOL ?= $(BUILD)/tools/stamp-world
+$(WORLD_TINY)/model.safetensors: $(WORLD_TOOL)
 	$(call say,WORLD,$(WORLD_TINY))
-	$(Q)$(BUILD)/tools/stamp-world --synthetic tiny --out $(WORLD_TINY)
+	$(Q)$(WORLD_TOOL) --synthetic tiny --quiet --out $(WORLD_TINY)
 world-tiny: deps all $(WORLD_TINY)/model.safetensors
 
 world: deps all
 	$(Q)bash bench/world.sh $(FACTS)
 
 test: deps all $(TESTS) $(WORLD_TINY)/model.safetensors
-	$(Q)STAMP=$(abspath $(STAMP)) BUILD=$(abspath $(BUILD)) bash tests/run.sh
+	$(Q)STAMP=$(abspath $(STAMP)) BUILD=$(abspath $(BUILD)) \
+	  WORLD_TINY=$(abspath $(WORLD_TINY)) bash tests/run.sh
 
-asan:
+asan: world-tiny
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
+	  WORLD_TINY=$(abspath $(WORLD_TINY)) \
+	  WORLD_TOOL=$(abspath $(BUILD)/tools/stamp-world) \
 	  CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer' \
-	  LDFLAGS='-fopenmp -fsanitize=address,undefined' test
+	  LDFLAGS='-fsanitize=address,undefined' test
 
 demo: deps all $(WORLD_TINY)/model.safetensors
 	$(Q)STAMP=$(abspath $(STAMP)) WORLD=$(abspath $(WORLD_TINY)) bash tools/demo.sh

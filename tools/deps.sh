@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(gcc make pkg-config liblmdb-dev lmdb-utils libopenblas-openmp-dev
           liblapacke-dev libcsv-dev libjansson-dev libpcre2-dev libzstd-dev
-          libxxhash-dev jq time)
+          libxxhash-dev xxhash jq time)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

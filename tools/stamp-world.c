@@ -87,7 +87,6 @@ typedef struct {
     uint64_t seed;
     int threads;
     size_t layers, embd, heads, ff, ctx, vocab, steps, batch, eval_every;
-    size_t context;
     float lr;
     double wd;
     train_loss loss;
@@ -255,7 +254,7 @@ static void strmap_free(strmap *m)
 
 /* ---- the world being built ------------------------------------------- */
 
-enum { KIND_REWRITE, KIND_PARAPHRASE, KIND_NEIGHBOR, KIND_CONTEXT };
+enum { KIND_REWRITE, KIND_PARAPHRASE, KIND_NEIGHBOR };
 
 typedef struct {
     char *prompt;         /* full text, subject written out */
@@ -487,50 +486,6 @@ static int build_sentences(world *w)
 done:
     strmap_free(&seen);
     return rc ? err_set(rc, "out of memory building the training text") : 0;
-}
-
-/* Context copies: each sentence again, k times, behind another sentence
- * of the text ("A plays the flute. B was born in" + " Paris"), the other
- * sentence drawn from the seed. The model then meets its facts at many
- * positions and after other text, as MEMIT's context prefixes put
- * them. */
-static int add_context(world *w, size_t k, uint64_t seed)
-{
-    size_t n = w->n_sent;
-    uint64_t s = seed ^ 0x434f4e54455854ULL;
-    if (n < 2 || k == 0)
-        return 0;
-    for (size_t r = 0; r < k; r++) {
-        for (size_t i = 0; i < n; i++) {
-            s += 0x9e3779b97f4a7c15ULL;
-            uint64_t z = s;
-            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-            z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-            z ^= z >> 31;
-            size_t j = (size_t)(z % (n - 1));
-            if (j >= i)
-                j++;
-            const sentence *a = &w->sent[j], *b = &w->sent[i];
-            size_t len = strlen(a->prompt) + strlen(a->answer) +
-                         strlen(b->prompt) + 3;
-            char *p = malloc(len);
-            if (!p)
-                return err_set(ERR_NOMEM, "out of memory adding context");
-            snprintf(p, len, "%s%s. %s", a->prompt, a->answer, b->prompt);
-            if (w->n_sent == w->cap_sent) {
-                size_t nc = 2 * w->cap_sent;
-                sentence *q = realloc(w->sent, nc * sizeof *q);
-                if (!q) {
-                    free(p);
-                    return err_set(ERR_NOMEM, "out of memory adding context");
-                }
-                w->sent = q;
-                w->cap_sent = nc;
-            }
-            w->sent[w->n_sent++] = (sentence){p, b->answer, KIND_CONTEXT};
-        }
-    }
-    return 0;
 }
 
 /* prompt + answer -> one sequence (tokens of the prompt, then of the
@@ -778,7 +733,7 @@ int main(int argc, char **argv)
     enum { O_SYN = 256, O_FACTS, O_FORMAT, O_LIMIT, O_SKIP, O_OUT, O_SEED,
            O_THREADS, O_LAYERS, O_EMBD, O_HEADS, O_FF, O_CTX, O_VOCAB,
            O_STEPS, O_LR, O_BATCH, O_LOSS, O_GOAL, O_GOALP, O_EVAL, O_QUIET,
-           O_WD, O_CONTEXT };
+           O_WD };
     static const struct option opts[] = {
         {"synthetic", required_argument, 0, O_SYN},
         {"facts", required_argument, 0, O_FACTS},
@@ -797,7 +752,6 @@ int main(int argc, char **argv)
         {"steps", required_argument, 0, O_STEPS},
         {"lr", required_argument, 0, O_LR},
         {"wd", required_argument, 0, O_WD},
-        {"context", required_argument, 0, O_CONTEXT},
         {"batch", required_argument, 0, O_BATCH},
         {"loss", required_argument, 0, O_LOSS},
         {"goal", required_argument, 0, O_GOAL},
@@ -868,11 +822,10 @@ int main(int argc, char **argv)
                 {O_LIMIT, 1, 10000000}, {O_LAYERS, 1, 64}, {O_EMBD, 8, 4096},
                 {O_HEADS, 1, 64}, {O_FF, 8, 65536}, {O_CTX, 8, 4096},
                 {O_VOCAB, 257, 200000}, {O_STEPS, 1, 100000000},
-                {O_BATCH, 1, 65536}, {O_EVAL, 1, 100000000},
-                {O_CONTEXT, 0, 16}};
+                {O_BATCH, 1, 65536}, {O_EVAL, 1, 100000000}};
             size_t *dst[] = {&a.limit, &a.layers, &a.embd, &a.heads, &a.ff,
                              &a.ctx, &a.vocab, &a.steps, &a.batch,
-                             &a.eval_every, &a.context};
+                             &a.eval_every};
             size_t k = 0;
             while (k < sizeof lim / sizeof lim[0] && lim[k].opt != c)
                 k++;
@@ -919,8 +872,6 @@ int main(int argc, char **argv)
     if ((rc = build_sentences(&w)))
         goto fail;
     set_defaults(&a, w.n_facts, w.n_sent);
-    if ((rc = add_context(&w, a.context, a.seed)))
-        goto fail;
     if (a.embd % a.heads) {
         die("--embd %zu is not divisible by --heads %zu", a.embd, a.heads);
         goto out;

@@ -140,7 +140,7 @@ int cmd_eval(int argc, char **argv, const cli_globals *g)
     if ((rc = store_txn_begin(s, &t, 0))) goto fail;
     if (commit_id && (rc = store_commit_get(t, commit_id, &json_text))) {
         if (rc == ERR_NOTFOUND)
-            err_set(rc, "unknown commit '%llu'", (unsigned long long)commit_id);
+            err_set(rc, "no commit %llu in the store", (unsigned long long)commit_id);
         goto fail;
     }
     if ((rc = store_committed_list(t, commit_id, &committed, &n_committed)))

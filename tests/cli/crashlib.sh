@@ -142,23 +142,29 @@ crash_cmd() { crash_argv "$1" && "${CRASH_ARGV[@]}"; }
 crash_rand() { CRASH_X=$(((CRASH_X * 1103515245 + 12345) & 0x7fffffff)); }
 
 # crash_reference SCENARIO: the states before and after the command run
-# to completion from DIR/base, and its duration (microseconds)
+# to completion from DIR/base, and its duration in microseconds: the
+# shortest of 3 runs (on a loaded machine one run can take twice as long,
+# and kills spread over that would mostly come after the end)
 crash_reference() {
-  local sc=$1 d=$CRASH_DIR/ref-$1 t0 t1
+  local sc=$1 d=$CRASH_DIR/ref-$1 t0 t1 run us=
   export STAMP_STORE=$CRASH_DIR/work
-  store_copy "$CRASH_DIR/base" "$STAMP_STORE"
-  state_snapshot "$d.before" "${CRASH_SUBJECTS[@]}"
-  # timed as the trials start it: in the background, until wait returns
   crash_argv "$sc"
-  t0=${EPOCHREALTIME/[.,]/}
-  "${CRASH_ARGV[@]}" >/dev/null 2>"$d.err" &
-  wait $! || { fail "$sc runs to completion" "$(head -c 300 "$d.err")"; return 1; }
-  t1=${EPOCHREALTIME/[.,]/}
-  echo $((10#$t1 - 10#$t0)) > "$d.us"
+  for run in 1 2 3; do
+    store_copy "$CRASH_DIR/base" "$STAMP_STORE"
+    [ "$run" = 1 ] && state_snapshot "$d.before" "${CRASH_SUBJECTS[@]}"
+    # timed as the trials start it: in the background, until wait returns
+    t0=${EPOCHREALTIME/[.,]/}
+    "${CRASH_ARGV[@]}" >/dev/null 2>"$d.err" &
+    wait $! || { fail "$sc runs to completion" "$(head -c 300 "$d.err")"; return 1; }
+    t1=${EPOCHREALTIME/[.,]/}
+    t1=$((10#$t1 - 10#$t0))
+    [ -z "$us" ] || [ "$t1" -lt "$us" ] && us=$t1
+  done
+  echo "$us" > "$d.us"
   "$STAMP" fsck >/dev/null 2>&1 || { fail "fsck after a complete $sc"; return 1; }
   state_snapshot "$d.after" "${CRASH_SUBJECTS[@]}"
   if cmp -s "$d.before" "$d.after"; then fail "$sc changes the state"; return 1; fi
-  pass "reference $sc: $(($(cat "$d.us") / 1000)) ms, the state changes"
+  pass "reference $sc: $((us / 1000)) ms (the shortest of 3 runs), the state changes"
 }
 
 crash_keep() {

@@ -9,7 +9,7 @@
 set -u
 : "${STAMP:?STAMP must name the stamp binary}"
 : "${BUILD:?BUILD must name the build directory}"
-WORLD_TINY="$BUILD/world-tiny"
+WORLD_TINY=${WORLD_TINY:-$BUILD/world-tiny}
 T=$(mktemp -d "${TMPDIR:-/tmp}/stamp-test.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 export STAMP_STORE="$T/store"
