@@ -29,8 +29,19 @@ svg_out=$out_dir/$date_tag.svg
 work=$(mktemp -d /tmp/stamp-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
+# data records FIRST..FIRST+COUNT-1 of facts.csv (quoted fields may hold
+# newlines: a record ends at a newline outside quotes), with the header
+take() { # take FIRST COUNT FILE
+  awk -v first="$1" -v count="$2" '
+    { rec = (rec == "" ? $0 : rec "\n" $0); q += gsub(/"/, "\"") }
+    q % 2 == 0 { if (n == 0 || (n >= first && n < first + count)) print rec;
+                 n++; rec = ""; q = 0 }' "$WORLD/facts.csv" > "$3"
+}
+count_records() {
+  awk '{ q += gsub(/"/, "\"") } q % 2 == 0 { n++; q = 0 } END { print n - 1 }' "$1"
+}
 [ -f "$WORLD/model.safetensors" ] || bash bench/world.sh
-n_facts=$(($(wc -l < "$WORLD/facts.csv") - 1))
+n_facts=$(count_records "$WORLD/facts.csv")
 echo "bench: world $WORLD ($n_facts facts), machine $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 
 # sgemm peak of this machine (1 and 2 threads)
@@ -38,10 +49,6 @@ peak1=$(OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 build/tools/bench_sgemm 2048)
 peak2=$(OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 build/tools/bench_sgemm 2048)
 echo "bench: sgemm peak ${peak1} GFLOP/s (1 thread), ${peak2} GFLOP/s (2 threads)"
 
-# rows 2.. of facts.csv, as a CSV with its header
-take() { # take FIRST COUNT FILE: data rows FIRST..FIRST+COUNT-1
-  { head -n 1 "$WORLD/facts.csv"; tail -n +$(($1 + 1)) "$WORLD/facts.csv" | head -n "$2"; } > "$3"
-}
 timed() { # timed NAME CMD...: runs CMD, keeps its stdout in $work/NAME.out
   local name=$1; shift
   /usr/bin/time -f '%e %M' -o "$work/$name.time" "$@" > "$work/$name.out"
@@ -165,18 +172,18 @@ END {
 }' > "$svg_out"
 
 jq -r '"# stamp benchmark, \(.date)\n",
-  "Machine: \(.machine.cpu), \(.machine.cores) cores. World: \(.world.n_facts // "?") facts, \(.world.config.n_layer // "?") layers.\n",
+  "Machine: \(.machine.cpu), \(.machine.cores) cores. World: \(.world.data.facts // "?") facts, \(.world.model.n_layer // "?") layers, d_model \(.world.model.n_embd // "?"), d_ff \(.world.model.n_inner // "?").\n",
   "sgemm peak: \(.sgemm_peak_gflops.threads1 | . * 10 | round / 10) GFLOP/s (1 thread), \(.sgemm_peak_gflops.threads2 | . * 10 | round / 10) GFLOP/s (2 threads)\n",
   "## One batch of \(.batch.edits) edits (2 threads)\n",
   "| phase | seconds |", "|---|---|",
   (.batch.timings | to_entries[] | "| \(.key) | \(.value | . * 100 | round / 100) |"),
   "", "edits/s \(.batch.edits_per_second | . * 100 | round / 100); z phase \(.batch.z_gflops_estimated | . * 10 | round / 10) GFLOP/s estimated (\(.batch.z_share_of_peak * 100 | round)% of peak); peak RSS \(.batch.peak_rss_mb | round) MB; diff \(.batch.diff_bytes) bytes",
   "", "| ES | PS | NS | score | retention |", "|---|---|---|---|---|",
-  "| \(.batch.eval.scores.es | . * 10 | round / 10) | \(.batch.eval.scores.ps | . * 10 | round / 10) | \(.batch.eval.scores.ns | . * 10 | round / 10) | \(.batch.eval.scores.score | . * 10 | round / 10) | \(.batch.eval.retention.retained // "n/a") |",
+  "| \(.batch.eval.scores.es | . * 10 | round / 10) | \(.batch.eval.scores.ps | . * 10 | round / 10) | \(.batch.eval.scores.ns | . * 10 | round / 10) | \(.batch.eval.scores.score | . * 10 | round / 10) | \(.batch.eval.retention.retained // "n/a" | if type == "number" then . * 10 | round / 10 else . end) |",
   "", "## Threads (\(.threads.edits) edits)\n",
   "z phase: \(.threads.z_seconds_1 | . * 100 | round / 100) s (1 thread), \(.threads.z_seconds_2 | . * 100 | round / 100) s (2 threads): speed-up \(.threads.z_speedup | . * 100 | round / 100)x; whole commit \(.threads.total_speedup | . * 100 | round / 100)x",
   "", "## Nightly batches\n", "| night | edits | ES | PS | NS | retention | diff bytes | seconds |", "|---|---|---|---|---|---|---|---|",
-  (.nightly[] | "| \(.night) | \(.edits) | \(.es | . * 10 | round / 10) | \(.ps | . * 10 | round / 10) | \(.ns | . * 10 | round / 10) | \(.retention // "n/a") | \(.diff_bytes) | \(.commit_seconds | . * 10 | round / 10) |")' \
+  (.nightly[] | "| \(.night) | \(.edits) | \(.es | . * 10 | round / 10) | \(.ps | . * 10 | round / 10) | \(.ns | . * 10 | round / 10) | \(.retention // "n/a" | if type == "number" then . * 10 | round / 10 else . end) | \(.diff_bytes) | \(.commit_seconds | . * 10 | round / 10) |")' \
   "$json_out" > "$md_out"
 echo "bench: wrote $json_out, $md_out, $svg_out"
 cat "$md_out"

@@ -10,8 +10,8 @@
  * scheduling. Each worker's cross-entropy gradient is scaled by its
  * share of the step's loss positions, so the step's loss is the mean
  * over all loss positions of the batch. Norms are summed serially in
- * double. For tiny models this beats one big multi-threaded pass: the
- * matrices are too small for BLAS threads to pay off. */
+ * double. Small models have matrices too small for BLAS threads to pay
+ * off, hence one single-threaded worker per core. */
 #include "train.h"
 
 #include "errors.h"

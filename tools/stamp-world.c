@@ -695,6 +695,15 @@ static void progress(void *ctx, const char *label, size_t done, size_t total)
     say(ctx, "%s", label);
 }
 
+/* A float as the short decimal it was written as (0.1, not
+ * 0.100000001490116), for world.json. */
+static double tidy(float x)
+{
+    char b[32];
+    snprintf(b, sizeof b, "%g", (double)x);
+    return strtod(b, NULL);
+}
+
 /* ---- defaults ---------------------------------------------------------- */
 
 static void set_defaults(args *a, size_t n_facts, size_t n_sentences)
@@ -704,8 +713,11 @@ static void set_defaults(args *a, size_t n_facts, size_t n_sentences)
         a->layers = 6;
     if (!a->embd)
         a->embd = file ? 128 : 64;
-    if (!a->heads)
-        a->heads = a->embd >= 128 ? 4 : 2;
+    if (!a->heads) { /* more heads made the tiny world more editable */
+        a->heads = file ? 4 : 8;
+        while (a->embd % a->heads)
+            a->heads /= 2;
+    }
     if (!a->ff)
         a->ff = file ? 1024 : 4 * a->embd;
     if (!a->ctx)
@@ -995,9 +1007,9 @@ int main(int argc, char **argv)
         "subject_tokens_mean", w.subject_tokens,
         "training", "optimizer", "adamw",
         "steps", (json_int_t)rep.steps, "max_steps", (json_int_t)a.steps,
-        "lr", (double)a.lr, "batch", (json_int_t)a.batch,
-        "weight_decay", (double)to.weight_decay, "beta1", (double)to.beta1,
-        "beta2", (double)to.beta2, "final_loss", rep.loss,
+        "lr", tidy(a.lr), "batch", (json_int_t)a.batch,
+        "weight_decay", tidy(to.weight_decay), "beta1", tidy(to.beta1),
+        "beta2", tidy(to.beta2), "final_loss", rep.loss,
         "loss", a.loss == TRAIN_LOSS_ALL ? "all" : "answer",
         "reached_goal", rep.reached_goal,
         "recall", "rewrite", rep.recall[0], "paraphrase", rep.recall[1],

@@ -378,7 +378,13 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
         hash_hex(hb, old_tensors[i], F * C * sizeof(float));
         hash_hex(ha, new_, F * C * sizeof(float));
         wdiff_stats ws;
-        rc = wdiff_encode_matrix(old_tensors[i], new_, F, C, &blob, &len);
+        /* the change has rank <= the number of facts: a low-rank
+         * encoding pays only when that is well below the matrix's size
+         * (else it is an SVD spent to fall back to the plain one) */
+        if (2 * n_ok < (F < C ? F : C))
+            rc = wdiff_encode_matrix(old_tensors[i], new_, F, C, &blob, &len);
+        else
+            rc = wdiff_encode(old_tensors[i], new_, F * C, &blob, &len);
         if (!rc) rc = wdiff_stats_compute(old_tensors[i], new_, F, C, &ws);
         if (!rc) rc = store_diff_put(t, id, name, blob, len);
         free(blob);
