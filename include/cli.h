@@ -8,6 +8,9 @@
 #ifndef STAMP_CLI_H
 #define STAMP_CLI_H
 
+#include "eval.h"
+
+#include <jansson.h>
 #include <stdio.h>
 
 #define STAMP_VERSION "0.1.0"
@@ -54,5 +57,13 @@ int cli_wants_help(int argc, char **argv, const char *command);
  * for one caller thread. */
 void cli_progress(const char *label, size_t done, size_t total);
 void cli_progress_done(void);
+
+/* cli_progress as a progress_fn (progress.h) for library calls; ctx is
+ * ignored. */
+void cli_progress_fn(void *ctx, const char *label, size_t done, size_t total);
+
+/* CounterFact scores as JSON, the one form commit records and
+ * `eval --json` share (new reference). */
+json_t *cli_scores_json(const eval_scores *s);
 
 #endif

@@ -97,9 +97,26 @@ void cli_progress(const char *label, size_t done, size_t total)
     progress_drawn = 1;
 }
 
+void cli_progress_fn(void *ctx, const char *label, size_t done, size_t total)
+{
+    (void)ctx;
+    cli_progress(label, done, total);
+}
+
 void cli_progress_done(void)
 {
     if (progress_drawn) fputc('\n', stderr);
     progress_drawn = 0;
     progress_label[0] = '\0';
+}
+
+json_t *cli_scores_json(const eval_scores *s)
+{
+    return json_pack("{s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:I,s:I}",
+                     "n_facts", (json_int_t)s->n_facts, "es", s->es, "ps",
+                     s->ps, "ns", s->ns, "score", s->score, "es_mag",
+                     s->es_mag, "ps_mag", s->ps_mag, "ns_mag", s->ns_mag,
+                     "es_acc", s->es_acc, "ps_acc", s->ps_acc, "ns_acc",
+                     s->ns_acc, "n_paraphrase", (json_int_t)s->n_paraphrase,
+                     "n_neighbor", (json_int_t)s->n_neighbor);
 }

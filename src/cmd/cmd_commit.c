@@ -65,22 +65,6 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void progress_cb(void *ctx, const char *label, size_t done,
-                        size_t total)
-{
-    (void)ctx;
-    cli_progress(label, done, total);
-}
-
-static json_t *scores_json(const eval_scores *s)
-{
-    return json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:I}",
-                     "es", s->es, "ps", s->ps, "ns", s->ns, "score", s->score,
-                     "es_mag", s->es_mag, "ps_mag", s->ps_mag, "ns_mag",
-                     s->ns_mag, "es_acc", s->es_acc, "ps_acc", s->ps_acc,
-                     "ns_acc", s->ns_acc, "n_facts", (json_int_t)s->n_facts);
-}
-
 /* Applies KEY=VALUE (VALUE a JSON number or array) over h. */
 static int apply_set(hparams *h, const char *kv, const gpt2_config *c)
 {
@@ -255,7 +239,7 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     cov = calloc(L, sizeof *cov);
     if (!cov) { rc = ERR_NOMEM; goto fail; }
     rc = keystats_ensure(t, h.layers, L, h.stats_samples, corpus, cov,
-                         &computed, progress_cb, NULL);
+                         &computed, cli_progress_fn, NULL);
     cli_progress_done();
     if (rc) goto fail;
     json_object_set_new(timings, "stats", json_real(now() - t0));
@@ -291,7 +275,7 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     for (size_t i = 0; i < n_req; i++) ok_facts[i] = queue[ok_index[i]].f;
     if (scores && n_req) {
         t0 = now();
-        rc = eval_facts(&model, tok, ok_facts, n_req, &before, progress_cb, NULL);
+        rc = eval_facts(&model, tok, ok_facts, n_req, &before, cli_progress_fn, NULL);
         cli_progress_done();
         if (rc) goto fail;
         json_object_set_new(timings, "scores_before", json_real(now() - t0));
@@ -303,7 +287,7 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     zinfo = calloc(n_req ? n_req : 1, sizeof *zinfo);
     if (!z || !zinfo) { rc = ERR_NOMEM; goto fail; }
     rc = ztarget_compute(&model, reqs, n_req, zlayer, &h, z, NULL, zinfo,
-                         progress_cb, NULL);
+                         cli_progress_fn, NULL);
     cli_progress_done();
     if (rc) goto fail;
     json_object_set_new(timings, "z", json_real(now() - t0));
@@ -347,14 +331,14 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     }
     if (rome) rc = rome_apply(&model, reqs, z, zlayer, &h, cov[0], lstats);
     else rc = memit_apply(&model, reqs, n_ok, z, &h, (const double *const *)cov,
-                          lstats, progress_cb, NULL);
+                          lstats, cli_progress_fn, NULL);
     cli_progress_done();
     if (rc) goto fail;
     json_object_set_new(timings, "solve", json_real(now() - t0));
 
     if (scores) {
         t0 = now();
-        rc = eval_facts(&model, tok, ok_facts, n_ok, &after, progress_cb, NULL);
+        rc = eval_facts(&model, tok, ok_facts, n_ok, &after, cli_progress_fn, NULL);
         cli_progress_done();
         if (rc) goto fail;
         json_object_set_new(timings, "scores_after", json_real(now() - t0));
@@ -430,7 +414,7 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     json_object_set_new(rec, "stats_computed", json_boolean(computed));
     if (scores)
         json_object_set_new(rec, "scores", json_pack("{s:o,s:o}", "before",
-                            scores_json(&before), "after", scores_json(&after)));
+                            cli_scores_json(&before), "after", cli_scores_json(&after)));
     double zsteps = 0;
     for (size_t i = 0; i < n_ok; i++) zsteps += zinfo[i].steps;
     json_object_set_new(rec, "z_steps_mean", json_real(n_ok ? zsteps / n_ok : 0));

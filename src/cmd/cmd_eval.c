@@ -29,22 +29,6 @@ const char cmd_eval_usage[] =
     "  --sample N        facts sampled for retention (default 200)\n"
     "  --json            print the scores as JSON\n";
 
-static void progress_cb(void *ctx, const char *label, size_t done, size_t total)
-{
-    (void)ctx;
-    cli_progress(label, done, total);
-}
-
-static json_t *scores_json(const eval_scores *s)
-{
-    return json_pack("{s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:I,s:I}",
-                     "n_facts", (json_int_t)s->n_facts, "es", s->es, "ps",
-                     s->ps, "ns", s->ns, "score", s->score, "es_mag",
-                     s->es_mag, "ps_mag", s->ps_mag, "ns_mag", s->ns_mag,
-                     "es_acc", s->es_acc, "ps_acc", s->ps_acc, "ns_acc",
-                     s->ns_acc, "n_paraphrase", (json_int_t)s->n_paraphrase,
-                     "n_neighbor", (json_int_t)s->n_neighbor);
-}
 
 /* Retention facts: from `file`, the ones whose subject no committed fact
  * has, at most `sample` of them, evenly spread over the file. */
@@ -151,7 +135,7 @@ int cmd_eval(int argc, char **argv, const cli_globals *g)
     facts = malloc((n_committed ? n_committed : 1) * sizeof *facts);
     if (!facts) { rc = ERR_NOMEM; goto fail; }
     for (size_t i = 0; i < n_committed; i++) facts[i] = committed[i].f;
-    if ((rc = eval_facts(&model, tok, facts, n_committed, &sc, progress_cb, NULL)))
+    if ((rc = eval_facts(&model, tok, facts, n_committed, &sc, cli_progress_fn, NULL)))
         goto fail;
     cli_progress_done();
 
@@ -175,7 +159,7 @@ int cmd_eval(int argc, char **argv, const cli_globals *g)
         json_t *o = json_object();
         json_object_set_new(o, "commit", commit_id ? json_integer((json_int_t)commit_id)
                                                    : json_null());
-        json_object_set_new(o, "scores", scores_json(&sc));
+        json_object_set_new(o, "scores", cli_scores_json(&sc));
         json_t *r = json_object();
         json_object_set_new(r, "file", retention_file ? json_string(retention_file)
                                                       : json_null());

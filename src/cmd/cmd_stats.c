@@ -28,12 +28,6 @@ const char cmd_stats_usage[] =
     "  --layers LIST   layers (default: the store's edited layers)\n"
     "  --json          print the result as JSON\n";
 
-static void progress_cb(void *ctx, const char *label, size_t done, size_t total)
-{
-    (void)ctx;
-    cli_progress(label, done, total);
-}
-
 static int store_config(store_txn *t, gpt2_config *c)
 {
     char *dir = NULL, path[PATH_MAX];
@@ -99,7 +93,7 @@ int cmd_stats(int argc, char **argv, const cli_globals *g)
         }
         rc = keystats_ensure(t, h.layers, h.n_layers,
                              samples ? samples : h.stats_samples, abs_corpus,
-                             NULL, &computed, progress_cb, NULL);
+                             NULL, &computed, cli_progress_fn, NULL);
         cli_progress_done();
         if (!rc) rc = store_meta_put(t, "corpus", abs_corpus);
         if (rc) goto fail;
