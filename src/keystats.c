@@ -125,21 +125,42 @@ int keystats_ensure(store_txn *t, const size_t *layers, size_t n,
             rc = modelview_model_dir(t, &dir);
             if (!rc) rc = gpt2_model_load(&base, dir);
             if (!rc) rc = tokenizer_open_dir(&tok, dir);
-            /* layers may have consumed different amounts: bring each up */
-            for (size_t i = 0; !rc && i < n; i++) {
+            /* layers that consumed the same lines go through the corpus
+             * together, in one pass of the model; layers may differ when
+             * an earlier run asked for other layers */
+            covariance *group = calloc(n, sizeof *group);
+            size_t *group_layers = calloc(n, sizeof *group_layers);
+            if (!group || !group_layers) rc = ERR_NOMEM;
+            for (size_t i = 0; !rc && i < n; i++)
                 if (cov[i].F == 0) rc = covariance_init(&cov[i], base.config.n_inner);
-                if (rc || cov[i].sequences >= upto) continue;
-                size_t start = cov[i].sequences;
-                rc = covariance_accumulate(&cov[i], &layers[i], 1, &base, tok,
+            while (!rc) {
+                size_t start = SIZE_MAX, k = 0;
+                for (size_t i = 0; i < n; i++)
+                    if (cov[i].sequences < upto && cov[i].sequences < start)
+                        start = cov[i].sequences;
+                if (start == SIZE_MAX) break;
+                for (size_t i = 0; i < n; i++)
+                    if (cov[i].sequences == start) {
+                        group[k] = cov[i];
+                        group_layers[k++] = layers[i];
+                    }
+                rc = covariance_accumulate(group, group_layers, k, &base, tok,
                                            lines + start, upto - start,
                                            progress, ctx);
-                void *blob = NULL;
-                size_t len = 0;
-                if (!rc) rc = covariance_encode(&cov[i], &blob, &len);
-                if (!rc) rc = store_stats_put(t, id, layers[i], blob, len);
-                free(blob);
+                for (size_t i = 0, j = 0; i < n; i++) /* counts came back */
+                    if (cov[i].sequences == start) cov[i] = group[j++];
+                for (size_t i = 0; !rc && i < n; i++) {
+                    if (cov[i].sequences != upto) continue;
+                    void *blob = NULL;
+                    size_t len = 0;
+                    rc = covariance_encode(&cov[i], &blob, &len);
+                    if (!rc) rc = store_stats_put(t, id, layers[i], blob, len);
+                    free(blob);
+                }
                 *computed = 1;
             }
+            free(group);
+            free(group_layers);
         }
     }
     for (size_t i = 0; !rc && i < n; i++) {
