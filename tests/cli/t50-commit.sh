@@ -63,6 +63,29 @@ printf '\x01' | dd of="$T/nocorpus/model.safetensors" bs=1 seek=$((size - 100)) 
 expect_exit "commit refuses a changed base model" 1 env STAMP_STORE="$T/s2" "$STAMP" commit
 expect_grep "the changed base is named" "changed behind the store's back" "$T/err"
 
+# Bad hyperparameters and inputs: clear errors, nothing changes.
+echo '{"mom2_update_weight": "lots"}' > bad-hparams.json
+expect_exit "init with bad --hparams fails" 1 env STAMP_STORE="$T/s3" "$STAMP" init --model "$W" --hparams bad-hparams.json
+expect_grep "the bad hparams file and key are named" "bad-hparams.json.*mom2_update_weight" "$T/err"
+if [ ! -e "$T/s3" ]; then pass "a failed init leaves no store"; else fail "a failed init leaves no store"; fi
+echo '{"layers": [0], "mom2_update_weight": 500}' > good-hparams.json
+expect_ok "init with --hparams" env STAMP_STORE="$T/s3" "$STAMP" init --model "$W" --hparams good-hparams.json
+STAMP_STORE="$T/s3" "$STAMP" import one.csv >/dev/null 2>&1
+STAMP_STORE="$T/s3" "$STAMP" queue --json > q-before.json
+STAMP_STORE="$T/s3" "$STAMP" log --json > l-before.json
+expect_exit "an unknown --set key fails" 1 env STAMP_STORE="$T/s3" "$STAMP" commit --set nope=1
+expect_grep "the unknown key is named" "unknown key 'nope'" "$T/err"
+expect_exit "a layer outside the model fails" 1 env STAMP_STORE="$T/s3" "$STAMP" commit --layers 99
+expect_grep "the bad layer is named" "layer 99" "$T/err"
+expect_exit "a missing corpus fails" 1 env STAMP_STORE="$T/s3" "$STAMP" stats --corpus "$T/no-such-corpus.txt"
+expect_grep "the missing corpus is named" "no-such-corpus.txt" "$T/err"
+STAMP_STORE="$T/s3" "$STAMP" queue --json > q-after.json
+STAMP_STORE="$T/s3" "$STAMP" log --json > l-after.json
+expect_same "bad commits leave the queue as it was" q-before.json q-after.json
+expect_same "bad commits leave the log as it was" l-before.json l-after.json
+expect_ok "commit uses the store's hparams" env STAMP_STORE="$T/s3" "$STAMP" commit --no-scores --json
+expect_grep "the recorded hparams are the store's" '"mom2_update_weight": 500' "$T/out"
+
 # Bad usage
 expect_exit "unknown method is usage" 2 "$STAMP" commit --method nope
 expect_exit "bad --limit is usage" 2 "$STAMP" commit --limit 0
