@@ -65,7 +65,7 @@ static int read_lines(const char *path, char ***lines, size_t *n)
     FILE *fp = fopen(path, "r");
     if (!fp) return err_set(ERR_IO, "cannot open corpus '%s'", path);
     char *line = NULL, **out = NULL;
-    size_t cap = 0, len = 0, count = 0, room = 0;
+    size_t cap = 0, count = 0, room = 0;
     ssize_t got;
     int rc = 0;
     while ((got = getline(&line, &cap, fp)) >= 0) {
@@ -81,7 +81,6 @@ static int read_lines(const char *path, char ***lines, size_t *n)
         if (!(out[count] = strdup(line))) { rc = ERR_NOMEM; break; }
         count++;
     }
-    (void)len;
     if (!rc && ferror(fp)) rc = err_set(ERR_IO, "cannot read corpus '%s'", path);
     if (!rc && count == 0) rc = err_set(ERR_FORMAT, "corpus '%s' is empty", path);
     free(line);

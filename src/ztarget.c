@@ -116,9 +116,11 @@ static int zgroup_run(const gpt2_model *m, const editreq *r, size_t G,
     float *kl_init = malloc(G * V * sizeof(float));
     size_t *kl_row = malloc(G * sizeof(size_t));
     double *loss = calloc(G, sizeof(double)), *nll = calloc(G, sizeof(double));
+    double *kl = calloc(G, sizeof(double)); /* KL of each fact, this step */
     int *done = calloc(G, sizeof(int));
     if (!delta || !adam_m || !adam_v || !grad || !hook_vec || !dvec ||
-        !logp || !dlogits || !kl_init || !kl_row || !loss || !nll || !done) {
+        !logp || !dlogits || !kl_init || !kl_row || !loss || !nll || !kl ||
+        !done) {
         rc = ERR_NOMEM;
         goto out;
     }
@@ -161,10 +163,10 @@ static int zgroup_run(const gpt2_model *m, const editreq *r, size_t G,
                 nll[f] -= g.logit_weight[k] * lp[g.logit_target[k]];
             } else {
                 const float *l0 = kl_init + f * V;
-                double kl = 0;
+                kl[f] = 0;
                 for (size_t v = 0; v < V; v++)
-                    kl += exp((double)lp[v]) * ((double)lp[v] - l0[v]);
-                loss[f] += h->kl_factor * kl;
+                    kl[f] += exp((double)lp[v]) * ((double)lp[v] - l0[v]);
+                loss[f] += h->kl_factor * kl[f];
             }
         }
         for (size_t f = 0; f < G; f++) {
@@ -199,12 +201,9 @@ static int zgroup_run(const gpt2_model *m, const editreq *r, size_t G,
                 d[g.logit_target[k]] -= (float)w;
             } else {
                 const float *l0 = kl_init + f * V;
-                double kl = 0;
-                for (size_t v = 0; v < V; v++)
-                    kl += exp((double)lp[v]) * ((double)lp[v] - l0[v]);
                 for (size_t v = 0; v < V; v++)
                     d[v] = (float)(h->kl_factor * exp((double)lp[v]) *
-                                   ((double)lp[v] - l0[v] - kl));
+                                   ((double)lp[v] - l0[v] - kl[f]));
             }
         }
         if ((rc = gpt2_backward(m, a, &step, dlogits, NULL, dvec))) goto out;
@@ -256,6 +255,7 @@ out:
     free(kl_row);
     free(loss);
     free(nll);
+    free(kl);
     free(done);
     zgroup_free(&g);
     return rc;
