@@ -109,6 +109,18 @@ typedef struct {
     const gpt2_hook *hook;
     const size_t *logit_pos;  /* (n_logits) */
     size_t n_logits;
+    /* Row ranges (both NULL: every position). With start_layer = s > 0,
+     * blocks s.. run only positions row_from[b] .. row_len[b]-1 of each
+     * sequence: the earlier positions' keys and values come from the
+     * earlier pass (their activations cannot have changed when the hook
+     * adds nothing before row_from), and positions from row_len on are
+     * padding nobody reads. The hook must be at layer s-1 and inside the
+     * ranges, and so must the logit positions. The acts then hold the
+     * blocks >= s in a compact layout: block_out and mlp_key of those
+     * layers are not available, and the next pass may start at s at most.
+     * Backward follows the same ranges and computes no weight gradients. */
+    const size_t *row_from;   /* (B) */
+    const size_t *row_len;    /* (B) */
 } gpt2_batch;
 
 typedef struct gpt2_acts gpt2_acts; /* opaque: activations of one pass */

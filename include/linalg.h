@@ -78,6 +78,21 @@ void linalg_attention_backward(float *dinp, float *datt, const float *dout,
                                const float *inp, const float *att, size_t B,
                                size_t T, size_t C, size_t NH);
 
+/* The same for query rows from[b] .. len[b]-1 of each sequence only (keys
+ * and values 0 .. len[b]-1 of inp, laid out (B,T,3C) as above). out and
+ * dout are compact: the row of (b, t) is off[b] + t - from[b]. att and
+ * datt keep the (B,NH,T,T) layout; only the computed rows are written.
+ * dinp (B,T,3C) += : dq on the computed rows, dk and dv on 0..len-1. */
+void linalg_attention_rows_forward(float *out, float *att, const float *inp,
+                                   size_t B, size_t T, size_t C, size_t NH,
+                                   const size_t *from, const size_t *len,
+                                   const size_t *off);
+void linalg_attention_rows_backward(float *dinp, float *datt,
+                                    const float *dout, const float *inp,
+                                    const float *att, size_t B, size_t T,
+                                    size_t C, size_t NH, const size_t *from,
+                                    const size_t *len, const size_t *off);
+
 /* ---- GELU, tanh form (gelu_new) --------------------------------------
  * out (N) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
 void linalg_gelu_forward(float *out, const float *inp, size_t N);

@@ -392,6 +392,15 @@ struct gpt2_acts {
     size_t B, T, valid_layers, start_layer, n_logits, hook_layer;
     int has_forward, has_hook;
     int *tokens;     /* (maxBT) the last pass's tokens */
+    /* row ranges of the last pass: blocks >= start_layer hold its n_act
+     * computed positions compactly, row i being flat position act_pos[i] */
+    int rows;
+    size_t n_act;
+    size_t *act_pos;  /* (maxBT) */
+    size_t *compact;  /* (maxBT) compact row of a flat position, or SIZE_MAX */
+    size_t *row_off;  /* (maxB) compact row of (b, row_from[b]) */
+    size_t *row_from; /* (maxB) */
+    size_t *row_len;  /* (maxB) */
     float *memory;   /* every forward buffer below */
     float *encoded;  /* (maxBT, C) */
     float *ln1;      /* (L, maxBT, C) */
@@ -409,6 +418,8 @@ struct gpt2_acts {
     float *res3;     /* (L, maxBT, C) the block outputs */
     float *hooked;   /* (maxBT, C) block hook_layer's output + the hook */
     float *scratch;  /* (maxBT, C) a projection before its residual add */
+    float *xin;      /* (maxBT, C) compact input of block start_layer */
+    float *qkv_c;    /* (maxBT, 3C) compact c_attn output */
     float *lnf_in;   /* (max_logits, C) final residual rows at logit_pos */
     float *lnf;      /* (max_logits, C) */
     float *lnf_mean; /* (max_logits) */
@@ -420,6 +431,7 @@ struct gpt2_acts {
     float *dln;      /* (maxBT, C) */
     float *datty;    /* (maxBT, C) */
     float *dqkv;     /* (maxBT, 3C) */
+    float *dqkv_c;   /* (maxBT, 3C) compact rows of dqkv */
     float *dfchg;    /* (maxBT, F) */
     float *dfch;     /* (maxBT, F) */
     float *datt;     /* (maxB, NH, maxT, maxT) */
@@ -469,6 +481,11 @@ int gpt2_acts_new(gpt2_acts **out, const gpt2_config *c, size_t B, size_t T,
     a->maxBT = BT;
     a->max_logits = max_logits;
     a->tokens = malloc(BT * sizeof *a->tokens);
+    a->act_pos = malloc(BT * sizeof *a->act_pos);
+    a->compact = malloc(BT * sizeof *a->compact);
+    a->row_off = malloc(B * sizeof *a->row_off);
+    a->row_from = malloc(B * sizeof *a->row_from);
+    a->row_len = malloc(B * sizeof *a->row_len);
     buf_spec spec[] = {
         {&a->encoded, BT * C},      {&a->ln1, L * BT * C},
         {&a->ln1_mean, L * BT},     {&a->ln1_rstd, L * BT},
@@ -478,11 +495,13 @@ int gpt2_acts_new(gpt2_acts **out, const gpt2_config *c, size_t B, size_t T,
         {&a->ln2_rstd, L * BT},     {&a->fch, L * BT * F},
         {&a->fchg, L * BT * F},     {&a->res3, L * BT * C},
         {&a->hooked, BT * C},       {&a->scratch, BT * C},
+        {&a->xin, BT * C},          {&a->qkv_c, BT * 3 * C},
         {&a->lnf_in, max_logits * C}, {&a->lnf, max_logits * C},
         {&a->lnf_mean, max_logits}, {&a->lnf_rstd, max_logits},
         {&a->logits, max_logits * c->vocab_size},
     };
-    if (!a->tokens || alloc_buffers(&a->memory, spec, sizeof spec / sizeof *spec)) {
+    if (!a->tokens || !a->act_pos || !a->compact || !a->row_off ||
+        !a->row_from || !a->row_len || alloc_buffers(&a->memory, spec, sizeof spec / sizeof *spec)) {
         gpt2_acts_free(a);
         return err_set(ERR_NOMEM, "no memory for a gpt2 workspace of "
                        "%zu x %zu tokens", B, T);
@@ -495,6 +514,11 @@ void gpt2_acts_free(gpt2_acts *a)
 {
     if (!a) return;
     free(a->tokens);
+    free(a->act_pos);
+    free(a->compact);
+    free(a->row_off);
+    free(a->row_from);
+    free(a->row_len);
     free(a->memory);
     free(a->grad_memory);
     free(a);
@@ -560,6 +584,35 @@ static int check_batch(const gpt2_model *m, const gpt2_acts *a,
                 return err_set(ERR_INVALID, "hook position %zu is outside "
                                "the batch of %zu tokens", h->pos[i], BT);
     }
+    if (!b->row_from != !b->row_len)
+        return err_set(ERR_INVALID, "row ranges need both row_from and "
+                       "row_len");
+    if (b->row_from) {
+        size_t T = b->T;
+        if (b->start_layer == 0)
+            return err_set(ERR_INVALID, "row ranges need a pass from a "
+                           "layer above 0");
+        if (b->hook && b->hook->layer + 1 != b->start_layer)
+            return err_set(ERR_INVALID, "row ranges need the hook at layer "
+                           "%zu", b->start_layer - 1);
+        for (size_t r = 0; r < b->B; r++)
+            if (b->row_from[r] > b->row_len[r] || b->row_len[r] > T)
+                return err_set(ERR_INVALID, "row range %zu..%zu of sequence "
+                               "%zu does not fit %zu tokens", b->row_from[r],
+                               b->row_len[r], r, T);
+        for (size_t i = 0; b->hook && i < b->hook->n; i++) {
+            size_t r = b->hook->pos[i] / T, t = b->hook->pos[i] % T;
+            if (t < b->row_from[r] || t >= b->row_len[r])
+                return err_set(ERR_INVALID, "hook position %zu is outside "
+                               "its row range", b->hook->pos[i]);
+        }
+        for (size_t i = 0; i < b->n_logits; i++) {
+            size_t r = b->logit_pos[i] / T, t = b->logit_pos[i] % T;
+            if (t < b->row_from[r] || t >= b->row_len[r])
+                return err_set(ERR_INVALID, "logit position %zu is outside "
+                               "its row range", b->logit_pos[i]);
+        }
+    }
     if (b->start_layer > 0 &&
         (!a->has_forward || a->valid_layers < b->start_layer ||
          a->B != b->B || a->T != b->T ||
@@ -624,6 +677,63 @@ static void block_forward(const gpt2_model *m, gpt2_acts *a, size_t l,
     linalg_residual_forward(res3, res2, a->scratch, BT * C);
 }
 
+/* The row ranges of b: the compact layout of the computed positions. */
+static void set_rows(gpt2_acts *a, const gpt2_batch *b)
+{
+    size_t T = b->T, n = 0;
+    for (size_t i = 0; i < b->B * T; i++) a->compact[i] = SIZE_MAX;
+    for (size_t r = 0; r < b->B; r++) {
+        a->row_from[r] = b->row_from[r];
+        a->row_len[r] = b->row_len[r];
+        a->row_off[r] = n;
+        for (size_t t = b->row_from[r]; t < b->row_len[r]; t++) {
+            a->compact[r * T + t] = n;
+            a->act_pos[n++] = r * T + t;
+        }
+    }
+    a->n_act = n;
+}
+
+/* Block l over the computed positions only (compact input x, n_act rows);
+ * c_attn's output also goes to the full-layout qkv, where the attention
+ * finds the earlier positions' keys and values. */
+static void block_forward_rows(const gpt2_model *m, gpt2_acts *a, size_t l,
+                               const float *x, size_t B, size_t T)
+{
+    const gpt2_params *p = &m->p;
+    size_t C = a->c.n_embd, F = a->c.n_inner, NH = a->c.n_head, N = a->n_act;
+    size_t mBT = a->maxBT;
+    float eps = m->config.layer_norm_epsilon;
+    float *ln1 = a->ln1 + l * mBT * C, *ln1_mean = a->ln1_mean + l * mBT,
+          *ln1_rstd = a->ln1_rstd + l * mBT, *qkv = a->qkv + l * mBT * 3 * C,
+          *atty = a->atty + l * mBT * C,
+          *att = a->att + l * a->maxB * NH * a->maxT * a->maxT,
+          *res2 = a->res2 + l * mBT * C, *ln2 = a->ln2 + l * mBT * C,
+          *ln2_mean = a->ln2_mean + l * mBT, *ln2_rstd = a->ln2_rstd + l * mBT,
+          *fch = a->fch + l * mBT * F, *fchg = a->fchg + l * mBT * F,
+          *res3 = a->res3 + l * mBT * C;
+    linalg_layernorm_forward(ln1, ln1_mean, ln1_rstd, x, p->ln1w + l * C,
+                             p->ln1b + l * C, N, C, eps);
+    linalg_matmul_forward(a->qkv_c, ln1, p->qkvw + l * C * 3 * C,
+                          p->qkvb + l * 3 * C, N, C, 3 * C);
+    for (size_t i = 0; i < N; i++)
+        memcpy(qkv + a->act_pos[i] * 3 * C, a->qkv_c + i * 3 * C,
+               3 * C * sizeof(float));
+    linalg_attention_rows_forward(atty, att, qkv, B, T, C, NH, a->row_from,
+                                  a->row_len, a->row_off);
+    linalg_matmul_forward(a->scratch, atty, p->attprojw + l * C * C,
+                          p->attprojb + l * C, N, C, C);
+    linalg_residual_forward(res2, x, a->scratch, N * C);
+    linalg_layernorm_forward(ln2, ln2_mean, ln2_rstd, res2, p->ln2w + l * C,
+                             p->ln2b + l * C, N, C, eps);
+    linalg_matmul_forward(fch, ln2, p->fcw + l * C * F, p->fcb + l * F, N,
+                          C, F);
+    linalg_gelu_forward(fchg, fch, N * F);
+    linalg_matmul_forward(a->scratch, fchg, p->fcprojw + l * F * C,
+                          p->fcprojb + l * C, N, F, C);
+    linalg_residual_forward(res3, res2, a->scratch, N * C);
+}
+
 int gpt2_forward(const gpt2_model *m, gpt2_acts *a, const gpt2_batch *b)
 {
     int rc = check_batch(m, a, b);
@@ -642,6 +752,22 @@ int gpt2_forward(const gpt2_model *m, gpt2_acts *a, const gpt2_batch *b)
     }
     if (h && h->layer + 1 == s)
         apply_hook(a, h, a->res3 + h->layer * a->maxBT * C, BT);
+    a->rows = b->row_from != NULL;
+    if (a->rows) {
+        set_rows(a, b);
+        const float *in = block_input(a, b, s);
+        for (size_t i = 0; i < a->n_act; i++)
+            memcpy(a->xin + i * C, in + a->act_pos[i] * C, C * sizeof(float));
+        for (size_t l = s; l < L; l++)
+            block_forward_rows(m, a, l, l == s ? a->xin : block_input(a, b, l),
+                               B, T);
+        const float *fin = a->res3 + (L - 1) * a->maxBT * C;
+        for (size_t i = 0; i < b->n_logits; i++)
+            memcpy(a->lnf_in + i * C, fin + a->compact[b->logit_pos[i]] * C,
+                   C * sizeof(float));
+        a->valid_layers = s;
+        goto head;
+    }
     for (size_t l = s; l < L; l++) {
         block_forward(m, a, l, block_input(a, b, l), B, T);
         if (h && h->layer == l) apply_hook(a, h, a->res3 + l * a->maxBT * C, BT);
@@ -651,6 +777,7 @@ int gpt2_forward(const gpt2_model *m, gpt2_acts *a, const gpt2_batch *b)
     const float *fin = block_input(a, b, L);
     for (size_t i = 0; i < b->n_logits; i++)
         memcpy(a->lnf_in + i * C, fin + b->logit_pos[i] * C, C * sizeof(float));
+head:
     if (b->n_logits) {
         linalg_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->lnf_in,
                                  p->lnfw, p->lnfb, b->n_logits, C,
@@ -673,7 +800,8 @@ static int alloc_grad_buffers(gpt2_acts *a)
     size_t BT = a->maxBT, NL = a->max_logits;
     buf_spec spec[] = {
         {&a->dres, BT * C},   {&a->dln, BT * C},    {&a->datty, BT * C},
-        {&a->dqkv, BT * 3 * C}, {&a->dfchg, BT * F}, {&a->dfch, BT * F},
+        {&a->dqkv, BT * 3 * C}, {&a->dqkv_c, BT * 3 * C},
+        {&a->dfchg, BT * F}, {&a->dfch, BT * F},
         {&a->datt, a->maxB * NH * a->maxT * a->maxT},
         {&a->dlnf, NL * C},   {&a->dlnf_in, NL * C},
     };
@@ -725,6 +853,50 @@ static void block_backward(const gpt2_model *m, gpt2_acts *a, gpt2_params *g,
 #undef G
 }
 
+/* block_backward over the computed positions of a row-range pass, with
+ * no weight gradients; x is the block's compact input. */
+static void block_backward_rows(const gpt2_model *m, gpt2_acts *a, size_t l,
+                                const float *x, size_t B, size_t T)
+{
+    const gpt2_params *p = &m->p;
+    size_t C = a->c.n_embd, F = a->c.n_inner, NH = a->c.n_head, N = a->n_act;
+    size_t mBT = a->maxBT;
+    const float *ln1 = a->ln1 + l * mBT * C, *ln1_mean = a->ln1_mean + l * mBT,
+                *ln1_rstd = a->ln1_rstd + l * mBT,
+                *qkv = a->qkv + l * mBT * 3 * C, *atty = a->atty + l * mBT * C,
+                *att = a->att + l * a->maxB * NH * a->maxT * a->maxT,
+                *res2 = a->res2 + l * mBT * C, *ln2 = a->ln2 + l * mBT * C,
+                *ln2_mean = a->ln2_mean + l * mBT,
+                *ln2_rstd = a->ln2_rstd + l * mBT, *fch = a->fch + l * mBT * F,
+                *fchg = a->fchg + l * mBT * F;
+    memset(a->dfchg, 0, N * F * sizeof(float));
+    linalg_matmul_backward(a->dfchg, NULL, NULL, a->dres, fchg,
+                           p->fcprojw + l * F * C, N, F, C);
+    memset(a->dfch, 0, N * F * sizeof(float));
+    linalg_gelu_backward(a->dfch, fch, a->dfchg, N * F);
+    memset(a->dln, 0, N * C * sizeof(float));
+    linalg_matmul_backward(a->dln, NULL, NULL, a->dfch, ln2,
+                           p->fcw + l * C * F, N, C, F);
+    linalg_layernorm_backward(a->dres, NULL, NULL, a->dln, res2,
+                              p->ln2w + l * C, ln2_mean, ln2_rstd, N, C);
+    memset(a->datty, 0, N * C * sizeof(float));
+    linalg_matmul_backward(a->datty, NULL, NULL, a->dres, atty,
+                           p->attprojw + l * C * C, N, C, C);
+    /* the attention reaches keys and values before the ranges too; their
+     * gradients are dropped (those positions do not depend on the hook) */
+    memset(a->dqkv, 0, B * T * 3 * C * sizeof(float));
+    linalg_attention_rows_backward(a->dqkv, a->datt, a->datty, qkv, att, B, T,
+                                   C, NH, a->row_from, a->row_len, a->row_off);
+    for (size_t i = 0; i < N; i++)
+        memcpy(a->dqkv_c + i * 3 * C, a->dqkv + a->act_pos[i] * 3 * C,
+               3 * C * sizeof(float));
+    memset(a->dln, 0, N * C * sizeof(float));
+    linalg_matmul_backward(a->dln, NULL, NULL, a->dqkv_c, ln1,
+                           p->qkvw + l * C * 3 * C, N, C, 3 * C);
+    linalg_layernorm_backward(a->dres, NULL, NULL, a->dln, x,
+                              p->ln1w + l * C, ln1_mean, ln1_rstd, N, C);
+}
+
 int gpt2_backward(const gpt2_model *m, gpt2_acts *a, const gpt2_batch *b,
                   const float *dlogits, gpt2_model *grads, float *dvec)
 {
@@ -740,6 +912,9 @@ int gpt2_backward(const gpt2_model *m, gpt2_acts *a, const gpt2_batch *b,
     if (dvec && !h)
         return err_set(ERR_INVALID, "hook gradient requested of a pass "
                        "without a hook");
+    if (a->rows != (b->row_from != NULL) || (a->rows && grads))
+        return err_set(ERR_INVALID, "gpt2 backward of a row-range pass "
+                       "needs the same ranges and no weight gradients");
     if (grads && (!grads->memory || !same_shape(&grads->config, &m->config)))
         return err_set(ERR_INVALID, "gradient model differs in shape");
     if (!a->grad_memory) {
@@ -750,6 +925,7 @@ int gpt2_backward(const gpt2_model *m, gpt2_acts *a, const gpt2_batch *b,
 
     /* the head and ln_f, on the logit rows */
     memset(a->dres, 0, BT * C * sizeof(float));
+    const size_t *row_of = a->rows ? a->compact : NULL;
     if (NL) {
         memset(a->dlnf, 0, NL * C * sizeof(float));
         linalg_matmul_nt_backward(a->dlnf, g ? g->wte : NULL, dlogits, a->lnf,
@@ -759,12 +935,22 @@ int gpt2_backward(const gpt2_model *m, gpt2_acts *a, const gpt2_batch *b,
                                   g ? g->lnfb : NULL, a->dlnf, a->lnf_in,
                                   p->lnfw, a->lnf_mean, a->lnf_rstd, NL, C);
         for (size_t i = 0; i < NL; i++) {
-            float *dst = a->dres + b->logit_pos[i] * C;
+            size_t at = row_of ? row_of[b->logit_pos[i]] : b->logit_pos[i];
+            float *dst = a->dres + at * C;
             const float *src = a->dlnf_in + i * C;
             for (size_t c = 0; c < C; c++) dst[c] += src[c];
         }
     }
 
+    if (a->rows) {
+        for (size_t l = L; l-- > s;)
+            block_backward_rows(m, a, l, l == s ? a->xin : block_input(a, b, l),
+                                B, T);
+        for (size_t i = 0; dvec && i < h->n; i++)
+            memcpy(dvec + i * C, a->dres + row_of[h->pos[i]] * C,
+                   C * sizeof(float));
+        return 0;
+    }
     /* Without weight gradients, nothing below the hook matters. */
     size_t stop = s;
     if (!g) stop = h ? h->layer + 1 : L;

@@ -331,6 +331,78 @@ void linalg_attention_backward(float *dinp, float *datt, const float *dout,
     }
 }
 
+void linalg_attention_rows_forward(float *out, float *att, const float *inp,
+                                   size_t B, size_t T, size_t C, size_t NH,
+                                   const size_t *from, const size_t *len,
+                                   const size_t *off)
+{
+    size_t hs = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+    int small = (double)T * T * hs <= SMALL_GEMM;
+#pragma omp parallel for if (!omp_in_parallel() && !small)
+    for (size_t bh = 0; bh < B * NH; bh++) {
+        size_t b = bh / NH, h = bh % NH, f = from[b], n = len[b];
+        if (f >= n) continue;
+        size_t nq = n - f;
+        const float *base = inp + b * T * C3 + h * hs;
+        const float *q = base + f * C3, *k = base + C, *v = base + 2 * C;
+        float *a = att + bh * T * T + f * T;
+        /* scores (nq, n) = scale * q (nq,hs) @ k (n,hs)^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)n,
+                    (int)hs, scale, q, (int)C3, k, (int)C3, 0.0f, a, (int)T);
+        for (size_t i = 0; i < nq; i++) causal_softmax_row(a + i * T, f + i, n);
+        /* out (nq,hs) = att (nq,n) @ v (n,hs) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq,
+                    (int)hs, (int)n, 1.0f, a, (int)T, v, (int)C3, 0.0f,
+                    out + off[b] * C + h * hs, (int)C);
+    }
+}
+
+void linalg_attention_rows_backward(float *dinp, float *datt,
+                                    const float *dout, const float *inp,
+                                    const float *att, size_t B, size_t T,
+                                    size_t C, size_t NH, const size_t *from,
+                                    const size_t *len, const size_t *off)
+{
+    size_t hs = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+    int small = (double)T * T * hs <= SMALL_GEMM;
+#pragma omp parallel for if (!omp_in_parallel() && !small)
+    for (size_t bh = 0; bh < B * NH; bh++) {
+        size_t b = bh / NH, h = bh % NH, f = from[b], n = len[b];
+        if (f >= n) continue;
+        size_t nq = n - f;
+        const float *base = inp + b * T * C3 + h * hs;
+        const float *q = base + f * C3, *k = base + C, *v = base + 2 * C;
+        float *dbase = dinp + b * T * C3 + h * hs;
+        float *dq = dbase + f * C3, *dk = dbase + C, *dv = dbase + 2 * C;
+        const float *a = att + bh * T * T + f * T;
+        const float *d = dout + off[b] * C + h * hs;
+        float *da = datt + bh * T * T + f * T;
+        /* datt (nq,n) = dout (nq,hs) @ v^T; dv (n,hs) += att^T @ dout */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)n,
+                    (int)hs, 1.0f, d, (int)C, v, (int)C3, 0.0f, da, (int)T);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)hs,
+                    (int)nq, 1.0f, a, (int)T, d, (int)C, 1.0f, dv, (int)C3);
+        for (size_t i = 0; i < nq; i++) {
+            size_t t = f + i;
+            const float *ar = a + i * T;
+            float *dr = da + i * T;
+            float dot = 0;
+            for (size_t t2 = 0; t2 <= t; t2++) dot += ar[t2] * dr[t2];
+            for (size_t t2 = 0; t2 <= t; t2++)
+                dr[t2] = ar[t2] * (dr[t2] - dot) * scale;
+            for (size_t t2 = t + 1; t2 < n; t2++) dr[t2] = 0.0f;
+        }
+        /* dq (nq,hs) += dscores @ k; dk (n,hs) += dscores^T @ q */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq,
+                    (int)hs, (int)n, 1.0f, da, (int)T, k, (int)C3, 1.0f, dq,
+                    (int)C3);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)hs,
+                    (int)nq, 1.0f, da, (int)T, q, (int)C3, 1.0f, dk, (int)C3);
+    }
+}
+
 /* ---- gelu ------------------------------------------------------------- */
 
 /* tanh to within 4e-7 (a few ulp), as Eigen computes it: a 13/6 rational

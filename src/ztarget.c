@@ -18,6 +18,9 @@ typedef struct {
     int *tokens;          /* (B, T) */
     size_t *row_fact;     /* (B) */
     size_t *hook_pos;     /* (B) lookup position of each row */
+    size_t *row_from;     /* (B) the lookup within its row: from there on,
+                                 the z steps recompute the row */
+    size_t *row_len;      /* (B) tokens in each row */
     size_t *logit_pos;    /* (n_logits) */
     size_t *logit_fact;   /* (n_logits) */
     int *logit_target;    /* (n_logits) target id, or -1 for the KL row */
@@ -29,6 +32,8 @@ static void zgroup_free(zgroup *g)
     free(g->tokens);
     free(g->row_fact);
     free(g->hook_pos);
+    free(g->row_from);
+    free(g->row_len);
     free(g->logit_pos);
     free(g->logit_fact);
     free(g->logit_target);
@@ -51,11 +56,14 @@ static int zgroup_init(zgroup *g, const gpt2_model *m, const editreq *r,
     g->tokens = calloc(g->B * g->T, sizeof(int));
     g->row_fact = malloc(g->B * sizeof(size_t));
     g->hook_pos = malloc(g->B * sizeof(size_t));
+    g->row_from = malloc(g->B * sizeof(size_t));
+    g->row_len = malloc(g->B * sizeof(size_t));
     g->logit_pos = malloc(g->n_logits * sizeof(size_t));
     g->logit_fact = malloc(g->n_logits * sizeof(size_t));
     g->logit_target = malloc(g->n_logits * sizeof(int));
     g->logit_weight = malloc(g->n_logits * sizeof(double));
-    if (!g->tokens || !g->row_fact || !g->hook_pos || !g->logit_pos ||
+    if (!g->tokens || !g->row_fact || !g->hook_pos ||
+        !g->row_from || !g->row_len || !g->logit_pos ||
         !g->logit_fact || !g->logit_target || !g->logit_weight) {
         zgroup_free(g);
         return ERR_NOMEM;
@@ -68,6 +76,8 @@ static int zgroup_init(zgroup *g, const gpt2_model *m, const editreq *r,
             memcpy(g->tokens + b * g->T, sq->tokens, sq->len * sizeof(int));
             g->row_fact[b] = f;
             g->hook_pos[b] = b * g->T + sq->lookup;
+            g->row_from[b] = sq->lookup;
+            g->row_len[b] = sq->len;
             if (s == q->n_rewrite) { /* the essence prompt: KL row */
                 g->logit_pos[k] = b * g->T + sq->lookup;
                 g->logit_fact[k] = f;
@@ -147,6 +157,10 @@ static int zgroup_run(const gpt2_model *m, const editreq *r, size_t G,
     gpt2_batch step = base;
     step.start_layer = zlayer + 1;
     step.hook = &hook;
+    /* positions before the subject's last token cannot change: each
+     * step runs only the rest of each prompt */
+    step.row_from = g.row_from;
+    step.row_len = g.row_len;
     const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
     size_t n_done = 0;
     for (size_t it = 0; n_done < G; it++) {
@@ -266,7 +280,11 @@ int ztarget_compute(const gpt2_model *m, const editreq *r, size_t n,
                     ztarget_info *info, progress_fn progress, void *ctx)
 {
     size_t C = m->config.n_embd, G = h->facts_per_group ? h->facts_per_group : 1;
+    /* An even number of groups of balanced sizes (at most G facts each):
+     * two threads get equal shares. The split depends on n and G only,
+     * never on the thread count, so z is the same for any thread count. */
     size_t n_groups = (n + G - 1) / G, finished = 0;
+    if (n_groups > 1 && n_groups % 2 && n_groups < n) n_groups++;
     if (zlayer >= m->config.n_layer)
         return err_set(ERR_INVALID, "z layer %zu is outside the model", zlayer);
     float *own_h0 = h0 ? NULL : malloc(n * C * sizeof(float));
@@ -277,7 +295,7 @@ int ztarget_compute(const gpt2_model *m, const editreq *r, size_t n,
     if (progress) progress(ctx, "target vectors", 0, n);
 #pragma omp parallel for schedule(dynamic, 1)
     for (size_t gi = 0; gi < n_groups; gi++) {
-        size_t f0 = gi * G, cnt = f0 + G <= n ? G : n - f0;
+        size_t f0 = gi * n / n_groups, cnt = (gi + 1) * n / n_groups - f0;
         int grc = zgroup_run(m, r + f0, cnt, zlayer, h, z + f0 * C,
                              h0 + f0 * C, info + f0);
 #pragma omp critical(ztarget_progress)

@@ -71,6 +71,9 @@ static const char usage_text[] =
     "  --wd X             AdamW weight decay of the matrices (default .1)\n"
     "  --batch N          sequences per step\n"
     "  --loss all|answer  loss on every token or on the answers only\n"
+    "  --distractors N    N invented subjects per fact that share all words\n"
+    "                     but the last with it, or the last with another\n"
+    "                     (default 0; see docs/world-models.md)\n"
     "  --goal R           stop when rewrite recall >= R (default .99;\n"
     "                     above 1: run every step)\n"
     "  --goal-para R      ... and paraphrase recall >= R (default .95;\n"
@@ -84,6 +87,7 @@ typedef struct {
     int format;
     size_t limit;
     int skip_bad, quiet;
+    size_t distractors;
     uint64_t seed;
     int threads;
     size_t layers, embd, heads, ff, ctx, vocab, steps, batch, eval_every;
@@ -245,6 +249,15 @@ static int strmap_get_or_put(strmap *m, const char *key, size_t *val)
     return 0;
 }
 
+static int strmap_has(const strmap *m, const char *key)
+{
+    if (!m->cap) return 0;
+    size_t i = (size_t)hash_str(key) & (m->cap - 1);
+    for (; m->key[i]; i = (i + 1) & (m->cap - 1))
+        if (!strcmp(m->key[i], key)) return 1;
+    return 0;
+}
+
 static void strmap_free(strmap *m)
 {
     free(m->key);
@@ -254,7 +267,8 @@ static void strmap_free(strmap *m)
 
 /* ---- the world being built ------------------------------------------- */
 
-enum { KIND_REWRITE, KIND_PARAPHRASE, KIND_NEIGHBOR };
+enum { KIND_REWRITE, KIND_PARAPHRASE, KIND_NEIGHBOR,
+       KIND_DISTRACTOR };
 
 typedef struct {
     char *prompt;         /* full text, subject written out */
@@ -429,10 +443,101 @@ static int load_facts(world *w, const args *a)
     return 0;
 }
 
+static uint64_t mix_next(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* text with every `from` replaced by `to` (malloc'ed), NULL when absent */
+static char *replace_all(const char *text, const char *from, const char *to)
+{
+    size_t nf = strlen(from), nt = strlen(to), count = 0;
+    for (const char *p = strstr(text, from); p; p = strstr(p + nf, from))
+        count++;
+    if (!count || !nf) return NULL;
+    char *out = malloc(strlen(text) + count * nt + 1), *o = out;
+    if (!out) return NULL;
+    const char *p = text, *q;
+    while ((q = strstr(p, from))) {
+        memcpy(o, p, (size_t)(q - p)); o += q - p;
+        memcpy(o, to, nt); o += nt;
+        p = q + nf;
+    }
+    strcpy(o, p);
+    return out;
+}
+
+/* Distractors: invented subjects that mix the words of two real ones
+ * (all but the last word of one, the last word of another), each with
+ * the fact's prompts and another fact's answer of the same prompt, so
+ * that no word but a subject's last tells it apart. */
+static int add_distractors(world *w, strmap *seen, size_t per_fact,
+                           uint64_t seed)
+{
+    size_t n = w->n_facts;
+    strmap subjects = {0};
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t idx = i;
+        if (strmap_get_or_put(&subjects, w->facts[i].subject, &idx) < 0) {
+            rc = ERR_NOMEM;
+            goto done;
+        }
+    }
+    uint64_t st = seed * 0x2545f4914f6cdd1dull + 7;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const fact *f = &w->facts[i];
+        const char *sp = strrchr(f->subject, ' ');
+        if (!sp || !f->target_true[0]) continue;
+        for (size_t k = 0; k < per_fact && !rc; k++) {
+            size_t j = (size_t)(mix_next(&st) % n);
+            const char *ospace = strrchr(w->facts[j].subject, ' ');
+            if (j == i || !ospace) continue;
+            const char *os = w->facts[j].subject;
+            char name[512];
+            if (k % 2 == 0) /* this head, the other's last word */
+                snprintf(name, sizeof name, "%.*s%s", (int)(sp - f->subject),
+                         f->subject, ospace);
+            else            /* the other's head, this last word */
+                snprintf(name, sizeof name, "%.*s%s", (int)(ospace - os), os,
+                         sp);
+            if (strmap_has(&subjects, name)) continue;
+            /* an answer of another fact with the same prompt */
+            const char *answer = NULL;
+            size_t m0 = (size_t)(mix_next(&st) % n);
+            for (size_t t = 0; t < n && !answer; t++) {
+                const fact *g = &w->facts[(m0 + t) % n];
+                if (g != f && g->target_true[0] &&
+                    !strcmp(g->prompt, f->prompt) &&
+                    strcmp(g->target_true, f->target_true))
+                    answer = g->target_true;
+            }
+            if (!answer) continue;
+            fact tmp = *f;
+            tmp.subject = name;
+            char *p = fact_prompt_text(&tmp);
+            if (!p || (rc = add_sentence(w, seen, p, answer, KIND_DISTRACTOR)))
+                rc = rc ? rc : ERR_NOMEM;
+            for (size_t q = 0; !rc && q < f->n_paraphrases; q++) {
+                char *pp = replace_all(f->paraphrases[q], f->subject, name);
+                if (pp) rc = add_sentence(w, seen, pp, answer, KIND_DISTRACTOR);
+            }
+        }
+    }
+done:
+    strmap_free(&subjects);
+    return rc;
+}
+
 /* The training text: rewrite prompts, then paraphrases, then neighbours,
- * each prompt once (its first answer wins). A fact whose rewrite prompt
- * repeats an earlier fact's is left out of the world. */
-static int build_sentences(world *w)
+ * then the distractors' sentences; each prompt once (its first answer
+ * wins). A fact whose rewrite prompt repeats an earlier fact's is left
+ * out of the world. */
+static int build_sentences(world *w, size_t distractors,
+                           uint64_t seed)
 {
     strmap seen = {0};
     int rc = 0;
@@ -483,6 +588,8 @@ static int build_sentences(world *w)
             }
         }
     }
+    if (distractors && (rc = add_distractors(w, &seen, distractors, seed)))
+        goto done;
 done:
     strmap_free(&seen);
     return rc ? err_set(rc, "out of memory building the training text") : 0;
@@ -746,7 +853,7 @@ int main(int argc, char **argv)
     enum { O_SYN = 256, O_FACTS, O_FORMAT, O_LIMIT, O_SKIP, O_OUT, O_SEED,
            O_THREADS, O_LAYERS, O_EMBD, O_HEADS, O_FF, O_CTX, O_VOCAB,
            O_STEPS, O_LR, O_BATCH, O_LOSS, O_GOAL, O_GOALP, O_EVAL, O_QUIET,
-           O_WD };
+           O_WD, O_DISTRACT };
     static const struct option opts[] = {
         {"synthetic", required_argument, 0, O_SYN},
         {"facts", required_argument, 0, O_FACTS},
@@ -771,6 +878,7 @@ int main(int argc, char **argv)
         {"goal-para", required_argument, 0, O_GOALP},
         {"eval-every", required_argument, 0, O_EVAL},
         {"quiet", no_argument, 0, O_QUIET},
+        {"distractors", required_argument, 0, O_DISTRACT},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int c;
@@ -788,6 +896,10 @@ int main(int argc, char **argv)
         case O_OUT: a.out = optarg; break;
         case O_SKIP: a.skip_bad = 1; break;
         case O_QUIET: a.quiet = 1; break;
+        case O_DISTRACT:
+            if (parse_size(optarg, &a.distractors, 0, 64))
+                return usage_error("bad --distractors '%s' (0..64)", optarg);
+            break;
         case O_FORMAT:
             if ((a.format = ingest_format_parse(optarg)) < 0)
                 return usage_error("unknown format '%s'", optarg);
@@ -882,7 +994,7 @@ int main(int argc, char **argv)
 
     if (load_facts(&w, &a))
         goto out;
-    if ((rc = build_sentences(&w)))
+    if ((rc = build_sentences(&w, a.distractors, a.seed)))
         goto fail;
     set_defaults(&a, w.n_facts, w.n_sent);
     if (a.embd % a.heads) {

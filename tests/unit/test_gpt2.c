@@ -234,6 +234,42 @@ TEST(kernel_attention)
     }
 }
 
+/* Row-range attention against the naive full one: the computed rows'
+ * outputs, and the input gradient when only those rows carry a gradient. */
+TEST(kernel_attention_rows)
+{
+    size_t B = 3, T = 9, C = 24, NH = 3;
+    size_t from[3] = {4, 0, 6}, len[3] = {9, 5, 6}, off[3] = {0, 5, 10};
+    size_t N = 10;
+    float *inp = fnew(B * T * 3 * C), *full = fnew(B * T * C),
+          *afull = fnew(B * NH * T * T), *rows = fnew(N * C),
+          *arows = fnew(B * NH * T * T), *dout = fnew(B * T * C),
+          *dc = fnew(N * C);
+    fill(inp, B * T * 3 * C, -2, 2);
+    linalg_attention_forward_naive(full, afull, inp, B, T, C, NH);
+    linalg_attention_rows_forward(rows, arows, inp, B, T, C, NH, from, len,
+                                  off);
+    for (size_t b = 0; b < B; b++)
+        for (size_t t = from[b]; t < len[b]; t++) {
+            size_t r = off[b] + t - from[b];
+            CHECK_CLOSE(rows + r * C, full + (b * T + t) * C, C, 1e-5, 1e-4);
+            fill(dc + r * C, C, -1, 1);
+            memcpy(dout + (b * T + t) * C, dc + r * C, C * sizeof(float));
+            for (size_t h = 0; h < NH; h++) {
+                size_t at = ((b * NH + h) * T + t) * T;
+                CHECK_CLOSE(arows + at, afull + at, t + 1, 1e-6, 1e-4);
+            }
+        }
+    float *d1 = fnew(B * T * 3 * C), *d2 = fnew(B * T * 3 * C),
+          *s1 = fnew(B * NH * T * T), *s2 = fnew(B * NH * T * T);
+    linalg_attention_rows_backward(d1, s1, dc, inp, afull, B, T, C, NH, from,
+                                   len, off);
+    linalg_attention_backward_naive(d2, s2, dout, inp, afull, B, T, C, NH);
+    CHECK_CLOSE(d1, d2, B * T * 3 * C, 1e-4, 1e-4);
+    free(inp); free(full); free(afull); free(rows); free(arows); free(dout);
+    free(dc); free(d1); free(d2); free(s1); free(s2);
+}
+
 TEST(kernel_gelu_residual)
 {
     size_t N = 70001;
@@ -712,6 +748,77 @@ TEST(partial_pass_equals_full_pass)
     gpt2_model_free(&m);
 }
 
+/* A pass over row ranges (MEMIT's z steps: only the positions from the
+ * subject's last token on, only up to each prompt's end) gives the full
+ * pass's logits and hook gradient. */
+TEST(row_range_pass_equals_full_pass)
+{
+    gpt2_config c = {.n_layer = 4, .n_head = 2, .n_embd = 16,
+                     .n_positions = 8, .vocab_size = 37};
+    gpt2_model m;
+    CHECK(gpt2_model_init(&m, &c) == 0);
+    randomize(&m, 9);
+    size_t B = 3, T = 8, C = 16, V = 37;
+    int tokens[24];
+    for (size_t i = 0; i < B * T; i++) tokens[i] = (int)(urand() * V);
+    size_t from[3] = {3, 1, 5}, len[3] = {8, 4, 6};
+    size_t hp[3] = {3, 8 + 1, 16 + 5};           /* each row's first */
+    size_t lp[5] = {7, 3, 8 + 3, 8 + 2, 16 + 5};  /* inside the ranges */
+    float vec[3 * 16], dl[5 * 37];
+    fill(vec, 3 * C, -1, 1);
+    fill(dl, 5 * V, -1, 1);
+    for (size_t h = 0; h + 1 < 4; h++) {
+        gpt2_hook hook = {.layer = h, .n = 3, .pos = hp, .vec = vec};
+        gpt2_acts *full = NULL, *part = NULL;
+        CHECK(gpt2_acts_new(&full, &m.config, B, T, 5) == 0);
+        CHECK(gpt2_acts_new(&part, &m.config, B, T, 5) == 0);
+        gpt2_batch base = {.tokens = tokens, .B = B, .T = T, .logit_pos = lp,
+                           .n_logits = 5};
+        CHECK(gpt2_forward(&m, full, &base) == 0);
+        CHECK(gpt2_forward(&m, part, &base) == 0);
+        gpt2_batch fb = base;
+        fb.start_layer = h + 1;
+        fb.hook = &hook;
+        gpt2_batch rb = fb;
+        rb.row_from = from;
+        rb.row_len = len;
+        float d1[3 * 16], d2[3 * 16];
+        CHECK(gpt2_forward(&m, full, &fb) == 0);
+        CHECK(gpt2_backward(&m, full, &fb, dl, NULL, d1) == 0);
+        for (int again = 0; again < 2; again++) { /* repeatable */
+            CHECK(gpt2_forward(&m, part, &rb) == 0);
+            CHECK_CLOSE(gpt2_acts_logits(part), gpt2_acts_logits(full), 5 * V,
+                        1e-5, 1e-4);
+            CHECK(gpt2_backward(&m, part, &rb, dl, NULL, d2) == 0);
+            CHECK_CLOSE(d2, d1, 3 * C, 1e-5, 1e-4);
+        }
+        /* the hook and the logits must lie inside the ranges */
+        size_t bad_hp[3] = {2, 8 + 1, 16 + 5};
+        gpt2_hook bad_hook = hook;
+        bad_hook.pos = bad_hp;
+        gpt2_batch bad = rb;
+        bad.hook = &bad_hook;
+        CHECK(gpt2_forward(&m, part, &bad) == ERR_INVALID);
+        size_t bad_lp[5] = {7, 3, 8 + 4, 8 + 2, 16 + 5};
+        bad = rb;
+        bad.logit_pos = bad_lp;
+        CHECK(gpt2_forward(&m, part, &bad) == ERR_INVALID);
+        bad = rb;
+        bad.row_len = NULL;
+        CHECK(gpt2_forward(&m, part, &bad) == ERR_INVALID);
+        /* no weight gradients over row ranges */
+        gpt2_model g;
+        gpt2_model_init(&g, &c);
+        CHECK(gpt2_forward(&m, part, &rb) == 0);
+        CHECK(gpt2_backward(&m, part, &rb, dl, &g, NULL) == ERR_INVALID);
+        err_clear();
+        gpt2_model_free(&g);
+        gpt2_acts_free(full);
+        gpt2_acts_free(part);
+    }
+    gpt2_model_free(&m);
+}
+
 TEST(padding_does_not_leak_backwards)
 {
     gpt2_config c = tiny_config();
@@ -1113,6 +1220,7 @@ int main(void)
     RUN(kernel_matmul);
     RUN(kernel_matmul_nt);
     RUN(kernel_attention);
+    RUN(kernel_attention_rows);
     RUN(kernel_gelu_residual);
     RUN(kernel_softmax_crossentropy);
     RUN(model_init_and_tensors);
@@ -1124,6 +1232,7 @@ int main(void)
     RUN(backward_head_only_pass);
     RUN(backward_accumulates);
     RUN(partial_pass_equals_full_pass);
+    RUN(row_range_pass_equals_full_pass);
     RUN(padding_does_not_leak_backwards);
     RUN(determinism_runs_threads_parallel_region);
     RUN(bad_arguments);
