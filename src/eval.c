@@ -40,75 +40,111 @@ static int tokenize_pair(const tokenizer *tok, const eval_pair *p,
     return rc;
 }
 
-/* Scores seqs[0..B) in one pass. */
-static int score_batch(const gpt2_model *m, scored_seq *seqs, size_t B,
+/* Scores seqs[idx[0..B)] in one pass on the workspace a. */
+static int score_batch(const gpt2_model *m, gpt2_acts *a,
+                       const scored_seq *seqs, const size_t *idx, size_t B,
                        double *nll, int *argmax)
 {
-    gpt2_acts *a = NULL;
     size_t T = 0, NL = 0, V = m->config.vocab_size;
     for (size_t b = 0; b < B; b++) {
-        size_t len = seqs[b].n_prompt + seqs[b].n_target - 1;
+        const scored_seq *q = &seqs[idx[b]];
+        size_t len = q->n_prompt + q->n_target - 1;
         if (len > T) T = len;
-        NL += seqs[b].n_target;
+        NL += q->n_target;
     }
     int *tokens = calloc(B * T, sizeof(int));
     size_t *pos = malloc(NL * sizeof(size_t));
     float *logp = malloc(V * sizeof(float));
     int rc = tokens && pos && logp ? 0 : ERR_NOMEM;
-    if (!rc) rc = gpt2_acts_new(&a, &m->config, B, T, NL);
     if (rc) goto out;
     for (size_t b = 0, k = 0; b < B; b++) {
-        size_t len = seqs[b].n_prompt + seqs[b].n_target - 1;
-        memcpy(tokens + b * T, seqs[b].tokens, len * sizeof(int));
-        for (size_t j = 0; j < seqs[b].n_target; j++)
-            pos[k++] = b * T + seqs[b].n_prompt - 1 + j;
+        const scored_seq *q = &seqs[idx[b]];
+        size_t len = q->n_prompt + q->n_target - 1;
+        memcpy(tokens + b * T, q->tokens, len * sizeof(int));
+        for (size_t j = 0; j < q->n_target; j++)
+            pos[k++] = b * T + q->n_prompt - 1 + j;
     }
     gpt2_batch batch = {.tokens = tokens, .B = B, .T = T, .logit_pos = pos,
                         .n_logits = NL};
     if ((rc = gpt2_forward(m, a, &batch))) goto out;
     const float *logits = gpt2_acts_logits(a);
     for (size_t b = 0, k = 0; b < B; b++) {
+        const scored_seq *q = &seqs[idx[b]];
         double sum = 0;
         int top = 1;
-        for (size_t j = 0; j < seqs[b].n_target; j++, k++) {
-            int want = seqs[b].tokens[seqs[b].n_prompt + j];
+        for (size_t j = 0; j < q->n_target; j++, k++) {
+            int want = q->tokens[q->n_prompt + j];
             gpt2_log_softmax(logp, logits + k * V, 1, V);
             sum -= logp[want];
             for (size_t v = 0; v < V; v++)
                 if (logp[v] > logp[want]) { top = 0; break; }
         }
-        nll[b] = sum / (double)seqs[b].n_target;
-        if (argmax) argmax[b] = top;
+        nll[idx[b]] = sum / (double)q->n_target;
+        if (argmax) argmax[idx[b]] = top;
     }
 out:
-    gpt2_acts_free(a);
     free(tokens);
     free(pos);
     free(logp);
     return rc;
 }
 
+typedef struct {
+    size_t len, index;
+} by_length;
+
+static int by_length_cmp(const void *x, const void *y)
+{
+    const by_length *a = x, *b = y;
+    if (a->len != b->len) return a->len < b->len ? -1 : 1;
+    return a->index < b->index ? -1 : a->index > b->index;
+}
+
+/* Batches of `rows` sequences of similar length (sorted, so that little
+ * is padding), one workspace per thread. The batches depend on the
+ * pairs alone, never on the thread count. */
 static int score_pairs(const gpt2_model *m, const tokenizer *tok,
                        const eval_pair *pairs, size_t n, double *nll,
                        int *argmax, size_t rows)
 {
     size_t maxT = m->config.n_positions, n_batches = (n + rows - 1) / rows;
     scored_seq *seqs = calloc(n ? n : 1, sizeof *seqs);
-    int rc = seqs ? 0 : ERR_NOMEM;
-    for (size_t i = 0; !rc && i < n; i++)
+    by_length *order = malloc((n ? n : 1) * sizeof *order);
+    size_t *idx = malloc((n ? n : 1) * sizeof *idx);
+    int rc = seqs && order && idx ? 0 : ERR_NOMEM;
+    size_t longest = 1, most_targets = 1;
+    for (size_t i = 0; !rc && i < n; i++) {
         rc = tokenize_pair(tok, &pairs[i], maxT, &seqs[i]);
-#pragma omp parallel for schedule(dynamic, 1) if (!rc)
-    for (size_t bi = 0; bi < n_batches; bi++) {
-        size_t s0 = bi * rows, B = s0 + rows <= n ? rows : n - s0;
-        int brc = score_batch(m, seqs + s0, B, nll + s0,
-                              argmax ? argmax + s0 : NULL);
-        if (brc) {
+        if (rc) break;
+        order[i] = (by_length){seqs[i].n_prompt + seqs[i].n_target - 1, i};
+        if (order[i].len > longest) longest = order[i].len;
+        if (seqs[i].n_target > most_targets) most_targets = seqs[i].n_target;
+    }
+    if (!rc) {
+        qsort(order, n, sizeof *order, by_length_cmp);
+        for (size_t i = 0; i < n; i++) idx[i] = order[i].index;
+    }
+#pragma omp parallel if (!rc && n_batches > 1)
+    {
+        gpt2_acts *a = NULL;
+        int arc = rc ? rc : gpt2_acts_new(&a, &m->config, rows, longest,
+                                          rows * most_targets);
+#pragma omp for schedule(dynamic, 1)
+        for (size_t bi = 0; bi < n_batches; bi++) {
+            size_t s0 = bi * rows, B = s0 + rows <= n ? rows : n - s0;
+            int brc = arc ? arc : score_batch(m, a, seqs, idx + s0, B, nll,
+                                              argmax);
+            if (brc) {
 #pragma omp critical(eval_rc)
-            if (!rc) rc = brc;
+                if (!rc) rc = brc;
+            }
         }
+        gpt2_acts_free(a);
     }
     for (size_t i = 0; seqs && i < n; i++) free(seqs[i].tokens);
     free(seqs);
+    free(order);
+    free(idx);
     return rc;
 }
 

@@ -1,0 +1,135 @@
+/* test_eval: the batched scorer (sequences sorted by length, one
+ * workspace per thread) against its naive twin (each pair alone through
+ * a full pass), on a random model with a small trained vocabulary; the
+ * same bytes with 1 and 2 threads; a pair too long for the context is
+ * refused naming its prompt. */
+#include "../harness.h"
+#include "bpe_train.h"
+#include "errors.h"
+#include "eval.h"
+#include "gpt2.h"
+#include "tokenizer.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char tmpdir[64];
+static tokenizer *tok;
+static gpt2_model model;
+
+static const char *words[] = {
+    "the", "river", "Paris", "speaks", "plays", "guitar", "mother",
+    "tongue", "of", "is", "French", "located", "in", "Danielle", "works",
+    "for", "BBC", "a", "citizen", "Japan", "piano", "born"};
+#define N_WORDS (sizeof words / sizeof words[0])
+
+static uint64_t rng = 7;
+static size_t pick(size_t n)
+{
+    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (size_t)(rng >> 33) % n;
+}
+
+/* n random phrases of 1..max_words words, written into buf */
+static void phrases(char (*buf)[200], size_t n, size_t max_words,
+                    const char *lead)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 1 + pick(max_words), at = 0;
+        at += (size_t)snprintf(buf[i] + at, 200 - at, "%s", lead);
+        for (size_t w = 0; w < k; w++)
+            at += (size_t)snprintf(buf[i] + at, 200 - at, "%s%s",
+                                   w || lead[0] ? " " : "",
+                                   words[pick(N_WORDS)]);
+    }
+}
+
+static int setup(void)
+{
+    char text[4000];
+    size_t at = 0;
+    for (int r = 0; r < 8; r++)
+        for (size_t w = 0; w < N_WORDS; w++)
+            at += (size_t)snprintf(text + at, sizeof text - at, "%s ",
+                                   words[(w * 7 + (size_t)r) % N_WORDS]);
+    bpe_train_options o = {.vocab_size = 300};
+    bpe_train_result r;
+    if (bpe_train_run(&r, text, at, &o) || bpe_train_write(&r, tmpdir))
+        return 1;
+    bpe_train_free(&r);
+    if (tokenizer_open_dir(&tok, tmpdir)) return 1;
+    gpt2_config c = {.n_layer = 2, .n_head = 2, .n_embd = 32,
+                     .n_positions = 64,
+                     .vocab_size = tokenizer_vocab_size(tok)};
+    if (gpt2_model_init(&model, &c)) return 1;
+    gpt2_model_init_random(&model, 3);
+    return 0;
+}
+
+static void set_threads(int n)
+{
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+TEST(batched_scores_match_the_naive_twin)
+{
+    enum { N = 150 };
+    static char prompts[N][200], targets[N][200];
+    phrases(prompts, N, 12, "");
+    phrases(targets, N, 3, "");
+    eval_pair pairs[N];
+    for (size_t i = 0; i < N; i++) pairs[i] = (eval_pair){prompts[i], targets[i]};
+    double nll1[N], nll2[N], nll3[N];
+    int top1[N], top2[N], top3[N];
+    set_threads(2);
+    CHECK(eval_score_pairs(&model, tok, pairs, N, nll1, top1) == 0);
+    CHECK(eval_score_pairs_naive(&model, tok, pairs, N, nll2, top2) == 0);
+    set_threads(1);
+    CHECK(eval_score_pairs(&model, tok, pairs, N, nll3, top3) == 0);
+    set_threads(2);
+    size_t bad = 0, same_top = 0;
+    for (size_t i = 0; i < N; i++) {
+        bad += !(fabs(nll1[i] - nll2[i]) <= 1e-4 * (1 + fabs(nll2[i])));
+        same_top += top1[i] == top2[i];
+    }
+    CHECK_MSG(bad == 0, "%zu of %d NLLs differ from the naive scorer", bad, N);
+    CHECK_MSG(same_top == N, "top-1 differs for %zu pairs", N - same_top);
+    CHECK(!memcmp(nll1, nll3, sizeof nll1) && !memcmp(top1, top3, sizeof top1));
+}
+
+TEST(a_pair_over_the_context_is_refused)
+{
+    static char p[800];
+    size_t at = 0;
+    for (int w = 0; w < 70; w++) /* 70 tokens at least: over 64 */
+        at += (size_t)snprintf(p + at, sizeof p - at, "river ");
+    eval_pair pairs[2] = {{"the river", " Paris"}, {p, " Paris"}};
+    double nll[2];
+    int rc = eval_score_pairs(&model, tok, pairs, 2, nll, NULL);
+    CHECK(rc == ERR_INVALID);
+    CHECK(strstr(err_message(rc), "river river") != NULL);
+    err_clear();
+}
+
+int main(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_eval.XXXXXX");
+    if (!mkdtemp(tmpdir) || setup()) {
+        fprintf(stderr, "test_eval: setup failed: %s\n", err_message(1));
+        return 1;
+    }
+    RUN(batched_scores_match_the_naive_twin);
+    RUN(a_pair_over_the_context_is_refused);
+    tokenizer_close(tok);
+    gpt2_model_free(&model);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd)) fprintf(stderr, "test_eval: could not remove %s\n", tmpdir);
+    return harness_summary();
+}
