@@ -40,6 +40,19 @@ static void zgroup_free(zgroup *g)
     free(g->logit_weight);
 }
 
+/* The rows, length and logit rows of a group of G facts. */
+static void zgroup_shape(const editreq *r, size_t G, size_t *B, size_t *T,
+                         size_t *NL)
+{
+    *B = *T = *NL = 0;
+    for (size_t f = 0; f < G; f++) {
+        *B += r[f].n_rewrite + 1;
+        *NL += r[f].n_rewrite * r[f].n_target + 1;
+        for (size_t s = 0; s <= r[f].n_rewrite; s++)
+            if (r[f].seq[s].len > *T) *T = r[f].seq[s].len;
+    }
+}
+
 static int zgroup_init(zgroup *g, const gpt2_model *m, const editreq *r,
                        size_t G)
 {
@@ -47,12 +60,7 @@ static int zgroup_init(zgroup *g, const gpt2_model *m, const editreq *r,
     g->G = G;
     g->C = m->config.n_embd;
     g->V = m->config.vocab_size;
-    for (size_t f = 0; f < G; f++) {
-        g->B += r[f].n_rewrite + 1;
-        g->n_logits += r[f].n_rewrite * r[f].n_target + 1;
-        for (size_t s = 0; s <= r[f].n_rewrite; s++)
-            if (r[f].seq[s].len > g->T) g->T = r[f].seq[s].len;
-    }
+    zgroup_shape(r, G, &g->B, &g->T, &g->n_logits);
     g->tokens = calloc(g->B * g->T, sizeof(int));
     g->row_fact = malloc(g->B * sizeof(size_t));
     g->hook_pos = malloc(g->B * sizeof(size_t));
@@ -105,16 +113,16 @@ static double norm2(const float *x, size_t n)
     return sqrt(s);
 }
 
-/* Runs one group of G facts to completion. */
-static int zgroup_run(const gpt2_model *m, const editreq *r, size_t G,
-                      size_t zlayer, const hparams *h, float *z, float *h0,
-                      ztarget_info *info)
+/* Runs one group of G facts to completion on the workspace a (big enough
+ * for the group). */
+static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
+                      size_t G, size_t zlayer, const hparams *h, float *z,
+                      float *h0, ztarget_info *info)
 {
     zgroup g;
     int rc = zgroup_init(&g, m, r, G);
     if (rc) return rc;
     size_t C = g.C, V = g.V, B = g.B, NL = g.n_logits;
-    gpt2_acts *a = NULL;
     float *delta = calloc(G * C, sizeof(float));
     float *adam_m = calloc(G * C, sizeof(float));
     float *adam_v = calloc(G * C, sizeof(float));
@@ -134,7 +142,6 @@ static int zgroup_run(const gpt2_model *m, const editreq *r, size_t G,
         rc = ERR_NOMEM;
         goto out;
     }
-    if ((rc = gpt2_acts_new(&a, &m->config, B, g.T, NL))) goto out;
     for (size_t k = 0; k < NL; k++)
         if (g.logit_target[k] < 0) kl_row[g.logit_fact[k]] = k;
 
@@ -256,7 +263,6 @@ static int zgroup_run(const gpt2_model *m, const editreq *r, size_t G,
         }
     }
 out:
-    gpt2_acts_free(a);
     free(delta);
     free(adam_m);
     free(adam_v);
@@ -293,17 +299,35 @@ int ztarget_compute(const gpt2_model *m, const editreq *r, size_t n,
     memset(info, 0, n * sizeof *info);
     int rc = 0;
     if (progress) progress(ctx, "target vectors", 0, n);
-#pragma omp parallel for schedule(dynamic, 1)
+    /* one workspace per thread, for the largest group: allocating one
+     * per group costs page faults that two threads serialise on */
+    size_t maxB = 1, maxT = 1, maxNL = 1;
     for (size_t gi = 0; gi < n_groups; gi++) {
         size_t f0 = gi * n / n_groups, cnt = (gi + 1) * n / n_groups - f0;
-        int grc = zgroup_run(m, r + f0, cnt, zlayer, h, z + f0 * C,
-                             h0 + f0 * C, info + f0);
+        size_t B, T, NL;
+        zgroup_shape(r + f0, cnt, &B, &T, &NL);
+        if (B > maxB) maxB = B;
+        if (T > maxT) maxT = T;
+        if (NL > maxNL) maxNL = NL;
+    }
+#pragma omp parallel
+    {
+        gpt2_acts *a = NULL;
+        int arc = gpt2_acts_new(&a, &m->config, maxB, maxT, maxNL);
+#pragma omp for schedule(dynamic, 1)
+        for (size_t gi = 0; gi < n_groups; gi++) {
+            size_t f0 = gi * n / n_groups, cnt = (gi + 1) * n / n_groups - f0;
+            int grc = arc ? arc : zgroup_run(m, a, r + f0, cnt, zlayer, h,
+                                             z + f0 * C, h0 + f0 * C,
+                                             info + f0);
 #pragma omp critical(ztarget_progress)
-        {
-            if (grc && !rc) rc = grc;
-            finished += cnt;
-            if (progress) progress(ctx, "target vectors", finished, n);
+            {
+                if (grc && !rc) rc = grc;
+                finished += cnt;
+                if (progress) progress(ctx, "target vectors", finished, n);
+            }
         }
+        gpt2_acts_free(a);
     }
     free(own_h0);
     return rc;
