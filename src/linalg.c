@@ -434,19 +434,34 @@ static inline float fast_tanhf(float x)
     return p * x / q;
 }
 
-void linalg_gelu_forward(float *out, const float *inp, size_t N)
+static void gelu_forward_range(float *out, const float *inp, size_t N)
 {
-#pragma omp parallel for simd if (!omp_in_parallel() && N > 32768)
+#pragma omp simd
     for (size_t i = 0; i < N; i++) {
         float x = inp[i];
         out[i] = 0.5f * x * (1.0f + fast_tanhf(GELU_SCALE * (x + GELU_CUBE * x * x * x)));
     }
 }
 
-void linalg_gelu_backward(float *dinp, const float *inp, const float *dout,
-                          size_t N)
+/* Large calls outside a parallel region are split in chunks; inside one
+ * (a z optimisation per thread) the loop runs on its own thread with no
+ * nested region at all. */
+#define GELU_CHUNK 32768
+void linalg_gelu_forward(float *out, const float *inp, size_t N)
 {
-#pragma omp parallel for simd if (!omp_in_parallel() && N > 32768)
+    if (omp_in_parallel() || N <= GELU_CHUNK) {
+        gelu_forward_range(out, inp, N);
+        return;
+    }
+#pragma omp parallel for
+    for (size_t c = 0; c < N; c += GELU_CHUNK)
+        gelu_forward_range(out + c, inp + c, N - c < GELU_CHUNK ? N - c : GELU_CHUNK);
+}
+
+static void gelu_backward_range(float *dinp, const float *inp,
+                                const float *dout, size_t N)
+{
+#pragma omp simd
     for (size_t i = 0; i < N; i++) {
         float x = inp[i];
         float th = fast_tanhf(GELU_SCALE * (x + GELU_CUBE * x * x * x));
@@ -455,6 +470,19 @@ void linalg_gelu_backward(float *dinp, const float *inp, const float *dout,
                      0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * GELU_CUBE * x * x);
         dinp[i] += grad * dout[i];
     }
+}
+
+void linalg_gelu_backward(float *dinp, const float *inp, const float *dout,
+                          size_t N)
+{
+    if (omp_in_parallel() || N <= GELU_CHUNK) {
+        gelu_backward_range(dinp, inp, dout, N);
+        return;
+    }
+#pragma omp parallel for
+    for (size_t c = 0; c < N; c += GELU_CHUNK)
+        gelu_backward_range(dinp + c, inp + c, dout + c,
+                            N - c < GELU_CHUNK ? N - c : GELU_CHUNK);
 }
 
 /* ---- residual --------------------------------------------------------- */
