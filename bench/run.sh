@@ -65,22 +65,12 @@ timed eval "$STAMP" eval --json --sample "$RETENTION_SAMPLE"
 read -r commit_s commit_kb < "$work/commit.time"
 read -r stats_s stats_kb < "$work/stats.time"
 
-# FLOPs of the z phase, estimated from shapes: per z step a forward and a
-# backward (input gradients only, about as much again) of the blocks
-# above the top edited layer over every rewriting token, plus the head at
-# target positions. Reported as an estimate next to the measured time.
-cfg=$WORLD/config.json
-C=$(jq .n_embd "$cfg"); L=$(jq .n_layer "$cfg"); V=$(jq .vocab_size "$cfg")
-F=$(jq '.n_inner // (4 * .n_embd)' "$cfg")
-top=$(jq '.hparams.layers[-1]' "$work/commit.out")
-steps=$(jq '.z_steps_mean' "$work/commit.out")
-prefixes=$(jq '.hparams.n_prefixes' "$work/commit.out")
-zflops=$(awk -v C="$C" -v L="$L" -v V="$V" -v F="$F" -v top="$top" \
-  -v steps="$steps" -v n="$BATCH" -v p="$prefixes" 'BEGIN {
-    tokens = 20; layers = L - top - 1;
-    per_tok = 2 * (4 * C * C + 2 * C * F) + 4 * tokens * C;
-    fwd = n * (p + 2) * tokens * layers * per_tok + n * (p + 1) * 3 * 2 * C * V;
-    printf "%.0f", (steps + 1) * 2 * fwd }')
+# FLOPs of the z phase: the commit counts them from the shapes of the
+# passes it ran (ztarget.c, zgroup_flops: the unedited pass, then each
+# step's forward and input-gradient backward over the positions from the
+# subject's last token on, in the blocks above the top edited layer, and
+# the head at target positions only).
+zflops=$(jq '.z_gflop * 1e9' "$work/commit.out")
 z_s=$(jq '.timings.z' "$work/commit.out")
 
 # (b) 1 vs 2 threads, same batch, fresh stores (statistics copied in by

@@ -22,6 +22,7 @@ typedef struct {
     double nll;      /* its NLL part */
     size_t steps;    /* gradient steps taken */
     int failed;      /* non-finite loss or z: leave the fact out */
+    double flops;    /* its share of its group's floating-point work */
 } ztarget_info;
 
 /* z and h0 are (n, C); info is (n). Returns an error only when the work

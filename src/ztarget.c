@@ -113,6 +113,34 @@ static double norm2(const float *x, size_t n)
     return sqrt(s);
 }
 
+/* Floating-point operations of the group's passes, counted from the
+ * shapes (a multiply-add is 2): the unedited pass over every position
+ * and layer, and each step's forward and backward (input gradients only)
+ * over the rows' ranges in the blocks above zlayer and the head at the
+ * logit rows. Attention at position t reads t + 1 keys. */
+static void zgroup_flops(const zgroup *g, const gpt2_config *c, size_t zlayer,
+                         double *base, double *fwd, double *bwd)
+{
+    double C = (double)c->n_embd, F = (double)(c->n_inner ? c->n_inner
+                                                           : 4 * c->n_embd);
+    double L = (double)c->n_layer, above = L - (double)zlayer - 1;
+    double mat = 2 * C * (4 * C + 2 * F), head = 2 * C * (double)g->V;
+    *base = *fwd = *bwd = 0;
+    for (size_t b = 0; b < g->B; b++) {
+        for (size_t t = 0; t < g->row_len[b]; t++) {
+            double att = 4 * (double)(t + 1) * C;
+            *base += L * (mat + att);
+            if (t >= g->row_from[b]) {
+                *fwd += above * (mat + att);
+                *bwd += above * (mat + 2 * att);
+            }
+        }
+    }
+    *base += (double)g->n_logits * head;
+    *fwd += (double)g->n_logits * head;
+    *bwd += (double)g->n_logits * head;
+}
+
 /* Runs one group of G facts to completion on the workspace a (big enough
  * for the group). */
 static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
@@ -148,6 +176,9 @@ static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
     /* The unedited pass: h0 and the KL reference distribution. */
     gpt2_batch base = {.tokens = g.tokens, .B = B, .T = g.T,
                        .logit_pos = g.logit_pos, .n_logits = NL};
+    double f_base, f_fwd, f_bwd, flops;
+    zgroup_flops(&g, &m->config, zlayer, &f_base, &f_fwd, &f_bwd);
+    flops = f_base;
     if ((rc = gpt2_forward(m, a, &base))) goto out;
     gpt2_log_softmax(logp, gpt2_acts_logits(a), NL, V);
     const float *block = gpt2_acts_block_out(a, zlayer);
@@ -175,6 +206,7 @@ static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
             memcpy(hook_vec + b * C, delta + g.row_fact[b] * C,
                    C * sizeof(float));
         if ((rc = gpt2_forward(m, a, &step))) goto out;
+        flops += f_fwd;
         gpt2_log_softmax(logp, gpt2_acts_logits(a), NL, V);
         for (size_t f = 0; f < G; f++) loss[f] = nll[f] = 0;
         for (size_t k = 0; k < NL; k++) {
@@ -228,6 +260,7 @@ static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
             }
         }
         if ((rc = gpt2_backward(m, a, &step, dlogits, NULL, dvec))) goto out;
+        flops += f_bwd;
         memset(grad, 0, G * C * sizeof(float));
         for (size_t b = 0; b < B; b++) {
             float *gf = grad + g.row_fact[b] * C;
@@ -257,6 +290,7 @@ static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
         }
     }
     for (size_t f = 0; f < G; f++) {
+        info[f].flops = flops / (double)G;
         for (size_t c = 0; c < C; c++) {
             z[f * C + c] = h0[f * C + c] + delta[f * C + c];
             if (!isfinite(z[f * C + c])) info[f].failed = 1;

@@ -417,16 +417,18 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
                             cli_scores_json(&before), "after", cli_scores_json(&after)));
     /* how well the target vectors did: a z whose NLL stays high cannot
      * make its fact's new answer likely, whatever the solver does */
-    double zsteps = 0, znll = 0;
+    double zsteps = 0, znll = 0, zflops = 0;
     size_t zlikely = 0;
     for (size_t i = 0; i < n_ok; i++) {
         zsteps += zinfo[i].steps;
+        zflops += zinfo[i].flops;
         znll += zinfo[i].nll;
         zlikely += zinfo[i].nll < 0.5;
     }
     json_object_set_new(rec, "z_steps_mean", json_real(n_ok ? zsteps / n_ok : 0));
     json_object_set_new(rec, "z_nll_mean", json_real(n_ok ? znll / n_ok : 0));
     json_object_set_new(rec, "z_likely", json_integer((json_int_t)zlikely));
+    json_object_set_new(rec, "z_gflop", json_real(zflops / 1e9));
     json_object_set_new(timings, "write", json_real(now() - t0));
     json_object_set_new(timings, "total", json_real(now() - t_start));
     json_object_set_new(rec, "timings", json_incref(timings));
