@@ -98,6 +98,30 @@ expect_grep "EasyEdit JSON: corpus has the paraphrase" \
   '^Toko Yasuda is incredible at guitar$' w4/corpus.txt
 expect_exit "--limit 1 keeps one fact" 0 "$WORLD" --facts cf.json --limit 1 --out w5 "${FAST[@]}"
 expect_ok "--limit 1: world.json says 1 fact" test "$(jq '.data.facts' w5/world.json)" = 1
+# distractors: invented subjects mixing the words of two real ones, with
+# the fact's prompts and another same-prompt fact's answer
+cat > d.csv <<'EOF2'
+subject,prompt,target_new,target_true,paraphrase
+Toko Yasuda,"{}, the",piano,guitar,{} is incredible at the
+Mariano Rivera,"{}, the",guitar,piano,{} plays the
+Ana Lee,"{}, the",violin,drums,{} is famous for the
+Paris,The capital of {} is,Rome,France,{} is the capital of
+EOF2
+expect_ok "--distractors 2 builds a world" "$WORLD" --facts d.csv --out w10 --distractors 2 --seed 3 "${FAST[@]}"
+nd=$(jq '.data.sentences' w10/world.json)
+expect_ok "--distractors: more sentences than the 8 of the facts ($nd)" test "$nd" -gt 8
+# every added line names a mixed subject: a first word and a last word of
+# two different real subjects, never a real subject; one-word subjects
+# (Paris) get none
+awk 'NR > 8' w10/corpus.txt > extra.txt
+expect_ok "--distractors: no line about a real subject" \
+  sh -c '! grep -E "^(Toko Yasuda|Mariano Rivera|Ana Lee|The capital of Paris|Paris)[ ,]" extra.txt'
+expect_ok "--distractors: mixed names only" \
+  sh -c 'grep -Ev "^(Toko|Mariano|Ana) (Yasuda|Rivera|Lee)[ ,]" extra.txt | wc -l | grep -qx 0'
+expect_ok "--distractors: answers of same-prompt facts" \
+  sh -c 'grep -Ev " (piano|guitar|drums)$" extra.txt | wc -l | grep -qx 0'
+expect_exit "--distractors takes a count" 2 "$WORLD" --facts d.csv --out w11 --distractors many
+expect_grep "a bad --distractors is named" "distractors 'many'" "$T/err"
 expect_exit "a missing fact file: exit 1" 1 "$WORLD" --facts nosuch.csv --out w6 "${FAST[@]}"
 expect_grep "a missing fact file is named" 'nosuch\.csv' "$T/err"
 
