@@ -1096,9 +1096,12 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/corpus.txt", tmp);
     if ((rc = write_file(path, corpus.p, corpus.len)))
         goto fail;
+    size_t n_distractor = 0;
+    for (size_t i = 0; i < w.n_sent; i++)
+        n_distractor += w.sent[i].kind == KIND_DISTRACTOR;
     info = json_pack(
         "{s:s, s:s, s:I, s:i, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
-        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:f},"
+        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I},"
         " s:{s:s, s:I, s:I, s:f, s:I, s:f, s:f, s:f, s:f, s:s, s:b},"
         " s:{s:f, s:f, s:f, s:I, s:I, s:I},"
         " s:{s:f, s:f, s:f}}",
@@ -1118,6 +1121,8 @@ int main(int argc, char **argv)
         "conflicting_prompts", (json_int_t)w.n_conflict,
         "repeated_facts", (json_int_t)w.n_dropped_facts,
         "subject_tokens_mean", w.subject_tokens,
+        "distractors_per_fact", (json_int_t)a.distractors,
+        "distractor_sentences", (json_int_t)n_distractor,
         "training", "optimizer", "adamw",
         "steps", (json_int_t)rep.steps, "max_steps", (json_int_t)a.steps,
         "lr", tidy(a.lr), "batch", (json_int_t)a.batch,
