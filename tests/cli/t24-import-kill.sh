@@ -23,6 +23,22 @@ awk 'BEGIN { print "subject,prompt,target_new,target_true,paraphrase"
   for (i = 0; i < 100000; i++)
     printf "Person %d,The city where {} was born is,Paris,Rome,Person %d was born in\n", i, i }' > big.csv
 
+# How long the write phase lasts on this machine (from the "importing"
+# progress line to the end), measured once on a copy of the store: the
+# kills land at a random 10-70% of it, however fast the machine is.
+now() { date +%s%N; }
+rm -rf calib.store && cp -a "$STAMP_STORE" calib.store
+STAMP_STORE=$T/calib.store STAMP_PROGRESS=1 "$STAMP" import big.csv >/dev/null 2>calib.err &
+cpid=$!
+for _ in $(seq 5000); do grep -q importing calib.err && break; sleep 0.002; done
+t_write=$(now)
+wait "$cpid"
+write_ns=$(( $(now) - t_write ))
+rm -rf calib.store
+random_delay() { # seconds, 10-70% of the write phase
+  awk -v ns="$write_ns" -v r="$RANDOM" 'BEGIN { printf "%.4f", ns * (0.1 + 0.6 * (r % 1000) / 1000) / 1e9 }'
+}
+
 # attempt WAIT_FOR_WRITING: starts the import and kills it; returns 0 when
 # it was killed, 1 when it finished first (the store is then put back as
 # it was from a copy, and the attempt does not count). Anything between
@@ -33,8 +49,8 @@ attempt() {
   STAMP_PROGRESS=1 "$STAMP" import big.csv >/dev/null 2>progress.err &
   local pid=$!
   if [ "$writing" = 1 ]; then
-    for _ in $(seq 1000); do grep -q importing progress.err && break; sleep 0.005; done
-    sleep "0.$((RANDOM % 20))"
+    for _ in $(seq 5000); do grep -q importing progress.err && break; sleep 0.002; done
+    sleep "$(random_delay)"
   else
     sleep 0.2
   fi
