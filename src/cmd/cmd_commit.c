@@ -454,6 +454,8 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
             printf("  efficacy %.1f -> %.1f   paraphrase %.1f -> %.1f   "
                    "neighbourhood %.1f -> %.1f\n", before.es, after.es,
                    before.ps, after.ps, before.ns, after.ns);
+        printf("  target vectors: %zu of %zu make the new answer likely "
+               "(NLL < 0.5)\n", zlikely, n_ok);
         if (json_array_size(failed))
             printf("  %zu fact%s left queued (see warnings above)\n",
                    json_array_size(failed),
