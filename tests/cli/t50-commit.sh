@@ -15,6 +15,8 @@ awk -F'","' 'NR == 1 || !seen[$1]++' "$W/facts.csv" | head -n 25 > batch.csv
 expect_ok "import 24 edits" "$STAMP" import batch.csv
 expect_ok "commit the batch" "$STAMP" commit -m "batch of 24" --threads 2
 expect_grep "commit says what it did" "commit 1: 24 facts" "$T/out"
+expect_grep "commit says how many target vectors reach their answer" \
+  "target vectors: [0-9]+ of 24 make the new answer likely" "$T/out"
 expect_ok "eval --json" "$STAMP" eval --json
 cp "$T/out" eval.json
 es=$(jq '.scores.es' eval.json); ns=$(jq '.scores.ns' eval.json)
