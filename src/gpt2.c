@@ -644,37 +644,49 @@ static const float *block_input(const gpt2_acts *a, const gpt2_batch *b,
     return a->res3 + (l - 1) * a->maxBT * a->c.n_embd;
 }
 
+/* The rest of block l once the attention has filled its atty rows: the
+ * projection, both residual adds and the MLP, over the first n rows of
+ * the layer's buffers (x: the block's input rows). */
+static void block_forward_after_attention(const gpt2_model *m, gpt2_acts *a,
+                                          size_t l, const float *x, size_t n)
+{
+    const gpt2_params *p = &m->p;
+    size_t C = a->c.n_embd, F = a->c.n_inner, mBT = a->maxBT;
+    float eps = m->config.layer_norm_epsilon;
+    float *atty = a->atty + l * mBT * C, *res2 = a->res2 + l * mBT * C,
+          *ln2 = a->ln2 + l * mBT * C, *ln2_mean = a->ln2_mean + l * mBT,
+          *ln2_rstd = a->ln2_rstd + l * mBT, *fch = a->fch + l * mBT * F,
+          *fchg = a->fchg + l * mBT * F, *res3 = a->res3 + l * mBT * C;
+    linalg_matmul_forward(a->scratch, atty, p->attprojw + l * C * C,
+                          p->attprojb + l * C, n, C, C);
+    linalg_residual_forward(res2, x, a->scratch, n * C);
+    linalg_layernorm_forward(ln2, ln2_mean, ln2_rstd, res2, p->ln2w + l * C,
+                             p->ln2b + l * C, n, C, eps);
+    linalg_matmul_forward(fch, ln2, p->fcw + l * C * F, p->fcb + l * F, n,
+                          C, F);
+    linalg_gelu_forward(fchg, fch, n * F);
+    linalg_matmul_forward(a->scratch, fchg, p->fcprojw + l * F * C,
+                          p->fcprojb + l * C, n, F, C);
+    linalg_residual_forward(res3, res2, a->scratch, n * C);
+}
+
 static void block_forward(const gpt2_model *m, gpt2_acts *a, size_t l,
                           const float *x, size_t B, size_t T)
 {
     const gpt2_params *p = &m->p;
-    size_t C = a->c.n_embd, F = a->c.n_inner, NH = a->c.n_head, BT = B * T;
+    size_t C = a->c.n_embd, NH = a->c.n_head, BT = B * T;
     size_t mBT = a->maxBT;
     float eps = m->config.layer_norm_epsilon;
     float *ln1 = a->ln1 + l * mBT * C, *ln1_mean = a->ln1_mean + l * mBT,
           *ln1_rstd = a->ln1_rstd + l * mBT, *qkv = a->qkv + l * mBT * 3 * C,
           *atty = a->atty + l * mBT * C,
-          *att = a->att + l * a->maxB * NH * a->maxT * a->maxT,
-          *res2 = a->res2 + l * mBT * C, *ln2 = a->ln2 + l * mBT * C,
-          *ln2_mean = a->ln2_mean + l * mBT, *ln2_rstd = a->ln2_rstd + l * mBT,
-          *fch = a->fch + l * mBT * F, *fchg = a->fchg + l * mBT * F,
-          *res3 = a->res3 + l * mBT * C;
+          *att = a->att + l * a->maxB * NH * a->maxT * a->maxT;
     linalg_layernorm_forward(ln1, ln1_mean, ln1_rstd, x, p->ln1w + l * C,
                              p->ln1b + l * C, BT, C, eps);
     linalg_matmul_forward(qkv, ln1, p->qkvw + l * C * 3 * C,
                           p->qkvb + l * 3 * C, BT, C, 3 * C);
     linalg_attention_forward(atty, att, qkv, B, T, C, NH);
-    linalg_matmul_forward(a->scratch, atty, p->attprojw + l * C * C,
-                          p->attprojb + l * C, BT, C, C);
-    linalg_residual_forward(res2, x, a->scratch, BT * C);
-    linalg_layernorm_forward(ln2, ln2_mean, ln2_rstd, res2, p->ln2w + l * C,
-                             p->ln2b + l * C, BT, C, eps);
-    linalg_matmul_forward(fch, ln2, p->fcw + l * C * F, p->fcb + l * F, BT,
-                          C, F);
-    linalg_gelu_forward(fchg, fch, BT * F);
-    linalg_matmul_forward(a->scratch, fchg, p->fcprojw + l * F * C,
-                          p->fcprojb + l * C, BT, F, C);
-    linalg_residual_forward(res3, res2, a->scratch, BT * C);
+    block_forward_after_attention(m, a, l, x, BT);
 }
 
 /* The row ranges of b: the compact layout of the computed positions. */
@@ -701,17 +713,13 @@ static void block_forward_rows(const gpt2_model *m, gpt2_acts *a, size_t l,
                                const float *x, size_t B, size_t T)
 {
     const gpt2_params *p = &m->p;
-    size_t C = a->c.n_embd, F = a->c.n_inner, NH = a->c.n_head, N = a->n_act;
+    size_t C = a->c.n_embd, NH = a->c.n_head, N = a->n_act;
     size_t mBT = a->maxBT;
     float eps = m->config.layer_norm_epsilon;
     float *ln1 = a->ln1 + l * mBT * C, *ln1_mean = a->ln1_mean + l * mBT,
           *ln1_rstd = a->ln1_rstd + l * mBT, *qkv = a->qkv + l * mBT * 3 * C,
           *atty = a->atty + l * mBT * C,
-          *att = a->att + l * a->maxB * NH * a->maxT * a->maxT,
-          *res2 = a->res2 + l * mBT * C, *ln2 = a->ln2 + l * mBT * C,
-          *ln2_mean = a->ln2_mean + l * mBT, *ln2_rstd = a->ln2_rstd + l * mBT,
-          *fch = a->fch + l * mBT * F, *fchg = a->fchg + l * mBT * F,
-          *res3 = a->res3 + l * mBT * C;
+          *att = a->att + l * a->maxB * NH * a->maxT * a->maxT;
     linalg_layernorm_forward(ln1, ln1_mean, ln1_rstd, x, p->ln1w + l * C,
                              p->ln1b + l * C, N, C, eps);
     linalg_matmul_forward(a->qkv_c, ln1, p->qkvw + l * C * 3 * C,
@@ -721,17 +729,7 @@ static void block_forward_rows(const gpt2_model *m, gpt2_acts *a, size_t l,
                3 * C * sizeof(float));
     linalg_attention_rows_forward(atty, att, qkv, B, T, C, NH, a->row_from,
                                   a->row_len, a->row_off);
-    linalg_matmul_forward(a->scratch, atty, p->attprojw + l * C * C,
-                          p->attprojb + l * C, N, C, C);
-    linalg_residual_forward(res2, x, a->scratch, N * C);
-    linalg_layernorm_forward(ln2, ln2_mean, ln2_rstd, res2, p->ln2w + l * C,
-                             p->ln2b + l * C, N, C, eps);
-    linalg_matmul_forward(fch, ln2, p->fcw + l * C * F, p->fcb + l * F, N,
-                          C, F);
-    linalg_gelu_forward(fchg, fch, N * F);
-    linalg_matmul_forward(a->scratch, fchg, p->fcprojw + l * F * C,
-                          p->fcprojb + l * C, N, F, C);
-    linalg_residual_forward(res3, res2, a->scratch, N * C);
+    block_forward_after_attention(m, a, l, x, N);
 }
 
 int gpt2_forward(const gpt2_model *m, gpt2_acts *a, const gpt2_batch *b)

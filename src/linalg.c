@@ -271,6 +271,18 @@ static void causal_softmax_row(float *row, size_t t, size_t T)
     for (size_t t2 = t + 1; t2 < T; t2++) row[t2] = 0.0f;
 }
 
+/* Row t of a causal softmax's backward pass, in place: da (the gradient
+ * of the weights a, entries 0..t) becomes scale * the gradient of the
+ * scores; zeros after t, up to n. */
+static void causal_softmax_backward_row(const float *a, float *da, size_t t,
+                                        size_t n, float scale)
+{
+    float dot = 0;
+    for (size_t t2 = 0; t2 <= t; t2++) dot += a[t2] * da[t2];
+    for (size_t t2 = 0; t2 <= t; t2++) da[t2] = a[t2] * (da[t2] - dot) * scale;
+    for (size_t t2 = t + 1; t2 < n; t2++) da[t2] = 0.0f;
+}
+
 void linalg_attention_forward(float *out, float *att, const float *inp,
                               size_t B, size_t T, size_t C, size_t NH)
 {
@@ -313,15 +325,8 @@ void linalg_attention_backward(float *dinp, float *datt, const float *dout,
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)hs,
                     (int)T, 1.0f, a, (int)T, d, (int)C, 1.0f, dv, (int)C3);
         /* softmax backward in place, scaled: dscores */
-        for (size_t t = 0; t < T; t++) {
-            const float *ar = a + t * T;
-            float *dr = da + t * T;
-            float dot = 0;
-            for (size_t t2 = 0; t2 <= t; t2++) dot += ar[t2] * dr[t2];
-            for (size_t t2 = 0; t2 <= t; t2++)
-                dr[t2] = ar[t2] * (dr[t2] - dot) * scale;
-            for (size_t t2 = t + 1; t2 < T; t2++) dr[t2] = 0.0f;
-        }
+        for (size_t t = 0; t < T; t++)
+            causal_softmax_backward_row(a + t * T, da + t * T, t, T, scale);
         /* dq += dscores @ k; dk += dscores^T @ q */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T,
                     (int)hs, (int)T, 1.0f, da, (int)T, k, (int)C3, 1.0f, dq,
@@ -384,16 +389,8 @@ void linalg_attention_rows_backward(float *dinp, float *datt,
                     (int)hs, 1.0f, d, (int)C, v, (int)C3, 0.0f, da, (int)T);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)hs,
                     (int)nq, 1.0f, a, (int)T, d, (int)C, 1.0f, dv, (int)C3);
-        for (size_t i = 0; i < nq; i++) {
-            size_t t = f + i;
-            const float *ar = a + i * T;
-            float *dr = da + i * T;
-            float dot = 0;
-            for (size_t t2 = 0; t2 <= t; t2++) dot += ar[t2] * dr[t2];
-            for (size_t t2 = 0; t2 <= t; t2++)
-                dr[t2] = ar[t2] * (dr[t2] - dot) * scale;
-            for (size_t t2 = t + 1; t2 < n; t2++) dr[t2] = 0.0f;
-        }
+        for (size_t i = 0; i < nq; i++)
+            causal_softmax_backward_row(a + i * T, da + i * T, f + i, n, scale);
         /* dq (nq,hs) += dscores @ k; dk (n,hs) += dscores^T @ q */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq,
                     (int)hs, (int)n, 1.0f, da, (int)T, k, (int)C3, 1.0f, dq,
