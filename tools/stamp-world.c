@@ -22,6 +22,7 @@
  * Same options, seed and threads -> the same bytes in every file but
  * world.json's timings. A tool, not a library: it prints and exits. */
 #include "bpe_train.h"
+#include "distractors.h"
 #include "errors.h"
 #include "fact.h"
 #include "gpt2.h"
@@ -249,15 +250,6 @@ static int strmap_get_or_put(strmap *m, const char *key, size_t *val)
     return 0;
 }
 
-static int strmap_has(const strmap *m, const char *key)
-{
-    if (!m->cap) return 0;
-    size_t i = (size_t)hash_str(key) & (m->cap - 1);
-    for (; m->key[i]; i = (i + 1) & (m->cap - 1))
-        if (!strcmp(m->key[i], key)) return 1;
-    return 0;
-}
-
 static void strmap_free(strmap *m)
 {
     free(m->key);
@@ -443,92 +435,18 @@ static int load_facts(world *w, const args *a)
     return 0;
 }
 
-static uint64_t mix_next(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* text with every `from` replaced by `to` (malloc'ed), NULL when absent */
-static char *replace_all(const char *text, const char *from, const char *to)
-{
-    size_t nf = strlen(from), nt = strlen(to), count = 0;
-    for (const char *p = strstr(text, from); p; p = strstr(p + nf, from))
-        count++;
-    if (!count || !nf) return NULL;
-    char *out = malloc(strlen(text) + count * nt + 1), *o = out;
-    if (!out) return NULL;
-    const char *p = text, *q;
-    while ((q = strstr(p, from))) {
-        memcpy(o, p, (size_t)(q - p)); o += q - p;
-        memcpy(o, to, nt); o += nt;
-        p = q + nf;
-    }
-    strcpy(o, p);
-    return out;
-}
-
-/* Distractors: invented subjects that mix the words of two real ones
- * (all but the last word of one, the last word of another), each with
- * the fact's prompts and another fact's answer of the same prompt, so
- * that no word but a subject's last tells it apart. */
+/* The distractors' sentences (distractors.h), after the real ones. */
 static int add_distractors(world *w, strmap *seen, size_t per_fact,
                            uint64_t seed)
 {
-    size_t n = w->n_facts;
-    strmap subjects = {0};
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t idx = i;
-        if (strmap_get_or_put(&subjects, w->facts[i].subject, &idx) < 0) {
-            rc = ERR_NOMEM;
-            goto done;
-        }
+    distractor_sentence *d = NULL;
+    size_t nd = 0;
+    int rc = distractors_make(w->facts, w->n_facts, per_fact, seed, &d, &nd);
+    for (size_t i = 0; !rc && i < nd; i++) {
+        rc = add_sentence(w, seen, d[i].prompt, d[i].answer, KIND_DISTRACTOR);
+        d[i].prompt = NULL; /* add_sentence took it */
     }
-    uint64_t st = seed * 0x2545f4914f6cdd1dull + 7;
-    for (size_t i = 0; i < n && !rc; i++) {
-        const fact *f = &w->facts[i];
-        const char *sp = strrchr(f->subject, ' ');
-        if (!sp || !f->target_true[0]) continue;
-        for (size_t k = 0; k < per_fact && !rc; k++) {
-            size_t j = (size_t)(mix_next(&st) % n);
-            const char *ospace = strrchr(w->facts[j].subject, ' ');
-            if (j == i || !ospace) continue;
-            const char *os = w->facts[j].subject;
-            char name[512];
-            if (k % 2 == 0) /* this head, the other's last word */
-                snprintf(name, sizeof name, "%.*s%s", (int)(sp - f->subject),
-                         f->subject, ospace);
-            else            /* the other's head, this last word */
-                snprintf(name, sizeof name, "%.*s%s", (int)(ospace - os), os,
-                         sp);
-            if (strmap_has(&subjects, name)) continue;
-            /* an answer of another fact with the same prompt */
-            const char *answer = NULL;
-            size_t m0 = (size_t)(mix_next(&st) % n);
-            for (size_t t = 0; t < n && !answer; t++) {
-                const fact *g = &w->facts[(m0 + t) % n];
-                if (g != f && g->target_true[0] &&
-                    !strcmp(g->prompt, f->prompt) &&
-                    strcmp(g->target_true, f->target_true))
-                    answer = g->target_true;
-            }
-            if (!answer) continue;
-            fact tmp = *f;
-            tmp.subject = name;
-            char *p = fact_prompt_text(&tmp);
-            if (!p || (rc = add_sentence(w, seen, p, answer, KIND_DISTRACTOR)))
-                rc = rc ? rc : ERR_NOMEM;
-            for (size_t q = 0; !rc && q < f->n_paraphrases; q++) {
-                char *pp = replace_all(f->paraphrases[q], f->subject, name);
-                if (pp) rc = add_sentence(w, seen, pp, answer, KIND_DISTRACTOR);
-            }
-        }
-    }
-done:
-    strmap_free(&subjects);
+    distractors_free(d, nd);
     return rc;
 }
 
