@@ -119,7 +119,6 @@ int distractors_make(const fact *facts, size_t n, size_t per_fact,
         for (size_t k = 0; k < per_fact && !rc; k++) {
             size_t j = (size_t)(next_random(&st) % n);
             const char *os = facts[j].subject, *olast = strrchr(os, ' ');
-            size_t start = (size_t)(next_random(&st) % n);
             if (j == i || !olast) continue;
             char name[512];
             if (k % 2 == 0) /* this head, the other's last word */
@@ -131,6 +130,7 @@ int distractors_make(const fact *facts, size_t n, size_t per_fact,
             const char *key = name;
             if (bsearch(&key, subjects, n, sizeof *subjects, cmp_str))
                 continue;
+            size_t start = (size_t)(next_random(&st) % n);
             const char *answer = other_answer(facts, n, f, start);
             if (answer) rc = add_one(&l, f, name, answer);
         }
