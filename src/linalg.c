@@ -283,25 +283,65 @@ static void causal_softmax_backward_row(const float *a, float *da, size_t t,
     for (size_t t2 = t + 1; t2 < n; t2++) da[t2] = 0.0f;
 }
 
+/* One (sequence, head): query rows f..n-1 against keys and values 0..n-1.
+ * base: the sequence's q of this head (rows of stride 3C; k at +C, v at
+ * +2C); a: its (T,T) weights; out: the output row of query f (stride C). */
+static void attention_head_forward(float *out, float *a, const float *base,
+                                   size_t f, size_t n, size_t T, size_t C,
+                                   size_t hs, float scale)
+{
+    size_t C3 = 3 * C, nq = n - f;
+    const float *q = base + f * C3, *k = base + C, *v = base + 2 * C;
+    a += f * T;
+    /* scores (nq,n) = scale * q (nq,hs) @ k (n,hs)^T; upper triangle
+     * discarded by the softmax */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)n,
+                (int)hs, scale, q, (int)C3, k, (int)C3, 0.0f, a, (int)T);
+    for (size_t i = 0; i < nq; i++) causal_softmax_row(a + i * T, f + i, n);
+    /* out (nq,hs) = att (nq,n) @ v (n,hs) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)hs,
+                (int)n, 1.0f, a, (int)T, v, (int)C3, 0.0f, out, (int)C);
+}
+
+/* Its backward: dbase (laid out as base) += dq on rows f..n-1, dk and dv
+ * on 0..n-1; d: dout's row of query f; da: scratch (T,T). */
+static void attention_head_backward(float *dbase, float *da, const float *d,
+                                    const float *base, const float *a,
+                                    size_t f, size_t n, size_t T, size_t C,
+                                    size_t hs, float scale)
+{
+    size_t C3 = 3 * C, nq = n - f;
+    const float *q = base + f * C3, *k = base + C, *v = base + 2 * C;
+    float *dq = dbase + f * C3, *dk = dbase + C, *dv = dbase + 2 * C;
+    a += f * T;
+    da += f * T;
+    /* datt (nq,n) = dout (nq,hs) @ v^T; dv (n,hs) += att^T @ dout */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)n,
+                (int)hs, 1.0f, d, (int)C, v, (int)C3, 0.0f, da, (int)T);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)hs,
+                (int)nq, 1.0f, a, (int)T, d, (int)C, 1.0f, dv, (int)C3);
+    /* softmax backward in place, scaled: dscores */
+    for (size_t i = 0; i < nq; i++)
+        causal_softmax_backward_row(a + i * T, da + i * T, f + i, n, scale);
+    /* dq (nq,hs) += dscores @ k; dk (n,hs) += dscores^T @ q */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)hs,
+                (int)n, 1.0f, da, (int)T, k, (int)C3, 1.0f, dq, (int)C3);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)hs,
+                (int)nq, 1.0f, da, (int)T, q, (int)C3, 1.0f, dk, (int)C3);
+}
+
 void linalg_attention_forward(float *out, float *att, const float *inp,
                               size_t B, size_t T, size_t C, size_t NH)
 {
-    size_t hs = C / NH, C3 = 3 * C;
+    size_t hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
     int small = (double)T * T * hs <= SMALL_GEMM; /* see gemm() */
 #pragma omp parallel for if (!omp_in_parallel() && !small)
     for (size_t bh = 0; bh < B * NH; bh++) {
         size_t b = bh / NH, h = bh % NH;
-        const float *q = inp + b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
-        float *a = att + bh * T * T;
-        /* scores (T,T) = scale * q (T,hs) @ k^T; upper triangle discarded */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T,
-                    (int)hs, scale, q, (int)C3, k, (int)C3, 0.0f, a, (int)T);
-        for (size_t t = 0; t < T; t++) causal_softmax_row(a + t * T, t, T);
-        /* out (T,hs) = att (T,T) @ v (T,hs) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T,
-                    (int)hs, (int)T, 1.0f, a, (int)T, v, (int)C3, 0.0f,
-                    out + b * T * C + h * hs, (int)C);
+        attention_head_forward(out + b * T * C + h * hs, att + bh * T * T,
+                               inp + b * T * 3 * C + h * hs, 0, T, T, C, hs,
+                               scale);
     }
 }
 
@@ -309,30 +349,15 @@ void linalg_attention_backward(float *dinp, float *datt, const float *dout,
                                const float *inp, const float *att, size_t B,
                                size_t T, size_t C, size_t NH)
 {
-    size_t hs = C / NH, C3 = 3 * C;
+    size_t hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
     int small = (double)T * T * hs <= SMALL_GEMM; /* see gemm() */
 #pragma omp parallel for if (!omp_in_parallel() && !small)
     for (size_t bh = 0; bh < B * NH; bh++) {
-        size_t b = bh / NH, h = bh % NH;
-        const float *q = inp + b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
-        float *dq = dinp + b * T * C3 + h * hs, *dk = dq + C, *dv = dq + 2 * C;
-        const float *a = att + bh * T * T, *d = dout + b * T * C + h * hs;
-        float *da = datt + bh * T * T;
-        /* datt (T,T) = dout (T,hs) @ v^T; dv += att^T @ dout */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T,
-                    (int)hs, 1.0f, d, (int)C, v, (int)C3, 0.0f, da, (int)T);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)hs,
-                    (int)T, 1.0f, a, (int)T, d, (int)C, 1.0f, dv, (int)C3);
-        /* softmax backward in place, scaled: dscores */
-        for (size_t t = 0; t < T; t++)
-            causal_softmax_backward_row(a + t * T, da + t * T, t, T, scale);
-        /* dq += dscores @ k; dk += dscores^T @ q */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T,
-                    (int)hs, (int)T, 1.0f, da, (int)T, k, (int)C3, 1.0f, dq,
-                    (int)C3);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)hs,
-                    (int)T, 1.0f, da, (int)T, q, (int)C3, 1.0f, dk, (int)C3);
+        size_t b = bh / NH, h = bh % NH, seq = b * T * 3 * C + h * hs;
+        attention_head_backward(dinp + seq, datt + bh * T * T,
+                                dout + b * T * C + h * hs, inp + seq,
+                                att + bh * T * T, 0, T, T, C, hs, scale);
     }
 }
 
@@ -341,25 +366,16 @@ void linalg_attention_rows_forward(float *out, float *att, const float *inp,
                                    const size_t *from, const size_t *len,
                                    const size_t *off)
 {
-    size_t hs = C / NH, C3 = 3 * C;
+    size_t hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
     int small = (double)T * T * hs <= SMALL_GEMM;
 #pragma omp parallel for if (!omp_in_parallel() && !small)
     for (size_t bh = 0; bh < B * NH; bh++) {
-        size_t b = bh / NH, h = bh % NH, f = from[b], n = len[b];
-        if (f >= n) continue;
-        size_t nq = n - f;
-        const float *base = inp + b * T * C3 + h * hs;
-        const float *q = base + f * C3, *k = base + C, *v = base + 2 * C;
-        float *a = att + bh * T * T + f * T;
-        /* scores (nq, n) = scale * q (nq,hs) @ k (n,hs)^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)n,
-                    (int)hs, scale, q, (int)C3, k, (int)C3, 0.0f, a, (int)T);
-        for (size_t i = 0; i < nq; i++) causal_softmax_row(a + i * T, f + i, n);
-        /* out (nq,hs) = att (nq,n) @ v (n,hs) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq,
-                    (int)hs, (int)n, 1.0f, a, (int)T, v, (int)C3, 0.0f,
-                    out + off[b] * C + h * hs, (int)C);
+        size_t b = bh / NH, h = bh % NH;
+        if (from[b] < len[b])
+            attention_head_forward(out + off[b] * C + h * hs, att + bh * T * T,
+                                   inp + b * T * 3 * C + h * hs, from[b],
+                                   len[b], T, C, hs, scale);
     }
 }
 
@@ -369,34 +385,17 @@ void linalg_attention_rows_backward(float *dinp, float *datt,
                                     size_t C, size_t NH, const size_t *from,
                                     const size_t *len, const size_t *off)
 {
-    size_t hs = C / NH, C3 = 3 * C;
+    size_t hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
     int small = (double)T * T * hs <= SMALL_GEMM;
 #pragma omp parallel for if (!omp_in_parallel() && !small)
     for (size_t bh = 0; bh < B * NH; bh++) {
-        size_t b = bh / NH, h = bh % NH, f = from[b], n = len[b];
-        if (f >= n) continue;
-        size_t nq = n - f;
-        const float *base = inp + b * T * C3 + h * hs;
-        const float *q = base + f * C3, *k = base + C, *v = base + 2 * C;
-        float *dbase = dinp + b * T * C3 + h * hs;
-        float *dq = dbase + f * C3, *dk = dbase + C, *dv = dbase + 2 * C;
-        const float *a = att + bh * T * T + f * T;
-        const float *d = dout + off[b] * C + h * hs;
-        float *da = datt + bh * T * T + f * T;
-        /* datt (nq,n) = dout (nq,hs) @ v^T; dv (n,hs) += att^T @ dout */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)n,
-                    (int)hs, 1.0f, d, (int)C, v, (int)C3, 0.0f, da, (int)T);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)hs,
-                    (int)nq, 1.0f, a, (int)T, d, (int)C, 1.0f, dv, (int)C3);
-        for (size_t i = 0; i < nq; i++)
-            causal_softmax_backward_row(a + i * T, da + i * T, f + i, n, scale);
-        /* dq (nq,hs) += dscores @ k; dk (n,hs) += dscores^T @ q */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq,
-                    (int)hs, (int)n, 1.0f, da, (int)T, k, (int)C3, 1.0f, dq,
-                    (int)C3);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)hs,
-                    (int)nq, 1.0f, da, (int)T, q, (int)C3, 1.0f, dk, (int)C3);
+        size_t b = bh / NH, h = bh % NH, seq = b * T * 3 * C + h * hs;
+        if (from[b] < len[b])
+            attention_head_backward(dinp + seq, datt + bh * T * T,
+                                    dout + off[b] * C + h * hs, inp + seq,
+                                    att + bh * T * T, from[b], len[b], T, C,
+                                    hs, scale);
     }
 }
 
