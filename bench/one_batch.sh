@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# one_batch.sh: the scores of one batch of N edits on a world, for the
+# one-off comparisons quoted in docs and notes (worlds, layers, lambda).
+#
+#   bash bench/one_batch.sh WORLD N [stamp commit options...]
+#
+# A fresh store on WORLD, the first fact of each of the first N subjects
+# of WORLD/facts.csv queued, `stamp commit --json` with the options, then
+# `stamp eval --json --sample 300`. Prints one line: ES, PS, NS,
+# retention, target vectors that reach their answer (z_likely), z time.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+STAMP=${STAMP:-$here/build/stamp}
+[ $# -ge 2 ] || { echo "usage: one_batch.sh WORLD N [commit options...]" >&2; exit 2; }
+world=$1; n=$2; shift 2
+[ -f "$world/facts.csv" ] || { echo "one_batch.sh: no $world/facts.csv" >&2; exit 1; }
+work=$(mktemp -d /tmp/stamp-one-batch.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+export STAMP_STORE=$work/store
+"$STAMP" init --model "$world" > /dev/null
+# records (quoted fields may hold newlines), one per subject, header kept
+awk -v count="$n" '
+  { rec = (rec == "" ? $0 : rec "\n" $0); q += gsub(/"/, "\"") }
+  q % 2 == 0 { split(rec, f, "\",\"")
+               if (r == 0 || (!seen[f[1]]++ && k++ < count)) print rec
+               r++; rec = ""; q = 0 }' "$world/facts.csv" > "$work/batch.csv"
+"$STAMP" import "$work/batch.csv" > /dev/null
+"$STAMP" commit --json "$@" > "$work/commit.json"
+"$STAMP" eval --json --sample 300 > "$work/eval.json"
+jq -n -c --arg world "$(basename "$world")" --argjson n "$n" \
+  --slurpfile c "$work/commit.json" --slurpfile e "$work/eval.json" '{
+    world: $world, edits: $n, es: $e[0].scores.es, ps: $e[0].scores.ps,
+    ns: $e[0].scores.ns, retained: $e[0].retention.retained,
+    known_before: $e[0].retention.known_before, z_likely: $c[0].z_likely,
+    z_seconds: $c[0].timings.z, z_gflop: $c[0].z_gflop}'
