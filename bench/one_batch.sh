@@ -7,7 +7,9 @@
 # A fresh store on WORLD, the first fact of each of the first N subjects
 # of WORLD/facts.csv queued, `stamp commit --json` with the options, then
 # `stamp eval --json --sample 300`. Prints one line: ES, PS, NS,
-# retention, target vectors that reach their answer (z_likely), z time.
+# retention, target vectors that reach their answer (z_likely), the share
+# of the target shift the update wrote and each layer's mean leverage
+# (docs/commit-record.md), z time.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 STAMP=${STAMP:-$here/build/stamp}
@@ -32,4 +34,5 @@ jq -n -c --arg world "$(basename "$world")" --argjson n "$n" \
     world: $world, edits: $n, es: $e[0].scores.es, ps: $e[0].scores.ps,
     ns: $e[0].scores.ns, retained: $e[0].retention.retained,
     known_before: $e[0].retention.known_before, z_likely: $c[0].z_likely,
-    z_seconds: $c[0].timings.z, z_gflop: $c[0].z_gflop}'
+    shift_written: $c[0].shift_written,
+    leverage: [$c[0].layers[].leverage], z_seconds: $c[0].timings.z, z_gflop: $c[0].z_gflop}'

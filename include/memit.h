@@ -16,6 +16,10 @@ typedef struct {
     double rel_norm;     /* ||dW||_F / ||W||_F */
     double max_abs;      /* max |dW| */
     double resid_before; /* mean ||z - h|| over the edits before this layer */
+    double leverage;     /* mean over the edits of k_i^T A^-1 k_i: the share
+                            of its own change the layer writes for an edit
+                            (1: all of it; low when the batch's keys leave
+                            no room to tell the edits apart) */
 } memit_layer_stats;
 
 /* For each edit: the key of `layer` at the subject's last token, averaged
@@ -30,24 +34,30 @@ int memit_keys(const gpt2_model *m, const editreq *r, size_t n,
  * K from the current weights, resid = (Z - H) / (layers left),
  * (lambda C_l + K^T K) X = K^T solved in float64, dW = X resid^T added
  * to mlp.c_proj of layer l ([F, C], HF orientation).
- * cov_mean[i] is C_l (F, F) of layers[i]. stats has n_layers entries. */
+ * cov_mean[i] is C_l (F, F) of layers[i]. stats has n_layers entries.
+ * *resid_after (may be NULL): mean ||z - h|| over the edits after the
+ * last layer, to compare with stats[0].resid_before. */
 int memit_apply(gpt2_model *m, const editreq *r, size_t n, const float *z,
                 const hparams *h, const double *const *cov_mean,
-                memit_layer_stats *stats, progress_fn progress, void *ctx);
+                memit_layer_stats *stats, double *resid_after,
+                progress_fn progress, void *ctx);
 
 /* One layer's least-squares update: with A = lambda * cov_mean + K^T K
  * (K is (n, F): one key per row), solves A X = K^T and returns
  * dW = X resid (F, C) in float64: the change of mlp.c_proj ([F, C]) that
  * maps each key to its residual (n, C) while staying small along the
- * directions cov_mean says ordinary text uses. */
+ * directions cov_mean says ordinary text uses. leverage (n, may be NULL)
+ * gets k_i^T A^-1 k_i, the diagonal of the map from the residuals to what
+ * dW writes at the keys (in [0, 1); they add up to at most rank K). */
 int memit_layer_delta(const double *cov_mean, const float *K,
                       const double *resid, size_t n, size_t F, size_t C,
-                      double lambda, double *dW);
+                      double lambda, double *dW, double *leverage);
 
 /* The same with explicit loops and Gaussian elimination (test oracle). */
 int memit_layer_delta_naive(const double *cov_mean, const float *K,
                             const double *resid, size_t n, size_t F,
-                            size_t C, double lambda, double *dW);
+                            size_t C, double lambda, double *dW,
+                            double *leverage);
 
 /* ROME: one edit, one layer: u = (C + ridge) ^-1 k*, dW = u d^T / (u.k*)
  * with d = z - h, z found at block `layer`. */

@@ -95,12 +95,23 @@ static void add_update(gpt2_model *m, size_t layer, const double *dW,
     st->max_abs = mx;
 }
 
+/* leverage[f] = k_f . X[:, f] (X is (F, n), A^-1 K^T) */
+static void leverages(const float *K, const double *X, size_t n, size_t F,
+                      double *leverage)
+{
+    for (size_t f = 0; leverage && f < n; f++) {
+        double s = 0;
+        for (size_t i = 0; i < F; i++) s += (double)K[f * F + i] * X[i * n + f];
+        leverage[f] = s;
+    }
+}
+
 int memit_layer_delta(const double *cov_mean, const float *K,
                       const double *resid, size_t n, size_t F, size_t C,
-                      double lambda, double *dW)
+                      double lambda, double *dW, double *leverage)
 {
     double *A = malloc(F * F * sizeof(double));
-    double *X = malloc(F * (n ? n : 1) * sizeof(double)); /* (F, n) */
+    double *X = calloc(F * (n ? n : 1), sizeof(double)); /* (F, n) */
     int rc = A && X ? 0 : ERR_NOMEM;
     if (!rc) {
         for (size_t i = 0; i < F * F; i++) A[i] = lambda * cov_mean[i];
@@ -111,9 +122,11 @@ int memit_layer_delta(const double *cov_mean, const float *K,
                     1.0, X, (int)n, 1.0, A, (int)F);
         rc = spd_solve(A, X, F, n);
     }
-    if (!rc) /* dW (F, C) = X (F, n) resid (n, C) */
+    if (!rc) { /* dW (F, C) = X (F, n) resid (n, C) */
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)F, (int)C,
                     (int)n, 1.0, X, (int)n, resid, (int)C, 0.0, dW, (int)C);
+        leverages(K, X, n, F, leverage);
+    }
     free(A);
     free(X);
     return rc;
@@ -121,7 +134,8 @@ int memit_layer_delta(const double *cov_mean, const float *K,
 
 int memit_layer_delta_naive(const double *cov_mean, const float *K,
                             const double *resid, size_t n, size_t F,
-                            size_t C, double lambda, double *dW)
+                            size_t C, double lambda, double *dW,
+                            double *leverage)
 {
     double *A = malloc(F * F * sizeof(double));
     double *X = malloc(F * (n ? n : 1) * sizeof(double));
@@ -142,6 +156,11 @@ int memit_layer_delta_naive(const double *cov_mean, const float *K,
             for (size_t f = 0; f < n; f++) s += X[i * n + f] * resid[f * C + c];
             dW[i * C + c] = s;
         }
+    for (size_t f = 0; !rc && leverage && f < n; f++) {
+        double s = 0;
+        for (size_t i = 0; i < F; i++) s += (double)K[f * F + i] * X[i * n + f];
+        leverage[f] = s;
+    }
     free(A);
     free(X);
     return rc;
@@ -149,14 +168,16 @@ int memit_layer_delta_naive(const double *cov_mean, const float *K,
 
 int memit_apply(gpt2_model *m, const editreq *r, size_t n, const float *z,
                 const hparams *h, const double *const *cov_mean,
-                memit_layer_stats *stats, progress_fn progress, void *ctx)
+                memit_layer_stats *stats, double *resid_after,
+                progress_fn progress, void *ctx)
 {
     size_t F = m->config.n_inner, C = m->config.n_embd;
     size_t zlayer = h->layers[h->n_layers - 1];
     float *K = malloc(n * F * sizeof(float)), *H = malloc(n * C * sizeof(float));
     double *resid = malloc(n * C * sizeof(double)); /* (n, C) */
     double *dW = malloc(F * C * sizeof(double));
-    int rc = K && H && resid && dW ? 0 : ERR_NOMEM;
+    double *lev = malloc((n ? n : 1) * sizeof(double));
+    int rc = K && H && resid && dW && lev ? 0 : ERR_NOMEM;
     for (size_t li = 0; !rc && li < h->n_layers; li++) {
         size_t layer = h->layers[li], left = h->n_layers - li;
         if (progress) progress(ctx, "layer updates", li, h->n_layers);
@@ -173,7 +194,7 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n, const float *z,
         }
         stats[li].resid_before = n ? rn / (double)n : 0;
         rc = memit_layer_delta(cov_mean[li], K, resid, n, F, C,
-                               h->mom2_update_weight, dW);
+                               h->mom2_update_weight, dW, lev);
         if (rc == ERR_NUMERIC) {
             err_set(rc, "layer %zu: the update system is singular; compute "
                     "more key statistics or raise mom2_update_weight", layer);
@@ -181,12 +202,30 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n, const float *z,
         }
         if (rc) break;
         add_update(m, layer, dW, &stats[li]);
+        double ls = 0;
+        for (size_t f = 0; f < n; f++) ls += lev[f];
+        stats[li].leverage = n ? ls / (double)n : 0;
+    }
+    if (!rc && resid_after) { /* what is left of z - h with every layer done */
+        size_t top = h->layers[h->n_layers - 1];
+        rc = memit_keys(m, r, n, top, zlayer, h, K, H);
+        double rn = 0;
+        for (size_t f = 0; !rc && f < n; f++) {
+            double s = 0;
+            for (size_t c = 0; c < C; c++) {
+                double d = (double)z[f * C + c] - H[f * C + c];
+                s += d * d;
+            }
+            rn += sqrt(s);
+        }
+        *resid_after = n ? rn / (double)n : 0;
     }
     if (!rc && progress) progress(ctx, "layer updates", h->n_layers, h->n_layers);
     free(K);
     free(H);
     free(resid);
     free(dW);
+    free(lev);
     return rc;
 }
 

@@ -196,6 +196,7 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     ztarget_info *zinfo = NULL;
     double **cov = NULL;
     memit_layer_stats *lstats = NULL;
+    double resid_after = 0; /* mean ||z - h|| after the update (MEMIT) */
     eval_scores before = {0}, after = {0};
     fact *ok_facts = NULL;
     json_t *rec = json_object(), *failed = json_array(),
@@ -331,7 +332,7 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     }
     if (rome) rc = rome_apply(&model, reqs, z, zlayer, &h, cov[0], lstats);
     else rc = memit_apply(&model, reqs, n_ok, z, &h, (const double *const *)cov,
-                          lstats, cli_progress_fn, NULL);
+                          lstats, &resid_after, cli_progress_fn, NULL);
     cli_progress_done();
     if (rc) goto fail;
     json_object_set_new(timings, "solve", json_real(now() - t0));
@@ -378,11 +379,23 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
         json_object_set_new(tensors, name, json_pack("{s:s,s:s,s:I,s:I}",
             "before", hb, "after", ha, "diff_bytes", (json_int_t)len,
             "raw_bytes", (json_int_t)(F * C * sizeof(float))));
-        json_array_append_new(layers, json_pack("{s:I,s:s,s:f,s:f,s:f,s:I,s:f}",
+        json_t *layer = json_pack("{s:I,s:s,s:f,s:f,s:f,s:I,s:f}",
             "layer", (json_int_t)h.layers[i], "tensor", name,
             "delta_norm", ws.delta_norm, "rel_norm", ws.rel_norm,
             "max_abs", ws.max_abs, "rank", (json_int_t)ws.rank,
-            "resid_before", lstats[i].resid_before));
+            "resid_before", lstats[i].resid_before);
+        if (!rome)
+            json_object_set_new(layer, "leverage", json_real(lstats[i].leverage));
+        json_array_append_new(layers, layer);
+    }
+    /* how much of the target shift (z - h) the update wrote: low when
+     * the batch holds more edits than the layers' keys can tell apart */
+    double shift_written = 0;
+    if (!rome) {
+        double r0 = lstats[0].resid_before;
+        shift_written = r0 > 0 ? 1 - resid_after / r0 : 1;
+        json_object_set_new(rec, "resid_after", json_real(resid_after));
+        json_object_set_new(rec, "shift_written", json_real(shift_written));
     }
     json_t *versions = json_array(), *superseded = json_array();
     json_object_set_new(rec, "versions", versions);
@@ -456,6 +469,14 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
                    before.ps, after.ps, before.ns, after.ns);
         printf("  target vectors: %zu of %zu make the new answer likely "
                "(NLL < 0.5)\n", zlikely, n_ok);
+        if (!rome) {
+            printf("  update: wrote %.0f%% of the target shift; leverage",
+                   100 * shift_written);
+            for (size_t i = 0; i < L; i++)
+                printf("%s %.2f (layer %zu)", i ? "," : "", lstats[i].leverage,
+                       h.layers[i]);
+            printf("\n");
+        }
         if (json_array_size(failed))
             printf("  %zu fact%s left queued (see warnings above)\n",
                    json_array_size(failed),

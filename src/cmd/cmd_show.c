@@ -118,6 +118,12 @@ static int show_commit(store_txn *t, uint64_t id, uint64_t head, int json_out)
     int have;
     double total = num(timings, "total", &have);
     if (have) printf("took      %.2f s\n", total);
+    json_t *zl = json_object_get(rec, "z_likely");
+    if (json_is_integer(zl))
+        printf("targets   %lld of %zu make the new answer likely\n",
+               (long long)json_integer_value(zl), n);
+    double written = num(rec, "shift_written", &have);
+    if (have) printf("written   %.0f%% of the target shift\n", 100 * written);
     if (n) printf("\nfacts:\n");
     for (size_t i = 0; i < n; i++) print_version_line(&list[i]);
     size_t i;
@@ -128,17 +134,20 @@ static int show_commit(store_txn *t, uint64_t id, uint64_t head, int json_out)
                str(f, "reason"));
     json_t *layers = json_object_get(rec, "layers");
     if (json_array_size(layers)) {
-        printf("\n%-6s %-28s %11s %11s %11s %5s\n", "layer", "tensor",
-               "delta_norm", "rel_norm", "max_abs", "rank");
+        printf("\n%-6s %-28s %11s %11s %11s %5s %8s\n", "layer", "tensor",
+               "delta_norm", "rel_norm", "max_abs", "rank", "leverage");
         json_t *l;
         json_array_foreach(layers, i, l) {
-            int h1, h2, h3;
+            int h1, h2, h3, h4;
             double dn = num(l, "delta_norm", &h1), rn = num(l, "rel_norm", &h2),
-                   ma = num(l, "max_abs", &h3);
-            printf("%-6lld %-28s %11.4g %11.4g %11.4g %5lld\n",
+                   ma = num(l, "max_abs", &h3), lev = num(l, "leverage", &h4);
+            printf("%-6lld %-28s %11.4g %11.4g %11.4g %5lld",
                    (long long)json_integer_value(json_object_get(l, "layer")),
                    str(l, "tensor"), dn, rn, ma,
                    (long long)json_integer_value(json_object_get(l, "rank")));
+            if (h4) printf(" %8.3f", lev);
+            else printf(" %8s", "-");
+            printf("\n");
         }
     }
 out:

@@ -17,6 +17,18 @@ expect_ok "commit the batch" "$STAMP" commit -m "batch of 24" --threads 2
 expect_grep "commit says what it did" "commit 1: 24 facts" "$T/out"
 expect_grep "commit says how many target vectors reach their answer" \
   "target vectors: [0-9]+ of 24 make the new answer likely" "$T/out"
+expect_grep "commit says how much of the shift the update wrote" \
+  "update: wrote [0-9]+% of the target shift; leverage 0\.[0-9]+ \(layer 0\), 0\.[0-9]+ \(layer 1\)" "$T/out"
+expect_ok "show --json of the batch" "$STAMP" show 1 --json
+written=$(jq '.commit.shift_written' "$T/out"); lev=$(jq '[.commit.layers[].leverage] | min' "$T/out")
+if awk -v w="$written" -v l="$lev" 'BEGIN { exit !(w > 0.5 && w <= 1 && l > 0 && l < 1) }'; then
+  pass "24 edits on world-tiny: most of the shift written (share $written, leverage >= $lev)"
+else
+  fail "24 edits: shift_written in (0.5, 1], leverage in (0, 1)" "shift_written $written, leverage $lev"
+fi
+expect_ok "show of the batch" "$STAMP" show 1
+expect_grep "show says how much of the shift was written" "^written +[0-9]+% of the target shift" "$T/out"
+expect_grep "show lists each layer's leverage" "^1 +h\.1\.mlp\.c_proj\.weight .* 0\.[0-9]{3}$" "$T/out"
 expect_ok "eval --json" "$STAMP" eval --json
 cp "$T/out" eval.json
 es=$(jq '.scores.es' eval.json); ns=$(jq '.scores.ns' eval.json)

@@ -57,6 +57,7 @@ TEST(layer_delta_satisfies_normal_equations)
     float *K = malloc(n * F * sizeof(float));
     double *resid = malloc(n * C * sizeof(double));
     double *dW = malloc(F * C * sizeof(double)), *dW2 = malloc(F * C * sizeof(double));
+    double lev[6], lev2[6];
     float *keys = malloc(200 * F * sizeof(float));
     covariance c;
     CHECK(covariance_init(&c, F) == 0);
@@ -66,14 +67,18 @@ TEST(layer_delta_satisfies_normal_equations)
     for (size_t i = 0; i < n * F; i++) K[i] = (float)urand();
     for (size_t i = 0; i < n * C; i++) resid[i] = urand() - 0.5;
     double lambda = 3.0;
-    CHECK(memit_layer_delta(cov, K, resid, n, F, C, lambda, dW) == 0);
-    CHECK(memit_layer_delta_naive(cov, K, resid, n, F, C, lambda, dW2) == 0);
+    CHECK(memit_layer_delta(cov, K, resid, n, F, C, lambda, dW, lev) == 0);
+    CHECK(memit_layer_delta_naive(cov, K, resid, n, F, C, lambda, dW2, lev2) == 0);
     double worst = 0, scale = 0;
     for (size_t i = 0; i < F * C; i++) {
         worst = fmax(worst, fabs(dW[i] - dW2[i]));
         scale = fmax(scale, fabs(dW2[i]));
     }
     CHECK_NEAR(worst / scale, 0, 1e-8);
+    for (size_t f = 0; f < n; f++) {
+        CHECK_NEAR(lev[f], lev2[f], 1e-9);
+        CHECK_MSG(lev[f] > 0 && lev[f] < 1, "leverage %g", lev[f]);
+    }
     /* (lambda C + K^T K) dW = K^T resid */
     double err = 0, ref = 0;
     for (size_t i = 0; i < F; i++)
@@ -91,6 +96,41 @@ TEST(layer_delta_satisfies_normal_equations)
     CHECK_NEAR(err / ref, 0, 1e-9);
     covariance_free(&c);
     free(cov); free(K); free(resid); free(dW); free(dW2); free(keys);
+}
+
+/* The leverages add up to at most the rank of the keys: a batch whose
+ * keys span r dimensions writes about r edits' worth of change, however
+ * many edits it holds; distinct keys each get (nearly) all of theirs. */
+TEST(leverage_is_bounded_by_the_rank_of_the_keys)
+{
+    size_t F = 32, C = 4, r = 4, n = 12;
+    double *cov = calloc(F * F, sizeof(double));
+    for (size_t i = 0; i < F; i++) cov[i * F + i] = 1;
+    float *K = malloc(n * F * sizeof(float)), basis[4 * 32];
+    double *resid = calloc(n * C, sizeof(double)), *dW = malloc(F * C * sizeof(double));
+    double lev[12], sum = 0;
+    uint64_t saved = rng; /* the later tests' random data stay as they were */
+    for (size_t i = 0; i < r * F; i++) basis[i] = (float)(urand() - 0.5);
+    for (size_t f = 0; f < n; f++) { /* every key a mix of r basis vectors */
+        double mix[4];
+        for (size_t b = 0; b < r; b++) mix[b] = urand() - 0.5;
+        for (size_t i = 0; i < F; i++) {
+            double s = 0;
+            for (size_t b = 0; b < r; b++) s += mix[b] * basis[b * F + i];
+            K[f * F + i] = (float)s;
+        }
+    }
+    rng = saved;
+    CHECK(memit_layer_delta(cov, K, resid, n, F, C, 1e-6, dW, lev) == 0);
+    for (size_t f = 0; f < n; f++) sum += lev[f];
+    CHECK_NEAR(sum, (double)r, 1e-3);
+    /* r keys of their own: each edit gets all of its change */
+    CHECK(memit_layer_delta(cov, K, resid, r, F, C, 1e-6, dW, lev) == 0);
+    for (size_t f = 0; f < r; f++) CHECK_NEAR(lev[f], 1, 1e-3);
+    /* a strong prior (large lambda) keeps every leverage small */
+    CHECK(memit_layer_delta(cov, K, resid, r, F, C, 1e3, dW, lev) == 0);
+    for (size_t f = 0; f < r; f++) CHECK(lev[f] < 0.1);
+    free(cov); free(K); free(resid); free(dW);
 }
 
 TEST(covariance_fast_matches_naive_and_round_trips)
@@ -252,7 +292,8 @@ TEST(memit_moves_block_outputs_to_z)
     gpt2_model_init(&edited, &model.config);
     memcpy(edited.memory, model.memory, model.num_parameters * sizeof(float));
     memit_layer_stats st[2];
-    CHECK(memit_apply(&edited, reqs, NF, z, &h, (const double *const *)cov, st,
+    double after_mean = -1, after_sum = 0;
+    CHECK(memit_apply(&edited, reqs, NF, z, &h, (const double *const *)cov, st, &after_mean,
                       NULL, NULL) == 0);
     CHECK(st[0].layer == 1 && st[1].layer == 2);
     CHECK(st[0].delta_norm > 0 && st[1].delta_norm > 0);
@@ -265,7 +306,14 @@ TEST(memit_moves_block_outputs_to_z)
         }
         CHECK_MSG(after < 0.25 * before, "fact %zu: |z-h|^2 %g -> %g", f,
                   before, after);
+        after_sum += sqrt(after);
     }
+    /* the reported leftover is the one measured here */
+    CHECK_NEAR(after_mean, after_sum / NF, 1e-4 * st[0].resid_before);
+    CHECK(after_mean < 0.5 * st[0].resid_before);
+    for (size_t l = 0; l < 2; l++)
+        CHECK_MSG(st[l].leverage > 0 && st[l].leverage < 1, "leverage %g",
+                  st[l].leverage);
     /* only mlp.c_proj of layers 1 and 2 changed */
     size_t changed_elsewhere = 0, L = model.config.n_layer;
     for (size_t i = 0; i < model.num_parameters; i++) {
@@ -319,6 +367,7 @@ int main(void)
 {
     RUN(spd_solve_matches_naive);
     RUN(layer_delta_satisfies_normal_equations);
+    RUN(leverage_is_bounded_by_the_rank_of_the_keys);
     RUN(covariance_fast_matches_naive_and_round_trips);
     setup();
     RUN(z_is_identical_with_one_and_two_threads_and_lowers_the_loss);
