@@ -6,7 +6,7 @@
 #
 # A fresh store on WORLD, the first fact of each of the first N subjects
 # of WORLD/facts.csv queued, `stamp commit --json` with the options, then
-# `stamp eval --json --sample 300`. Prints one line: ES, PS, NS,
+# `stamp eval --json --sample 300` ($SAMPLE). Prints one line: ES, PS, NS,
 # retention, target vectors that reach their answer (z_likely), the share
 # of the target shift the update wrote and each layer's mean leverage
 # (docs/commit-record.md), z time.
@@ -28,7 +28,7 @@ awk -v count="$n" '
                r++; rec = ""; q = 0 }' "$world/facts.csv" > "$work/batch.csv"
 "$STAMP" import "$work/batch.csv" > /dev/null
 "$STAMP" commit --json "$@" > "$work/commit.json"
-"$STAMP" eval --json --sample 300 > "$work/eval.json"
+"$STAMP" eval --json --sample "${SAMPLE:-300}" > "$work/eval.json"
 jq -n -c --arg world "$(basename "$world")" --argjson n "$n" \
   --slurpfile c "$work/commit.json" --slurpfile e "$work/eval.json" '{
     world: $world, edits: $n, es: $e[0].scores.es, ps: $e[0].scores.ps,

@@ -6,7 +6,9 @@
 #       peak, peak memory, diff bytes, ES/PS/NS and retention;
 #   (b) the 1 vs 2 thread speed-up of commit on a smaller batch;
 #   (c) NIGHTS sequential nightly batches of NIGHTLY edits (default 10 x
-#       100), scores after each, with an SVG plot.
+#       100), scores after each, with an SVG plot;
+#   (d) how the scores fall with the batch size (SIZES, default 50 100 200
+#       500 1000; one fresh store and one commit each, bench/one_batch.sh).
 # Writes bench/results/<date>.json and .md (and .svg). Numbers are single
 # runs on a shared machine unless REPEAT says otherwise: compare ratios
 # measured in one run.
@@ -19,6 +21,7 @@ BATCH=${BATCH:-1000}
 NIGHTS=${NIGHTS:-10}
 NIGHTLY=${NIGHTLY:-100}
 SCALE_BATCH=${SCALE_BATCH:-200}
+SIZES=${SIZES:-50 100 200 500 1000}
 RETENTION_SAMPLE=${RETENTION_SAMPLE:-500}
 date_tag=$(date -u +%Y-%m-%d)
 out_dir=$here/bench/results
@@ -105,6 +108,15 @@ for night in $(seq 1 "$NIGHTS"); do
   echo "bench: night $night: $(jq -c '.[-1]' "$work/nights.json")"
 done
 
+# (d) batch size against what the layers' keys can hold
+echo '[]' > "$work/sizes.json"
+for n in $SIZES; do
+  SAMPLE=$RETENTION_SAMPLE bash bench/one_batch.sh "$WORLD" "$n" --threads 2 > "$work/size.json"
+  jq --slurpfile s "$work/size.json" '. + $s' "$work/sizes.json" > "$work/sizes.tmp"
+  mv "$work/sizes.tmp" "$work/sizes.json"
+  echo "bench: batch of $n: $(cat "$work/size.json")"
+done
+
 jq -n --arg date "$date_tag" --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" \
   --argjson cores "$(nproc)" --argjson world "$(jq -c . "$WORLD/world.json" 2>/dev/null || echo null)" \
   --argjson peak1 "$peak1" --argjson peak2 "$peak2" \
@@ -113,7 +125,8 @@ jq -n --arg date "$date_tag" --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | 
   --argjson stats_s "$stats_s" --argjson batch "$BATCH" \
   --argjson zflops "$zflops" --argjson z_s "$z_s" \
   --argjson z1 "$z1" --argjson z2 "$z2" --argjson t1 "$t1" --argjson t2 "$t2" \
-  --argjson scale_batch "$SCALE_BATCH" --argjson nights "$(cat "$work/nights.json")" '{
+  --argjson scale_batch "$SCALE_BATCH" --argjson nights "$(cat "$work/nights.json")" \
+  --argjson sizes "$(cat "$work/sizes.json")" '{
     date: $date, machine: {cpu: $cpu, cores: $cores}, world: $world,
     sgemm_peak_gflops: {threads1: $peak1, threads2: $peak2},
     batch: {edits: $batch, wall_seconds: $commit_s, peak_rss_mb: ($commit_kb / 1024),
@@ -130,7 +143,7 @@ jq -n --arg date "$date_tag" --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | 
     threads: {edits: $scale_batch, z_seconds_1: $z1, z_seconds_2: $z2,
               z_speedup: ($z1 / $z2), total_seconds_1: $t1, total_seconds_2: $t2,
               total_speedup: ($t1 / $t2)},
-    nightly: $nights}' > "$json_out"
+    nightly: $nights, batch_sizes: $sizes}' > "$json_out"
 
 # the plot: ES, PS, NS and retention after each night
 jq -r '.nightly[] | [.night, .es, .ps, .ns, (.retention // 0)] | @tsv' "$json_out" |
@@ -182,7 +195,10 @@ jq -r '"# stamp benchmark, \(.date)\n",
   "", "## Threads (\(.threads.edits) edits)\n",
   "z phase: \(.threads.z_seconds_1 | . * 100 | round / 100) s (1 thread), \(.threads.z_seconds_2 | . * 100 | round / 100) s (2 threads): speed-up \(.threads.z_speedup | . * 100 | round / 100)x; whole commit \(.threads.total_speedup | . * 100 | round / 100)x",
   "", "## Nightly batches\n", "| night | edits | ES | PS | NS | retention | diff bytes | seconds |", "|---|---|---|---|---|---|---|---|",
-  (.nightly[] | "| \(.night) | \(.edits) | \(.es | . * 10 | round / 10) | \(.ps | . * 10 | round / 10) | \(.ns | . * 10 | round / 10) | \(.retention // "n/a" | if type == "number" then . * 10 | round / 10 else . end) | \(.diff_bytes) | \(.commit_seconds | . * 10 | round / 10) |")' \
+  (.nightly[] | "| \(.night) | \(.edits) | \(.es | . * 10 | round / 10) | \(.ps | . * 10 | round / 10) | \(.ns | . * 10 | round / 10) | \(.retention // "n/a" | if type == "number" then . * 10 | round / 10 else . end) | \(.diff_bytes) | \(.commit_seconds | . * 10 | round / 10) |"),
+  "", "## Batch size\n", "One commit of the first fact of each of the first N subjects on a fresh store each (bench/one_batch.sh): the share of the target shift the update wrote and the leverages fall as the batch outgrows what the keys of the edited layers can tell apart, and retention with them.\n",
+  "| edits | ES | PS | NS | retention | z likely | shift written | leverage |", "|---|---|---|---|---|---|---|---|",
+  (.batch_sizes[]? | "| \(.edits) | \(.es | . * 10 | round / 10) | \(.ps | . * 10 | round / 10) | \(.ns | . * 10 | round / 10) | \(.retained // 0 | . * 10 | round / 10) | \(.z_likely) | \(.shift_written // 0 | . * 100 | round)% | \([.leverage[]? | . * 100 | round / 100 | tostring] | join(" / ")) |")' \
   "$json_out" > "$md_out"
 echo "bench: wrote $json_out, $md_out, $svg_out"
 cat "$md_out"
