@@ -1,9 +1,10 @@
 /* commit: stamps the queued facts into the model as one commit.
  *
  * Phases (timed and recorded in the commit): key statistics (computed
- * once per base model and layer), context prefixes, scores before, the
- * target vectors z (OpenMP over groups of facts), the layer-by-layer
- * MEMIT update (or ROME's rank-one update), scores after, and one LMDB
+ * once per base model and layer), context prefixes, the target vectors z
+ * (OpenMP over groups of facts), scores before (of the facts whose z is
+ * finite), the layer-by-layer MEMIT update (or ROME's rank-one update),
+ * scores after, and one LMDB
  * write transaction that stores the new tensors, their exact diffs, the
  * commit record and the new fact states. The writer lock is held from
  * start to end, so two commits never interleave; a crash anywhere leaves
@@ -23,6 +24,7 @@
 
 #include <getopt.h>
 #include <jansson.h>
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,17 +272,9 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     }
     json_object_set_new(timings, "prepare", json_real(now() - t0));
 
-    /* scores before */
     ok_facts = malloc((n_req ? n_req : 1) * sizeof *ok_facts);
     if (!ok_facts) { rc = ERR_NOMEM; goto fail; }
     for (size_t i = 0; i < n_req; i++) ok_facts[i] = queue[ok_index[i]].f;
-    if (scores && n_req) {
-        t0 = now();
-        rc = eval_facts(&model, tok, ok_facts, n_req, &before, cli_progress_fn, NULL);
-        cli_progress_done();
-        if (rc) goto fail;
-        json_object_set_new(timings, "scores_before", json_real(now() - t0));
-    }
 
     /* target vectors */
     t0 = now();
@@ -317,6 +311,15 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
         rc = err_set(ERR_NUMERIC, "no fact could be committed (%zu failed)",
                      n_queue);
         goto fail;
+    }
+
+    /* scores before, on the facts that go in (z left the model as it was) */
+    if (scores) {
+        t0 = now();
+        rc = eval_facts(&model, tok, ok_facts, n_ok, &before, cli_progress_fn, NULL);
+        cli_progress_done();
+        if (rc) goto fail;
+        json_object_set_new(timings, "scores_before", json_real(now() - t0));
     }
 
     /* the update */
@@ -392,8 +395,15 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
      * the batch holds more edits than the layers' keys can tell apart */
     double shift_written = 0;
     if (!rome) {
-        double r0 = lstats[0].resid_before;
-        shift_written = r0 > 0 ? 1 - resid_after / r0 : 1;
+        /* a batch whose z barely move from h (facts the model already
+         * says) has nothing to write: rounding is not a share */
+        double r0 = lstats[0].resid_before, zn = 0;
+        for (size_t i = 0; i < n_ok; i++) {
+            double s2 = 0;
+            for (size_t c = 0; c < C; c++) s2 += (double)z[i * C + c] * z[i * C + c];
+            zn += sqrt(s2) / (double)n_ok;
+        }
+        shift_written = r0 > 1e-4 * zn ? 1 - resid_after / r0 : 1;
         json_object_set_new(rec, "resid_after", json_real(resid_after));
         json_object_set_new(rec, "shift_written", json_real(shift_written));
     }

@@ -1,8 +1,9 @@
 # t50-commit: MEMIT and ROME commits on the tiny world model: a batch of
 # edits reaches the efficacy and neighbourhood bars, ROME flips a single
 # fact, and the bad states (empty queue, no statistics and no corpus, a
-# base model changed behind the store's back) fail clearly and change
-# nothing.
+# base model changed behind the store's back, a singular update system)
+# fail clearly and change nothing; a fact whose target vector is not
+# finite is reported and left queued while the rest commit.
 . "$(dirname "$0")/lib.sh"
 
 W=$WORLD_TINY
@@ -93,9 +94,35 @@ expect_exit "a layer outside the model fails" 1 env STAMP_STORE="$T/s3" "$STAMP"
 expect_grep "the bad layer is named" "layer 99" "$T/err"
 expect_exit "a missing corpus fails" 1 env STAMP_STORE="$T/s3" "$STAMP" stats --corpus "$T/no-such-corpus.txt"
 expect_grep "the missing corpus is named" "no-such-corpus.txt" "$T/err"
+# lambda 0 and fewer keys than key dimensions: K^T K alone is singular
+expect_exit "a singular update system fails" 1 env STAMP_STORE="$T/s3" "$STAMP" commit --no-scores --set mom2_update_weight=0
+expect_grep "the singular system is explained" "layer 0: the update system is singular; .*raise mom2_update_weight" "$T/err"
 STAMP_STORE="$T/s3" "$STAMP" queue --json > q-after.json
 STAMP_STORE="$T/s3" "$STAMP" log --json > l-after.json
 expect_same "bad commits leave the queue as it was" q-before.json q-after.json
+
+# A target vector that is not finite: that fact is reported and stays
+# queued, the others commit. An absurd z learning rate blows up every
+# fact that takes a step; with nll_stop 1 a fact the model already says
+# ("Hiapyk Deshaik works as a" -> its true answer) takes none.
+export STAMP_STORE="$T/s4"
+"$STAMP" init --model "$W" >/dev/null
+printf 'subject,prompt,target_new,target_true\n%s\n%s\n' \
+  "Hiapyk Deshaik,{} works as a,pilot,chef" \
+  "Boucha Thenia,{} works as a,chef,nurse" > nan.csv
+expect_ok "import a fact the model says and a change" "$STAMP" import nan.csv
+expect_ok "commit with a non-finite target vector still commits" "$STAMP" commit --threads 2 --set v_lr=1e300 --set nll_stop=1
+expect_grep "the failed fact is named" "'Boucha Thenia' left queued: its target vector is not finite" "$T/err"
+expect_grep "the summary counts it" "1 fact left queued" "$T/out"
+expect_ok "queue --json after it" "$STAMP" queue --json
+if [ "$(jq -r '[.. | objects | select(has("subject")) | .subject] | unique | join(",")' "$T/out")" = "Boucha Thenia" ]; then
+  pass "only the failed fact is still queued"
+else fail "only the failed fact is still queued" "$(cat "$T/out")"; fi
+expect_ok "show --json of that commit" "$STAMP" show 1 --json
+if [ "$(jq -c '[.commit.n_facts, (.commit.failed | length), .commit.failed[0].reason, .commit.shift_written]' "$T/out")" = '[1,1,"target vector is not finite",1]' ]; then
+  pass "the record has 1 fact, the failure and nothing left to write"
+else fail "the record has 1 fact and the failure" "$(jq -c .commit "$T/out")"; fi
+export STAMP_STORE="$T/store"
 expect_same "bad commits leave the log as it was" l-before.json l-after.json
 expect_ok "commit uses the store's hparams" env STAMP_STORE="$T/s3" "$STAMP" commit --no-scores --json
 expect_grep "the recorded hparams are the store's" '"mom2_update_weight": 500' "$T/out"
