@@ -14,11 +14,6 @@
  *       it. No weights change: log, show and status tests need records.
  *   stamp-fixture head --store DIR N
  *       sets HEAD (what a reset does to it).
- *   stamp-fixture poison --model DIR --out DIR TEXT
- *       a copy of the model in DIR (weights, tokenizer, corpus.txt) whose
- *       token embeddings of TEXT's tokens are NaN: prompts with TEXT in
- *       them give non-finite target vectors, the others stay as they
- *       were (the commit test's "NaN in one fact" case).
  *   stamp-fixture hold --store DIR SECONDS
  *       holds a write transaction (and so the writer lock) that long,
  *       printing "holding" once it has it, then aborts it.
@@ -30,7 +25,6 @@
 #include "tokenizer.h"
 
 #include <errno.h>
-#include <math.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,41 +160,6 @@ out:
     return rc ? die(rc) : 0;
 }
 
-static int poison(int argc, char **argv)
-{
-    const char *from = arg_value(argc, argv, "--model", NULL);
-    const char *out = arg_value(argc, argv, "--out", NULL);
-    if (!from || !out || argc != 7) {
-        fprintf(stderr, "usage: stamp-fixture poison --model DIR --out DIR TEXT\n");
-        return 2;
-    }
-    const char *text = argv[argc - 1];
-    gpt2_model m = {0};
-    tokenizer *tok = NULL;
-    int *ids = NULL;
-    size_t n = 0;
-    int rc = gpt2_model_load(&m, from);
-    if (!rc) rc = tokenizer_open_dir(&tok, from);
-    if (!rc) rc = tokenizer_encode(tok, text, strlen(text), &ids, &n);
-    for (size_t i = 0; !rc && i < n; i++)
-        for (size_t c = 0; c < m.config.n_embd; c++)
-            m.p.wte[(size_t)ids[i] * m.config.n_embd + c] = NAN;
-    if (!rc && mkdir(out, 0755) && errno != EEXIST)
-        rc = err_set(ERR_IO, "cannot create '%s': %s", out, strerror(errno));
-    if (!rc) rc = gpt2_model_save(&m, out);
-    static const char *const files[] = {"vocab.json", "merges.txt", "corpus.txt"};
-    for (size_t i = 0; !rc && i < 3; i++) {
-        char a[4096], b[4096];
-        snprintf(a, sizeof a, "%s/%s", from, files[i]);
-        snprintf(b, sizeof b, "%s/%s", out, files[i]);
-        rc = copy_file(a, b);
-    }
-    free(ids);
-    tokenizer_close(tok);
-    gpt2_model_free(&m);
-    return rc ? die(rc) : 0;
-}
-
 static int set_head(int argc, char **argv)
 {
     const char *dir = arg_value(argc, argv, "--store", NULL);
@@ -248,8 +207,7 @@ int main(int argc, char **argv)
     if (argc >= 2 && !strcmp(argv[1], "model")) return make_model(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "commit")) return make_commit(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "head")) return set_head(argc, argv);
-    if (argc >= 2 && !strcmp(argv[1], "poison")) return poison(argc, argv);
-    fprintf(stderr, "usage: stamp-fixture model|commit|head|poison|hold ... (see the "
+    fprintf(stderr, "usage: stamp-fixture model|commit|head|hold ... (see the "
             "source)\n");
     return 2;
 }
