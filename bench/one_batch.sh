@@ -4,8 +4,8 @@
 #
 #   bash bench/one_batch.sh WORLD N [stamp commit options...]
 #
-# A fresh store on WORLD, the first fact of each of the first N subjects
-# of WORLD/facts.csv queued, `stamp commit --json` with the options, then
+# A fresh store on WORLD (stamp init --hparams $HPARAMS when set), the
+# first fact of each of the first N subjects of WORLD/facts.csv queued, `stamp commit --json` with the options, then
 # `stamp eval --json --sample 300` ($SAMPLE). Prints one line: ES, PS, NS,
 # retention, target vectors that reach their answer (z_likely), the share
 # of the target shift the update wrote and each layer's mean leverage
@@ -19,7 +19,9 @@ world=$1; n=$2; shift 2
 work=$(mktemp -d /tmp/stamp-one-batch.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 export STAMP_STORE=$work/store
-"$STAMP" init --model "$world" > /dev/null
+init_opts=()
+[ -z "${HPARAMS:-}" ] || init_opts=(--hparams "$HPARAMS")
+"$STAMP" init --model "$world" "${init_opts[@]}" > /dev/null
 # records (quoted fields may hold newlines), one per subject, header kept
 awk -v count="$n" '
   { rec = (rec == "" ? $0 : rec "\n" $0); q += gsub(/"/, "\"") }

@@ -23,6 +23,13 @@ NIGHTLY=${NIGHTLY:-100}
 SCALE_BATCH=${SCALE_BATCH:-200}
 SIZES=${SIZES:-50 100 200 500 1000}
 RETENTION_SAMPLE=${RETENTION_SAMPLE:-500}
+# the editing hyperparameters of every bench store (stamp init --hparams;
+# HPARAMS= for the built-in defaults): bench/hparams.json holds the ones
+# measured best on the benchmark world (docs/world-models.md)
+HPARAMS=${HPARAMS-$here/bench/hparams.json}
+init_opts=()
+[ -z "$HPARAMS" ] || init_opts=(--hparams "$HPARAMS")
+export HPARAMS
 date_tag=$(date -u +%Y-%m-%d)
 out_dir=$here/bench/results
 mkdir -p "$out_dir"
@@ -59,7 +66,7 @@ timed() { # timed NAME CMD...: runs CMD, keeps its stdout in $work/NAME.out
 
 # (a) one batch
 export STAMP_STORE=$work/batch
-"$STAMP" init --model "$WORLD" > /dev/null
+"$STAMP" init --model "$WORLD" "${init_opts[@]}" > /dev/null
 timed stats "$STAMP" stats --corpus "$WORLD/corpus.txt"
 take 1 "$BATCH" "$work/batch.csv"
 timed import "$STAMP" import "$work/batch.csv"
@@ -80,7 +87,7 @@ z_s=$(jq '.timings.z' "$work/commit.out")
 # recomputing: they are cached per store)
 for th in 1 2; do
   export STAMP_STORE=$work/threads$th
-  "$STAMP" init --model "$WORLD" > /dev/null
+  "$STAMP" init --model "$WORLD" "${init_opts[@]}" > /dev/null
   "$STAMP" stats --corpus "$WORLD/corpus.txt" > /dev/null
   take 1 "$SCALE_BATCH" "$work/scale.csv"
   "$STAMP" import "$work/scale.csv" > /dev/null
@@ -91,7 +98,7 @@ t1=$(jq .timings.total "$work/scale1.out"); t2=$(jq .timings.total "$work/scale2
 
 # (c) sequential nightly batches
 export STAMP_STORE=$work/nightly
-"$STAMP" init --model "$WORLD" > /dev/null
+"$STAMP" init --model "$WORLD" "${init_opts[@]}" > /dev/null
 "$STAMP" stats --corpus "$WORLD/corpus.txt" > /dev/null
 echo '[]' > "$work/nights.json"
 for night in $(seq 1 "$NIGHTS"); do

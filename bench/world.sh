@@ -32,14 +32,15 @@ result="$root/bench/results/world-cf-$(date -u +%Y%m%d-%H%M%S).txt"
 
 # The shape the benchmark asks for (>= 6 layers, d_ff >= 1024); the goal
 # is 95% top-1 on the rewrite prompts (the bar is 90%); paraphrases are
-# reported, not waited for. 3 distractor subjects per fact (invented
+# reported, not waited for. 6 distractor subjects per fact (invented
 # names mixing the real ones' words) make the model tell subjects apart
-# at their last token, where MEMIT edits (docs/world-models.md). Later
-# options override these.
+# at their last token, where MEMIT edits: 3 give the keys of 1,000
+# subjects about 250 strong directions, 6 about 400 (docs/world-models.md).
+# Later options override these.
 cmd=(nice -n 10 "$tool" --facts "$facts" --limit "$limit" --out "$out"
      --skip-bad --layers 6 --embd 128 --heads 4 --ff 1024 --ctx 64
-     --vocab 4096 --loss all --batch 64 --lr 0.003 --steps 6000
-     --eval-every 250 --goal 0.95 --goal-para 0 --distractors 3
+     --vocab 4096 --loss all --batch 64 --lr 0.003 --steps 9000
+     --eval-every 250 --goal 0.95 --goal-para 0 --distractors 6
      "${args[@]}")
 {
   echo "# bench/world.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores"
