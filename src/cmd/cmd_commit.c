@@ -67,6 +67,18 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* ES/PS/NS of facts under model m, timed into timings[name]. */
+static int timed_scores(const gpt2_model *m, const tokenizer *tok,
+                        const fact *facts, size_t n, eval_scores *out,
+                        json_t *timings, const char *name)
+{
+    double t0 = now();
+    int rc = eval_facts(m, tok, facts, n, out, cli_progress_fn, NULL);
+    cli_progress_done();
+    if (!rc) json_object_set_new(timings, name, json_real(now() - t0));
+    return rc;
+}
+
 /* Applies KEY=VALUE (VALUE a JSON number or array) over h. */
 static int apply_set(hparams *h, const char *kv, const gpt2_config *c)
 {
@@ -314,13 +326,9 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     }
 
     /* scores before, on the facts that go in (z left the model as it was) */
-    if (scores) {
-        t0 = now();
-        rc = eval_facts(&model, tok, ok_facts, n_ok, &before, cli_progress_fn, NULL);
-        cli_progress_done();
-        if (rc) goto fail;
-        json_object_set_new(timings, "scores_before", json_real(now() - t0));
-    }
+    if (scores && (rc = timed_scores(&model, tok, ok_facts, n_ok, &before,
+                                     timings, "scores_before")))
+        goto fail;
 
     /* the update */
     t0 = now();
@@ -340,13 +348,9 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     if (rc) goto fail;
     json_object_set_new(timings, "solve", json_real(now() - t0));
 
-    if (scores) {
-        t0 = now();
-        rc = eval_facts(&model, tok, ok_facts, n_ok, &after, cli_progress_fn, NULL);
-        cli_progress_done();
-        if (rc) goto fail;
-        json_object_set_new(timings, "scores_after", json_real(now() - t0));
-    }
+    if (scores && (rc = timed_scores(&model, tok, ok_facts, n_ok, &after,
+                                     timings, "scores_after")))
+        goto fail;
 
     /* one write transaction: tensors, diffs, states, record, HEAD */
     t0 = now();
