@@ -207,8 +207,7 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n, const float *z,
         stats[li].leverage = n ? ls / (double)n : 0;
     }
     if (!rc && resid_after) { /* what is left of z - h with every layer done */
-        size_t top = h->layers[h->n_layers - 1];
-        rc = memit_keys(m, r, n, top, zlayer, h, K, H);
+        rc = memit_keys(m, r, n, zlayer, zlayer, h, K, H);
         double rn = 0;
         for (size_t f = 0; !rc && f < n; f++) {
             double s = 0;
