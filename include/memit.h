@@ -42,6 +42,13 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n, const float *z,
                 memit_layer_stats *stats, double *resid_after,
                 progress_fn progress, void *ctx);
 
+/* The share of the target shift an update wrote: 1 - resid_after /
+ * resid_before (stats[0].resid_before and memit_apply's *resid_after).
+ * 1 when the z barely move from h (facts the model already says): there
+ * is nothing to write, and rounding is not a share. */
+double memit_shift_written(double resid_before, double resid_after,
+                           const float *z, size_t n, size_t C);
+
 /* One layer's least-squares update: with A = lambda * cov_mean + K^T K
  * (K is (n, F): one key per row), solves A X = K^T and returns
  * dW = X resid (F, C) in float64: the change of mlp.c_proj ([F, C]) that

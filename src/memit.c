@@ -95,6 +95,24 @@ static void add_update(gpt2_model *m, size_t layer, const double *dW,
     st->max_abs = mx;
 }
 
+/* Mean over the n edits of ||z - H|| (rows of C); when resid is not NULL
+ * it also gets (z - H) / split, the share one layer is asked to write. */
+static double mean_gap(const float *z, const float *H, size_t n, size_t C,
+                       double *resid, double split)
+{
+    double total = 0;
+    for (size_t f = 0; f < n; f++) {
+        double s = 0;
+        for (size_t c = 0; c < C; c++) {
+            double d = (double)z[f * C + c] - H[f * C + c];
+            if (resid) resid[f * C + c] = d / split;
+            s += d * d;
+        }
+        total += sqrt(s);
+    }
+    return n ? total / (double)n : 0;
+}
+
 /* leverage[f] = k_f . X[:, f] (X is (F, n), A^-1 K^T) */
 static void leverages(const float *K, const double *X, size_t n, size_t F,
                       double *leverage)
@@ -156,11 +174,7 @@ int memit_layer_delta_naive(const double *cov_mean, const float *K,
             for (size_t f = 0; f < n; f++) s += X[i * n + f] * resid[f * C + c];
             dW[i * C + c] = s;
         }
-    for (size_t f = 0; !rc && leverage && f < n; f++) {
-        double s = 0;
-        for (size_t i = 0; i < F; i++) s += (double)K[f * F + i] * X[i * n + f];
-        leverage[f] = s;
-    }
+    if (!rc) leverages(K, X, n, F, leverage);
     free(A);
     free(X);
     return rc;
@@ -182,17 +196,7 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n, const float *z,
         size_t layer = h->layers[li], left = h->n_layers - li;
         if (progress) progress(ctx, "layer updates", li, h->n_layers);
         if ((rc = memit_keys(m, r, n, layer, zlayer, h, K, H))) break;
-        double rn = 0;
-        for (size_t f = 0; f < n; f++) {
-            double s = 0;
-            for (size_t c = 0; c < C; c++) {
-                double d = (double)z[f * C + c] - H[f * C + c];
-                resid[f * C + c] = d / (double)left;
-                s += d * d;
-            }
-            rn += sqrt(s);
-        }
-        stats[li].resid_before = n ? rn / (double)n : 0;
+        stats[li].resid_before = mean_gap(z, H, n, C, resid, (double)left);
         rc = memit_layer_delta(cov_mean[li], K, resid, n, F, C,
                                h->mom2_update_weight, dW, lev);
         if (rc == ERR_NUMERIC) {
@@ -208,16 +212,7 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n, const float *z,
     }
     if (!rc && resid_after) { /* what is left of z - h with every layer done */
         rc = memit_keys(m, r, n, zlayer, zlayer, h, K, H);
-        double rn = 0;
-        for (size_t f = 0; !rc && f < n; f++) {
-            double s = 0;
-            for (size_t c = 0; c < C; c++) {
-                double d = (double)z[f * C + c] - H[f * C + c];
-                s += d * d;
-            }
-            rn += sqrt(s);
-        }
-        *resid_after = n ? rn / (double)n : 0;
+        if (!rc) *resid_after = mean_gap(z, H, n, C, NULL, 1);
     }
     if (!rc && progress) progress(ctx, "layer updates", h->n_layers, h->n_layers);
     free(K);
@@ -226,6 +221,16 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n, const float *z,
     free(dW);
     free(lev);
     return rc;
+}
+
+double memit_shift_written(double resid_before, double resid_after,
+                           const float *z, size_t n, size_t C)
+{
+    double zn = 0; /* mean ||z||: the scale the shift is measured on */
+    for (size_t f = 0; f < n; f++)
+        zn += sqrt((double)cblas_sdot((int)C, z + f * C, 1, z + f * C, 1));
+    zn = n ? zn / (double)n : 0;
+    return resid_before > 1e-4 * zn ? 1 - resid_after / resid_before : 1;
 }
 
 int rome_apply(gpt2_model *m, const editreq *r, const float *z, size_t layer,

@@ -4,9 +4,8 @@
  * once per base model and layer), context prefixes, the target vectors z
  * (OpenMP over groups of facts), scores before (of the facts whose z is
  * finite), the layer-by-layer MEMIT update (or ROME's rank-one update),
- * scores after, and one LMDB
- * write transaction that stores the new tensors, their exact diffs, the
- * commit record and the new fact states. The writer lock is held from
+ * scores after, and one LMDB write transaction that stores the new
+ * tensors, their exact diffs, the commit record and the new fact states. The writer lock is held from
  * start to end, so two commits never interleave; a crash anywhere leaves
  * the store as before. */
 #include "cli.h"
@@ -24,7 +23,6 @@
 
 #include <getopt.h>
 #include <jansson.h>
-#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -399,15 +397,8 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
      * the batch holds more edits than the layers' keys can tell apart */
     double shift_written = 0;
     if (!rome) {
-        /* a batch whose z barely move from h (facts the model already
-         * says) has nothing to write: rounding is not a share */
-        double r0 = lstats[0].resid_before, zn = 0;
-        for (size_t i = 0; i < n_ok; i++) {
-            double s2 = 0;
-            for (size_t c = 0; c < C; c++) s2 += (double)z[i * C + c] * z[i * C + c];
-            zn += sqrt(s2) / (double)n_ok;
-        }
-        shift_written = r0 > 1e-4 * zn ? 1 - resid_after / r0 : 1;
+        shift_written = memit_shift_written(lstats[0].resid_before,
+                                            resid_after, z, n_ok, C);
         json_object_set_new(rec, "resid_after", json_real(resid_after));
         json_object_set_new(rec, "shift_written", json_real(shift_written));
     }
