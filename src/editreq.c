@@ -5,6 +5,7 @@
  * of the subject. */
 #include "editreq.h"
 #include "errors.h"
+#include "splitmix.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -135,15 +136,6 @@ double editreq_key_weight(const editreq *r, size_t i)
     return i == 0 ? 0.5 : 0.5 / (double)(r->n_rewrite - 1);
 }
 
-/* splitmix64: a small deterministic generator for sampling. */
-static uint64_t next_random(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 /* Samples `extra` tokens after ids[0..n) with top-k sampling. */
 static int sample_tokens(const gpt2_model *m, int *ids, size_t n,
                          size_t extra, uint64_t *state)
@@ -173,7 +165,7 @@ static int sample_tokens(const gpt2_model *m, int *ids, size_t n,
             mass[k] = exp(logp[best]);
             total += mass[k];
         }
-        double u = (double)(next_random(state) >> 11) / 9007199254740992.0;
+        double u = splitmix_unit(state);
         u *= total;
         size_t k = 0;
         while (k + 1 < K && u > mass[k]) u -= mass[k++];

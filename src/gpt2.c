@@ -18,6 +18,7 @@
 #include "errors.h"
 #include "linalg.h"
 #include "safetensors.h"
+#include "splitmix.h"
 
 #include <errno.h>
 #include <math.h>
@@ -115,19 +116,10 @@ void gpt2_model_free(gpt2_model *m)
     memset(m, 0, sizeof *m);
 }
 
-/* splitmix64: a small, good, seedable generator. */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 static double rng_normal(uint64_t *s)
 {
-    double u1 = ((rng_next(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-    double u2 = (rng_next(s) >> 11) * (1.0 / 9007199254740992.0);
+    double u1 = ((splitmix_next(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+    double u2 = (splitmix_next(s) >> 11) * (1.0 / 9007199254740992.0);
     return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
 }
 

@@ -15,6 +15,7 @@
 #include "train.h"
 
 #include "errors.h"
+#include "splitmix.h"
 
 #include <math.h>
 #include <omp.h>
@@ -84,18 +85,10 @@ static int is_matrix(int index)
     return 0;
 }
 
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 static void shuffle(size_t *a, size_t n, uint64_t *s)
 {
     for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)(rng_next(s) % i);
+        size_t j = (size_t)(splitmix_next(s) % i);
         size_t t = a[i - 1];
         a[i - 1] = a[j];
         a[j] = t;

@@ -13,6 +13,7 @@
 #include "wdiff.h"
 #include "errors.h"
 #include "hash.h"
+#include "splitmix.h"
 
 #include <cblas.h>
 #include <float.h>
@@ -422,11 +423,7 @@ static size_t lr_run(const lr_view *v, uint32_t *bits, int backward)
 
 static double lr_uniform(uint64_t *state)
 {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    double u = ((z >> 11) + 0.5) / 9007199254740992.0;
+    double u = ((splitmix_next(state) >> 11) + 0.5) / 9007199254740992.0;
     return u - 0.5; /* uniform test vectors suffice for a range finder */
 }
 

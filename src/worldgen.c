@@ -13,6 +13,7 @@
 #include "worldgen.h"
 
 #include "errors.h"
+#include "splitmix.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,19 +94,11 @@ size_t worldgen_relation_count(void) { return N_RELATIONS; }
 
 /* ---- deterministic randomness --------------------------------------- */
 
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 /* Uniform in [0, n) (n > 0); the modulo bias is irrelevant here and the
  * result is the same everywhere, which is what matters. */
 static size_t rng_below(uint64_t *s, size_t n)
 {
-    return (size_t)(rng_next(s) % (uint64_t)n);
+    return (size_t)(splitmix_next(s) % (uint64_t)n);
 }
 
 static void shuffle(size_t *a, size_t n, uint64_t *s)

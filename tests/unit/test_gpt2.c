@@ -15,6 +15,7 @@
 #include "gpt2_config.h"
 #include "linalg.h"
 #include "safetensors.h"
+#include "splitmix.h"
 #include "../harness.h"
 
 #include <cblas.h>
@@ -29,14 +30,7 @@
 /* ---- helpers ------------------------------------------------------------ */
 
 static uint64_t rng_state = 12345;
-static double urand(void) /* [0, 1) */
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    return (z >> 11) * (1.0 / 9007199254740992.0);
-}
+static double urand(void) { return splitmix_unit(&rng_state); } /* [0, 1) */
 static float frand(float lo, float hi) { return lo + (hi - lo) * (float)urand(); }
 static void fill(float *x, size_t n, float lo, float hi)
 {

@@ -12,6 +12,7 @@
 #include "hash.h"
 #include "history.h"
 #include "safetensors.h"
+#include "splitmix.h"
 #include "store.h"
 #include "wdiff.h"
 #include "../harness.h"
@@ -30,20 +31,7 @@
 static char tmpdir[256], model_dir[300], store_path[300];
 static uint64_t rng_state = 7;
 
-static double rng_normal(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    double u1 = ((z >> 11) + 1.0) / 9007199254740993.0;
-    z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    double u2 = (z >> 11) / 9007199254740992.0;
-    return sqrt(-2 * log(u1)) * cos(2 * M_PI * u2);
-}
+static double rng_normal(void) { return splitmix_normal(&rng_state); }
 
 static void layer_name(char *buf, size_t size, int l)
 {

@@ -5,6 +5,7 @@
  * and the compression ratio of a MEMIT-like low-rank update. */
 #include "errors.h"
 #include "hash.h"
+#include "splitmix.h"
 #include "wdiff.h"
 #include "../harness.h"
 
@@ -17,20 +18,9 @@
 
 static uint64_t rng_state = 42;
 
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rng_next(void) { return splitmix_next(&rng_state); }
 
-static double rng_normal(void)
-{
-    double u1 = ((rng_next() >> 11) + 1.0) / 9007199254740993.0;
-    double u2 = (rng_next() >> 11) / 9007199254740992.0;
-    return sqrt(-2 * log(u1)) * cos(2 * M_PI * u2);
-}
+static double rng_normal(void) { return splitmix_normal(&rng_state); }
 
 static float *random_tensor(size_t n, double sd)
 {
