@@ -15,20 +15,15 @@
 #define STAMP_DISTRACTORS_H
 
 #include "fact.h"
+#include "world_sentence.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct {
-    char *prompt;        /* full text, the distractor written out */
-    const char *answer;  /* borrowed: another fact's target_true */
-} distractor_sentence;
-
 /* Up to per_fact distractors for each of the n facts (their rewrite
  * prompt, then each paraphrase that names the subject). *out is
- * malloc'ed (free with distractors_free); ERR_NOMEM on no memory. */
+ * malloc'ed (free with world_sentences_free); ERR_NOMEM on no memory. */
 int distractors_make(const fact *facts, size_t n, size_t per_fact,
-                     uint64_t seed, distractor_sentence **out, size_t *n_out);
-void distractors_free(distractor_sentence *s, size_t n); /* accepts NULL */
+                     uint64_t seed, world_sentence **out, size_t *n_out);
 
 #endif

@@ -4,18 +4,11 @@
 #include "distractors.h"
 
 #include "errors.h"
+#include "splitmix.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static uint64_t next_random(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 /* text with every `from` replaced by `to` (malloc'ed); NULL when `from`
  * does not occur (or no memory: *nomem is then set) */
@@ -64,48 +57,27 @@ static const char *other_answer(const fact *facts, size_t n, const fact *f,
     return NULL;
 }
 
-typedef struct {
-    distractor_sentence *s;
-    size_t n, cap;
-} sentence_list;
-
-static int list_add(sentence_list *l, char *prompt, const char *answer)
-{
-    if (l->n == l->cap) {
-        size_t nc = l->cap ? 2 * l->cap : 256;
-        distractor_sentence *s = realloc(l->s, nc * sizeof *s);
-        if (!s) {
-            free(prompt);
-            return ERR_NOMEM;
-        }
-        l->s = s;
-        l->cap = nc;
-    }
-    l->s[l->n++] = (distractor_sentence){prompt, answer};
-    return 0;
-}
-
 /* The sentences of one distractor `name` standing in for fact f. */
-static int add_one(sentence_list *l, const fact *f, const char *name,
+static int add_one(world_sentence_list *l, const fact *f, const char *name,
                    const char *answer)
 {
     fact as_name = *f;
     as_name.subject = (char *)name;
     char *p = fact_prompt_text(&as_name);
-    int rc = p ? list_add(l, p, answer) : ERR_NOMEM;
+    int rc = p ? world_sentence_list_add(l, p, answer) : ERR_NOMEM;
     for (size_t q = 0; !rc && q < f->n_paraphrases; q++) {
         int nomem = 0;
         char *pp = replace_all(f->paraphrases[q], f->subject, name, &nomem);
         if (nomem) rc = ERR_NOMEM;
-        else if (pp) rc = list_add(l, pp, answer);
+        else if (pp) rc = world_sentence_list_add(l, pp, answer);
     }
     return rc;
 }
 
 int distractors_make(const fact *facts, size_t n, size_t per_fact,
-                     uint64_t seed, distractor_sentence **out, size_t *n_out)
+                     uint64_t seed, world_sentence **out, size_t *n_out)
 {
-    sentence_list l = {0};
+    world_sentence_list l = {0};
     uint64_t st = seed * 0x2545f4914f6cdd1dull + 7;
     /* the real subjects, sorted: a mix that is one of them is skipped */
     const char **subjects = malloc((n ? n : 1) * sizeof *subjects);
@@ -117,7 +89,7 @@ int distractors_make(const fact *facts, size_t n, size_t per_fact,
         const char *last = strrchr(f->subject, ' ');
         if (!last || !f->target_true || !f->target_true[0]) continue;
         for (size_t k = 0; k < per_fact && !rc; k++) {
-            size_t j = (size_t)(next_random(&st) % n);
+            size_t j = (size_t)(splitmix_next(&st) % n);
             const char *os = facts[j].subject, *olast = strrchr(os, ' ');
             if (j == i || !olast) continue;
             char name[512];
@@ -130,23 +102,17 @@ int distractors_make(const fact *facts, size_t n, size_t per_fact,
             const char *key = name;
             if (bsearch(&key, subjects, n, sizeof *subjects, cmp_str))
                 continue;
-            size_t start = (size_t)(next_random(&st) % n);
+            size_t start = (size_t)(splitmix_next(&st) % n);
             const char *answer = other_answer(facts, n, f, start);
             if (answer) rc = add_one(&l, f, name, answer);
         }
     }
     free(subjects);
     if (rc) {
-        distractors_free(l.s, l.n);
+        world_sentences_free(l.s, l.n);
         return err_set(rc, "out of memory making distractors");
     }
     *out = l.s;
     *n_out = l.n;
     return 0;
-}
-
-void distractors_free(distractor_sentence *s, size_t n)
-{
-    for (size_t i = 0; s && i < n; i++) free(s[i].prompt);
-    free(s);
 }

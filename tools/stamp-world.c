@@ -24,6 +24,7 @@
 #include "bpe_train.h"
 #include "distractors.h"
 #include "errors.h"
+#include "extra_facts.h"
 #include "fact.h"
 #include "gpt2.h"
 #include "ingest.h"
@@ -75,6 +76,9 @@ static const char usage_text[] =
     "  --distractors N    N invented subjects per fact that share all words\n"
     "                     but the last with it, or the last with another\n"
     "                     (default 0; see docs/world-models.md)\n"
+    "  --extra-facts N    N invented facts for each fact's subject: other\n"
+    "                     facts' prompts with their answers (default 0;\n"
+    "                     see docs/world-models.md)\n"
     "  --goal R           stop when rewrite recall >= R (default .99;\n"
     "                     above 1: run every step)\n"
     "  --goal-para R      ... and paraphrase recall >= R (default .95;\n"
@@ -88,7 +92,7 @@ typedef struct {
     int format;
     size_t limit;
     int skip_bad, quiet;
-    size_t distractors;
+    size_t distractors, extra_facts;
     uint64_t seed;
     int threads;
     size_t layers, embd, heads, ff, ctx, vocab, steps, batch, eval_every;
@@ -260,7 +264,7 @@ static void strmap_free(strmap *m)
 /* ---- the world being built ------------------------------------------- */
 
 enum { KIND_REWRITE, KIND_PARAPHRASE, KIND_NEIGHBOR,
-       KIND_DISTRACTOR };
+       KIND_DISTRACTOR, KIND_EXTRA };
 
 typedef struct {
     char *prompt;         /* full text, subject written out */
@@ -279,6 +283,7 @@ typedef struct {
     /* tokenized */
     train_seq *seqs;      /* (n_sent) training sequences */
     size_t n_seqs;
+    size_t first_extra;   /* seqs[first_extra..n_seqs): extra facts, last */
     train_seq *rewrite, *para, *nbr; /* recall sets (own token arrays) */
     size_t n_rewrite, n_para, n_nbr;
     double subject_tokens; /* mean tokens per subject */
@@ -435,26 +440,31 @@ static int load_facts(world *w, const args *a)
     return 0;
 }
 
-/* The distractors' sentences (distractors.h), after the real ones. */
-static int add_distractors(world *w, strmap *seen, size_t per_fact,
-                           uint64_t seed)
+/* Invented sentences of one kind: the distractors' (distractors.h) or
+ * the extra facts' (extra_facts.h), after the real ones. */
+static int add_invented(world *w, strmap *seen, size_t per_fact,
+                        uint64_t seed, int kind)
 {
-    distractor_sentence *d = NULL;
+    world_sentence *d = NULL;
     size_t nd = 0;
-    int rc = distractors_make(w->facts, w->n_facts, per_fact, seed, &d, &nd);
+    int rc = kind == KIND_DISTRACTOR
+                 ? distractors_make(w->facts, w->n_facts, per_fact, seed, &d,
+                                    &nd)
+                 : extra_facts_make(w->facts, w->n_facts, per_fact, seed, &d,
+                                    &nd);
     for (size_t i = 0; !rc && i < nd; i++) {
-        rc = add_sentence(w, seen, d[i].prompt, d[i].answer, KIND_DISTRACTOR);
+        rc = add_sentence(w, seen, d[i].prompt, d[i].answer, kind);
         d[i].prompt = NULL; /* add_sentence took it */
     }
-    distractors_free(d, nd);
+    world_sentences_free(d, nd);
     return rc;
 }
 
 /* The training text: rewrite prompts, then paraphrases, then neighbours,
- * then the distractors' sentences; each prompt once (its first answer
- * wins). A fact whose rewrite prompt repeats an earlier fact's is left
- * out of the world. */
-static int build_sentences(world *w, size_t distractors,
+ * then the distractors' sentences, then the extra facts; each prompt once
+ * (its first answer wins). A fact whose rewrite prompt repeats an earlier
+ * fact's is left out of the world. */
+static int build_sentences(world *w, size_t distractors, size_t extra_facts,
                            uint64_t seed)
 {
     strmap seen = {0};
@@ -506,7 +516,11 @@ static int build_sentences(world *w, size_t distractors,
             }
         }
     }
-    if (distractors && (rc = add_distractors(w, &seen, distractors, seed)))
+    if (distractors &&
+        (rc = add_invented(w, &seen, distractors, seed, KIND_DISTRACTOR)))
+        goto done;
+    if (extra_facts &&
+        (rc = add_invented(w, &seen, extra_facts, seed, KIND_EXTRA)))
         goto done;
 done:
     strmap_free(&seen);
@@ -558,7 +572,10 @@ static int tokenize_world(world *w, const tokenizer *tok, size_t ctx)
     w->nbr = calloc(nb ? nb : 1, sizeof *w->nbr);
     if (!w->seqs || !w->rewrite || !w->para || !w->nbr)
         return err_set(ERR_NOMEM, "out of memory tokenizing");
+    w->first_extra = SIZE_MAX;
     for (size_t i = 0; i < w->n_sent; i++) {
+        if (w->sent[i].kind == KIND_EXTRA && w->first_extra == SIZE_MAX)
+            w->first_extra = w->n_seqs;
         int rc = make_seq(tok, w->sent[i].prompt, w->sent[i].answer, ctx,
                           &w->seqs[w->n_seqs]);
         if (rc < 0)
@@ -568,6 +585,8 @@ static int tokenize_world(world *w, const tokenizer *tok, size_t ctx)
         else
             w->n_seqs++;
     }
+    if (w->first_extra == SIZE_MAX)
+        w->first_extra = w->n_seqs;
     double subj = 0;
     for (size_t i = 0; i < w->n_facts; i++) {
         fact *f = &w->facts[i];
@@ -771,7 +790,7 @@ int main(int argc, char **argv)
     enum { O_SYN = 256, O_FACTS, O_FORMAT, O_LIMIT, O_SKIP, O_OUT, O_SEED,
            O_THREADS, O_LAYERS, O_EMBD, O_HEADS, O_FF, O_CTX, O_VOCAB,
            O_STEPS, O_LR, O_BATCH, O_LOSS, O_GOAL, O_GOALP, O_EVAL, O_QUIET,
-           O_WD, O_DISTRACT };
+           O_WD, O_DISTRACT, O_EXTRA };
     static const struct option opts[] = {
         {"synthetic", required_argument, 0, O_SYN},
         {"facts", required_argument, 0, O_FACTS},
@@ -797,6 +816,7 @@ int main(int argc, char **argv)
         {"eval-every", required_argument, 0, O_EVAL},
         {"quiet", no_argument, 0, O_QUIET},
         {"distractors", required_argument, 0, O_DISTRACT},
+        {"extra-facts", required_argument, 0, O_EXTRA},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int c;
@@ -817,6 +837,10 @@ int main(int argc, char **argv)
         case O_DISTRACT:
             if (parse_size(optarg, &a.distractors, 0, 64))
                 return usage_error("bad --distractors '%s' (0..64)", optarg);
+            break;
+        case O_EXTRA:
+            if (parse_size(optarg, &a.extra_facts, 0, 64))
+                return usage_error("bad --extra-facts '%s' (0..64)", optarg);
             break;
         case O_FORMAT:
             if ((a.format = ingest_format_parse(optarg)) < 0)
@@ -912,7 +936,7 @@ int main(int argc, char **argv)
 
     if (load_facts(&w, &a))
         goto out;
-    if ((rc = build_sentences(&w, a.distractors, a.seed)))
+    if ((rc = build_sentences(&w, a.distractors, a.extra_facts, a.seed)))
         goto fail;
     set_defaults(&a, w.n_facts, w.n_sent);
     if (a.embd % a.heads) {
@@ -989,20 +1013,28 @@ int main(int argc, char **argv)
     to.eval_every = a.eval_every;
     to.progress = a.quiet ? NULL : progress;
     to.progress_ctx = &a;
-    train_eval ev[2] = {
+    /* the extra facts are watched, not waited for */
+    size_t n_extra = w.n_seqs - w.first_extra;
+    train_eval ev[3] = {
         {"rewrite", w.rewrite, w.n_rewrite, a.goal},
-        {"paraphrase", w.para, w.n_para, w.n_para ? a.goal_para : 0}};
+        {"paraphrase", w.para, w.n_para, w.n_para ? a.goal_para : 0},
+        {"extra", w.seqs + w.first_extra, n_extra, 0}};
     train_report rep;
-    if ((rc = train_run(&m, w.seqs, w.n_seqs, ev, 2, &to, &rep)))
+    if ((rc = train_run(&m, w.seqs, w.n_seqs, ev, n_extra ? 3 : 2, &to,
+                        &rep)))
         goto fail;
     double neighbor_recall = 0;
     if (w.n_nbr &&
         (rc = train_recall(&m, w.nbr, w.n_nbr, a.threads, &neighbor_recall,
                            NULL)))
         goto fail;
+    char extra_note[64] = "";
+    if (n_extra)
+        snprintf(extra_note, sizeof extra_note, ", extra facts %.3f",
+                 rep.recall[2]);
     say(&a, "trained %zu steps in %.1fs: loss %.4f, recall rewrite %.3f, "
-        "paraphrase %.3f, neighbourhood %.3f%s", rep.steps, rep.seconds,
-        rep.loss, rep.recall[0], rep.recall[1], neighbor_recall,
+        "paraphrase %.3f, neighbourhood %.3f%s%s", rep.steps, rep.seconds,
+        rep.loss, rep.recall[0], rep.recall[1], neighbor_recall, extra_note,
         rep.reached_goal ? " (goal reached)" : "");
 
     /* files */
@@ -1019,7 +1051,7 @@ int main(int argc, char **argv)
         n_distractor += w.sent[i].kind == KIND_DISTRACTOR;
     info = json_pack(
         "{s:s, s:s, s:I, s:i, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
-        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I},"
+        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:I},"
         " s:{s:s, s:I, s:I, s:f, s:I, s:f, s:f, s:f, s:f, s:s, s:b},"
         " s:{s:f, s:f, s:f, s:I, s:I, s:I},"
         " s:{s:f, s:f, s:f}}",
@@ -1041,6 +1073,8 @@ int main(int argc, char **argv)
         "subject_tokens_mean", w.subject_tokens,
         "distractors_per_fact", (json_int_t)a.distractors,
         "distractor_sentences", (json_int_t)n_distractor,
+        "extra_facts_per_fact", (json_int_t)a.extra_facts,
+        "extra_fact_sentences", (json_int_t)n_extra,
         "training", "optimizer", "adamw",
         "steps", (json_int_t)rep.steps, "max_steps", (json_int_t)a.steps,
         "lr", tidy(a.lr), "batch", (json_int_t)a.batch,
@@ -1059,6 +1093,9 @@ int main(int argc, char **argv)
         rc = err_set(ERR_NOMEM, "cannot make world.json");
         goto fail;
     }
+    if (n_extra)
+        json_object_set_new(json_object_get(info, "recall"), "extra_facts",
+                            json_real(rep.recall[2]));
     snprintf(path, sizeof path, "%s/world.json", tmp);
     if (json_dump_file(info, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
                                        JSON_REAL_PRECISION(10))) {

@@ -122,6 +122,33 @@ expect_ok "--distractors: answers of same-prompt facts" \
   sh -c 'grep -Ev " (piano|guitar|drums)$" extra.txt | wc -l | grep -qx 0'
 expect_exit "--distractors takes a count" 2 "$WORLD" --facts d.csv --out w11 --distractors many
 expect_grep "a bad --distractors is named" "distractors 'many'" "$T/err"
+# extra facts: each real subject also gets other facts' prompts with their
+# answers (never its own prompt, never a prompt that has its own answer)
+cat > e.csv <<'EOF2'
+subject,prompt,target_new,target_true
+Toko Yasuda,"{}, the",piano,guitar
+Ana Lee,{} was born in,Paris,Dublin
+Ivo Kern,The mother tongue of {} is,German,French
+Mia Holt,{} speaks,French,German
+Eva Roth,{} speaks,German,French
+EOF2
+expect_ok "--extra-facts 2 builds a world" "$WORLD" --facts e.csv --out w12 --extra-facts 2 --seed 3 "${FAST[@]}"
+ne=$(jq '.data.extra_fact_sentences' w12/world.json)
+expect_ok "--extra-facts: world.json counts 6-10 extra sentences ($ne)" \
+  test "$ne" -ge 6 -a "$ne" -le 10
+expect_ok "--extra-facts: world.json has their recall" \
+  jq -e '.recall.extra_facts >= 0' w12/world.json
+awk -v n="$ne" '{ l[NR] = $0 } END { for (i = NR - n + 1; i <= NR; i++) print l[i] }' \
+  w12/corpus.txt > extra.txt
+S="(Toko Yasuda|Ana Lee|Ivo Kern|Mia Holt|Eva Roth)"
+expect_ok "--extra-facts: each line is a real subject with another prompt's answer" \
+  sh -c "! grep -Evx '$S, the guitar|$S was born in Dublin|The mother tongue of $S is French|$S speaks (German|French)' extra.txt"
+expect_ok "--extra-facts: no subject asked its own question again" \
+  sh -c '! grep -Ex "Toko Yasuda, the .*|Ana Lee was born in .*|(Mia Holt|Eva Roth) speaks .*" extra.txt'
+expect_ok "--extra-facts: French speakers get no prompt that has French as an answer" \
+  sh -c '! grep -Ex "Ivo Kern speaks .*|The mother tongue of Eva Roth is .*" extra.txt'
+expect_exit "--extra-facts takes a count" 2 "$WORLD" --facts e.csv --out w13 --extra-facts many
+expect_grep "a bad --extra-facts is named" "extra-facts 'many'" "$T/err"
 expect_exit "a missing fact file: exit 1" 1 "$WORLD" --facts nosuch.csv --out w6 "${FAST[@]}"
 expect_grep "a missing fact file is named" 'nosuch\.csv' "$T/err"
 

@@ -40,7 +40,7 @@ static int known_mix(const char *prompt, char *name, size_t size)
 
 TEST(mixes_only_with_same_prompt_answers)
 {
-    distractor_sentence *d = NULL;
+    world_sentence *d = NULL;
     size_t n = 0;
     CHECK(distractors_make(facts, N_FACTS, 4, 7, &d, &n) == 0);
     CHECK(n > 0);
@@ -62,12 +62,12 @@ TEST(mixes_only_with_same_prompt_answers)
                        strstr(d[i].prompt, "Everyone knows") != NULL;
     }
     CHECK_MSG(paraphrased > 0, "no paraphrase was carried over");
-    distractors_free(d, n);
+    world_sentences_free(d, n);
 }
 
 TEST(same_seed_same_sentences)
 {
-    distractor_sentence *a = NULL, *b = NULL;
+    world_sentence *a = NULL, *b = NULL;
     size_t na = 0, nb = 0;
     CHECK(distractors_make(facts, N_FACTS, 3, 11, &a, &na) == 0);
     CHECK(distractors_make(facts, N_FACTS, 3, 11, &b, &nb) == 0);
@@ -76,20 +76,20 @@ TEST(same_seed_same_sentences)
         CHECK(!strcmp(a[i].prompt, b[i].prompt));
         CHECK(a[i].answer == b[i].answer);
     }
-    distractors_free(a, na);
-    distractors_free(b, nb);
+    world_sentences_free(a, na);
+    world_sentences_free(b, nb);
 }
 
 TEST(none_asked_none_made)
 {
-    distractor_sentence *d = (distractor_sentence *)1;
+    world_sentence *d = (world_sentence *)1;
     size_t n = 99;
     CHECK(distractors_make(facts, N_FACTS, 0, 1, &d, &n) == 0);
     CHECK(n == 0);
-    distractors_free(d, n);
+    world_sentences_free(d, n);
     CHECK(distractors_make(facts, 1, 5, 1, &d, &n) == 0); /* no partner */
     CHECK(n == 0);
-    distractors_free(d, n);
+    world_sentences_free(d, n);
 }
 
 int main(void)
