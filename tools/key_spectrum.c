@@ -9,6 +9,11 @@
  *   rank_90     directions holding 90% of the spread
  *   nn_cos      mean cosine (centred) of each key to its nearest other
  *               key among the N: near 1 when subjects look alike
+ *   same_answer_cos, other_answer_cos
+ *               mean cosine (centred) over pairs of subjects whose facts
+ *               have the same prompt, with the same true answer / with
+ *               different ones: far apart when the keys encode the
+ *               answer rather than the subject
  *
  * A batch of N edits whose keys have far fewer than N strong directions
  * cannot be written without moving the other subjects that share them
@@ -32,9 +37,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Requests for the first fact of each of the first n distinct subjects. */
+/* Requests for the first fact of each of the first n distinct subjects;
+ * which[k] is the fact of r[k]. */
 static size_t first_subjects(const ingest_result *res, const tokenizer *tok,
-                             size_t max_len, size_t n, editreq *r)
+                             size_t max_len, size_t n, editreq *r,
+                             size_t *which)
 {
     size_t k = 0;
     for (size_t i = 0; i < res->n_facts && k < n; i++) {
@@ -46,7 +53,7 @@ static size_t first_subjects(const ingest_result *res, const tokenizer *tok,
             err_clear();
             continue;
         }
-        k++;
+        which[k++] = i;
     }
     return k;
 }
@@ -62,7 +69,27 @@ static void centre(double *K, size_t n, size_t F)
     }
 }
 
-static void report_layer(size_t layer, const double *K, size_t n, size_t F)
+/* Mean cosine over pairs with the same prompt and the same (same = 1) or
+ * a different (same = 0) true answer, from the Gram matrix G (n, n). */
+static double pair_cos(const double *G, size_t n, const fact *const *f,
+                       int same)
+{
+    double sum = 0;
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++) {
+            if (strcmp(f[i]->prompt, f[j]->prompt) ||
+                (strcmp(f[i]->target_true, f[j]->target_true) == 0) != same)
+                continue;
+            double d = sqrt(G[i * n + i] * G[j * n + j]);
+            sum += d > 0 ? G[i * n + j] / d : 0;
+            count++;
+        }
+    return count ? sum / (double)count : 0;
+}
+
+static void report_layer(size_t layer, const double *K, size_t n, size_t F,
+                         const fact *const *f)
 {
     double *G = malloc(n * n * sizeof(double)), *ev = malloc(n * sizeof(double));
     if (!G || !ev) { free(G); free(ev); return; }
@@ -80,6 +107,7 @@ static void report_layer(size_t layer, const double *K, size_t n, size_t F)
         }
         nn += best / (double)n;
     }
+    double same = pair_cos(G, n, f, 1), other = pair_cos(G, n, f, 0);
     LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', (int)n, G, (int)n, ev);
     double top = ev[n - 1], total = 0, acc = 0;
     size_t rank_1pct = 0, rank_90 = 0;
@@ -90,7 +118,9 @@ static void report_layer(size_t layer, const double *K, size_t n, size_t F)
     for (size_t i = n; i-- > 0 && acc < 0.9 * total; rank_90++)
         acc += ev[i] > 0 ? ev[i] : 0;
     printf("{\"layer\":%zu,\"keys\":%zu,\"rank_1pct\":%zu,\"rank_90\":%zu,"
-           "\"nn_cos\":%.4f}\n", layer, n, rank_1pct, rank_90, nn);
+           "\"nn_cos\":%.4f,\"same_answer_cos\":%.4f,"
+           "\"other_answer_cos\":%.4f}\n",
+           layer, n, rank_1pct, rank_90, nn, same, other);
     free(G);
     free(ev);
 }
@@ -119,7 +149,12 @@ int main(int argc, char **argv)
     }
     size_t F = m.config.n_inner;
     editreq *r = calloc(want ? want : 1, sizeof *r);
-    size_t n = r ? first_subjects(&res, tok, m.config.n_positions, want, r) : 0;
+    size_t *which = calloc(want ? want : 1, sizeof *which);
+    const fact **f = calloc(want ? want : 1, sizeof *f);
+    size_t n = r && which && f ? first_subjects(&res, tok, m.config.n_positions,
+                                                want, r, which)
+                               : 0;
+    for (size_t k = 0; k < n; k++) f[k] = &res.facts[which[k]];
     float *Kf = malloc((n ? n : 1) * F * sizeof(float));
     double *K = malloc((n ? n : 1) * F * sizeof(double));
     hparams h;
@@ -133,11 +168,13 @@ int main(int argc, char **argv)
         for (size_t i = 0; !rc && i < n * F; i++) K[i] = Kf[i];
         if (rc) break;
         centre(K, n, F);
-        report_layer(l, K, n, F);
+        report_layer(l, K, n, F, f);
     }
     if (rc) fprintf(stderr, "key_spectrum: %s\n", err_message(rc));
     for (size_t i = 0; i < n; i++) editreq_free(&r[i]);
     free(r);
+    free(which);
+    free(f);
     free(K);
     free(Kf);
     ingest_result_free(&res);
