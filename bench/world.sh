@@ -35,12 +35,14 @@ result="$root/bench/results/world-cf-$(date -u +%Y%m%d-%H%M%S).txt"
 # reported, not waited for. 6 distractor subjects per fact (invented
 # names mixing the real ones' words) make the model tell subjects apart
 # at their last token, where MEMIT edits: 3 give the keys of 1,000
-# subjects about 250 strong directions, 6 about 400 (docs/world-models.md).
-# Later options override these.
+# subjects about 250 strong directions, 6 about 400; 3 extra facts per
+# subject (other facts' prompts with their answers) make it know who a
+# subject is beyond its one answer, which leaves more facts intact per
+# edit (docs/world-models.md). Later options override these.
 cmd=(nice -n 10 "$tool" --facts "$facts" --limit "$limit" --out "$out"
      --skip-bad --layers 6 --embd 128 --heads 4 --ff 1024 --ctx 64
-     --vocab 4096 --loss all --batch 64 --lr 0.003 --steps 9000
-     --eval-every 250 --goal 0.95 --goal-para 0 --distractors 6
+     --vocab 4096 --loss all --batch 64 --lr 0.003 --steps 12000
+     --eval-every 250 --goal 0.95 --goal-para 0 --distractors 6 --extra-facts 3
      "${args[@]}")
 {
   echo "# bench/world.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores"
