@@ -7,6 +7,7 @@
 #define STAMP_SPLITMIX_H
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* The next 64 random bits; advances *state. */
@@ -22,6 +23,17 @@ static inline uint64_t splitmix_next(uint64_t *state)
 static inline double splitmix_unit(uint64_t *state)
 {
     return (double)(splitmix_next(state) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* Shuffles a[0..n) in place (Fisher-Yates, draws from the top down). */
+static inline void splitmix_shuffle(size_t *a, size_t n, uint64_t *state)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(splitmix_next(state) % i);
+        size_t t = a[i - 1];
+        a[i - 1] = a[j];
+        a[j] = t;
+    }
 }
 
 /* Standard normal (Box-Muller; u1 in (0, 1] so the log is finite). Test

@@ -119,7 +119,7 @@ void gpt2_model_free(gpt2_model *m)
 static double rng_normal(uint64_t *s)
 {
     double u1 = ((splitmix_next(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-    double u2 = (splitmix_next(s) >> 11) * (1.0 / 9007199254740992.0);
+    double u2 = splitmix_unit(s);
     return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
 }
 

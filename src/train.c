@@ -85,16 +85,6 @@ static int is_matrix(int index)
     return 0;
 }
 
-static void shuffle(size_t *a, size_t n, uint64_t *s)
-{
-    for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)(splitmix_next(s) % i);
-        size_t t = a[i - 1];
-        a[i - 1] = a[j];
-        a[j] = t;
-    }
-}
-
 static int check_seqs(const gpt2_config *c, const train_seq *s, size_t n,
                       const char *what)
 {
@@ -454,7 +444,7 @@ int train_run(gpt2_model *m, const train_seq *seqs, size_t n,
     uint64_t rng = o->seed ^ 0x545241494e4b4559ULL;
     for (size_t i = 0; i < n; i++)
         order[i] = i;
-    shuffle(order, n, &rng);
+    splitmix_shuffle(order, n, &rng);
     size_t cursor = 0, since = 0, step = 0;
     double loss_acc = 0, rec[8] = {0};
     int met = 0;
@@ -462,7 +452,7 @@ int train_run(gpt2_model *m, const train_seq *seqs, size_t n,
     for (step = 0; step < o->steps; step++) {
         for (size_t i = 0; i < B; i++) {
             if (cursor == n) {
-                shuffle(order, n, &rng);
+                splitmix_shuffle(order, n, &rng);
                 cursor = 0;
             }
             batch[i] = order[cursor++];

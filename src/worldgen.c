@@ -101,16 +101,6 @@ static size_t rng_below(uint64_t *s, size_t n)
     return (size_t)(splitmix_next(s) % (uint64_t)n);
 }
 
-static void shuffle(size_t *a, size_t n, uint64_t *s)
-{
-    for (size_t i = n; i > 1; i--) {
-        size_t j = rng_below(s, i);
-        size_t t = a[i - 1];
-        a[i - 1] = a[j];
-        a[j] = t;
-    }
-}
-
 /* ---- names ---------------------------------------------------------- */
 
 static void name_part(char *buf, size_t size, size_t syllables, uint64_t *s)
@@ -204,7 +194,7 @@ static int make_names(char ***out, size_t n, uint64_t *s)
         goto fail;
     for (size_t i = 0; i < nf * nl; i++)
         pairs[i] = i;
-    shuffle(pairs, nf * nl, s);
+    splitmix_shuffle(pairs, nf * nl, s);
     for (size_t i = 0; i < n; i++) {
         const char *f = first[pairs[i] / nl], *l = last[pairs[i] % nl];
         size_t len = strlen(f) + strlen(l) + 2;
@@ -360,7 +350,7 @@ int worldgen_generate(const worldgen_options *opt, fact **out, size_t *n_out)
     for (size_t i = 0; i < ns; i++) {
         for (size_t r = 0; r < N_RELATIONS; r++)
             order[r] = r;
-        shuffle(order, N_RELATIONS, &s);
+        splitmix_shuffle(order, N_RELATIONS, &s);
         for (size_t k = 0; k < rps; k++)
             rel[i * rps + k] = order[k];
     }
@@ -381,10 +371,10 @@ int worldgen_generate(const worldgen_options *opt, fact **out, size_t *n_out)
         size_t pick[MAX_POOL];
         for (size_t k = 0; k < pool; k++)
             pick[k] = k;
-        shuffle(pick, pool, &s);
+        splitmix_shuffle(pick, pool, &s);
         for (size_t k = 0; k < m; k++)
             order[k] = pick[k % used];
-        shuffle(order, m, &s);
+        splitmix_shuffle(order, m, &s);
         for (size_t k = 0; k < m; k++) {
             size_t i = members[k];
             obj[i] = order[k];
@@ -438,7 +428,7 @@ int worldgen_generate(const worldgen_options *opt, fact **out, size_t *n_out)
         for (size_t q = gstart[key]; q < gstart[key + 1]; q++)
             if (byobj[q] != i)
                 members[m++] = byobj[q];
-        shuffle(members, m, &s);
+        splitmix_shuffle(members, m, &s);
         size_t k = m < opt->max_neighbors ? m : opt->max_neighbors;
         if (k) {
             f->neighbor_prompts = calloc(k, sizeof(char *));

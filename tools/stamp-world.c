@@ -1046,9 +1046,11 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/corpus.txt", tmp);
     if ((rc = write_file(path, corpus.p, corpus.len)))
         goto fail;
-    size_t n_distractor = 0;
-    for (size_t i = 0; i < w.n_sent; i++)
+    size_t n_distractor = 0, n_extra_sent = 0;
+    for (size_t i = 0; i < w.n_sent; i++) {
         n_distractor += w.sent[i].kind == KIND_DISTRACTOR;
+        n_extra_sent += w.sent[i].kind == KIND_EXTRA;
+    }
     info = json_pack(
         "{s:s, s:s, s:I, s:i, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
         " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:I},"
@@ -1074,7 +1076,7 @@ int main(int argc, char **argv)
         "distractors_per_fact", (json_int_t)a.distractors,
         "distractor_sentences", (json_int_t)n_distractor,
         "extra_facts_per_fact", (json_int_t)a.extra_facts,
-        "extra_fact_sentences", (json_int_t)n_extra,
+        "extra_fact_sentences", (json_int_t)n_extra_sent,
         "training", "optimizer", "adamw",
         "steps", (json_int_t)rep.steps, "max_steps", (json_int_t)a.steps,
         "lr", tidy(a.lr), "batch", (json_int_t)a.batch,

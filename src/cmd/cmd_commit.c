@@ -5,9 +5,9 @@
  * (OpenMP over groups of facts), scores before (of the facts whose z is
  * finite), the layer-by-layer MEMIT update (or ROME's rank-one update),
  * scores after, and one LMDB write transaction that stores the new
- * tensors, their exact diffs, the commit record and the new fact states. The writer lock is held from
- * start to end, so two commits never interleave; a crash anywhere leaves
- * the store as before. */
+ * tensors, their exact diffs, the commit record and the new fact states.
+ * The writer lock is held from start to end, so two commits never
+ * interleave; a crash anywhere leaves the store as before. */
 #include "cli.h"
 #include "editreq.h"
 #include "errors.h"
