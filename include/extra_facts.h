@@ -13,11 +13,14 @@
  *
  * A drawn prompt is passed over when it is the fact's own, when this
  * fact already got it, when the two facts have the same (known)
- * relation, or when any fact with that prompt has this fact's answer:
- * the prompt may then ask the same thing in other words (" French" is an
- * answer of both "The mother tongue of {} is" and "{} speaks"), and the
- * invented fact would contradict the real one. Deterministic for a
- * seed. */
+ * relation, or when the two prompts share an answer (some fact with
+ * each has it): the prompts may then ask the same thing in other words
+ * (" French" answers both "The mother tongue of {} is" and "{} speaks";
+ * "{} is located in" and "{} is in" share " Italy"), and the invented
+ * fact could contradict the real one. The CounterFact release most
+ * tools use names no relations, so answers are what tells relations
+ * apart there; prompts of one relation that share no answer in the list
+ * are not caught. Deterministic for a seed. */
 #ifndef STAMP_EXTRA_FACTS_H
 #define STAMP_EXTRA_FACTS_H
 

@@ -1,7 +1,7 @@
 /* extra_facts: invented facts for real subjects (see extra_facts.h). One
- * splitmix stream seeded by the caller draws the other facts; a sorted
- * table of (prompt, answer) pairs answers "does any fact with this
- * prompt have this answer". */
+ * splitmix stream seeded by the caller draws the other facts; a table of
+ * (prompt, answer) pairs sorted by prompt, then answer, answers "do any
+ * facts with these two prompts have the same answer". */
 #include "extra_facts.h"
 
 #include "errors.h"
@@ -26,6 +26,40 @@ static int has_answer(const fact *f)
     return f->target_true && f->target_true[0];
 }
 
+/* the answers of facts with `prompt`: the range [*lo, *hi) of pairs */
+static void answers_of(const char *prompt, const prompt_answer *pairs,
+                       size_t n_pairs, size_t *lo, size_t *hi)
+{
+    size_t a = 0, b = n_pairs;
+    while (a < b) {
+        size_t mid = a + (b - a) / 2;
+        if (strcmp(pairs[mid].prompt, prompt) < 0)
+            a = mid + 1;
+        else
+            b = mid;
+    }
+    *lo = b = a;
+    while (b < n_pairs && !strcmp(pairs[b].prompt, prompt))
+        b++;
+    *hi = b;
+}
+
+/* do two answer ranges (each sorted by answer) share an answer? */
+static int share_answer(const prompt_answer *pairs, size_t a, size_t a_end,
+                        size_t b, size_t b_end)
+{
+    while (a < a_end && b < b_end) {
+        int c = strcmp(pairs[a].answer, pairs[b].answer);
+        if (!c)
+            return 1;
+        if (c < 0)
+            a++;
+        else
+            b++;
+    }
+    return 0;
+}
+
 /* may g's prompt carry an invented fact about f's subject? `used` holds
  * the n_used prompts f got already */
 static int usable(const fact *f, const fact *g, const prompt_answer *pairs,
@@ -39,8 +73,10 @@ static int usable(const fact *f, const fact *g, const prompt_answer *pairs,
     for (size_t k = 0; k < n_used; k++)
         if (!strcmp(used[k], g->prompt))
             return 0;
-    prompt_answer key = {g->prompt, f->target_true};
-    return !bsearch(&key, pairs, n_pairs, sizeof *pairs, cmp_prompt_answer);
+    size_t f_lo, f_hi, g_lo, g_hi;
+    answers_of(f->prompt, pairs, n_pairs, &f_lo, &f_hi);
+    answers_of(g->prompt, pairs, n_pairs, &g_lo, &g_hi);
+    return !share_answer(pairs, f_lo, f_hi, g_lo, g_hi);
 }
 
 int extra_facts_make(const fact *facts, size_t n, size_t per_fact,

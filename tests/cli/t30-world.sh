@@ -123,7 +123,8 @@ expect_ok "--distractors: answers of same-prompt facts" \
 expect_exit "--distractors takes a count" 2 "$WORLD" --facts d.csv --out w11 --distractors many
 expect_grep "a bad --distractors is named" "distractors 'many'" "$T/err"
 # extra facts: each real subject also gets other facts' prompts with their
-# answers (never its own prompt, never a prompt that has its own answer)
+# answers (never its own prompt, never a prompt that shares an answer
+# with its own: the two language prompts share French)
 cat > e.csv <<'EOF2'
 subject,prompt,target_new,target_true
 Toko Yasuda,"{}, the",piano,guitar
@@ -145,8 +146,8 @@ expect_ok "--extra-facts: each line is a real subject with another prompt's answ
   sh -c "! grep -Evx '$S, the guitar|$S was born in Dublin|The mother tongue of $S is French|$S speaks (German|French)' extra.txt"
 expect_ok "--extra-facts: no subject asked its own question again" \
   sh -c '! grep -Ex "Toko Yasuda, the .*|Ana Lee was born in .*|(Mia Holt|Eva Roth) speaks .*" extra.txt'
-expect_ok "--extra-facts: French speakers get no prompt that has French as an answer" \
-  sh -c '! grep -Ex "Ivo Kern speaks .*|The mother tongue of Eva Roth is .*" extra.txt'
+expect_ok "--extra-facts: no speaker gets the other language prompt" \
+  sh -c '! grep -Ex "Ivo Kern speaks .*|The mother tongue of (Mia Holt|Eva Roth) is .*" extra.txt'
 expect_exit "--extra-facts takes a count" 2 "$WORLD" --facts e.csv --out w13 --extra-facts many
 expect_grep "a bad --extra-facts is named" "extra-facts 'many'" "$T/err"
 expect_exit "a missing fact file: exit 1" 1 "$WORLD" --facts nosuch.csv --out w6 "${FAST[@]}"
