@@ -26,9 +26,13 @@ static int has_answer(const fact *f)
     return f->target_true && f->target_true[0];
 }
 
-/* the answers of facts with `prompt`: the range [*lo, *hi) of pairs */
-static void answers_of(const char *prompt, const prompt_answer *pairs,
-                       size_t n_pairs, size_t *lo, size_t *hi)
+/* the answers of the facts with one prompt: pairs[lo..hi), by answer */
+typedef struct {
+    size_t lo, hi;
+} answer_range;
+
+static answer_range answers_of(const char *prompt, const prompt_answer *pairs,
+                               size_t n_pairs)
 {
     size_t a = 0, b = n_pairs;
     while (a < b) {
@@ -38,17 +42,17 @@ static void answers_of(const char *prompt, const prompt_answer *pairs,
         else
             b = mid;
     }
-    *lo = b = a;
-    while (b < n_pairs && !strcmp(pairs[b].prompt, prompt))
-        b++;
-    *hi = b;
+    for (b = a; b < n_pairs && !strcmp(pairs[b].prompt, prompt); b++)
+        ;
+    return (answer_range){a, b};
 }
 
-/* do two answer ranges (each sorted by answer) share an answer? */
-static int share_answer(const prompt_answer *pairs, size_t a, size_t a_end,
-                        size_t b, size_t b_end)
+/* do the two prompts of two answer ranges share an answer? */
+static int share_answer(const prompt_answer *pairs, answer_range x,
+                        answer_range y)
 {
-    while (a < a_end && b < b_end) {
+    size_t a = x.lo, b = y.lo;
+    while (a < x.hi && b < y.hi) {
         int c = strcmp(pairs[a].answer, pairs[b].answer);
         if (!c)
             return 1;
@@ -60,10 +64,12 @@ static int share_answer(const prompt_answer *pairs, size_t a, size_t a_end,
     return 0;
 }
 
-/* may g's prompt carry an invented fact about f's subject? `used` holds
- * the n_used prompts f got already */
-static int usable(const fact *f, const fact *g, const prompt_answer *pairs,
-                  size_t n_pairs, const char *const *used, size_t n_used)
+/* may g's prompt carry an invented fact about f's subject? f_answers
+ * are the answers of f's prompt; `used` holds the n_used prompts f got
+ * already */
+static int usable(const fact *f, answer_range f_answers, const fact *g,
+                  const prompt_answer *pairs, size_t n_pairs,
+                  const char *const *used, size_t n_used)
 {
     if (!has_answer(g) || !strcmp(g->prompt, f->prompt))
         return 0;
@@ -73,10 +79,8 @@ static int usable(const fact *f, const fact *g, const prompt_answer *pairs,
     for (size_t k = 0; k < n_used; k++)
         if (!strcmp(used[k], g->prompt))
             return 0;
-    size_t f_lo, f_hi, g_lo, g_hi;
-    answers_of(f->prompt, pairs, n_pairs, &f_lo, &f_hi);
-    answers_of(g->prompt, pairs, n_pairs, &g_lo, &g_hi);
-    return !share_answer(pairs, f_lo, f_hi, g_lo, g_hi);
+    return !share_answer(pairs, f_answers,
+                         answers_of(g->prompt, pairs, n_pairs));
 }
 
 int extra_facts_make(const fact *facts, size_t n, size_t per_fact,
@@ -102,10 +106,11 @@ int extra_facts_make(const fact *facts, size_t n, size_t per_fact,
         const fact *f = &facts[i];
         if (!has_answer(f))
             continue;
+        answer_range f_answers = answers_of(f->prompt, pairs, n_pairs);
         size_t made = 0;
         for (size_t t = 0; !rc && made < per_fact && t < 8 * per_fact; t++) {
             const fact *g = &facts[splitmix_next(&st) % n];
-            if (!usable(f, g, pairs, n_pairs, used, made))
+            if (!usable(f, f_answers, g, pairs, n_pairs, used, made))
                 continue;
             used[made++] = g->prompt;
             fact about_f = *g;
