@@ -18,6 +18,8 @@
  * world.json (sizes, seed, timings, recall). Everything is written into
  * DIR.tmp.PID and swapped into place at the end, so DIR is never half a
  * world; an existing DIR is replaced only if it is a world (or empty).
+ * A killed run's DIR.tmp.PID is removed by the next run once that
+ * process is gone.
  *
  * Same options, seed and threads -> the same bytes in every file but
  * world.json's timings. A tool, not a library: it prints and exits. */
@@ -36,10 +38,13 @@
 #include <csv.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
+#include <libgen.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,7 +93,8 @@ static const char usage_text[] =
     "  -h, --help         this text\n";
 
 typedef struct {
-    const char *synthetic, *facts_path, *out;
+    const char *synthetic, *facts_path;
+    char *out; /* argv's, trailing slashes cut */
     int format;
     size_t limit;
     int skip_bad, quiet;
@@ -710,6 +716,37 @@ static void rm_rf(const char *dir)
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* Removes DIR.tmp.PID directories that a killed stamp-world left behind:
+ * those whose process is gone (kill(PID, 0) fails with ESRCH). A run
+ * that is still going (any user's) keeps its own. */
+static void sweep_stale_tmp(const args *a)
+{
+    char copy_dir[4096], copy_base[4096], prefix[4200], path[8400];
+    snprintf(copy_dir, sizeof copy_dir, "%s", a->out);
+    snprintf(copy_base, sizeof copy_base, "%s", a->out);
+    const char *parent = dirname(copy_dir), *base = basename(copy_base);
+    size_t plen = (size_t)snprintf(prefix, sizeof prefix, "%s.tmp.", base);
+    DIR *d = opendir(parent);
+    if (!d)
+        return;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strncmp(e->d_name, prefix, plen))
+            continue;
+        const char *digits = e->d_name + plen;
+        char *end;
+        long pid = strtol(digits, &end, 10);
+        if (end == digits || *end || pid <= 0)
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        /* OUT followed by the entry's ".tmp.PID" */
+        snprintf(path, sizeof path, "%s%s", a->out, e->d_name + strlen(base));
+        rm_rf(path);
+        say(a, "removed '%s', left by process %ld, which is gone", path, pid);
+    }
+    closedir(d);
+}
+
 /* An existing DIR may be replaced only when it is a world or empty. */
 static int replaceable(const char *dir, int *exists)
 {
@@ -911,6 +948,9 @@ int main(int argc, char **argv)
         return usage_error("give exactly one of --synthetic and --facts");
     if (!a.out)
         return usage_error("--out DIR is required");
+    /* "DIR/" is DIR: its temporary is DIR.tmp.PID beside it, not inside */
+    for (size_t n = strlen(a.out); n > 1 && a.out[n - 1] == '/'; n--)
+        a.out[n - 1] = '\0';
     if (a.limit && !a.facts_path)
         return usage_error("--limit goes with --facts");
     if (a.embd && a.heads && a.embd % a.heads)
@@ -956,6 +996,7 @@ int main(int argc, char **argv)
             goto fail;
     }
 
+    sweep_stale_tmp(&a);
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", a.out, (long)getpid());
     rm_rf(tmp);
     if (mkdir(tmp, 0755)) {

@@ -70,6 +70,20 @@ expect_grep "empty target_true: file and line" 'empty\.csv:4: .*target_true' "$T
 expect_grep "prompt without its subject: file and line" 'empty\.csv:5' "$T/err"
 expect_ok "bad list: nothing written" test ! -e w2
 expect_ok "bad list: no temporary left" test -z "$(ls -d w2.tmp.* 2>/dev/null)"
+# a killed run leaves OUT.tmp.PID: the next run removes it once that
+# process is gone, and keeps the temporary of a run that is still going
+true & gone=$!; wait "$gone"
+mkdir -p "w6.tmp.$gone" "w6.tmp.$$"; touch "w6.tmp.$gone/model.safetensors"
+expect_ok "stale temporary: the world builds" "$WORLD" --facts empty.csv \
+  --skip-bad --out w6 --layers 1 --embd 16 --heads 2 --vocab 300 --steps 20 \
+  --threads 1
+expect_grep "stale temporary: named" "removed 'w6\\.tmp\\.$gone'" "$T/err"
+expect_ok "stale temporary: removed" test ! -e "w6.tmp.$gone"
+expect_ok "a running process's temporary: kept" test -d "w6.tmp.$$"
+expect_ok "--out DIR/ builds DIR" "$WORLD" --facts empty.csv --skip-bad --out w7/ "${FAST[@]}"
+expect_ok "--out DIR/: the world is DIR" test -s w7/world.json
+expect_ok "--out DIR/: no temporary left inside or beside" \
+  test -z "$(ls -d w7/.tmp.* w7.tmp.* 2>/dev/null)"
 
 expect_ok "--skip-bad builds from the good record" \
   "$WORLD" --facts empty.csv --skip-bad --out w3 "${FAST[@]}"
