@@ -36,13 +36,13 @@
 
 #include <cblas.h>
 #include <csv.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <dirent.h>
 #include <ftw.h>
-#include <libgen.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <libgen.h>
 #include <omp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -739,8 +739,7 @@ static void sweep_stale_tmp(const args *a)
             continue;
         if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
             continue;
-        /* OUT followed by the entry's ".tmp.PID" */
-        snprintf(path, sizeof path, "%s%s", a->out, e->d_name + strlen(base));
+        snprintf(path, sizeof path, "%s.tmp.%s", a->out, digits);
         rm_rf(path);
         say(a, "removed '%s', left by process %ld, which is gone", path, pid);
     }
