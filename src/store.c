@@ -28,6 +28,7 @@
 #include "store.h"
 #include "errors.h"
 #include "hash.h"
+#include "tmpdir.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -402,24 +403,6 @@ static store_version *list_push(version_list *l)
 
 /* ---- the environment ------------------------------------------------ */
 
-/* Removes what store_create put in a temporary directory. */
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        char path[4096];
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) <
-                (int)sizeof path)
-                unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 static int dir_state(const char *dir, int *exists, int *empty, int *is_store)
 {
     struct stat st;
@@ -463,9 +446,11 @@ int store_create(const char *dir, const char *const *keys,
                        "directory", clean);
 
     /* Build the store beside its final place and rename it in: a failed
-     * or killed init never leaves a half store at `dir`. */
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", clean, (long)getpid());
-    remove_tree(tmp);
+     * or killed init never leaves a half store at `dir` (and a killed
+     * one's DIR.tmp.PID goes once its process is gone). */
+    tmpdir_sweep_stale(clean, NULL, NULL);
+    if ((rc = tmpdir_name(tmp, sizeof tmp, clean))) return rc;
+    tmpdir_remove(tmp);
     if (mkdir(tmp, 0755))
         return err_set(ERR_IO, "cannot create the store '%s': %s", clean,
                        strerror(errno));
@@ -524,7 +509,7 @@ int store_create(const char *dir, const char *const *keys,
 fail:
     if (txn) mdb_txn_abort(txn);
     if (env) mdb_env_close(env);
-    remove_tree(tmp);
+    tmpdir_remove(tmp);
     return rc;
 }
 

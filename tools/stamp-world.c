@@ -30,21 +30,18 @@
 #include "fact.h"
 #include "gpt2.h"
 #include "ingest.h"
+#include "tmpdir.h"
 #include "tokenizer.h"
 #include "train.h"
 #include "worldgen.h"
 
 #include <cblas.h>
 #include <csv.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <jansson.h>
-#include <libgen.h>
 #include <omp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -702,48 +699,10 @@ static int write_file(const char *path, const char *data, size_t n)
     return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw)
+/* Tells of a killed run's temporary that tmpdir_sweep_stale removed. */
+static void stale_removed(void *ctx, const char *path, long pid)
 {
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_rf(const char *dir)
-{
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* Removes DIR.tmp.PID directories that a killed stamp-world left behind:
- * those whose process is gone (kill(PID, 0) fails with ESRCH). A run
- * that is still going (any user's) keeps its own. */
-static void sweep_stale_tmp(const args *a)
-{
-    char copy_dir[4096], copy_base[4096], prefix[4200], path[8400];
-    snprintf(copy_dir, sizeof copy_dir, "%s", a->out);
-    snprintf(copy_base, sizeof copy_base, "%s", a->out);
-    const char *parent = dirname(copy_dir), *base = basename(copy_base);
-    size_t plen = (size_t)snprintf(prefix, sizeof prefix, "%s.tmp.", base);
-    DIR *d = opendir(parent);
-    if (!d)
-        return;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (strncmp(e->d_name, prefix, plen))
-            continue;
-        const char *digits = e->d_name + plen;
-        char *end;
-        long pid = strtol(digits, &end, 10);
-        if (end == digits || *end || pid <= 0)
-            continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-            continue;
-        snprintf(path, sizeof path, "%s.tmp.%s", a->out, digits);
-        rm_rf(path);
-        say(a, "removed '%s', left by process %ld, which is gone", path, pid);
-    }
-    closedir(d);
+    say(ctx, "removed '%s', left by process %ld, which is gone", path, pid);
 }
 
 /* An existing DIR may be replaced only when it is a world or empty. */
@@ -995,9 +954,10 @@ int main(int argc, char **argv)
             goto fail;
     }
 
-    sweep_stale_tmp(&a);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", a.out, (long)getpid());
-    rm_rf(tmp);
+    tmpdir_sweep_stale(a.out, stale_removed, &a);
+    if ((rc = tmpdir_name(tmp, sizeof tmp, a.out)))
+        goto fail;
+    tmpdir_remove(tmp);
     if (mkdir(tmp, 0755)) {
         die("cannot create '%s': %s", tmp, strerror(errno));
         tmp[0] = '\0';
@@ -1175,7 +1135,7 @@ fail:
     die("%s", err_message(rc));
 out:
     if (tmp[0])
-        rm_rf(tmp);
+        tmpdir_remove(tmp);
     json_decref(info);
     free(corpus.p);
     tokenizer_close(tok);

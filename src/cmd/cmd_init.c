@@ -6,7 +6,8 @@
  * config text, a hash of every tensor and a model id, so that later
  * commands can tell when the base files change under them. The store is
  * built beside its place and renamed in (store_create): a failed init
- * leaves nothing. */
+ * leaves nothing, and what a killed one leaves (DIR.tmp.PID) the next
+ * init of DIR removes. */
 #include "cli.h"
 #include "errors.h"
 #include "gpt2.h"

@@ -1,6 +1,7 @@
 # t20-store: init, status, queue, log and show on a fresh store; init's
 # refusals (missing model files, an existing store) leave nothing behind;
-# the store is plain LMDB (mdb_stat reads it); the writer lock (a reader
+# a killed init's temporary goes with the next init; the store is plain
+# LMDB (mdb_stat reads it); the writer lock (a reader
 # goes on while a writer holds it, a second writer waits
 # $STAMP_LOCK_WAIT seconds and fails naming the holder's pid, or gets
 # the lock when it comes free); a full map or a full disk is a clear
@@ -48,6 +49,14 @@ expect_exit "init refuses a non-empty directory" 1 "$STAMP" --store notempty ini
 expect_grep "saying so" "not an empty directory" "$T/err"
 mkdir -p emptydir
 expect_ok "init into an empty directory" "$STAMP" --store emptydir init --model "$M"
+# a killed init leaves DIR.tmp.PID: the next init of DIR removes it once
+# that process is gone, and keeps the temporary of one still going
+true & gone=$!; wait "$gone"
+mkdir -p "s2.tmp.$gone" "s2.tmp.$$" && touch "s2.tmp.$gone/data.mdb"
+expect_ok "init beside a killed init's temporary" "$STAMP" --store s2/ init --model "$M"
+expect_ok "the killed init's temporary: removed" test ! -e "s2.tmp.$gone"
+expect_ok "a running process's temporary: kept" test -d "s2.tmp.$$"
+expect_ok "the store is s2" test -s s2/data.mdb
 expect_ok "mdb_stat reads the store" mdb_stat -a "$T/store"
 expect_grep "with its named databases" "Status of versions" "$T/out"
 
