@@ -20,6 +20,8 @@ typedef struct {
                             of its own change the layer writes for an edit
                             (1: all of it; low when the batch's keys leave
                             no room to tell the edits apart) */
+    size_t nullspace_dim; /* directions the update was confined to
+                             (nullspace_threshold > 0), else 0 */
 } memit_layer_stats;
 
 /* For each edit: the key of `layer` at the subject's last token, averaged
@@ -34,6 +36,9 @@ int memit_keys(const gpt2_model *m, const editreq *r, size_t n,
  * K from the current weights, resid = (Z - H) / (layers left),
  * (lambda C_l + K^T K) X = K^T solved in float64, dW = X resid^T added
  * to mlp.c_proj of layer l ([F, C], HF orientation).
+ * With h->nullspace_threshold > 0 each layer's update is confined to
+ * the null space of C_l (nullspace.h): keys of ordinary text are left
+ * where they were.
  * cov_mean[i] is C_l (F, F) of layers[i]. stats has n_layers entries.
  * *resid_after (may be NULL): mean ||z - h|| over the edits after the
  * last layer, to compare with stats[0].resid_before. */
@@ -65,6 +70,19 @@ int memit_layer_delta_naive(const double *cov_mean, const float *K,
                             const double *resid, size_t n, size_t F,
                             size_t C, double lambda, double *dW,
                             double *leverage);
+
+/* The same update confined to the null space of cov_mean (AlphaEdit;
+ * nullspace.h): with P the projection onto its eigenvectors whose
+ * eigenvalue is below threshold * the largest, solves
+ * (P (lambda C + K^T K) P + (I - P)) X = P K^T; dW = X resid, so that
+ * u^T dW = 0 for every eigenvector u outside the null space (a key of
+ * ordinary text there changes nothing). *dim (may be NULL) gets the null
+ * space's dimension. ERR_INVALID when no eigenvalue is below the
+ * threshold. */
+int memit_layer_delta_nullspace(const double *cov_mean, const float *K,
+                                const double *resid, size_t n, size_t F,
+                                size_t C, double lambda, double threshold,
+                                double *dW, double *leverage, size_t *dim);
 
 /* ROME: one edit, one layer: u = (C + ridge) ^-1 k*, dW = u d^T / (u.k*)
  * with d = z - h, z found at block `layer`. */

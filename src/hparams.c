@@ -107,6 +107,7 @@ static const field fields[] = {
     D(kl_factor), D(clamp_norm_factor), D(nll_stop), Z(n_prefixes),
     Z(prefix_tokens), {"seed", offsetof(hparams, seed), 2},
     Z(facts_per_group), Z(stats_samples), D(rome_ridge),
+    D(nullspace_threshold),
 };
 #undef D
 #undef Z

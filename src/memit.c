@@ -4,10 +4,12 @@
  * through BLAS/LAPACK, as the reference does it. */
 #include "memit.h"
 #include "errors.h"
+#include "nullspace.h"
 #include "spd.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -180,6 +182,34 @@ int memit_layer_delta_naive(const double *cov_mean, const float *K,
     return rc;
 }
 
+int memit_layer_delta_nullspace(const double *cov_mean, const float *K,
+                                const double *resid, size_t n, size_t F,
+                                size_t C, double lambda, double threshold,
+                                double *dW, double *leverage, size_t *dim)
+{
+    nullspace ns;
+    int rc = nullspace_init(&ns, cov_mean, F, threshold);
+    if (rc) return rc;
+    size_t m = ns.m;
+    float *Kp = malloc(n * m * sizeof(float) + 1);
+    double *diag = calloc(m * m, sizeof(double)); /* C in the basis */
+    double *dWp = malloc(m * C * sizeof(double));
+    rc = Kp && diag && dWp ? 0 : err_set(ERR_NOMEM, "out of memory");
+    if (!rc) rc = nullspace_project(&ns, K, n, Kp);
+    if (!rc) {
+        for (size_t j = 0; j < m; j++) diag[j * m + j] = ns.eig[j];
+        rc = memit_layer_delta(diag, Kp, resid, n, m, C, lambda, dWp,
+                               leverage);
+    }
+    if (!rc) nullspace_lift(&ns, dWp, C, dW);
+    if (dim) *dim = m;
+    free(Kp);
+    free(diag);
+    free(dWp);
+    nullspace_free(&ns);
+    return rc;
+}
+
 int memit_apply(gpt2_model *m, const editreq *r, size_t n, const float *z,
                 const hparams *h, const double *const *cov_mean,
                 memit_layer_stats *stats, double *resid_after,
@@ -197,11 +227,22 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n, const float *z,
         if (progress) progress(ctx, "layer updates", li, h->n_layers);
         if ((rc = memit_keys(m, r, n, layer, zlayer, h, K, H))) break;
         stats[li].resid_before = mean_gap(z, H, n, C, resid, (double)left);
-        rc = memit_layer_delta(cov_mean[li], K, resid, n, F, C,
-                               h->mom2_update_weight, dW, lev);
+        if (h->nullspace_threshold > 0)
+            rc = memit_layer_delta_nullspace(
+                cov_mean[li], K, resid, n, F, C, h->mom2_update_weight,
+                h->nullspace_threshold, dW, lev, &stats[li].nullspace_dim);
+        else
+            rc = memit_layer_delta(cov_mean[li], K, resid, n, F, C,
+                                   h->mom2_update_weight, dW, lev);
         if (rc == ERR_NUMERIC) {
             err_set(rc, "layer %zu: the update system is singular; compute "
                     "more key statistics or raise mom2_update_weight", layer);
+            break;
+        }
+        if (rc == ERR_INVALID) { /* the threshold left no direction */
+            char why[512];
+            snprintf(why, sizeof why, "%s", err_message(rc));
+            err_set(rc, "layer %zu: %s", layer, why);
             break;
         }
         if (rc) break;

@@ -391,6 +391,9 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
             "resid_before", lstats[i].resid_before);
         if (!rome)
             json_object_set_new(layer, "leverage", json_real(lstats[i].leverage));
+        if (lstats[i].nullspace_dim)
+            json_object_set_new(layer, "nullspace_dim",
+                                json_integer((json_int_t)lstats[i].nullspace_dim));
         json_array_append_new(layers, layer);
     }
     /* how much of the target shift (z - h) the update wrote: low when

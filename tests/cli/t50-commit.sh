@@ -1,8 +1,10 @@
 # t50-commit: MEMIT and ROME commits on the tiny world model: a batch of
 # edits reaches the efficacy and neighbourhood bars, ROME flips a single
 # fact, and the bad states (empty queue, no statistics and no corpus, a
-# base model changed behind the store's back, a singular update system)
-# fail clearly and change nothing; a fact whose target vector is not
+# base model changed behind the store's back, a singular update system,
+# a null-space threshold that leaves no direction) fail clearly and
+# change nothing; the update confined to the null space reaches the bars
+# too; a fact whose target vector is not
 # finite is reported and left queued while the rest commit.
 . "$(dirname "$0")/lib.sh"
 
@@ -97,6 +99,8 @@ expect_grep "the missing corpus is named" "no-such-corpus.txt" "$T/err"
 # lambda 0 and fewer keys than key dimensions: K^T K alone is singular
 expect_exit "a singular update system fails" 1 env STAMP_STORE="$T/s3" "$STAMP" commit --no-scores --set mom2_update_weight=0
 expect_grep "the singular system is explained" "layer 0: the update system is singular; .*raise mom2_update_weight" "$T/err"
+expect_exit "a null-space threshold below every eigenvalue fails" 1 env STAMP_STORE="$T/s3" "$STAMP" commit --no-scores --set nullspace_threshold=1e-300
+expect_grep "the threshold and the layer are named" "layer 0: no direction of the keys is below nullspace_threshold" "$T/err"
 STAMP_STORE="$T/s3" "$STAMP" queue --json > q-after.json
 STAMP_STORE="$T/s3" "$STAMP" log --json > l-after.json
 expect_same "bad commits leave the queue as it was" q-before.json q-after.json
@@ -126,6 +130,23 @@ export STAMP_STORE="$T/store"
 expect_same "bad commits leave the log as it was" l-before.json l-after.json
 expect_ok "commit uses the store's hparams" env STAMP_STORE="$T/s3" "$STAMP" commit --no-scores --json
 expect_grep "the recorded hparams are the store's" '"mom2_update_weight": 500' "$T/out"
+
+# The update confined to the null space of the key statistics (AlphaEdit):
+# the same batch of 24 still reaches the bars, and the record says how
+# many of the 256 key directions each layer's update could use.
+echo '{"nullspace_threshold": 0.01}' > ns-hparams.json
+expect_ok "init with a null-space threshold" env STAMP_STORE="$T/s5" "$STAMP" init --model "$W" --hparams ns-hparams.json
+STAMP_STORE="$T/s5" "$STAMP" import batch.csv >/dev/null
+expect_ok "commit confined to the null space" env STAMP_STORE="$T/s5" "$STAMP" commit --json --threads 2
+dims=$(jq -c '[.layers[].nullspace_dim]' "$T/out")
+if jq -e 'all(.layers[]; .nullspace_dim > 0 and .nullspace_dim < 256)' "$T/out" >/dev/null; then
+  pass "each layer records its null space ($dims of 256)"
+else fail "each layer records its null space" "$dims"; fi
+expect_ok "eval --json of the confined commit" env STAMP_STORE="$T/s5" "$STAMP" eval --json
+es=$(jq '.scores.es' "$T/out"); ns=$(jq '.scores.ns' "$T/out")
+if awk -v es="$es" -v ns="$ns" 'BEGIN { exit !(es >= 90 && ns >= 80) }'; then
+  pass "the confined batch reaches ES >= 90 and NS >= 80 (ES $es, NS $ns)"
+else fail "the confined batch reaches ES >= 90 and NS >= 80" "ES $es, NS $ns"; fi
 
 # Bad usage
 expect_exit "unknown method is usage" 2 "$STAMP" commit --method nope
