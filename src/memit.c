@@ -227,6 +227,7 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n, const float *z,
         if (progress) progress(ctx, "layer updates", li, h->n_layers);
         if ((rc = memit_keys(m, r, n, layer, zlayer, h, K, H))) break;
         stats[li].resid_before = mean_gap(z, H, n, C, resid, (double)left);
+        stats[li].nullspace_dim = 0;
         if (h->nullspace_threshold > 0)
             rc = memit_layer_delta_nullspace(
                 cov_mean[li], K, resid, n, F, C, h->mom2_update_weight,
