@@ -149,6 +149,17 @@ static int show_commit(store_txn *t, uint64_t id, uint64_t head, int json_out)
             else printf(" %8s", "-");
             printf("\n");
         }
+        /* updates confined to the null space of the key statistics */
+        const char *sep = "\nconfined to the null space of the key statistics:";
+        json_array_foreach(layers, i, l) {
+            json_t *dim = json_object_get(l, "nullspace_dim");
+            if (!json_is_integer(dim)) continue;
+            printf("%s %lld directions (layer %lld)", sep,
+                   (long long)json_integer_value(dim),
+                   (long long)json_integer_value(json_object_get(l, "layer")));
+            sep = ",";
+        }
+        if (sep[0] == ',') printf("\n");
     }
 out:
     store_versions_free(list, n);

@@ -142,6 +142,8 @@ dims=$(jq -c '[.layers[].nullspace_dim]' "$T/out")
 if jq -e 'all(.layers[]; .nullspace_dim > 0 and .nullspace_dim < 256)' "$T/out" >/dev/null; then
   pass "each layer records its null space ($dims of 256)"
 else fail "each layer records its null space" "$dims"; fi
+expect_ok "show of the confined commit" env STAMP_STORE="$T/s5" "$STAMP" show 1
+expect_grep "show says how far each update was confined" "^confined to the null space of the key statistics: [0-9]+ directions \(layer 0\), [0-9]+ directions \(layer 1\)$" "$T/out"
 expect_ok "eval --json of the confined commit" env STAMP_STORE="$T/s5" "$STAMP" eval --json
 es=$(jq '.scores.es' "$T/out"); ns=$(jq '.scores.ns' "$T/out")
 if awk -v es="$es" -v ns="$ns" 'BEGIN { exit !(es >= 90 && ns >= 80) }'; then
