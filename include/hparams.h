@@ -27,6 +27,9 @@ typedef struct {
     size_t facts_per_group;     /* facts stepped in lockstep per thread */
     size_t stats_samples;       /* corpus sequences for C_l when missing */
     double rome_ridge;          /* ROME: C + ridge * mean(diag C) * I */
+    double protect_committed;   /* > 0: MEMIT keeps what the committed
+                                   edits' keys map to, at this weight
+                                   against the new edits' fit */
     double nullspace_threshold; /* > 0: MEMIT updates only the directions
                                    of C_l with an eigenvalue below this
                                    share of its largest (AlphaEdit) */

@@ -36,13 +36,18 @@ int memit_keys(const gpt2_model *m, const editreq *r, size_t n,
  * K from the current weights, resid = (Z - H) / (layers left),
  * (lambda C_l + K^T K) X = K^T solved in float64, dW = X resid^T added
  * to mlp.c_proj of layer l ([F, C], HF orientation).
+ * keep (n_keep, may be 0): edits already in the model (the committed
+ * facts) whose keys the update should leave mapped where they are: rows
+ * of the least-squares problem with residual 0, weighted by
+ * h->protect_committed.
  * With h->nullspace_threshold > 0 each layer's update is confined to
  * the null space of C_l (nullspace.h): keys of ordinary text are left
  * where they were.
  * cov_mean[i] is C_l (F, F) of layers[i]. stats has n_layers entries.
  * *resid_after (may be NULL): mean ||z - h|| over the edits after the
  * last layer, to compare with stats[0].resid_before. */
-int memit_apply(gpt2_model *m, const editreq *r, size_t n, const float *z,
+int memit_apply(gpt2_model *m, const editreq *r, size_t n,
+                const editreq *keep, size_t n_keep, const float *z,
                 const hparams *h, const double *const *cov_mean,
                 memit_layer_stats *stats, double *resid_after,
                 progress_fn progress, void *ctx);

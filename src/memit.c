@@ -210,30 +210,48 @@ int memit_layer_delta_nullspace(const double *cov_mean, const float *K,
     return rc;
 }
 
-int memit_apply(gpt2_model *m, const editreq *r, size_t n, const float *z,
+/* The keys of the kept edits into K (n_keep, F), each scaled by
+ * sqrt(weight): rows of the least-squares problem whose residual is 0. */
+static int kept_keys(const gpt2_model *m, const editreq *keep, size_t n_keep,
+                     size_t layer, size_t zlayer, const hparams *h, float *K)
+{
+    size_t F = m->config.n_inner;
+    int rc = memit_keys(m, keep, n_keep, layer, zlayer, h, K, NULL);
+    float w = (float)sqrt(h->protect_committed);
+    for (size_t i = 0; !rc && i < n_keep * F; i++) K[i] *= w;
+    return rc;
+}
+
+int memit_apply(gpt2_model *m, const editreq *r, size_t n,
+                const editreq *keep, size_t n_keep, const float *z,
                 const hparams *h, const double *const *cov_mean,
                 memit_layer_stats *stats, double *resid_after,
                 progress_fn progress, void *ctx)
 {
     size_t F = m->config.n_inner, C = m->config.n_embd;
-    size_t zlayer = h->layers[h->n_layers - 1];
-    float *K = malloc(n * F * sizeof(float)), *H = malloc(n * C * sizeof(float));
-    double *resid = malloc(n * C * sizeof(double)); /* (n, C) */
+    size_t zlayer = h->layers[h->n_layers - 1], nk = n + n_keep;
+    float *K = malloc(nk * F * sizeof(float) + 1);
+    float *H = malloc(n * C * sizeof(float) + 1);
+    double *resid = calloc(nk * C + 1, sizeof(double)); /* (nk, C) */
     double *dW = malloc(F * C * sizeof(double));
-    double *lev = malloc((n ? n : 1) * sizeof(double));
+    double *lev = malloc((nk ? nk : 1) * sizeof(double));
     int rc = K && H && resid && dW && lev ? 0 : ERR_NOMEM;
     for (size_t li = 0; !rc && li < h->n_layers; li++) {
         size_t layer = h->layers[li], left = h->n_layers - li;
         if (progress) progress(ctx, "layer updates", li, h->n_layers);
         if ((rc = memit_keys(m, r, n, layer, zlayer, h, K, H))) break;
+        if (n_keep && (rc = kept_keys(m, keep, n_keep, layer, zlayer, h,
+                                      K + n * F)))
+            break;
+        /* the kept edits' rows of resid stay 0: their outputs stay put */
         stats[li].resid_before = mean_gap(z, H, n, C, resid, (double)left);
         stats[li].nullspace_dim = 0;
         if (h->nullspace_threshold > 0)
             rc = memit_layer_delta_nullspace(
-                cov_mean[li], K, resid, n, F, C, h->mom2_update_weight,
+                cov_mean[li], K, resid, nk, F, C, h->mom2_update_weight,
                 h->nullspace_threshold, dW, lev, &stats[li].nullspace_dim);
         else
-            rc = memit_layer_delta(cov_mean[li], K, resid, n, F, C,
+            rc = memit_layer_delta(cov_mean[li], K, resid, nk, F, C,
                                    h->mom2_update_weight, dW, lev);
         if (rc == ERR_NUMERIC) {
             err_set(rc, "layer %zu: the update system is singular; compute "

@@ -202,7 +202,9 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     tokenizer *tok = NULL;
     hparams h = {0};
     char *stored_hparams = NULL, **prefixes = NULL, *hp_json = NULL;
-    editreq *reqs = NULL;
+    editreq *reqs = NULL, *keep = NULL; /* keep: committed edits kept */
+    store_version *kept = NULL;
+    size_t n_kept = 0, n_keep = 0;
     size_t *ok_index = NULL;
     float *z = NULL, **old_tensors = NULL;
     ztarget_info *zinfo = NULL;
@@ -280,6 +282,18 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
         }
         ok_index[n_req++] = i;
     }
+    /* the committed edits the update should keep (protect_committed) */
+    if (!rome && h.protect_committed > 0) {
+        if ((rc = store_committed_list(t, 0, &kept, &n_kept))) goto fail;
+        keep = calloc(n_kept ? n_kept : 1, sizeof *keep);
+        if (!keep) { rc = ERR_NOMEM; goto fail; }
+        for (size_t i = 0; i < n_kept; i++) {
+            rc = editreq_build(&keep[n_keep], &kept[i].f, tok, prefixes,
+                               h.n_prefixes, model.config.n_positions);
+            if (rc) { err_clear(); rc = 0; continue; } /* not to be kept */
+            n_keep++;
+        }
+    }
     json_object_set_new(timings, "prepare", json_real(now() - t0));
 
     ok_facts = malloc((n_req ? n_req : 1) * sizeof *ok_facts);
@@ -340,7 +354,8 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
                F * C * sizeof(float));
     }
     if (rome) rc = rome_apply(&model, reqs, z, zlayer, &h, cov[0], lstats);
-    else rc = memit_apply(&model, reqs, n_ok, z, &h, (const double *const *)cov,
+    else rc = memit_apply(&model, reqs, n_ok, keep, n_keep, z, &h,
+                          (const double *const *)cov,
                           lstats, &resid_after, cli_progress_fn, NULL);
     cli_progress_done();
     if (rc) goto fail;
@@ -449,6 +464,8 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     json_object_set_new(rec, "z_steps_mean", json_real(n_ok ? zsteps / n_ok : 0));
     json_object_set_new(rec, "z_nll_mean", json_real(n_ok ? znll / n_ok : 0));
     json_object_set_new(rec, "z_likely", json_integer((json_int_t)zlikely));
+    if (!rome && h.protect_committed > 0)
+        json_object_set_new(rec, "kept", json_integer((json_int_t)n_keep));
     json_object_set_new(rec, "z_gflop", json_real(zflops / 1e9));
     json_object_set_new(timings, "write", json_real(now() - t0));
     json_object_set_new(timings, "total", json_real(now() - t_start));
@@ -484,6 +501,10 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
                 printf("%s %.2f (layer %zu)", i ? "," : "", lstats[i].leverage,
                        h.layers[i]);
             printf("\n");
+            if (h.protect_committed > 0)
+                printf("  kept the %zu committed edit%s where they were "
+                       "(protect_committed %g)\n", n_keep,
+                       n_keep == 1 ? "" : "s", h.protect_committed);
         }
         if (json_array_size(failed))
             printf("  %zu fact%s left queued (see warnings above)\n",
@@ -499,6 +520,9 @@ out:
     store_close(s);
     for (size_t i = 0; reqs && i < n_queue; i++) editreq_free(&reqs[i]);
     free(reqs);
+    for (size_t i = 0; i < n_keep; i++) editreq_free(&keep[i]);
+    free(keep);
+    store_versions_free(kept, n_kept);
     for (size_t i = 0; cov && i < h.n_layers; i++) free(cov[i]);
     free(cov);
     for (size_t i = 0; old_tensors && i < h.n_layers; i++) free(old_tensors[i]);

@@ -1,12 +1,13 @@
 # t42-sequential: a history of 20 real MEMIT commits on the tiny world
 # model (3 facts each, every fact about a subject no other fact in the
-# history has): `reset 10` brings back exactly the tensors recorded at
-# commit 10 (the recorded "after" hashes, recomputed from an export, and
-# the bytes of the model exported right after commit 10), `reset base`
-# exactly the base model's bytes; fsck passes at each step. Unknown
-# commit ids, a reset to a commit a revert removed or a reset moved
-# past, and an export into a non-empty directory fail clearly (exit 1)
-# and change nothing.
+# history has; each commit keeps the edits committed before it):
+# `reset 10` brings back exactly the tensors recorded at commit 10 (the
+# recorded "after" hashes, recomputed from an export, and the bytes of
+# the model exported right after commit 10), `reset base` exactly the
+# base model's bytes; fsck passes at each step. Unknown commit ids, a
+# reset to a commit a revert removed or a reset moved past, and an
+# export into a non-empty directory fail clearly (exit 1) and change
+# nothing.
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 . "$HERE/crashlib.sh"
@@ -55,6 +56,10 @@ done
 if [ "$(jq -c '[.head, [.commits[].id]]' log20.json)" = "[20,[20,19,18,17,16,15,14,13,12,11,10,9,8,7,6,5,4,3,2,1]]" ]; then
   pass "log lists commits 20 down to 1"
 else fail "log lists commits 20 down to 1" "$(jq -c '[.head, [.commits[].id]]' log20.json)"; fi
+# each commit kept the edits committed before it (protect_committed)
+kept=$(for k in 1 2 10 20; do "$STAMP" show "$k" --json | jq -r '.commit.kept'; done | tr '\n' ' ')
+if [ "$kept" = "0 3 27 57 " ]; then pass "commit k kept the 3(k-1) edits before it"
+else fail "commit k kept the 3(k-1) edits before it" "commits 1 2 10 20 kept: $kept"; fi
 # the recorded hashes form a chain: for every tensor, each commit that
 # edits it starts where the previous one that did ended, the first from
 # the base model's tensor

@@ -293,7 +293,7 @@ TEST(memit_moves_block_outputs_to_z)
     memcpy(edited.memory, model.memory, model.num_parameters * sizeof(float));
     memit_layer_stats st[2];
     double after_mean = -1, after_sum = 0;
-    CHECK(memit_apply(&edited, reqs, NF, z, &h, (const double *const *)cov, st, &after_mean,
+    CHECK(memit_apply(&edited, reqs, NF, NULL, 0, z, &h, (const double *const *)cov, st, &after_mean,
                       NULL, NULL) == 0);
     CHECK(st[0].layer == 1 && st[1].layer == 2);
     CHECK(st[0].delta_norm > 0 && st[1].delta_norm > 0);
@@ -329,6 +329,63 @@ TEST(memit_moves_block_outputs_to_z)
     CHECK(changed_elsewhere == 0);
     gpt2_model_free(&edited);
     free(cov[0]); free(cov[1]); free(z); free(h0); free(K); free(H);
+}
+
+/* Committed edits kept (protect_committed): their keys are rows with
+ * residual 0, so the update maps them (nearly) to no change, while
+ * without them the new edits' update moves what they read. One layer
+ * (2), so that the kept keys are the same before and after. Returns
+ * ||dW^T k|| over the kept keys K (2, F); *new_gap the new edits' mean
+ * ||z - h|| after. */
+static double kept_drift(const hparams *h, const float *z, const editreq *keep,
+                         size_t n_keep, const float *K, double *new_gap)
+{
+    size_t C = model.config.n_embd, F = model.config.n_inner;
+    double *cov[1] = {random_cov(1)};
+    gpt2_model edited;
+    gpt2_model_init(&edited, &model.config);
+    memcpy(edited.memory, model.memory, model.num_parameters * sizeof(float));
+    memit_layer_stats st[1];
+    CHECK(memit_apply(&edited, reqs, 3, keep, n_keep, z, h,
+                      (const double *const *)cov, st, new_gap, NULL, NULL) == 0);
+    const float *w0 = model.p.fcprojw + 2 * F * C, *w1 = edited.p.fcprojw + 2 * F * C;
+    double drift = 0;
+    for (size_t f = 0; f < 2; f++)
+        for (size_t c = 0; c < C; c++) {
+            double d = 0;
+            for (size_t i = 0; i < F; i++)
+                d += (double)K[f * F + i] * ((double)w1[i * C + c] - w0[i * C + c]);
+            drift += d * d;
+        }
+    gpt2_model_free(&edited);
+    free(cov[0]);
+    return sqrt(drift);
+}
+
+TEST(kept_edits_stay_where_they_were)
+{
+    hparams h;
+    test_hparams(&h);
+    h.layers[0] = 2;
+    h.n_layers = 1;
+    h.mom2_update_weight = 1.0;
+    h.protect_committed = 1.0;
+    size_t C = model.config.n_embd, F = model.config.n_inner;
+    float *z = malloc(NF * C * sizeof(float)), *h0 = malloc(NF * C * sizeof(float));
+    float *K = malloc(NF * F * sizeof(float));
+    ztarget_info info[5];
+    CHECK(ztarget_compute(&model, reqs, 3, 2, &h, z, h0, info, NULL, NULL) == 0);
+    CHECK(memit_keys(&model, reqs + 3, 2, 2, 2, &h, K, NULL) == 0);
+    double gap_free = 0, gap_kept = 0;
+    double moved = kept_drift(&h, z, NULL, 0, K, &gap_free);
+    double kept = kept_drift(&h, z, reqs + 3, 2, K, &gap_kept);
+    CHECK_MSG(moved > 0, "moved %g", moved);
+    CHECK_MSG(kept < 0.1 * moved, "kept edits moved %g, %g when not kept",
+              kept, moved);
+    /* the new edits are still written (a little less: fewer directions) */
+    CHECK_MSG(gap_kept < 1.5 * gap_free, "gap %g kept, %g not", gap_kept,
+              gap_free);
+    free(z); free(h0); free(K);
 }
 
 TEST(rome_reaches_z_on_the_bare_prompt)
@@ -372,6 +429,7 @@ int main(void)
     setup();
     RUN(z_is_identical_with_one_and_two_threads_and_lowers_the_loss);
     RUN(memit_moves_block_outputs_to_z);
+    RUN(kept_edits_stay_where_they_were);
     RUN(rome_reaches_z_on_the_bare_prompt);
     for (size_t f = 0; f < NF; f++) editreq_free(&reqs[f]);
     gpt2_model_free(&model);
