@@ -92,6 +92,24 @@ static int apply_set(hparams *h, const char *kv, const gpt2_config *c)
     return rc;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The subjects of the n queued versions, sorted for bsearch (pointers
+ * into v). */
+static int subjects_sorted(const store_version *v, size_t n,
+                           const char ***out)
+{
+    const char **s = malloc((n ? n : 1) * sizeof *s);
+    if (!s) return err_set(ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) s[i] = v[i].f.subject;
+    qsort(s, n, sizeof *s, cmp_str);
+    *out = s;
+    return 0;
+}
+
 /* The versions committed before that these facts replace (same slot). */
 static int find_superseded(store_txn *t, const store_version *v,
                            json_t *superseded)
@@ -205,6 +223,7 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     editreq *reqs = NULL, *keep = NULL; /* keep: committed edits kept */
     store_version *kept = NULL;
     size_t n_kept = 0, n_keep = 0;
+    const char **edited_subjects = NULL; /* the queue's, sorted */
     size_t *ok_index = NULL;
     float *z = NULL, **old_tensors = NULL;
     ztarget_info *zinfo = NULL;
@@ -282,12 +301,20 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
         }
         ok_index[n_req++] = i;
     }
-    /* the committed edits the update should keep (protect_committed) */
+    /* the committed edits the update should keep (protect_committed):
+     * those of subjects this batch does not edit again (a subject's facts
+     * share its key, and the new target vectors already hold what the
+     * model says of it) */
     if (!rome && h.protect_committed > 0) {
         if ((rc = store_committed_list(t, 0, &kept, &n_kept))) goto fail;
         keep = calloc(n_kept ? n_kept : 1, sizeof *keep);
         if (!keep) { rc = ERR_NOMEM; goto fail; }
+        if ((rc = subjects_sorted(queue, n_queue, &edited_subjects))) goto fail;
         for (size_t i = 0; i < n_kept; i++) {
+            const char *subject = kept[i].f.subject;
+            if (bsearch(&subject, edited_subjects, n_queue,
+                        sizeof *edited_subjects, cmp_str))
+                continue;
             rc = editreq_build(&keep[n_keep], &kept[i].f, tok, prefixes,
                                h.n_prefixes, model.config.n_positions);
             if (rc) { err_clear(); rc = 0; continue; } /* not to be kept */
@@ -523,6 +550,7 @@ out:
     for (size_t i = 0; i < n_keep; i++) editreq_free(&keep[i]);
     free(keep);
     store_versions_free(kept, n_kept);
+    free(edited_subjects);
     for (size_t i = 0; cov && i < h.n_layers; i++) free(cov[i]);
     free(cov);
     for (size_t i = 0; old_tensors && i < h.n_layers; i++) free(old_tensors[i]);
