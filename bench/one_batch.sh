@@ -22,12 +22,8 @@ export STAMP_STORE=$work/store
 init_opts=()
 [ -z "${HPARAMS:-}" ] || init_opts=(--hparams "$HPARAMS")
 "$STAMP" init --model "$world" "${init_opts[@]}" > /dev/null
-# records (quoted fields may hold newlines), one per subject, header kept
-awk -v count="$n" '
-  { rec = (rec == "" ? $0 : rec "\n" $0); q += gsub(/"/, "\"") }
-  q % 2 == 0 { split(rec, f, "\",\"")
-               if (r == 0 || (!seen[f[1]]++ && k++ < count)) print rec
-               r++; rec = ""; q = 0 }' "$world/facts.csv" > "$work/batch.csv"
+awk -v from=0 -v count="$n" -f "$here/bench/subject_facts.awk" \
+  "$world/facts.csv" > "$work/batch.csv"
 "$STAMP" import "$work/batch.csv" > /dev/null
 "$STAMP" commit --json "$@" > "$work/commit.json"
 "$STAMP" eval --json --sample "${SAMPLE:-300}" > "$work/eval.json"

@@ -22,13 +22,8 @@ init_opts=()
 [ -z "${HPARAMS:-}" ] || init_opts=(--hparams "$HPARAMS")
 "$STAMP" init --model "$world" "${init_opts[@]}" > /dev/null
 for night in $(seq 1 "$nights"); do
-  # records (quoted fields may hold newlines), one per subject
-  awk -v from=$(((night - 1) * n)) -v count="$n" '
-    { rec = (rec == "" ? $0 : rec "\n" $0); q += gsub(/"/, "\"") }
-    q % 2 == 0 { split(rec, f, "\",\"")
-                 if (r == 0) print rec
-                 else if (!seen[f[1]]++) { if (k >= from && k < from + count) print rec; k++ }
-                 r++; rec = ""; q = 0 }' "$world/facts.csv" > "$work/batch.csv"
+  awk -v from=$(((night - 1) * n)) -v count="$n" \
+    -f "$here/bench/subject_facts.awk" "$world/facts.csv" > "$work/batch.csv"
   "$STAMP" import "$work/batch.csv" > /dev/null
   "$STAMP" commit --threads 2 --no-scores --json -m "night $night" "$@" > /dev/null
 done
