@@ -33,6 +33,9 @@ typedef struct {
     double nullspace_threshold; /* > 0: MEMIT updates only the directions
                                    of C_l with an eigenvalue below this
                                    share of its largest (AlphaEdit) */
+    size_t rounds;              /* MEMIT: target vectors and update this
+                                   many times, each round in the model the
+                                   ones before edited (0 counts as 1) */
 } hparams;
 
 /* Defaults for a model shape (layers chosen by depth). */

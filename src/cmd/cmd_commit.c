@@ -4,7 +4,8 @@
  * once per base model and layer), context prefixes, the target vectors z
  * (OpenMP over groups of facts), scores before (of the facts whose z is
  * finite), the layer-by-layer MEMIT update (or ROME's rank-one update),
- * scores after, and one LMDB write transaction that stores the new
+ * repeated for h.rounds rounds (each later round finds the target
+ * vectors again in the model the rounds before it edited), scores after, and one LMDB write transaction that stores the new
  * tensors, their exact diffs, the commit record and the new fact states.
  * The writer lock is held from start to end, so two commits never
  * interleave; a crash anywhere leaves the store as before. */
@@ -144,6 +145,48 @@ static void utc_now(char *buf, size_t size)
     strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* What one round of target vectors and update did (the commit record's
+ * "rounds"; the first round's figures are also at its top level). */
+typedef struct {
+    size_t z_likely;      /* z that make the new answer likely (NLL < .5) */
+    size_t z_stepped;     /* facts that took a z step at all */
+    double z_steps_mean, z_nll_mean, z_flops;
+    double resid_before, resid_after, shift_written; /* MEMIT */
+    double z_seconds, solve_seconds;
+} round_summary;
+
+static void summarise_z(const ztarget_info *zi, size_t n, round_summary *r)
+{
+    double steps = 0, nll = 0;
+    for (size_t i = 0; i < n; i++) {
+        steps += zi[i].steps;
+        nll += zi[i].nll;
+        r->z_flops += zi[i].flops;
+        r->z_likely += zi[i].nll < 0.5;
+        r->z_stepped += zi[i].steps > 0;
+    }
+    r->z_steps_mean = n ? steps / n : 0;
+    r->z_nll_mean = n ? nll / n : 0;
+}
+
+static json_t *round_json(const round_summary *r)
+{
+    return json_pack("{s:I,s:f,s:f,s:f}",
+                     "z_likely", (json_int_t)r->z_likely,
+                     "z_steps_mean", r->z_steps_mean,
+                     "z_nll_mean", r->z_nll_mean,
+                     "shift_written", r->shift_written);
+}
+
+/* Progress of the rounds after the first: "round 2/5: <label>". */
+static void round_progress(void *ctx, const char *label, size_t done,
+                           size_t total)
+{
+    char text[96];
+    snprintf(text, sizeof text, "%s: %s", (const char *)ctx, label);
+    cli_progress(text, done, total);
+}
+
 int cmd_commit(int argc, char **argv, const cli_globals *g)
 {
     static const struct option opts[] = {
@@ -228,8 +271,10 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     float *z = NULL, **old_tensors = NULL;
     ztarget_info *zinfo = NULL;
     double **cov = NULL;
-    memit_layer_stats *lstats = NULL;
-    double resid_after = 0; /* mean ||z - h|| after the update (MEMIT) */
+    memit_layer_stats *lstats = NULL, *lstats_later = NULL;
+    round_summary *rounds = NULL;
+    size_t n_rounds = 0, rounds_done = 0;
+    const char *rounds_stop = NULL; /* why the rounds ended early */
     eval_scores before = {0}, after = {0};
     fact *ok_facts = NULL;
     json_t *rec = json_object(), *failed = json_array(),
@@ -336,7 +381,7 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
                          cli_progress_fn, NULL);
     cli_progress_done();
     if (rc) goto fail;
-    json_object_set_new(timings, "z", json_real(now() - t0));
+    double z_seconds = now() - t0;
     /* drop facts whose z is not finite: reported, left queued */
     for (size_t i = 0; i < n_req; i++) {
         if (!zinfo[i].failed) {
@@ -369,24 +414,83 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
                                      timings, "scores_before")))
         goto fail;
 
-    /* the update */
-    t0 = now();
+    /* the update, in rounds (MEMIT; ROME takes one) */
     old_tensors = calloc(L, sizeof *old_tensors);
     lstats = calloc(L, sizeof *lstats);
-    if (!old_tensors || !lstats) { rc = ERR_NOMEM; goto fail; }
+    lstats_later = calloc(L, sizeof *lstats_later);
+    n_rounds = rome || h.rounds == 0 ? 1 : h.rounds;
+    rounds = calloc(n_rounds, sizeof *rounds);
+    if (!old_tensors || !lstats || !lstats_later || !rounds) {
+        rc = ERR_NOMEM;
+        goto fail;
+    }
     for (size_t i = 0; i < L; i++) {
         old_tensors[i] = malloc(F * C * sizeof(float));
         if (!old_tensors[i]) { rc = ERR_NOMEM; goto fail; }
         memcpy(old_tensors[i], model.p.fcprojw + h.layers[i] * F * C,
                F * C * sizeof(float));
     }
-    if (rome) rc = rome_apply(&model, reqs, z, zlayer, &h, cov[0], lstats);
-    else rc = memit_apply(&model, reqs, n_ok, keep, n_keep, z, &h,
-                          (const double *const *)cov,
-                          lstats, &resid_after, cli_progress_fn, NULL);
-    cli_progress_done();
-    if (rc) goto fail;
-    json_object_set_new(timings, "solve", json_real(now() - t0));
+    summarise_z(zinfo, n_ok, &rounds[0]);
+    rounds[0].z_seconds = z_seconds;
+    for (size_t r = 0; r < n_rounds; r++) {
+        round_summary *rs = &rounds[r];
+        char label[64];
+        snprintf(label, sizeof label, "round %zu/%zu", r + 1, n_rounds);
+        progress_fn progress = r ? round_progress : cli_progress_fn;
+        memit_layer_stats *ls = r ? lstats_later : lstats;
+        if (r) {
+            /* the target vectors again, in the model the rounds before
+             * edited: an edit another one pushed aside is aimed again; a
+             * fact the model now says gets z = h, a row that holds it */
+            t0 = now();
+            rc = ztarget_compute(&model, reqs, n_ok, zlayer, &h, z, NULL,
+                                 zinfo, progress, label);
+            cli_progress_done();
+            if (rc) goto fail;
+            rs->z_seconds = now() - t0;
+            size_t bad = 0;
+            while (bad < n_ok && !zinfo[bad].failed) bad++;
+            if (bad < n_ok) {
+                fprintf(stderr, "stamp: warning: round %zu: the target vector "
+                        "of '%s' is not finite; the commit keeps the first "
+                        "%zu round%s\n", r + 1, ok_facts[bad].subject, r,
+                        r == 1 ? "" : "s");
+                rounds_stop = "a target vector was not finite";
+                break;
+            }
+            summarise_z(zinfo, n_ok, rs);
+            if (rs->z_stepped == 0) { /* the model says every new fact */
+                rounds_stop = "every fact was said";
+                break;
+            }
+        }
+        t0 = now();
+        if (rome) rc = rome_apply(&model, reqs, z, zlayer, &h, cov[0], ls);
+        else rc = memit_apply(&model, reqs, n_ok, keep, n_keep, z, &h,
+                              (const double *const *)cov, ls,
+                              &rs->resid_after, progress, label);
+        cli_progress_done();
+        if (rc) goto fail;
+        rs->solve_seconds = now() - t0;
+        rs->resid_before = ls[0].resid_before;
+        if (!rome)
+            rs->shift_written = memit_shift_written(rs->resid_before,
+                                                    rs->resid_after, z, n_ok, C);
+        rounds_done = r + 1;
+    }
+    double z_total = 0, solve_total = 0, zflops = 0;
+    json_t *round_times = json_array();
+    for (size_t r = 0; r < n_rounds; r++) {
+        z_total += rounds[r].z_seconds;
+        solve_total += rounds[r].solve_seconds;
+        zflops += rounds[r].z_flops;
+        if (r < rounds_done)
+            json_array_append_new(round_times, json_pack("{s:f,s:f}",
+                "z", rounds[r].z_seconds, "solve", rounds[r].solve_seconds));
+    }
+    json_object_set_new(timings, "z", json_real(z_total));
+    json_object_set_new(timings, "solve", json_real(solve_total));
+    json_object_set_new(timings, "rounds", round_times);
 
     if (scores && (rc = timed_scores(&model, tok, ok_facts, n_ok, &after,
                                      timings, "scores_after")))
@@ -440,12 +544,10 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     }
     /* how much of the target shift (z - h) the update wrote: low when
      * the batch holds more edits than the layers' keys can tell apart */
-    double shift_written = 0;
-    if (!rome) {
-        shift_written = memit_shift_written(lstats[0].resid_before,
-                                            resid_after, z, n_ok, C);
-        json_object_set_new(rec, "resid_after", json_real(resid_after));
-        json_object_set_new(rec, "shift_written", json_real(shift_written));
+    if (!rome) { /* the first round's */
+        json_object_set_new(rec, "resid_after", json_real(rounds[0].resid_after));
+        json_object_set_new(rec, "shift_written",
+                            json_real(rounds[0].shift_written));
     }
     json_t *versions = json_array(), *superseded = json_array();
     json_object_set_new(rec, "versions", versions);
@@ -478,19 +580,20 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     if (scores)
         json_object_set_new(rec, "scores", json_pack("{s:o,s:o}", "before",
                             cli_scores_json(&before), "after", cli_scores_json(&after)));
-    /* how well the target vectors did: a z whose NLL stays high cannot
-     * make its fact's new answer likely, whatever the solver does */
-    double zsteps = 0, znll = 0, zflops = 0;
-    size_t zlikely = 0;
-    for (size_t i = 0; i < n_ok; i++) {
-        zsteps += zinfo[i].steps;
-        zflops += zinfo[i].flops;
-        znll += zinfo[i].nll;
-        zlikely += zinfo[i].nll < 0.5;
+    /* how well the first round's target vectors did: a z whose NLL stays
+     * high cannot make its fact's new answer likely, whatever the solver
+     * does */
+    json_object_set_new(rec, "z_steps_mean", json_real(rounds[0].z_steps_mean));
+    json_object_set_new(rec, "z_nll_mean", json_real(rounds[0].z_nll_mean));
+    json_object_set_new(rec, "z_likely", json_integer((json_int_t)rounds[0].z_likely));
+    if (!rome) {
+        json_t *per_round = json_array();
+        for (size_t r = 0; r < rounds_done; r++)
+            json_array_append_new(per_round, round_json(&rounds[r]));
+        json_object_set_new(rec, "rounds", per_round);
+        if (rounds_stop)
+            json_object_set_new(rec, "rounds_stopped", json_string(rounds_stop));
     }
-    json_object_set_new(rec, "z_steps_mean", json_real(n_ok ? zsteps / n_ok : 0));
-    json_object_set_new(rec, "z_nll_mean", json_real(n_ok ? znll / n_ok : 0));
-    json_object_set_new(rec, "z_likely", json_integer((json_int_t)zlikely));
     if (!rome && h.protect_committed > 0)
         json_object_set_new(rec, "kept", json_integer((json_int_t)n_keep));
     json_object_set_new(rec, "z_gflop", json_real(zflops / 1e9));
@@ -520,10 +623,10 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
                    "neighbourhood %.1f -> %.1f\n", before.es, after.es,
                    before.ps, after.ps, before.ns, after.ns);
         printf("  target vectors: %zu of %zu make the new answer likely "
-               "(NLL < 0.5)\n", zlikely, n_ok);
+               "(NLL < 0.5)\n", rounds[0].z_likely, n_ok);
         if (!rome) {
             printf("  update: wrote %.0f%% of the target shift; leverage",
-                   100 * shift_written);
+                   100 * rounds[0].shift_written);
             for (size_t i = 0; i < L; i++)
                 printf("%s %.2f (layer %zu)", i ? "," : "", lstats[i].leverage,
                        h.layers[i]);
@@ -532,6 +635,14 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
                 printf("  kept the %zu committed edit%s where they were "
                        "(protect_committed %g)\n", n_keep,
                        n_keep == 1 ? "" : "s", h.protect_committed);
+            if (n_rounds > 1) {
+                printf("  %zu round%s", rounds_done, rounds_done == 1 ? "" : "s");
+                if (rounds_stop) printf(" of %zu (%s)", n_rounds, rounds_stop);
+                printf("; target vectors likely per round:");
+                for (size_t r = 0; r < rounds_done; r++)
+                    printf(" %zu", rounds[r].z_likely);
+                printf("\n");
+            }
         }
         if (json_array_size(failed))
             printf("  %zu fact%s left queued (see warnings above)\n",
@@ -566,6 +677,8 @@ out:
     free(z);
     free(zinfo);
     free(lstats);
+    free(lstats_later);
+    free(rounds);
     free(sets);
     json_decref(rec);
     json_decref(failed);

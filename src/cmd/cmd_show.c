@@ -124,6 +124,16 @@ static int show_commit(store_txn *t, uint64_t id, uint64_t head, int json_out)
                (long long)json_integer_value(zl), n);
     double written = num(rec, "shift_written", &have);
     if (have) printf("written   %.0f%% of the target shift\n", 100 * written);
+    json_t *rounds = json_object_get(rec, "rounds"), *r;
+    if (json_array_size(rounds) > 1) { /* the figures above are round 1's */
+        size_t k;
+        printf("rounds    %zu; targets likely per round:", json_array_size(rounds));
+        json_array_foreach(rounds, k, r)
+            printf(" %lld", (long long)json_integer_value(json_object_get(r, "z_likely")));
+        if (json_is_string(json_object_get(rec, "rounds_stopped")))
+            printf(" (stopped: %s)", str(rec, "rounds_stopped"));
+        printf("\n");
+    }
     if (n) printf("\nfacts:\n");
     for (size_t i = 0; i < n; i++) print_version_line(&list[i]);
     size_t i;
