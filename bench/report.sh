@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# report.sh: the Markdown report of one `make bench` run from its JSON
+# (bench/results/<date>.json), on stdout. bench/run.sh calls it; run it
+# by hand to render a report again:
+#   bash bench/report.sh bench/results/2026-12-03.json > bench/results/2026-12-03.md
+set -euo pipefail
+[ $# -eq 1 ] || { echo "usage: report.sh RESULTS.json" >&2; exit 2; }
+jq -r '"# stamp benchmark, \(.date)\n",
+  "Machine: \(.machine.cpu), \(.machine.cores) cores. World: \(.world.data.facts // "?") facts, \(.world.model.n_layer // "?") layers, d_model \(.world.model.n_embd // "?"), d_ff \(.world.model.n_inner // "?").\n",
+  "sgemm peak: \(.sgemm_peak_gflops.threads1 | . * 10 | round / 10) GFLOP/s (1 thread), \(.sgemm_peak_gflops.threads2 | . * 10 | round / 10) GFLOP/s (2 threads)\n",
+  "## One batch of \(.batch.edits) edits (2 threads)\n",
+  "| phase | seconds |", "|---|---|",
+  (.batch.timings | to_entries[] | select(.value | type == "number") | "| \(.key) | \(.value | . * 100 | round / 100) |"),
+  (if (.batch.timings.rounds | length) > 1 then "", "\(.batch.timings.rounds | length) rounds (`rounds` in the hyperparameters; z and solve above add them up): z \([.batch.timings.rounds[].z | . * 10 | round / 10 | tostring] | join(", ")) s; solve \([.batch.timings.rounds[].solve | . * 10 | round / 10 | tostring] | join(", ")) s\(if (.batch.rounds_z_likely | length) > 0 then "; target vectors likely per round: \(.batch.rounds_z_likely | map(tostring) | join(", "))" else "" end)." else empty end),
+  "", "edits/s \(.batch.edits_per_second | . * 100 | round / 100); z phase \(.batch.z_gflops | . * 10 | round / 10) GFLOP/s counted from the shapes of its passes (\(.batch.z_share_of_peak * 100 | round)% of peak); peak RSS \(.batch.peak_rss_mb | round) MB; diff \(.batch.diff_bytes) bytes",
+  "", "| ES | PS | NS | score | retention |", "|---|---|---|---|---|",
+  "| \(.batch.eval.scores.es | . * 10 | round / 10) | \(.batch.eval.scores.ps | . * 10 | round / 10) | \(.batch.eval.scores.ns | . * 10 | round / 10) | \(.batch.eval.scores.score | . * 10 | round / 10) | \(.batch.eval.retention.retained // "n/a" | if type == "number" then . * 10 | round / 10 else . end) |",
+  "", "Retention: of \(.batch.eval.retention.sampled // "?") untouched facts sampled, \(.batch.eval.retention.known_before // "?") were top-1 before the commit; \(.batch.eval.retention.retained // 0 | . * 10 | round / 10)% of those still are (a drop of \(100 - (.batch.eval.retention.retained // 0) | . * 10 | round / 10) points).",
+  "", "Target vectors: \(.batch.z_likely // "?") of \(.batch.edits) make the new answer likely (NLL < 0.5) before the first solve; mean NLL \(.batch.z_nll_mean // 0 | . * 100 | round / 100), mean steps \(.batch.z_steps_mean // 0 | . * 10 | round / 10).",
+  "", "Update (first round): wrote \(.batch.shift_written // 0 | . * 100 | round)% of the target shift (mean ||z - h|| before and after the layer updates); mean leverage \([.batch.leverage[]? | "\(.leverage | . * 100 | round / 100) (layer \(.layer))"] | join(", ")) (docs/commit-record.md).",
+  "", "Hyperparameters: \(.batch.hparams | tojson)",
+  "", "World: \(.world.name // "?"), \(.world.data.distractors_per_fact // 0) distractors and \(.world.data.extra_facts_per_fact // 0) extra facts per fact, recall \(.world.recall.rewrite // "?") (rewrite prompts), trained in \(.world.seconds.total // 0 | round) s.",
+  "", "## Threads (\(.threads.edits) edits)\n",
+  "z phase: \(.threads.z_seconds_1 | . * 100 | round / 100) s (1 thread), \(.threads.z_seconds_2 | . * 100 | round / 100) s (2 threads): speed-up \(.threads.z_speedup | . * 100 | round / 100)x; whole commit \(.threads.total_speedup | . * 100 | round / 100)x",
+  "", "## Nightly batches\n", "| night | edits | ES | PS | NS | retention | diff bytes | seconds |", "|---|---|---|---|---|---|---|---|",
+  (.nightly[] | "| \(.night) | \(.edits) | \(.es | . * 10 | round / 10) | \(.ps | . * 10 | round / 10) | \(.ns | . * 10 | round / 10) | \(.retention // "n/a" | if type == "number" then . * 10 | round / 10 else . end) | \(.diff_bytes) | \(.commit_seconds | . * 10 | round / 10) |"),
+  "", "## Batch size\n", "One commit of the first fact of each of the first N subjects on a fresh store each (bench/one_batch.sh). z likely, shift written and leverage are those of the first round (a small step when lambda is large; with one round they fall as the batch outgrows what the keys of the edited layers can tell apart: bench/results/2026-12-02.md).\n",
+  "| edits | ES | PS | NS | retention | z likely | shift written | leverage |", "|---|---|---|---|---|---|---|---|",
+  (.batch_sizes[]? | "| \(.edits) | \(.es | . * 10 | round / 10) | \(.ps | . * 10 | round / 10) | \(.ns | . * 10 | round / 10) | \(.retained // 0 | . * 10 | round / 10) | \(.z_likely) | \(.shift_written // 0 | . * 100 | round)% | \([.leverage[]? | . * 100 | round / 100 | tostring] | join(" / ")) |")' "$1"
