@@ -633,7 +633,7 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
                 printf("%s %.2f (layer %zu)", i ? "," : "", lstats[i].leverage,
                        h.layers[i]);
             printf("\n");
-            if (h.protect_committed > 0)
+            if (h.protect_committed > 0 && n_keep)
                 printf("  kept the %zu committed edit%s where they were "
                        "(protect_committed %g)\n", n_keep,
                        n_keep == 1 ? "" : "s", h.protect_committed);
