@@ -5,8 +5,10 @@
  * (OpenMP over groups of facts), scores before (of the facts whose z is
  * finite), the layer-by-layer MEMIT update (or ROME's rank-one update),
  * repeated for h.rounds rounds (each later round finds the target
- * vectors again in the model the rounds before it edited), scores after, and one LMDB write transaction that stores the new
- * tensors, their exact diffs, the commit record and the new fact states.
+ * vectors again in the model the rounds before it edited), scores
+ * after, and one LMDB write transaction that stores the new tensors,
+ * their exact diffs (from the model before the first round), the commit
+ * record and the new fact states.
  * The writer lock is held from start to end, so two commits never
  * interleave; a crash anywhere leaves the store as before. */
 #include "cli.h"

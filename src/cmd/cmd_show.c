@@ -125,7 +125,8 @@ static int show_commit(store_txn *t, uint64_t id, uint64_t head, int json_out)
     double written = num(rec, "shift_written", &have);
     if (have) printf("written   %.0f%% of the target shift\n", 100 * written);
     json_t *rounds = json_object_get(rec, "rounds"), *r;
-    if (json_array_size(rounds) > 1) { /* the figures above are round 1's */
+    json_t *asked = json_object_get(json_object_get(rec, "hparams"), "rounds");
+    if (json_integer_value(asked) > 1) { /* the figures above are round 1's */
         size_t k;
         printf("rounds    %zu; targets likely per round:", json_array_size(rounds));
         json_array_foreach(rounds, k, r)
