@@ -100,6 +100,10 @@ STAMP_STORE="$T/s3" "$STAMP" queue --json > q-before.json
 STAMP_STORE="$T/s3" "$STAMP" log --json > l-before.json
 expect_exit "an unknown --set key fails" 1 env STAMP_STORE="$T/s3" "$STAMP" commit --set nope=1
 expect_grep "the unknown key is named" "unknown key 'nope'" "$T/err"
+expect_exit "a negative number of rounds fails" 1 env STAMP_STORE="$T/s3" "$STAMP" commit --set rounds=-1
+expect_grep "the bad rounds are named" "'rounds' must be a non-negative integer" "$T/err"
+expect_exit "a fractional number of rounds fails" 1 env STAMP_STORE="$T/s3" "$STAMP" commit --set rounds=2.5
+expect_grep "the fractional rounds are named" "'rounds' must be a non-negative integer" "$T/err"
 expect_exit "a layer outside the model fails" 1 env STAMP_STORE="$T/s3" "$STAMP" commit --layers 99
 expect_grep "the bad layer is named" "layer 99" "$T/err"
 expect_exit "a missing corpus fails" 1 env STAMP_STORE="$T/s3" "$STAMP" stats --corpus "$T/no-such-corpus.txt"
