@@ -36,9 +36,6 @@ typedef struct {
     size_t rounds;              /* MEMIT: target vectors and update this
                                    many times, each round in the model the
                                    ones before edited (0 counts as 1) */
-    size_t share_targets;       /* 1: facts with one key (the same subject
-                                   behind the same text) get one target
-                                   vector fitted to all their prompts */
 } hparams;
 
 /* Defaults for a model shape (layers chosen by depth). */

@@ -8,13 +8,7 @@
  * facts in lockstep through one batched forward and backward pass.
  * Groups run in parallel (OpenMP), each on one thread with
  * single-threaded BLAS, so z depends on the seed and the group size, not
- * on the number of threads.
- *
- * Facts with one key (the same subject behind the same text: several
- * facts about one subject) get one z, fitted to all their prompts at
- * once, when h->share_targets is set: the update maps a key to one
- * vector, so separate z's for one key would be averaged, each fact
- * getting a share of its shift. */
+ * on the number of threads. */
 #ifndef STAMP_ZTARGET_H
 #define STAMP_ZTARGET_H
 
@@ -29,7 +23,6 @@ typedef struct {
     size_t steps;    /* gradient steps taken */
     int failed;      /* non-finite loss or z: leave the fact out */
     double flops;    /* its share of its group's floating-point work */
-    int shared;      /* its z is shared with another fact of its key */
 } ztarget_info;
 
 /* z and h0 are (n, C); info is (n). Returns an error only when the work

@@ -142,14 +142,10 @@ static void zgroup_flops(const zgroup *g, const gpt2_config *c, size_t zlayer,
 }
 
 /* Runs one group of G facts to completion on the workspace a (big enough
- * for the group). lead[f] is the first fact of the group with f's key
- * (f itself when none before it has it): facts with one key step one
- * delta, on the mean of their gradients, until every one of them is said
- * (or the steps run out, or one's loss is not finite: then all fail). */
+ * for the group). */
 static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
-                      size_t G, const size_t *lead, size_t zlayer,
-                      const hparams *h, float *z, float *h0,
-                      ztarget_info *info)
+                      size_t G, size_t zlayer, const hparams *h, float *z,
+                      float *h0, ztarget_info *info)
 {
     zgroup g;
     int rc = zgroup_init(&g, m, r, G);
@@ -168,17 +164,14 @@ static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
     double *loss = calloc(G, sizeof(double)), *nll = calloc(G, sizeof(double));
     double *kl = calloc(G, sizeof(double)); /* KL of each fact, this step */
     int *done = calloc(G, sizeof(int));
-    int *all_said = malloc(G * sizeof(int)), *bad = malloc(G * sizeof(int));
-    size_t *members = calloc(G, sizeof(size_t));
     if (!delta || !adam_m || !adam_v || !grad || !hook_vec || !dvec ||
         !logp || !dlogits || !kl_init || !kl_row || !loss || !nll || !kl ||
-        !done || !all_said || !bad || !members) {
+        !done) {
         rc = ERR_NOMEM;
         goto out;
     }
     for (size_t k = 0; k < NL; k++)
         if (g.logit_target[k] < 0) kl_row[g.logit_fact[k]] = k;
-    for (size_t f = 0; f < G; f++) members[lead[f]]++;
 
     /* The unedited pass: h0 and the KL reference distribution. */
     gpt2_batch base = {.tokens = g.tokens, .B = B, .T = g.T,
@@ -233,18 +226,12 @@ static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
             double h0n = norm2(h0 + f * C, C);
             loss[f] += nll[f] + h->v_weight_decay * norm2(delta + f * C, C) /
                                     (h0n * h0n);
-            all_said[f] = 1;
-            bad[f] = 0;
-        }
-        for (size_t f = 0; f < G; f++) { /* a key stops with all its facts */
-            if (!(loss[f] < h->nll_stop)) all_said[lead[f]] = 0;
-            if (!isfinite(loss[f])) bad[lead[f]] = 1;
-        }
-        for (size_t f = 0; f < G; f++) {
             if (done[f]) continue;
-            size_t l = lead[f];
-            if (bad[l]) info[f].failed = 1;
-            if (bad[l] || all_said[l] || it >= h->v_num_grad_steps) {
+            if (!isfinite(loss[f])) {
+                info[f].failed = 1;
+            }
+            if (!isfinite(loss[f]) || loss[f] < h->nll_stop ||
+                it >= h->v_num_grad_steps) {
                 done[f] = 1;
                 n_done++;
                 info[f].loss = loss[f];
@@ -283,28 +270,12 @@ static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
         for (size_t f = 0; f < G; f++) {
             if (done[f]) continue;
             float *d = delta + f * C, *gf = grad + f * C;
+            float *mf = adam_m + f * C, *vf = adam_v + f * C;
             double h0n = norm2(h0 + f * C, C), dn = norm2(d, C);
             if (dn > 0)
                 for (size_t c = 0; c < C; c++)
                     gf[c] += (float)(h->v_weight_decay * d[c] /
                                      (dn * h0n * h0n));
-        }
-        /* facts with one key: the mean of their gradients, on the first */
-        for (size_t f = 0; f < G; f++) {
-            if (done[f] || lead[f] == f) continue;
-            float *gl = grad + lead[f] * C, *gf = grad + f * C;
-            for (size_t c = 0; c < C; c++) gl[c] += gf[c];
-        }
-        for (size_t f = 0; f < G; f++) {
-            if (done[f] || lead[f] != f || members[f] == 1) continue;
-            for (size_t c = 0; c < C; c++)
-                grad[f * C + c] /= (float)members[f];
-        }
-        for (size_t f = 0; f < G; f++) {
-            if (done[f] || lead[f] != f) continue;
-            float *d = delta + f * C, *gf = grad + f * C;
-            float *mf = adam_m + f * C, *vf = adam_v + f * C;
-            double h0n = norm2(h0 + f * C, C), dn;
             for (size_t c = 0; c < C; c++) {
                 mf[c] = (float)(b1 * mf[c] + (1 - b1) * gf[c]);
                 vf[c] = (float)(b2 * vf[c] + (1 - b2) * gf[c] * gf[c]);
@@ -317,9 +288,6 @@ static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
             if (dn > max_norm)
                 for (size_t c = 0; c < C; c++) d[c] *= (float)(max_norm / dn);
         }
-        for (size_t f = 0; f < G; f++)
-            if (!done[f] && lead[f] != f)
-                memcpy(delta + f * C, delta + lead[f] * C, C * sizeof(float));
     }
     for (size_t f = 0; f < G; f++) {
         info[f].flops = flops / (double)G;
@@ -343,59 +311,8 @@ out:
     free(nll);
     free(kl);
     free(done);
-    free(all_said);
-    free(bad);
-    free(members);
     zgroup_free(&g);
     return rc;
-}
-
-/* Whether facts a and b have one key in every edited layer: the same
- * rewriting sequences up to and including the subject's last token (the
- * same subject behind the same text), which is all a key depends on. */
-static int same_key(const editreq *a, const editreq *b)
-{
-    if (a->n_rewrite != b->n_rewrite) return 0;
-    for (size_t s = 0; s < a->n_rewrite; s++) {
-        const editreq_seq *x = &a->seq[s], *y = &b->seq[s];
-        if (x->lookup != y->lookup ||
-            memcmp(x->tokens, y->tokens, (x->lookup + 1) * sizeof(int)))
-            return 0;
-    }
-    return 1;
-}
-
-/* The order the facts are stepped in: the facts of one key together,
- * keys by their first fact, facts in input order within a key (the input
- * order when no two facts share a key). key_first[p] is the position of
- * the first fact of order[p]'s key. */
-static int key_order(const editreq *r, size_t n, int share, size_t *order,
-                     size_t *key_first)
-{
-    size_t *leader = malloc(n * sizeof(size_t));
-    size_t *next = calloc(n + 1, sizeof(size_t));
-    if (!leader || !next) {
-        free(leader);
-        free(next);
-        return ERR_NOMEM;
-    }
-    for (size_t i = 0; i < n; i++) {
-        leader[i] = i;
-        for (size_t j = 0; share && j < i; j++)
-            if (leader[j] == j && same_key(&r[j], &r[i])) {
-                leader[i] = j;
-                break;
-            }
-        next[leader[i] + 1]++;
-    }
-    for (size_t j = 0; j < n; j++) next[j + 1] += next[j];
-    for (size_t i = 0; i < n; i++) order[next[leader[i]]++] = i;
-    for (size_t p = 0; p < n; p++)
-        key_first[p] = p && leader[order[p]] == leader[order[p - 1]]
-                           ? key_first[p - 1] : p;
-    free(leader);
-    free(next);
-    return 0;
 }
 
 int ztarget_compute(const gpt2_model *m, const editreq *r, size_t n,
@@ -404,41 +321,25 @@ int ztarget_compute(const gpt2_model *m, const editreq *r, size_t n,
 {
     size_t C = m->config.n_embd, G = h->facts_per_group ? h->facts_per_group : 1;
     /* An even number of groups of balanced sizes (at most G facts each):
-     * two threads get equal shares. The split depends on n, G and which
-     * facts share a key (a key's facts stay in one group), never on the
-     * thread count, so z is the same for any thread count. */
+     * two threads get equal shares. The split depends on n and G only,
+     * never on the thread count, so z is the same for any thread count. */
     size_t n_groups = (n + G - 1) / G, finished = 0;
     if (n_groups > 1 && n_groups % 2 && n_groups < n) n_groups++;
     if (zlayer >= m->config.n_layer)
         return err_set(ERR_INVALID, "z layer %zu is outside the model", zlayer);
-    size_t *order = malloc((n ? n : 1) * sizeof(size_t));
-    size_t *key_first = malloc((n ? n : 1) * sizeof(size_t));
-    size_t *bound = malloc((n_groups + 1) * sizeof(size_t));
-    size_t *lead = malloc((n ? n : 1) * sizeof(size_t));
-    editreq *rp = malloc((n ? n : 1) * sizeof(editreq));
-    float *zp = malloc((n ? n : 1) * C * sizeof(float));
-    float *h0p = malloc((n ? n : 1) * C * sizeof(float));
-    ztarget_info *ip = calloc(n ? n : 1, sizeof(ztarget_info));
-    int rc = order && key_first && bound && lead && rp && zp && h0p && ip
-                 ? key_order(r, n, h->share_targets != 0, order, key_first)
-                 : ERR_NOMEM;
-    if (rc) goto out;
-    for (size_t gi = 0; gi <= n_groups; gi++) {
-        size_t b = n_groups ? gi * n / n_groups : 0;
-        while (b < n && b > 0 && key_first[b] != b) b++;
-        bound[gi] = gi && b < bound[gi - 1] ? bound[gi - 1] : b;
-    }
-    for (size_t p = 0; p < n; p++) rp[p] = r[order[p]];
-    for (size_t gi = 0; gi < n_groups; gi++)
-        for (size_t p = bound[gi]; p < bound[gi + 1]; p++)
-            lead[p] = key_first[p] - bound[gi];
+    float *own_h0 = h0 ? NULL : malloc(n * C * sizeof(float));
+    if (!h0 && !own_h0) return ERR_NOMEM;
+    if (!h0) h0 = own_h0;
+    memset(info, 0, n * sizeof *info);
+    int rc = 0;
     if (progress) progress(ctx, "target vectors", 0, n);
     /* one workspace per thread, for the largest group: allocating one
      * per group costs page faults that two threads serialise on */
     size_t maxB = 1, maxT = 1, maxNL = 1;
     for (size_t gi = 0; gi < n_groups; gi++) {
+        size_t f0 = gi * n / n_groups, cnt = (gi + 1) * n / n_groups - f0;
         size_t B, T, NL;
-        zgroup_shape(rp + bound[gi], bound[gi + 1] - bound[gi], &B, &T, &NL);
+        zgroup_shape(r + f0, cnt, &B, &T, &NL);
         if (B > maxB) maxB = B;
         if (T > maxT) maxT = T;
         if (NL > maxNL) maxNL = NL;
@@ -449,11 +350,10 @@ int ztarget_compute(const gpt2_model *m, const editreq *r, size_t n,
         int arc = gpt2_acts_new(&a, &m->config, maxB, maxT, maxNL);
 #pragma omp for schedule(dynamic, 1)
         for (size_t gi = 0; gi < n_groups; gi++) {
-            size_t f0 = bound[gi], cnt = bound[gi + 1] - f0;
-            int grc = arc ? arc
-                      : cnt ? zgroup_run(m, a, rp + f0, cnt, lead + f0, zlayer,
-                                         h, zp + f0 * C, h0p + f0 * C, ip + f0)
-                            : 0;
+            size_t f0 = gi * n / n_groups, cnt = (gi + 1) * n / n_groups - f0;
+            int grc = arc ? arc : zgroup_run(m, a, r + f0, cnt, zlayer, h,
+                                             z + f0 * C, h0 + f0 * C,
+                                             info + f0);
 #pragma omp critical(ztarget_progress)
             {
                 if (grc && !rc) rc = grc;
@@ -463,22 +363,6 @@ int ztarget_compute(const gpt2_model *m, const editreq *r, size_t n,
         }
         gpt2_acts_free(a);
     }
-    for (size_t p = 0; !rc && p < n; p++) {
-        size_t i = order[p];
-        memcpy(z + i * C, zp + p * C, C * sizeof(float));
-        if (h0) memcpy(h0 + i * C, h0p + p * C, C * sizeof(float));
-        info[i] = ip[p];
-        info[i].shared = key_first[p] != p ||
-                         (p + 1 < n && key_first[p + 1] == key_first[p]);
-    }
-out:
-    free(order);
-    free(key_first);
-    free(bound);
-    free(lead);
-    free(rp);
-    free(zp);
-    free(h0p);
-    free(ip);
+    free(own_h0);
     return rc;
 }
