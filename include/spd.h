@@ -15,4 +15,9 @@ int spd_solve(double *A, double *B, size_t n, size_t m);
  * oracle. ERR_NUMERIC on a zero pivot. */
 int spd_solve_naive(double *A, double *B, size_t n, size_t m);
 
+/* 1 when A (n, n) row-major, symmetric, is numerically positive definite
+ * (its Cholesky factorisation succeeds), 0 when it is not, ERR_NOMEM.
+ * A is left as it was. */
+int spd_is_definite(const double *A, size_t n);
+
 #endif

@@ -222,6 +222,26 @@ static int kept_keys(const gpt2_model *m, const editreq *keep, size_t n_keep,
     return rc;
 }
 
+/* Why lambda C + K^T K is singular, as advice the user can act on: with
+ * C itself singular (its keys do not span the F MLP units: too little or
+ * too uniform text for this width) no lambda helps; otherwise the keys
+ * need more weight on C. */
+static int explain_singular(const double *cov_mean, size_t F, size_t layer,
+                            double lambda)
+{
+    int definite = lambda > 0 ? spd_is_definite(cov_mean, F) : 1;
+    if (definite < 0) return definite;
+    if (!definite)
+        return err_set(ERR_NUMERIC, "layer %zu: the key statistics are "
+                       "singular (their keys do not span the %zu MLP units); "
+                       "raising mom2_update_weight cannot help: compute them "
+                       "over more, more varied text (stamp stats --corpus "
+                       "FILE --samples N)", layer, F);
+    return err_set(ERR_NUMERIC, "layer %zu: the update system is singular; "
+                   "compute more key statistics or raise mom2_update_weight",
+                   layer);
+}
+
 int memit_apply(gpt2_model *m, const editreq *r, size_t n,
                 const editreq *keep, size_t n_keep, const float *z,
                 const hparams *h, const double *const *cov_mean,
@@ -254,8 +274,7 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n,
             rc = memit_layer_delta(cov_mean[li], K, resid, nk, F, C,
                                    h->mom2_update_weight, dW, lev);
         if (rc == ERR_NUMERIC) {
-            err_set(rc, "layer %zu: the update system is singular; compute "
-                    "more key statistics or raise mom2_update_weight", layer);
+            rc = explain_singular(cov_mean[li], F, layer, h->mom2_update_weight);
             break;
         }
         if (rc == ERR_INVALID) { /* the threshold left no direction */

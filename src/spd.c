@@ -23,6 +23,17 @@ int spd_solve(double *A, double *B, size_t n, size_t m)
     return 0;
 }
 
+int spd_is_definite(const double *A, size_t n)
+{
+    double *L = malloc(n * n * sizeof(double) + 1);
+    if (!L) return err_set(ERR_NOMEM, "out of memory");
+    memcpy(L, A, n * n * sizeof(double));
+    lapack_int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', (lapack_int)n, L,
+                                     (lapack_int)n);
+    free(L);
+    return info == 0;
+}
+
 int spd_solve_naive(double *A, double *B, size_t n, size_t m)
 {
     for (size_t col = 0; col < n; col++) {

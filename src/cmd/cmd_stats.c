@@ -108,6 +108,11 @@ int cmd_stats(int argc, char **argv, const cli_globals *g)
             continue;
         }
         if (rc) goto fail;
+        if (cov.tokens < cov.F) /* rank <= tokens: every commit would fail */
+            fprintf(stderr, "stamp: warning: layer %zu: %llu keys cannot span "
+                    "its %zu MLP units; the statistics are singular until "
+                    "they cover more text\n", h.layers[i],
+                    (unsigned long long)cov.tokens, cov.F);
         json_array_append_new(out, json_pack("{s:I,s:b,s:I,s:I,s:I}", "layer",
             (json_int_t)h.layers[i], "present", 1, "tokens",
             (json_int_t)cov.tokens, "sequences", (json_int_t)cov.sequences,

@@ -111,6 +111,14 @@ expect_grep "the missing corpus is named" "no-such-corpus.txt" "$T/err"
 # lambda 0 and fewer keys than key dimensions: K^T K alone is singular
 expect_exit "a singular update system fails" 1 env STAMP_STORE="$T/s3" "$STAMP" commit --no-scores --set mom2_update_weight=0
 expect_grep "the singular system is explained" "layer 0: the update system is singular; .*raise mom2_update_weight" "$T/err"
+# key statistics over one short line: its few keys do not span the MLP
+# units, so C itself is singular and no lambda can help; the message says so
+mkdir -p "$T/one-line" && head -n 1 "$W/corpus.txt" > "$T/one-line/corpus.txt"
+cp -r "$T/s3" "$T/s3-one-line"
+expect_ok "statistics over one line" env STAMP_STORE="$T/s3-one-line" "$STAMP" stats --corpus "$T/one-line/corpus.txt"
+expect_grep "too few keys are warned about" "warning: layer 0: [0-9]+ keys cannot span its 256 MLP units" "$T/err"
+expect_exit "singular key statistics fail the commit" 1 env STAMP_STORE="$T/s3-one-line" "$STAMP" commit --no-scores --set mom2_update_weight=1000000
+expect_grep "singular key statistics are explained" "layer 0: the key statistics are singular .*raising mom2_update_weight cannot help" "$T/err"
 expect_exit "a null-space threshold below every eigenvalue fails" 1 env STAMP_STORE="$T/s3" "$STAMP" commit --no-scores --set nullspace_threshold=1e-300
 expect_grep "the threshold and the layer are named" "layer 0: no direction of the keys is below nullspace_threshold" "$T/err"
 STAMP_STORE="$T/s3" "$STAMP" queue --json > q-after.json

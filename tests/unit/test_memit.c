@@ -50,6 +50,26 @@ TEST(spd_solve_matches_naive)
     free(M); free(A); free(A2); free(B); free(B2);
 }
 
+TEST(spd_is_definite_tells_singular_from_definite)
+{
+    size_t n = 16, r = 5; /* A = M M^T with M (n, r): rank r < n */
+    double *M = malloc(n * r * sizeof(double)), *A = malloc(n * n * sizeof(double));
+    double *copy = malloc(n * n * sizeof(double));
+    for (size_t i = 0; i < n * r; i++) M[i] = urand() - 0.5;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++) {
+            double s = 0;
+            for (size_t k = 0; k < r; k++) s += M[i * r + k] * M[j * r + k];
+            A[i * n + j] = s;
+        }
+    memcpy(copy, A, n * n * sizeof(double));
+    CHECK(spd_is_definite(A, n) == 0);
+    CHECK(memcmp(copy, A, n * n * sizeof(double)) == 0); /* left as it was */
+    for (size_t i = 0; i < n; i++) A[i * n + i] += 1e-3; /* now definite */
+    CHECK(spd_is_definite(A, n) == 1);
+    free(M); free(A); free(copy);
+}
+
 TEST(layer_delta_satisfies_normal_equations)
 {
     size_t F = 32, C = 8, n = 6;
@@ -423,6 +443,7 @@ TEST(rome_reaches_z_on_the_bare_prompt)
 int main(void)
 {
     RUN(spd_solve_matches_naive);
+    RUN(spd_is_definite_tells_singular_from_definite);
     RUN(layer_delta_satisfies_normal_equations);
     RUN(leverage_is_bounded_by_the_rank_of_the_keys);
     RUN(covariance_fast_matches_naive_and_round_trips);
