@@ -488,7 +488,9 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
         z_total += rounds[r].z_seconds;
         solve_total += rounds[r].solve_seconds;
         zflops += rounds[r].z_flops;
-        if (r < rounds_done)
+        /* the rounds done, and the one that stopped them (its z time,
+         * no solve), so that they add up to "z" and "solve" */
+        if (r < rounds_done || (r == rounds_done && rounds_stop))
             json_array_append_new(round_times, json_pack("{s:f,s:f}",
                 "z", rounds[r].z_seconds, "solve", rounds[r].solve_seconds));
     }

@@ -221,6 +221,14 @@ expect_ok "two edits in at most 50 rounds" env STAMP_STORE="$T/s8" "$STAMP" comm
 if jq -e '.rounds_stopped == "every fact was said" and (.rounds | length) < 50' "$T/out" >/dev/null; then
   pass "rounds stop once the model says every fact ($(jq '.rounds | length' "$T/out") rounds)"
 else fail "rounds stop once the model says every fact" "$(jq -c '[.rounds_stopped, [.rounds[].z_likely]]' "$T/out")"; fi
+# the stopping round found its target vectors but solved nothing: its z
+# time is listed (solve 0), and the listed times add up to the totals
+if jq -e '(.timings.rounds | length) == (.rounds | length) + 1 and
+          .timings.rounds[-1].solve == 0 and .timings.rounds[-1].z > 0 and
+          (([.timings.rounds[].z] | add) - .timings.z | fabs) < 1e-6 and
+          (([.timings.rounds[].solve] | add) - .timings.solve | fabs) < 1e-6' "$T/out" >/dev/null; then
+  pass "the stopping round's z time is listed and the rounds add up to the totals"
+else fail "the stopping round's z time is listed" "$(jq -c '.timings' "$T/out")"; fi
 
 # Bad usage
 expect_exit "unknown method is usage" 2 "$STAMP" commit --method nope
