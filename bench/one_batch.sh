@@ -4,7 +4,9 @@
 #
 #   bash bench/one_batch.sh WORLD N [stamp commit options...]
 #
-# A fresh store on WORLD (stamp init --hparams $HPARAMS when set), the
+# A fresh store on WORLD (stamp init --hparams $HPARAMS when set; or a
+# copy of $BASE_STORE, a store on WORLD with its statistics and nothing
+# queued, as bench/run.sh passes), the
 # first fact of each of the first N subjects of WORLD/facts.csv queued, `stamp commit --json` with the options, then
 # `stamp eval --json --sample 300` ($SAMPLE). Prints one line: ES, PS, NS,
 # retention, target vectors that reach their answer (z_likely), the share
@@ -21,7 +23,11 @@ trap 'rm -rf "$work"' EXIT
 export STAMP_STORE=$work/store
 init_opts=()
 [ -z "${HPARAMS:-}" ] || init_opts=(--hparams "$HPARAMS")
-"$STAMP" init --model "$world" "${init_opts[@]}" > /dev/null
+if [ -n "${BASE_STORE:-}" ]; then
+  cp -a "$BASE_STORE" "$STAMP_STORE"
+else
+  "$STAMP" init --model "$world" "${init_opts[@]}" > /dev/null
+fi
 awk -v from=0 -v count="$n" -f "$here/bench/subject_facts.awk" \
   "$world/facts.csv" > "$work/batch.csv"
 "$STAMP" import "$work/batch.csv" > /dev/null

@@ -9,7 +9,10 @@
 #       100), scores after each, with an SVG plot;
 #   (d) how the scores fall with the batch size (SIZES, default 50 100 200
 #       500 1000; one fresh store and one commit each, bench/one_batch.sh).
-# Writes bench/results/<date>.json and .md (bench/report.sh; and .svg). Numbers are single
+# The key statistics are computed once, in (a), and every later store
+# starts as a copy of that one (they take minutes on a wide world).
+# Writes bench/results/<date>.json and .md (bench/report.sh; and .svg;
+# BENCH_OUT=DIR writes them to DIR instead). Numbers are single
 # runs on a shared machine unless REPEAT says otherwise: compare ratios
 # measured in one run.
 set -euo pipefail
@@ -31,7 +34,7 @@ init_opts=()
 [ -z "$HPARAMS" ] || init_opts=(--hparams "$HPARAMS")
 export HPARAMS
 date_tag=$(date -u +%Y-%m-%d)
-out_dir=$here/bench/results
+out_dir=${BENCH_OUT:-$here/bench/results}
 mkdir -p "$out_dir"
 json_out=$out_dir/$date_tag.json
 md_out=$out_dir/$date_tag.md
@@ -68,6 +71,7 @@ timed() { # timed NAME CMD...: runs CMD, keeps its stdout in $work/NAME.out
 export STAMP_STORE=$work/batch
 "$STAMP" init --model "$WORLD" "${init_opts[@]}" > /dev/null
 timed stats "$STAMP" stats --corpus "$WORLD/corpus.txt"
+cp -a "$work/batch" "$work/base" # the store with statistics, nothing queued
 take 1 "$BATCH" "$work/batch.csv"
 timed import "$STAMP" import "$work/batch.csv"
 timed commit "$STAMP" commit --threads 2 --json -m "bench batch of $BATCH"
@@ -83,12 +87,11 @@ read -r stats_s stats_kb < "$work/stats.time"
 zflops=$(jq '.z_gflop * 1e9' "$work/commit.out")
 z_s=$(jq '.timings.z' "$work/commit.out")
 
-# (b) 1 vs 2 threads, same batch, fresh stores (statistics copied in by
-# recomputing: they are cached per store)
+# (b) 1 vs 2 threads, same batch, fresh stores (copies of the base;
+# bash bench/threads.sh repeats the pair for medians)
 for th in 1 2; do
   export STAMP_STORE=$work/threads$th
-  "$STAMP" init --model "$WORLD" "${init_opts[@]}" > /dev/null
-  "$STAMP" stats --corpus "$WORLD/corpus.txt" > /dev/null
+  cp -a "$work/base" "$STAMP_STORE"
   take 1 "$SCALE_BATCH" "$work/scale.csv"
   "$STAMP" import "$work/scale.csv" > /dev/null
   timed "scale$th" "$STAMP" commit --threads "$th" --no-scores --json
@@ -98,8 +101,7 @@ t1=$(jq .timings.total "$work/scale1.out"); t2=$(jq .timings.total "$work/scale2
 
 # (c) sequential nightly batches
 export STAMP_STORE=$work/nightly
-"$STAMP" init --model "$WORLD" "${init_opts[@]}" > /dev/null
-"$STAMP" stats --corpus "$WORLD/corpus.txt" > /dev/null
+cp -a "$work/base" "$STAMP_STORE"
 echo '[]' > "$work/nights.json"
 for night in $(seq 1 "$NIGHTS"); do
   take $(((night - 1) * NIGHTLY + 1)) "$NIGHTLY" "$work/night.csv"
@@ -118,7 +120,7 @@ done
 # (d) batch size against what the layers' keys can hold
 echo '[]' > "$work/sizes.json"
 for n in $SIZES; do
-  SAMPLE=$RETENTION_SAMPLE bash bench/one_batch.sh "$WORLD" "$n" --threads 2 > "$work/size.json"
+  BASE_STORE=$work/base SAMPLE=$RETENTION_SAMPLE bash bench/one_batch.sh "$WORLD" "$n" --threads 2 > "$work/size.json"
   jq --slurpfile s "$work/size.json" '. + $s' "$work/sizes.json" > "$work/sizes.tmp"
   mv "$work/sizes.tmp" "$work/sizes.json"
   echo "bench: batch of $n: $(cat "$work/size.json")"

@@ -1,0 +1,29 @@
+# t80-bench: `make bench`'s script end to end on the tiny world with small
+# counts (BENCH_OUT keeps the report out of bench/results): it writes the
+# report with every section, and its stores, copies of one store with the
+# statistics, score exactly as a store made from scratch does.
+root=$(cd "$(dirname "$0")/../.." && pwd) # before lib.sh moves to a temporary directory
+. "$(dirname "$0")/lib.sh"
+W=$WORLD_TINY
+mkdir -p "$T/report"
+expect_ok "bench/run.sh on the tiny world" env BENCH_OUT="$T/report" \
+  WORLD="$W" BATCH=24 NIGHTS=2 NIGHTLY=10 SCALE_BATCH=10 SIZES="10 20" \
+  RETENTION_SAMPLE=100 bash "$root/bench/run.sh"
+json=$(ls "$T/report"/*.json 2>/dev/null | head -n 1)
+if [ -n "$json" ] && jq -e '(.nightly | length) == 2 and (.batch_sizes | length) == 2 and
+     .batch.eval.scores.n_facts == 24 and .threads.z_speedup > 0' "$json" >/dev/null; then
+  pass "the report holds the batch, the threads, two nights and two sizes"
+else fail "the report holds every section" "$(head -c 400 "${json:-/dev/null}")"; fi
+for section in "One batch of 24 edits" "## Threads" "## Nightly batches" "## Batch size"; do
+  expect_grep "the report has '$section'" "$section" "$(ls "$T/report"/*.md | head -n 1)"
+done
+# a store from scratch (init, statistics computed by the commit) against
+# the bench's copy of its base store: the same scores
+expect_ok "one_batch.sh from scratch" env HPARAMS="$root/bench/hparams.json" SAMPLE=100 \
+  bash "$root/bench/one_batch.sh" "$W" 10 --threads 2
+jq -S 'del(.z_seconds, .z_gflop)' "$T/out" > scratch.json
+jq -S '.batch_sizes[0] | del(.z_seconds, .z_gflop)' "$json" > copied.json
+if [ -s scratch.json ] && jq -e '.es != null' scratch.json >/dev/null; then
+  expect_same "a copied store scores as a store from scratch" scratch.json copied.json
+else fail "a copied store scores as a store from scratch" "no scores from scratch"; fi
+finish
