@@ -1,7 +1,8 @@
 # t80-bench: `make bench`'s script end to end on the tiny world with small
 # counts (BENCH_OUT keeps the report out of bench/results): it writes the
 # report with every section, and its stores, copies of one store with the
-# statistics, score exactly as a store made from scratch does.
+# statistics, score exactly as a store made from scratch does; a default
+# world left by an older recipe is named.
 root=$(cd "$(dirname "$0")/../.." && pwd) # before lib.sh moves to a temporary directory
 . "$(dirname "$0")/lib.sh"
 W=$WORLD_TINY
@@ -9,6 +10,8 @@ mkdir -p "$T/report"
 expect_ok "bench/run.sh on the tiny world" env BENCH_OUT="$T/report" \
   WORLD="$W" BATCH=24 NIGHTS=2 NIGHTLY=10 SCALE_BATCH=10 SIZES="10 20" \
   RETENTION_SAMPLE=100 bash "$root/bench/run.sh"
+if grep -q "warning" "$T/err"; then fail "a world given by WORLD is not warned about" "$(head -c 300 "$T/err")"
+else pass "a world given by WORLD is not warned about"; fi
 json=$(ls "$T/report"/*.json 2>/dev/null | head -n 1)
 if [ -n "$json" ] && jq -e '(.nightly | length) == 2 and (.batch_sizes | length) == 2 and
      .batch.eval.scores.n_facts == 24 and .threads.z_speedup > 0' "$json" >/dev/null; then
@@ -26,4 +29,15 @@ jq -S '.batch_sizes[0] | del(.z_seconds, .z_gflop)' "$json" > copied.json
 if [ -s scratch.json ] && jq -e '.es != null' scratch.json >/dev/null; then
   expect_same "a copied store scores as a store from scratch" scratch.json copied.json
 else fail "a copied store scores as a store from scratch" "no scores from scratch"; fi
+# a build/world-cf from an older recipe (here: world-tiny's d_ff 256) is
+# named: run.sh in a copy of the tree whose build/world-cf is that world
+mkdir -p old-tree/build/tools
+cp -r "$root/bench" old-tree/
+ln -s "$W" old-tree/build/world-cf
+ln -s "$STAMP" old-tree/build/stamp
+ln -s "$BUILD/tools/bench_sgemm" old-tree/build/tools/bench_sgemm
+expect_ok "bench/run.sh on an old default world" env -u WORLD BENCH_OUT="$T/report-old" \
+  STAMP="$STAMP" BATCH=12 NIGHTS=1 NIGHTLY=6 SCALE_BATCH=6 SIZES="6" \
+  RETENTION_SAMPLE=50 bash old-tree/bench/run.sh
+expect_grep "the old world is named" "warning: .*world-cf has d_ff 256, bench/world.sh builds [0-9]+;" "$T/err"
 finish
