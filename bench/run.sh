@@ -56,9 +56,9 @@ count_records() {
 [ -f "$WORLD/model.safetensors" ] || bash bench/world.sh
 # a default world left by an older recipe is measured, but named: the
 # figures would not be comparable with the README's
-recipe_ff=$(grep -o -- '--ff [0-9]*' bench/world.sh | awk '{ print $2 }')
+recipe_ff=$(grep -o -- '--ff [0-9]*' bench/world.sh | awk '{ print $2 }' || true)
 world_ff=$(jq '.model.n_inner // empty' "$WORLD/world.json" 2>/dev/null || true)
-if [ "$WORLD" = "$here/build/world-cf" ] && [ -n "$world_ff" ] && [ "$world_ff" != "$recipe_ff" ]; then
+if [ "$WORLD" = "$here/build/world-cf" ] && [ -n "$world_ff" ] && [ -n "$recipe_ff" ] && [ "$world_ff" != "$recipe_ff" ]; then
   echo "bench: warning: $WORLD has d_ff $world_ff, bench/world.sh builds $recipe_ff; remove it and run 'make world' to measure the benchmark world" >&2
 fi
 n_facts=$(count_records "$WORLD/facts.csv")
