@@ -12,11 +12,14 @@
  * learning rate warms up linearly, then follows a cosine (or linear)
  * decay to min_lr_frac * lr at `steps`.
  *
- * Threads: a step splits its batch into `threads` equal parts, each
- * worker runs gpt2_forward/gpt2_backward single-threaded into its own
- * gradient buffer, and the buffers are added in worker order. So the
- * result is the same bytes for the same data, options and thread count
- * (and usually for any thread count, but that is not promised). */
+ * Threads: a step sorts its batch by length and cuts it into slices of
+ * 8 sequences, each padded only to its own longest; the slices are dealt
+ * to `threads` workers in a fixed order, each worker runs
+ * gpt2_forward/gpt2_backward single-threaded over its slices into its
+ * own gradient buffer, and the buffers are added in worker order. So
+ * the result is the same bytes for the same data, options and thread
+ * count (and nearly the same for any thread count, but not to the
+ * bit). */
 #ifndef STAMP_TRAIN_H
 #define STAMP_TRAIN_H
 

@@ -1,17 +1,21 @@
 /* train: AdamW training of a GPT-2 model on short sequences, and the
  * recall measure that tells when the model knows its facts (train.h).
  *
- * Data parallel over sequences: each step cuts its batch into one slice
- * per worker; a worker builds its (b, T) token block (right-padded with
- * id 0, which causal attention keeps away from real positions), runs
- * gpt2_forward + gpt2_backward single-threaded (we are inside an OpenMP
- * region) into its own zeroed gradient model, and the gradients are then
- * added in worker order, element by element, so the sum never depends on
- * scheduling. Each worker's cross-entropy gradient is scaled by its
- * share of the step's loss positions, so the step's loss is the mean
- * over all loss positions of the batch. Norms are summed serially in
- * double. Small models have matrices too small for BLAS threads to pay
- * off, hence one single-threaded worker per core. */
+ * Data parallel over sequences: each step sorts its batch by length and
+ * cuts it into slices of TRAIN_SLICE sequences, dealt to the workers in
+ * a fixed order. A slice is one (b, T) token block right-padded with id
+ * 0 (causal attention keeps padding away from real positions) to its
+ * own longest sequence, so short sequences do not pay for the longest
+ * of the batch. A worker runs gpt2_forward + gpt2_backward single-
+ * threaded (we are inside an OpenMP region) over its slices into its
+ * own zeroed gradient model, and the gradients are then added in worker
+ * order, element by element, so the sum never depends on scheduling.
+ * Each pass's cross-entropy gradient is scaled by its share of the
+ * step's loss positions, so the step's loss is the mean over all loss
+ * positions of the batch. Norms are summed serially in double. Small
+ * models have matrices too small for BLAS threads to pay off, hence one
+ * single-threaded worker per core. Recall is measured the same way:
+ * sequences in length order, chunks padded to their own longest. */
 #include "train.h"
 
 #include "errors.h"
@@ -25,6 +29,8 @@
 #include <time.h>
 
 #define EVAL_CHUNK 64
+/* Sequences per training forward/backward pass (see the top). */
+#define TRAIN_SLICE 8
 
 void train_options_default(train_options *o)
 {
@@ -110,19 +116,49 @@ static size_t loss_first(const train_seq *s, train_loss mode)
     return mode == TRAIN_LOSS_ANSWER ? s->answer_start - 1 : 0;
 }
 
+/* idx[0..n) reordered by sequence length, shortest first; equal lengths
+ * keep their order (insertion sort: stable, and n is a batch). */
+static void sort_by_length(const train_seq *seqs, size_t *idx, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        size_t v = idx[i], j = i;
+        for (; j > 0 && seqs[idx[j - 1]].len > seqs[v].len; j--)
+            idx[j] = idx[j - 1];
+        idx[j] = v;
+    }
+}
+
+/* order[0..n): 0..n-1 by sequence length, shortest first, equal lengths
+ * in index order (a counting sort; every len <= max_len). */
+static int length_order(const train_seq *seqs, size_t n, size_t max_len,
+                        size_t *order)
+{
+    size_t *start = calloc(max_len + 2, sizeof *start);
+    if (!start)
+        return ERR_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        start[seqs[i].len + 1]++;
+    for (size_t l = 1; l <= max_len + 1; l++)
+        start[l] += start[l - 1];
+    for (size_t i = 0; i < n; i++)
+        order[start[seqs[i].len]++] = i;
+    free(start);
+    return 0;
+}
+
 /* ---- recall ------------------------------------------------------------ */
 
-/* Recall of seqs[lo..hi) with one workspace; writes correct[]. */
+/* Recall of seqs[idx[0..B)] with one workspace; writes correct[]. */
 static int recall_chunk(const gpt2_model *m, gpt2_acts *a, int *tok,
-                        size_t *pos, const train_seq *seqs, size_t lo,
-                        size_t hi, unsigned char *correct)
+                        size_t *pos, const train_seq *seqs, const size_t *idx,
+                        size_t B, unsigned char *correct)
 {
-    size_t B = hi - lo, T = 0, nl = 0, V = m->config.vocab_size;
-    for (size_t i = lo; i < hi; i++)
-        if (seqs[i].len > T)
-            T = seqs[i].len;
+    size_t T = 0, nl = 0, V = m->config.vocab_size;
+    for (size_t b = 0; b < B; b++)
+        if (seqs[idx[b]].len > T)
+            T = seqs[idx[b]].len;
     for (size_t b = 0; b < B; b++) {
-        const train_seq *s = &seqs[lo + b];
+        const train_seq *s = &seqs[idx[b]];
         for (size_t t = 0; t < T; t++)
             tok[b * T + t] = t < s->len ? s->tokens[t] : 0;
         for (size_t t = s->answer_start - 1; t + 1 < s->len; t++)
@@ -136,7 +172,7 @@ static int recall_chunk(const gpt2_model *m, gpt2_acts *a, int *tok,
     const float *logits = gpt2_acts_logits(a);
     size_t row = 0;
     for (size_t b = 0; b < B; b++) {
-        const train_seq *s = &seqs[lo + b];
+        const train_seq *s = &seqs[idx[b]];
         int ok = 1;
         for (size_t t = s->answer_start - 1; t + 1 < s->len; t++, row++) {
             const float *l = logits + row * V;
@@ -147,7 +183,7 @@ static int recall_chunk(const gpt2_model *m, gpt2_acts *a, int *tok,
             if ((int)best != s->tokens[t + 1])
                 ok = 0;
         }
-        correct[lo + b] = (unsigned char)ok;
+        correct[idx[b]] = (unsigned char)ok;
     }
     return 0;
 }
@@ -161,13 +197,18 @@ int train_recall(const gpt2_model *m, const train_seq *seqs, size_t n,
     int rc = check_seqs(&m->config, seqs, n, "recall");
     if (rc)
         return rc;
-    unsigned char *ok = correct ? correct : malloc(n);
-    if (!ok)
-        return err_set(ERR_NOMEM, "out of memory measuring recall");
     size_t T = 0;
     for (size_t i = 0; i < n; i++)
         if (seqs[i].len > T)
             T = seqs[i].len;
+    unsigned char *ok = correct ? correct : malloc(n);
+    size_t *order = malloc(n * sizeof *order);
+    if (!ok || !order || length_order(seqs, n, T, order)) {
+        if (!correct)
+            free(ok);
+        free(order);
+        return err_set(ERR_NOMEM, "out of memory measuring recall");
+    }
     size_t nchunks = (n + EVAL_CHUNK - 1) / EVAL_CHUNK;
     int nt = threads < 1 ? 1 : threads;
     if ((size_t)nt > nchunks)
@@ -187,7 +228,7 @@ int train_recall(const gpt2_model *m, const train_seq *seqs, size_t n,
                 continue;
             size_t lo = c * EVAL_CHUNK;
             size_t hi = lo + EVAL_CHUNK < n ? lo + EVAL_CHUNK : n;
-            my = recall_chunk(m, a, tok, pos, seqs, lo, hi, ok);
+            my = recall_chunk(m, a, tok, pos, seqs, order + lo, hi - lo, ok);
         }
 #pragma omp critical
         if (my && !rc)
@@ -206,6 +247,7 @@ int train_recall(const gpt2_model *m, const train_seq *seqs, size_t n,
     }
     if (!correct)
         free(ok);
+    free(order);
     return rc;
 }
 
@@ -214,10 +256,10 @@ int train_recall(const gpt2_model *m, const train_seq *seqs, size_t n,
 typedef struct {
     gpt2_acts *acts;
     gpt2_model grads;
-    int *tok;          /* (bmax, T) */
-    size_t *pos;       /* (bmax * T) logit positions */
-    int *target;       /* (bmax * T) */
-    float *dlogits;    /* (bmax * T, V) */
+    int *tok;          /* (TRAIN_SLICE, T) */
+    size_t *pos;       /* (TRAIN_SLICE * T) logit positions */
+    int *target;       /* (TRAIN_SLICE * T) */
+    float *dlogits;    /* (TRAIN_SLICE * T, V) */
     double loss_sum;   /* sum over its loss positions */
     int rc;
 } worker;
@@ -237,16 +279,14 @@ static void workers_free(worker *w, int n)
     free(w);
 }
 
-/* Forward + backward of seqs idx[0..b) into w->grads (zeroed first). */
-static int worker_step(const gpt2_model *m, worker *w, const train_seq *seqs,
-                       const size_t *idx, size_t b, train_loss mode,
-                       double scale)
+/* Forward + backward of one slice, seqs idx[0..b) (b <= TRAIN_SLICE),
+ * padded to its longest: adds its gradient to w->grads and its loss to
+ * w->loss_sum. */
+static int slice_pass(const gpt2_model *m, worker *w, const train_seq *seqs,
+                      const size_t *idx, size_t b, train_loss mode,
+                      double scale)
 {
     size_t T = 0, nl = 0, V = m->config.vocab_size;
-    memset(w->grads.memory, 0, m->num_parameters * sizeof(float));
-    w->loss_sum = 0;
-    if (b == 0)
-        return 0;
     for (size_t i = 0; i < b; i++)
         if (seqs[idx[i]].len > T)
             T = seqs[idx[i]].len;
@@ -266,7 +306,7 @@ static int worker_step(const gpt2_model *m, worker *w, const train_seq *seqs,
         return rc;
     double mean = gpt2_crossentropy(gpt2_acts_logits(w->acts), w->target, nl,
                                     V, w->dlogits);
-    w->loss_sum = mean * (double)nl;
+    w->loss_sum += mean * (double)nl;
     /* d(mean over the whole batch)/dlogits = d(mean here) * nl / total */
     float f = (float)(scale * (double)nl);
     for (size_t i = 0; i < nl * V; i++)
@@ -274,25 +314,54 @@ static int worker_step(const gpt2_model *m, worker *w, const train_seq *seqs,
     return gpt2_backward(m, w->acts, &batch, w->dlogits, &w->grads, NULL);
 }
 
-/* Workers for batches of up to B sequences of up to T tokens. */
-static int workers_new(worker **out, int nt, const gpt2_model *m, size_t B,
-                       size_t T)
+/* Worker k's slices of a batch of n_slices: dealt in a snake order (0 1
+ * 1 0 0 1 ... for two workers), so that with the batch sorted by length
+ * each worker gets about as many tokens. */
+static int slice_owner(size_t slice, int nt)
+{
+    size_t round = slice / (size_t)nt, at = slice % (size_t)nt;
+    return (int)(round % 2 ? (size_t)nt - 1 - at : at);
+}
+
+/* Worker k's share of a step: w->grads zeroed, then each of its slices
+ * of sorted[0..B) added. */
+static int worker_step(const gpt2_model *m, worker *w, int k, int nt,
+                       const train_seq *seqs, const size_t *sorted, size_t B,
+                       train_loss mode, double scale)
+{
+    memset(w->grads.memory, 0, m->num_parameters * sizeof(float));
+    w->loss_sum = 0;
+    size_t n_slices = (B + TRAIN_SLICE - 1) / TRAIN_SLICE;
+    for (size_t j = 0; j < n_slices; j++) {
+        if (slice_owner(j, nt) != k)
+            continue;
+        size_t lo = j * TRAIN_SLICE;
+        size_t b = lo + TRAIN_SLICE < B ? TRAIN_SLICE : B - lo;
+        int rc = slice_pass(m, w, seqs, sorted + lo, b, mode, scale);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Workers for slices of up to TRAIN_SLICE sequences of up to T tokens. */
+static int workers_new(worker **out, int nt, const gpt2_model *m, size_t T)
 {
     const gpt2_config *c = &m->config;
-    size_t bmax = (B + (size_t)nt - 1) / (size_t)nt, V = c->vocab_size;
+    size_t b = TRAIN_SLICE, V = c->vocab_size;
     worker *w = calloc((size_t)nt, sizeof *w);
     int rc = 0;
     *out = NULL;
     if (!w)
         return err_set(ERR_NOMEM, "out of memory setting up training");
     for (int i = 0; i < nt; i++) {
-        if ((rc = gpt2_acts_new(&w[i].acts, c, bmax, T, bmax * T)) ||
+        if ((rc = gpt2_acts_new(&w[i].acts, c, b, T, b * T)) ||
             (rc = gpt2_model_init(&w[i].grads, c)))
             goto fail;
-        w[i].tok = malloc(bmax * T * sizeof *w[i].tok);
-        w[i].pos = malloc(bmax * T * sizeof *w[i].pos);
-        w[i].target = malloc(bmax * T * sizeof *w[i].target);
-        w[i].dlogits = malloc(bmax * T * V * sizeof *w[i].dlogits);
+        w[i].tok = malloc(b * T * sizeof *w[i].tok);
+        w[i].pos = malloc(b * T * sizeof *w[i].pos);
+        w[i].target = malloc(b * T * sizeof *w[i].target);
+        w[i].dlogits = malloc(b * T * V * sizeof *w[i].dlogits);
         if (!w[i].tok || !w[i].pos || !w[i].target || !w[i].dlogits) {
             rc = err_set(ERR_NOMEM, "out of memory setting up training");
             goto fail;
@@ -306,23 +375,21 @@ fail:
 }
 
 /* One batch: loss and gradient of the mean loss over the batch's loss
- * positions, the gradient summed in worker order into w[0].grads. */
+ * positions, the gradient summed in worker order into w[0].grads.
+ * sorted: room for B indices (the batch in length order). */
 static int batch_step(const gpt2_model *m, worker *w, int nt,
                       const train_seq *seqs, const size_t *batch, size_t B,
-                      train_loss mode, double *loss)
+                      train_loss mode, size_t *sorted, double *loss)
 {
-    size_t bmax = (B + (size_t)nt - 1) / (size_t)nt, total = 0;
-    size_t P = m->num_parameters;
+    size_t total = 0, P = m->num_parameters;
     for (size_t i = 0; i < B; i++)
         total += seqs[batch[i]].len - 1 - loss_first(&seqs[batch[i]], mode);
     double scale = 1.0 / (double)total;
+    memcpy(sorted, batch, B * sizeof *sorted);
+    sort_by_length(seqs, sorted, B);
 #pragma omp parallel for num_threads(nt) schedule(static, 1)
-    for (int k = 0; k < nt; k++) {
-        size_t lo = (size_t)k * bmax < B ? (size_t)k * bmax : B;
-        size_t hi = lo + bmax < B ? lo + bmax : B;
-        w[k].rc = worker_step(m, &w[k], seqs, batch + lo, hi - lo, mode,
-                              scale);
-    }
+    for (int k = 0; k < nt; k++)
+        w[k].rc = worker_step(m, &w[k], k, nt, seqs, sorted, B, mode, scale);
     double sum = 0;
     for (int k = 0; k < nt; k++) {
         if (w[k].rc)
@@ -357,14 +424,18 @@ int train_batch_grad(const gpt2_model *m, const train_seq *seqs,
             T = seqs[idx[i]].len;
     }
     worker *w;
-    int rc = workers_new(&w, nt, m, n, T);
-    if (rc)
-        return rc;
-    rc = batch_step(m, w, nt, seqs, idx, n, mode, loss);
-    if (!rc && grads)
-        memcpy(grads->memory, w[0].grads.memory,
-               m->num_parameters * sizeof(float));
-    workers_free(w, nt);
+    size_t *sorted = malloc(n * sizeof *sorted);
+    if (!sorted)
+        return err_set(ERR_NOMEM, "out of memory setting up training");
+    int rc = workers_new(&w, nt, m, T);
+    if (!rc) {
+        rc = batch_step(m, w, nt, seqs, idx, n, mode, sorted, loss);
+        if (!rc && grads)
+            memcpy(grads->memory, w[0].grads.memory,
+                   m->num_parameters * sizeof(float));
+        workers_free(w, nt);
+    }
+    free(sorted);
     return rc;
 }
 
@@ -435,10 +506,11 @@ int train_run(gpt2_model *m, const train_seq *seqs, size_t n,
     worker *w = NULL;
     size_t *order = malloc(n * sizeof *order);
     size_t *batch = malloc(B * sizeof *batch);
+    size_t *sorted = malloc(B * sizeof *sorted);
     float *mom = calloc(P, sizeof *mom), *vel = calloc(P, sizeof *vel);
-    if (!order || !batch || !mom || !vel)
+    if (!order || !batch || !sorted || !mom || !vel)
         goto nomem;
-    if ((rc = workers_new(&w, nt, m, B, T)))
+    if ((rc = workers_new(&w, nt, m, T)))
         goto done;
 
     uint64_t rng = o->seed ^ 0x545241494e4b4559ULL;
@@ -458,7 +530,8 @@ int train_run(gpt2_model *m, const train_seq *seqs, size_t n,
             batch[i] = order[cursor++];
         }
         double loss;
-        if ((rc = batch_step(m, w, nt, seqs, batch, B, o->loss, &loss)))
+        if ((rc = batch_step(m, w, nt, seqs, batch, B, o->loss, sorted,
+                             &loss)))
             goto done;
         if (!isfinite(loss)) {
             rc = err_set(ERR_NUMERIC, "training diverged at step %zu (loss "
@@ -518,6 +591,7 @@ done:
     workers_free(w, nt);
     free(order);
     free(batch);
+    free(sorted);
     free(mom);
     free(vel);
     rep->seconds = now_seconds() - t0;

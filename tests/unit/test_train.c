@@ -123,7 +123,10 @@ TEST(batch_gradient)
     make_model(&m, 11);
     make_model(&g1, 1);
     make_model(&g3, 1);
-    size_t idx[] = {3, 0, 7, 7, 1, 9, 4};
+    /* 19 sequences: three slices of the length-sorted batch (8, 8, 3),
+     * each padded to its own longest */
+    size_t idx[] = {3, 0, 7, 7, 1, 9, 4, 11, 2, 5, 8, 10, 6, 3, 0, 11, 1,
+                    9, 2};
     size_t n = sizeof idx / sizeof idx[0];
     for (int mode = 0; mode < 2; mode++) {
         double l1, l3;
