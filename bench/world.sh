@@ -8,8 +8,8 @@
 # FACTS defaults to $FACTS, else /work/shared/data/counterfact-train.json;
 # --limit (default 2000, or $LIMIT) takes the first N records; the world
 # goes to $WORLD_OUT (default build/world-cf). Writes the log and the
-# world's world.json to bench/results/NAME-DATE.txt (NAME: the world
-# directory's name, world-cf by default).
+# world's world.json to $RESULT, by default bench/results/NAME-DATE.txt
+# (NAME: the world directory's name, world-cf by default).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -30,7 +30,7 @@ tool=${BUILD:-$root/build}/tools/stamp-world
 [ -f "$facts" ] || { echo "world.sh: no fact file '$facts'" >&2; exit 1; }
 mkdir -p "$root/bench/results"
 # named for the world directory: worlds built side by side do not share one
-result="$root/bench/results/$(basename "$out")-$(date -u +%Y%m%d-%H%M%S).txt"
+result=${RESULT:-$root/bench/results/$(basename "$out")-$(date -u +%Y%m%d-%H%M%S).txt}
 
 # The shape the benchmark asks for (>= 6 layers, d_ff >= 1024); the goal
 # is 95% top-1 on the rewrite prompts (the bar is 90%); paraphrases are
