@@ -36,6 +36,11 @@ typedef struct {
     size_t rounds;              /* MEMIT: target vectors and update this
                                    many times, each round in the model the
                                    ones before edited (0 counts as 1) */
+    double round_min_shift;     /* a later round whose update writes less
+                                   than this share of the target shift
+                                   left (memit_shift_written) is taken
+                                   back and ends the rounds; 0: only one
+                                   that moves the targets further away */
 } hparams;
 
 /* Defaults for a model shape (layers chosen by depth). */

@@ -116,6 +116,7 @@ static const field fields[] = {
     Z(prefix_tokens), {"seed", offsetof(hparams, seed), 2},
     Z(facts_per_group), Z(stats_samples), D(rome_ridge),
     D(protect_committed), D(nullspace_threshold), Z(rounds),
+    D(round_min_shift),
 };
 #undef D
 #undef Z

@@ -5,7 +5,9 @@
  * (OpenMP over groups of facts), scores before (of the facts whose z is
  * finite), the layer-by-layer MEMIT update (or ROME's rank-one update),
  * repeated for h.rounds rounds (each later round finds the target
- * vectors again in the model the rounds before it edited), scores
+ * vectors again in the model the rounds before it edited; a round whose
+ * update leaves them further away, or writes less than
+ * h.round_min_shift of the shift left, is taken back and ends them), scores
  * after, and one LMDB write transaction that stores the new tensors,
  * their exact diffs (from the model before the first round), the commit
  * record and the new fact states.
@@ -51,8 +53,10 @@ const char cmd_commit_usage[] =
     "  --set KEY=VALUE    override one hyperparameter for this commit, e.g.\n"
     "                     --set mom2_update_weight=5000 or --set rounds=10\n"
     "                     (rounds: find the target vectors and solve again\n"
-    "                     in the edited model; see 'stamp show --json' of a\n"
-    "                     commit for the keys)\n"
+    "                     in the edited model; a round that moves them\n"
+    "                     further away, or writes less than round_min_shift\n"
+    "                     of the shift left, is taken back and ends them;\n"
+    "                     see 'stamp show --json' of a commit for the keys)\n"
     "  --corpus FILE      text for the key statistics when they are missing\n"
     "                     (default: the model directory's corpus.txt)\n"
     "  --no-scores        skip the ES/PS/NS scores before and after\n"
@@ -273,6 +277,7 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     const char **edited_subjects = NULL; /* the queue's, sorted */
     size_t *ok_index = NULL;
     float *z = NULL, **old_tensors = NULL;
+    float *round_start = NULL; /* the edited tensors before this round */
     ztarget_info *zinfo = NULL;
     double **cov = NULL;
     memit_layer_stats *lstats = NULL, *lstats_later = NULL;
@@ -424,7 +429,10 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     lstats_later = calloc(L, sizeof *lstats_later);
     n_rounds = rome || h.rounds == 0 ? 1 : h.rounds;
     rounds = calloc(n_rounds, sizeof *rounds);
-    if (!old_tensors || !lstats || !lstats_later || !rounds) {
+    if (n_rounds > 1)
+        round_start = malloc(L * F * C * sizeof *round_start);
+    if (!old_tensors || !lstats || !lstats_later || !rounds ||
+        (n_rounds > 1 && !round_start)) {
         rc = ERR_NOMEM;
         goto fail;
     }
@@ -468,6 +476,11 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
                 break;
             }
         }
+        if (r) /* to take this round back if it aims worse */
+            for (size_t i = 0; i < L; i++)
+                memcpy(round_start + i * F * C,
+                       model.p.fcprojw + h.layers[i] * F * C,
+                       F * C * sizeof(float));
         t0 = now();
         if (rome) rc = rome_apply(&model, reqs, z, zlayer, &h, cov[0], ls);
         else rc = memit_apply(&model, reqs, n_ok, keep, n_keep, z, &h,
@@ -480,6 +493,24 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
         if (!rome)
             rs->shift_written = memit_shift_written(rs->resid_before,
                                                     rs->resid_after, z, n_ok, C);
+        if (r && (rs->shift_written < 0 ||
+                  rs->shift_written < h.round_min_shift)) {
+            /* the update left the targets further away than it found
+             * them, or wrote less than round_min_shift of what was left:
+             * the commit keeps the rounds before this one */
+            for (size_t i = 0; i < L; i++)
+                memcpy(model.p.fcprojw + h.layers[i] * F * C,
+                       round_start + i * F * C, F * C * sizeof(float));
+            int worse = rs->shift_written < 0;
+            fprintf(stderr, "stamp: warning: round %zu %s (shift written "
+                    "%.2f); the commit keeps the first %zu round%s\n", r + 1,
+                    worse ? "moved the target vectors further away"
+                          : "wrote less than round_min_shift",
+                    rs->shift_written, r, r == 1 ? "" : "s");
+            rounds_stop = worse ? "a round moved the targets further away"
+                                : "a round wrote less than round_min_shift";
+            break;
+        }
         rounds_done = r + 1;
     }
     double z_total = 0, solve_total = 0, zflops = 0;
@@ -672,6 +703,7 @@ out:
     free(cov);
     for (size_t i = 0; old_tensors && i < h.n_layers; i++) free(old_tensors[i]);
     free(old_tensors);
+    free(round_start);
     store_versions_free(queue, n_queue);
     editreq_prefixes_free(prefixes, h.n_prefixes);
     gpt2_model_free(&model);

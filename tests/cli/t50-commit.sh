@@ -229,6 +229,26 @@ if jq -e '(.timings.rounds | length) == (.rounds | length) + 1 and
           (([.timings.rounds[].solve] | add) - .timings.solve | fabs) < 1e-6' "$T/out" >/dev/null; then
   pass "the stopping round's z time is listed and the rounds add up to the totals"
 else fail "the stopping round's z time is listed" "$(jq -c '.timings' "$T/out")"; fi
+# A later round that writes less than round_min_shift of the shift left
+# (or, with the default 0, moves the targets further away) is taken
+# back: the model is the one the rounds before it made, to the bit.
+STAMP_STORE="$T/s9" "$STAMP" init --model "$W" >/dev/null 2>&1
+STAMP_STORE="$T/s9" "$STAMP" import batch.csv >/dev/null 2>&1
+expect_ok "a round below round_min_shift is taken back" env STAMP_STORE="$T/s9" \
+  "$STAMP" commit --threads 2 --no-scores --json --set mom2_update_weight=2000 \
+  --set rounds=6 --set round_min_shift=0.9
+expect_grep "the taken-back round is named" \
+  "round 2 wrote less than round_min_shift \(shift written 0\.[0-9]+\); the commit keeps the first 1 round" "$T/err"
+if jq -e '.rounds_stopped == "a round wrote less than round_min_shift" and
+          (.rounds | length) == 1 and (.timings.rounds | length) == 2 and
+          .timings.rounds[1].solve > 0' "$T/out" >/dev/null; then
+  pass "the record keeps one round and lists the taken-back one's time"
+else fail "the record keeps one round" "$(jq -c '[.rounds_stopped, .rounds, .timings.rounds]' "$T/out")"; fi
+STAMP_STORE="$T/s6" "$STAMP" show 1 --json | jq -c '[.commit.tensors[].after]' > after1.json
+STAMP_STORE="$T/s9" "$STAMP" show 1 --json | jq -c '[.commit.tensors[].after]' > after9.json
+expect_same "the model is the one-round commit's, to the bit" after1.json after9.json
+expect_ok "revert after a taken-back round" env STAMP_STORE="$T/s9" "$STAMP" revert HEAD
+expect_grep "that revert is exact" "reverted commit 1 exactly" "$T/out"
 
 # Bad usage
 expect_exit "unknown method is usage" 2 "$STAMP" commit --method nope
