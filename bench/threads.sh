@@ -25,7 +25,7 @@ peaks() {
   echo "# sgemm 2048 $1: 1 thread $(OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 "$sgemm" 2048)," \
        "2 threads $(OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 "$sgemm" 2048) GFLOP/s"
 }
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { sort -g | awk -f "$here/bench/median.awk"; }
 {
   echo "# bench/threads.sh $(date -u +%Y-%m-%dT%H:%M:%SZ): $edits edits of $world, $pairs pairs, on $(nproc) cores,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
   peaks before

@@ -29,7 +29,7 @@ work=$(mktemp -d /tmp/stamp-train-steps.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$here/bench/results"
 result="$here/bench/results/train-steps-$(date -u +%Y%m%d-%H%M%S).txt"
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { sort -g | awk -f "$here/bench/median.awk"; }
 echo "# bench/train_steps.sh $(date -u +%Y-%m-%dT%H:%M:%SZ): $steps steps of bench/world.sh ${extra[*]:-} on $(nproc) cores,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2); builds: ${builds[*]}" | tee "$result"
 for run in $(seq "$runs"); do
   for i in "${!builds[@]}"; do

@@ -116,32 +116,23 @@ static size_t loss_first(const train_seq *s, train_loss mode)
     return mode == TRAIN_LOSS_ANSWER ? s->answer_start - 1 : 0;
 }
 
-/* idx[0..n) reordered by sequence length, shortest first; equal lengths
- * keep their order (insertion sort: stable, and n is a batch). */
-static void sort_by_length(const train_seq *seqs, size_t *idx, size_t n)
-{
-    for (size_t i = 1; i < n; i++) {
-        size_t v = idx[i], j = i;
-        for (; j > 0 && seqs[idx[j - 1]].len > seqs[v].len; j--)
-            idx[j] = idx[j - 1];
-        idx[j] = v;
-    }
-}
-
-/* order[0..n): 0..n-1 by sequence length, shortest first, equal lengths
- * in index order (a counting sort; every len <= max_len). */
-static int length_order(const train_seq *seqs, size_t n, size_t max_len,
-                        size_t *order)
+/* out[0..n): idx[0..n) (or 0..n-1 when idx is NULL) by sequence length,
+ * shortest first, equal lengths in their order in idx (a stable
+ * counting sort; every len <= max_len). */
+static int length_order(const train_seq *seqs, const size_t *idx, size_t n,
+                        size_t max_len, size_t *out)
 {
     size_t *start = calloc(max_len + 2, sizeof *start);
     if (!start)
         return ERR_NOMEM;
     for (size_t i = 0; i < n; i++)
-        start[seqs[i].len + 1]++;
+        start[seqs[idx ? idx[i] : i].len + 1]++;
     for (size_t l = 1; l <= max_len + 1; l++)
         start[l] += start[l - 1];
-    for (size_t i = 0; i < n; i++)
-        order[start[seqs[i].len]++] = i;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = idx ? idx[i] : i;
+        out[start[seqs[k].len]++] = k;
+    }
     free(start);
     return 0;
 }
@@ -203,7 +194,7 @@ int train_recall(const gpt2_model *m, const train_seq *seqs, size_t n,
             T = seqs[i].len;
     unsigned char *ok = correct ? correct : malloc(n);
     size_t *order = malloc(n * sizeof *order);
-    if (!ok || !order || length_order(seqs, n, T, order)) {
+    if (!ok || !order || length_order(seqs, NULL, n, T, order)) {
         if (!correct)
             free(ok);
         free(order);
@@ -381,12 +372,15 @@ static int batch_step(const gpt2_model *m, worker *w, int nt,
                       const train_seq *seqs, const size_t *batch, size_t B,
                       train_loss mode, size_t *sorted, double *loss)
 {
-    size_t total = 0, P = m->num_parameters;
-    for (size_t i = 0; i < B; i++)
+    size_t total = 0, T = 0, P = m->num_parameters;
+    for (size_t i = 0; i < B; i++) {
         total += seqs[batch[i]].len - 1 - loss_first(&seqs[batch[i]], mode);
+        if (seqs[batch[i]].len > T)
+            T = seqs[batch[i]].len;
+    }
     double scale = 1.0 / (double)total;
-    memcpy(sorted, batch, B * sizeof *sorted);
-    sort_by_length(seqs, sorted, B);
+    if (length_order(seqs, batch, B, T, sorted))
+        return err_set(ERR_NOMEM, "out of memory in a training step");
 #pragma omp parallel for num_threads(nt) schedule(static, 1)
     for (int k = 0; k < nt; k++)
         w[k].rc = worker_step(m, &w[k], k, nt, seqs, sorted, B, mode, scale);

@@ -493,11 +493,10 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
         if (!rome)
             rs->shift_written = memit_shift_written(rs->resid_before,
                                                     rs->resid_after, z, n_ok, C);
-        if (r && (rs->shift_written < 0 ||
-                  rs->shift_written < h.round_min_shift)) {
-            /* the update left the targets further away than it found
-             * them, or wrote less than round_min_shift of what was left:
-             * the commit keeps the rounds before this one */
+        if (r && rs->shift_written < h.round_min_shift) {
+            /* the update wrote less than round_min_shift (>= 0) of what
+             * was left, or left the targets further away than it found
+             * them: the commit keeps the rounds before this one */
             for (size_t i = 0; i < L; i++)
                 memcpy(model.p.fcprojw + h.layers[i] * F * C,
                        round_start + i * F * C, F * C * sizeof(float));
