@@ -121,6 +121,11 @@ typedef struct {
      * Backward follows the same ranges and computes no weight gradients. */
     const size_t *row_from;   /* (B) */
     const size_t *row_len;    /* (B) */
+    /* end_layer = e > 0 runs blocks up to e-1 only, for passes that read
+     * the keys or outputs of the lower blocks (MEMIT's keys, the key
+     * statistics): no logits, no row ranges, no backward after it. 0 (or
+     * n_layer) runs every block. */
+    size_t end_layer;
 } gpt2_batch;
 
 typedef struct gpt2_acts gpt2_acts; /* opaque: activations of one pass */

@@ -43,12 +43,17 @@ int memit_keys(const gpt2_model *m, const editreq *r, size_t n,
  * With h->nullspace_threshold > 0 each layer's update is confined to
  * the null space of C_l (nullspace.h): keys of ordinary text are left
  * where they were.
- * cov_mean[i] is C_l (F, F) of layers[i]. stats has n_layers entries.
+ * cov_mean[i] is C_l (F, F) of layers[i]. cov_chol (may be NULL) holds
+ * their Cholesky factors (spd_cholesky; an entry may be NULL): a layer
+ * with one is solved through it (memit_layer_delta_factored, the same
+ * update in O(F^2 n)), and its cov_mean entry may then be NULL unless
+ * nullspace_threshold is set. stats has n_layers entries.
  * *resid_after (may be NULL): mean ||z - h|| over the edits after the
  * last layer, to compare with stats[0].resid_before. */
 int memit_apply(gpt2_model *m, const editreq *r, size_t n,
                 const editreq *keep, size_t n_keep, const float *z,
                 const hparams *h, const double *const *cov_mean,
+                const double *const *cov_chol,
                 memit_layer_stats *stats, double *resid_after,
                 progress_fn progress, void *ctx);
 
@@ -69,6 +74,18 @@ double memit_shift_written(double resid_before, double resid_after,
 int memit_layer_delta(const double *cov_mean, const float *K,
                       const double *resid, size_t n, size_t F, size_t C,
                       double lambda, double *dW, double *leverage);
+
+/* The same update through the Cholesky factor U of cov_mean (C = U^T U,
+ * upper; spd_cholesky), by the push-through identity
+ *   (lambda C + K^T K)^-1 K^T = Y (I + K Y)^-1,  Y = (lambda C)^-1 K^T:
+ * two triangular solves with n right-hand sides and an (n, n) system,
+ * O(F^2 n) instead of O(F^3) for each solve, so that the factor,
+ * computed once, serves every round of a commit. leverage is
+ * 1 - (I + K Y)^-1 on the diagonal. Needs lambda > 0 (ERR_INVALID). */
+int memit_layer_delta_factored(const double *cov_chol, const float *K,
+                               const double *resid, size_t n, size_t F,
+                               size_t C, double lambda, double *dW,
+                               double *leverage);
 
 /* The same with explicit loops and Gaussian elimination (test oracle). */
 int memit_layer_delta_naive(const double *cov_mean, const float *K,

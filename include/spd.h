@@ -1,6 +1,7 @@
 /* spd: solves A X = B for symmetric positive definite A in double
  * precision (MEMIT's (lambda C + K K^T) X = K), through LAPACK's
- * Cholesky (dposv), with a naive twin for the tests. */
+ * Cholesky (dposv), with a naive twin for the tests; and the Cholesky
+ * factor itself, for many solves with one matrix. */
 #ifndef STAMP_SPD_H
 #define STAMP_SPD_H
 
@@ -14,6 +15,12 @@ int spd_solve(double *A, double *B, size_t n, size_t m);
 /* The same by Gaussian elimination with partial pivoting; the test
  * oracle. ERR_NUMERIC on a zero pivot. */
 int spd_solve_naive(double *A, double *B, size_t n, size_t m);
+
+/* The Cholesky factor of A (n, n) row-major, symmetric: *U (n, n),
+ * upper triangular (zeros below), with A = U^T U; the caller frees it.
+ * Returns 1 with *U set, 0 with *U NULL when A is not numerically
+ * positive definite, or an error (ERR_NOMEM). A is left as it was. */
+int spd_cholesky(const double *A, size_t n, double **U);
 
 /* 1 when A (n, n) row-major, symmetric, is numerically positive definite
  * (its Cholesky factorisation succeeds), 0 when it is not, ERR_NOMEM.

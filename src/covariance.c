@@ -35,20 +35,44 @@ void covariance_add_naive(covariance *c, const float *keys, size_t n_keys)
     c->tokens += n_keys;
 }
 
-void covariance_add(covariance *c, const float *keys, size_t n_keys)
+/* sum += batch and its mirror, batch holding the upper triangle, in tiles
+ * small enough that the mirror's column writes stay in cache; a tile
+ * above the diagonal and its mirror below are written by one thread */
+enum { COV_TILE = 64 };
+
+static void add_symmetric(double *sum, const float *batch, size_t F)
+{
+    size_t nt = (F + COV_TILE - 1) / COV_TILE;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t ti = 0; ti < nt; ti++)
+        for (size_t tj = ti; tj < nt; tj++) {
+            size_t i1 = (ti + 1) * COV_TILE < F ? (ti + 1) * COV_TILE : F;
+            size_t j1 = (tj + 1) * COV_TILE < F ? (tj + 1) * COV_TILE : F;
+            for (size_t i = ti * COV_TILE; i < i1; i++)
+                for (size_t j = i > tj * COV_TILE ? i : tj * COV_TILE; j < j1; j++) {
+                    sum[i * F + j] += batch[i * F + j];
+                    if (j != i) sum[j * F + i] += batch[i * F + j];
+                }
+        }
+}
+
+/* covariance_add with a caller's (F, F) float workspace */
+static void add_keys(covariance *c, const float *keys, size_t n_keys,
+                     float *batch)
 {
     size_t F = c->F;
-    float *batch = calloc(F * F, sizeof(float));
-    if (!batch) { covariance_add_naive(c, keys, n_keys); return; }
     /* batch (F, F) upper = keys^T keys; keys is (n_keys, F) */
     cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)F, (int)n_keys,
                 1.0f, keys, (int)F, 0.0f, batch, (int)F);
-    for (size_t i = 0; i < F; i++)
-        for (size_t j = i; j < F; j++) {
-            c->sum[i * F + j] += batch[i * F + j];
-            if (j != i) c->sum[j * F + i] += batch[i * F + j];
-        }
+    add_symmetric(c->sum, batch, F);
     c->tokens += n_keys;
+}
+
+void covariance_add(covariance *c, const float *keys, size_t n_keys)
+{
+    float *batch = malloc(c->F * c->F * sizeof(float));
+    if (!batch) { covariance_add_naive(c, keys, n_keys); return; }
+    add_keys(c, keys, n_keys, batch);
     free(batch);
 }
 
@@ -59,11 +83,15 @@ int covariance_accumulate(covariance *cov, const size_t *layers,
 {
     const size_t rows = 32, maxT = m->config.n_positions,
                  F = m->config.n_inner;
+    size_t top = 0; /* the highest layer read */
+    for (size_t i = 0; i < n_layers; i++)
+        if (layers[i] > top) top = layers[i];
     int *tokens = malloc(rows * maxT * sizeof(int));
     size_t *lens = malloc(rows * sizeof(size_t));
     float *keys = malloc(rows * maxT * F * sizeof(float));
+    float *outer = malloc(F * F * sizeof(float)); /* add_keys' workspace */
     gpt2_acts *a = NULL;
-    int rc = tokens && lens && keys ? 0 : ERR_NOMEM;
+    int rc = tokens && lens && keys && outer ? 0 : ERR_NOMEM;
     if (!rc) rc = gpt2_acts_new(&a, &m->config, rows, maxT, 1);
     for (size_t start = 0; !rc && start < n; start += rows) {
         size_t B = start + rows <= n ? rows : n - start, T = 1;
@@ -87,7 +115,8 @@ int covariance_accumulate(covariance *cov, const size_t *layers,
             for (size_t t = 0; t < T; t++)
                 packed[b * T + t] = t < lens[b] ? tokens[b * maxT + t]
                                     : lens[b] ? tokens[b * maxT] : 0;
-        gpt2_batch batch = {.tokens = packed, .B = B, .T = T};
+        gpt2_batch batch = {.tokens = packed, .B = B, .T = T,
+                            .end_layer = top + 1}; /* none above is read */
         rc = gpt2_forward(m, a, &batch);
         for (size_t i = 0; !rc && i < n_layers; i++) {
             const float *k = gpt2_acts_mlp_key(a, layers[i]);
@@ -96,7 +125,7 @@ int covariance_accumulate(covariance *cov, const size_t *layers,
                 memcpy(keys + nk * F, k + b * T * F, lens[b] * F * sizeof(float));
                 nk += lens[b];
             }
-            if (nk) covariance_add(&cov[i], keys, nk);
+            if (nk) add_keys(&cov[i], keys, nk, outer);
             cov[i].sequences += B;
         }
         free(packed);
@@ -106,6 +135,7 @@ int covariance_accumulate(covariance *cov, const size_t *layers,
     free(tokens);
     free(lens);
     free(keys);
+    free(outer);
     return rc;
 }
 

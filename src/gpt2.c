@@ -565,6 +565,13 @@ static int check_batch(const gpt2_model *m, const gpt2_acts *a,
     if (b->start_layer > L)
         return err_set(ERR_INVALID, "start layer %zu exceeds n_layer %zu",
                        b->start_layer, L);
+    if (b->end_layer && (b->end_layer > L || b->end_layer <= b->start_layer))
+        return err_set(ERR_INVALID, "end layer %zu does not fit a pass from "
+                       "layer %zu of %zu", b->end_layer, b->start_layer, L);
+    if (b->end_layer && b->end_layer < L &&
+        (b->n_logits || b->row_from || (b->hook && b->hook->layer >= b->end_layer)))
+        return err_set(ERR_INVALID, "a pass that ends at layer %zu has no "
+                       "logits, row ranges or later hook", b->end_layer);
     if (b->hook) {
         const gpt2_hook *h = b->hook;
         if (h->layer >= L || h->layer + 1 < b->start_layer)
@@ -758,11 +765,16 @@ int gpt2_forward(const gpt2_model *m, gpt2_acts *a, const gpt2_batch *b)
         a->valid_layers = s;
         goto head;
     }
-    for (size_t l = s; l < L; l++) {
+    size_t end = b->end_layer ? b->end_layer : L;
+    for (size_t l = s; l < end; l++) {
         block_forward(m, a, l, block_input(a, b, l), B, T);
         if (h && h->layer == l) apply_hook(a, h, a->res3 + l * a->maxBT * C, BT);
     }
-    a->valid_layers = L;
+    a->valid_layers = end;
+    if (end < L) { /* nothing above: no head, no backward */
+        a->has_forward = 0;
+        return 0;
+    }
     /* ln_f and the tied head on the logit rows only */
     const float *fin = block_input(a, b, L);
     for (size_t i = 0; i < b->n_logits; i++)

@@ -8,6 +8,7 @@
 #include "spd.h"
 
 #include <cblas.h>
+#include <lapacke.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,9 @@ static int keys_group(const gpt2_model *m, const editreq *r, size_t G,
             const editreq_seq *q = &r[f].seq[s];
             memcpy(tokens + b * T, q->tokens, (q->lookup + 1) * sizeof(int));
         }
-    gpt2_batch batch = {.tokens = tokens, .B = B, .T = T};
+    /* the blocks above the ones read do not matter */
+    size_t top = H && zlayer > layer ? zlayer : layer;
+    gpt2_batch batch = {.tokens = tokens, .B = B, .T = T, .end_layer = top + 1};
     if ((rc = gpt2_forward(m, a, &batch))) goto out;
     const float *keys = gpt2_acts_mlp_key(a, layer);
     const float *out = gpt2_acts_block_out(a, zlayer);
@@ -152,6 +155,67 @@ int memit_layer_delta(const double *cov_mean, const float *K,
     return rc;
 }
 
+int memit_layer_delta_factored(const double *cov_chol, const float *K,
+                               const double *resid, size_t n, size_t F,
+                               size_t C, double lambda, double *dW,
+                               double *leverage)
+{
+    if (!(lambda > 0))
+        return err_set(ERR_INVALID, "the factored update needs "
+                       "mom2_update_weight > 0");
+    if (!n) { /* nothing to write */
+        memset(dW, 0, F * C * sizeof(double));
+        return 0;
+    }
+    size_t nn = n;
+    double *Y = malloc(F * nn * sizeof(double));  /* (F, n) */
+    double *Kd = malloc(nn * F * sizeof(double)); /* (n, F) */
+    double *S = malloc(nn * nn * sizeof(double)); /* (n, n) */
+    double *Q = malloc(nn * C * sizeof(double));  /* (n, C) */
+    int rc = Y && Kd && S && Q ? 0 : err_set(ERR_NOMEM, "out of memory");
+    if (!rc) {
+        for (size_t i = 0; i < n * F; i++) Kd[i] = K[i];
+        for (size_t f = 0; f < n; f++)
+            for (size_t i = 0; i < F; i++) Y[i * n + f] = K[f * F + i];
+        /* Y = (lambda U^T U)^-1 K^T: U^T W = K^T / lambda, then U Y = W */
+        cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans,
+                    CblasNonUnit, (int)F, (int)n, 1.0 / lambda, cov_chol,
+                    (int)F, Y, (int)n);
+        cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans,
+                    CblasNonUnit, (int)F, (int)n, 1.0, cov_chol, (int)F, Y,
+                    (int)n);
+        /* S = I + K Y (symmetric positive definite, eigenvalues >= 1) */
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n,
+                    (int)n, (int)F, 1.0, Kd, (int)F, Y, (int)n, 0.0, S,
+                    (int)n);
+        for (size_t f = 0; f < n; f++) S[f * n + f] += 1;
+        memcpy(Q, resid, n * C * sizeof(double));
+        rc = spd_solve(S, Q, n, C); /* Q = S^-1 resid; S now its factor */
+    }
+    if (!rc) { /* dW (F, C) = Y (F, n) Q (n, C) */
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)F, (int)C,
+                    (int)n, 1.0, Y, (int)n, Q, (int)C, 0.0, dW, (int)C);
+        for (size_t i = 0; i < F * C; i++)
+            if (!isfinite(dW[i])) {
+                rc = err_set(ERR_NUMERIC, "the solution is not finite");
+                break;
+            }
+    }
+    if (!rc && leverage) {
+        /* k_f^T X[:, f] with X = Y S^-1: the diagonal of K Y S^-1 =
+         * (S - I) S^-1 = I - S^-1 */
+        lapack_int info = LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'U', (lapack_int)n,
+                                         S, (lapack_int)n);
+        if (info) rc = err_set(ERR_NUMERIC, "dpotri failed (%d)", (int)info);
+        for (size_t f = 0; !rc && f < n; f++) leverage[f] = 1 - S[f * n + f];
+    }
+    free(Y);
+    free(Kd);
+    free(S);
+    free(Q);
+    return rc;
+}
+
 int memit_layer_delta_naive(const double *cov_mean, const float *K,
                             const double *resid, size_t n, size_t F,
                             size_t C, double lambda, double *dW,
@@ -245,6 +309,7 @@ static int explain_singular(const double *cov_mean, size_t F, size_t layer,
 int memit_apply(gpt2_model *m, const editreq *r, size_t n,
                 const editreq *keep, size_t n_keep, const float *z,
                 const hparams *h, const double *const *cov_mean,
+                const double *const *cov_chol,
                 memit_layer_stats *stats, double *resid_after,
                 progress_fn progress, void *ctx)
 {
@@ -266,14 +331,18 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n,
         /* the kept edits' rows of resid stay 0: their outputs stay put */
         stats[li].resid_before = mean_gap(z, H, n, C, resid, (double)left);
         stats[li].nullspace_dim = 0;
+        int factored = cov_chol && cov_chol[li] && h->nullspace_threshold <= 0;
         if (h->nullspace_threshold > 0)
             rc = memit_layer_delta_nullspace(
                 cov_mean[li], K, resid, nk, F, C, h->mom2_update_weight,
                 h->nullspace_threshold, dW, lev, &stats[li].nullspace_dim);
+        else if (factored)
+            rc = memit_layer_delta_factored(cov_chol[li], K, resid, nk, F, C,
+                                            h->mom2_update_weight, dW, lev);
         else
             rc = memit_layer_delta(cov_mean[li], K, resid, nk, F, C,
                                    h->mom2_update_weight, dW, lev);
-        if (rc == ERR_NUMERIC) {
+        if (rc == ERR_NUMERIC && !factored) {
             rc = explain_singular(cov_mean[li], F, layer, h->mom2_update_weight);
             break;
         }

@@ -23,15 +23,31 @@ int spd_solve(double *A, double *B, size_t n, size_t m)
     return 0;
 }
 
+int spd_cholesky(const double *A, size_t n, double **U)
+{
+    *U = NULL;
+    double *R = malloc(n * n * sizeof(double) + 1);
+    if (!R) return err_set(ERR_NOMEM, "out of memory");
+    memcpy(R, A, n * n * sizeof(double));
+    lapack_int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', (lapack_int)n, R,
+                                     (lapack_int)n);
+    if (info < 0) {
+        free(R);
+        return err_set(ERR_INVALID, "dpotrf: bad argument %d", (int)-info);
+    }
+    if (info > 0) { free(R); return 0; }
+    for (size_t i = 1; i < n; i++) /* the lower triangle is not U's */
+        memset(R + i * n, 0, i * sizeof(double));
+    *U = R;
+    return 1;
+}
+
 int spd_is_definite(const double *A, size_t n)
 {
-    double *L = malloc(n * n * sizeof(double) + 1);
-    if (!L) return err_set(ERR_NOMEM, "out of memory");
-    memcpy(L, A, n * n * sizeof(double));
-    lapack_int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', (lapack_int)n, L,
-                                     (lapack_int)n);
-    free(L);
-    return info == 0;
+    double *U;
+    int rc = spd_cholesky(A, n, &U);
+    free(U);
+    return rc;
 }
 
 int spd_solve_naive(double *A, double *B, size_t n, size_t m)

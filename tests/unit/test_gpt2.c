@@ -742,6 +742,53 @@ TEST(partial_pass_equals_full_pass)
     gpt2_model_free(&m);
 }
 
+/* A pass that ends early (MEMIT's keys, the key statistics) gives the
+ * full pass's keys and outputs of the blocks it ran, to the bit, and
+ * refuses what would need the blocks above. */
+TEST(early_end_pass_equals_full_pass_below)
+{
+    gpt2_config c = {.n_layer = 4, .n_head = 2, .n_embd = 16,
+                     .n_positions = 8, .vocab_size = 37};
+    gpt2_model m;
+    CHECK(gpt2_model_init(&m, &c) == 0);
+    randomize(&m, 6);
+    size_t B = 2, T = 7, BT = 14, C = 16, F = 64, V = 37;
+    int tokens[14];
+    for (size_t i = 0; i < BT; i++) tokens[i] = (int)(urand() * V);
+    gpt2_acts *full = NULL, *part = NULL;
+    gpt2_acts_new(&full, &m.config, B, T, 2);
+    gpt2_acts_new(&part, &m.config, B, T, 2);
+    size_t lp[2] = {6, 13};
+    gpt2_batch fb = {.tokens = tokens, .B = B, .T = T, .logit_pos = lp, .n_logits = 2};
+    CHECK(gpt2_forward(&m, full, &fb) == 0);
+    for (size_t e = 1; e <= 4; e++) {
+        gpt2_batch pb = {.tokens = tokens, .B = B, .T = T, .end_layer = e};
+        CHECK(gpt2_forward(&m, part, &pb) == 0);
+        for (size_t l = 0; l < e; l++) {
+            CHECK(!memcmp(gpt2_acts_mlp_key(full, l), gpt2_acts_mlp_key(part, l),
+                          BT * F * sizeof(float)));
+            CHECK(!memcmp(gpt2_acts_block_out(full, l), gpt2_acts_block_out(part, l),
+                          BT * C * sizeof(float)));
+        }
+    }
+    /* ending early leaves no logits and no backward */
+    gpt2_batch bad = fb;
+    bad.end_layer = 2;
+    CHECK(gpt2_forward(&m, part, &bad) == ERR_INVALID);
+    err_clear();
+    gpt2_batch ended = {.tokens = tokens, .B = B, .T = T, .end_layer = 2};
+    CHECK(gpt2_forward(&m, part, &ended) == 0);
+    float dl[2 * 37] = {0};
+    CHECK(gpt2_backward(&m, part, &ended, dl, NULL, NULL) == ERR_INVALID);
+    err_clear();
+    ended.end_layer = 5; /* past the model */
+    CHECK(gpt2_forward(&m, part, &ended) == ERR_INVALID);
+    err_clear();
+    gpt2_acts_free(full);
+    gpt2_acts_free(part);
+    gpt2_model_free(&m);
+}
+
 /* A pass over row ranges (MEMIT's z steps: only the positions from the
  * subject's last token on, only up to each prompt's end) gives the full
  * pass's logits and hook gradient. */
@@ -1226,6 +1273,7 @@ int main(void)
     RUN(backward_head_only_pass);
     RUN(backward_accumulates);
     RUN(partial_pass_equals_full_pass);
+    RUN(early_end_pass_equals_full_pass_below);
     RUN(row_range_pass_equals_full_pass);
     RUN(padding_does_not_leak_backwards);
     RUN(determinism_runs_threads_parallel_region);

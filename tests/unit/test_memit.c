@@ -121,6 +121,72 @@ TEST(layer_delta_satisfies_normal_equations)
     free(cov); free(K); free(resid); free(dW); free(dW2); free(keys);
 }
 
+/* The update through the Cholesky factor of C (push-through identity)
+ * is the direct solve's, and the naive one's, to rounding: with fewer
+ * keys than units, as many, and more; with the leverages. */
+TEST(factored_layer_delta_matches_direct_and_naive)
+{
+    size_t F = 24, C = 5;
+    size_t sizes[3] = {3, 24, 40};
+    double *cov = malloc(F * F * sizeof(double)), *U = NULL;
+    float *keys = malloc(300 * F * sizeof(float));
+    uint64_t saved = rng; /* the later tests' random data stay as they were */
+    covariance c;
+    CHECK(covariance_init(&c, F) == 0);
+    for (size_t i = 0; i < 300 * F; i++) keys[i] = (float)(urand() - 0.4);
+    covariance_add(&c, keys, 300);
+    CHECK(covariance_mean(&c, cov) == 0);
+    covariance_free(&c);
+    CHECK(spd_cholesky(cov, F, &U) == 1);
+    for (size_t i = 0; i < F; i++) /* U^T U = C, zeros below */
+        for (size_t j = 0; j < F; j++) {
+            double s = 0;
+            for (size_t k = 0; k < F; k++) s += U[k * F + i] * U[k * F + j];
+            CHECK_NEAR(s, cov[i * F + j], 1e-12);
+            if (j < i) CHECK(U[i * F + j] == 0);
+        }
+    for (size_t t = 0; t < 3; t++) {
+        size_t n = sizes[t];
+        float *K = malloc(n * F * sizeof(float));
+        double *resid = malloc(n * C * sizeof(double));
+        double *dW = malloc(F * C * sizeof(double)), *dW2 = malloc(F * C * sizeof(double));
+        double *dW3 = malloc(F * C * sizeof(double));
+        double *lev = malloc(n * sizeof(double)), *lev2 = malloc(n * sizeof(double));
+        double *lev3 = malloc(n * sizeof(double));
+        for (size_t i = 0; i < n * F; i++) K[i] = (float)(urand() - 0.3);
+        for (size_t i = 0; i < n * C; i++) resid[i] = urand() - 0.5;
+        double lambda = t == 1 ? 0.05 : 4.0;
+        CHECK(memit_layer_delta_factored(U, K, resid, n, F, C, lambda, dW, lev) == 0);
+        CHECK(memit_layer_delta(cov, K, resid, n, F, C, lambda, dW2, lev2) == 0);
+        CHECK(memit_layer_delta_naive(cov, K, resid, n, F, C, lambda, dW3, lev3) == 0);
+        double worst2 = 0, worst3 = 0, scale = 0;
+        for (size_t i = 0; i < F * C; i++) {
+            worst2 = fmax(worst2, fabs(dW[i] - dW2[i]));
+            worst3 = fmax(worst3, fabs(dW[i] - dW3[i]));
+            scale = fmax(scale, fabs(dW3[i]));
+        }
+        CHECK_MSG(worst2 / scale < 1e-8 && worst3 / scale < 1e-8,
+                  "n %zu: %g %g", n, worst2 / scale, worst3 / scale);
+        for (size_t f = 0; f < n; f++) {
+            CHECK_NEAR(lev[f], lev2[f], 1e-9);
+            CHECK_NEAR(lev[f], lev3[f], 1e-9);
+        }
+        free(K); free(resid); free(dW); free(dW2); free(dW3);
+        free(lev); free(lev2); free(lev3);
+    }
+    /* lambda 0 has no factored form */
+    float k1[24] = {1};
+    double r1[5] = {1}, dW1[24 * 5];
+    CHECK(memit_layer_delta_factored(U, k1, r1, 1, F, C, 0, dW1, NULL) == ERR_INVALID);
+    err_clear();
+    /* a singular C has no factor */
+    for (size_t j = 0; j < F; j++) cov[3 * F + j] = cov[j * F + 3] = 0;
+    double *V = (double *)1;
+    CHECK(spd_cholesky(cov, F, &V) == 0 && V == NULL);
+    rng = saved;
+    free(U); free(cov); free(keys);
+}
+
 /* The leverages add up to at most the rank of the keys: a batch whose
  * keys span r dimensions writes about r edits' worth of change, however
  * many edits it holds; distinct keys each get (nearly) all of theirs. */
@@ -300,6 +366,49 @@ static double *random_cov(size_t layer)
     return mean;
 }
 
+/* memit_apply through the factors writes the direct solve's update */
+TEST(memit_apply_factored_matches_direct)
+{
+    hparams h;
+    test_hparams(&h);
+    h.mom2_update_weight = 3.0;
+    uint64_t saved = rng; /* the later tests' random data stay as they were */
+    size_t C = model.config.n_embd, F = model.config.n_inner;
+    float *z = malloc(NF * C * sizeof(float));
+    ztarget_info info[5];
+    CHECK(ztarget_compute(&model, reqs, NF, 2, &h, z, NULL, info, NULL, NULL) == 0);
+    double *cov[2] = {random_cov(1), random_cov(2)}, *chol[2];
+    for (size_t l = 0; l < 2; l++) CHECK(spd_cholesky(cov[l], F, &chol[l]) == 1);
+    const double *no_cov[2] = {NULL, NULL};
+    gpt2_model direct, factored;
+    gpt2_model_init(&direct, &model.config);
+    gpt2_model_init(&factored, &model.config);
+    memcpy(direct.memory, model.memory, model.num_parameters * sizeof(float));
+    memcpy(factored.memory, model.memory, model.num_parameters * sizeof(float));
+    memit_layer_stats st[2], st2[2];
+    double after = 0, after2 = 0;
+    CHECK(memit_apply(&direct, reqs, NF, NULL, 0, z, &h, (const double *const *)cov,
+                      NULL, st, &after, NULL, NULL) == 0);
+    CHECK(memit_apply(&factored, reqs, NF, NULL, 0, z, &h, no_cov,
+                      (const double *const *)chol, st2, &after2, NULL, NULL) == 0);
+    double worst = 0, scale = 0;
+    for (size_t l = 1; l <= 2; l++)
+        for (size_t i = 0; i < F * C; i++) {
+            float a = direct.p.fcprojw[l * F * C + i] - model.p.fcprojw[l * F * C + i];
+            float b = factored.p.fcprojw[l * F * C + i] - model.p.fcprojw[l * F * C + i];
+            worst = fmax(worst, fabs((double)a - b));
+            scale = fmax(scale, fabs((double)a));
+        }
+    CHECK_MSG(scale > 0 && worst < 1e-4 * scale, "worst %g of %g", worst, scale);
+    CHECK_NEAR(after2, after, 1e-4 * after);
+    for (size_t l = 0; l < 2; l++) CHECK_NEAR(st2[l].leverage, st[l].leverage, 1e-6);
+    gpt2_model_free(&direct);
+    gpt2_model_free(&factored);
+    for (size_t l = 0; l < 2; l++) { free(cov[l]); free(chol[l]); }
+    free(z);
+    rng = saved;
+}
+
 TEST(memit_moves_block_outputs_to_z)
 {
     hparams h;
@@ -316,8 +425,8 @@ TEST(memit_moves_block_outputs_to_z)
     memcpy(edited.memory, model.memory, model.num_parameters * sizeof(float));
     memit_layer_stats st[2];
     double after_mean = -1, after_sum = 0;
-    CHECK(memit_apply(&edited, reqs, NF, NULL, 0, z, &h, (const double *const *)cov, st, &after_mean,
-                      NULL, NULL) == 0);
+    CHECK(memit_apply(&edited, reqs, NF, NULL, 0, z, &h, (const double *const *)cov, NULL,
+                      st, &after_mean, NULL, NULL) == 0);
     CHECK(st[0].layer == 1 && st[1].layer == 2);
     CHECK(st[0].delta_norm > 0 && st[1].delta_norm > 0);
     CHECK(memit_keys(&edited, reqs, NF, 2, 2, &h, K, H) == 0);
@@ -370,7 +479,7 @@ static double kept_drift(const hparams *h, const float *z, const editreq *keep,
     memcpy(edited.memory, model.memory, model.num_parameters * sizeof(float));
     memit_layer_stats st[1];
     CHECK(memit_apply(&edited, reqs, 3, keep, n_keep, z, h,
-                      (const double *const *)cov, st, new_gap, NULL, NULL) == 0);
+                      (const double *const *)cov, NULL, st, new_gap, NULL, NULL) == 0);
     const float *w0 = model.p.fcprojw + 2 * F * C, *w1 = edited.p.fcprojw + 2 * F * C;
     double drift = 0;
     for (size_t f = 0; f < 2; f++)
@@ -447,11 +556,13 @@ int main(void)
 {
     RUN(spd_solve_matches_naive);
     RUN(spd_is_definite_tells_singular_from_definite);
+    RUN(factored_layer_delta_matches_direct_and_naive);
     RUN(layer_delta_satisfies_normal_equations);
     RUN(leverage_is_bounded_by_the_rank_of_the_keys);
     RUN(covariance_fast_matches_naive_and_round_trips);
     setup();
     RUN(z_is_identical_with_one_and_two_threads_and_lowers_the_loss);
+    RUN(memit_apply_factored_matches_direct);
     RUN(memit_moves_block_outputs_to_z);
     RUN(kept_edits_stay_where_they_were);
     RUN(rome_reaches_z_on_the_bare_prompt);
