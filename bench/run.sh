@@ -155,6 +155,7 @@ jq -n --arg date "$date_tag" --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | 
             z_steps_mean: $commit.z_steps_mean, z_gflop: $commit.z_gflop,
             shift_written: $commit.shift_written,
             rounds_z_likely: [$commit.rounds[]?.z_likely],
+            rounds_stopped: $commit.rounds_stopped,
             leverage: [$commit.layers[] | {layer, leverage}],
             scores_after_commit: $commit.scores.after, eval: $eval},
     threads: {edits: $scale_batch, z_seconds_1: $z1, z_seconds_2: $z2,
