@@ -8,7 +8,9 @@
 # WORLD defaults to build/world-cf, EDITS to 200 (the first fact of each
 # of the first EDITS subjects), PAIRS to 3. One store gets the
 # statistics and the batch (with $HPARAMS, default bench/hparams.json);
-# each run commits in a copy of it (--no-scores). Writes the sgemm peak
+# each run commits in a copy of it (--no-scores); BASE_STORE, a store on
+# WORLD with its statistics and nothing queued, saves computing them
+# (minutes on a wide world). Writes the sgemm peak
 # before and after, every run and the medians to
 # bench/results/threads-NAME-DATE.txt.
 set -euo pipefail
@@ -33,8 +35,12 @@ median() { sort -g | awk -f "$here/bench/median.awk"; }
 awk -v from=0 -v count="$edits" -f "$here/bench/subject_facts.awk" \
   "$world/facts.csv" > "$work/batch.csv"
 export STAMP_STORE=$work/base
-"$STAMP" init --model "$world" --hparams "${HPARAMS:-$here/bench/hparams.json}" > /dev/null
-"$STAMP" stats --corpus "$world/corpus.txt" > /dev/null
+if [ -n "${BASE_STORE:-}" ]; then
+  cp -a "$BASE_STORE" "$STAMP_STORE"
+else
+  "$STAMP" init --model "$world" --hparams "${HPARAMS:-$here/bench/hparams.json}" > /dev/null
+  "$STAMP" stats --corpus "$world/corpus.txt" > /dev/null
+fi
 "$STAMP" import "$work/batch.csv" > /dev/null
 for pair in $(seq "$pairs"); do
   for th in 1 2; do

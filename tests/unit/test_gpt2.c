@@ -687,16 +687,23 @@ TEST(backward_accumulates)
 
 /* ---- passes ------------------------------------------------------------------- */
 
-TEST(partial_pass_equals_full_pass)
+/* The small model of the pass tests (4 layers, d_model 16, d_ff 64,
+ * vocabulary 37), randomized from seed, and n random token ids. */
+static void small_model(gpt2_model *m, uint64_t seed, int *tokens, size_t n)
 {
     gpt2_config c = {.n_layer = 4, .n_head = 2, .n_embd = 16,
                      .n_positions = 8, .vocab_size = 37};
-    gpt2_model m;
-    CHECK(gpt2_model_init(&m, &c) == 0);
-    randomize(&m, 5);
+    CHECK(gpt2_model_init(m, &c) == 0);
+    randomize(m, seed);
+    for (size_t i = 0; i < n; i++) tokens[i] = (int)(urand() * 37);
+}
+
+TEST(partial_pass_equals_full_pass)
+{
     size_t B = 2, T = 7, BT = 14, C = 16, V = 37;
     int tokens[14];
-    for (size_t i = 0; i < BT; i++) tokens[i] = (int)(urand() * V);
+    gpt2_model m;
+    small_model(&m, 5, tokens, 14);
     size_t lp[4] = {6, 11, 2, 4}, hp[2] = {4, 11};
     float vec[2 * 16], vec2[2 * 16];
     fill(vec, 32, -1, 1);
@@ -747,14 +754,10 @@ TEST(partial_pass_equals_full_pass)
  * refuses what would need the blocks above. */
 TEST(early_end_pass_equals_full_pass_below)
 {
-    gpt2_config c = {.n_layer = 4, .n_head = 2, .n_embd = 16,
-                     .n_positions = 8, .vocab_size = 37};
-    gpt2_model m;
-    CHECK(gpt2_model_init(&m, &c) == 0);
-    randomize(&m, 6);
-    size_t B = 2, T = 7, BT = 14, C = 16, F = 64, V = 37;
+    size_t B = 2, T = 7, BT = 14, C = 16, F = 64;
     int tokens[14];
-    for (size_t i = 0; i < BT; i++) tokens[i] = (int)(urand() * V);
+    gpt2_model m;
+    small_model(&m, 6, tokens, 14);
     gpt2_acts *full = NULL, *part = NULL;
     gpt2_acts_new(&full, &m.config, B, T, 2);
     gpt2_acts_new(&part, &m.config, B, T, 2);
@@ -794,14 +797,10 @@ TEST(early_end_pass_equals_full_pass_below)
  * pass's logits and hook gradient. */
 TEST(row_range_pass_equals_full_pass)
 {
-    gpt2_config c = {.n_layer = 4, .n_head = 2, .n_embd = 16,
-                     .n_positions = 8, .vocab_size = 37};
-    gpt2_model m;
-    CHECK(gpt2_model_init(&m, &c) == 0);
-    randomize(&m, 9);
     size_t B = 3, T = 8, C = 16, V = 37;
     int tokens[24];
-    for (size_t i = 0; i < B * T; i++) tokens[i] = (int)(urand() * V);
+    gpt2_model m;
+    small_model(&m, 9, tokens, 24);
     size_t from[3] = {3, 1, 5}, len[3] = {8, 4, 6};
     size_t hp[3] = {3, 8 + 1, 16 + 5};           /* each row's first */
     size_t lp[5] = {7, 3, 8 + 3, 8 + 2, 16 + 5};  /* inside the ranges */
@@ -849,7 +848,7 @@ TEST(row_range_pass_equals_full_pass)
         CHECK(gpt2_forward(&m, part, &bad) == ERR_INVALID);
         /* no weight gradients over row ranges */
         gpt2_model g;
-        gpt2_model_init(&g, &c);
+        gpt2_model_init(&g, &m.config);
         CHECK(gpt2_forward(&m, part, &rb) == 0);
         CHECK(gpt2_backward(&m, part, &rb, dl, &g, NULL) == ERR_INVALID);
         err_clear();
