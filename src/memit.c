@@ -167,11 +167,10 @@ int memit_layer_delta_factored(const double *cov_chol, const float *K,
         memset(dW, 0, F * C * sizeof(double));
         return 0;
     }
-    size_t nn = n;
-    double *Y = malloc(F * nn * sizeof(double));  /* (F, n) */
-    double *Kd = malloc(nn * F * sizeof(double)); /* (n, F) */
-    double *S = malloc(nn * nn * sizeof(double)); /* (n, n) */
-    double *Q = malloc(nn * C * sizeof(double));  /* (n, C) */
+    double *Y = malloc(F * n * sizeof(double));  /* (F, n) */
+    double *Kd = malloc(n * F * sizeof(double)); /* (n, F) */
+    double *S = malloc(n * n * sizeof(double));  /* (n, n) */
+    double *Q = malloc(n * C * sizeof(double));  /* (n, C) */
     int rc = Y && Kd && S && Q ? 0 : err_set(ERR_NOMEM, "out of memory");
     if (!rc) {
         for (size_t i = 0; i < n * F; i++) Kd[i] = K[i];
