@@ -129,6 +129,13 @@ static void leverages(const float *K, const double *X, size_t n, size_t F,
     }
 }
 
+/* X (F, n) = K^T in float64: the keys (n, F) as right-hand sides */
+static void keys_as_columns(const float *K, size_t n, size_t F, double *X)
+{
+    for (size_t f = 0; f < n; f++)
+        for (size_t i = 0; i < F; i++) X[i * n + f] = K[f * F + i];
+}
+
 int memit_layer_delta(const double *cov_mean, const float *K,
                       const double *resid, size_t n, size_t F, size_t C,
                       double lambda, double *dW, double *leverage)
@@ -138,8 +145,7 @@ int memit_layer_delta(const double *cov_mean, const float *K,
     int rc = A && X ? 0 : ERR_NOMEM;
     if (!rc) {
         for (size_t i = 0; i < F * F; i++) A[i] = lambda * cov_mean[i];
-        for (size_t f = 0; f < n; f++)
-            for (size_t i = 0; i < F; i++) X[i * n + f] = K[f * F + i];
+        keys_as_columns(K, n, F, X);
         /* A += K^T K (upper triangle; dposv reads only that) */
         cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)F, (int)n,
                     1.0, X, (int)n, 1.0, A, (int)F);
@@ -174,8 +180,7 @@ int memit_layer_delta_factored(const double *cov_chol, const float *K,
     int rc = Y && Kd && S && Q ? 0 : err_set(ERR_NOMEM, "out of memory");
     if (!rc) {
         for (size_t i = 0; i < n * F; i++) Kd[i] = K[i];
-        for (size_t f = 0; f < n; f++)
-            for (size_t i = 0; i < F; i++) Y[i * n + f] = K[f * F + i];
+        keys_as_columns(K, n, F, Y);
         /* Y = (lambda U^T U)^-1 K^T: U^T W = K^T / lambda, then U Y = W */
         cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans,
                     CblasNonUnit, (int)F, (int)n, 1.0 / lambda, cov_chol,
