@@ -85,6 +85,12 @@ static const char usage_text[] =
     "                     above 1: run every step)\n"
     "  --goal-para R      ... and paraphrase recall >= R (default .95;\n"
     "                     0: do not wait for paraphrases)\n"
+    "  --hold-out-paraphrases N\n"
+    "                     leave the paraphrases of the first N facts out\n"
+    "                     of the training text: their recall (and an\n"
+    "                     edit's paraphrase score) then measure\n"
+    "                     generalisation; implies --goal-para 0 unless\n"
+    "                     given (default 0)\n"
     "  --eval-every N     steps between recall checks\n"
     "  --quiet            no progress lines\n"
     "  -h, --help         this text\n";
@@ -95,6 +101,7 @@ typedef struct {
     int format;
     size_t limit;
     int skip_bad, quiet;
+    size_t hold_out_para; /* the first N facts' paraphrases not taught */
     size_t distractors, extra_facts;
     uint64_t seed;
     int threads;
@@ -289,6 +296,7 @@ typedef struct {
     size_t first_extra;   /* seqs[first_extra..n_seqs): extra facts, last */
     train_seq *rewrite, *para, *nbr; /* recall sets (own token arrays) */
     size_t n_rewrite, n_para, n_nbr;
+    size_t n_para_held;   /* para[0..n_para_held): not in the training text */
     double subject_tokens; /* mean tokens per subject */
 } world;
 
@@ -463,12 +471,12 @@ static int add_invented(world *w, strmap *seen, size_t per_fact,
     return rc;
 }
 
-/* The training text: rewrite prompts, then paraphrases, then neighbours,
- * then the distractors' sentences, then the extra facts; each prompt once
- * (its first answer wins). A fact whose rewrite prompt repeats an earlier
- * fact's is left out of the world. */
-static int build_sentences(world *w, size_t distractors, size_t extra_facts,
-                           uint64_t seed)
+/* The training text: rewrite prompts, then paraphrases (but those of the
+ * first hold_out_para facts), then neighbours, then the distractors' sentences, then the extra
+ * facts; each prompt once (its first answer wins). A fact whose rewrite
+ * prompt repeats an earlier fact's is left out of the world. */
+static int build_sentences(world *w, size_t hold_out_para, size_t distractors,
+                           size_t extra_facts, uint64_t seed)
 {
     strmap seen = {0};
     int rc = 0;
@@ -496,7 +504,7 @@ static int build_sentences(world *w, size_t distractors, size_t extra_facts,
     if (w->from_file)
         w->ing.n_facts = keep;
     w->n_facts = keep;
-    for (size_t i = 0; i < w->n_facts; i++) {
+    for (size_t i = hold_out_para; i < w->n_facts; i++) {
         fact *f = &w->facts[i];
         for (size_t k = 0; k < f->n_paraphrases; k++) {
             char *p = dup_str(f->paraphrases[k]);
@@ -561,7 +569,8 @@ static int make_seq(const tokenizer *tok, const char *prompt,
     return 0;
 }
 
-static int tokenize_world(world *w, const tokenizer *tok, size_t ctx)
+static int tokenize_world(world *w, const tokenizer *tok, size_t ctx,
+                          size_t hold_out_para)
 {
     w->seqs = calloc(w->n_sent ? w->n_sent : 1, sizeof *w->seqs);
     w->rewrite = calloc(w->n_facts ? w->n_facts : 1, sizeof *w->rewrite);
@@ -611,6 +620,8 @@ static int tokenize_world(world *w, const tokenizer *tok, size_t ctx)
                 return rc;
             w->n_para += rc == 0;
         }
+        if (i < hold_out_para) /* the held-out ones come first */
+            w->n_para_held = w->n_para;
         for (size_t k = 0; k < f->n_neighbors; k++) {
             const char *t = f->neighbor_targets[k][0] ? f->neighbor_targets[k]
                                                       : f->target_true;
@@ -785,7 +796,7 @@ int main(int argc, char **argv)
     enum { O_SYN = 256, O_FACTS, O_FORMAT, O_LIMIT, O_SKIP, O_OUT, O_SEED,
            O_THREADS, O_LAYERS, O_EMBD, O_HEADS, O_FF, O_CTX, O_VOCAB,
            O_STEPS, O_LR, O_BATCH, O_LOSS, O_GOAL, O_GOALP, O_EVAL, O_QUIET,
-           O_WD, O_DISTRACT, O_EXTRA };
+           O_WD, O_DISTRACT, O_EXTRA, O_HOLDP };
     static const struct option opts[] = {
         {"synthetic", required_argument, 0, O_SYN},
         {"facts", required_argument, 0, O_FACTS},
@@ -812,9 +823,10 @@ int main(int argc, char **argv)
         {"quiet", no_argument, 0, O_QUIET},
         {"distractors", required_argument, 0, O_DISTRACT},
         {"extra-facts", required_argument, 0, O_EXTRA},
+        {"hold-out-paraphrases", required_argument, 0, O_HOLDP},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    int c;
+    int c, goal_para_given = 0;
     size_t v;
     double d;
     opterr = 0;
@@ -829,6 +841,11 @@ int main(int argc, char **argv)
         case O_OUT: a.out = optarg; break;
         case O_SKIP: a.skip_bad = 1; break;
         case O_QUIET: a.quiet = 1; break;
+        case O_HOLDP:
+            if (parse_size(optarg, &a.hold_out_para, 0, (size_t)-1))
+                return usage_error("bad --hold-out-paraphrases '%s' (a "
+                                   "count of facts)", optarg);
+            break;
         case O_DISTRACT:
             if (parse_size(optarg, &a.distractors, 0, 64))
                 return usage_error("bad --distractors '%s' (0..64)", optarg);
@@ -865,6 +882,7 @@ int main(int argc, char **argv)
                 return usage_error("bad goal '%s' (0..1, >1 = never stop "
                                    "early)", optarg);
             *(c == O_GOAL ? &a.goal : &a.goal_para) = d;
+            goal_para_given |= c == O_GOALP;
             break;
         case O_SEED:
             if (parse_size(optarg, &v, 0, (size_t)-1))
@@ -902,6 +920,8 @@ int main(int argc, char **argv)
     }
     if (optind < argc)
         return usage_error("unexpected argument '%s'", argv[optind]);
+    if (a.hold_out_para && !goal_para_given)
+        a.goal_para = 0; /* they are not taught: do not wait for them */
     if (!a.synthetic == !a.facts_path)
         return usage_error("give exactly one of --synthetic and --facts");
     if (!a.out)
@@ -934,7 +954,8 @@ int main(int argc, char **argv)
 
     if (load_facts(&w, &a))
         goto out;
-    if ((rc = build_sentences(&w, a.distractors, a.extra_facts, a.seed)))
+    if ((rc = build_sentences(&w, a.hold_out_para, a.distractors,
+                              a.extra_facts, a.seed)))
         goto fail;
     set_defaults(&a, w.n_facts, w.n_sent);
     if (a.embd % a.heads) {
@@ -976,7 +997,7 @@ int main(int argc, char **argv)
     if (rc || (rc = tokenizer_open_dir(&tok, tmp)))
         goto fail;
     t_bpe = now_seconds() - t_bpe;
-    if ((rc = tokenize_world(&w, tok, a.ctx)))
+    if ((rc = tokenize_world(&w, tok, a.ctx, a.hold_out_para)))
         goto fail;
     say(&a, "vocabulary of %zu tokens (%zu merges) in %.2fs; %.2f tokens a "
         "subject; %zu sequences (%zu too long for %zu positions)",
@@ -1013,25 +1034,39 @@ int main(int argc, char **argv)
     to.eval_every = a.eval_every;
     to.progress = a.quiet ? NULL : progress;
     to.progress_ctx = &a;
-    /* the extra facts are watched, not waited for */
+    /* the extra facts and held-out paraphrases are watched, not waited for */
     size_t n_extra = w.n_seqs - w.first_extra;
-    train_eval ev[3] = {
+    size_t n_taught = w.n_para - w.n_para_held;
+    train_eval ev[4] = {
         {"rewrite", w.rewrite, w.n_rewrite, a.goal},
-        {"paraphrase", w.para, w.n_para, w.n_para ? a.goal_para : 0},
-        {"extra", w.seqs + w.first_extra, n_extra, 0}};
+        {"paraphrase", w.para + w.n_para_held, n_taught,
+         n_taught ? a.goal_para : 0}};
+    size_t n_ev = 2, ev_extra = 0, ev_held = 0;
+    if (n_extra) {
+        ev_extra = n_ev;
+        ev[n_ev++] = (train_eval){"extra", w.seqs + w.first_extra, n_extra, 0};
+    }
+    if (w.n_para_held) {
+        ev_held = n_ev;
+        ev[n_ev++] = (train_eval){"held-out paraphrase", w.para,
+                                  w.n_para_held, 0};
+    }
     train_report rep;
-    if ((rc = train_run(&m, w.seqs, w.n_seqs, ev, n_extra ? 3 : 2, &to,
-                        &rep)))
+    if ((rc = train_run(&m, w.seqs, w.n_seqs, ev, n_ev, &to, &rep)))
         goto fail;
     double neighbor_recall = 0;
     if (w.n_nbr &&
         (rc = train_recall(&m, w.nbr, w.n_nbr, a.threads, &neighbor_recall,
                            NULL)))
         goto fail;
-    char extra_note[64] = "";
+    char extra_note[128] = "";
     if (n_extra)
         snprintf(extra_note, sizeof extra_note, ", extra facts %.3f",
-                 rep.recall[2]);
+                 rep.recall[ev_extra]);
+    if (w.n_para_held)
+        snprintf(extra_note + strlen(extra_note),
+                 sizeof extra_note - strlen(extra_note),
+                 ", held-out paraphrases %.3f", rep.recall[ev_held]);
     say(&a, "trained %zu steps in %.1fs: loss %.4f, recall rewrite %.3f, "
         "paraphrase %.3f, neighbourhood %.3f%s%s", rep.steps, rep.seconds,
         rep.loss, rep.recall[0], rep.recall[1], neighbor_recall, extra_note,
@@ -1053,7 +1088,7 @@ int main(int argc, char **argv)
     }
     info = json_pack(
         "{s:s, s:s, s:I, s:i, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
-        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:I},"
+        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I},"
         " s:{s:s, s:I, s:I, s:f, s:I, s:f, s:f, s:f, s:f, s:s, s:b},"
         " s:{s:f, s:f, s:f, s:I, s:I, s:I},"
         " s:{s:f, s:f, s:f}}",
@@ -1073,6 +1108,8 @@ int main(int argc, char **argv)
         "conflicting_prompts", (json_int_t)w.n_conflict,
         "repeated_facts", (json_int_t)w.n_dropped_facts,
         "subject_tokens_mean", w.subject_tokens,
+        "paraphrases_held_out",
+        (json_int_t)(a.hold_out_para < w.n_facts ? a.hold_out_para : w.n_facts),
         "distractors_per_fact", (json_int_t)a.distractors,
         "distractor_sentences", (json_int_t)n_distractor,
         "extra_facts_per_fact", (json_int_t)a.extra_facts,
@@ -1097,7 +1134,11 @@ int main(int argc, char **argv)
     }
     if (n_extra)
         json_object_set_new(json_object_get(info, "recall"), "extra_facts",
-                            json_real(rep.recall[2]));
+                            json_real(rep.recall[ev_extra]));
+    if (w.n_para_held)
+        json_object_set_new(json_object_get(info, "recall"),
+                            "paraphrase_held_out",
+                            json_real(rep.recall[ev_held]));
     snprintf(path, sizeof path, "%s/world.json", tmp);
     if (json_dump_file(info, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
                                        JSON_REAL_PRECISION(10))) {

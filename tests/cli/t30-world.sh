@@ -110,6 +110,23 @@ expect_ok "EasyEdit JSON: 2 facts, 6 sentences" \
   test "$(jq '.data.facts,.data.sentences' w4/world.json | tr '\n' ' ')" = "2 6 "
 expect_grep "EasyEdit JSON: corpus has the paraphrase" \
   '^Toko Yasuda is incredible at guitar$' w4/corpus.txt
+# held-out paraphrases: not taught, still in facts.csv, recall reported apart
+expect_ok "--hold-out-paraphrases 1 builds a world" "$WORLD" --facts cf.json --out w4h --hold-out-paraphrases 1 "${FAST[@]}"
+expect_ok "--hold-out-paraphrases 1: 5 sentences" \
+  test "$(jq '.data.sentences' w4h/world.json)" = 5
+expect_ok "--hold-out-paraphrases 1: the first fact's paraphrase is not taught" \
+  sh -c '! grep -q "incredible" w4h/corpus.txt'
+expect_grep "--hold-out-paraphrases 1: the second's is" '^Autonomous University of Madrid is located in Spain$' w4h/corpus.txt
+expect_grep "--hold-out-paraphrases 1: facts.csv keeps the first" 'Toko Yasuda is incredible at' w4h/facts.csv
+expect_ok "--hold-out-paraphrases 1: world.json counts it and has its recall" \
+  jq -e '.data.paraphrases_held_out == 1 and (.recall.paraphrase_held_out >= 0)' w4h/world.json
+expect_ok "--hold-out-paraphrases 9 (more than the facts): all left out" "$WORLD" --facts cf.json --out w4a --hold-out-paraphrases 9 "${FAST[@]}"
+expect_ok "--hold-out-paraphrases 9: 4 sentences, 2 held out" \
+  jq -e '.data.sentences == 4 and .data.paraphrases_held_out == 2' w4a/world.json
+expect_ok "without it world.json says 0 and no held-out recall" \
+  jq -e '.data.paraphrases_held_out == 0 and (.recall | has("paraphrase_held_out") | not)' w4/world.json
+expect_exit "--hold-out-paraphrases takes a count" 2 "$WORLD" --facts cf.json --out w4b --hold-out-paraphrases some
+expect_grep "a bad --hold-out-paraphrases is named" "hold-out-paraphrases 'some'" "$T/err"
 expect_exit "--limit 1 keeps one fact" 0 "$WORLD" --facts cf.json --limit 1 --out w5 "${FAST[@]}"
 expect_ok "--limit 1: world.json says 1 fact" test "$(jq '.data.facts' w5/world.json)" = 1
 # distractors: invented subjects mixing the words of two real ones, with
