@@ -40,6 +40,10 @@ void covariance_add(covariance *c, const float *keys, size_t n_keys);
 /* mean = sum / tokens, (F, F). ERR_EMPTY when no tokens. */
 int covariance_mean(const covariance *c, double *mean);
 
+/* The same mean, computed in place in c's sum, which *mean takes over
+ * (free() it); c is left empty. Saves an (F, F) copy. */
+int covariance_take_mean(covariance *c, double **mean);
+
 /* Store encoding: "STCV" magic, version, F, counts, then the upper
  * triangle as float64. *blob malloc'ed. */
 int covariance_encode(const covariance *c, void **blob, size_t *len);

@@ -148,6 +148,18 @@ int covariance_mean(const covariance *c, double *mean)
     return 0;
 }
 
+int covariance_take_mean(covariance *c, double **mean)
+{
+    *mean = NULL;
+    if (c->tokens == 0)
+        return err_set(ERR_EMPTY, "no key statistics collected");
+    double inv = 1.0 / (double)c->tokens;
+    for (size_t i = 0; i < c->F * c->F; i++) c->sum[i] *= inv;
+    *mean = c->sum;
+    memset(c, 0, sizeof *c);
+    return 0;
+}
+
 #define COV_MAGIC "STCV"
 #define COV_VERSION 1u
 #define COV_HEADER 32 /* magic 4, version 4, F 8, tokens 8, sequences 8 */
@@ -188,12 +200,21 @@ int covariance_decode(covariance *c, const void *blob, size_t len)
     if (rc) return rc;
     memcpy(&c->tokens, p + 16, 8);
     memcpy(&c->sequences, p + 24, 8);
+    /* row i of the packed upper triangle starts at i F - i (i - 1) / 2;
+     * filled in tiles so that the mirrored writes stay in cache */
     const unsigned char *u = p + COV_HEADER;
-    for (size_t i = 0, k = 0; i < F; i++)
-        for (size_t j = i; j < F; j++, k++) {
-            double v;
-            memcpy(&v, u + k * sizeof(double), sizeof v);
-            c->sum[i * F + j] = c->sum[j * F + i] = v;
+    for (size_t bi = 0; bi < F; bi += COV_TILE)
+        for (size_t bj = bi; bj < F; bj += COV_TILE) {
+            size_t ei = bi + COV_TILE < F ? bi + COV_TILE : F;
+            size_t ej = bj + COV_TILE < F ? bj + COV_TILE : F;
+            for (size_t i = bi; i < ei; i++) {
+                size_t row = i * F - i * (i - 1) / 2 - i; /* + j: (i, j) */
+                for (size_t j = i > bj ? i : bj; j < ej; j++) {
+                    double v;
+                    memcpy(&v, u + (row + j) * sizeof(double), sizeof v);
+                    c->sum[i * F + j] = c->sum[j * F + i] = v;
+                }
+            }
         }
     return 0;
 }

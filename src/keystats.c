@@ -168,11 +168,7 @@ int keystats_ensure(store_txn *t, const size_t *layers, size_t n,
                          layers[i]);
             break;
         }
-        if (!means) continue;
-        size_t F = cov[i].F;
-        means[i] = malloc(F * F * sizeof(double));
-        if (!means[i]) rc = ERR_NOMEM;
-        else rc = covariance_mean(&cov[i], means[i]);
+        if (means) rc = covariance_take_mean(&cov[i], &means[i]);
     }
     if (rc && means)
         for (size_t i = 0; i < n; i++) { free(means[i]); means[i] = NULL; }

@@ -29,7 +29,9 @@ int spd_cholesky(const double *A, size_t n, double **U)
     double *R = malloc(n * n * sizeof(double) + 1);
     if (!R) return err_set(ERR_NOMEM, "out of memory");
     memcpy(R, A, n * n * sizeof(double));
-    lapack_int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', (lapack_int)n, R,
+    /* row-major U is column-major L of the same (symmetric) matrix:
+     * LAPACK works on R as it is, with no transposed copy in and out */
+    lapack_int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', (lapack_int)n, R,
                                      (lapack_int)n);
     if (info < 0) {
         free(R);

@@ -224,7 +224,7 @@ TEST(leverage_is_bounded_by_the_rank_of_the_keys)
 
 TEST(covariance_fast_matches_naive_and_round_trips)
 {
-    size_t F = 20, n = 77;
+    size_t F = 150, n = 77; /* F: two whole 64-wide tiles and a part */
     float *keys = malloc(n * F * sizeof(float));
     for (size_t i = 0; i < n * F; i++) keys[i] = (float)(urand() * 2 - 1);
     covariance a, b, d;
@@ -244,6 +244,17 @@ TEST(covariance_fast_matches_naive_and_round_trips)
     CHECK(covariance_decode(&d, blob, len) == 0);
     CHECK(d.F == F && d.tokens == 87 && d.sequences == 9);
     CHECK(!memcmp(d.sum, a.sum, F * F * sizeof(double)));
+    double *mean = malloc(F * F * sizeof(double)), *taken = NULL;
+    CHECK(covariance_mean(&d, mean) == 0);
+    CHECK(covariance_take_mean(&d, &taken) == 0);
+    CHECK(taken && d.sum == NULL && d.F == 0);
+    CHECK(taken && !memcmp(taken, mean, F * F * sizeof(double)));
+    free(mean);
+    free(taken);
+    covariance empty;
+    CHECK(covariance_init(&empty, 4) == 0);
+    CHECK(covariance_take_mean(&empty, &taken) == ERR_EMPTY && taken == NULL);
+    covariance_free(&empty);
     covariance e;
     CHECK(covariance_decode(&e, blob, len - 1) == ERR_FORMAT);
     ((char *)blob)[0] = 'X';
