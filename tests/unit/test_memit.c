@@ -11,6 +11,7 @@
 #include "hparams.h"
 #include "memit.h"
 #include "spd.h"
+#include "splitmix.h"
 #include "ztarget.h"
 
 #include <math.h>
@@ -224,7 +225,7 @@ TEST(leverage_is_bounded_by_the_rank_of_the_keys)
 
 TEST(covariance_fast_matches_naive_and_round_trips)
 {
-    size_t F = 150, n = 77; /* F: two whole 64-wide tiles and a part */
+    size_t F = 20, n = 77;
     float *keys = malloc(n * F * sizeof(float));
     for (size_t i = 0; i < n * F; i++) keys[i] = (float)(urand() * 2 - 1);
     covariance a, b, d;
@@ -244,17 +245,6 @@ TEST(covariance_fast_matches_naive_and_round_trips)
     CHECK(covariance_decode(&d, blob, len) == 0);
     CHECK(d.F == F && d.tokens == 87 && d.sequences == 9);
     CHECK(!memcmp(d.sum, a.sum, F * F * sizeof(double)));
-    double *mean = malloc(F * F * sizeof(double)), *taken = NULL;
-    CHECK(covariance_mean(&d, mean) == 0);
-    CHECK(covariance_take_mean(&d, &taken) == 0);
-    CHECK(taken && d.sum == NULL && d.F == 0);
-    CHECK(taken && !memcmp(taken, mean, F * F * sizeof(double)));
-    free(mean);
-    free(taken);
-    covariance empty;
-    CHECK(covariance_init(&empty, 4) == 0);
-    CHECK(covariance_take_mean(&empty, &taken) == ERR_EMPTY && taken == NULL);
-    covariance_free(&empty);
     covariance e;
     CHECK(covariance_decode(&e, blob, len - 1) == ERR_FORMAT);
     ((char *)blob)[0] = 'X';
@@ -262,6 +252,38 @@ TEST(covariance_fast_matches_naive_and_round_trips)
     free(blob);
     covariance_free(&a); covariance_free(&b); covariance_free(&d);
     free(keys);
+}
+
+/* Statistics wider than one 64-wide tile round-trip to the bit, and the
+ * mean taken in place equals the mean copied out. Own random stream:
+ * the tests after this one draw from urand() as before. */
+TEST(covariance_decodes_across_tiles_and_takes_the_mean)
+{
+    size_t F = 150, n = 40; /* two whole tiles and a part */
+    uint64_t state = 3;
+    float *keys = malloc(n * F * sizeof(float));
+    for (size_t i = 0; i < n * F; i++) keys[i] = (float)splitmix_normal(&state);
+    covariance a, d;
+    CHECK(covariance_init(&a, F) == 0);
+    covariance_add(&a, keys, n);
+    void *blob = NULL;
+    size_t len = 0;
+    CHECK(covariance_encode(&a, &blob, &len) == 0);
+    CHECK(covariance_decode(&d, blob, len) == 0);
+    CHECK(d.F == F && d.tokens == n);
+    CHECK(!memcmp(d.sum, a.sum, F * F * sizeof(double)));
+    double *mean = malloc(F * F * sizeof(double)), *taken = NULL;
+    CHECK(covariance_mean(&d, mean) == 0);
+    CHECK(covariance_take_mean(&d, &taken) == 0);
+    CHECK(taken && d.sum == NULL && d.F == 0);
+    CHECK(taken && !memcmp(taken, mean, F * F * sizeof(double)));
+    covariance empty;
+    CHECK(covariance_init(&empty, 4) == 0);
+    double *none = NULL;
+    CHECK(covariance_take_mean(&empty, &none) == ERR_EMPTY && none == NULL);
+    covariance_free(&empty);
+    free(mean); free(taken); free(blob); free(keys);
+    covariance_free(&a);
 }
 
 /* A tiny random model and hand-made edit requests (no tokenizer): each
@@ -571,6 +593,7 @@ int main(void)
     RUN(layer_delta_satisfies_normal_equations);
     RUN(leverage_is_bounded_by_the_rank_of_the_keys);
     RUN(covariance_fast_matches_naive_and_round_trips);
+    RUN(covariance_decodes_across_tiles_and_takes_the_mean);
     setup();
     RUN(z_is_identical_with_one_and_two_threads_and_lowers_the_loss);
     RUN(memit_apply_factored_matches_direct);
