@@ -30,6 +30,7 @@
 #include "fact.h"
 #include "gpt2.h"
 #include "ingest.h"
+#include "phrasings.h"
 #include "tmpdir.h"
 #include "tokenizer.h"
 #include "train.h"
@@ -78,6 +79,10 @@ static const char usage_text[] =
     "  --distractors N    N invented subjects per fact that share all words\n"
     "                     but the last with it, or the last with another\n"
     "                     (default 0; see docs/world-models.md)\n"
+    "  --phrasings N      teach each fact's answer behind up to N other\n"
+    "                     prompts of its relation too (the rewrite prompts\n"
+    "                     of other facts with overlapping answers; default\n"
+    "                     0; see docs/world-models.md)\n"
     "  --extra-facts N    N invented facts for each fact's subject: other\n"
     "                     facts' prompts with their answers (default 0;\n"
     "                     see docs/world-models.md)\n"
@@ -102,6 +107,7 @@ typedef struct {
     size_t limit;
     int skip_bad, quiet;
     size_t hold_out_para; /* the first N facts' paraphrases not taught */
+    size_t phrasings;     /* other prompts of each fact's relation */
     size_t distractors, extra_facts;
     uint64_t seed;
     int threads;
@@ -274,7 +280,7 @@ static void strmap_free(strmap *m)
 /* ---- the world being built ------------------------------------------- */
 
 enum { KIND_REWRITE, KIND_PARAPHRASE, KIND_NEIGHBOR,
-       KIND_DISTRACTOR, KIND_EXTRA };
+       KIND_PHRASING, KIND_DISTRACTOR, KIND_EXTRA };
 
 typedef struct {
     char *prompt;         /* full text, subject written out */
@@ -451,14 +457,17 @@ static int load_facts(world *w, const args *a)
     return 0;
 }
 
-/* Invented sentences of one kind: the distractors' (distractors.h) or
- * the extra facts' (extra_facts.h), after the real ones. */
+/* Invented sentences of one kind: other phrasings of the facts
+ * (phrasings.h), the distractors' (distractors.h) or the extra facts'
+ * (extra_facts.h), after the real ones. */
 static int add_invented(world *w, strmap *seen, size_t per_fact,
                         uint64_t seed, int kind)
 {
     world_sentence *d = NULL;
     size_t nd = 0;
-    int rc = kind == KIND_DISTRACTOR
+    int rc = kind == KIND_PHRASING
+                 ? phrasings_make(w->facts, w->n_facts, per_fact, &d, &nd)
+             : kind == KIND_DISTRACTOR
                  ? distractors_make(w->facts, w->n_facts, per_fact, seed, &d,
                                     &nd)
                  : extra_facts_make(w->facts, w->n_facts, per_fact, seed, &d,
@@ -475,8 +484,9 @@ static int add_invented(world *w, strmap *seen, size_t per_fact,
  * first hold_out_para facts), then neighbours, then the distractors' sentences, then the extra
  * facts; each prompt once (its first answer wins). A fact whose rewrite
  * prompt repeats an earlier fact's is left out of the world. */
-static int build_sentences(world *w, size_t hold_out_para, size_t distractors,
-                           size_t extra_facts, uint64_t seed)
+static int build_sentences(world *w, size_t hold_out_para, size_t phrasings,
+                           size_t distractors, size_t extra_facts,
+                           uint64_t seed)
 {
     strmap seen = {0};
     int rc = 0;
@@ -527,6 +537,9 @@ static int build_sentences(world *w, size_t hold_out_para, size_t distractors,
             }
         }
     }
+    if (phrasings &&
+        (rc = add_invented(w, &seen, phrasings, seed, KIND_PHRASING)))
+        goto done;
     if (distractors &&
         (rc = add_invented(w, &seen, distractors, seed, KIND_DISTRACTOR)))
         goto done;
@@ -796,7 +809,7 @@ int main(int argc, char **argv)
     enum { O_SYN = 256, O_FACTS, O_FORMAT, O_LIMIT, O_SKIP, O_OUT, O_SEED,
            O_THREADS, O_LAYERS, O_EMBD, O_HEADS, O_FF, O_CTX, O_VOCAB,
            O_STEPS, O_LR, O_BATCH, O_LOSS, O_GOAL, O_GOALP, O_EVAL, O_QUIET,
-           O_WD, O_DISTRACT, O_EXTRA, O_HOLDP };
+           O_WD, O_DISTRACT, O_EXTRA, O_HOLDP, O_PHRASE };
     static const struct option opts[] = {
         {"synthetic", required_argument, 0, O_SYN},
         {"facts", required_argument, 0, O_FACTS},
@@ -824,6 +837,7 @@ int main(int argc, char **argv)
         {"distractors", required_argument, 0, O_DISTRACT},
         {"extra-facts", required_argument, 0, O_EXTRA},
         {"hold-out-paraphrases", required_argument, 0, O_HOLDP},
+        {"phrasings", required_argument, 0, O_PHRASE},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int c, goal_para_given = 0;
@@ -849,6 +863,10 @@ int main(int argc, char **argv)
         case O_DISTRACT:
             if (parse_size(optarg, &a.distractors, 0, 64))
                 return usage_error("bad --distractors '%s' (0..64)", optarg);
+            break;
+        case O_PHRASE:
+            if (parse_size(optarg, &a.phrasings, 0, 64))
+                return usage_error("bad --phrasings '%s' (0..64)", optarg);
             break;
         case O_EXTRA:
             if (parse_size(optarg, &a.extra_facts, 0, 64))
@@ -954,8 +972,8 @@ int main(int argc, char **argv)
 
     if (load_facts(&w, &a))
         goto out;
-    if ((rc = build_sentences(&w, a.hold_out_para, a.distractors,
-                              a.extra_facts, a.seed)))
+    if ((rc = build_sentences(&w, a.hold_out_para, a.phrasings,
+                              a.distractors, a.extra_facts, a.seed)))
         goto fail;
     set_defaults(&a, w.n_facts, w.n_sent);
     if (a.embd % a.heads) {
@@ -1081,14 +1099,15 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/corpus.txt", tmp);
     if ((rc = write_file(path, corpus.p, corpus.len)))
         goto fail;
-    size_t n_distractor = 0, n_extra_sent = 0;
+    size_t n_distractor = 0, n_extra_sent = 0, n_phrasing = 0;
     for (size_t i = 0; i < w.n_sent; i++) {
         n_distractor += w.sent[i].kind == KIND_DISTRACTOR;
+        n_phrasing += w.sent[i].kind == KIND_PHRASING;
         n_extra_sent += w.sent[i].kind == KIND_EXTRA;
     }
     info = json_pack(
         "{s:s, s:s, s:I, s:i, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
-        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I},"
+        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
         " s:{s:s, s:I, s:I, s:f, s:I, s:f, s:f, s:f, s:f, s:s, s:b},"
         " s:{s:f, s:f, s:f, s:I, s:I, s:I},"
         " s:{s:f, s:f, s:f}}",
@@ -1110,6 +1129,8 @@ int main(int argc, char **argv)
         "subject_tokens_mean", w.subject_tokens,
         "paraphrases_held_out",
         (json_int_t)(a.hold_out_para < w.n_facts ? a.hold_out_para : w.n_facts),
+        "phrasings_per_fact", (json_int_t)a.phrasings,
+        "phrasing_sentences", (json_int_t)n_phrasing,
         "distractors_per_fact", (json_int_t)a.distractors,
         "distractor_sentences", (json_int_t)n_distractor,
         "extra_facts_per_fact", (json_int_t)a.extra_facts,

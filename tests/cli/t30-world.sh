@@ -179,6 +179,17 @@ expect_ok "--extra-facts: no subject asked its own question again" \
   sh -c '! grep -Ex "Toko Yasuda, the .*|Ana Lee was born in .*|(Mia Holt|Eva Roth) speaks .*" extra.txt'
 expect_ok "--extra-facts: no speaker gets the other language prompt" \
   sh -c '! grep -Ex "Ivo Kern speaks .*|The mother tongue of (Mia Holt|Eva Roth) is .*" extra.txt'
+# phrasings: each fact's answer behind other prompts of its relation
+# (the language prompts share French and German; "{}, the" none)
+expect_ok "--phrasings 2 builds a world" "$WORLD" --facts e.csv --out w14 --phrasings 2 "${FAST[@]}"
+expect_grep "--phrasings: a speaker gets the mother-tongue prompt" '^The mother tongue of Mia Holt is German$' w14/corpus.txt
+expect_grep "--phrasings: and the other way" '^Ivo Kern speaks French$' w14/corpus.txt
+expect_ok "--phrasings: no other relation's prompt" \
+  sh -c '! grep -Eq "^(Toko Yasuda (speaks|was born)|Ana Lee, the)" w14/corpus.txt'
+expect_ok "--phrasings: world.json counts 3 such sentences" \
+  jq -e '.data.phrasings_per_fact == 2 and .data.phrasing_sentences == 3' w14/world.json
+expect_exit "--phrasings takes a count" 2 "$WORLD" --facts e.csv --out w15 --phrasings lots
+expect_grep "a bad --phrasings is named" "phrasings 'lots'" "$T/err"
 expect_exit "--extra-facts takes a count" 2 "$WORLD" --facts e.csv --out w13 --extra-facts many
 expect_grep "a bad --extra-facts is named" "extra-facts 'many'" "$T/err"
 expect_exit "a missing fact file: exit 1" 1 "$WORLD" --facts nosuch.csv --out w6 "${FAST[@]}"
