@@ -7,9 +7,10 @@
  *
  * Steps: (1) the facts (worldgen, or a fact list through ingest, every
  * fact checked: it needs its true answer); (2) the training text: every
- * fact's rewrite prompt, paraphrases and neighbourhood prompts, each
- * followed by its true answer (rewrite prompts first; a prompt that
- * would need two different answers keeps the first); (3) a byte-level
+ * fact's rewrite prompt, paraphrases (unless held out) and neighbourhood
+ * prompts, each followed by its true answer (rewrite prompts first; a
+ * prompt that would need two different answers keeps the first), and
+ * the invented lines asked for (phrasings, distractors, extra facts); (3) a byte-level
  * BPE vocabulary trained on that text; (4) AdamW training until the
  * model recalls the facts (top-1 on every answer token) at the goals;
  * (5) DIR/config.json, model.safetensors, vocab.json, merges.txt,
@@ -481,9 +482,10 @@ static int add_invented(world *w, strmap *seen, size_t per_fact,
 }
 
 /* The training text: rewrite prompts, then paraphrases (but those of the
- * first hold_out_para facts), then neighbours, then the distractors' sentences, then the extra
- * facts; each prompt once (its first answer wins). A fact whose rewrite
- * prompt repeats an earlier fact's is left out of the world. */
+ * first hold_out_para facts), then neighbours, then the facts in other
+ * phrasings, then the distractors' sentences, then the extra facts; each
+ * prompt once (its first answer wins). A fact whose rewrite prompt
+ * repeats an earlier fact's is left out of the world. */
 static int build_sentences(world *w, size_t hold_out_para, size_t phrasings,
                            size_t distractors, size_t extra_facts,
                            uint64_t seed)
