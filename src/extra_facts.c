@@ -5,64 +5,11 @@
 #include "extra_facts.h"
 
 #include "errors.h"
+#include "prompt_answers.h"
 #include "splitmix.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct {
-    const char *prompt, *answer;
-} prompt_answer;
-
-static int cmp_prompt_answer(const void *a, const void *b)
-{
-    const prompt_answer *x = a, *y = b;
-    int c = strcmp(x->prompt, y->prompt);
-    return c ? c : strcmp(x->answer, y->answer);
-}
-
-static int has_answer(const fact *f)
-{
-    return f->target_true && f->target_true[0];
-}
-
-/* the answers of the facts with one prompt: pairs[lo..hi), by answer */
-typedef struct {
-    size_t lo, hi;
-} answer_range;
-
-static answer_range answers_of(const char *prompt, const prompt_answer *pairs,
-                               size_t n_pairs)
-{
-    size_t a = 0, b = n_pairs;
-    while (a < b) {
-        size_t mid = a + (b - a) / 2;
-        if (strcmp(pairs[mid].prompt, prompt) < 0)
-            a = mid + 1;
-        else
-            b = mid;
-    }
-    for (b = a; b < n_pairs && !strcmp(pairs[b].prompt, prompt); b++)
-        ;
-    return (answer_range){a, b};
-}
-
-/* do the two prompts of two answer ranges share an answer? */
-static int share_answer(const prompt_answer *pairs, answer_range x,
-                        answer_range y)
-{
-    size_t a = x.lo, b = y.lo;
-    while (a < x.hi && b < y.hi) {
-        int c = strcmp(pairs[a].answer, pairs[b].answer);
-        if (!c)
-            return 1;
-        if (c < 0)
-            a++;
-        else
-            b++;
-    }
-    return 0;
-}
 
 /* may g's prompt carry an invented fact about f's subject? f_answers
  * are the answers of f's prompt; `used` holds the n_used prompts f got
@@ -71,7 +18,7 @@ static int usable(const fact *f, answer_range f_answers, const fact *g,
                   const prompt_answer *pairs, size_t n_pairs,
                   const char *const *used, size_t n_used)
 {
-    if (!has_answer(g) || !strcmp(g->prompt, f->prompt))
+    if (!fact_has_answer(g) || !strcmp(g->prompt, f->prompt))
         return 0;
     if (f->relation && f->relation[0] && g->relation &&
         !strcmp(f->relation, g->relation))
@@ -79,8 +26,8 @@ static int usable(const fact *f, answer_range f_answers, const fact *g,
     for (size_t k = 0; k < n_used; k++)
         if (!strcmp(used[k], g->prompt))
             return 0;
-    return !share_answer(pairs, f_answers,
-                         answers_of(g->prompt, pairs, n_pairs));
+    return !prompt_answers_shared(
+        pairs, f_answers, prompt_answers_of(pairs, n_pairs, g->prompt));
 }
 
 int extra_facts_make(const fact *facts, size_t n, size_t per_fact,
@@ -90,23 +37,18 @@ int extra_facts_make(const fact *facts, size_t n, size_t per_fact,
     /* not seed * the splitmix increment: seed + 1 would replay seed's
      * stream one draw later */
     uint64_t st = seed * 0x2545f4914f6cdd1dull + 13;
-    prompt_answer *pairs = malloc((n ? n : 1) * sizeof *pairs);
-    const char **used = malloc((per_fact ? per_fact : 1) * sizeof *used);
-    int rc = pairs && used ? 0 : ERR_NOMEM;
+    prompt_answer *pairs = NULL;
     size_t n_pairs = 0;
-    for (size_t i = 0; !rc && i < n; i++)
-        if (has_answer(&facts[i]))
-            pairs[n_pairs++] = (prompt_answer){facts[i].prompt,
-                                               facts[i].target_true};
-    if (!rc)
-        qsort(pairs, n_pairs, sizeof *pairs, cmp_prompt_answer);
+    const char **used = malloc((per_fact ? per_fact : 1) * sizeof *used);
+    int rc = used ? prompt_answers_collect(facts, n, 0, &pairs, &n_pairs)
+                  : ERR_NOMEM;
     /* a few draws per wanted fact: prompts that do not qualify are rare
      * in a list of many relations, and a list of one relation has none */
     for (size_t i = 0; !rc && i < n && per_fact; i++) {
         const fact *f = &facts[i];
-        if (!has_answer(f))
+        if (!fact_has_answer(f))
             continue;
-        answer_range f_answers = answers_of(f->prompt, pairs, n_pairs);
+        answer_range f_answers = prompt_answers_of(pairs, n_pairs, f->prompt);
         size_t made = 0;
         for (size_t t = 0; !rc && made < per_fact && t < 8 * per_fact; t++) {
             const fact *g = &facts[splitmix_next(&st) % n];
