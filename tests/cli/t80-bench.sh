@@ -29,6 +29,21 @@ jq -S '.batch_sizes[0] | del(.z_seconds, .z_gflop)' "$json" > copied.json
 if [ -s scratch.json ] && jq -e '.es != null' scratch.json >/dev/null; then
   expect_same "a copied store scores as a store from scratch" scratch.json copied.json
 else fail "a copied store scores as a store from scratch" "no scores from scratch"; fi
+# paraphrase_transfer.sh: every fact of the commit in one of its four
+# groups, never more paraphrases reached than facts
+export STAMP_STORE="$T/pt-store"
+"$STAMP" init --model "$W" > /dev/null
+awk -v from=0 -v count=12 -f "$root/bench/subject_facts.awk" "$W/facts.csv" > pt.csv
+"$STAMP" import pt.csv > /dev/null
+"$STAMP" commit --no-scores --threads 2 > /dev/null 2>&1
+expect_ok "paraphrase_transfer.sh after a commit of 12" bash "$root/bench/paraphrase_transfer.sh" "$W"
+if [ "$(grep -c '^knew=' "$T/out")" = 4 ] &&
+   [ "$(awk '/^knew=/ { n += $3 } END { print n }' "$T/out")" = 12 ] &&
+   awk '/^knew=/ && $7 > $3 { bad = 1 } END { exit bad }' "$T/out"; then
+  pass "four groups holding the 12 facts, reached <= facts"
+else fail "four groups holding the 12 facts" "$(cat "$T/out")"; fi
+expect_exit "paraphrase_transfer.sh without a world: usage" 2 bash "$root/bench/paraphrase_transfer.sh"
+unset STAMP_STORE
 # a build/world-cf from an older recipe (here: world-tiny's d_ff 256) is
 # named: run.sh in a copy of the tree whose build/world-cf is that world
 mkdir -p old-tree/build/tools
