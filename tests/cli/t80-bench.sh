@@ -43,7 +43,7 @@ if [ "$(grep -c '^knew=' "$T/out")" = 4 ] &&
   pass "four groups holding the 12 facts, reached <= facts"
 else fail "four groups holding the 12 facts" "$(cat "$T/out")"; fi
 expect_exit "paraphrase_transfer.sh without a world: usage" 2 bash "$root/bench/paraphrase_transfer.sh"
-unset STAMP_STORE
+export STAMP_STORE="$T/store"
 # a build/world-cf from an older recipe (here: world-tiny's d_ff 256) is
 # named: run.sh in a copy of the tree whose build/world-cf is that world
 mkdir -p old-tree/build/tools
