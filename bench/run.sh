@@ -55,11 +55,22 @@ count_records() {
 }
 [ -f "$WORLD/model.safetensors" ] || bash bench/world.sh
 # a default world left by an older recipe is measured, but named: the
-# figures would not be comparable with the README's
-recipe_ff=$(grep -o -- '--ff [0-9]*' bench/world.sh | awk '{ print $2 }' || true)
-world_ff=$(jq '.model.n_inner // empty' "$WORLD/world.json" 2>/dev/null || true)
-if [ "$WORLD" = "$here/build/world-cf" ] && [ -n "$world_ff" ] && [ -n "$recipe_ff" ] && [ "$world_ff" != "$recipe_ff" ]; then
-  echo "bench: warning: $WORLD has d_ff $world_ff, bench/world.sh builds $recipe_ff; remove it and run 'make world' to measure the benchmark world" >&2
+# figures would not be comparable with the README's. Checked: the MLP
+# width, the phrasings per fact and the held-out paraphrases.
+recipe_value() { # recipe_value OPTION: its value in bench/world.sh, 0 if absent
+  grep -o -- "--$1 [0-9]*" bench/world.sh | awk '{ print $2 }' | grep . || echo 0
+}
+if [ "$WORLD" = "$here/build/world-cf" ] && [ -f "$WORLD/world.json" ]; then
+  for check in "ff d_ff .model.n_inner" \
+               "phrasings phrasings .data.phrasings_per_fact" \
+               "hold-out-paraphrases held-out-paraphrases .data.paraphrases_held_out"; do
+    read -r option what field <<< "$check"
+    want=$(recipe_value "$option")
+    have=$(jq "$field // 0" "$WORLD/world.json" 2>/dev/null || echo "?")
+    if [ "$have" != "$want" ]; then
+      echo "bench: warning: $WORLD has $what $have, bench/world.sh builds $want; remove it and run 'make world' to measure the benchmark world" >&2
+    fi
+  done
 fi
 n_facts=$(count_records "$WORLD/facts.csv")
 echo "bench: world $WORLD ($n_facts facts), machine $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"

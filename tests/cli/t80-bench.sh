@@ -55,4 +55,6 @@ expect_ok "bench/run.sh on an old default world" env -u WORLD BENCH_OUT="$T/repo
   STAMP="$STAMP" BATCH=12 NIGHTS=1 NIGHTLY=6 SCALE_BATCH=6 SIZES="6" \
   RETENTION_SAMPLE=50 bash old-tree/bench/run.sh
 expect_grep "the old world is named" "warning: .*world-cf has d_ff 256, bench/world.sh builds [0-9]+;" "$T/err"
+expect_grep "... and its phrasings" "warning: .*world-cf has phrasings 0, bench/world.sh builds [0-9]+;" "$T/err"
+expect_grep "... and its held-out paraphrases" "warning: .*world-cf has held-out-paraphrases 0, bench/world.sh builds [0-9]+;" "$T/err"
 finish
