@@ -29,6 +29,7 @@
 
 #include <getopt.h>
 #include <jansson.h>
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,21 @@ const char cmd_commit_usage[] =
     "3 nothing to commit (the queue is empty).\n";
 
 enum { EXIT_NOTHING = 3 };
+
+/* Fault injection for the tests (like git's GIT_TEST_* variables): with
+ * STAMP_TEST_NONFINITE_Z_ROUND=N (N >= 2), round N finds the first
+ * fact's target vector not finite, the path a later round takes when a
+ * target vector blows up, which no natural input is known to reach
+ * (a fact that takes no step in the first round, when no update moves
+ * the model, takes none later). 0 when unset or not such a number. */
+static size_t test_nonfinite_z_round(void)
+{
+    const char *env = getenv("STAMP_TEST_NONFINITE_Z_ROUND");
+    char *end;
+    if (!env || !*env) return 0;
+    unsigned long long n = strtoull(env, &end, 10);
+    return *end || n < 2 ? 0 : (size_t)n;
+}
 
 static double now(void)
 {
@@ -478,6 +494,10 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
             cli_progress_done();
             if (rc) goto fail;
             rs->z_seconds = now() - t0;
+            if (r + 1 == test_nonfinite_z_round()) {
+                z[0] = NAN;
+                zinfo[0].failed = 1;
+            }
             size_t bad = 0;
             while (bad < n_ok && !zinfo[bad].failed) bad++;
             if (bad < n_ok) {
