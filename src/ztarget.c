@@ -113,43 +113,118 @@ static double norm2(const float *x, size_t n)
     return sqrt(s);
 }
 
-/* Floating-point operations of the group's passes, counted from the
- * shapes (a multiply-add is 2): the unedited pass over every position
- * and layer, and each step's forward and backward (input gradients only)
- * over the rows' ranges in the blocks above zlayer and the head at the
- * logit rows. Attention at position t reads t + 1 keys. */
-static void zgroup_flops(const zgroup *g, const gpt2_config *c, size_t zlayer,
-                         double *base, double *fwd, double *bwd)
+/* Floating-point operations, counted from the shapes (a multiply-add is
+ * 2). zgroup_base_flops: the unedited pass over every position and layer.
+ * zgroup_step_flops: one step's forward and backward (input gradients
+ * only) over the rows' ranges row_from..step_len in the blocks above
+ * zlayer, and the head at n_logits logit rows. Attention at position t
+ * reads t + 1 keys. */
+static void layer_flops(const gpt2_config *c, double *mat, double *head)
 {
     double C = (double)c->n_embd, F = (double)(c->n_inner ? c->n_inner
                                                            : 4 * c->n_embd);
-    double L = (double)c->n_layer, above = L - (double)zlayer - 1;
-    double mat = 2 * C * (4 * C + 2 * F), head = 2 * C * (double)g->V;
-    *base = *fwd = *bwd = 0;
-    for (size_t b = 0; b < g->B; b++) {
-        for (size_t t = 0; t < g->row_len[b]; t++) {
+    *mat = 2 * C * (4 * C + 2 * F);
+    *head = 2 * C * (double)c->vocab_size;
+}
+
+static double zgroup_base_flops(const zgroup *g, const gpt2_config *c)
+{
+    double mat, head, L = (double)c->n_layer, C = (double)c->n_embd, f = 0;
+    layer_flops(c, &mat, &head);
+    for (size_t b = 0; b < g->B; b++)
+        for (size_t t = 0; t < g->row_len[b]; t++)
+            f += L * (mat + 4 * (double)(t + 1) * C);
+    return f + (double)g->n_logits * head;
+}
+
+static void zgroup_step_flops(const zgroup *g, const gpt2_config *c,
+                              size_t zlayer, const size_t *step_len,
+                              size_t n_logits, double *fwd, double *bwd)
+{
+    double mat, head, C = (double)c->n_embd;
+    double above = (double)c->n_layer - (double)zlayer - 1;
+    layer_flops(c, &mat, &head);
+    *fwd = *bwd = (double)n_logits * head;
+    for (size_t b = 0; b < g->B; b++)
+        for (size_t t = g->row_from[b]; t < step_len[b]; t++) {
             double att = 4 * (double)(t + 1) * C;
-            *base += L * (mat + att);
-            if (t >= g->row_from[b]) {
-                *fwd += above * (mat + att);
-                *bwd += above * (mat + 2 * att);
-            }
+            *fwd += above * (mat + att);
+            *bwd += above * (mat + 2 * att);
         }
+}
+
+/* The rows and logit rows of the facts still stepping: a finished fact's
+ * rows get an empty range (the steps skip them), and its hook and logit
+ * positions are left out. hook_row[i]: the row of hook entry i;
+ * logit_row[i]: the group's logit row k of step logit row i. */
+typedef struct {
+    size_t *step_len;  /* (B) row_len, or row_from for a finished fact */
+    size_t *hook_pos;  /* (B) */
+    size_t *hook_row;  /* (B) */
+    size_t *logit_pos; /* (n_logits) */
+    size_t *logit_row; /* (n_logits) */
+    size_t n_hook, n_logits;
+} zactive;
+
+static void zactive_free(zactive *s)
+{
+    free(s->step_len);
+    free(s->hook_pos);
+    free(s->hook_row);
+    free(s->logit_pos);
+    free(s->logit_row);
+}
+
+static int zactive_init(zactive *s, const zgroup *g)
+{
+    s->step_len = malloc(g->B * sizeof(size_t));
+    s->hook_pos = malloc(g->B * sizeof(size_t));
+    s->hook_row = malloc(g->B * sizeof(size_t));
+    s->logit_pos = malloc(g->n_logits * sizeof(size_t));
+    s->logit_row = malloc(g->n_logits * sizeof(size_t));
+    s->n_hook = s->n_logits = 0;
+    if (!s->step_len || !s->hook_pos || !s->hook_row || !s->logit_pos ||
+        !s->logit_row) {
+        zactive_free(s);
+        return ERR_NOMEM;
     }
-    *base += (double)g->n_logits * head;
-    *fwd += (double)g->n_logits * head;
-    *bwd += (double)g->n_logits * head;
+    return 0;
+}
+
+static void zactive_set(zactive *s, const zgroup *g, const int *done)
+{
+    s->n_hook = s->n_logits = 0;
+    for (size_t b = 0; b < g->B; b++) {
+        if (done[g->row_fact[b]]) {
+            s->step_len[b] = g->row_from[b];
+            continue;
+        }
+        s->step_len[b] = g->row_len[b];
+        s->hook_pos[s->n_hook] = g->hook_pos[b];
+        s->hook_row[s->n_hook++] = b;
+    }
+    for (size_t k = 0; k < g->n_logits; k++) {
+        if (done[g->logit_fact[k]]) continue;
+        s->logit_pos[s->n_logits] = g->logit_pos[k];
+        s->logit_row[s->n_logits++] = k;
+    }
 }
 
 /* Runs one group of G facts to completion on the workspace a (big enough
- * for the group). */
+ * for the group). A fact leaves the lockstep when it stops: the later
+ * steps run only the rows of the facts still stepping. */
 static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
                       size_t G, size_t zlayer, const hparams *h, float *z,
                       float *h0, ztarget_info *info)
 {
     zgroup g;
+    zactive act;
     int rc = zgroup_init(&g, m, r, G);
     if (rc) return rc;
+    if ((rc = zactive_init(&act, &g))) {
+        zgroup_free(&g);
+        return rc;
+    }
     size_t C = g.C, V = g.V, B = g.B, NL = g.n_logits;
     float *delta = calloc(G * C, sizeof(float));
     float *adam_m = calloc(G * C, sizeof(float));
@@ -176,9 +251,7 @@ static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
     /* The unedited pass: h0 and the KL reference distribution. */
     gpt2_batch base = {.tokens = g.tokens, .B = B, .T = g.T,
                        .logit_pos = g.logit_pos, .n_logits = NL};
-    double f_base, f_fwd, f_bwd, flops;
-    zgroup_flops(&g, &m->config, zlayer, &f_base, &f_fwd, &f_bwd);
-    flops = f_base;
+    double flops = zgroup_base_flops(&g, &m->config);
     if ((rc = gpt2_forward(m, a, &base))) goto out;
     gpt2_log_softmax(logp, gpt2_acts_logits(a), NL, V);
     const float *block = gpt2_acts_block_out(a, zlayer);
@@ -190,28 +263,34 @@ static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
     for (size_t f = 0; f < G; f++)
         memcpy(kl_init + f * V, logp + kl_row[f] * V, V * sizeof(float));
 
-    gpt2_hook hook = {.layer = zlayer, .n = B, .pos = g.hook_pos,
-                      .vec = hook_vec};
+    gpt2_hook hook = {.layer = zlayer, .pos = act.hook_pos, .vec = hook_vec};
     gpt2_batch step = base;
     step.start_layer = zlayer + 1;
     step.hook = &hook;
+    step.logit_pos = act.logit_pos;
     /* positions before the subject's last token cannot change: each
      * step runs only the rest of each prompt */
     step.row_from = g.row_from;
-    step.row_len = g.row_len;
+    step.row_len = act.step_len;
+    zactive_set(&act, &g, done);
     const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
     size_t n_done = 0;
     for (size_t it = 0; n_done < G; it++) {
-        for (size_t b = 0; b < B; b++)
-            memcpy(hook_vec + b * C, delta + g.row_fact[b] * C,
-                   C * sizeof(float));
+        hook.n = act.n_hook;
+        step.n_logits = act.n_logits;
+        for (size_t i = 0; i < act.n_hook; i++)
+            memcpy(hook_vec + i * C,
+                   delta + g.row_fact[act.hook_row[i]] * C, C * sizeof(float));
         if ((rc = gpt2_forward(m, a, &step))) goto out;
+        double f_fwd, f_bwd;
+        zgroup_step_flops(&g, &m->config, zlayer, act.step_len, act.n_logits,
+                          &f_fwd, &f_bwd);
         flops += f_fwd;
-        gpt2_log_softmax(logp, gpt2_acts_logits(a), NL, V);
+        gpt2_log_softmax(logp, gpt2_acts_logits(a), act.n_logits, V);
         for (size_t f = 0; f < G; f++) loss[f] = nll[f] = 0;
-        for (size_t k = 0; k < NL; k++) {
-            size_t f = g.logit_fact[k];
-            const float *lp = logp + k * V;
+        for (size_t i = 0; i < act.n_logits; i++) {
+            size_t k = act.logit_row[i], f = g.logit_fact[k];
+            const float *lp = logp + i * V;
             if (g.logit_target[k] >= 0) {
                 nll[f] -= g.logit_weight[k] * lp[g.logit_target[k]];
             } else {
@@ -222,11 +301,12 @@ static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
                 loss[f] += h->kl_factor * kl[f];
             }
         }
+        size_t stopped = 0; /* facts that stop at this step */
         for (size_t f = 0; f < G; f++) {
+            if (done[f]) continue;
             double h0n = norm2(h0 + f * C, C);
             loss[f] += nll[f] + h->v_weight_decay * norm2(delta + f * C, C) /
                                     (h0n * h0n);
-            if (done[f]) continue;
             if (!isfinite(loss[f])) {
                 info[f].failed = 1;
             }
@@ -234,6 +314,7 @@ static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
                 it >= h->v_num_grad_steps) {
                 done[f] = 1;
                 n_done++;
+                stopped++;
                 info[f].loss = loss[f];
                 info[f].nll = nll[f];
                 info[f].steps = it;
@@ -241,11 +322,12 @@ static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
         }
         if (n_done == G) break;
 
-        /* dLoss/dlogits for the facts still stepping */
-        for (size_t k = 0; k < NL; k++) {
-            size_t f = g.logit_fact[k];
-            float *d = dlogits + k * V;
-            const float *lp = logp + k * V;
+        /* dLoss/dlogits for the facts still stepping (the backward pass
+         * follows this step's forward, rows of the stopped ones too) */
+        for (size_t i = 0; i < act.n_logits; i++) {
+            size_t k = act.logit_row[i], f = g.logit_fact[k];
+            float *d = dlogits + i * V;
+            const float *lp = logp + i * V;
             if (done[f]) {
                 memset(d, 0, V * sizeof(float));
             } else if (g.logit_target[k] >= 0) {
@@ -262,9 +344,9 @@ static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
         if ((rc = gpt2_backward(m, a, &step, dlogits, NULL, dvec))) goto out;
         flops += f_bwd;
         memset(grad, 0, G * C * sizeof(float));
-        for (size_t b = 0; b < B; b++) {
-            float *gf = grad + g.row_fact[b] * C;
-            for (size_t c = 0; c < C; c++) gf[c] += dvec[b * C + c];
+        for (size_t i = 0; i < act.n_hook; i++) {
+            float *gf = grad + g.row_fact[act.hook_row[i]] * C;
+            for (size_t c = 0; c < C; c++) gf[c] += dvec[i * C + c];
         }
         double t = (double)(it + 1);
         for (size_t f = 0; f < G; f++) {
@@ -288,6 +370,7 @@ static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
             if (dn > max_norm)
                 for (size_t c = 0; c < C; c++) d[c] *= (float)(max_norm / dn);
         }
+        if (stopped) zactive_set(&act, &g, done);
     }
     for (size_t f = 0; f < G; f++) {
         info[f].flops = flops / (double)G;
@@ -311,6 +394,7 @@ out:
     free(nll);
     free(kl);
     free(done);
+    zactive_free(&act);
     zgroup_free(&g);
     return rc;
 }

@@ -378,6 +378,50 @@ TEST(z_is_identical_with_one_and_two_threads_and_lowers_the_loss)
     free(z1); free(z2); free(z0); free(h0);
 }
 
+/* The naive twin of the lockstep: each fact alone in its group. Facts
+ * stop at different steps (nll_stop between their final losses), so
+ * the group also runs steps with some of its facts gone from the batch;
+ * the stepping facts must move as they do alone. */
+TEST(a_fact_steps_alike_in_a_group_and_alone)
+{
+    hparams h;
+    test_hparams(&h);
+    h.nll_stop = 0;
+    size_t C = model.config.n_embd;
+    float *zg = malloc(NF * C * sizeof(float)), *za = malloc(NF * C * sizeof(float));
+    float *h0 = malloc(NF * C * sizeof(float));
+    ztarget_info ig[5], ia[5];
+    h.facts_per_group = 1;
+    CHECK(ztarget_compute(&model, reqs, NF, 2, &h, za, h0, ia, NULL, NULL) == 0);
+    double lo = ia[0].loss, hi = ia[0].loss;
+    for (size_t f = 1; f < NF; f++) {
+        lo = fmin(lo, ia[f].loss);
+        hi = fmax(hi, ia[f].loss);
+    }
+    CHECK_MSG(lo < hi, "final losses all %g", lo);
+    h.nll_stop = (lo + hi) / 2;
+    CHECK(ztarget_compute(&model, reqs, NF, 2, &h, za, h0, ia, NULL, NULL) == 0);
+    h.facts_per_group = NF;
+    CHECK(ztarget_compute(&model, reqs, NF, 2, &h, zg, NULL, ig, NULL, NULL) == 0);
+    size_t fewest = ia[0].steps, most = ia[0].steps;
+    for (size_t f = 0; f < NF; f++) {
+        CHECK_MSG(ig[f].steps == ia[f].steps, "fact %zu: %zu steps in the "
+                  "group, %zu alone", f, ig[f].steps, ia[f].steps);
+        if (ia[f].steps < fewest) fewest = ia[f].steps;
+        if (ia[f].steps > most) most = ia[f].steps;
+        double diff = 0, moved = 0;
+        for (size_t c = 0; c < C; c++) {
+            diff += pow((double)zg[f * C + c] - za[f * C + c], 2);
+            moved += pow((double)za[f * C + c] - h0[f * C + c], 2);
+        }
+        CHECK_MSG(moved > 0 && sqrt(diff) <= 1e-3 * sqrt(moved),
+                  "fact %zu: |z group - z alone| %g of a move of %g", f,
+                  sqrt(diff), sqrt(moved));
+    }
+    CHECK_MSG(fewest < most, "every fact took %zu steps", most);
+    free(zg); free(za); free(h0);
+}
+
 /* A well-conditioned stand-in for C_l: the keys of random sequences. */
 static double *random_cov(size_t layer)
 {
@@ -599,6 +643,7 @@ int main(void)
     RUN(covariance_decodes_across_tiles_and_takes_the_mean);
     setup();
     RUN(z_is_identical_with_one_and_two_threads_and_lowers_the_loss);
+    RUN(a_fact_steps_alike_in_a_group_and_alone);
     RUN(memit_apply_factored_matches_direct);
     RUN(memit_moves_block_outputs_to_z);
     RUN(kept_edits_stay_where_they_were);
