@@ -34,9 +34,5 @@ awk -v from=0 -v count="$n" -f "$here/bench/subject_facts.awk" \
 "$STAMP" commit --json "$@" > "$work/commit.json"
 "$STAMP" eval --json --sample "${SAMPLE:-300}" > "$work/eval.json"
 jq -n -c --arg world "$(basename "$world")" --argjson n "$n" \
-  --slurpfile c "$work/commit.json" --slurpfile e "$work/eval.json" '{
-    world: $world, edits: $n, es: $e[0].scores.es, ps: $e[0].scores.ps,
-    ns: $e[0].scores.ns, retained: $e[0].retention.retained,
-    known_before: $e[0].retention.known_before, z_likely: $c[0].z_likely,
-    shift_written: $c[0].shift_written,
-    leverage: [$c[0].layers[].leverage], z_seconds: $c[0].timings.z, z_gflop: $c[0].z_gflop}'
+  --slurpfile c "$work/commit.json" --slurpfile e "$work/eval.json" \
+  -f "$here/bench/size_row.jq"

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # bench/run.sh: `make bench`. On the benchmark world (build/world-cf,
 # built from CounterFact records by bench/world.sh when missing):
-#   (a) one batch of BATCH edits (default 1000): phase times, edits per
+#   (a) one batch of BATCH edits (default 1000; the first fact of each of
+#       the first BATCH subjects): phase times, edits per
 #       second, estimated GFLOP/s of the z phase against the measured sgemm
 #       peak, peak memory, diff bytes, ES/PS/NS and retention;
 #   (b) the 1 vs 2 thread speed-up of commit on a smaller batch;
 #   (c) NIGHTS sequential nightly batches of NIGHTLY edits (default 10 x
 #       100), scores after each, with an SVG plot;
 #   (d) how the scores fall with the batch size (SIZES, default 50 100 200
-#       500 1000; one fresh store and one commit each, bench/one_batch.sh).
+#       500 1000; one fresh store and one commit each, bench/one_batch.sh;
+#       the size BATCH is the batch of (a), not committed twice).
 # The key statistics are computed once, in (a), and every later store
 # starts as a copy of that one (they take minutes on a wide world).
 # Writes bench/results/<date>.json and .md (bench/report.sh; and .svg;
@@ -90,7 +92,9 @@ export STAMP_STORE=$work/batch
 "$STAMP" init --model "$WORLD" "${init_opts[@]}" > /dev/null
 timed stats "$STAMP" stats --corpus "$WORLD/corpus.txt"
 cp -a "$work/batch" "$work/base" # the store with statistics, nothing queued
-take 1 "$BATCH" "$work/batch.csv"
+# the first fact of each of the first BATCH subjects (one edit a subject,
+# as CounterFact has it; the batch-size table's rows are chosen alike)
+awk -v from=0 -v count="$BATCH" -f bench/subject_facts.awk "$WORLD/facts.csv" > "$work/batch.csv"
 timed import "$STAMP" import "$work/batch.csv"
 timed commit "$STAMP" commit --threads 2 --json -m "bench batch of $BATCH"
 timed eval "$STAMP" eval --json --sample "$RETENTION_SAMPLE"
@@ -98,10 +102,11 @@ read -r commit_s commit_kb < "$work/commit.time"
 read -r stats_s stats_kb < "$work/stats.time"
 
 # FLOPs of the z phase: the commit counts them from the shapes of the
-# passes it ran (ztarget.c, zgroup_flops: the unedited pass, then each
-# step's forward and input-gradient backward over the positions from the
-# subject's last token on, in the blocks above the top edited layer, and
-# the head at target positions only).
+# passes it ran (ztarget.c, zgroup_base_flops and zgroup_step_flops: the
+# unedited pass, then each step's forward and input-gradient backward
+# over the positions from the subject's last token on of the facts still
+# stepping, in the blocks above the top edited layer, and the head at
+# target positions only).
 zflops=$(jq '.z_gflop * 1e9' "$work/commit.out")
 z_s=$(jq '.timings.z' "$work/commit.out")
 
@@ -138,7 +143,13 @@ done
 # (d) batch size against what the layers' keys can hold
 echo '[]' > "$work/sizes.json"
 for n in $SIZES; do
-  BASE_STORE=$work/base SAMPLE=$RETENTION_SAMPLE bash bench/one_batch.sh "$WORLD" "$n" --threads 2 > "$work/size.json"
+  if [ "$n" = "$BATCH" ]; then # the batch of (a): the same commit, not made twice
+    jq -n -c --arg world "$(basename "$WORLD")" --argjson n "$n" \
+      --slurpfile c "$work/commit.out" --slurpfile e "$work/eval.out" \
+      -f bench/size_row.jq > "$work/size.json"
+  else
+    BASE_STORE=$work/base SAMPLE=$RETENTION_SAMPLE bash bench/one_batch.sh "$WORLD" "$n" --threads 2 > "$work/size.json"
+  fi
   jq --slurpfile s "$work/size.json" '. + $s' "$work/sizes.json" > "$work/sizes.tmp"
   mv "$work/sizes.tmp" "$work/sizes.json"
   echo "bench: batch of $n: $(cat "$work/size.json")"
@@ -156,7 +167,7 @@ jq -n --arg date "$date_tag" --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | 
   --argjson sizes "$(cat "$work/sizes.json")" '{
     date: $date, machine: {cpu: $cpu, cores: $cores}, world: $world,
     sgemm_peak_gflops: {threads1: $peak1, threads2: $peak2},
-    batch: {edits: $batch, wall_seconds: $commit_s, peak_rss_mb: ($commit_kb / 1024),
+    batch: {edits: $batch, selection: "The first fact of each of the first \($batch) subjects", wall_seconds: $commit_s, peak_rss_mb: ($commit_kb / 1024),
             stats_seconds: $stats_s, timings: $commit.timings,
             edits_per_second: ($batch / $commit.timings.total),
             z_gflops: ($zflops / 1e9 / $z_s),

@@ -8,7 +8,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd) # before lib.sh moves to a temporary d
 W=$WORLD_TINY
 mkdir -p "$T/report"
 expect_ok "bench/run.sh on the tiny world" env BENCH_OUT="$T/report" \
-  WORLD="$W" BATCH=24 NIGHTS=2 NIGHTLY=10 SCALE_BATCH=10 SIZES="10 20" \
+  WORLD="$W" BATCH=24 NIGHTS=2 NIGHTLY=10 SCALE_BATCH=10 SIZES="10 24" \
   RETENTION_SAMPLE=100 bash "$root/bench/run.sh"
 if grep -q "warning" "$T/err"; then fail "a world given by WORLD is not warned about" "$(head -c 300 "$T/err")"
 else pass "a world given by WORLD is not warned about"; fi
@@ -17,7 +17,12 @@ if [ -n "$json" ] && jq -e '(.nightly | length) == 2 and (.batch_sizes | length)
      .batch.eval.scores.n_facts == 24 and .threads.z_speedup > 0' "$json" >/dev/null; then
   pass "the report holds the batch, the threads, two nights and two sizes"
 else fail "the report holds every section" "$(head -c 400 "${json:-/dev/null}")"; fi
-for section in "One batch of 24 edits" "## Threads" "## Nightly batches" "## Batch size"; do
+# the size that is the batch of (a) is that commit, not a second one
+if [ -n "$json" ] && jq -e '.batch_sizes[1].edits == 24 and .batch_sizes[1].es == .batch.eval.scores.es and
+     .batch_sizes[1].retained == .batch.eval.retention.retained and .batch_sizes[1].z_seconds == .batch.timings.z' "$json" >/dev/null; then
+  pass "the batch-size row of 24 is the batch's commit"
+else fail "the batch-size row of 24 is the batch's commit" "$(jq -c '[.batch_sizes[1], .batch.eval.scores]' "${json:-/dev/null}")"; fi
+for section in "One batch of 24 edits" "The first fact of each of the first 24 subjects" "## Threads" "## Nightly batches" "## Batch size"; do
   expect_grep "the report has '$section'" "$section" "$(ls "$T/report"/*.md | head -n 1)"
 done
 # a store from scratch (init, statistics computed by the commit) against
