@@ -5,8 +5,9 @@
  *
  * Speed: blocks up to zlayer run once; each step runs only the blocks
  * above it, reads logits only at target positions, and steps a group of
- * facts in lockstep through one batched forward and backward pass.
- * Groups run in parallel (OpenMP), each on one thread with
+ * facts in lockstep through one batched forward and backward pass; a
+ * fact that stops leaves the batch, so later steps run only the rows of
+ * the facts still stepping. Groups run in parallel (OpenMP), each on one thread with
  * single-threaded BLAS, so z depends on the seed and the group size, not
  * on the number of threads. */
 #ifndef STAMP_ZTARGET_H
