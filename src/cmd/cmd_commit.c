@@ -71,10 +71,10 @@ enum { EXIT_NOTHING = 3 };
 
 /* Fault injection for the tests (like git's GIT_TEST_* variables): with
  * STAMP_TEST_NONFINITE_Z_ROUND=N (N >= 2), round N finds the first
- * fact's target vector not finite, the path a later round takes when a
- * target vector blows up, which no natural input is known to reach
- * (a fact that takes no step in the first round, when no update moves
- * the model, takes none later). 0 when unset or not such a number. */
+ * fact's target vector not finite. No natural input is known to reach
+ * that path: what blows a target vector up does so in the first round,
+ * where the fact is left queued instead. 0 when unset or not such a
+ * number. */
 static size_t test_nonfinite_z_round(void)
 {
     const char *env = getenv("STAMP_TEST_NONFINITE_Z_ROUND");
