@@ -66,12 +66,17 @@ float train_lr(const train_options *o, size_t s)
     return (float)(lo + (o->lr - lo) * f);
 }
 
+/* Tensors smaller than this are updated on the calling thread. */
+#define ADAMW_PARALLEL_MIN 65536
+
 void train_adamw(float *param, const float *grad, float *m, float *v,
                  size_t n, float lr, float beta1, float beta2, float eps,
                  float decay, size_t t)
 {
     float c1 = 1.0f - powf(beta1, (float)t);
     float c2 = 1.0f - powf(beta2, (float)t);
+    /* each element on its own: the same bits on any number of threads */
+#pragma omp parallel for simd if (n >= ADAMW_PARALLEL_MIN && !omp_in_parallel())
     for (size_t i = 0; i < n; i++) {
         float g = grad[i];
         m[i] = beta1 * m[i] + (1.0f - beta1) * g;

@@ -9,6 +9,7 @@
 #include "../harness.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,6 +62,37 @@ TEST(adamw_matches_double_twin)
     }
     for (int i = 0; i < N; i++)
         CHECK_NEAR(p[i], pd[i], 1e-5);
+}
+
+/* A tensor large enough to be updated on several threads: the same bits
+ * with 1 and 2 threads, and as each element updated on its own. */
+TEST(adamw_in_parallel_gives_the_serial_bits)
+{
+    enum { N = 200003 };
+    int threads = omp_get_max_threads();
+    float *p[3], *m[3], *v[3], *g = malloc(N * sizeof(float));
+    for (int k = 0; k < 3; k++) {
+        p[k] = malloc(N * sizeof(float));
+        m[k] = calloc(N, sizeof(float));
+        v[k] = calloc(N, sizeof(float));
+        for (int i = 0; i < N; i++) p[k][i] = (float)sin(i * 0.37) * 0.5f;
+    }
+    for (size_t t = 1; t <= 3; t++) {
+        for (int i = 0; i < N; i++) g[i] = (float)cos(i * 0.11 + (double)t) * 0.1f;
+        omp_set_num_threads(1);
+        train_adamw(p[0], g, m[0], v[0], N, 0.01f, 0.9f, 0.95f, 1e-8f, 0.1f, t);
+        omp_set_num_threads(2);
+        train_adamw(p[1], g, m[1], v[1], N, 0.01f, 0.9f, 0.95f, 1e-8f, 0.1f, t);
+        for (int i = 0; i < N; i++) /* one element a call: the serial path */
+            train_adamw(p[2] + i, g + i, m[2] + i, v[2] + i, 1, 0.01f, 0.9f,
+                        0.95f, 1e-8f, 0.1f, t);
+    }
+    CHECK(!memcmp(p[0], p[1], N * sizeof(float)));
+    CHECK(!memcmp(p[0], p[2], N * sizeof(float)));
+    CHECK(!memcmp(v[1], v[2], N * sizeof(float)));
+    omp_set_num_threads(threads);
+    for (int k = 0; k < 3; k++) { free(p[k]); free(m[k]); free(v[k]); }
+    free(g);
 }
 
 TEST(schedule)
@@ -310,6 +342,7 @@ int main(void)
 {
     make_seqs();
     RUN(adamw_matches_double_twin);
+    RUN(adamw_in_parallel_gives_the_serial_bits);
     RUN(schedule);
     RUN(batch_gradient);
     RUN(recall_matches_one_at_a_time);
