@@ -164,6 +164,7 @@ typedef struct {
     size_t *logit_pos; /* (n_logits) */
     size_t *logit_row; /* (n_logits) */
     size_t n_hook, n_logits;
+    double fwd_flops, bwd_flops; /* of one step over these rows */
 } zactive;
 
 static void zactive_free(zactive *s)
@@ -191,7 +192,8 @@ static int zactive_init(zactive *s, const zgroup *g)
     return 0;
 }
 
-static void zactive_set(zactive *s, const zgroup *g, const int *done)
+static void zactive_set(zactive *s, const zgroup *g, const int *done,
+                        const gpt2_config *c, size_t zlayer)
 {
     s->n_hook = s->n_logits = 0;
     for (size_t b = 0; b < g->B; b++) {
@@ -208,6 +210,8 @@ static void zactive_set(zactive *s, const zgroup *g, const int *done)
         s->logit_pos[s->n_logits] = g->logit_pos[k];
         s->logit_row[s->n_logits++] = k;
     }
+    zgroup_step_flops(g, c, zlayer, s->step_len, s->n_logits, &s->fwd_flops,
+                      &s->bwd_flops);
 }
 
 /* Runs one group of G facts to completion on the workspace a (big enough
@@ -272,7 +276,7 @@ static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
      * step runs only the rest of each prompt */
     step.row_from = g.row_from;
     step.row_len = act.step_len;
-    zactive_set(&act, &g, done);
+    zactive_set(&act, &g, done, &m->config, zlayer);
     const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
     size_t n_done = 0;
     for (size_t it = 0; n_done < G; it++) {
@@ -282,10 +286,7 @@ static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
             memcpy(hook_vec + i * C,
                    delta + g.row_fact[act.hook_row[i]] * C, C * sizeof(float));
         if ((rc = gpt2_forward(m, a, &step))) goto out;
-        double f_fwd, f_bwd;
-        zgroup_step_flops(&g, &m->config, zlayer, act.step_len, act.n_logits,
-                          &f_fwd, &f_bwd);
-        flops += f_fwd;
+        flops += act.fwd_flops;
         gpt2_log_softmax(logp, gpt2_acts_logits(a), act.n_logits, V);
         for (size_t f = 0; f < G; f++) loss[f] = nll[f] = 0;
         for (size_t i = 0; i < act.n_logits; i++) {
@@ -342,7 +343,7 @@ static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
             }
         }
         if ((rc = gpt2_backward(m, a, &step, dlogits, NULL, dvec))) goto out;
-        flops += f_bwd;
+        flops += act.bwd_flops;
         memset(grad, 0, G * C * sizeof(float));
         for (size_t i = 0; i < act.n_hook; i++) {
             float *gf = grad + g.row_fact[act.hook_row[i]] * C;
@@ -370,7 +371,7 @@ static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
             if (dn > max_norm)
                 for (size_t c = 0; c < C; c++) d[c] *= (float)(max_norm / dn);
         }
-        if (stopped) zactive_set(&act, &g, done);
+        if (stopped) zactive_set(&act, &g, done, &m->config, zlayer);
     }
     for (size_t f = 0; f < G; f++) {
         info[f].flops = flops / (double)G;
