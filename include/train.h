@@ -25,6 +25,7 @@
 
 #include "gpt2.h"
 #include "progress.h"
+#include "train_checkpoint.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -63,6 +64,13 @@ typedef struct {
     progress_fn progress;  /* NULL = silent; label = "step S/N loss L
                               recall NAME R ..." after each check */
     void *progress_ctx;
+    /* NULL = none. Else the training state is saved to this file at
+     * every check that training goes on from (train_checkpoint.h), and
+     * a run that finds there a checkpoint of the same training (model
+     * shape and initial weights, data, recall sets, options, threads)
+     * continues from it, to the same bytes as a run never stopped. A
+     * file of another training, or a damaged one, is replaced. */
+    const char *checkpoint;
 } train_options;
 
 /* AdamW defaults: beta1 .9, beta2 .95, eps 1e-8, weight decay .1, lr
@@ -76,7 +84,11 @@ typedef struct {
                               interval (or the last 50 steps) */
     double recall[8];      /* final recall of each eval set (first 8) */
     int reached_goal;      /* 1 when stopped early at the goals */
-    double seconds;        /* wall time */
+    double seconds;        /* wall time (of this run, if resumed) */
+    checkpoint_status checkpoint; /* what was found at o->checkpoint
+                              (CHECKPOINT_ABSENT also without one) */
+    size_t resumed_from;   /* the step a loaded checkpoint continued
+                              from; 0 = from the start */
 } train_report;
 
 /* Trains m in place on seqs[0..n) (every len <= n_positions, tokens <

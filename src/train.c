@@ -19,7 +19,9 @@
 #include "train.h"
 
 #include "errors.h"
+#include "hash.h"
 #include "splitmix.h"
+#include "train_checkpoint.h"
 
 #include <math.h>
 #include <omp.h>
@@ -477,6 +479,71 @@ static void report_progress(const train_options *o, size_t step, double loss,
     o->progress(o->progress_ctx, label, step, o->steps);
 }
 
+/* Adds one number to the fingerprint, widened so that every field
+ * hashes the same way whatever its C type. */
+static void fp_u64(hash_stream *h, uint64_t v) { hash_stream_update(h, &v, 8); }
+static void fp_f64(hash_stream *h, double v) { hash_stream_update(h, &v, 8); }
+
+static void fp_seqs(hash_stream *h, const train_seq *seqs, size_t n)
+{
+    fp_u64(h, n);
+    for (size_t i = 0; i < n; i++) {
+        fp_u64(h, seqs[i].len);
+        fp_u64(h, seqs[i].answer_start);
+        hash_stream_update(h, seqs[i].tokens, seqs[i].len * sizeof(int));
+    }
+}
+
+/* The fingerprint of a training (train_checkpoint.h): everything that
+ * decides its course. The model's shape and initial weights, the data,
+ * the recall sets and their goals, every option but the progress
+ * callback, and the number of workers (the sums depend on it). */
+static int training_fingerprint(const gpt2_model *m, const train_seq *seqs,
+                                size_t n, const train_eval *evals,
+                                size_t n_evals, const train_options *o,
+                                int nt, char out[33])
+{
+    hash_stream *h;
+    int rc = hash_stream_open(&h);
+    if (rc)
+        return rc;
+    const gpt2_config *c = &m->config;
+    hash_stream_update(h, "stamp training 1", 16);
+    fp_u64(h, c->n_layer);
+    fp_u64(h, c->n_head);
+    fp_u64(h, c->n_embd);
+    fp_u64(h, c->n_positions);
+    fp_u64(h, c->vocab_size);
+    fp_u64(h, c->n_inner);
+    fp_f64(h, c->layer_norm_epsilon);
+    fp_u64(h, m->num_parameters);
+    hash_stream_update(h, m->memory, m->num_parameters * sizeof(float));
+    fp_seqs(h, seqs, n);
+    fp_u64(h, n_evals);
+    for (size_t e = 0; e < n_evals; e++) {
+        fp_seqs(h, evals[e].seqs, evals[e].n);
+        fp_f64(h, evals[e].goal);
+    }
+    fp_u64(h, o->steps);
+    fp_u64(h, o->batch_size);
+    fp_f64(h, o->lr);
+    fp_f64(h, o->min_lr_frac);
+    fp_u64(h, o->warmup);
+    fp_u64(h, (uint64_t)o->schedule);
+    fp_f64(h, o->beta1);
+    fp_f64(h, o->beta2);
+    fp_f64(h, o->eps);
+    fp_f64(h, o->weight_decay);
+    fp_f64(h, o->grad_clip);
+    fp_u64(h, (uint64_t)o->loss);
+    fp_u64(h, o->seed);
+    fp_u64(h, (uint64_t)nt);
+    fp_u64(h, o->eval_every);
+    hash_stream_hex(h, out);
+    hash_stream_close(h);
+    return 0;
+}
+
 int train_run(gpt2_model *m, const train_seq *seqs, size_t n,
               const train_eval *evals, size_t n_evals,
               const train_options *o, train_report *rep)
@@ -519,8 +586,23 @@ int train_run(gpt2_model *m, const train_seq *seqs, size_t n,
     size_t cursor = 0, since = 0, step = 0;
     double loss_acc = 0, rec[8] = {0};
     int met = 0;
+    char fingerprint[33];
+    train_state st = {.P = P, .params = m->memory, .mom = mom, .vel = vel,
+                      .n = n, .order = order};
+    if (o->checkpoint) {
+        if ((rc = training_fingerprint(m, seqs, n, evals, n_evals, o, nt,
+                                       fingerprint)) ||
+            (rc = train_checkpoint_load(o->checkpoint, fingerprint, &st,
+                                        &rep->checkpoint)))
+            goto done;
+        if (rep->checkpoint == CHECKPOINT_LOADED) {
+            step = rep->resumed_from = st.step;
+            cursor = st.cursor;
+            rng = st.rng;
+        }
+    }
 
-    for (step = 0; step < o->steps; step++) {
+    for (; step < o->steps; step++) {
         for (size_t i = 0; i < B; i++) {
             if (cursor == n) {
                 splitmix_shuffle(order, n, &rng);
@@ -575,6 +657,16 @@ int train_run(gpt2_model *m, const train_seq *seqs, size_t n,
             if (met) {
                 step++;
                 break;
+            }
+            /* a run that goes on saves where it is; one that ends here
+             * has nothing to continue */
+            if (o->checkpoint && !last) {
+                st.step = step + 1;
+                st.cursor = cursor;
+                st.rng = rng;
+                if ((rc = train_checkpoint_save(o->checkpoint, fingerprint,
+                                                &st)))
+                    goto done;
             }
         }
     }

@@ -20,10 +20,13 @@
  * DIR.tmp.PID and swapped into place at the end, so DIR is never half a
  * world; an existing DIR is replaced only if it is a world (or empty).
  * A killed run's DIR.tmp.PID is removed by the next run once that
- * process is gone.
+ * process is gone; its training state, saved at every recall check to
+ * DIR.checkpoint (train_checkpoint.h), lets the next run with the same
+ * options continue from the last check instead of step 0.
  *
  * Same options, seed and threads -> the same bytes in every file but
- * world.json's timings. A tool, not a library: it prints and exits. */
+ * world.json's timings (and its resumed_from_step), killed and resumed
+ * or not. A tool, not a library: it prints and exits. */
 #include "bpe_train.h"
 #include "distractors.h"
 #include "errors.h"
@@ -98,12 +101,20 @@ static const char usage_text[] =
     "                     generalisation; implies --goal-para 0 unless\n"
     "                     given (default 0)\n"
     "  --eval-every N     steps between recall checks\n"
+    "  --checkpoint FILE  save the training state to FILE at every check\n"
+    "                     (default DIR.checkpoint); a run that finds there\n"
+    "                     the state of the same training (same data, options\n"
+    "                     and threads) continues from it, to the same world;\n"
+    "                     removed once the world is written\n"
+    "  --no-checkpoint    do not save or look for one\n"
     "  --quiet            no progress lines\n"
     "  -h, --help         this text\n";
 
 typedef struct {
     const char *synthetic, *facts_path;
     char *out; /* argv's, trailing slashes cut */
+    const char *checkpoint; /* NULL: OUT.checkpoint */
+    int no_checkpoint;
     int format;
     size_t limit;
     int skip_bad, quiet;
@@ -811,7 +822,7 @@ int main(int argc, char **argv)
     enum { O_SYN = 256, O_FACTS, O_FORMAT, O_LIMIT, O_SKIP, O_OUT, O_SEED,
            O_THREADS, O_LAYERS, O_EMBD, O_HEADS, O_FF, O_CTX, O_VOCAB,
            O_STEPS, O_LR, O_BATCH, O_LOSS, O_GOAL, O_GOALP, O_EVAL, O_QUIET,
-           O_WD, O_DISTRACT, O_EXTRA, O_HOLDP, O_PHRASE };
+           O_WD, O_DISTRACT, O_EXTRA, O_HOLDP, O_PHRASE, O_CKPT, O_NOCKPT };
     static const struct option opts[] = {
         {"synthetic", required_argument, 0, O_SYN},
         {"facts", required_argument, 0, O_FACTS},
@@ -840,6 +851,8 @@ int main(int argc, char **argv)
         {"extra-facts", required_argument, 0, O_EXTRA},
         {"hold-out-paraphrases", required_argument, 0, O_HOLDP},
         {"phrasings", required_argument, 0, O_PHRASE},
+        {"checkpoint", required_argument, 0, O_CKPT},
+        {"no-checkpoint", no_argument, 0, O_NOCKPT},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int c, goal_para_given = 0;
@@ -857,6 +870,8 @@ int main(int argc, char **argv)
         case O_OUT: a.out = optarg; break;
         case O_SKIP: a.skip_bad = 1; break;
         case O_QUIET: a.quiet = 1; break;
+        case O_CKPT: a.checkpoint = optarg; break;
+        case O_NOCKPT: a.no_checkpoint = 1; break;
         case O_HOLDP:
             if (parse_size(optarg, &a.hold_out_para, 0, (size_t)-1))
                 return usage_error("bad --hold-out-paraphrases '%s' (a "
@@ -951,6 +966,8 @@ int main(int argc, char **argv)
         a.out[n - 1] = '\0';
     if (a.limit && !a.facts_path)
         return usage_error("--limit goes with --facts");
+    if (a.checkpoint && a.no_checkpoint)
+        return usage_error("--checkpoint and --no-checkpoint together");
     if (a.embd && a.heads && a.embd % a.heads)
         return usage_error("--embd %zu is not divisible by --heads %zu",
                            a.embd, a.heads);
@@ -969,8 +986,12 @@ int main(int argc, char **argv)
     buf corpus = {0};
     json_t *info = NULL;
     int status = 1, rc;
-    char tmp[4096], path[4200];
+    char tmp[4096], path[4200], ckpt[4200];
     tmp[0] = '\0';
+    if (a.checkpoint)
+        snprintf(ckpt, sizeof ckpt, "%s", a.checkpoint);
+    else
+        snprintf(ckpt, sizeof ckpt, "%s.checkpoint", a.out);
 
     if (load_facts(&w, &a))
         goto out;
@@ -1054,6 +1075,7 @@ int main(int argc, char **argv)
     to.eval_every = a.eval_every;
     to.progress = a.quiet ? NULL : progress;
     to.progress_ctx = &a;
+    to.checkpoint = a.no_checkpoint ? NULL : ckpt;
     /* the extra facts and held-out paraphrases are watched, not waited for */
     size_t n_extra = w.n_seqs - w.first_extra;
     size_t n_taught = w.n_para - w.n_para_held;
@@ -1074,6 +1096,12 @@ int main(int argc, char **argv)
     train_report rep;
     if ((rc = train_run(&m, w.seqs, w.n_seqs, ev, n_ev, &to, &rep)))
         goto fail;
+    if (rep.checkpoint == CHECKPOINT_LOADED)
+        say(&a, "continued from step %zu of %s", rep.resumed_from, ckpt);
+    else if (rep.checkpoint == CHECKPOINT_OTHER)
+        say(&a, "replaced %s: the state of another training", ckpt);
+    else if (rep.checkpoint == CHECKPOINT_DAMAGED)
+        say(&a, "replaced %s: not an intact checkpoint", ckpt);
     double neighbor_recall = 0;
     if (w.n_nbr &&
         (rc = train_recall(&m, w.nbr, w.n_nbr, a.threads, &neighbor_recall,
@@ -1110,7 +1138,7 @@ int main(int argc, char **argv)
     info = json_pack(
         "{s:s, s:s, s:I, s:i, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
         " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
-        " s:{s:s, s:I, s:I, s:f, s:I, s:f, s:f, s:f, s:f, s:s, s:b},"
+        " s:{s:s, s:I, s:I, s:f, s:I, s:f, s:f, s:f, s:f, s:s, s:b, s:I},"
         " s:{s:f, s:f, s:f, s:I, s:I, s:I},"
         " s:{s:f, s:f, s:f}}",
         "source", a.synthetic ? "synthetic" : "facts",
@@ -1144,6 +1172,7 @@ int main(int argc, char **argv)
         "beta2", tidy(to.beta2), "final_loss", rep.loss,
         "loss", a.loss == TRAIN_LOSS_ALL ? "all" : "answer",
         "reached_goal", rep.reached_goal,
+        "resumed_from_step", (json_int_t)rep.resumed_from,
         "recall", "rewrite", rep.recall[0], "paraphrase", rep.recall[1],
         "neighborhood", neighbor_recall,
         "rewrite_prompts", (json_int_t)w.n_rewrite,
@@ -1193,6 +1222,9 @@ int main(int argc, char **argv)
     if (!exists)
         tmp[0] = '\0';
     say(&a, "wrote %s in %.1fs", a.out, now_seconds() - t_start);
+    /* the world is whole: its training has nothing left to continue */
+    if (to.checkpoint && unlink(ckpt) && errno != ENOENT)
+        say(&a, "could not remove %s: %s", ckpt, strerror(errno));
     status = 0;
     goto out;
 fail:

@@ -6,7 +6,9 @@
 # >= 80% paraphrase). stamp-world rejects bad fact lists (missing
 # column, empty answers, prompt without its subject) naming file and
 # line and writing nothing; --skip-bad builds from the good records;
-# fact lists in CSV and EasyEdit JSON build worlds; bad usage exits 2.
+# fact lists in CSV and EasyEdit JSON build worlds; a build killed
+# during training continues from its checkpoint to the same world; bad
+# usage exits 2.
 . "$(dirname "$0")/lib.sh"
 WORLD="$BUILD/tools/stamp-world"
 FAST=(--layers 1 --embd 16 --heads 2 --vocab 300 --steps 20 --threads 1
@@ -194,6 +196,37 @@ expect_exit "--extra-facts takes a count" 2 "$WORLD" --facts e.csv --out w13 --e
 expect_grep "a bad --extra-facts is named" "extra-facts 'many'" "$T/err"
 expect_exit "a missing fact file: exit 1" 1 "$WORLD" --facts nosuch.csv --out w6 "${FAST[@]}"
 expect_grep "a missing fact file is named" 'nosuch\.csv' "$T/err"
+
+# ---- a killed build continues from its checkpoint ---------------------
+# the same world whether the build was killed (SIGKILL) and run again or
+# never stopped; the checkpoint is gone once the world is written
+LONG=(--facts cf.json --layers 1 --embd 16 --heads 2 --vocab 300
+      --steps 1500 --eval-every 50 --goal 2 --threads 1)
+expect_ok "an unbroken build" "$WORLD" "${LONG[@]}" --out wk1 --no-checkpoint
+expect_ok "--no-checkpoint: no checkpoint written" test ! -e wk1.checkpoint
+"$WORLD" "${LONG[@]}" --out wk2 2>/dev/null & pid=$!
+# killed a little after its first checkpoint (step 50 of 1500)
+while kill -0 "$pid" 2>/dev/null && [ ! -s wk2.checkpoint ]; do sleep 0.02; done
+sleep 0.3
+kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+expect_ok "a killed build: no world, a checkpoint" test ! -e wk2 -a -s wk2.checkpoint
+expect_ok "the build run again" "$WORLD" "${LONG[@]}" --out wk2
+expect_grep "it continues from a check" 'continued from step [1-9][0-9]* of wk2\.checkpoint' "$T/err"
+expect_ok "world.json: resumed_from_step" \
+  jq -e '.training.resumed_from_step >= 50 and .training.steps == 1500' wk2/world.json
+expect_ok "the resumed world is the unbroken one, byte for byte" \
+  cmp wk1/model.safetensors wk2/model.safetensors
+expect_ok "the checkpoint is removed with the world written" test ! -e wk2.checkpoint
+# another training's checkpoint (another seed) is replaced, not continued
+"$WORLD" "${LONG[@]}" --out wk3 --seed 2 2>/dev/null & pid=$!
+# killed a little after its first checkpoint (step 50 of 1500)
+while kill -0 "$pid" 2>/dev/null && [ ! -s wk3.checkpoint ]; do sleep 0.02; done
+sleep 0.3
+kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+expect_ok "another training's checkpoint" "$WORLD" "${LONG[@]}" --out wk3 --checkpoint wk3.checkpoint
+expect_grep "it is named and replaced" 'replaced wk3\.checkpoint: the state of another training' "$T/err"
+expect_ok "... and the world is the unbroken one" cmp wk1/model.safetensors wk3/model.safetensors
+expect_exit "--checkpoint with --no-checkpoint: exit 2" 2 "$WORLD" "${LONG[@]}" --out wk4 --checkpoint x --no-checkpoint
 
 # ---- usage ------------------------------------------------------------------
 expect_exit "no arguments: usage, exit 2" 2 "$WORLD"

@@ -1,8 +1,9 @@
 /* test_train: the AdamW trainer on a tiny random GPT-2: the update
  * against a double-precision twin, the schedule, the batch gradient
  * against finite differences and across thread counts, recall against a
- * one-sequence-at-a-time twin, memorisation, determinism, and the
- * refused inputs (bad sequences, divergence). */
+ * one-sequence-at-a-time twin, memorisation, determinism, a run
+ * killed and continued from its checkpoint against one never stopped,
+ * and the refused inputs (bad sequences, divergence). */
 #include "errors.h"
 #include "gpt2.h"
 #include "train.h"
@@ -10,8 +11,12 @@
 
 #include <math.h>
 #include <omp.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define NSEQ 12
 static int toks[NSEQ][12];
@@ -305,6 +310,130 @@ TEST(memorises_and_is_deterministic)
     gpt2_model_free(&d);
 }
 
+/* The checkpoint test's child: killed (SIGKILL, as by the OOM killer or
+ * a machine going down) when the check at kill_at_step is reported, that
+ * is before that check's save: the file then holds the check before. */
+static size_t kill_at_step;
+static void kill_at(void *ctx, const char *label, size_t done, size_t total)
+{
+    (void)ctx;
+    (void)label;
+    (void)total;
+    if (done == kill_at_step)
+        raise(SIGKILL);
+}
+
+static void checkpoint_options(train_options *o, const char *path)
+{
+    train_options_default(o);
+    o->steps = 40;
+    o->batch_size = 5; /* 12 sequences: epochs end inside batches */
+    o->lr = 1e-2f;
+    o->warmup = 4;
+    o->threads = 2;
+    o->eval_every = 6;
+    o->checkpoint = path;
+}
+
+TEST(a_killed_run_continues_from_its_checkpoint_to_the_same_bytes)
+{
+    char dir[] = "/tmp/stamp-test-train.XXXXXX", path[64], bytes[64];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/state", dir);
+    train_eval ev = {"all", seqs, NSEQ, 2.0}; /* never stops early */
+    train_options o;
+    train_report r;
+    gpt2_model whole, resumed, other;
+
+    /* the run never stopped, without a checkpoint */
+    make_model(&whole, 5);
+    checkpoint_options(&o, NULL);
+    CHECK(train_run(&whole, seqs, NSEQ, &ev, 1, &o, &r) == 0);
+    CHECK(r.checkpoint == CHECKPOINT_ABSENT && r.resumed_from == 0);
+
+    /* a child process killed at the check of step 24: the file holds
+     * step 18. The child is this program again (exec: a forked copy of
+     * a process that has run OpenMP threads cannot run them) */
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/proc/self/exe", "test_train", "--killed-child", path,
+              (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK_MSG(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+              "child status %d", status);
+
+    /* the next run continues from step 18 and ends where `whole` did */
+    make_model(&resumed, 5);
+    checkpoint_options(&o, path);
+    CHECK(train_run(&resumed, seqs, NSEQ, &ev, 1, &o, &r) == 0);
+    CHECK_MSG(r.checkpoint == CHECKPOINT_LOADED && r.resumed_from == 18,
+              "status %d, from %zu", (int)r.checkpoint, r.resumed_from);
+    CHECK(r.steps == 40);
+    CHECK(!memcmp(whole.memory, resumed.memory,
+                  whole.num_parameters * sizeof(float)));
+
+    /* the file now holds step 36 of this training; another training
+     * (another learning rate) does not continue it but starts over and
+     * replaces it */
+    make_model(&other, 5);
+    checkpoint_options(&o, path);
+    o.lr = 5e-3f;
+    CHECK(train_run(&other, seqs, NSEQ, &ev, 1, &o, &r) == 0);
+    CHECK(r.checkpoint == CHECKPOINT_OTHER && r.resumed_from == 0);
+    gpt2_model_free(&other);
+    o.checkpoint = NULL;
+    gpt2_model again;
+    make_model(&again, 5);
+    CHECK(train_run(&again, seqs, NSEQ, &ev, 1, &o, &r) == 0);
+    make_model(&other, 5);
+    o.checkpoint = path; /* continues the file the last run left */
+    CHECK(train_run(&other, seqs, NSEQ, &ev, 1, &o, &r) == 0);
+    CHECK(r.checkpoint == CHECKPOINT_LOADED && r.resumed_from == 36);
+    CHECK(!memcmp(again.memory, other.memory,
+                  again.num_parameters * sizeof(float)));
+
+    /* a damaged file (one byte of the weights changed) is not trusted:
+     * the run starts over and ends as the run never stopped */
+    FILE *f = fopen(path, "r+b");
+    CHECK(f && fseek(f, 200, SEEK_SET) == 0);
+    int byte = fgetc(f);
+    CHECK(fseek(f, 200, SEEK_SET) == 0 && fputc(byte ^ 1, f) != EOF);
+    CHECK(fclose(f) == 0);
+    gpt2_model_free(&other);
+    make_model(&other, 5);
+    CHECK(train_run(&other, seqs, NSEQ, &ev, 1, &o, &r) == 0);
+    CHECK(r.checkpoint == CHECKPOINT_DAMAGED && r.resumed_from == 0);
+    CHECK(!memcmp(again.memory, other.memory,
+                  again.num_parameters * sizeof(float)));
+    /* and a truncated one */
+    CHECK(truncate(path, 100) == 0);
+    gpt2_model_free(&other);
+    make_model(&other, 5);
+    CHECK(train_run(&other, seqs, NSEQ, &ev, 1, &o, &r) == 0);
+    CHECK(r.checkpoint == CHECKPOINT_DAMAGED);
+    CHECK(!memcmp(again.memory, other.memory,
+                  again.num_parameters * sizeof(float)));
+
+    /* a checkpoint that cannot be written is an error, not a silence */
+    snprintf(bytes, sizeof bytes, "%s/no/such/dir/state", dir);
+    gpt2_model_free(&other);
+    make_model(&other, 5);
+    o.checkpoint = bytes;
+    err_clear();
+    CHECK(train_run(&other, seqs, NSEQ, &ev, 1, &o, &r) == ERR_IO);
+    CHECK(strstr(err_message(ERR_IO), "no/such/dir/state") != NULL);
+
+    unlink(path);
+    rmdir(dir);
+    gpt2_model_free(&whole);
+    gpt2_model_free(&resumed);
+    gpt2_model_free(&other);
+    gpt2_model_free(&again);
+}
+
 TEST(refuses_bad_input)
 {
     gpt2_model m;
@@ -338,15 +467,34 @@ TEST(refuses_bad_input)
     gpt2_model_free(&m);
 }
 
-int main(void)
+/* The killed child of the checkpoint test: trains with the checkpoint
+ * at path until the check of step 24 kills it. */
+static int killed_child(const char *path)
+{
+    gpt2_model m;
+    train_options o;
+    train_report r;
+    train_eval ev = {"all", seqs, NSEQ, 2.0};
+    make_model(&m, 5);
+    checkpoint_options(&o, path);
+    kill_at_step = 24;
+    o.progress = kill_at;
+    train_run(&m, seqs, NSEQ, &ev, 1, &o, &r);
+    return 0; /* not reached */
+}
+
+int main(int argc, char **argv)
 {
     make_seqs();
+    if (argc == 3 && !strcmp(argv[1], "--killed-child"))
+        return killed_child(argv[2]);
     RUN(adamw_matches_double_twin);
     RUN(adamw_in_parallel_gives_the_serial_bits);
     RUN(schedule);
     RUN(batch_gradient);
     RUN(recall_matches_one_at_a_time);
     RUN(memorises_and_is_deterministic);
+    RUN(a_killed_run_continues_from_its_checkpoint_to_the_same_bytes);
     RUN(refuses_bad_input);
     return harness_summary();
 }
