@@ -11,7 +11,10 @@
  * another training is never continued. It is written whole or not at
  * all (atomic_file) and ends with a hash of its bytes, so a damaged
  * file is recognised. Numbers are in the machine's byte order: a
- * checkpoint is a working file of one machine, not an exchange format. */
+ * checkpoint is a working file of one machine, not an exchange format.
+ * The fingerprint does not cover the code: continued by a program built
+ * from other training code, a checkpoint still ends in a trained model,
+ * but not in the bytes of an unbroken run. */
 #ifndef STAMP_TRAIN_CHECKPOINT_H
 #define STAMP_TRAIN_CHECKPOINT_H
 
