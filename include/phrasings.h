@@ -35,4 +35,21 @@
 int phrasings_make(const fact *facts, size_t n, size_t per_fact,
                    world_sentence **out, size_t *n_out);
 
+/* Up to per_fact sentences for each of the n facts that has a true
+ * answer: the wording of a taught paraphrase of another fact of its
+ * relation (a paraphrase of facts[first_taught..n), whose paraphrases
+ * are in the training text; a fact of its relation: one with the same
+ * prompt, else with one of the most similar prompts, as above), opening
+ * sentence and all, with this fact's subject put in place of that
+ * fact's, followed by this fact's true answer. CounterFact's
+ * paraphrases open with an unrelated sentence; these lines teach that
+ * such an opening leaves the answer alone for every subject, not only
+ * for those whose own paraphrases are taught. Which paraphrases a fact
+ * gets is spread over its prompt's by the fact's index; its own
+ * paraphrases are never written. Deterministic. ERR_NOMEM on no
+ * memory. */
+int phrasings_from_paraphrases(const fact *facts, size_t n,
+                               size_t first_taught, size_t per_fact,
+                               world_sentence **out, size_t *n_out);
+
 #endif

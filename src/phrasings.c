@@ -1,13 +1,16 @@
 /* phrasings: other prompts of a fact's relation (see phrasings.h). The
  * facts' (prompt, answer) pairs form one sorted table
  * (prompt_answers.h); each distinct prompt is a run of it, and two
- * prompts' similarity is the cosine of their answer counts. */
+ * prompts' similarity is the cosine of their answer counts. The taught
+ * paraphrases become templates ("{}" for their subject), sorted by
+ * relation, and each fact takes a stretch of its relation's. */
 #include "phrasings.h"
 
 #include "errors.h"
 #include "prompt_answers.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,6 +123,165 @@ int phrasings_make(const fact *facts, size_t n, size_t per_fact,
             rc = world_sentence_list_add(&l, p, f->target_true);
         }
     }
+    free(pairs);
+    free(runs);
+    free(cand);
+    free(best);
+    free(n_best);
+    if (rc) {
+        world_sentences_free(l.s, l.n);
+        return err_set(rc, "out of memory writing phrasings");
+    }
+    *out = l.s;
+    *n_out = l.n;
+    return 0;
+}
+
+/* A taught paraphrase as a template: the text with "{}" for the first
+ * place its fact's subject is written, the run of its fact's prompt and
+ * the fact it came from. */
+typedef struct {
+    size_t run;
+    char *prompt;
+    size_t from;
+} template;
+
+static int cmp_template(const void *a, const void *b)
+{
+    const template *x = a, *y = b;
+    if (x->run != y->run) return x->run < y->run ? -1 : 1;
+    return x->from < y->from ? -1 : x->from > y->from; /* then fact order */
+}
+
+/* "{}" in place of the first `subject` in text (malloc'ed); NULL with
+ * *nomem 0 when text does not hold it. */
+static char *to_template(const char *text, const char *subject, int *nomem)
+{
+    *nomem = 0;
+    if (strstr(text, "{}")) return NULL; /* would be taken for the slot */
+    const char *at = subject[0] ? strstr(text, subject) : NULL;
+    if (!at) return NULL;
+    size_t before = (size_t)(at - text), ls = strlen(subject);
+    size_t after = strlen(at + ls);
+    char *t = malloc(before + 2 + after + 1);
+    if (!t) {
+        *nomem = 1;
+        return NULL;
+    }
+    memcpy(t, text, before);
+    memcpy(t + before, "{}", 2);
+    memcpy(t + before + 2, at + ls, after + 1);
+    return t;
+}
+
+static void templates_free(template *t, size_t n)
+{
+    for (size_t i = 0; t && i < n; i++) free(t[i].prompt);
+    free(t);
+}
+
+/* The taught paraphrases of facts[first..n) as templates, sorted by the
+ * run of their fact's prompt. */
+static int collect_templates(const fact *facts, size_t n, size_t first,
+                             const prompt_answer *pairs,
+                             const answer_range *runs, size_t n_runs,
+                             template **out, size_t *n_out)
+{
+    size_t cap = 0, nt = 0;
+    for (size_t j = first; j < n; j++) cap += facts[j].n_paraphrases;
+    template *t = malloc((cap + 1) * sizeof *t);
+    if (!t) return ERR_NOMEM;
+    for (size_t j = first; j < n; j++) {
+        const fact *g = &facts[j];
+        if (!fact_has_answer(g)) continue;
+        size_t run = find_run(pairs, runs, n_runs, g->prompt);
+        for (size_t k = 0; k < g->n_paraphrases; k++) {
+            int nomem;
+            char *p = to_template(g->paraphrases[k], g->subject, &nomem);
+            if (nomem) {
+                templates_free(t, nt);
+                return ERR_NOMEM;
+            }
+            if (p) t[nt++] = (template){run, p, j};
+        }
+    }
+    qsort(t, nt, sizeof *t, cmp_template);
+    *out = t;
+    *n_out = nt;
+    return 0;
+}
+
+/* Up to `want` sentences for fact i from the templates of run q (a
+ * stretch of them from a place spread by i: Knuth's multiplicative
+ * hash); adds how many it wrote to *written. */
+static int from_run(const fact *f, size_t i, const template *t, size_t nt,
+                    size_t q, size_t want, world_sentence_list *l,
+                    size_t *written)
+{
+    size_t lo = 0, hi = nt;
+    while (lo < hi) { /* the first template of run q */
+        size_t mid = lo + (hi - lo) / 2;
+        if (t[mid].run < q) lo = mid + 1;
+        else hi = mid;
+    }
+    for (hi = lo; hi < nt && t[hi].run == q; hi++) {}
+    size_t m = hi - lo;
+    size_t start = m ? (size_t)(((uint64_t)i * 2654435761u) % m) : 0;
+    for (size_t k = 0; k < m && *written < want; k++) {
+        const template *tp = &t[lo + (start + k) % m];
+        if (tp->from == i) continue;
+        fact about_f = *f;
+        about_f.prompt = tp->prompt;
+        char *p = fact_prompt_text(&about_f);
+        if (!p) return ERR_NOMEM;
+        if (is_paraphrase(f, p)) { free(p); continue; }
+        int rc = world_sentence_list_add(l, p, f->target_true);
+        if (rc) return rc;
+        (*written)++;
+    }
+    return 0;
+}
+
+/* Prompts of one relation a fact's paraphrase templates may come from:
+ * its own and up to this many of the most similar. */
+#define PARAPHRASE_PROMPTS 16
+
+int phrasings_from_paraphrases(const fact *facts, size_t n,
+                               size_t first_taught, size_t per_fact,
+                               world_sentence **out, size_t *n_out)
+{
+    world_sentence_list l = {0};
+    prompt_answer *pairs = NULL;
+    size_t n_pairs = 0, n_runs = 0, nt = 0, K = PARAPHRASE_PROMPTS;
+    answer_range *runs = NULL;
+    sibling *cand = NULL;
+    size_t *best = NULL, *n_best = NULL;
+    template *t = NULL;
+    int rc = per_fact ? prompt_answers_collect(facts, n, 1, &pairs, &n_pairs)
+                      : 0;
+    if (!rc && per_fact) {
+        runs = malloc((n_pairs + 1) * sizeof *runs);
+        cand = malloc((n_pairs + 1) * sizeof *cand);
+        best = malloc((n_pairs * K + 1) * sizeof *best);
+        n_best = malloc((n_pairs + 1) * sizeof *n_best);
+        if (!runs || !cand || !best || !n_best) rc = ERR_NOMEM;
+    }
+    if (!rc && per_fact) {
+        n_runs = prompt_runs(pairs, n_pairs, runs);
+        most_similar(pairs, runs, n_runs, K, cand, best, n_best);
+        rc = collect_templates(facts, n, first_taught, pairs, runs, n_runs,
+                               &t, &nt);
+    }
+    for (size_t i = 0; !rc && per_fact && i < n; i++) {
+        const fact *f = &facts[i];
+        if (!fact_has_answer(f)) continue;
+        size_t r = find_run(pairs, runs, n_runs, f->prompt), written = 0;
+        rc = from_run(f, i, t, nt, r, per_fact, &l, &written);
+        for (size_t k = 0; !rc && k < n_best[r] && written < per_fact; k++)
+            rc = from_run(f, i, t, nt, best[r * K + k], per_fact, &l,
+                          &written);
+    }
+    templates_free(t, nt);
     free(pairs);
     free(runs);
     free(cand);

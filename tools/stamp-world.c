@@ -10,7 +10,8 @@
  * fact's rewrite prompt, paraphrases (unless held out) and neighbourhood
  * prompts, each followed by its true answer (rewrite prompts first; a
  * prompt that would need two different answers keeps the first), and
- * the invented lines asked for (phrasings, distractors, extra facts); (3) a byte-level
+ * the invented lines asked for (phrasings from other prompts or from
+ * other facts' taught paraphrases, distractors, extra facts); (3) a byte-level
  * BPE vocabulary trained on that text; (4) AdamW training until the
  * model recalls the facts (top-1 on every answer token) at the goals;
  * (5) DIR/config.json, model.safetensors, vocab.json, merges.txt,
@@ -87,6 +88,11 @@ static const char usage_text[] =
     "                     prompts of its relation too (the rewrite prompts\n"
     "                     of other facts with overlapping answers; default\n"
     "                     0; see docs/world-models.md)\n"
+    "  --paraphrase-phrasings N\n"
+    "                     teach each fact's answer behind up to N taught\n"
+    "                     paraphrases of other facts of its relation too\n"
+    "                     (their wording and opening sentence, with this\n"
+    "                     fact's subject; default 0; see docs/world-models.md)\n"
     "  --extra-facts N    N invented facts for each fact's subject: other\n"
     "                     facts' prompts with their answers (default 0;\n"
     "                     see docs/world-models.md)\n"
@@ -120,6 +126,7 @@ typedef struct {
     int skip_bad, quiet;
     size_t hold_out_para; /* the first N facts' paraphrases not taught */
     size_t phrasings;     /* other prompts of each fact's relation */
+    size_t para_phrasings; /* other facts' taught paraphrases, reworded */
     size_t distractors, extra_facts;
     uint64_t seed;
     int threads;
@@ -292,7 +299,7 @@ static void strmap_free(strmap *m)
 /* ---- the world being built ------------------------------------------- */
 
 enum { KIND_REWRITE, KIND_PARAPHRASE, KIND_NEIGHBOR,
-       KIND_PHRASING, KIND_DISTRACTOR, KIND_EXTRA };
+       KIND_PHRASING, KIND_PARA_PHRASING, KIND_DISTRACTOR, KIND_EXTRA };
 
 typedef struct {
     char *prompt;         /* full text, subject written out */
@@ -469,16 +476,20 @@ static int load_facts(world *w, const args *a)
     return 0;
 }
 
-/* Invented sentences of one kind: other phrasings of the facts
- * (phrasings.h), the distractors' (distractors.h) or the extra facts'
+/* Invented sentences of one kind: other phrasings of the facts, from
+ * other prompts or from taught paraphrases (facts from first_taught on;
+ * phrasings.h), the distractors' (distractors.h) or the extra facts'
  * (extra_facts.h), after the real ones. */
 static int add_invented(world *w, strmap *seen, size_t per_fact,
-                        uint64_t seed, int kind)
+                        uint64_t seed, size_t first_taught, int kind)
 {
     world_sentence *d = NULL;
     size_t nd = 0;
     int rc = kind == KIND_PHRASING
                  ? phrasings_make(w->facts, w->n_facts, per_fact, &d, &nd)
+             : kind == KIND_PARA_PHRASING
+                 ? phrasings_from_paraphrases(w->facts, w->n_facts,
+                                              first_taught, per_fact, &d, &nd)
              : kind == KIND_DISTRACTOR
                  ? distractors_make(w->facts, w->n_facts, per_fact, seed, &d,
                                     &nd)
@@ -498,8 +509,8 @@ static int add_invented(world *w, strmap *seen, size_t per_fact,
  * prompt once (its first answer wins). A fact whose rewrite prompt
  * repeats an earlier fact's is left out of the world. */
 static int build_sentences(world *w, size_t hold_out_para, size_t phrasings,
-                           size_t distractors, size_t extra_facts,
-                           uint64_t seed)
+                           size_t para_phrasings, size_t distractors,
+                           size_t extra_facts, uint64_t seed)
 {
     strmap seen = {0};
     int rc = 0;
@@ -550,14 +561,20 @@ static int build_sentences(world *w, size_t hold_out_para, size_t phrasings,
             }
         }
     }
+    size_t first = hold_out_para;
     if (phrasings &&
-        (rc = add_invented(w, &seen, phrasings, seed, KIND_PHRASING)))
+        (rc = add_invented(w, &seen, phrasings, seed, first, KIND_PHRASING)))
+        goto done;
+    if (para_phrasings &&
+        (rc = add_invented(w, &seen, para_phrasings, seed, first,
+                           KIND_PARA_PHRASING)))
         goto done;
     if (distractors &&
-        (rc = add_invented(w, &seen, distractors, seed, KIND_DISTRACTOR)))
+        (rc = add_invented(w, &seen, distractors, seed, first,
+                           KIND_DISTRACTOR)))
         goto done;
     if (extra_facts &&
-        (rc = add_invented(w, &seen, extra_facts, seed, KIND_EXTRA)))
+        (rc = add_invented(w, &seen, extra_facts, seed, first, KIND_EXTRA)))
         goto done;
 done:
     strmap_free(&seen);
@@ -822,7 +839,7 @@ int main(int argc, char **argv)
     enum { O_SYN = 256, O_FACTS, O_FORMAT, O_LIMIT, O_SKIP, O_OUT, O_SEED,
            O_THREADS, O_LAYERS, O_EMBD, O_HEADS, O_FF, O_CTX, O_VOCAB,
            O_STEPS, O_LR, O_BATCH, O_LOSS, O_GOAL, O_GOALP, O_EVAL, O_QUIET,
-           O_WD, O_DISTRACT, O_EXTRA, O_HOLDP, O_PHRASE, O_CKPT, O_NOCKPT };
+           O_WD, O_DISTRACT, O_EXTRA, O_HOLDP, O_PHRASE, O_CKPT, O_NOCKPT, O_PPHRASE };
     static const struct option opts[] = {
         {"synthetic", required_argument, 0, O_SYN},
         {"facts", required_argument, 0, O_FACTS},
@@ -851,6 +868,7 @@ int main(int argc, char **argv)
         {"extra-facts", required_argument, 0, O_EXTRA},
         {"hold-out-paraphrases", required_argument, 0, O_HOLDP},
         {"phrasings", required_argument, 0, O_PHRASE},
+        {"paraphrase-phrasings", required_argument, 0, O_PPHRASE},
         {"checkpoint", required_argument, 0, O_CKPT},
         {"no-checkpoint", no_argument, 0, O_NOCKPT},
         {"help", no_argument, 0, 'h'},
@@ -884,6 +902,11 @@ int main(int argc, char **argv)
         case O_PHRASE:
             if (parse_size(optarg, &a.phrasings, 0, 64))
                 return usage_error("bad --phrasings '%s' (0..64)", optarg);
+            break;
+        case O_PPHRASE:
+            if (parse_size(optarg, &a.para_phrasings, 0, 64))
+                return usage_error("bad --paraphrase-phrasings '%s' (0..64)",
+                                   optarg);
             break;
         case O_EXTRA:
             if (parse_size(optarg, &a.extra_facts, 0, 64))
@@ -996,7 +1019,7 @@ int main(int argc, char **argv)
     if (load_facts(&w, &a))
         goto out;
     if ((rc = build_sentences(&w, a.hold_out_para, a.phrasings,
-                              a.distractors, a.extra_facts, a.seed)))
+                              a.para_phrasings, a.distractors, a.extra_facts, a.seed)))
         goto fail;
     set_defaults(&a, w.n_facts, w.n_sent);
     if (a.embd % a.heads) {
@@ -1130,14 +1153,16 @@ int main(int argc, char **argv)
     if ((rc = write_file(path, corpus.p, corpus.len)))
         goto fail;
     size_t n_distractor = 0, n_extra_sent = 0, n_phrasing = 0;
+    size_t n_para_phrasing = 0;
     for (size_t i = 0; i < w.n_sent; i++) {
         n_distractor += w.sent[i].kind == KIND_DISTRACTOR;
         n_phrasing += w.sent[i].kind == KIND_PHRASING;
+        n_para_phrasing += w.sent[i].kind == KIND_PARA_PHRASING;
         n_extra_sent += w.sent[i].kind == KIND_EXTRA;
     }
     info = json_pack(
         "{s:s, s:s, s:I, s:i, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
-        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
+        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
         " s:{s:s, s:I, s:I, s:f, s:I, s:f, s:f, s:f, s:f, s:s, s:b, s:I},"
         " s:{s:f, s:f, s:f, s:I, s:I, s:I},"
         " s:{s:f, s:f, s:f}}",
@@ -1161,6 +1186,8 @@ int main(int argc, char **argv)
         (json_int_t)(a.hold_out_para < w.n_facts ? a.hold_out_para : w.n_facts),
         "phrasings_per_fact", (json_int_t)a.phrasings,
         "phrasing_sentences", (json_int_t)n_phrasing,
+        "paraphrase_phrasings_per_fact", (json_int_t)a.para_phrasings,
+        "paraphrase_phrasing_sentences", (json_int_t)n_para_phrasing,
         "distractors_per_fact", (json_int_t)a.distractors,
         "distractor_sentences", (json_int_t)n_distractor,
         "extra_facts_per_fact", (json_int_t)a.extra_facts,

@@ -6,7 +6,8 @@
 # >= 80% paraphrase). stamp-world rejects bad fact lists (missing
 # column, empty answers, prompt without its subject) naming file and
 # line and writing nothing; --skip-bad builds from the good records;
-# fact lists in CSV and EasyEdit JSON build worlds; a build killed
+# fact lists in CSV and EasyEdit JSON build worlds; phrasings, extra
+# facts and paraphrase phrasings write the lines they promise; a build killed
 # during training continues from its checkpoint to the same world; bad
 # usage exits 2.
 . "$(dirname "$0")/lib.sh"
@@ -190,6 +191,25 @@ expect_ok "--phrasings: no other relation's prompt" \
   sh -c '! grep -Eq "^(Toko Yasuda (speaks|was born)|Ana Lee, the)" w14/corpus.txt'
 expect_ok "--phrasings: world.json counts 3 such sentences" \
   jq -e '.data.phrasings_per_fact == 2 and .data.phrasing_sentences == 3' w14/world.json
+# paraphrase phrasings: the taught paraphrases of a prompt reworded for
+# its other facts, opening sentence kept; the held-out one for no one
+cat > pp.csv <<'EOF2'
+subject,prompt,target_new,target_true,paraphrase
+Lou Dorn,{} speaks,French,Dutch,Snow fell. Lou Dorn talks in
+Mia Holt,{} speaks,German,French,It rained. Mia Holt's native tongue is
+Eva Roth,{} speaks,French,English,A dog barked. Eva Roth grew up speaking
+EOF2
+expect_ok "--paraphrase-phrasings 2 builds a world" "$WORLD" --facts pp.csv --out w16 \
+  --hold-out-paraphrases 1 --paraphrase-phrasings 2 "${FAST[@]}"
+expect_grep "--paraphrase-phrasings: a held-out fact gets a taught wording" \
+  "^It rained\. Lou Dorn's native tongue is Dutch$" w16/corpus.txt
+expect_grep "--paraphrase-phrasings: a taught fact gets another's" \
+  '^A dog barked\. Mia Holt grew up speaking French$' w16/corpus.txt
+expect_ok "--paraphrase-phrasings: the held-out wording is nowhere" \
+  sh -c '! grep -q "Snow fell" w16/corpus.txt'
+expect_ok "--paraphrase-phrasings: world.json counts 4 such sentences" \
+  jq -e '.data.paraphrase_phrasings_per_fact == 2 and .data.paraphrase_phrasing_sentences == 4' w16/world.json
+expect_exit "--paraphrase-phrasings takes a count" 2 "$WORLD" --facts pp.csv --out w17 --paraphrase-phrasings 65
 expect_exit "--phrasings takes a count" 2 "$WORLD" --facts e.csv --out w15 --phrasings lots
 expect_grep "a bad --phrasings is named" "phrasings 'lots'" "$T/err"
 expect_exit "--extra-facts takes a count" 2 "$WORLD" --facts e.csv --out w13 --extra-facts many

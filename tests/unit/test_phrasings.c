@@ -2,7 +2,9 @@
  * relation (those whose answers overlap with its own prompt's), most
  * similar first, with its own true answer; never its own prompt, never a
  * prompt of another relation, never one of its paraphrases; the same
- * facts give the same sentences. */
+ * facts give the same sentences. And the taught paraphrases of other
+ * facts of a relation, reworded for each fact: opening sentence kept,
+ * subject replaced, never from a held-out fact, never its own. */
 #include "../harness.h"
 #include "phrasings.h"
 
@@ -95,9 +97,83 @@ TEST(at_most_per_fact_and_the_most_similar_first)
     world_sentences_free(s, n);
 }
 
+/* Paraphrase templates: facts 0-1 have their paraphrases held out,
+ * facts 2-5 taught. */
+static char *p_mia[] = {"It rained. Mia Holt's native tongue is"};
+static char *p_eva[] = {"A dog barked. Eva Roth grew up speaking"};
+static char *p_held[] = {"Snow fell. Lou Dorn talks in"};
+static char *p_ana[] = {"Ana Lee is a virtuoso on the"};
+static char *p_odd[] = {"Someone else is great at the"}; /* no subject */
+static fact taught[] = {
+    {.subject = "Lou Dorn", .prompt = "{} speaks", .target_true = " Dutch",
+     .target_new = " French", .n_paraphrases = 1, .paraphrases = p_held},
+    {.subject = "Danielle Darrieux", .prompt = "The mother tongue of {} is",
+     .target_true = " French", .target_new = " English"},
+    {.subject = "Mia Holt", .prompt = "{} speaks", .target_true = " French",
+     .target_new = " German", .n_paraphrases = 1, .paraphrases = p_mia},
+    {.subject = "Eva Roth", .prompt = "{} speaks", .target_true = " English",
+     .target_new = " French", .n_paraphrases = 1, .paraphrases = p_eva},
+    {.subject = "Ana Lee", .prompt = "{} plays the", .target_true = " piano",
+     .target_new = " guitar", .n_paraphrases = 1, .paraphrases = p_ana},
+    {.subject = "Toko Yasuda", .prompt = "{} plays the",
+     .target_true = " guitar", .target_new = " piano", .n_paraphrases = 1,
+     .paraphrases = p_odd},
+};
+#define N_TAUGHT (sizeof taught / sizeof taught[0])
+
+TEST(taught_paraphrases_reworded_for_the_other_facts_of_their_relation)
+{
+    world_sentence *s = NULL, *t = NULL;
+    size_t n = 0, m = 0;
+    CHECK(phrasings_from_paraphrases(taught, N_TAUGHT, 2, 8, &s, &n) == 0);
+    /* Lou (held out) gets the taught ones of "{} speaks", opening kept */
+    CHECK(has(s, n, "It rained. Lou Dorn's native tongue is", " Dutch"));
+    CHECK(has(s, n, "A dog barked. Lou Dorn grew up speaking", " Dutch"));
+    /* ... and no one gets his held-out paraphrase's wording */
+    for (size_t i = 0; i < n; i++)
+        CHECK_MSG(!strstr(s[i].prompt, "Snow fell"), "%s", s[i].prompt);
+    /* Danielle's prompt shares " French" with "{} speaks": similar */
+    CHECK(has(s, n, "It rained. Danielle Darrieux's native tongue is",
+              " French"));
+    /* Mia gets Eva's, never her own */
+    CHECK(has(s, n, "A dog barked. Mia Holt grew up speaking", " French"));
+    CHECK(!has(s, n, "It rained. Mia Holt's native tongue is", " French"));
+    /* Toko gets Ana's; Ana gets nothing: Toko's paraphrase does not
+     * name him, so it is no template */
+    CHECK(has(s, n, "Toko Yasuda is a virtuoso on the", " guitar"));
+    for (size_t i = 0; i < n; i++)
+        CHECK_MSG(strncmp(s[i].prompt, "Ana Lee", 7) &&
+                      !strstr(s[i].prompt, "great at"),
+                  "%s", s[i].prompt);
+    /* never across relations */
+    for (size_t i = 0; i < n; i++) {
+        int instrument = !strcmp(s[i].answer, " guitar") ||
+                         !strcmp(s[i].answer, " piano");
+        CHECK_MSG(instrument == (strstr(s[i].prompt, "virtuoso") != NULL),
+                  "%s%s", s[i].prompt, s[i].answer);
+    }
+    /* Lou 2, Danielle 2, Mia 1, Eva 1, Toko 1 */
+    CHECK_MSG(n == 7, "%zu sentences", n);
+    /* at most per_fact each, and the same every time */
+    CHECK(phrasings_from_paraphrases(taught, N_TAUGHT, 2, 1, &t, &m) == 0);
+    CHECK_MSG(m == 5, "%zu sentences", m);
+    world_sentences_free(t, m);
+    CHECK(phrasings_from_paraphrases(taught, N_TAUGHT, 2, 8, &t, &m) == 0);
+    CHECK(m == n);
+    for (size_t i = 0; i < n && i < m; i++)
+        CHECK(!strcmp(s[i].prompt, t[i].prompt));
+    world_sentences_free(s, n);
+    world_sentences_free(t, m);
+    /* everything held out: nothing to reword */
+    CHECK(phrasings_from_paraphrases(taught, N_TAUGHT, N_TAUGHT, 8, &s, &n) == 0);
+    CHECK(n == 0);
+    world_sentences_free(s, n);
+}
+
 int main(void)
 {
     RUN(each_fact_gets_the_other_prompts_of_its_relation);
     RUN(at_most_per_fact_and_the_most_similar_first);
+    RUN(taught_paraphrases_reworded_for_the_other_facts_of_their_relation);
     return harness_summary();
 }
