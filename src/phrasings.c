@@ -63,11 +63,11 @@ static size_t find_run(const prompt_answer *pairs, const answer_range *runs,
     return a;
 }
 
-/* For each run, its up to per_fact most similar other runs:
- * best[r * per_fact ..], n_best[r] of them. */
+/* For each run, its up to k most similar other runs: best[r * k ..],
+ * n_best[r] of them. */
 static void most_similar(const prompt_answer *pairs, const answer_range *runs,
-                         size_t n_runs, size_t per_fact, sibling *cand,
-                         size_t *best, size_t *n_best)
+                         size_t n_runs, size_t k, sibling *cand, size_t *best,
+                         size_t *n_best)
 {
     for (size_t r = 0; r < n_runs; r++) {
         size_t n_cand = 0;
@@ -82,59 +82,96 @@ static void most_similar(const prompt_answer *pairs, const answer_range *runs,
         }
         qsort(cand, n_cand, sizeof *cand, cmp_sibling);
         n_best[r] = 0;
-        for (size_t k = 0; k < n_cand && k < per_fact; k++)
-            best[r * per_fact + n_best[r]++] = cand[k].run;
+        for (size_t j = 0; j < n_cand && j < k; j++)
+            best[r * k + n_best[r]++] = cand[j].run;
     }
+}
+
+/* The facts' prompts as relations: the sorted (prompt, answer) pairs,
+ * each distinct prompt's run of them, and each run's up to k most
+ * similar runs. */
+typedef struct {
+    prompt_answer *pairs;
+    answer_range *runs;
+    size_t n_runs, k;
+    size_t *best, *n_best; /* best[r * k ..], n_best[r] of them */
+} relations;
+
+static void relations_free(relations *rel)
+{
+    free(rel->pairs);
+    free(rel->runs);
+    free(rel->best);
+    free(rel->n_best);
+    memset(rel, 0, sizeof *rel);
+}
+
+static int relations_init(relations *rel, const fact *facts, size_t n,
+                          size_t k)
+{
+    size_t n_pairs = 0;
+    memset(rel, 0, sizeof *rel);
+    rel->k = k;
+    int rc = prompt_answers_collect(facts, n, 1, &rel->pairs, &n_pairs);
+    if (rc) return rc;
+    sibling *cand = malloc((n_pairs + 1) * sizeof *cand);
+    rel->runs = malloc((n_pairs + 1) * sizeof *rel->runs);
+    rel->best = malloc((n_pairs * k + 1) * sizeof *rel->best);
+    rel->n_best = malloc((n_pairs + 1) * sizeof *rel->n_best);
+    if (!cand || !rel->runs || !rel->best || !rel->n_best) {
+        free(cand);
+        relations_free(rel);
+        return ERR_NOMEM;
+    }
+    rel->n_runs = prompt_runs(rel->pairs, n_pairs, rel->runs);
+    most_similar(rel->pairs, rel->runs, rel->n_runs, k, cand, rel->best,
+                 rel->n_best);
+    free(cand);
+    return 0;
+}
+
+/* The run of a fact's prompt (every fact with an answer has one). */
+static size_t relations_run(const relations *rel, const fact *f)
+{
+    return find_run(rel->pairs, rel->runs, rel->n_runs, f->prompt);
+}
+
+/* The list's sentences into *out, or on rc its sentences freed and the
+ * error set. */
+static int hand_over(world_sentence_list *l, int rc, world_sentence **out,
+                     size_t *n_out)
+{
+    if (rc) {
+        world_sentences_free(l->s, l->n);
+        return err_set(rc, "out of memory writing phrasings");
+    }
+    *out = l->s;
+    *n_out = l->n;
+    return 0;
 }
 
 int phrasings_make(const fact *facts, size_t n, size_t per_fact,
                    world_sentence **out, size_t *n_out)
 {
     world_sentence_list l = {0};
-    prompt_answer *pairs = NULL;
-    size_t n_pairs = 0;
-    answer_range *runs = NULL;
-    sibling *cand = NULL;
-    size_t *best = NULL, *n_best = NULL;
-    int rc = per_fact ? prompt_answers_collect(facts, n, 1, &pairs, &n_pairs)
-                      : 0;
-    if (!rc && per_fact) {
-        runs = malloc((n_pairs + 1) * sizeof *runs);
-        cand = malloc((n_pairs + 1) * sizeof *cand);
-        best = malloc((n_pairs * per_fact + 1) * sizeof *best);
-        n_best = malloc((n_pairs + 1) * sizeof *n_best);
-        if (!runs || !cand || !best || !n_best) rc = ERR_NOMEM;
-    }
-    size_t n_runs = 0;
-    if (!rc && per_fact) {
-        n_runs = prompt_runs(pairs, n_pairs, runs);
-        most_similar(pairs, runs, n_runs, per_fact, cand, best, n_best);
-    }
+    relations rel = {0};
+    int rc = per_fact ? relations_init(&rel, facts, n, per_fact) : 0;
     for (size_t i = 0; !rc && per_fact && i < n; i++) {
         const fact *f = &facts[i];
         if (!fact_has_answer(f)) continue;
-        size_t r = find_run(pairs, runs, n_runs, f->prompt);
-        for (size_t k = 0; !rc && k < n_best[r]; k++) {
+        size_t r = relations_run(&rel, f);
+        for (size_t k = 0; !rc && k < rel.n_best[r]; k++) {
             fact about_f = *f;
-            about_f.prompt = (char *)pairs[runs[best[r * per_fact + k]].lo].prompt;
+            size_t sibling_run = rel.best[r * rel.k + k];
+            about_f.prompt = (char *)rel.pairs[rel.runs[sibling_run].lo].prompt;
             char *p = fact_prompt_text(&about_f);
             if (!p) { rc = ERR_NOMEM; break; }
             if (is_paraphrase(f, p)) { free(p); continue; }
             rc = world_sentence_list_add(&l, p, f->target_true);
         }
     }
-    free(pairs);
-    free(runs);
-    free(cand);
-    free(best);
-    free(n_best);
-    if (rc) {
-        world_sentences_free(l.s, l.n);
-        return err_set(rc, "out of memory writing phrasings");
-    }
-    *out = l.s;
-    *n_out = l.n;
-    return 0;
+    relations_free(&rel);
+    return hand_over(&l, rc, out, n_out);
 }
 
 /* A taught paraphrase as a template: the text with "{}" for the first
@@ -183,9 +220,8 @@ static void templates_free(template *t, size_t n)
 /* The taught paraphrases of facts[first..n) as templates, sorted by the
  * run of their fact's prompt. */
 static int collect_templates(const fact *facts, size_t n, size_t first,
-                             const prompt_answer *pairs,
-                             const answer_range *runs, size_t n_runs,
-                             template **out, size_t *n_out)
+                             const relations *rel, template **out,
+                             size_t *n_out)
 {
     size_t cap = 0, nt = 0;
     for (size_t j = first; j < n; j++) cap += facts[j].n_paraphrases;
@@ -194,7 +230,7 @@ static int collect_templates(const fact *facts, size_t n, size_t first,
     for (size_t j = first; j < n; j++) {
         const fact *g = &facts[j];
         if (!fact_has_answer(g)) continue;
-        size_t run = find_run(pairs, runs, n_runs, g->prompt);
+        size_t run = relations_run(rel, g);
         for (size_t k = 0; k < g->n_paraphrases; k++) {
             int nomem;
             char *p = to_template(g->paraphrases[k], g->subject, &nomem);
@@ -251,47 +287,23 @@ int phrasings_from_paraphrases(const fact *facts, size_t n,
                                world_sentence **out, size_t *n_out)
 {
     world_sentence_list l = {0};
-    prompt_answer *pairs = NULL;
-    size_t n_pairs = 0, n_runs = 0, nt = 0, K = PARAPHRASE_PROMPTS;
-    answer_range *runs = NULL;
-    sibling *cand = NULL;
-    size_t *best = NULL, *n_best = NULL;
+    relations rel = {0};
     template *t = NULL;
-    int rc = per_fact ? prompt_answers_collect(facts, n, 1, &pairs, &n_pairs)
+    size_t nt = 0;
+    int rc = per_fact ? relations_init(&rel, facts, n, PARAPHRASE_PROMPTS)
                       : 0;
-    if (!rc && per_fact) {
-        runs = malloc((n_pairs + 1) * sizeof *runs);
-        cand = malloc((n_pairs + 1) * sizeof *cand);
-        best = malloc((n_pairs * K + 1) * sizeof *best);
-        n_best = malloc((n_pairs + 1) * sizeof *n_best);
-        if (!runs || !cand || !best || !n_best) rc = ERR_NOMEM;
-    }
-    if (!rc && per_fact) {
-        n_runs = prompt_runs(pairs, n_pairs, runs);
-        most_similar(pairs, runs, n_runs, K, cand, best, n_best);
-        rc = collect_templates(facts, n, first_taught, pairs, runs, n_runs,
-                               &t, &nt);
-    }
+    if (!rc && per_fact)
+        rc = collect_templates(facts, n, first_taught, &rel, &t, &nt);
     for (size_t i = 0; !rc && per_fact && i < n; i++) {
         const fact *f = &facts[i];
         if (!fact_has_answer(f)) continue;
-        size_t r = find_run(pairs, runs, n_runs, f->prompt), written = 0;
+        size_t r = relations_run(&rel, f), written = 0;
         rc = from_run(f, i, t, nt, r, per_fact, &l, &written);
-        for (size_t k = 0; !rc && k < n_best[r] && written < per_fact; k++)
-            rc = from_run(f, i, t, nt, best[r * K + k], per_fact, &l,
+        for (size_t k = 0; !rc && k < rel.n_best[r] && written < per_fact; k++)
+            rc = from_run(f, i, t, nt, rel.best[r * rel.k + k], per_fact, &l,
                           &written);
     }
     templates_free(t, nt);
-    free(pairs);
-    free(runs);
-    free(cand);
-    free(best);
-    free(n_best);
-    if (rc) {
-        world_sentences_free(l.s, l.n);
-        return err_set(rc, "out of memory writing phrasings");
-    }
-    *out = l.s;
-    *n_out = l.n;
-    return 0;
+    relations_free(&rel);
+    return hand_over(&l, rc, out, n_out);
 }
