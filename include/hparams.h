@@ -27,6 +27,10 @@ typedef struct {
     size_t facts_per_group;     /* facts stepped in lockstep per thread */
     size_t stats_samples;       /* corpus sequences for C_l when missing */
     double rome_ridge;          /* ROME: C + ridge * mean(diag C) * I */
+    double mom2_ridge;          /* every method: C_l + ridge * mean(diag
+                                   C_l) * I before it is used, for key
+                                   statistics that are singular because
+                                   some MLP units never fire on the corpus */
     double protect_committed;   /* > 0: MEMIT keeps what the committed
                                    edits' keys map to, at this weight
                                    against the new edits' fit */

@@ -27,4 +27,9 @@ int spd_cholesky(const double *A, size_t n, double **U);
  * A is left as it was. */
 int spd_is_definite(const double *A, size_t n);
 
+/* A += ridge * mean(diag A) * I, for A (n, n) row-major: a ridge scaled
+ * to A's own size, which makes a positive semi-definite A definite
+ * (ROME's rome_ridge, MEMIT's mom2_ridge). */
+void spd_add_ridge(double *A, size_t n, double ridge);
+
 #endif

@@ -114,7 +114,7 @@ static const field fields[] = {
     D(mom2_update_weight), D(v_lr), Z(v_num_grad_steps), D(v_weight_decay),
     D(kl_factor), D(clamp_norm_factor), D(nll_stop), Z(n_prefixes),
     Z(prefix_tokens), {"seed", offsetof(hparams, seed), 2},
-    Z(facts_per_group), Z(stats_samples), D(rome_ridge),
+    Z(facts_per_group), Z(stats_samples), D(rome_ridge), D(mom2_ridge),
     D(protect_committed), D(nullspace_threshold), Z(rounds),
     D(round_min_shift),
 };

@@ -304,7 +304,9 @@ static int explain_singular(const double *cov_mean, size_t F, size_t layer,
                        "singular (their keys do not span the %zu MLP units); "
                        "raising mom2_update_weight cannot help: compute them "
                        "over more, more varied text (stamp stats --corpus "
-                       "FILE --samples N)", layer, F);
+                       "FILE --samples N), or, when the corpus is all there "
+                       "is (units that never fire on it), add a ridge "
+                       "(--set mom2_ridge=0.01)", layer, F);
     return err_set(ERR_NUMERIC, "layer %zu: the update system is singular; "
                    "compute more key statistics or raise mom2_update_weight",
                    layer);
@@ -396,13 +398,9 @@ int rome_apply(gpt2_model *m, const editreq *r, const float *z, size_t layer,
     int rc = k && hv && A && u && dW ? 0 : ERR_NOMEM;
     if (!rc) rc = memit_keys(m, r, 1, layer, layer, h, k, hv);
     if (!rc) {
-        double tr = 0;
-        for (size_t i = 0; i < F; i++) tr += cov_mean[i * F + i];
         memcpy(A, cov_mean, F * F * sizeof(double));
-        for (size_t i = 0; i < F; i++) {
-            A[i * F + i] += h->rome_ridge * tr / (double)F;
-            u[i] = k[i];
-        }
+        spd_add_ridge(A, F, h->rome_ridge);
+        for (size_t i = 0; i < F; i++) u[i] = k[i];
         rc = spd_solve(A, u, F, 1);
     }
     if (!rc) {

@@ -52,6 +52,14 @@ int spd_is_definite(const double *A, size_t n)
     return rc;
 }
 
+void spd_add_ridge(double *A, size_t n, double ridge)
+{
+    if (!(ridge > 0) || n == 0) return;
+    double trace = 0;
+    for (size_t i = 0; i < n; i++) trace += A[i * n + i];
+    for (size_t i = 0; i < n; i++) A[i * n + i] += ridge * trace / (double)n;
+}
+
 int spd_solve_naive(double *A, double *B, size_t n, size_t m)
 {
     for (size_t col = 0; col < n; col++) {

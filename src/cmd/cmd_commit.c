@@ -348,6 +348,8 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
                          &computed, cli_progress_fn, NULL);
     cli_progress_done();
     if (rc) goto fail;
+    /* the ridge goes on this commit's copy, never into the store */
+    for (size_t i = 0; i < L; i++) spd_add_ridge(cov[i], F, h.mom2_ridge);
     json_object_set_new(timings, "stats", json_real(now() - t0));
 
     /* each layer's Cholesky factor, once for every round (a round's solve

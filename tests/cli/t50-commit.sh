@@ -122,6 +122,16 @@ expect_ok "statistics over one line" env STAMP_STORE="$T/s3-one-line" "$STAMP" s
 expect_grep "too few keys are warned about" "warning: layer 0: [0-9]+ keys cannot span its 256 MLP units" "$T/err"
 expect_exit "singular key statistics fail the commit" 1 env STAMP_STORE="$T/s3-one-line" "$STAMP" commit --no-scores --set mom2_update_weight=1000000
 expect_grep "singular key statistics are explained" "layer 0: the key statistics are singular .*raising mom2_update_weight cannot help" "$T/err"
+expect_grep "the message names the ridge" "add a ridge \(--set mom2_ridge=0.01\)" "$T/err"
+# a ridge on this commit's copy of them makes the system solvable; the
+# stored statistics stay singular (a commit without it fails again)
+expect_ok "a ridge on singular key statistics commits" env STAMP_STORE="$T/s3-one-line" "$STAMP" commit --no-scores --set mom2_update_weight=1000000 --set mom2_ridge=0.01
+expect_ok "show --json of the ridge commit" env STAMP_STORE="$T/s3-one-line" "$STAMP" show 1 --json
+if [ "$(jq '.commit.hparams.mom2_ridge' "$T/out")" = "0.01" ]; then
+  pass "the commit records mom2_ridge"
+else fail "the commit records mom2_ridge" "$(jq -c '.commit.hparams' "$T/out")"; fi
+expect_ok "queue the batch again" env STAMP_STORE="$T/s3-one-line" "$STAMP" import batch.csv
+expect_exit "without the ridge the stored statistics are still singular" 1 env STAMP_STORE="$T/s3-one-line" "$STAMP" commit --no-scores --set mom2_update_weight=1000000
 expect_exit "a null-space threshold below every eigenvalue fails" 1 env STAMP_STORE="$T/s3" "$STAMP" commit --no-scores --set nullspace_threshold=1e-300
 expect_grep "the threshold and the layer are named" "layer 0: no direction of the keys is below nullspace_threshold" "$T/err"
 STAMP_STORE="$T/s3" "$STAMP" queue --json > q-after.json

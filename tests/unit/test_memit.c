@@ -74,6 +74,28 @@ TEST(spd_is_definite_tells_singular_from_definite)
     free(M); free(A); free(copy);
 }
 
+/* spd_add_ridge adds ridge * mean(diag A) to the diagonal and nothing
+ * else, which makes a singular A with a dead unit definite; ridge 0
+ * leaves A as it was */
+TEST(spd_add_ridge_makes_a_dead_unit_definite)
+{
+    size_t n = 8;
+    double A[64] = {0}, copy[64];
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++)
+            A[i * n + j] = i == 2 || j == 2 ? 0 : (i == j ? 2.0 : 0.5);
+    memcpy(copy, A, sizeof A);
+    CHECK(spd_is_definite(A, n) == 0);
+    spd_add_ridge(A, n, 0);
+    CHECK(memcmp(copy, A, sizeof A) == 0);
+    spd_add_ridge(A, n, 0.1);
+    double mean_diag = 2.0 * 7 / 8; /* unit 2's diagonal is 0 */
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++)
+            CHECK_NEAR(A[i * n + j], copy[i * n + j] + (i == j ? 0.1 * mean_diag : 0), 1e-15);
+    CHECK(spd_is_definite(A, n) == 1);
+}
+
 TEST(layer_delta_satisfies_normal_equations)
 {
     size_t F = 32, C = 8, n = 6;
@@ -636,6 +658,7 @@ int main(void)
 {
     RUN(spd_solve_matches_naive);
     RUN(spd_is_definite_tells_singular_from_definite);
+    RUN(spd_add_ridge_makes_a_dead_unit_definite);
     RUN(factored_layer_delta_matches_direct_and_naive);
     RUN(layer_delta_satisfies_normal_equations);
     RUN(leverage_is_bounded_by_the_rank_of_the_keys);
