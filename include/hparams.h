@@ -37,6 +37,9 @@ typedef struct {
     double nullspace_threshold; /* > 0: MEMIT updates only the directions
                                    of C_l with an eigenvalue below this
                                    share of its largest (AlphaEdit) */
+    size_t joint_layers;        /* MEMIT: 1 solves the edited layers'
+                                   updates together (memit_joint_delta)
+                                   instead of one after another; 0 */
     size_t rounds;              /* MEMIT: target vectors and update this
                                    many times, each round in the model the
                                    ones before edited (0 counts as 1) */

@@ -40,6 +40,11 @@ int memit_keys(const gpt2_model *m, const editreq *r, size_t n,
  * facts) whose keys the update should leave mapped where they are: rows
  * of the least-squares problem with residual 0, weighted by
  * h->protect_committed.
+ * With h->joint_layers a layer's share is not a set 1 / (layers left):
+ * at each layer the update of it and of every later layer is solved
+ * together against the whole Z - H (memit_joint_delta, keys from the
+ * current weights) and this layer's part applied; it needs every
+ * layer's cov_chol and no null space.
  * With h->nullspace_threshold > 0 each layer's update is confined to
  * the null space of C_l (nullspace.h): keys of ordinary text are left
  * where they were.
@@ -105,6 +110,36 @@ int memit_layer_delta_nullspace(const double *cov_mean, const float *K,
                                 const double *resid, size_t n, size_t F,
                                 size_t C, double lambda, double threshold,
                                 double *dW, double *leverage, size_t *dim);
+
+/* All the edited layers' updates in one solve, where memit_apply solves
+ * them one after another. With the layers' keys K[l] (n, F) and their
+ * statistics C_l, it minimises
+ *   sum_l lambda tr(dW_l^T C_l dW_l) + || sum_l K_l dW_l - resid ||^2,
+ * the least-squares problem of one layer whose units are all the
+ * layers' side by side and whose statistics are block-diagonal
+ * (memit_joint_delta_naive builds it so). With Y_l = (lambda C_l)^-1
+ * K_l^T (through the Cholesky factors cov_chol[l], as in
+ * memit_layer_delta_factored) and S = I + sum_l K_l Y_l (n, n):
+ *   dW_l = Y_l S^-1 resid.
+ * A batch whose keys crowd into few directions in one layer can then
+ * take its room in another, instead of each layer writing its set share
+ * of the shift. resid is the whole shift (n, C); dW[l] (F, C) each;
+ * leverage (nl, n; may be NULL): row l holds diag(K_l Y_l S^-1), what
+ * layer l writes at each key per unit of its shift (the rows add up to
+ * 1 - diag S^-1). Needs lambda > 0 (ERR_INVALID). */
+int memit_joint_delta(const double *const *cov_chol, const float *const *K,
+                      const double *resid, size_t n, size_t nl, size_t F,
+                      size_t C, double lambda, double *const *dW,
+                      double *leverage);
+
+/* The same through memit_layer_delta_naive on the side-by-side keys and
+ * the block-diagonal statistics (test oracle); leverage (n) gets the sum
+ * over the layers. */
+int memit_joint_delta_naive(const double *const *cov_mean,
+                            const float *const *K, const double *resid,
+                            size_t n, size_t nl, size_t F, size_t C,
+                            double lambda, double *const *dW,
+                            double *leverage);
 
 /* ROME: one edit, one layer: u = (C + ridge) ^-1 k*, dW = u d^T / (u.k*)
  * with d = z - h, z found at block `layer`. */

@@ -115,7 +115,7 @@ static const field fields[] = {
     D(kl_factor), D(clamp_norm_factor), D(nll_stop), Z(n_prefixes),
     Z(prefix_tokens), {"seed", offsetof(hparams, seed), 2},
     Z(facts_per_group), Z(stats_samples), D(rome_ridge), D(mom2_ridge),
-    D(protect_committed), D(nullspace_threshold), Z(rounds),
+    D(protect_committed), D(nullspace_threshold), Z(joint_layers), Z(rounds),
     D(round_min_shift),
 };
 #undef D
@@ -182,6 +182,15 @@ int hparams_apply_json(hparams *h, const char *json, const gpt2_config *c)
         }
     }
     if (tmp.facts_per_group == 0) tmp.facts_per_group = 1;
+    if (tmp.joint_layers > 1) {
+        rc = err_set(ERR_INVALID, "hparams: 'joint_layers' must be 0 or 1");
+        goto out;
+    }
+    if (tmp.joint_layers && tmp.nullspace_threshold > 0) {
+        rc = err_set(ERR_INVALID, "hparams: joint_layers and "
+                     "nullspace_threshold cannot be used together");
+        goto out;
+    }
     rc = check_layers(&tmp, c);
     if (!rc) *h = tmp;
 out:

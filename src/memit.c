@@ -278,6 +278,112 @@ int memit_layer_delta_nullspace(const double *cov_mean, const float *K,
     return rc;
 }
 
+int memit_joint_delta(const double *const *cov_chol, const float *const *K,
+                      const double *resid, size_t n, size_t nl, size_t F,
+                      size_t C, double lambda, double *const *dW,
+                      double *leverage)
+{
+    if (!(lambda > 0))
+        return err_set(ERR_INVALID, "the joint update needs "
+                       "mom2_update_weight > 0");
+    if (!n) {
+        for (size_t l = 0; l < nl; l++) memset(dW[l], 0, F * C * sizeof(double));
+        return 0;
+    }
+    double *Y = malloc(nl * F * n * sizeof(double)); /* nl blocks (F, n) */
+    double *M = malloc(nl * n * n * sizeof(double)); /* nl blocks (n, n) */
+    double *Kd = malloc(n * F * sizeof(double));
+    double *S = calloc(n * n, sizeof(double));
+    double *Q = malloc(n * C * sizeof(double));
+    int rc = Y && M && Kd && S && Q ? 0 : err_set(ERR_NOMEM, "out of memory");
+    for (size_t l = 0; !rc && l < nl; l++) {
+        double *Yl = Y + l * F * n, *Ml = M + l * n * n;
+        for (size_t i = 0; i < n * F; i++) Kd[i] = K[l][i];
+        keys_as_columns(K[l], n, F, Yl);
+        /* Y_l = (lambda C_l)^-1 K_l^T through the factor, as in the
+         * one-layer update; M_l = K_l Y_l; S = I + sum of the M_l */
+        cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans,
+                    CblasNonUnit, (int)F, (int)n, 1.0 / lambda, cov_chol[l],
+                    (int)F, Yl, (int)n);
+        cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans,
+                    CblasNonUnit, (int)F, (int)n, 1.0, cov_chol[l], (int)F,
+                    Yl, (int)n);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n,
+                    (int)n, (int)F, 1.0, Kd, (int)F, Yl, (int)n, 0.0, Ml,
+                    (int)n);
+        for (size_t i = 0; i < n * n; i++) S[i] += Ml[i];
+    }
+    if (!rc) {
+        for (size_t f = 0; f < n; f++) S[f * n + f] += 1;
+        memcpy(Q, resid, n * C * sizeof(double));
+        rc = spd_solve(S, Q, n, C); /* Q = S^-1 resid; S now its factor */
+    }
+    for (size_t l = 0; !rc && l < nl; l++) {
+        /* dW_l (F, C) = Y_l (F, n) Q (n, C) */
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)F, (int)C,
+                    (int)n, 1.0, Y + l * F * n, (int)n, Q, (int)C, 0.0, dW[l],
+                    (int)C);
+        for (size_t i = 0; i < F * C; i++)
+            if (!isfinite(dW[l][i])) {
+                rc = err_set(ERR_NUMERIC, "the solution is not finite");
+                break;
+            }
+    }
+    if (!rc && leverage) {
+        /* what layer l writes at the keys is M_l S^-1 resid: the
+         * diagonal is each key's share from that layer; over the layers
+         * they add up to 1 - diag S^-1, as for one layer */
+        lapack_int info = LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'U', (lapack_int)n,
+                                         S, (lapack_int)n);
+        if (info) rc = err_set(ERR_NUMERIC, "dpotri failed (%d)", (int)info);
+        for (size_t i = 0; !rc && i < n; i++) /* S^-1 in full */
+            for (size_t j = 0; j < i; j++) S[i * n + j] = S[j * n + i];
+        for (size_t l = 0; !rc && l < nl; l++) {
+            const double *Ml = M + l * n * n;
+            for (size_t f = 0; f < n; f++)
+                leverage[l * n + f] = cblas_ddot((int)n, Ml + f * n, 1,
+                                                 S + f, (int)n);
+        }
+    }
+    free(Y);
+    free(M);
+    free(Kd);
+    free(S);
+    free(Q);
+    return rc;
+}
+
+int memit_joint_delta_naive(const double *const *cov_mean,
+                            const float *const *K, const double *resid,
+                            size_t n, size_t nl, size_t F, size_t C,
+                            double lambda, double *const *dW,
+                            double *leverage)
+{
+    /* one layer of nl * F units: the keys side by side, the statistics
+     * block-diagonal */
+    size_t W = nl * F;
+    float *Kc = calloc(n * W + 1, sizeof(float));
+    double *cov = calloc(W * W, sizeof(double));
+    double *dWc = malloc(W * C * sizeof(double));
+    int rc = Kc && cov && dWc ? 0 : ERR_NOMEM;
+    for (size_t l = 0; !rc && l < nl; l++) {
+        for (size_t f = 0; f < n; f++)
+            for (size_t i = 0; i < F; i++)
+                Kc[f * W + l * F + i] = K[l][f * F + i];
+        for (size_t i = 0; i < F; i++)
+            for (size_t j = 0; j < F; j++)
+                cov[(l * F + i) * W + l * F + j] = cov_mean[l][i * F + j];
+    }
+    if (!rc) rc = memit_layer_delta_naive(cov, Kc, resid, n, W, C, lambda,
+                                          dWc, leverage);
+    for (size_t l = 0; !rc && l < nl; l++)
+        memcpy(dW[l], dWc + l * F * C, F * C * sizeof(double));
+    free(Kc);
+    free(cov);
+    free(dWc);
+    return rc;
+}
+
 /* The keys of the kept edits into K (n_keep, F), each scaled by
  * sqrt(weight): rows of the least-squares problem whose residual is 0. */
 static int kept_keys(const gpt2_model *m, const editreq *keep, size_t n_keep,
@@ -312,6 +418,80 @@ static int explain_singular(const double *cov_mean, size_t F, size_t layer,
                    layer);
 }
 
+/* memit_apply with h->joint_layers. Layer by layer as MEMIT, but the
+ * share of the shift a layer writes is not a set 1 / (layers left): at
+ * each layer the keys of it and of every layer after it are taken from
+ * the model as the layers before left it, the update of all of them is
+ * solved together against the whole shift z - h (memit_joint_delta), and
+ * only this layer's part is applied. The later layers are solved again
+ * when their turn comes, on keys that have seen the earlier updates. */
+static int apply_joint(gpt2_model *m, const editreq *r, size_t n,
+                       const editreq *keep, size_t n_keep, const float *z,
+                       const hparams *h, const double *const *cov_mean,
+                       const double *const *cov_chol,
+                       memit_layer_stats *stats, progress_fn progress,
+                       void *ctx)
+{
+    size_t F = m->config.n_inner, C = m->config.n_embd, nl = h->n_layers;
+    size_t zlayer = h->layers[nl - 1], nk = n + n_keep;
+    if (h->nullspace_threshold > 0)
+        return err_set(ERR_INVALID, "joint_layers and nullspace_threshold "
+                       "cannot be used together");
+    if (!(h->mom2_update_weight > 0))
+        return err_set(ERR_INVALID, "joint_layers needs mom2_update_weight > 0");
+    for (size_t li = 0; li < nl; li++)
+        if (!cov_chol || !cov_chol[li])
+            return cov_mean && cov_mean[li]
+                ? explain_singular(cov_mean[li], F, h->layers[li],
+                                   h->mom2_update_weight)
+                : err_set(ERR_INVALID, "layer %zu: no factored key statistics "
+                          "for the joint update", h->layers[li]);
+    float **K = calloc(nl, sizeof *K);
+    double **dW = calloc(nl, sizeof *dW);
+    float *H = calloc(n * C + 1, sizeof(float));
+    double *resid = calloc(nk * C + 1, sizeof(double)); /* (nk, C) */
+    double *lev = malloc(nl * (nk ? nk : 1) * sizeof(double)); /* (nl, nk) */
+    int rc = K && dW && H && resid && lev ? 0 : ERR_NOMEM;
+    for (size_t li = 0; !rc && li < nl; li++) {
+        K[li] = malloc(nk * F * sizeof(float) + 1);
+        dW[li] = malloc(F * C * sizeof(double));
+        if (!K[li] || !dW[li]) rc = ERR_NOMEM;
+    }
+    for (size_t li = 0; !rc && li < nl; li++) {
+        size_t left = nl - li;
+        if (progress) progress(ctx, "layer updates", li, nl);
+        for (size_t lj = li; !rc && lj < nl; lj++) {
+            rc = memit_keys(m, r, n, h->layers[lj], zlayer, h, K[lj],
+                            lj == li ? H : NULL);
+            if (!rc && n_keep)
+                rc = kept_keys(m, keep, n_keep, h->layers[lj], zlayer, h,
+                               K[lj] + n * F);
+        }
+        if (rc) break;
+        /* the kept edits' rows of resid stay 0: their outputs stay put */
+        stats[li].resid_before = mean_gap(z, H, n, C, resid, 1.0);
+        stats[li].nullspace_dim = 0;
+        rc = memit_joint_delta(cov_chol + li, (const float *const *)(K + li),
+                               resid, nk, left, F, C, h->mom2_update_weight,
+                               dW + li, lev);
+        if (rc) break;
+        add_update(m, h->layers[li], dW[li], &stats[li]);
+        double ls = 0; /* this layer's row, over the new edits */
+        for (size_t f = 0; f < n; f++) ls += lev[f];
+        stats[li].leverage = n ? ls / (double)n : 0;
+    }
+    for (size_t li = 0; K && dW && li < nl; li++) {
+        free(K[li]);
+        free(dW[li]);
+    }
+    free(K);
+    free(dW);
+    free(H);
+    free(resid);
+    free(lev);
+    return rc;
+}
+
 int memit_apply(gpt2_model *m, const editreq *r, size_t n,
                 const editreq *keep, size_t n_keep, const float *z,
                 const hparams *h, const double *const *cov_mean,
@@ -327,7 +507,10 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n,
     double *dW = malloc(F * C * sizeof(double));
     double *lev = malloc((nk ? nk : 1) * sizeof(double));
     int rc = K && H && resid && dW && lev ? 0 : ERR_NOMEM;
-    for (size_t li = 0; !rc && li < h->n_layers; li++) {
+    if (!rc && h->joint_layers)
+        rc = apply_joint(m, r, n, keep, n_keep, z, h, cov_mean, cov_chol,
+                         stats, progress, ctx);
+    for (size_t li = 0; !rc && !h->joint_layers && li < h->n_layers; li++) {
         size_t layer = h->layers[li], left = h->n_layers - li;
         if (progress) progress(ctx, "layer updates", li, h->n_layers);
         if ((rc = memit_keys(m, r, n, layer, zlayer, h, K, H))) break;

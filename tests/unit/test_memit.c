@@ -210,6 +210,108 @@ TEST(factored_layer_delta_matches_direct_and_naive)
     free(U); free(cov); free(keys);
 }
 
+/* The joint update of several layers is the one-layer update of all
+ * their units side by side with block-diagonal statistics (the naive
+ * twin), satisfies each layer's normal equations
+ *   lambda C_l dW_l = K_l^T (resid - sum_m K_m dW_m),
+ * and for one layer is the factored one-layer update. With fewer keys
+ * than units, as many as one layer's, and more than all layers'. */
+TEST(joint_layer_delta_matches_naive_and_normal_equations)
+{
+    enum { NL = 3 };
+    size_t F = 16, C = 4, sizes[3] = {3, 16, 60};
+    uint64_t saved = rng; /* the later tests' random data stay as they were */
+    double *cov[NL], *U[NL];
+    float *keys = malloc(400 * F * sizeof(float));
+    for (size_t l = 0; l < NL; l++) {
+        covariance c;
+        CHECK(covariance_init(&c, F) == 0);
+        for (size_t i = 0; i < 400 * F; i++) keys[i] = (float)(urand() - 0.2 * (double)l);
+        covariance_add(&c, keys, 400);
+        cov[l] = malloc(F * F * sizeof(double));
+        CHECK(covariance_mean(&c, cov[l]) == 0);
+        covariance_free(&c);
+        CHECK(spd_cholesky(cov[l], F, &U[l]) == 1);
+    }
+    for (size_t t = 0; t < 3; t++) {
+        size_t n = sizes[t];
+        float *K[NL];
+        double *dW[NL], *dW2[NL], *lev = malloc(NL * n * sizeof(double));
+        double *lev2 = malloc(n * sizeof(double));
+        double *resid = malloc(n * C * sizeof(double));
+        for (size_t l = 0; l < NL; l++) {
+            K[l] = malloc(n * F * sizeof(float));
+            for (size_t i = 0; i < n * F; i++) K[l][i] = (float)(urand() - 0.3);
+            dW[l] = malloc(F * C * sizeof(double));
+            dW2[l] = malloc(F * C * sizeof(double));
+        }
+        for (size_t i = 0; i < n * C; i++) resid[i] = urand() - 0.5;
+        double lambda = t == 1 ? 0.05 : 2.0;
+        CHECK(memit_joint_delta((const double *const *)U, (const float *const *)K,
+                                resid, n, NL, F, C, lambda, dW, lev) == 0);
+        CHECK(memit_joint_delta_naive((const double *const *)cov,
+                                      (const float *const *)K, resid, n, NL, F,
+                                      C, lambda, dW2, lev2) == 0);
+        double worst = 0, scale = 0;
+        for (size_t l = 0; l < NL; l++)
+            for (size_t i = 0; i < F * C; i++) {
+                worst = fmax(worst, fabs(dW[l][i] - dW2[l][i]));
+                scale = fmax(scale, fabs(dW2[l][i]));
+            }
+        CHECK_MSG(scale > 0 && worst / scale < 1e-8, "n %zu: %g", n, worst / scale);
+        for (size_t f = 0; f < n; f++) {
+            double sum = 0;
+            for (size_t l = 0; l < NL; l++) sum += lev[l * n + f];
+            CHECK_NEAR(sum, lev2[f], 1e-9);
+        }
+        /* E = resid - sum_m K_m dW_m; lambda C_l dW_l - K_l^T E = 0 */
+        double *E = malloc(n * C * sizeof(double));
+        memcpy(E, resid, n * C * sizeof(double));
+        for (size_t l = 0; l < NL; l++)
+            for (size_t f = 0; f < n; f++)
+                for (size_t c = 0; c < C; c++) {
+                    double s = 0;
+                    for (size_t i = 0; i < F; i++) s += (double)K[l][f * F + i] * dW[l][i * C + c];
+                    E[f * C + c] -= s;
+                }
+        double err = 0, ref = 0;
+        for (size_t l = 0; l < NL; l++)
+            for (size_t i = 0; i < F; i++)
+                for (size_t c = 0; c < C; c++) {
+                    double lhs = 0, rhs = 0;
+                    for (size_t j = 0; j < F; j++) lhs += lambda * cov[l][i * F + j] * dW[l][j * C + c];
+                    for (size_t f = 0; f < n; f++) rhs += (double)K[l][f * F + i] * E[f * C + c];
+                    err = fmax(err, fabs(lhs - rhs));
+                    ref = fmax(ref, fabs(rhs));
+                }
+        CHECK_MSG(ref > 0 && err / ref < 1e-8, "n %zu: %g of %g", n, err, ref);
+        /* one layer alone: the factored one-layer update */
+        double *one = malloc(F * C * sizeof(double)), *lev1 = malloc(n * sizeof(double));
+        CHECK(memit_joint_delta((const double *const *)U, (const float *const *)K,
+                                resid, n, 1, F, C, lambda, dW, lev) == 0);
+        CHECK(memit_layer_delta_factored(U[0], K[0], resid, n, F, C, lambda, one, lev1) == 0);
+        worst = 0, scale = 0;
+        for (size_t i = 0; i < F * C; i++) {
+            worst = fmax(worst, fabs(dW[0][i] - one[i]));
+            scale = fmax(scale, fabs(one[i]));
+        }
+        CHECK_MSG(worst / scale < 1e-10, "one layer: %g", worst / scale);
+        for (size_t f = 0; f < n; f++) CHECK_NEAR(lev[f], lev1[f], 1e-10);
+        free(one); free(lev1); free(E);
+        for (size_t l = 0; l < NL; l++) { free(K[l]); free(dW[l]); free(dW2[l]); }
+        free(lev); free(lev2); free(resid);
+    }
+    /* lambda 0 has no factored form */
+    float k1[16] = {1}, *k1s[1] = {k1};
+    double r1[4] = {1}, d1[16 * 4], *d1s[1] = {d1};
+    CHECK(memit_joint_delta((const double *const *)U, (const float *const *)k1s,
+                            r1, 1, 1, F, C, 0, d1s, NULL) == ERR_INVALID);
+    err_clear();
+    for (size_t l = 0; l < NL; l++) { free(cov[l]); free(U[l]); }
+    free(keys);
+    rng = saved;
+}
+
 /* The leverages add up to at most the rank of the keys: a batch whose
  * keys span r dimensions writes about r edits' worth of change, however
  * many edits it holds; distinct keys each get (nearly) all of theirs. */
@@ -508,6 +610,60 @@ TEST(memit_apply_factored_matches_direct)
     rng = saved;
 }
 
+/* memit_apply with joint_layers: one solve for both layers moves the
+ * block outputs toward z, as far as the layer-by-layer update or
+ * further (it fits all layers' keys at once); it names what it cannot
+ * use (no factored statistics, a null space). */
+TEST(memit_apply_joint_moves_block_outputs_to_z)
+{
+    hparams h;
+    test_hparams(&h);
+    h.mom2_update_weight = 1.0;
+    uint64_t saved = rng; /* the later tests' random data stay as they were */
+    size_t C = model.config.n_embd, F = model.config.n_inner;
+    float *z = malloc(NF * C * sizeof(float));
+    ztarget_info info[5];
+    CHECK(ztarget_compute(&model, reqs, NF, 2, &h, z, NULL, info, NULL, NULL) == 0);
+    double *cov[2] = {random_cov(1), random_cov(2)}, *chol[2];
+    for (size_t l = 0; l < 2; l++) CHECK(spd_cholesky(cov[l], F, &chol[l]) == 1);
+    gpt2_model seq, joint;
+    gpt2_model_init(&seq, &model.config);
+    gpt2_model_init(&joint, &model.config);
+    memcpy(seq.memory, model.memory, model.num_parameters * sizeof(float));
+    memcpy(joint.memory, model.memory, model.num_parameters * sizeof(float));
+    memit_layer_stats st[2], st2[2];
+    double after_seq = 0, after_joint = 0;
+    CHECK(memit_apply(&seq, reqs, NF, NULL, 0, z, &h, (const double *const *)cov,
+                      (const double *const *)chol, st, &after_seq, NULL, NULL) == 0);
+    h.joint_layers = 1;
+    CHECK(memit_apply(&joint, reqs, NF, NULL, 0, z, &h, (const double *const *)cov,
+                      (const double *const *)chol, st2, &after_joint, NULL, NULL) == 0);
+    CHECK(st2[0].layer == 1 && st2[1].layer == 2);
+    CHECK(st2[0].delta_norm > 0 && st2[1].delta_norm > 0);
+    CHECK_NEAR(st2[0].resid_before, st[0].resid_before, 1e-6 * st[0].resid_before);
+    CHECK_MSG(after_joint < 0.5 * st2[0].resid_before,
+              "gap %g -> %g", st2[0].resid_before, after_joint);
+    CHECK_MSG(after_joint < 1.5 * after_seq, "joint %g, layer by layer %g",
+              after_joint, after_seq);
+    for (size_t l = 0; l < 2; l++)
+        CHECK(st2[l].leverage > 0 && st2[l].leverage < 1);
+    /* without factors it says why; with a null space it refuses */
+    const double *no_chol[2] = {chol[0], NULL};
+    CHECK(memit_apply(&joint, reqs, NF, NULL, 0, z, &h, (const double *const *)cov,
+                      no_chol, st2, NULL, NULL, NULL) != 0);
+    err_clear();
+    h.nullspace_threshold = 0.01;
+    CHECK(memit_apply(&joint, reqs, NF, NULL, 0, z, &h, (const double *const *)cov,
+                      (const double *const *)chol, st2, NULL, NULL, NULL) == ERR_INVALID);
+    CHECK(strstr(err_message(ERR_INVALID), "joint_layers") != NULL);
+    err_clear();
+    gpt2_model_free(&seq);
+    gpt2_model_free(&joint);
+    for (size_t l = 0; l < 2; l++) { free(cov[l]); free(chol[l]); }
+    free(z);
+    rng = saved;
+}
+
 TEST(memit_moves_block_outputs_to_z)
 {
     hparams h;
@@ -661,6 +817,7 @@ int main(void)
     RUN(spd_add_ridge_makes_a_dead_unit_definite);
     RUN(factored_layer_delta_matches_direct_and_naive);
     RUN(layer_delta_satisfies_normal_equations);
+    RUN(joint_layer_delta_matches_naive_and_normal_equations);
     RUN(leverage_is_bounded_by_the_rank_of_the_keys);
     RUN(covariance_fast_matches_naive_and_round_trips);
     RUN(covariance_decodes_across_tiles_and_takes_the_mean);
@@ -668,6 +825,7 @@ int main(void)
     RUN(z_is_identical_with_one_and_two_threads_and_lowers_the_loss);
     RUN(a_fact_steps_alike_in_a_group_and_alone);
     RUN(memit_apply_factored_matches_direct);
+    RUN(memit_apply_joint_moves_block_outputs_to_z);
     RUN(memit_moves_block_outputs_to_z);
     RUN(kept_edits_stay_where_they_were);
     RUN(rome_reaches_z_on_the_bare_prompt);
