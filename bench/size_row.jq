@@ -8,5 +8,6 @@
   known_before: $e[0].retention.known_before, z_likely: $c[0].z_likely,
   shift_written: $c[0].shift_written,
   leverage: [$c[0].layers[].leverage], z_seconds: $c[0].timings.z,
-  z_gflop: $c[0].z_gflop
+  z_gflop: $c[0].z_gflop, solve_seconds: $c[0].timings.solve,
+  rounds_kept: ($c[0].rounds // [] | length)
 }

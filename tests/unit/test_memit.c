@@ -725,17 +725,19 @@ TEST(memit_moves_block_outputs_to_z)
  * ||dW^T k|| over the kept keys K (2, F); *new_gap the new edits' mean
  * ||z - h|| after. */
 static double kept_drift(const hparams *h, const double *cov_mean,
-                         const float *z, const editreq *keep, size_t n_keep,
+                         const double *cov_chol, const float *z,
+                         const editreq *keep, size_t n_keep,
                          const float *K, double *new_gap)
 {
     size_t C = model.config.n_embd, F = model.config.n_inner;
-    const double *cov[1] = {cov_mean};
+    const double *cov[1] = {cov_mean}, *chol[1] = {cov_chol};
     gpt2_model edited;
     gpt2_model_init(&edited, &model.config);
     memcpy(edited.memory, model.memory, model.num_parameters * sizeof(float));
     memit_layer_stats st[1];
     CHECK(memit_apply(&edited, reqs, 3, keep, n_keep, z, h,
-                      (const double *const *)cov, NULL, st, new_gap, NULL, NULL) == 0);
+                      (const double *const *)cov, cov_chol ? chol : NULL, st,
+                      new_gap, NULL, NULL) == 0);
     const float *w0 = model.p.fcprojw + 2 * F * C, *w1 = edited.p.fcprojw + 2 * F * C;
     double drift = 0;
     for (size_t f = 0; f < 2; f++)
@@ -765,13 +767,22 @@ TEST(kept_edits_stay_where_they_were)
     CHECK(memit_keys(&model, reqs + 3, 2, 2, 2, &h, K, NULL) == 0);
     double gap_free = 0, gap_kept = 0;
     /* one set of statistics for both runs: only the kept rows differ */
-    double *cov = random_cov(1);
-    double moved = kept_drift(&h, cov, z, NULL, 0, K, &gap_free);
-    double kept = kept_drift(&h, cov, z, reqs + 3, 2, K, &gap_kept);
-    free(cov);
+    double *cov = random_cov(1), *chol = NULL;
+    double moved = kept_drift(&h, cov, NULL, z, NULL, 0, K, &gap_free);
+    double kept = kept_drift(&h, cov, NULL, z, reqs + 3, 2, K, &gap_kept);
     CHECK_MSG(moved > 0, "moved %g", moved);
     CHECK_MSG(kept < 0.1 * moved, "kept edits moved %g, %g when not kept",
               kept, moved);
+    /* the joint solve keeps them as well */
+    CHECK(spd_cholesky(cov, F, &chol) == 1);
+    h.joint_layers = 1;
+    double gap_joint = 0;
+    double kept_joint = kept_drift(&h, cov, chol, z, reqs + 3, 2, K, &gap_joint);
+    CHECK_MSG(kept_joint < 0.1 * moved, "joint: kept edits moved %g, %g when "
+              "not kept", kept_joint, moved);
+    CHECK_NEAR(gap_joint, gap_kept, 1e-3 * gap_kept);
+    free(cov);
+    free(chol);
     /* the new edits are still written (a little less: fewer directions) */
     CHECK_MSG(gap_kept < 1.5 * gap_free, "gap %g kept, %g not", gap_kept,
               gap_free);
