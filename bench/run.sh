@@ -10,7 +10,12 @@
 #       100), scores after each, with an SVG plot;
 #   (d) how the scores fall with the batch size (SIZES, default 50 100 200
 #       500 1000; one fresh store and one commit each, bench/one_batch.sh;
-#       the size BATCH is the batch of (a), not committed twice).
+#       the size BATCH is the batch of (a), not committed twice);
+#   (e) the batch of (a) again with other settings, one fresh store each
+#       (VARIANTS: `stamp commit` options, ';' between settings; default
+#       the joint solve of the layers at 2.5 times the bench's lambda,
+#       docs/world-models.md "Solving the layers together"; VARIANTS=
+#       for none).
 # The key statistics are computed once, in (a), and every later store
 # starts as a copy of that one (they take minutes on a wide world).
 # Writes bench/results/<date>.json and .md (bench/report.sh; and .svg;
@@ -28,6 +33,7 @@ NIGHTLY=${NIGHTLY:-100}
 SCALE_BATCH=${SCALE_BATCH:-200}
 SIZES=${SIZES:-50 100 200 500 1000}
 RETENTION_SAMPLE=${RETENTION_SAMPLE:-500}
+VARIANTS=${VARIANTS-"--set joint_layers=1 --set mom2_update_weight=25000"}
 # the editing hyperparameters of every bench store (stamp init --hparams;
 # HPARAMS= for the built-in defaults): bench/hparams.json holds the ones
 # measured best on the benchmark world (docs/world-models.md)
@@ -155,6 +161,19 @@ for n in $SIZES; do
   echo "bench: batch of $n: $(cat "$work/size.json")"
 done
 
+# (e) the same batch with other settings
+echo '[]' > "$work/variants.json"
+IFS=';' read -ra variant_list <<< "$VARIANTS"
+for v in "${variant_list[@]}"; do
+  read -ra opts <<< "$v"
+  [ "${#opts[@]}" -gt 0 ] || continue
+  BASE_STORE=$work/base SAMPLE=$RETENTION_SAMPLE bash bench/one_batch.sh "$WORLD" "$BATCH" --threads 2 "${opts[@]}" |
+    jq -c --arg options "${opts[*]}" '. + {options: $options}' > "$work/variant.json"
+  jq --slurpfile s "$work/variant.json" '. + $s' "$work/variants.json" > "$work/variants.tmp"
+  mv "$work/variants.tmp" "$work/variants.json"
+  echo "bench: batch of $BATCH with ${opts[*]}: $(cat "$work/variant.json")"
+done
+
 jq -n --arg date "$date_tag" --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" \
   --argjson cores "$(nproc)" --argjson world "$(jq -c . "$WORLD/world.json" 2>/dev/null || echo null)" \
   --argjson peak1 "$peak1" --argjson peak2 "$peak2" \
@@ -164,7 +183,8 @@ jq -n --arg date "$date_tag" --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | 
   --argjson zflops "$zflops" --argjson z_s "$z_s" \
   --argjson z1 "$z1" --argjson z2 "$z2" --argjson t1 "$t1" --argjson t2 "$t2" \
   --argjson scale_batch "$SCALE_BATCH" --argjson nights "$(cat "$work/nights.json")" \
-  --argjson sizes "$(cat "$work/sizes.json")" '{
+  --argjson sizes "$(cat "$work/sizes.json")" \
+  --argjson variants "$(cat "$work/variants.json")" '{
     date: $date, machine: {cpu: $cpu, cores: $cores}, world: $world,
     sgemm_peak_gflops: {threads1: $peak1, threads2: $peak2},
     batch: {edits: $batch, selection: "The first fact of each of the first \($batch) subjects", wall_seconds: $commit_s, peak_rss_mb: ($commit_kb / 1024),
@@ -183,7 +203,7 @@ jq -n --arg date "$date_tag" --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | 
     threads: {edits: $scale_batch, z_seconds_1: $z1, z_seconds_2: $z2,
               z_speedup: ($z1 / $z2), total_seconds_1: $t1, total_seconds_2: $t2,
               total_speedup: ($t1 / $t2)},
-    nightly: $nights, batch_sizes: $sizes}' > "$json_out"
+    nightly: $nights, batch_sizes: $sizes, variants: $variants}' > "$json_out"
 
 # the plot: ES, PS, NS and retention after each night
 jq -r '.nightly[] | [.night, .es, .ps, .ns, (.retention // 0)] | @tsv' "$json_out" |

@@ -9,7 +9,8 @@ W=$WORLD_TINY
 mkdir -p "$T/report"
 expect_ok "bench/run.sh on the tiny world" env BENCH_OUT="$T/report" \
   WORLD="$W" BATCH=24 NIGHTS=2 NIGHTLY=10 SCALE_BATCH=10 SIZES="10 24" \
-  RETENTION_SAMPLE=100 bash "$root/bench/run.sh"
+  RETENTION_SAMPLE=100 VARIANTS="--set joint_layers=1;--set rounds=1 --set mom2_update_weight=500" \
+  bash "$root/bench/run.sh"
 if grep -q "warning" "$T/err"; then fail "a world given by WORLD is not warned about" "$(head -c 300 "$T/err")"
 else pass "a world given by WORLD is not warned about"; fi
 json=$(ls "$T/report"/*.json 2>/dev/null | head -n 1)
@@ -22,7 +23,11 @@ if [ -n "$json" ] && jq -e '.batch_sizes[1].edits == 24 and .batch_sizes[1].es =
      .batch_sizes[1].retained == .batch.eval.retention.retained and .batch_sizes[1].z_seconds == .batch.timings.z' "$json" >/dev/null; then
   pass "the batch-size row of 24 is the batch's commit"
 else fail "the batch-size row of 24 is the batch's commit" "$(jq -c '[.batch_sizes[1], .batch.eval.scores]' "${json:-/dev/null}")"; fi
-for section in "One batch of 24 edits" "The first fact of each of the first 24 subjects" "## Threads" "## Nightly batches" "## Batch size"; do
+if [ -n "$json" ] && jq -e '(.variants | length) == 2 and .variants[0].options == "--set joint_layers=1" and
+     .variants[0].edits == 24 and .variants[1].rounds_kept == 1 and (.variants | all(.es >= 0 and .solve_seconds > 0))' "$json" >/dev/null; then
+  pass "the report holds the batch again with each of two settings"
+else fail "the report holds the batch with each setting" "$(jq -c '.variants' "${json:-/dev/null}")"; fi
+for section in "One batch of 24 edits" "The first fact of each of the first 24 subjects" "## Threads" "## Nightly batches" "## Batch size" "## Other settings on the batch of 24" '^\| `--set rounds=1 --set mom2_update_weight=500` \| [0-9.]+ \|'; do
   expect_grep "the report has '$section'" "$section" "$(ls "$T/report"/*.md | head -n 1)"
 done
 # a store from scratch (init, statistics computed by the commit) against
