@@ -136,6 +136,25 @@ static void keys_as_columns(const float *K, size_t n, size_t F, double *X)
         for (size_t i = 0; i < F; i++) X[i * n + f] = K[f * F + i];
 }
 
+/* ERR_NUMERIC unless every entry of x (count) is finite */
+static int check_finite(const double *x, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (!isfinite(x[i]))
+            return err_set(ERR_NUMERIC, "the solution is not finite");
+    return 0;
+}
+
+/* S (n, n) row-major holds the upper Cholesky factor of an SPD matrix
+ * (spd_solve leaves it so); on return its upper triangle is the
+ * inverse's */
+static int inverse_from_factor(double *S, size_t n)
+{
+    lapack_int info = LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'U', (lapack_int)n,
+                                     S, (lapack_int)n);
+    return info ? err_set(ERR_NUMERIC, "dpotri failed (%d)", (int)info) : 0;
+}
+
 int memit_layer_delta(const double *cov_mean, const float *K,
                       const double *resid, size_t n, size_t F, size_t C,
                       double lambda, double *dW, double *leverage)
@@ -199,18 +218,12 @@ int memit_layer_delta_factored(const double *cov_chol, const float *K,
     if (!rc) { /* dW (F, C) = Y (F, n) Q (n, C) */
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)F, (int)C,
                     (int)n, 1.0, Y, (int)n, Q, (int)C, 0.0, dW, (int)C);
-        for (size_t i = 0; i < F * C; i++)
-            if (!isfinite(dW[i])) {
-                rc = err_set(ERR_NUMERIC, "the solution is not finite");
-                break;
-            }
+        rc = check_finite(dW, F * C);
     }
     if (!rc && leverage) {
         /* k_f^T X[:, f] with X = Y S^-1: the diagonal of K Y S^-1 =
          * (S - I) S^-1 = I - S^-1 */
-        lapack_int info = LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'U', (lapack_int)n,
-                                         S, (lapack_int)n);
-        if (info) rc = err_set(ERR_NUMERIC, "dpotri failed (%d)", (int)info);
+        rc = inverse_from_factor(S, n);
         for (size_t f = 0; !rc && f < n; f++) leverage[f] = 1 - S[f * n + f];
     }
     free(Y);
@@ -323,19 +336,13 @@ int memit_joint_delta(const double *const *cov_chol, const float *const *K,
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)F, (int)C,
                     (int)n, 1.0, Y + l * F * n, (int)n, Q, (int)C, 0.0, dW[l],
                     (int)C);
-        for (size_t i = 0; i < F * C; i++)
-            if (!isfinite(dW[l][i])) {
-                rc = err_set(ERR_NUMERIC, "the solution is not finite");
-                break;
-            }
+        rc = check_finite(dW[l], F * C);
     }
     if (!rc && leverage) {
         /* what layer l writes at the keys is M_l S^-1 resid: the
          * diagonal is each key's share from that layer; over the layers
          * they add up to 1 - diag S^-1, as for one layer */
-        lapack_int info = LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'U', (lapack_int)n,
-                                         S, (lapack_int)n);
-        if (info) rc = err_set(ERR_NUMERIC, "dpotri failed (%d)", (int)info);
+        rc = inverse_from_factor(S, n);
         for (size_t i = 0; !rc && i < n; i++) /* S^-1 in full */
             for (size_t j = 0; j < i; j++) S[i * n + j] = S[j * n + i];
         for (size_t l = 0; !rc && l < nl; l++) {

@@ -567,6 +567,28 @@ static double *random_cov(size_t layer)
     return mean;
 }
 
+/* *copy = a fresh copy of the test model */
+static void copy_model(gpt2_model *copy)
+{
+    gpt2_model_init(copy, &model.config);
+    memcpy(copy->memory, model.memory, model.num_parameters * sizeof(float));
+}
+
+/* The fixture of the two-layer memit_apply tests: target vectors z of
+ * the NF facts (malloc'ed) and random statistics of layers 1 and 2 with
+ * their Cholesky factors. */
+static float *two_layer_setup(const hparams *h, double *cov[2], double *chol[2])
+{
+    size_t C = model.config.n_embd, F = model.config.n_inner;
+    float *z = malloc(NF * C * sizeof(float));
+    ztarget_info info[5];
+    CHECK(ztarget_compute(&model, reqs, NF, 2, h, z, NULL, info, NULL, NULL) == 0);
+    cov[0] = random_cov(1);
+    cov[1] = random_cov(2);
+    for (size_t l = 0; l < 2; l++) CHECK(spd_cholesky(cov[l], F, &chol[l]) == 1);
+    return z;
+}
+
 /* memit_apply through the factors writes the direct solve's update */
 TEST(memit_apply_factored_matches_direct)
 {
@@ -575,17 +597,12 @@ TEST(memit_apply_factored_matches_direct)
     h.mom2_update_weight = 3.0;
     uint64_t saved = rng; /* the later tests' random data stay as they were */
     size_t C = model.config.n_embd, F = model.config.n_inner;
-    float *z = malloc(NF * C * sizeof(float));
-    ztarget_info info[5];
-    CHECK(ztarget_compute(&model, reqs, NF, 2, &h, z, NULL, info, NULL, NULL) == 0);
-    double *cov[2] = {random_cov(1), random_cov(2)}, *chol[2];
-    for (size_t l = 0; l < 2; l++) CHECK(spd_cholesky(cov[l], F, &chol[l]) == 1);
+    double *cov[2], *chol[2];
+    float *z = two_layer_setup(&h, cov, chol);
     const double *no_cov[2] = {NULL, NULL};
     gpt2_model direct, factored;
-    gpt2_model_init(&direct, &model.config);
-    gpt2_model_init(&factored, &model.config);
-    memcpy(direct.memory, model.memory, model.num_parameters * sizeof(float));
-    memcpy(factored.memory, model.memory, model.num_parameters * sizeof(float));
+    copy_model(&direct);
+    copy_model(&factored);
     memit_layer_stats st[2], st2[2];
     double after = 0, after2 = 0;
     CHECK(memit_apply(&direct, reqs, NF, NULL, 0, z, &h, (const double *const *)cov,
@@ -620,17 +637,11 @@ TEST(memit_apply_joint_moves_block_outputs_to_z)
     test_hparams(&h);
     h.mom2_update_weight = 1.0;
     uint64_t saved = rng; /* the later tests' random data stay as they were */
-    size_t C = model.config.n_embd, F = model.config.n_inner;
-    float *z = malloc(NF * C * sizeof(float));
-    ztarget_info info[5];
-    CHECK(ztarget_compute(&model, reqs, NF, 2, &h, z, NULL, info, NULL, NULL) == 0);
-    double *cov[2] = {random_cov(1), random_cov(2)}, *chol[2];
-    for (size_t l = 0; l < 2; l++) CHECK(spd_cholesky(cov[l], F, &chol[l]) == 1);
+    double *cov[2], *chol[2];
+    float *z = two_layer_setup(&h, cov, chol);
     gpt2_model seq, joint;
-    gpt2_model_init(&seq, &model.config);
-    gpt2_model_init(&joint, &model.config);
-    memcpy(seq.memory, model.memory, model.num_parameters * sizeof(float));
-    memcpy(joint.memory, model.memory, model.num_parameters * sizeof(float));
+    copy_model(&seq);
+    copy_model(&joint);
     memit_layer_stats st[2], st2[2];
     double after_seq = 0, after_joint = 0;
     CHECK(memit_apply(&seq, reqs, NF, NULL, 0, z, &h, (const double *const *)cov,
@@ -676,8 +687,7 @@ TEST(memit_moves_block_outputs_to_z)
     CHECK(ztarget_compute(&model, reqs, NF, 2, &h, z, h0, info, NULL, NULL) == 0);
     double *cov[2] = {random_cov(1), random_cov(2)};
     gpt2_model edited;
-    gpt2_model_init(&edited, &model.config);
-    memcpy(edited.memory, model.memory, model.num_parameters * sizeof(float));
+    copy_model(&edited);
     memit_layer_stats st[2];
     double after_mean = -1, after_sum = 0;
     CHECK(memit_apply(&edited, reqs, NF, NULL, 0, z, &h, (const double *const *)cov, NULL,
@@ -732,8 +742,7 @@ static double kept_drift(const hparams *h, const double *cov_mean,
     size_t C = model.config.n_embd, F = model.config.n_inner;
     const double *cov[1] = {cov_mean}, *chol[1] = {cov_chol};
     gpt2_model edited;
-    gpt2_model_init(&edited, &model.config);
-    memcpy(edited.memory, model.memory, model.num_parameters * sizeof(float));
+    copy_model(&edited);
     memit_layer_stats st[1];
     CHECK(memit_apply(&edited, reqs, 3, keep, n_keep, z, h,
                       (const double *const *)cov, cov_chol ? chol : NULL, st,
@@ -805,8 +814,7 @@ TEST(rome_reaches_z_on_the_bare_prompt)
     CHECK(ztarget_compute(&model, &one, 1, layer, &h, z, h0, &info, NULL, NULL) == 0);
     double *cov = random_cov(layer);
     gpt2_model edited;
-    gpt2_model_init(&edited, &model.config);
-    memcpy(edited.memory, model.memory, model.num_parameters * sizeof(float));
+    copy_model(&edited);
     memit_layer_stats st;
     CHECK(rome_apply(&edited, &one, z, layer, &h, cov, &st) == 0);
     CHECK(memit_keys(&edited, &one, 1, layer, layer, &h, K, H) == 0);
