@@ -171,6 +171,12 @@ static int show_commit(store_txn *t, uint64_t id, uint64_t head, int json_out)
             sep = ",";
         }
         if (sep[0] == ',') printf("\n");
+        json_t *joint = json_object_get(json_object_get(rec, "hparams"),
+                                        "joint_layers");
+        if (json_integer_value(joint) > 0)
+            printf("\nlayers solved together (joint_layers): a layer's "
+                   "leverage is its share of the whole shift left at its "
+                   "turn\n");
     }
 out:
     store_versions_free(list, n);

@@ -281,6 +281,11 @@ expect_ok "show --json of the joint commit" env STAMP_STORE="$T/sj" "$STAMP" sho
 if jq -e '.commit.hparams.joint_layers == 1 and (.commit.layers | all(.leverage > 0))' "$T/out" >/dev/null; then
   pass "the record has joint_layers and each layer's leverage"
 else fail "the record has joint_layers and each layer's leverage" "$(jq -c '[.commit.hparams.joint_layers, [.commit.layers[].leverage]]' "$T/out")"; fi
+expect_ok "show of the joint commit" env STAMP_STORE="$T/sj" "$STAMP" show 1
+expect_grep "show says the layers were solved together" "^layers solved together \(joint_layers\)" "$T/out"
+expect_ok "show of a layer-by-layer commit" env STAMP_STORE="$T/s6" "$STAMP" show 1
+if grep -q "solved together" "$T/out"; then fail "show of a layer-by-layer commit does not say joint" "$(cat "$T/out")"
+else pass "show of a layer-by-layer commit does not say joint"; fi
 head -n 3 batch.csv > two.csv
 STAMP_STORE="$T/s8" "$STAMP" init --model "$W" >/dev/null 2>&1
 STAMP_STORE="$T/s8" "$STAMP" import two.csv >/dev/null 2>&1
