@@ -37,9 +37,11 @@ typedef struct {
     double nullspace_threshold; /* > 0: MEMIT updates only the directions
                                    of C_l with an eigenvalue below this
                                    share of its largest (AlphaEdit) */
-    size_t joint_layers;        /* MEMIT: 1 solves the edited layers'
-                                   updates together (memit_joint_delta)
-                                   instead of one after another; 0 */
+    size_t joint_layers;        /* MEMIT: 1 solves each layer's update
+                                   together with the later layers'
+                                   (memit_joint_delta), so that it writes
+                                   the share its keys have room for; 0:
+                                   1 / (layers left) of the shift */
     size_t rounds;              /* MEMIT: target vectors and update this
                                    many times, each round in the model the
                                    ones before edited (0 counts as 1) */

@@ -185,52 +185,10 @@ int memit_layer_delta_factored(const double *cov_chol, const float *K,
                                size_t C, double lambda, double *dW,
                                double *leverage)
 {
-    if (!(lambda > 0))
-        return err_set(ERR_INVALID, "the factored update needs "
-                       "mom2_update_weight > 0");
-    if (!n) { /* nothing to write */
-        memset(dW, 0, F * C * sizeof(double));
-        return 0;
-    }
-    double *Y = malloc(F * n * sizeof(double));  /* (F, n) */
-    double *Kd = malloc(n * F * sizeof(double)); /* (n, F) */
-    double *S = malloc(n * n * sizeof(double));  /* (n, n) */
-    double *Q = malloc(n * C * sizeof(double));  /* (n, C) */
-    int rc = Y && Kd && S && Q ? 0 : err_set(ERR_NOMEM, "out of memory");
-    if (!rc) {
-        for (size_t i = 0; i < n * F; i++) Kd[i] = K[i];
-        keys_as_columns(K, n, F, Y);
-        /* Y = (lambda U^T U)^-1 K^T: U^T W = K^T / lambda, then U Y = W */
-        cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans,
-                    CblasNonUnit, (int)F, (int)n, 1.0 / lambda, cov_chol,
-                    (int)F, Y, (int)n);
-        cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans,
-                    CblasNonUnit, (int)F, (int)n, 1.0, cov_chol, (int)F, Y,
-                    (int)n);
-        /* S = I + K Y (symmetric positive definite, eigenvalues >= 1) */
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n,
-                    (int)n, (int)F, 1.0, Kd, (int)F, Y, (int)n, 0.0, S,
-                    (int)n);
-        for (size_t f = 0; f < n; f++) S[f * n + f] += 1;
-        memcpy(Q, resid, n * C * sizeof(double));
-        rc = spd_solve(S, Q, n, C); /* Q = S^-1 resid; S now its factor */
-    }
-    if (!rc) { /* dW (F, C) = Y (F, n) Q (n, C) */
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)F, (int)C,
-                    (int)n, 1.0, Y, (int)n, Q, (int)C, 0.0, dW, (int)C);
-        rc = check_finite(dW, F * C);
-    }
-    if (!rc && leverage) {
-        /* k_f^T X[:, f] with X = Y S^-1: the diagonal of K Y S^-1 =
-         * (S - I) S^-1 = I - S^-1 */
-        rc = inverse_from_factor(S, n);
-        for (size_t f = 0; !rc && f < n; f++) leverage[f] = 1 - S[f * n + f];
-    }
-    free(Y);
-    free(Kd);
-    free(S);
-    free(Q);
-    return rc;
+    /* the joint update of one layer: its (n, n) system is I + K Y and
+     * its leverage diag(K Y S^-1) = diag((S - I) S^-1) = 1 - diag S^-1 */
+    return memit_joint_delta(&cov_chol, &K, resid, n, 1, F, C, lambda, &dW,
+                             leverage);
 }
 
 int memit_layer_delta_naive(const double *cov_mean, const float *K,
@@ -297,7 +255,7 @@ int memit_joint_delta(const double *const *cov_chol, const float *const *K,
                       double *leverage)
 {
     if (!(lambda > 0))
-        return err_set(ERR_INVALID, "the joint update needs "
+        return err_set(ERR_INVALID, "the factored update needs "
                        "mom2_update_weight > 0");
     if (!n) {
         for (size_t l = 0; l < nl; l++) memset(dW[l], 0, F * C * sizeof(double));
