@@ -305,9 +305,9 @@ int memit_joint_delta(const double *const *cov_chol, const float *const *K,
             for (size_t j = 0; j < i; j++) S[i * n + j] = S[j * n + i];
         for (size_t l = 0; !rc && l < nl; l++) {
             const double *Ml = M + l * n * n;
-            for (size_t f = 0; f < n; f++)
+            for (size_t f = 0; f < n; f++) /* S^-1 is symmetric: row f */
                 leverage[l * n + f] = cblas_ddot((int)n, Ml + f * n, 1,
-                                                 S + f, (int)n);
+                                                 S + f * n, 1);
         }
     }
     free(Y);
