@@ -123,7 +123,8 @@ int memit_layer_delta_nullspace(const double *cov_mean, const float *K,
  *   dW_l = Y_l S^-1 resid.
  * A batch whose keys crowd into few directions in one layer can then
  * take its room in another, instead of each layer writing its set share
- * of the shift. resid is the whole shift (n, C); dW[l] (F, C) each;
+ * of the shift. resid is the whole shift (n, C); dW[l] (F, C) each (an
+ * entry may be NULL: that layer's update is not formed);
  * leverage (nl, n; may be NULL): row l holds diag(K_l Y_l S^-1), what
  * layer l writes at each key per unit of its shift (the rows add up to
  * 1 - diag S^-1). Needs lambda > 0 (ERR_INVALID). */

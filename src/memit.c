@@ -258,7 +258,8 @@ int memit_joint_delta(const double *const *cov_chol, const float *const *K,
         return err_set(ERR_INVALID, "the factored update needs "
                        "mom2_update_weight > 0");
     if (!n) {
-        for (size_t l = 0; l < nl; l++) memset(dW[l], 0, F * C * sizeof(double));
+        for (size_t l = 0; l < nl; l++)
+            if (dW[l]) memset(dW[l], 0, F * C * sizeof(double));
         return 0;
     }
     double *Y = malloc(nl * F * n * sizeof(double)); /* nl blocks (F, n) */
@@ -290,6 +291,7 @@ int memit_joint_delta(const double *const *cov_chol, const float *const *K,
         rc = spd_solve(S, Q, n, C); /* Q = S^-1 resid; S now its factor */
     }
     for (size_t l = 0; !rc && l < nl; l++) {
+        if (!dW[l]) continue; /* not asked for */
         /* dW_l (F, C) = Y_l (F, n) Q (n, C) */
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)F, (int)C,
                     (int)n, 1.0, Y + l * F * n, (int)n, Q, (int)C, 0.0, dW[l],
@@ -383,77 +385,53 @@ static int explain_singular(const double *cov_mean, size_t F, size_t layer,
                    layer);
 }
 
-/* memit_apply with h->joint_layers. Layer by layer as MEMIT, but the
- * share of the shift a layer writes is not a set 1 / (layers left): at
- * each layer the keys of it and of every layer after it are taken from
- * the model as the layers before left it, the update of all of them is
- * solved together against the whole shift z - h (memit_joint_delta), and
- * only this layer's part is applied. The later layers are solved again
- * when their turn comes, on keys that have seen the earlier updates. */
-static int apply_joint(gpt2_model *m, const editreq *r, size_t n,
-                       const editreq *keep, size_t n_keep, const float *z,
-                       const hparams *h, const double *const *cov_mean,
-                       const double *const *cov_chol,
-                       memit_layer_stats *stats, progress_fn progress,
-                       void *ctx)
+/* Why joint_layers cannot be used with these settings, or 0. */
+static int check_joint(const hparams *h, const double *const *cov_mean,
+                       const double *const *cov_chol, size_t F)
 {
-    size_t F = m->config.n_inner, C = m->config.n_embd, nl = h->n_layers;
-    size_t zlayer = h->layers[nl - 1], nk = n + n_keep;
     if (h->nullspace_threshold > 0)
         return err_set(ERR_INVALID, "joint_layers and nullspace_threshold "
                        "cannot be used together");
     if (!(h->mom2_update_weight > 0))
         return err_set(ERR_INVALID, "joint_layers needs mom2_update_weight > 0");
-    for (size_t li = 0; li < nl; li++)
+    for (size_t li = 0; li < h->n_layers; li++)
         if (!cov_chol || !cov_chol[li])
             return cov_mean && cov_mean[li]
                 ? explain_singular(cov_mean[li], F, h->layers[li],
                                    h->mom2_update_weight)
                 : err_set(ERR_INVALID, "layer %zu: no factored key statistics "
                           "for the joint update", h->layers[li]);
-    float **K = calloc(nl, sizeof *K);
-    double **dW = calloc(nl, sizeof *dW);
-    float *H = calloc(n * C + 1, sizeof(float));
-    double *resid = calloc(nk * C + 1, sizeof(double)); /* (nk, C) */
-    double *lev = malloc(nl * (nk ? nk : 1) * sizeof(double)); /* (nl, nk) */
-    int rc = K && dW && H && resid && lev ? 0 : ERR_NOMEM;
-    for (size_t li = 0; !rc && li < nl; li++) {
-        K[li] = malloc(nk * F * sizeof(float) + 1);
-        dW[li] = malloc(F * C * sizeof(double));
-        if (!K[li] || !dW[li]) rc = ERR_NOMEM;
+    return 0;
+}
+
+/* One layer's update on its own (MEMIT's rule): through the null space,
+ * the Cholesky factor or the direct solve, with errors that say why. */
+static int layer_delta(const hparams *h, size_t li,
+                       const double *const *cov_mean,
+                       const double *const *cov_chol, const float *K,
+                       const double *resid, size_t nk, size_t F, size_t C,
+                       double *dW, double *lev, size_t *nullspace_dim)
+{
+    size_t layer = h->layers[li];
+    double lambda = h->mom2_update_weight;
+    int factored = cov_chol && cov_chol[li] && h->nullspace_threshold <= 0, rc;
+    if (h->nullspace_threshold > 0)
+        rc = memit_layer_delta_nullspace(cov_mean[li], K, resid, nk, F, C,
+                                         lambda, h->nullspace_threshold, dW,
+                                         lev, nullspace_dim);
+    else if (factored)
+        rc = memit_layer_delta_factored(cov_chol[li], K, resid, nk, F, C,
+                                        lambda, dW, lev);
+    else
+        rc = memit_layer_delta(cov_mean[li], K, resid, nk, F, C, lambda, dW,
+                               lev);
+    if (rc == ERR_NUMERIC && !factored)
+        return explain_singular(cov_mean[li], F, layer, lambda);
+    if (rc == ERR_INVALID) { /* the threshold left no direction */
+        char why[512];
+        snprintf(why, sizeof why, "%s", err_message(rc));
+        return err_set(rc, "layer %zu: %s", layer, why);
     }
-    for (size_t li = 0; !rc && li < nl; li++) {
-        size_t left = nl - li;
-        if (progress) progress(ctx, "layer updates", li, nl);
-        for (size_t lj = li; !rc && lj < nl; lj++) {
-            rc = memit_keys(m, r, n, h->layers[lj], zlayer, h, K[lj],
-                            lj == li ? H : NULL);
-            if (!rc && n_keep)
-                rc = kept_keys(m, keep, n_keep, h->layers[lj], zlayer, h,
-                               K[lj] + n * F);
-        }
-        if (rc) break;
-        /* the kept edits' rows of resid stay 0: their outputs stay put */
-        stats[li].resid_before = mean_gap(z, H, n, C, resid, 1.0);
-        stats[li].nullspace_dim = 0;
-        rc = memit_joint_delta(cov_chol + li, (const float *const *)(K + li),
-                               resid, nk, left, F, C, h->mom2_update_weight,
-                               dW + li, lev);
-        if (rc) break;
-        add_update(m, h->layers[li], dW[li], &stats[li]);
-        double ls = 0; /* this layer's row, over the new edits */
-        for (size_t f = 0; f < n; f++) ls += lev[f];
-        stats[li].leverage = n ? ls / (double)n : 0;
-    }
-    for (size_t li = 0; K && dW && li < nl; li++) {
-        free(K[li]);
-        free(dW[li]);
-    }
-    free(K);
-    free(dW);
-    free(H);
-    free(resid);
-    free(lev);
     return rc;
 }
 
@@ -464,60 +442,65 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n,
                 memit_layer_stats *stats, double *resid_after,
                 progress_fn progress, void *ctx)
 {
-    size_t F = m->config.n_inner, C = m->config.n_embd;
-    size_t zlayer = h->layers[h->n_layers - 1], nk = n + n_keep;
-    float *K = malloc(nk * F * sizeof(float) + 1);
+    size_t F = m->config.n_inner, C = m->config.n_embd, nl = h->n_layers;
+    size_t zlayer = h->layers[nl - 1], nk = n + n_keep;
+    int joint = h->joint_layers != 0;
+    if (joint) {
+        int why = check_joint(h, cov_mean, cov_chol, F);
+        if (why) return why;
+    }
+    /* keys of one layer, or with joint_layers of a layer and every later
+     * one; only the first one's update is formed (dWs[0]) */
+    size_t nK = joint ? nl : 1;
+    float **K = calloc(nK, sizeof *K);
+    double **dWs = calloc(nK, sizeof *dWs);
     float *H = malloc(n * C * sizeof(float) + 1);
     double *resid = calloc(nk * C + 1, sizeof(double)); /* (nk, C) */
     double *dW = malloc(F * C * sizeof(double));
-    double *lev = malloc((nk ? nk : 1) * sizeof(double));
-    int rc = K && H && resid && dW && lev ? 0 : ERR_NOMEM;
-    if (!rc && h->joint_layers)
-        rc = apply_joint(m, r, n, keep, n_keep, z, h, cov_mean, cov_chol,
-                         stats, progress, ctx);
-    for (size_t li = 0; !rc && !h->joint_layers && li < h->n_layers; li++) {
-        size_t layer = h->layers[li], left = h->n_layers - li;
-        if (progress) progress(ctx, "layer updates", li, h->n_layers);
-        if ((rc = memit_keys(m, r, n, layer, zlayer, h, K, H))) break;
-        if (n_keep && (rc = kept_keys(m, keep, n_keep, layer, zlayer, h,
-                                      K + n * F)))
-            break;
-        /* the kept edits' rows of resid stay 0: their outputs stay put */
-        stats[li].resid_before = mean_gap(z, H, n, C, resid, (double)left);
-        stats[li].nullspace_dim = 0;
-        int factored = cov_chol && cov_chol[li] && h->nullspace_threshold <= 0;
-        if (h->nullspace_threshold > 0)
-            rc = memit_layer_delta_nullspace(
-                cov_mean[li], K, resid, nk, F, C, h->mom2_update_weight,
-                h->nullspace_threshold, dW, lev, &stats[li].nullspace_dim);
-        else if (factored)
-            rc = memit_layer_delta_factored(cov_chol[li], K, resid, nk, F, C,
-                                            h->mom2_update_weight, dW, lev);
-        else
-            rc = memit_layer_delta(cov_mean[li], K, resid, nk, F, C,
-                                   h->mom2_update_weight, dW, lev);
-        if (rc == ERR_NUMERIC && !factored) {
-            rc = explain_singular(cov_mean[li], F, layer, h->mom2_update_weight);
-            break;
-        }
-        if (rc == ERR_INVALID) { /* the threshold left no direction */
-            char why[512];
-            snprintf(why, sizeof why, "%s", err_message(rc));
-            err_set(rc, "layer %zu: %s", layer, why);
-            break;
+    double *lev = malloc(nK * (nk ? nk : 1) * sizeof(double)); /* (nK, nk) */
+    int rc = K && dWs && H && resid && dW && lev ? 0 : ERR_NOMEM;
+    for (size_t j = 0; !rc && j < nK; j++)
+        if (!(K[j] = malloc(nk * F * sizeof(float) + 1))) rc = ERR_NOMEM;
+    if (!rc) dWs[0] = dW;
+    for (size_t li = 0; !rc && li < nl; li++) {
+        size_t layer = h->layers[li], left = nl - li;
+        size_t rows = joint ? left : 1;
+        if (progress) progress(ctx, "layer updates", li, nl);
+        for (size_t j = 0; !rc && j < rows; j++) {
+            rc = memit_keys(m, r, n, h->layers[li + j], zlayer, h, K[j],
+                            j == 0 ? H : NULL);
+            if (!rc && n_keep)
+                rc = kept_keys(m, keep, n_keep, h->layers[li + j], zlayer, h,
+                               K[j] + n * F);
         }
         if (rc) break;
+        /* the kept edits' rows of resid stay 0: their outputs stay put.
+         * One layer writes 1 / (layers left) of the shift; the joint
+         * solve takes the whole shift and gives this layer its share */
+        stats[li].resid_before = mean_gap(z, H, n, C, resid,
+                                          joint ? 1.0 : (double)left);
+        stats[li].nullspace_dim = 0;
+        if (joint)
+            rc = memit_joint_delta(cov_chol + li, (const float *const *)K,
+                                   resid, nk, left, F, C,
+                                   h->mom2_update_weight, dWs, lev);
+        else
+            rc = layer_delta(h, li, cov_mean, cov_chol, K[0], resid, nk, F, C,
+                             dW, lev, &stats[li].nullspace_dim);
+        if (rc) break;
         add_update(m, layer, dW, &stats[li]);
-        double ls = 0;
+        double ls = 0; /* this layer's leverages (row 0), the new edits' */
         for (size_t f = 0; f < n; f++) ls += lev[f];
         stats[li].leverage = n ? ls / (double)n : 0;
     }
     if (!rc && resid_after) { /* what is left of z - h with every layer done */
-        rc = memit_keys(m, r, n, zlayer, zlayer, h, K, H);
+        rc = memit_keys(m, r, n, zlayer, zlayer, h, K[0], H);
         if (!rc) *resid_after = mean_gap(z, H, n, C, NULL, 1);
     }
-    if (!rc && progress) progress(ctx, "layer updates", h->n_layers, h->n_layers);
+    if (!rc && progress) progress(ctx, "layer updates", nl, nl);
+    for (size_t j = 0; K && j < nK; j++) free(K[j]);
     free(K);
+    free(dWs);
     free(H);
     free(resid);
     free(dW);
