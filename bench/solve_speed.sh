@@ -9,7 +9,7 @@
 # ES/PS/NS from `stamp eval`, so that builds that should edit alike can
 # be seen to.
 #
-#   bash bench/solve_speed.sh [--runs N] [--edits N] [--samples N] [--rounds N] BUILD...
+#   bash bench/solve_speed.sh [--runs N] [--edits N] [--samples N] [--rounds N] [--set KEY=VALUE]... BUILD...
 #
 # BUILD: build directories holding stamp (two builds of two commits
 # compare solvers). WORLD (default build/world-cf) is the world;
@@ -17,21 +17,23 @@
 # (default: made once with the last build's stamp stats, minutes on a
 # wide world). --runs defaults to 3, --edits to 200, --samples to 2000;
 # --rounds sets the commit's rounds (default: bench/hparams.json's; 1
-# shows a commit's fixed costs).
+# shows a commit's fixed costs); --set passes a hyperparameter to every
+# commit (e.g. --set joint_layers=1).
 # Writes every run and the medians to bench/results/solve-speed-DATE.txt.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-runs=3; edits=200; samples=2000; rounds_opt=(); builds=()
+runs=3; edits=200; samples=2000; commit_opts=(); builds=()
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) runs=$2; shift 2 ;;
     --edits) edits=$2; shift 2 ;;
     --samples) samples=$2; shift 2 ;;
-    --rounds) rounds_opt=(--set "rounds=$2"); shift 2 ;;
+    --rounds) commit_opts+=(--set "rounds=$2"); shift 2 ;;
+    --set) commit_opts+=(--set "$2"); shift 2 ;;
     *) builds+=("$(cd "$1" && pwd)"); shift ;;
   esac
 done
-[ ${#builds[@]} -gt 0 ] || { echo "usage: solve_speed.sh [--runs N] [--edits N] [--samples N] [--rounds N] BUILD..." >&2; exit 2; }
+[ ${#builds[@]} -gt 0 ] || { echo "usage: solve_speed.sh [--runs N] [--edits N] [--samples N] [--rounds N] [--set KEY=VALUE]... BUILD..." >&2; exit 2; }
 for b in "${builds[@]}"; do
   [ -x "$b/stamp" ] || { echo "solve_speed.sh: no $b/stamp (run make BUILD=$b)" >&2; exit 1; }
 done
@@ -52,7 +54,7 @@ if [ -z "$base" ]; then
 fi
 awk -v from=0 -v count="$edits" -f "$here/bench/subject_facts.awk" \
   "$WORLD/facts.csv" > "$work/batch.csv"
-echo "# bench/solve_speed.sh $(date -u +%Y-%m-%dT%H:%M:%SZ): stats --samples $samples and a commit of $edits edits (bench/hparams.json ${rounds_opt[*]}, 2 threads) on $WORLD ($(jq -r '.model.n_inner' "$WORLD/world.json") MLP units), $(nproc) cores,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2); builds: ${builds[*]}" | tee "$result"
+echo "# bench/solve_speed.sh $(date -u +%Y-%m-%dT%H:%M:%SZ): stats --samples $samples and a commit of $edits edits (bench/hparams.json ${commit_opts[*]}, 2 threads) on $WORLD ($(jq -r '.model.n_inner' "$WORLD/world.json") MLP units), $(nproc) cores,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2); builds: ${builds[*]}" | tee "$result"
 for run in $(seq "$runs"); do
   for i in "${!builds[@]}"; do
     b=${builds[$i]}
@@ -66,7 +68,7 @@ for run in $(seq "$runs"); do
     rm -rf "$STAMP_STORE"
     cp -a "$base" "$STAMP_STORE"
     "$b/stamp" import "$work/batch.csv" > /dev/null
-    "$b/stamp" commit --threads 2 --no-scores --json "${rounds_opt[@]}" > "$work/commit.json" 2> /dev/null
+    "$b/stamp" commit --threads 2 --no-scores --json "${commit_opts[@]}" > "$work/commit.json" 2> /dev/null
     "$b/stamp" eval --json --sample 0 > "$work/eval.json"
     line=$(jq -r -n --slurpfile c "$work/commit.json" --slurpfile e "$work/eval.json" \
       '"\($c[0].timings.total) \($c[0].timings.z) \($c[0].timings.solve) \($c[0].timings.factor // 0) \($c[0].timings.stats // 0) \($e[0].scores.es)/\($e[0].scores.ps)/\($e[0].scores.ns)"')

@@ -32,6 +32,12 @@ int memit_keys(const gpt2_model *m, const editreq *r, size_t n,
                size_t layer, size_t zlayer, const hparams *h, float *K,
                float *H);
 
+/* The same for the nlay layers layers[j], into K[j] (n, F) each, from
+ * one forward pass per group. */
+int memit_keys_layers(const gpt2_model *m, const editreq *r, size_t n,
+                      const size_t *layers, size_t nlay, size_t zlayer,
+                      const hparams *h, float *const *K, float *H);
+
 /* MEMIT: spreads (z - h) over h->layers (ascending): for each layer l,
  * K from the current weights, resid = (Z - H) / (layers left),
  * (lambda C_l + K^T K) X = K^T solved in float64, dW = X resid^T added
@@ -124,7 +130,8 @@ int memit_layer_delta_nullspace(const double *cov_mean, const float *K,
  * A batch whose keys crowd into few directions in one layer can then
  * take its room in another, instead of each layer writing its set share
  * of the shift. resid is the whole shift (n, C); dW[l] (F, C) each (an
- * entry may be NULL: that layer's update is not formed);
+ * entry may be NULL: that layer's update is not formed, which saves
+ * one of its two triangular solves);
  * leverage (nl, n; may be NULL): row l holds diag(K_l Y_l S^-1), what
  * layer l writes at each key per unit of its shift (the rows add up to
  * 1 - diag S^-1). Needs lambda > 0 (ERR_INVALID). */

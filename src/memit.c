@@ -14,9 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Keys and block outputs of one group of facts (single thread). */
+/* Keys of nlay layers and block outputs of one group of facts (single
+ * thread): one forward pass reads them all. */
 static int keys_group(const gpt2_model *m, const editreq *r, size_t G,
-                      size_t layer, size_t zlayer, float *K, float *H)
+                      const size_t *layers, size_t nlay, size_t zlayer,
+                      float *const *K, size_t f0, float *H)
 {
     size_t F = m->config.n_inner, C = m->config.n_embd, B = 0, T = 0;
     for (size_t f = 0; f < G; f++) {
@@ -35,22 +37,28 @@ static int keys_group(const gpt2_model *m, const editreq *r, size_t G,
             memcpy(tokens + b * T, q->tokens, (q->lookup + 1) * sizeof(int));
         }
     /* the blocks above the ones read do not matter */
-    size_t top = H && zlayer > layer ? zlayer : layer;
+    size_t top = H ? zlayer : 0;
+    for (size_t j = 0; j < nlay; j++)
+        if (layers[j] > top) top = layers[j];
     gpt2_batch batch = {.tokens = tokens, .B = B, .T = T, .end_layer = top + 1};
     if ((rc = gpt2_forward(m, a, &batch))) goto out;
-    const float *keys = gpt2_acts_mlp_key(a, layer);
-    const float *out = gpt2_acts_block_out(a, zlayer);
-    for (size_t f = 0, b = 0; f < G; f++) {
-        float *k = K + f * F;
-        memset(k, 0, F * sizeof(float));
-        for (size_t s = 0; s < r[f].n_rewrite; s++, b++) {
-            const float *src = keys + (b * T + r[f].seq[s].lookup) * F;
-            float w = (float)editreq_key_weight(&r[f], s);
-            for (size_t i = 0; i < F; i++) k[i] += w * src[i];
-            if (s == 0 && H)
-                memcpy(H + f * C, out + (b * T + r[f].seq[0].lookup) * C,
-                       C * sizeof(float));
+    for (size_t j = 0; j < nlay; j++) {
+        const float *keys = gpt2_acts_mlp_key(a, layers[j]);
+        for (size_t f = 0, b = 0; f < G; f++) {
+            float *k = K[j] + (f0 + f) * F;
+            memset(k, 0, F * sizeof(float));
+            for (size_t s = 0; s < r[f].n_rewrite; s++, b++) {
+                const float *src = keys + (b * T + r[f].seq[s].lookup) * F;
+                float w = (float)editreq_key_weight(&r[f], s);
+                for (size_t i = 0; i < F; i++) k[i] += w * src[i];
+            }
         }
+    }
+    if (H) {
+        const float *out = gpt2_acts_block_out(a, zlayer);
+        for (size_t f = 0, b = 0; f < G; b += r[f].n_rewrite, f++)
+            memcpy(H + (f0 + f) * C, out + (b * T + r[f].seq[0].lookup) * C,
+                   C * sizeof(float));
     }
 out:
     gpt2_acts_free(a);
@@ -58,25 +66,30 @@ out:
     return rc;
 }
 
-int memit_keys(const gpt2_model *m, const editreq *r, size_t n,
-               size_t layer, size_t zlayer, const hparams *h, float *K,
-               float *H)
+int memit_keys_layers(const gpt2_model *m, const editreq *r, size_t n,
+                      const size_t *layers, size_t nlay, size_t zlayer,
+                      const hparams *h, float *const *K, float *H)
 {
     size_t G = h->facts_per_group ? h->facts_per_group : 1;
-    size_t n_groups = (n + G - 1) / G, F = m->config.n_inner,
-           C = m->config.n_embd;
+    size_t n_groups = (n + G - 1) / G;
     int rc = 0;
 #pragma omp parallel for schedule(dynamic, 1)
     for (size_t gi = 0; gi < n_groups; gi++) {
         size_t f0 = gi * G, cnt = f0 + G <= n ? G : n - f0;
-        int grc = keys_group(m, r + f0, cnt, layer, zlayer, K + f0 * F,
-                             H ? H + f0 * C : NULL);
+        int grc = keys_group(m, r + f0, cnt, layers, nlay, zlayer, K, f0, H);
         if (grc) {
 #pragma omp critical(memit_keys_rc)
             if (!rc) rc = grc;
         }
     }
     return rc;
+}
+
+int memit_keys(const gpt2_model *m, const editreq *r, size_t n,
+               size_t layer, size_t zlayer, const hparams *h, float *K,
+               float *H)
+{
+    return memit_keys_layers(m, r, n, &layer, 1, zlayer, h, &K, H);
 }
 
 /* Adds dW (F, C, float64) to the layer's mlp.c_proj and measures it. */
@@ -262,40 +275,51 @@ int memit_joint_delta(const double *const *cov_chol, const float *const *K,
             if (dW[l]) memset(dW[l], 0, F * C * sizeof(double));
         return 0;
     }
-    double *Y = malloc(nl * F * n * sizeof(double)); /* nl blocks (F, n) */
+    size_t n_asked = 0; /* layers whose update is formed */
+    for (size_t l = 0; l < nl; l++) n_asked += dW[l] != NULL;
+    double *X = malloc(F * n * sizeof(double)); /* (F, n) */
+    double *Y = malloc((n_asked ? n_asked : 1) * F * n * sizeof(double));
     double *M = malloc(nl * n * n * sizeof(double)); /* nl blocks (n, n) */
-    double *Kd = malloc(n * F * sizeof(double));
     double *S = calloc(n * n, sizeof(double));
     double *Q = malloc(n * C * sizeof(double));
-    int rc = Y && M && Kd && S && Q ? 0 : err_set(ERR_NOMEM, "out of memory");
-    for (size_t l = 0; !rc && l < nl; l++) {
-        double *Yl = Y + l * F * n, *Ml = M + l * n * n;
-        for (size_t i = 0; i < n * F; i++) Kd[i] = K[l][i];
-        keys_as_columns(K[l], n, F, Yl);
-        /* Y_l = (lambda C_l)^-1 K_l^T through the factor, as in the
-         * one-layer update; M_l = K_l Y_l; S = I + sum of the M_l */
+    int rc = X && Y && M && S && Q ? 0 : err_set(ERR_NOMEM, "out of memory");
+    double scale = 1 / sqrt(lambda);
+    for (size_t l = 0, asked = 0; !rc && l < nl; l++) {
+        double *Ml = M + l * n * n;
+        /* with lambda C_l = lambda U^T U: X = U^-T K_l^T / sqrt(lambda),
+         * so that M_l = K_l (lambda C_l)^-1 K_l^T = X^T X (one triangular
+         * solve and a rank-n product), S = I + sum of the M_l, and the
+         * update's Y_l = (lambda C_l)^-1 K_l^T = U^-1 X / sqrt(lambda),
+         * the second solve, only where the update is asked for */
+        keys_as_columns(K[l], n, F, X);
         cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans,
-                    CblasNonUnit, (int)F, (int)n, 1.0 / lambda, cov_chol[l],
-                    (int)F, Yl, (int)n);
+                    CblasNonUnit, (int)F, (int)n, scale, cov_chol[l], (int)F,
+                    X, (int)n);
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)n, (int)F,
+                    1.0, X, (int)n, 0.0, Ml, (int)n);
+        for (size_t i = 0; i < n; i++) /* the lower triangle, for leverage */
+            for (size_t j = i; j < n; j++) {
+                Ml[j * n + i] = Ml[i * n + j];
+                S[i * n + j] += Ml[i * n + j];
+            }
+        if (!dW[l]) continue;
+        double *Yl = Y + asked++ * F * n;
+        memcpy(Yl, X, F * n * sizeof(double));
         cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans,
-                    CblasNonUnit, (int)F, (int)n, 1.0, cov_chol[l], (int)F,
+                    CblasNonUnit, (int)F, (int)n, scale, cov_chol[l], (int)F,
                     Yl, (int)n);
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n,
-                    (int)n, (int)F, 1.0, Kd, (int)F, Yl, (int)n, 0.0, Ml,
-                    (int)n);
-        for (size_t i = 0; i < n * n; i++) S[i] += Ml[i];
     }
     if (!rc) {
         for (size_t f = 0; f < n; f++) S[f * n + f] += 1;
         memcpy(Q, resid, n * C * sizeof(double));
         rc = spd_solve(S, Q, n, C); /* Q = S^-1 resid; S now its factor */
     }
-    for (size_t l = 0; !rc && l < nl; l++) {
+    for (size_t l = 0, asked = 0; !rc && l < nl; l++) {
         if (!dW[l]) continue; /* not asked for */
         /* dW_l (F, C) = Y_l (F, n) Q (n, C) */
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)F, (int)C,
-                    (int)n, 1.0, Y + l * F * n, (int)n, Q, (int)C, 0.0, dW[l],
-                    (int)C);
+                    (int)n, 1.0, Y + asked++ * F * n, (int)n, Q, (int)C, 0.0,
+                    dW[l], (int)C);
         rc = check_finite(dW[l], F * C);
     }
     if (!rc && leverage) {
@@ -312,9 +336,9 @@ int memit_joint_delta(const double *const *cov_chol, const float *const *K,
                                                  S + f * n, 1);
         }
     }
+    free(X);
     free(Y);
     free(M);
-    free(Kd);
     free(S);
     free(Q);
     return rc;
@@ -351,15 +375,23 @@ int memit_joint_delta_naive(const double *const *cov_mean,
     return rc;
 }
 
-/* The keys of the kept edits into K (n_keep, F), each scaled by
- * sqrt(weight): rows of the least-squares problem whose residual is 0. */
+/* The keys of the kept edits at nlay layers into K[j] + at (n_keep, F),
+ * each scaled by sqrt(weight): rows of the least-squares problem whose
+ * residual is 0. */
 static int kept_keys(const gpt2_model *m, const editreq *keep, size_t n_keep,
-                     size_t layer, size_t zlayer, const hparams *h, float *K)
+                     const size_t *layers, size_t nlay, size_t zlayer,
+                     const hparams *h, float *const *K, size_t at)
 {
     size_t F = m->config.n_inner;
-    int rc = memit_keys(m, keep, n_keep, layer, zlayer, h, K, NULL);
+    float **Kat = malloc(nlay * sizeof *Kat + 1);
+    if (!Kat) return ERR_NOMEM;
+    for (size_t j = 0; j < nlay; j++) Kat[j] = K[j] + at * F;
+    int rc = memit_keys_layers(m, keep, n_keep, layers, nlay, zlayer, h, Kat,
+                               NULL);
     float w = (float)sqrt(h->protect_committed);
-    for (size_t i = 0; !rc && i < n_keep * F; i++) K[i] *= w;
+    for (size_t j = 0; !rc && j < nlay; j++)
+        for (size_t i = 0; i < n_keep * F; i++) Kat[j][i] *= w;
+    free(Kat);
     return rc;
 }
 
@@ -466,13 +498,12 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n,
         size_t layer = h->layers[li], left = nl - li;
         size_t rows = joint ? left : 1;
         if (progress) progress(ctx, "layer updates", li, nl);
-        for (size_t j = 0; !rc && j < rows; j++) {
-            rc = memit_keys(m, r, n, h->layers[li + j], zlayer, h, K[j],
-                            j == 0 ? H : NULL);
-            if (!rc && n_keep)
-                rc = kept_keys(m, keep, n_keep, h->layers[li + j], zlayer, h,
-                               K[j] + n * F);
-        }
+        /* one forward pass reads the keys of every layer solved here */
+        rc = memit_keys_layers(m, r, n, h->layers + li, rows, zlayer, h, K,
+                               H);
+        if (!rc && n_keep)
+            rc = kept_keys(m, keep, n_keep, h->layers + li, rows, zlayer, h,
+                           K, n);
         if (rc) break;
         /* the kept edits' rows of resid stay 0: their outputs stay put.
          * One layer writes 1 / (layers left) of the shift; the joint

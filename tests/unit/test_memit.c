@@ -264,6 +264,15 @@ TEST(joint_layer_delta_matches_naive_and_normal_equations)
             for (size_t l = 0; l < NL; l++) sum += lev[l * n + f];
             CHECK_NEAR(sum, lev2[f], 1e-9);
         }
+        /* one layer's update asked for, the others' left unformed: the
+         * same update of that layer and the same leverages */
+        double *only[NL] = {NULL, dW2[1], NULL};
+        double *lev3 = malloc(NL * n * sizeof(double));
+        CHECK(memit_joint_delta((const double *const *)U, (const float *const *)K,
+                                resid, n, NL, F, C, lambda, only, lev3) == 0);
+        for (size_t i = 0; i < F * C; i++) CHECK_NEAR(dW2[1][i], dW[1][i], 1e-12);
+        for (size_t i = 0; i < NL * n; i++) CHECK_NEAR(lev3[i], lev[i], 1e-12);
+        free(lev3);
         /* E = resid - sum_m K_m dW_m; lambda C_l dW_l - K_l^T E = 0 */
         double *E = malloc(n * C * sizeof(double));
         memcpy(E, resid, n * C * sizeof(double));
@@ -466,6 +475,31 @@ static void test_hparams(hparams *h)
     h->facts_per_group = 2;
     h->v_num_grad_steps = 25;
     h->n_prefixes = 1;
+}
+
+TEST(keys_of_several_layers_in_one_pass_equal_each_layers_own)
+{
+    hparams h;
+    test_hparams(&h);
+    size_t C = model.config.n_embd, F = model.config.n_inner;
+    size_t layers[3] = {0, 1, 3}, zlayer = 2;
+    float *K[3], *one = malloc(NF * F * sizeof(float));
+    float *H = malloc(NF * C * sizeof(float)), *H1 = malloc(NF * C * sizeof(float));
+    for (size_t j = 0; j < 3; j++) K[j] = malloc(NF * F * sizeof(float));
+    CHECK(memit_keys_layers(&model, reqs, NF, layers, 3, zlayer, &h, K, H) == 0);
+    for (size_t j = 0; j < 3; j++) {
+        CHECK(memit_keys(&model, reqs, NF, layers[j], zlayer, &h, one, H1) == 0);
+        CHECK_MSG(memcmp(one, K[j], NF * F * sizeof(float)) == 0,
+                  "layer %zu: keys differ", layers[j]);
+        CHECK_MSG(memcmp(H1, H, NF * C * sizeof(float)) == 0,
+                  "layer %zu: block outputs differ", layers[j]);
+    }
+    /* the keys differ between layers: each was read at its own */
+    CHECK(memcmp(K[0], K[1], NF * F * sizeof(float)) != 0);
+    for (size_t j = 0; j < 3; j++) free(K[j]);
+    free(one);
+    free(H);
+    free(H1);
 }
 
 TEST(z_is_identical_with_one_and_two_threads_and_lowers_the_loss)
@@ -841,6 +875,7 @@ int main(void)
     RUN(covariance_fast_matches_naive_and_round_trips);
     RUN(covariance_decodes_across_tiles_and_takes_the_mean);
     setup();
+    RUN(keys_of_several_layers_in_one_pass_equal_each_layers_own);
     RUN(z_is_identical_with_one_and_two_threads_and_lowers_the_loss);
     RUN(a_fact_steps_alike_in_a_group_and_alone);
     RUN(memit_apply_factored_matches_direct);
