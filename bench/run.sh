@@ -5,7 +5,9 @@
 #       the first BATCH subjects): phase times, edits per
 #       second, estimated GFLOP/s of the z phase against the measured sgemm
 #       peak, peak memory, diff bytes, ES/PS/NS and retention;
-#   (b) the 1 vs 2 thread speed-up of commit on a smaller batch;
+#   (b) the 1 vs 2 thread speed-up of commit on a smaller batch
+#       (SCALE_BATCH edits, THREAD_PAIRS alternating pairs of runs,
+#       default 3; medians);
 #   (c) NIGHTS sequential nightly batches of NIGHTLY edits (default 10 x
 #       100), scores after each, with an SVG plot;
 #   (d) how the scores fall with the batch size (SIZES, default 50 100 200
@@ -20,7 +22,7 @@
 # starts as a copy of that one (they take minutes on a wide world).
 # Writes bench/results/<date>.json and .md (bench/report.sh; and .svg;
 # BENCH_OUT=DIR writes them to DIR instead). Numbers are single
-# runs on a shared machine unless REPEAT says otherwise: compare ratios
+# runs on a shared machine, the thread speed-up aside: compare ratios
 # measured in one run.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,6 +33,9 @@ BATCH=${BATCH:-1000}
 NIGHTS=${NIGHTS:-10}
 NIGHTLY=${NIGHTLY:-100}
 SCALE_BATCH=${SCALE_BATCH:-200}
+THREAD_PAIRS=${THREAD_PAIRS:-3}
+[[ $THREAD_PAIRS =~ ^[1-9][0-9]*$ ]] ||
+  { echo "bench: THREAD_PAIRS must be a whole number >= 1, not '$THREAD_PAIRS'" >&2; exit 2; }
 SIZES=${SIZES:-50 100 200 500 1000}
 RETENTION_SAMPLE=${RETENTION_SAMPLE:-500}
 VARIANTS=${VARIANTS-"--set joint_layers=1 --set mom2_update_weight=25000"}
@@ -116,17 +121,27 @@ read -r stats_s stats_kb < "$work/stats.time"
 zflops=$(jq '.z_gflop * 1e9' "$work/commit.out")
 z_s=$(jq '.timings.z' "$work/commit.out")
 
-# (b) 1 vs 2 threads, same batch, fresh stores (copies of the base;
-# bash bench/threads.sh repeats the pair for medians)
-for th in 1 2; do
-  export STAMP_STORE=$work/threads$th
-  cp -a "$work/base" "$STAMP_STORE"
-  take 1 "$SCALE_BATCH" "$work/scale.csv"
-  "$STAMP" import "$work/scale.csv" > /dev/null
-  timed "scale$th" "$STAMP" commit --threads "$th" --no-scores --json
+# (b) 1 vs 2 threads, same batch, fresh stores (copies of the base), in
+# alternating pairs so that a noisy host shows as spread: the medians
+take 1 "$SCALE_BATCH" "$work/scale.csv"
+: > "$work/scale.runs"
+for pair in $(seq "$THREAD_PAIRS"); do
+  for th in 1 2; do
+    export STAMP_STORE=$work/threads
+    rm -rf "$STAMP_STORE" && cp -a "$work/base" "$STAMP_STORE"
+    "$STAMP" import "$work/scale.csv" > /dev/null
+    timed scale "$STAMP" commit --threads "$th" --no-scores --json
+    echo "$th $(jq -r '"\(.timings.z) \(.timings.total)"' "$work/scale.out")" >> "$work/scale.runs"
+  done
 done
-z1=$(jq .timings.z "$work/scale1.out"); z2=$(jq .timings.z "$work/scale2.out")
-t1=$(jq .timings.total "$work/scale1.out"); t2=$(jq .timings.total "$work/scale2.out")
+scale_median() { # scale_median THREADS COLUMN
+  awk -v th="$1" -v c="$2" '$1 == th { print $c }' "$work/scale.runs" | sort -g |
+    awk -f bench/median.awk
+}
+z1=$(scale_median 1 2); z2=$(scale_median 2 2)
+t1=$(scale_median 1 3); t2=$(scale_median 2 3)
+scale_runs=$(awk '{ printf "%s[%s,%s,%s]", (NR > 1 ? "," : ""), $1, $2, $3 }
+                  END { print "" }' "$work/scale.runs")
 
 # (c) sequential nightly batches
 export STAMP_STORE=$work/nightly
@@ -183,6 +198,7 @@ jq -n --arg date "$date_tag" --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | 
   --argjson zflops "$zflops" --argjson z_s "$z_s" \
   --argjson z1 "$z1" --argjson z2 "$z2" --argjson t1 "$t1" --argjson t2 "$t2" \
   --argjson scale_batch "$SCALE_BATCH" --argjson nights "$(cat "$work/nights.json")" \
+  --argjson pairs "$THREAD_PAIRS" --argjson runs "[$scale_runs]" \
   --argjson sizes "$(cat "$work/sizes.json")" \
   --argjson variants "$(cat "$work/variants.json")" '{
     date: $date, machine: {cpu: $cpu, cores: $cores}, world: $world,
@@ -200,7 +216,8 @@ jq -n --arg date "$date_tag" --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | 
             rounds_stopped: $commit.rounds_stopped,
             leverage: [$commit.layers[] | {layer, leverage}],
             scores_after_commit: $commit.scores.after, eval: $eval},
-    threads: {edits: $scale_batch, z_seconds_1: $z1, z_seconds_2: $z2,
+    threads: {edits: $scale_batch, pairs: $pairs, runs: $runs,
+              z_seconds_1: $z1, z_seconds_2: $z2,
               z_speedup: ($z1 / $z2), total_seconds_1: $t1, total_seconds_2: $t2,
               total_speedup: ($t1 / $t2)},
     nightly: $nights, batch_sizes: $sizes, variants: $variants}' > "$json_out"

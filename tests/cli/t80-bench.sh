@@ -8,7 +8,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd) # before lib.sh moves to a temporary d
 W=$WORLD_TINY
 mkdir -p "$T/report"
 expect_ok "bench/run.sh on the tiny world" env BENCH_OUT="$T/report" \
-  WORLD="$W" BATCH=24 NIGHTS=2 NIGHTLY=10 SCALE_BATCH=10 SIZES="10 24" \
+  WORLD="$W" BATCH=24 NIGHTS=2 NIGHTLY=10 SCALE_BATCH=10 THREAD_PAIRS=2 SIZES="10 24" \
   RETENTION_SAMPLE=100 VARIANTS="--set joint_layers=1;--set rounds=1 --set mom2_update_weight=500" \
   bash "$root/bench/run.sh"
 if grep -q "warning" "$T/err"; then fail "a world given by WORLD is not warned about" "$(head -c 300 "$T/err")"
@@ -18,6 +18,20 @@ if [ -n "$json" ] && jq -e '(.nightly | length) == 2 and (.batch_sizes | length)
      .batch.eval.scores.n_facts == 24 and .threads.z_speedup > 0' "$json" >/dev/null; then
   pass "the report holds the batch, the threads, two nights and two sizes"
 else fail "the report holds every section" "$(head -c 400 "${json:-/dev/null}")"; fi
+# the thread speed-up: medians of alternating pairs, every run kept
+if [ -n "$json" ] && jq -e '.threads.pairs == 2 and ([.threads.runs[][0]] == [1, 2, 1, 2]) and
+     (.threads.z_seconds_1 - ([.threads.runs[] | select(.[0] == 1) | .[1]] | add / 2) | fabs) < 1e-4 and
+     .threads.z_speedup == .threads.z_seconds_1 / .threads.z_seconds_2' "$json" >/dev/null; then
+  pass "the thread speed-up is the median of two alternating pairs"
+else fail "the thread speed-up is the median of two alternating pairs" "$(jq -c '.threads' "${json:-/dev/null}")"; fi
+expect_grep "the report says the speed-up is a median of 2 pairs" "medians of 2 alternating pairs" \
+  "$(ls "$T/report"/*.md | head -n 1)"
+# a bad count is refused before any work
+expect_exit "THREAD_PAIRS=0 is refused" 2 env BENCH_OUT="$T/report-bad" WORLD="$W" THREAD_PAIRS=0 \
+  bash "$root/bench/run.sh"
+expect_grep "the refusal names THREAD_PAIRS" "THREAD_PAIRS must be a whole number" "$T/err"
+if [ -e "$T/report-bad" ]; then fail "a refused run writes no report" "$(ls "$T/report-bad")"
+else pass "a refused run writes no report"; fi
 # the size that is the batch of (a) is that commit, not a second one
 if [ -n "$json" ] && jq -e '.batch_sizes[1].edits == 24 and .batch_sizes[1].es == .batch.eval.scores.es and
      .batch_sizes[1].retained == .batch.eval.retention.retained and .batch_sizes[1].z_seconds == .batch.timings.z' "$json" >/dev/null; then
