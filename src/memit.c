@@ -277,7 +277,8 @@ int memit_joint_delta(const double *const *cov_chol, const float *const *K,
     }
     size_t n_asked = 0; /* layers whose update is formed */
     for (size_t l = 0; l < nl; l++) n_asked += dW[l] != NULL;
-    double *X = malloc(F * n * sizeof(double)); /* (F, n) */
+    /* (F, n) blocks: Y_l of each layer asked for, X of the others */
+    double *X = malloc((n_asked < nl ? F * n : 1) * sizeof(double));
     double *Y = malloc((n_asked ? n_asked : 1) * F * n * sizeof(double));
     double *M = malloc(nl * n * n * sizeof(double)); /* nl blocks (n, n) */
     double *S = calloc(n * n, sizeof(double));
@@ -285,29 +286,27 @@ int memit_joint_delta(const double *const *cov_chol, const float *const *K,
     int rc = X && Y && M && S && Q ? 0 : err_set(ERR_NOMEM, "out of memory");
     double scale = 1 / sqrt(lambda);
     for (size_t l = 0, asked = 0; !rc && l < nl; l++) {
-        double *Ml = M + l * n * n;
+        double *Ml = M + l * n * n, *Xl = dW[l] ? Y + asked++ * F * n : X;
         /* with lambda C_l = lambda U^T U: X = U^-T K_l^T / sqrt(lambda),
          * so that M_l = K_l (lambda C_l)^-1 K_l^T = X^T X (one triangular
          * solve and a rank-n product), S = I + sum of the M_l, and the
          * update's Y_l = (lambda C_l)^-1 K_l^T = U^-1 X / sqrt(lambda),
-         * the second solve, only where the update is asked for */
-        keys_as_columns(K[l], n, F, X);
+         * the second solve (in place), only where the update is asked for */
+        keys_as_columns(K[l], n, F, Xl);
         cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans,
                     CblasNonUnit, (int)F, (int)n, scale, cov_chol[l], (int)F,
-                    X, (int)n);
+                    Xl, (int)n);
         cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)n, (int)F,
-                    1.0, X, (int)n, 0.0, Ml, (int)n);
+                    1.0, Xl, (int)n, 0.0, Ml, (int)n);
         for (size_t i = 0; i < n; i++) /* the lower triangle, for leverage */
             for (size_t j = i; j < n; j++) {
                 Ml[j * n + i] = Ml[i * n + j];
                 S[i * n + j] += Ml[i * n + j];
             }
-        if (!dW[l]) continue;
-        double *Yl = Y + asked++ * F * n;
-        memcpy(Yl, X, F * n * sizeof(double));
-        cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans,
-                    CblasNonUnit, (int)F, (int)n, scale, cov_chol[l], (int)F,
-                    Yl, (int)n);
+        if (dW[l])
+            cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans,
+                        CblasNonUnit, (int)F, (int)n, scale, cov_chol[l],
+                        (int)F, Xl, (int)n);
     }
     if (!rc) {
         for (size_t f = 0; f < n; f++) S[f * n + f] += 1;
