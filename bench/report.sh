@@ -6,7 +6,7 @@
 set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: report.sh RESULTS.json" >&2; exit 2; }
 jq -r '"# stamp benchmark, \(.date)\n",
-  "Machine: \(.machine.cpu), \(.machine.cores) cores. World: \(.world.data.facts // "?") facts, \(.world.model.n_layer // "?") layers, d_model \(.world.model.n_embd // "?"), d_ff \(.world.model.n_inner // "?").\n",
+  "Machine: \(.machine.cpu), \(.machine.cores) cores\(.machine.openblas_kernels // empty | ", OpenBLAS kernels \(.)"). World: \(.world.data.facts // "?") facts, \(.world.model.n_layer // "?") layers, d_model \(.world.model.n_embd // "?"), d_ff \(.world.model.n_inner // "?").\n",
   "sgemm peak: \(.sgemm_peak_gflops.threads1 | . * 10 | round / 10) GFLOP/s (1 thread), \(.sgemm_peak_gflops.threads2 | . * 10 | round / 10) GFLOP/s (2 threads)\n",
   "## One batch of \(.batch.edits) edits (2 threads)\n", (.batch.selection // empty | "\(.).\n"),
   "| phase | seconds |", "|---|---|",

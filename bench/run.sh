@@ -91,7 +91,8 @@ echo "bench: world $WORLD ($n_facts facts), machine $(nproc) cores, $(grep -m1 '
 # sgemm peak of this machine (1 and 2 threads)
 peak1=$(OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 build/tools/bench_sgemm 2048)
 peak2=$(OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 build/tools/bench_sgemm 2048)
-echo "bench: sgemm peak ${peak1} GFLOP/s (1 thread), ${peak2} GFLOP/s (2 threads)"
+blas_core=$(build/tools/bench_sgemm --core)
+echo "bench: sgemm peak ${peak1} GFLOP/s (1 thread), ${peak2} GFLOP/s (2 threads), OpenBLAS kernels $blas_core"
 
 timed() { # timed NAME CMD...: runs CMD, keeps its stdout in $work/NAME.out
   local name=$1; shift
@@ -190,7 +191,7 @@ for v in "${variant_list[@]}"; do
 done
 
 jq -n --arg date "$date_tag" --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" \
-  --argjson cores "$(nproc)" --argjson world "$(jq -c . "$WORLD/world.json" 2>/dev/null || echo null)" \
+  --argjson cores "$(nproc)" --arg blas_core "$blas_core" --argjson world "$(jq -c . "$WORLD/world.json" 2>/dev/null || echo null)" \
   --argjson peak1 "$peak1" --argjson peak2 "$peak2" \
   --argjson commit "$(cat "$work/commit.out")" --argjson eval "$(cat "$work/eval.out")" \
   --argjson commit_s "$commit_s" --argjson commit_kb "$commit_kb" \
@@ -201,7 +202,7 @@ jq -n --arg date "$date_tag" --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | 
   --argjson pairs "$THREAD_PAIRS" --argjson runs "[$scale_runs]" \
   --argjson sizes "$(cat "$work/sizes.json")" \
   --argjson variants "$(cat "$work/variants.json")" '{
-    date: $date, machine: {cpu: $cpu, cores: $cores}, world: $world,
+    date: $date, machine: {cpu: $cpu, cores: $cores, openblas_kernels: $blas_core}, world: $world,
     sgemm_peak_gflops: {threads1: $peak1, threads2: $peak2},
     batch: {edits: $batch, selection: "The first fact of each of the first \($batch) subjects", wall_seconds: $commit_s, peak_rss_mb: ($commit_kb / 1024),
             stats_seconds: $stats_s, timings: $commit.timings,

@@ -13,6 +13,7 @@
  * predict case). The sgemm and the forward pass alternate, best of
  * --reps each, so that on a shared machine both see the same load.
  * Not a test: run by hand (`nice`), numbers go in the report. */
+#include "blas_cpu.h"
 #include "gpt2.h"
 
 #include <cblas.h>
@@ -63,6 +64,7 @@ static double peak_run(peak_gemm *p)
 
 int main(int argc, char **argv)
 {
+    blas_cpu_use_best_kernels(argv);
     size_t B = 8, T = 128;
     int reps = 3, last_only = 0;
     const char *threads = "1,2";

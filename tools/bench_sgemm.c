@@ -1,10 +1,13 @@
 /* bench_sgemm: this machine's sgemm peak, the yardstick the benchmarks
  * quote achieved GFLOP/s against. Runs an N x N x N sgemm (default 2048)
  * a few times with the thread count OpenBLAS was given and prints the
- * median GFLOP/s. */
+ * median GFLOP/s. `bench_sgemm --core` prints the OpenBLAS core type
+ * whose kernels run (blas_cpu.h). */
+#include "blas_cpu.h"
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static double now(void)
@@ -22,9 +25,14 @@ static int cmp(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
+    blas_cpu_use_best_kernels(argv);
+    if (argc == 2 && !strcmp(argv[1], "--core")) {
+        printf("%s\n", blas_cpu_core());
+        return 0;
+    }
     int n = argc > 1 ? atoi(argv[1]) : 2048, reps = 5;
     if (n <= 0) {
-        fprintf(stderr, "usage: bench_sgemm [N]\n");
+        fprintf(stderr, "usage: bench_sgemm [N] | --core\n");
         return 2;
     }
     float *a = malloc((size_t)n * n * sizeof(float));

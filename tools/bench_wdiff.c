@@ -11,6 +11,7 @@
  *               [--model FILE.safetensors --tensor NAME] [--seed N]
  *
  * Prints one line per (change, method). */
+#include "blas_cpu.h"
 #include "errors.h"
 #include "safetensors.h"
 #include "splitmix.h"
@@ -36,6 +37,7 @@ static double now(void)
 
 int main(int argc, char **argv)
 {
+    blas_cpu_use_best_kernels(argv);
     size_t rows = 3072, cols = 768, rank = 20;
     double rels[8] = {1e-3, 1e-2, 1e-1};
     size_t n_rel = 3;

@@ -22,6 +22,7 @@
  *   build/tools/key_spectrum WORLD [N]      (N default 1000)
  *
  * Prints one JSON line per layer. Not a test: an analysis for the docs. */
+#include "blas_cpu.h"
 #include "editreq.h"
 #include "errors.h"
 #include "gpt2.h"
@@ -127,6 +128,7 @@ static void report_layer(size_t layer, const double *K, size_t n, size_t F,
 
 int main(int argc, char **argv)
 {
+    blas_cpu_use_best_kernels(argv);
     if (argc < 2 || argc > 3 || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "--help")) {
         fprintf(stderr, "usage: key_spectrum WORLD [N]\n");

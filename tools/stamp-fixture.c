@@ -19,6 +19,7 @@
  *       printing "holding" once it has it, then aborts it.
  *
  * Not part of stamp: a test tool. Errors go to stderr, exit 1. */
+#include "blas_cpu.h"
 #include "errors.h"
 #include "gpt2.h"
 #include "store.h"
@@ -203,6 +204,7 @@ static int hold(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    blas_cpu_use_best_kernels(argv);
     if (argc >= 2 && !strcmp(argv[1], "hold")) return hold(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "model")) return make_model(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "commit")) return make_commit(argc, argv);

@@ -2,6 +2,7 @@
  * in the table below and runs it (git's git.c is the model). Adding a
  * command = one file src/cmd/cmd_NAME.c defining cmd_NAME and
  * cmd_NAME_usage, plus one line in the table. */
+#include "blas_cpu.h"
 #include "cli.h"
 
 #include <stdlib.h>
@@ -42,6 +43,7 @@ static void print_usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    blas_cpu_use_best_kernels(argv);
     cli_globals g = {0};
     const char *env = getenv("STAMP_STORE");
     g.store_dir = env && *env ? env : "store";
@@ -51,7 +53,8 @@ int main(int argc, char **argv)
             print_usage(stdout);
             return EXIT_OK;
         } else if (!strcmp(argv[i], "--version")) {
-            printf("stamp %s\n", STAMP_VERSION);
+            printf("stamp %s\nOpenBLAS kernels: %s\n", STAMP_VERSION,
+                   blas_cpu_core());
             return EXIT_OK;
         } else if (!strcmp(argv[i], "--store") && i + 1 < argc) {
             g.store_dir = argv[++i];

@@ -41,7 +41,10 @@ if [ -n "$json" ] && jq -e '(.variants | length) == 2 and .variants[0].options =
      .variants[0].edits == 24 and .variants[1].rounds_kept == 1 and (.variants | all(.es >= 0 and .solve_seconds > 0))' "$json" >/dev/null; then
   pass "the report holds the batch again with each of two settings"
 else fail "the report holds the batch with each setting" "$(jq -c '.variants' "${json:-/dev/null}")"; fi
-for section in "One batch of 24 edits" "The first fact of each of the first 24 subjects" "## Threads" "## Nightly batches" "## Batch size" "## Other settings on the batch of 24" '^\| `--set rounds=1 --set mom2_update_weight=500` \| [0-9.]+ \|'; do
+if [ -n "$json" ] && jq -e --arg core "$("$BUILD/tools/bench_sgemm" --core)" '.machine.openblas_kernels == $core' "$json" >/dev/null; then
+  pass "the report names the OpenBLAS kernels that ran"
+else fail "the report names the OpenBLAS kernels that ran" "$(jq -c '.machine' "${json:-/dev/null}")"; fi
+for section in "One batch of 24 edits" "Machine: .*, OpenBLAS kernels [A-Za-z]+\\. World" "The first fact of each of the first 24 subjects" "## Threads" "## Nightly batches" "## Batch size" "## Other settings on the batch of 24" '^\| `--set rounds=1 --set mom2_update_weight=500` \| [0-9.]+ \|'; do
   expect_grep "the report has '$section'" "$section" "$(ls "$T/report"/*.md | head -n 1)"
 done
 # a store from scratch (init, statistics computed by the commit) against
