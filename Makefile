@@ -13,7 +13,7 @@
 CC      ?= cc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
-override CFLAGS  += -Wall -Wextra -std=c11 -fopenmp -D_GNU_SOURCE -Iinclude
+override CFLAGS  += -Wall -Wextra -std=c11 -fopenmp -D_GNU_SOURCE -ffp-contract=off -Iinclude
 override LDLIBS  += -llmdb -lopenblas -llapacke -lcsv -ljansson -lpcre2-8 -lzstd -lxxhash -lm
 override LDFLAGS += -fopenmp
 

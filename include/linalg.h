@@ -19,6 +19,7 @@
 #ifndef STAMP_LINALG_H
 #define STAMP_LINALG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* ---- token + position embedding ---------------------------------------
@@ -99,6 +100,14 @@ void linalg_gelu_forward(float *out, const float *inp, size_t N);
 /* dinp (N) += gelu'(inp) * dout. */
 void linalg_gelu_backward(float *dinp, const float *inp, const float *dout,
                           size_t N);
+/* The same with GELU's loops compiled for one instruction set (the two
+ * above take the widest the CPU has); false, and nothing done, when the
+ * CPU lacks it. Every set gives the same bits. */
+typedef enum { LINALG_ISA_BASE, LINALG_ISA_AVX2, LINALG_ISA_AVX512 } linalg_isa;
+bool linalg_gelu_forward_isa(linalg_isa isa, float *out, const float *inp,
+                             size_t N);
+bool linalg_gelu_backward_isa(linalg_isa isa, float *dinp, const float *inp,
+                              const float *dout, size_t N);
 
 /* ---- residual connection ---------------------------------------------
  * out (N) = inp1 + inp2; backward: dinp1, dinp2 += dout. */

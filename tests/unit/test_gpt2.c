@@ -292,6 +292,28 @@ TEST(kernel_gelu_residual)
         linalg_gelu_backward(&g, &xi, &one, 1);
         CHECK_NEAR(g, (fp - fm) / (2 * h), 1e-5);
     }
+    /* every instruction set GELU's loops are built for gives the bits of
+     * plain x86-64, the tails and the clamp included */
+    float *xs = fdup(x, N);
+    xs[0] = 0.0f; xs[1] = -0.0f; xs[2] = 100.0f; xs[3] = -100.0f; xs[4] = 7.99f;
+    xs[5] = 1e-30f; xs[6] = NAN;
+    float *base = fnew(N), *wide = fnew(N), *gb = fdup(dout, N), *gw = fdup(dout, N);
+    CHECK(linalg_gelu_forward_isa(LINALG_ISA_BASE, base, xs, N));
+    CHECK(linalg_gelu_backward_isa(LINALG_ISA_BASE, gb, xs, y, N));
+    int sets = 0;
+    for (linalg_isa isa = LINALG_ISA_AVX2; isa <= LINALG_ISA_AVX512; isa++) {
+        memset(wide, 0, N * sizeof *wide);
+        memcpy(gw, dout, N * sizeof *gw);
+        if (!linalg_gelu_forward_isa(isa, wide, xs, N)) continue;
+        CHECK(linalg_gelu_backward_isa(isa, gw, xs, y, N));
+        CHECK(!memcmp(base, wide, N * sizeof *base));
+        CHECK(!memcmp(gb, gw, N * sizeof *gb));
+        sets++;
+    }
+    linalg_gelu_forward(wide, xs, N);
+    CHECK(!memcmp(base, wide, N * sizeof *base));
+    printf("  gelu: %d wider instruction set(s) on this CPU checked against plain x86-64\n", sets);
+    free(xs); free(base); free(wide); free(gb); free(gw);
     linalg_residual_forward(o1, x, y, N);
     linalg_residual_forward_naive(o2, x, y, N);
     CHECK(max_abs_diff(o1, o2, N) == 0);
