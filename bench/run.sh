@@ -15,7 +15,8 @@
 #       the size BATCH is the batch of (a), not committed twice);
 #   (e) the batch of (a) again with other settings, one fresh store each
 #       (VARIANTS: `stamp commit` options, ';' between settings; default
-#       the joint solve of the layers at 2.5 times the bench's lambda,
+#       the layer-by-layer solve at the lambda that writes as much, which
+#       bench/hparams.json's joint solve replaced on 2026-12-04,
 #       docs/world-models.md "Solving the layers together"; VARIANTS=
 #       for none).
 # The key statistics are computed once, in (a), and every later store
@@ -38,7 +39,7 @@ THREAD_PAIRS=${THREAD_PAIRS:-3}
   { echo "bench: THREAD_PAIRS must be a whole number >= 1, not '$THREAD_PAIRS'" >&2; exit 2; }
 SIZES=${SIZES:-50 100 200 500 1000}
 RETENTION_SAMPLE=${RETENTION_SAMPLE:-500}
-VARIANTS=${VARIANTS-"--set joint_layers=1 --set mom2_update_weight=25000"}
+VARIANTS=${VARIANTS-"--set joint_layers=0 --set mom2_update_weight=10000"}
 # the editing hyperparameters of every bench store (stamp init --hparams;
 # HPARAMS= for the built-in defaults): bench/hparams.json holds the ones
 # measured best on the benchmark world (docs/world-models.md)
