@@ -1,6 +1,7 @@
 /* blas_cpu: replaces OpenBLAS's Prescott fallback on CPUs it does not
  * know by the kernels they can run (see blas_cpu.h). */
 #include "blas_cpu.h"
+#include "cpu_features.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,16 +30,9 @@ void blas_cpu_use_best_kernels(char **argv)
 {
     if (getenv("OPENBLAS_CORETYPE")) return; /* chosen by the user, or by
                                                 our first execution */
-    __builtin_cpu_init(); /* libgcc checks the OS's XSAVE state as well */
-    bool avx512 = __builtin_cpu_supports("avx512f") &&
-                  __builtin_cpu_supports("avx512cd") &&
-                  __builtin_cpu_supports("avx512bw") &&
-                  __builtin_cpu_supports("avx512dq") &&
-                  __builtin_cpu_supports("avx512vl");
-    bool avx2_fma =
-        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     const char *core =
-        blas_cpu_core_to_force(blas_cpu_core(), avx512, avx2_fma);
+        blas_cpu_core_to_force(blas_cpu_core(), cpu_has_avx512(),
+                               cpu_has_avx2_fma());
     if (!core) return;
     if (setenv("OPENBLAS_CORETYPE", core, 1)) return;
     execv("/proc/self/exe", argv);

@@ -19,6 +19,8 @@
  * at no cost in speed (measured). */
 #include "linalg.h"
 
+#include "cpu_features.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -498,13 +500,8 @@ static bool cpu_has(linalg_isa isa)
 {
     switch (isa) {
     case LINALG_ISA_BASE: return true;
-    case LINALG_ISA_AVX2:
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case LINALG_ISA_AVX512:
-        return __builtin_cpu_supports("avx512f") &&
-               __builtin_cpu_supports("avx512dq") &&
-               __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl");
+    case LINALG_ISA_AVX2: return cpu_has_avx2_fma();
+    case LINALG_ISA_AVX512: return cpu_has_avx512();
     }
     return false;
 }
