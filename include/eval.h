@@ -39,10 +39,23 @@ typedef struct {
     size_t n_paraphrase, n_neighbor;
 } eval_scores;
 
+/* One fact's outcome, for finding the edits that did not take. */
+typedef struct {
+    int scored;           /* 0: no target_true, the rest is unset */
+    int es;               /* P(new) > P(true) on the rewrite prompt */
+    double p_new, p_true; /* exp(-mean NLL) of each target there */
+    double ps;            /* share of its paraphrases that succeed, or
+                             -1 when it has none */
+    double ns;            /* share of its neighbour prompts that keep
+                             their answer, or -1 when it has none */
+} eval_fact_outcome;
+
 /* Scores facts (with their target_new and target_true) on the model.
- * Facts without target_true are skipped (not counted). */
+ * Facts without target_true are skipped (not counted). each (n entries,
+ * may be NULL) gets every fact's own outcome. */
 int eval_facts(const gpt2_model *m, const tokenizer *tok, const fact *facts,
-               size_t n, eval_scores *out, progress_fn progress, void *ctx);
+               size_t n, eval_scores *out, eval_fact_outcome *each,
+               progress_fn progress, void *ctx);
 
 /* Retention: share (0..100) of facts whose target_true is top-1 on the
  * rewrite prompt, token by token; hits (n) or NULL gets each fact's

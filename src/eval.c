@@ -214,7 +214,8 @@ static int pair_list_build(pair_list *l, const fact *facts, size_t n)
 }
 
 int eval_facts(const gpt2_model *m, const tokenizer *tok, const fact *facts,
-               size_t n, eval_scores *out, progress_fn progress, void *ctx)
+               size_t n, eval_scores *out, eval_fact_outcome *each,
+               progress_fn progress, void *ctx)
 {
     pair_list l;
     memset(out, 0, sizeof *out);
@@ -228,10 +229,18 @@ int eval_facts(const gpt2_model *m, const tokenizer *tok, const fact *facts,
     size_t n_ps_facts = 0, n_ns_facts = 0;
     for (size_t i = 0; !rc && i < n; i++) {
         size_t k = l.first[i];
-        if (k == l.first[i + 1]) continue;
+        eval_fact_outcome one = {.ps = -1, .ns = -1};
+        if (k == l.first[i + 1]) {
+            if (each) each[i] = one;
+            continue;
+        }
         const fact *f = &facts[i];
         out->n_facts++;
         /* pairs come as (new, true) */
+        one.scored = 1;
+        one.es = nll[k] < nll[k + 1];
+        one.p_new = exp(-nll[k]);
+        one.p_true = exp(-nll[k + 1]);
         out->es += nll[k] < nll[k + 1];
         out->es_mag += exp(-nll[k]) - exp(-nll[k + 1]);
         out->es_acc += top[k];
@@ -243,6 +252,7 @@ int eval_facts(const gpt2_model *m, const tokenizer *tok, const fact *facts,
                 mag += exp(-nll[k]) - exp(-nll[k + 1]);
                 acc += top[k];
             }
+            one.ps = s / f->n_paraphrases;
             out->ps += s / f->n_paraphrases;
             out->ps_mag += mag / f->n_paraphrases;
             out->ps_acc += acc / f->n_paraphrases;
@@ -256,12 +266,14 @@ int eval_facts(const gpt2_model *m, const tokenizer *tok, const fact *facts,
                 mag += exp(-nll[k + 1]) - exp(-nll[k]);
                 acc += top[k + 1];
             }
+            one.ns = s / f->n_neighbors;
             out->ns += s / f->n_neighbors;
             out->ns_mag += mag / f->n_neighbors;
             out->ns_acc += acc / f->n_neighbors;
             out->n_neighbor += f->n_neighbors;
             n_ns_facts++;
         }
+        if (each) each[i] = one;
     }
     if (!rc && out->n_facts) {
         double nf = (double)out->n_facts;

@@ -100,7 +100,7 @@ static int timed_scores(const gpt2_model *m, const tokenizer *tok,
                         json_t *timings, const char *name)
 {
     double t0 = now();
-    int rc = eval_facts(m, tok, facts, n, out, cli_progress_fn, NULL);
+    int rc = eval_facts(m, tok, facts, n, out, NULL, cli_progress_fn, NULL);
     cli_progress_done();
     if (!rc) json_object_set_new(timings, name, json_real(now() - t0));
     return rc;

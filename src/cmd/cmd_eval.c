@@ -1,10 +1,12 @@
 /* eval: CounterFact scores (efficacy, paraphrase, neighbourhood, with
  * magnitudes and accuracy variants) of the committed facts on the
  * current model, and retention: how many facts the base model knew, that
- * no commit touched, the current model still answers top-1. */
+ * no commit touched, the current model still answers top-1; with
+ * --facts, which edits did not take and which untouched facts were lost. */
 #include "cli.h"
 #include "errors.h"
 #include "eval.h"
+#include "fact.h"
 #include "ingest.h"
 #include "modelview.h"
 
@@ -16,7 +18,7 @@
 #include <sys/stat.h>
 
 const char cmd_eval_usage[] =
-    "stamp eval [COMMIT] [--retention FILE] [--sample N] [--json]\n"
+    "stamp eval [COMMIT] [--retention FILE] [--sample N] [--facts] [--json]\n"
     "\n"
     "Scores the facts of COMMIT (default: every committed fact) on the\n"
     "current model, CounterFact style: efficacy (ES), paraphrase (PS) and\n"
@@ -27,6 +29,9 @@ const char cmd_eval_usage[] =
     "\n"
     "  --retention FILE  fact list for retention (target_true = the answer)\n"
     "  --sample N        facts sampled for retention (default 200)\n"
+    "  --facts           list the edits whose rewrite prompt still prefers\n"
+    "                    the old answer, and the untouched facts lost (with\n"
+    "                    --json: every fact's outcome)\n"
     "  --json            print the scores as JSON\n";
 
 
@@ -69,11 +74,96 @@ static int known_facts(const gpt2_model *m, const tokenizer *tok, fact *facts,
     return rc;
 }
 
+/* The edits whose rewrite prompt does not prefer the new answer. */
+static void print_not_taken(const store_version *v,
+                            const eval_fact_outcome *each, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) k += each[i].scored && !each[i].es;
+    printf("\n%zu edit%s not taken (the rewrite prompt prefers the old "
+           "answer)%s\n", k, k == 1 ? "" : "s", k ? ":" : "");
+    for (size_t i = 0; i < n; i++) {
+        if (!each[i].scored || each[i].es) continue;
+        char *text = fact_prompt_text(&v[i].f);
+        printf("  #%-6llu %s ->%s (P %.3f, old%s P %.3f)\n",
+               (unsigned long long)v[i].id, text ? text : v[i].f.prompt,
+               v[i].f.target_new, each[i].p_new, v[i].f.target_true,
+               each[i].p_true);
+        free(text);
+    }
+}
+
+/* The untouched facts the base model answered and the current one does
+ * not. */
+static void print_lost(const fact *facts, size_t n, const int *kept)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) k += !kept[i];
+    printf("\n%zu untouched fact%s lost%s\n", k, k == 1 ? "" : "s",
+           k ? ":" : "");
+    for (size_t i = 0; i < n; i++) {
+        if (kept[i]) continue;
+        char *text = fact_prompt_text(&facts[i]);
+        printf("  %s ->%s\n", text ? text : facts[i].prompt,
+               facts[i].target_true);
+        free(text);
+    }
+}
+
+static json_t *share_json(double share)
+{
+    return share < 0 ? json_null() : json_real(share);
+}
+
+/* Every scored fact's outcome: version id, the prompt written out, the
+ * targets, ES (bool), the two probabilities, the PS and NS shares. */
+static json_t *outcomes_json(const store_version *v,
+                             const eval_fact_outcome *each, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        if (!each[i].scored) continue;
+        char *text = fact_prompt_text(&v[i].f);
+        json_t *o = json_object();
+        json_object_set_new(o, "version", json_integer((json_int_t)v[i].id));
+        json_object_set_new(o, "subject", json_string(v[i].f.subject));
+        json_object_set_new(o, "prompt", json_string(text ? text : v[i].f.prompt));
+        json_object_set_new(o, "target_new", json_string(v[i].f.target_new));
+        json_object_set_new(o, "target_true", json_string(v[i].f.target_true));
+        json_object_set_new(o, "es", json_boolean(each[i].es));
+        json_object_set_new(o, "p_new", json_real(each[i].p_new));
+        json_object_set_new(o, "p_true", json_real(each[i].p_true));
+        json_object_set_new(o, "ps", share_json(each[i].ps));
+        json_object_set_new(o, "ns", share_json(each[i].ns));
+        json_array_append_new(a, o);
+        free(text);
+    }
+    return a;
+}
+
+/* The retention facts lost: subject, prompt written out, answer. */
+static json_t *lost_json(const fact *facts, size_t n, const int *kept)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        if (kept[i]) continue;
+        char *text = fact_prompt_text(&facts[i]);
+        json_t *o = json_object();
+        json_object_set_new(o, "subject", json_string(facts[i].subject));
+        json_object_set_new(o, "prompt", json_string(text ? text : facts[i].prompt));
+        json_object_set_new(o, "target_true", json_string(facts[i].target_true));
+        json_array_append_new(a, o);
+        free(text);
+    }
+    return a;
+}
+
 int cmd_eval(int argc, char **argv, const cli_globals *g)
 {
     static const struct option opts[] = {
         {"retention", required_argument, 0, 'r'},
         {"sample", required_argument, 0, 's'},
+        {"facts", no_argument, 0, 'f'},
         {"json", no_argument, 0, 'j'},
         {0, 0, 0, 0},
     };
@@ -81,7 +171,7 @@ int cmd_eval(int argc, char **argv, const cli_globals *g)
     const char *retention_file = NULL;
     size_t sample = 200;
     uint64_t commit_id = 0;
-    int json_out = 0, c;
+    int json_out = 0, list_facts = 0, c;
     optind = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         char *end;
@@ -93,6 +183,7 @@ int cmd_eval(int argc, char **argv, const cli_globals *g)
                 return cli_usage_error("eval", "--sample wants a number, not "
                                        "'%s'", optarg);
             break;
+        case 'f': list_facts = 1; break;
         case 'j': json_out = 1; break;
         default: return cli_usage_error("eval", "unknown option");
         }
@@ -118,6 +209,8 @@ int cmd_eval(int argc, char **argv, const cli_globals *g)
     ingest_result ires = {0};
     char *dir = NULL, *json_text = NULL, default_ret[PATH_MAX];
     eval_scores sc = {0};
+    eval_fact_outcome *each = NULL;
+    int *kept = NULL;
     double retained = -1;
     int rc;
     if ((rc = store_open(&s, g->store_dir))) goto fail;
@@ -135,7 +228,13 @@ int cmd_eval(int argc, char **argv, const cli_globals *g)
     facts = malloc((n_committed ? n_committed : 1) * sizeof *facts);
     if (!facts) { rc = ERR_NOMEM; goto fail; }
     for (size_t i = 0; i < n_committed; i++) facts[i] = committed[i].f;
-    if ((rc = eval_facts(&model, tok, facts, n_committed, &sc, cli_progress_fn, NULL)))
+    if (list_facts &&
+        !(each = malloc((n_committed ? n_committed : 1) * sizeof *each))) {
+        rc = ERR_NOMEM;
+        goto fail;
+    }
+    if ((rc = eval_facts(&model, tok, facts, n_committed, &sc, each,
+                         cli_progress_fn, NULL)))
         goto fail;
     cli_progress_done();
 
@@ -150,7 +249,10 @@ int cmd_eval(int argc, char **argv, const cli_globals *g)
                              &ires, &ret, &n_ret);
         if (!rc) rc = gpt2_model_load(&base, dir);
         if (!rc) rc = known_facts(&base, tok, ret, n_ret, &n_known);
-        if (!rc) rc = eval_retention(&model, tok, ret, n_known, &retained, NULL);
+        if (!rc && list_facts &&
+            !(kept = malloc((n_known ? n_known : 1) * sizeof *kept)))
+            rc = ERR_NOMEM;
+        if (!rc) rc = eval_retention(&model, tok, ret, n_known, &retained, kept);
         if (rc) goto fail;
         if (!n_known) retained = -1;
     }
@@ -167,7 +269,11 @@ int cmd_eval(int argc, char **argv, const cli_globals *g)
         json_object_set_new(r, "known_before", json_integer((json_int_t)n_known));
         json_object_set_new(r, "retained", retained >= 0 ? json_real(retained)
                                                          : json_null());
+        if (kept) json_object_set_new(r, "lost", lost_json(ret, n_known, kept));
         json_object_set_new(o, "retention", r);
+        if (each)
+            json_object_set_new(o, "facts", outcomes_json(committed, each,
+                                                          n_committed));
         char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         puts(text);
         free(text);
@@ -190,6 +296,8 @@ int cmd_eval(int argc, char **argv, const cli_globals *g)
         if (retained >= 0)
             printf("  retention      %5.1f%%  of %zu untouched facts the base "
                    "model knew\n", retained, n_known);
+        if (each) print_not_taken(committed, each, n_committed);
+        if (kept) print_lost(ret, n_known, kept);
     }
     rc = EXIT_OK;
     goto out;
@@ -205,6 +313,8 @@ out:
     tokenizer_close(tok);
     ingest_result_free(&ires);
     free(facts);
+    free(each);
+    free(kept);
     free(ret);
     free(dir);
     free(json_text);

@@ -49,6 +49,25 @@ if awk -v es="$es" -v ns="$ns" 'BEGIN { exit !(es >= 90 && ns >= 80) }'; then
 else
   fail "batch reaches ES >= 90 and NS >= 80" "ES $es, NS $ns"
 fi
+# --facts: each edit's outcome, which add up to the scores, and the
+# untouched facts lost, as many as retention says.
+expect_ok "eval --facts --json" "$STAMP" eval --facts --json
+if jq -e '(.facts | length) == .scores.n_facts and
+          (([.facts[] | select(.es)] | length) * 100 / (.facts | length) - .scores.es | fabs < 1e-9) and
+          (([.facts[] | .ns] | add) * 100 / (.facts | length) - .scores.ns | fabs < 1e-9) and
+          ([.facts[] | select((.es) != (.p_new > .p_true))] | length) == 0 and
+          (.retention.lost | length) == (.retention.known_before * (100 - .retention.retained) / 100 | round)' \
+     "$T/out" >/dev/null; then
+  pass "eval --facts --json: each fact's outcome adds up to the scores, the lost facts to retention"
+else fail "eval --facts --json adds up" "$(jq -c '[.scores, .retention, .facts[0]]' "$T/out")"; fi
+not_taken=$(jq '[.facts[] | select(.es | not)] | length' "$T/out")
+lost=$(jq '.retention.lost | length' "$T/out")
+expect_ok "eval --facts" "$STAMP" eval --facts
+expect_grep "eval --facts counts the edits not taken" "^$not_taken edits? not taken" "$T/out"
+expect_grep "eval --facts counts the untouched facts lost" "^$lost untouched facts? lost" "$T/out"
+expect_ok "eval without --facts" "$STAMP" eval
+if grep -Eq 'not taken|lost' "$T/out"; then fail "plain eval lists no facts" "$(cat "$T/out")"
+else pass "plain eval lists no facts"; fi
 expect_ok "queue is empty after commit" "$STAMP" queue --json
 expect_grep "queue --json lists nothing" '^\[\]$|"facts": *\[\]' "$T/out"
 

@@ -2,11 +2,13 @@
  * workspace per thread) against its naive twin (each pair alone through
  * a full pass), on a random model with a small trained vocabulary; the
  * same bytes with 1 and 2 threads; a pair too long for the context is
- * refused naming its prompt. */
+ * refused naming its prompt; each fact's outcome (eval_facts) agrees with
+ * the pairs it is made of and adds up to the batch's scores. */
 #include "../harness.h"
 #include "bpe_train.h"
 #include "errors.h"
 #include "eval.h"
+#include "fact.h"
 #include "gpt2.h"
 #include "tokenizer.h"
 
@@ -117,6 +119,59 @@ TEST(a_pair_over_the_context_is_refused)
     err_clear();
 }
 
+TEST(each_facts_outcome_adds_up_to_the_scores)
+{
+    char *para[2] = {"Danielle speaks", "the mother tongue of Danielle is"};
+    char *nprompt[3] = {"Paris is located in", "BBC is located in",
+                        "the river of Japan is"};
+    char *ntarget[3] = {" Japan", " Paris", " French"};
+    fact facts[4] = {
+        {.subject = "Danielle", .prompt = "{} plays the",
+         .target_new = " piano", .target_true = " guitar",
+         .n_paraphrases = 2, .paraphrases = para,
+         .n_neighbors = 3, .neighbor_prompts = nprompt,
+         .neighbor_targets = ntarget},
+        {.subject = "river", .prompt = "the {} is located in",
+         .target_new = " Paris", .target_true = " Japan"},
+        {.subject = "BBC", .prompt = "{} works for",
+         .target_new = " a citizen", .target_true = ""}, /* not scored */
+        {.subject = "mother", .prompt = "the {} speaks",
+         .target_new = " French", .target_true = " the river",
+         .n_neighbors = 1, .neighbor_prompts = nprompt,
+         .neighbor_targets = ntarget},
+    };
+    eval_scores sc;
+    eval_fact_outcome each[4];
+    CHECK(eval_facts(&model, tok, facts, 4, &sc, each, NULL, NULL) == 0);
+    CHECK(sc.n_facts == 3);
+    CHECK(each[0].scored && each[1].scored && !each[2].scored && each[3].scored);
+    CHECK(each[1].ps == -1 && each[1].ns == -1 && each[3].ps == -1);
+    double es = 0, ps = 0, ns = 0;
+    size_t n_ps = 0, n_ns = 0;
+    for (size_t i = 0; i < 4; i++) {
+        if (!each[i].scored) continue;
+        char *text = fact_prompt_text(&facts[i]);
+        eval_pair pairs[2] = {{text, facts[i].target_new},
+                              {text, facts[i].target_true}};
+        double nll[2];
+        CHECK(eval_score_pairs_naive(&model, tok, pairs, 2, nll, NULL) == 0);
+        free(text);
+        CHECK(fabs(each[i].p_new - exp(-nll[0])) < 1e-6);
+        CHECK(fabs(each[i].p_true - exp(-nll[1])) < 1e-6);
+        CHECK(each[i].es == (nll[0] < nll[1]));
+        es += each[i].es;
+        if (each[i].ps >= 0) ps += each[i].ps, n_ps++;
+        if (each[i].ns >= 0) ns += each[i].ns, n_ns++;
+    }
+    CHECK(fabs(sc.es - 100 * es / 3) < 1e-9);
+    CHECK(n_ps == 1 && fabs(sc.ps - 100 * ps) < 1e-9);
+    CHECK(n_ns == 2 && fabs(sc.ns - 100 * ns / 2) < 1e-9);
+    /* without the outcomes: the same scores */
+    eval_scores again;
+    CHECK(eval_facts(&model, tok, facts, 4, &again, NULL, NULL, NULL) == 0);
+    CHECK(!memcmp(&sc, &again, sizeof sc));
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_eval.XXXXXX");
@@ -126,6 +181,7 @@ int main(void)
     }
     RUN(batched_scores_match_the_naive_twin);
     RUN(a_pair_over_the_context_is_refused);
+    RUN(each_facts_outcome_adds_up_to_the_scores);
     tokenizer_close(tok);
     gpt2_model_free(&model);
     char cmd[128];
