@@ -23,9 +23,15 @@ typedef struct {
 int covariance_init(covariance *c, size_t F);
 void covariance_free(covariance *c); /* accepts NULL */
 
+/* Keys a layer gathers before they are summed (in float) into its
+ * accumulator: the last sum of a call may hold fewer. */
+#define COVARIANCE_FLUSH_KEYS 4096
+
 /* Runs the model over texts[0..n) (each one sequence, cut at the model's
  * context) and adds the keys of every token of layers[i] into cov[i].
- * Sequences are batched; gpt2_forward uses every core. */
+ * Sequences are batched; gpt2_forward uses every core. Needs
+ * (COVARIANCE_FLUSH_KEYS + 32 * n_positions) * F floats per layer for
+ * the keys it gathers. */
 int covariance_accumulate(covariance *cov, const size_t *layers,
                           size_t n_layers, const gpt2_model *m,
                           const tokenizer *tok, char *const *texts, size_t n,

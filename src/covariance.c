@@ -1,7 +1,10 @@
-/* covariance: second moments of MLP keys (see covariance.h). Keys of a
- * batch are summed with ssyrk in float (a few thousand keys), and the
- * batch sum added into the float64 accumulator, so rounding does not
- * grow with the corpus. */
+/* covariance: second moments of MLP keys (see covariance.h). Keys are
+ * gathered until there are COVARIANCE_FLUSH_KEYS of them (forward batches
+ * of short corpus lines), summed with ssyrk in float, and that sum added
+ * into the float64 accumulator, so rounding does not grow with the
+ * corpus. Adding an (F, F) sum costs as much memory traffic as a few
+ * hundred keys' ssyrk, so it is done once per thousands of keys, not
+ * once per forward batch (measured: bench/solve_speed.sh). */
 #include "covariance.h"
 #include "errors.h"
 
@@ -86,12 +89,17 @@ int covariance_accumulate(covariance *cov, const size_t *layers,
     size_t top = 0; /* the highest layer read */
     for (size_t i = 0; i < n_layers; i++)
         if (layers[i] > top) top = layers[i];
+    /* per layer: keys gathered, up to a flush plus one forward batch */
+    const size_t cap = COVARIANCE_FLUSH_KEYS + rows * maxT;
     int *tokens = malloc(rows * maxT * sizeof(int));
     size_t *lens = malloc(rows * sizeof(size_t));
-    float *keys = malloc(rows * maxT * F * sizeof(float));
+    float **keys = calloc(n_layers ? n_layers : 1, sizeof *keys);
+    size_t *n_keys = calloc(n_layers ? n_layers : 1, sizeof *n_keys);
     float *outer = malloc(F * F * sizeof(float)); /* add_keys' workspace */
     gpt2_acts *a = NULL;
-    int rc = tokens && lens && keys && outer ? 0 : ERR_NOMEM;
+    int rc = tokens && lens && keys && n_keys && outer ? 0 : ERR_NOMEM;
+    for (size_t i = 0; !rc && i < n_layers; i++)
+        if (!(keys[i] = malloc(cap * F * sizeof(float)))) rc = ERR_NOMEM;
     if (!rc) rc = gpt2_acts_new(&a, &m->config, rows, maxT, 1);
     for (size_t start = 0; !rc && start < n; start += rows) {
         size_t B = start + rows <= n ? rows : n - start, T = 1;
@@ -118,14 +126,18 @@ int covariance_accumulate(covariance *cov, const size_t *layers,
         gpt2_batch batch = {.tokens = packed, .B = B, .T = T,
                             .end_layer = top + 1}; /* none above is read */
         rc = gpt2_forward(m, a, &batch);
+        int last = start + B >= n;
         for (size_t i = 0; !rc && i < n_layers; i++) {
             const float *k = gpt2_acts_mlp_key(a, layers[i]);
-            size_t nk = 0;
             for (size_t b = 0; b < B; b++) {
-                memcpy(keys + nk * F, k + b * T * F, lens[b] * F * sizeof(float));
-                nk += lens[b];
+                memcpy(keys[i] + n_keys[i] * F, k + b * T * F,
+                       lens[b] * F * sizeof(float));
+                n_keys[i] += lens[b];
             }
-            if (nk) add_keys(&cov[i], keys, nk, outer);
+            if (n_keys[i] && (n_keys[i] >= COVARIANCE_FLUSH_KEYS || last)) {
+                add_keys(&cov[i], keys[i], n_keys[i], outer);
+                n_keys[i] = 0;
+            }
             cov[i].sequences += B;
         }
         free(packed);
@@ -134,7 +146,9 @@ int covariance_accumulate(covariance *cov, const size_t *layers,
     gpt2_acts_free(a);
     free(tokens);
     free(lens);
+    for (size_t i = 0; keys && i < n_layers; i++) free(keys[i]);
     free(keys);
+    free(n_keys);
     free(outer);
     return rc;
 }

@@ -1,0 +1,169 @@
+/* test_covariance: the key statistics over a corpus (covariance_accumulate,
+ * which gathers the keys of several forward batches before each float
+ * sum) against naive loops over each line's keys alone, on a random model
+ * with a small trained vocabulary; enough lines for several flushes and a
+ * partial last one; a corpus taken in two parts (as `stamp stats
+ * --samples` extends) sums to the same keys as in one. */
+#include "../harness.h"
+#include "bpe_train.h"
+#include "covariance.h"
+#include "gpt2.h"
+#include "tokenizer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char tmpdir[64];
+static tokenizer *tok;
+static gpt2_model model;
+
+static const char *words[] = {
+    "the", "river", "Paris", "speaks", "plays", "guitar", "mother",
+    "tongue", "of", "is", "French", "located", "in", "Danielle", "works",
+    "for", "BBC", "a", "citizen", "Japan", "piano", "born"};
+#define N_WORDS (sizeof words / sizeof words[0])
+enum { N_LINES = 1200 };
+static char lines[N_LINES][400];
+static char *texts[N_LINES];
+
+static uint64_t rng = 11;
+static size_t pick(size_t n)
+{
+    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (size_t)(rng >> 33) % n;
+}
+
+static int setup(void)
+{
+    char text[4000];
+    size_t at = 0;
+    for (int r = 0; r < 8; r++)
+        for (size_t w = 0; w < N_WORDS; w++)
+            at += (size_t)snprintf(text + at, sizeof text - at, "%s ",
+                                   words[(w * 5 + (size_t)r) % N_WORDS]);
+    bpe_train_options o = {.vocab_size = 300};
+    bpe_train_result r;
+    if (bpe_train_run(&r, text, at, &o) || bpe_train_write(&r, tmpdir))
+        return 1;
+    bpe_train_free(&r);
+    if (tokenizer_open_dir(&tok, tmpdir)) return 1;
+    gpt2_config c = {.n_layer = 3, .n_head = 2, .n_embd = 16,
+                     .n_inner = 48, .n_positions = 32,
+                     .vocab_size = tokenizer_vocab_size(tok)};
+    if (gpt2_model_init(&model, &c)) return 1;
+    gpt2_model_init_random(&model, 5);
+    /* lines of 1..40 words: some longer than the context, cut there */
+    for (size_t i = 0; i < N_LINES; i++) {
+        size_t k = 1 + pick(40), len = 0;
+        for (size_t w = 0; w < k; w++)
+            len += (size_t)snprintf(lines[i] + len, sizeof lines[i] - len,
+                                    "%s%s", w ? " " : "", words[pick(N_WORDS)]);
+        texts[i] = lines[i];
+    }
+    return 0;
+}
+
+/* the naive twin: each line alone through the model, its keys summed by
+ * plain loops */
+static int naive_stats(covariance *cov, const size_t *layers, size_t nl,
+                       size_t from, size_t to)
+{
+    size_t maxT = model.config.n_positions;
+    gpt2_acts *a = NULL;
+    if (gpt2_acts_new(&a, &model.config, 1, maxT, 1)) return 1;
+    for (size_t i = from; i < to; i++) {
+        int *ids = NULL;
+        size_t len = 0;
+        if (tokenizer_encode(tok, texts[i], strlen(texts[i]), &ids, &len))
+            return 1;
+        if (len > maxT) len = maxT;
+        gpt2_batch b = {.tokens = ids, .B = 1, .T = len};
+        if (gpt2_forward(&model, a, &b)) return 1;
+        for (size_t j = 0; j < nl; j++) {
+            covariance_add_naive(&cov[j], gpt2_acts_mlp_key(a, layers[j]), len);
+            cov[j].sequences++;
+        }
+        free(ids);
+    }
+    gpt2_acts_free(a);
+    return 0;
+}
+
+static double worst_relative(const covariance *a, const covariance *b)
+{
+    size_t F = a->F;
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < F * F; i++) scale = fmax(scale, fabs(b->sum[i]));
+    for (size_t i = 0; i < F * F; i++)
+        worst = fmax(worst, fabs(a->sum[i] - b->sum[i]) / scale);
+    return worst;
+}
+
+TEST(corpus_statistics_match_each_lines_keys_summed_naively)
+{
+    size_t layers[2] = {0, 2}, F = model.config.n_inner;
+    covariance fast[2], slow[2];
+    for (int j = 0; j < 2; j++) {
+        CHECK(covariance_init(&fast[j], F) == 0);
+        CHECK(covariance_init(&slow[j], F) == 0);
+    }
+    CHECK(covariance_accumulate(fast, layers, 2, &model, tok, texts, N_LINES,
+                                NULL, NULL) == 0);
+    CHECK(naive_stats(slow, layers, 2, 0, N_LINES) == 0);
+    for (int j = 0; j < 2; j++) {
+        /* several sums of gathered keys and a partial last one */
+        CHECK_MSG(fast[j].tokens > 3 * COVARIANCE_FLUSH_KEYS &&
+                  fast[j].tokens % COVARIANCE_FLUSH_KEYS != 0,
+                  "%llu keys", (unsigned long long)fast[j].tokens);
+        CHECK(fast[j].tokens == slow[j].tokens);
+        CHECK(fast[j].sequences == N_LINES && slow[j].sequences == N_LINES);
+        double w = worst_relative(&fast[j], &slow[j]);
+        CHECK_MSG(w < 1e-5, "layer %zu: worst relative difference %g",
+                  layers[j], w);
+    }
+    /* the layers are not the same statistics */
+    CHECK(worst_relative(&fast[0], &fast[1]) > 1e-3);
+    for (int j = 0; j < 2; j++) {
+        covariance_free(&fast[j]);
+        covariance_free(&slow[j]);
+    }
+}
+
+TEST(a_corpus_in_two_parts_sums_the_same_keys)
+{
+    size_t layer = 1, F = model.config.n_inner, cut = 257;
+    covariance once, twice;
+    CHECK(covariance_init(&once, F) == 0);
+    CHECK(covariance_init(&twice, F) == 0);
+    CHECK(covariance_accumulate(&once, &layer, 1, &model, tok, texts, N_LINES,
+                                NULL, NULL) == 0);
+    CHECK(covariance_accumulate(&twice, &layer, 1, &model, tok, texts, cut,
+                                NULL, NULL) == 0);
+    CHECK(twice.sequences == cut);
+    CHECK(covariance_accumulate(&twice, &layer, 1, &model, tok, texts + cut,
+                                N_LINES - cut, NULL, NULL) == 0);
+    CHECK(once.tokens == twice.tokens && once.sequences == twice.sequences);
+    CHECK(worst_relative(&once, &twice) < 1e-5);
+    covariance_free(&once);
+    covariance_free(&twice);
+}
+
+int main(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_covariance.XXXXXX");
+    if (!mkdtemp(tmpdir) || setup()) {
+        fprintf(stderr, "test_covariance: setup failed\n");
+        return 1;
+    }
+    RUN(corpus_statistics_match_each_lines_keys_summed_naively);
+    RUN(a_corpus_in_two_parts_sums_the_same_keys);
+    tokenizer_close(tok);
+    gpt2_model_free(&model);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd)) fprintf(stderr, "test_covariance: could not remove %s\n", tmpdir);
+    return harness_summary();
+}
