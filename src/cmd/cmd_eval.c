@@ -7,6 +7,7 @@
 #include "errors.h"
 #include "eval.h"
 #include "fact.h"
+#include "factjson.h"
 #include "ingest.h"
 #include "modelview.h"
 
@@ -115,46 +116,33 @@ static json_t *share_json(double share)
     return share < 0 ? json_null() : json_real(share);
 }
 
-/* Every scored fact's outcome: version id, the prompt written out, the
- * targets, ES (bool), the two probabilities, the PS and NS shares. */
+/* Every scored fact with its outcome: the fact's version as every --json
+ * output shows it (factjson), and "outcome": ES (bool), the two
+ * probabilities, the PS and NS shares (null when it has none). */
 static json_t *outcomes_json(const store_version *v,
                              const eval_fact_outcome *each, size_t n)
 {
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++) {
         if (!each[i].scored) continue;
-        char *text = fact_prompt_text(&v[i].f);
-        json_t *o = json_object();
-        json_object_set_new(o, "version", json_integer((json_int_t)v[i].id));
-        json_object_set_new(o, "subject", json_string(v[i].f.subject));
-        json_object_set_new(o, "prompt", json_string(text ? text : v[i].f.prompt));
-        json_object_set_new(o, "target_new", json_string(v[i].f.target_new));
-        json_object_set_new(o, "target_true", json_string(v[i].f.target_true));
-        json_object_set_new(o, "es", json_boolean(each[i].es));
-        json_object_set_new(o, "p_new", json_real(each[i].p_new));
-        json_object_set_new(o, "p_true", json_real(each[i].p_true));
-        json_object_set_new(o, "ps", share_json(each[i].ps));
-        json_object_set_new(o, "ns", share_json(each[i].ns));
+        json_t *o = factjson_version(&v[i]), *r = json_object();
+        json_object_set_new(r, "es", json_boolean(each[i].es));
+        json_object_set_new(r, "p_new", json_real(each[i].p_new));
+        json_object_set_new(r, "p_true", json_real(each[i].p_true));
+        json_object_set_new(r, "ps", share_json(each[i].ps));
+        json_object_set_new(r, "ns", share_json(each[i].ns));
+        json_object_set_new(o, "outcome", r);
         json_array_append_new(a, o);
-        free(text);
     }
     return a;
 }
 
-/* The retention facts lost: subject, prompt written out, answer. */
+/* The retention facts lost, as facts (factjson). */
 static json_t *lost_json(const fact *facts, size_t n, const int *kept)
 {
     json_t *a = json_array();
-    for (size_t i = 0; i < n; i++) {
-        if (kept[i]) continue;
-        char *text = fact_prompt_text(&facts[i]);
-        json_t *o = json_object();
-        json_object_set_new(o, "subject", json_string(facts[i].subject));
-        json_object_set_new(o, "prompt", json_string(text ? text : facts[i].prompt));
-        json_object_set_new(o, "target_true", json_string(facts[i].target_true));
-        json_array_append_new(a, o);
-        free(text);
-    }
+    for (size_t i = 0; i < n; i++)
+        if (!kept[i]) json_array_append_new(a, factjson_fact(&facts[i]));
     return a;
 }
 

@@ -53,14 +53,14 @@ fi
 # untouched facts lost, as many as retention says.
 expect_ok "eval --facts --json" "$STAMP" eval --facts --json
 if jq -e '(.facts | length) == .scores.n_facts and
-          (([.facts[] | select(.es)] | length) * 100 / (.facts | length) - .scores.es | fabs < 1e-9) and
-          (([.facts[] | .ns] | add) * 100 / (.facts | length) - .scores.ns | fabs < 1e-9) and
-          ([.facts[] | select((.es) != (.p_new > .p_true))] | length) == 0 and
+          (([.facts[] | select(.outcome.es)] | length) * 100 / (.facts | length) - .scores.es | fabs < 1e-9) and
+          (([.facts[] | .outcome.ns] | add) * 100 / (.facts | length) - .scores.ns | fabs < 1e-9) and
+          ([.facts[] | select(.outcome.es != (.outcome.p_new > .outcome.p_true))] | length) == 0 and
           (.retention.lost | length) == (.retention.known_before * (100 - .retention.retained) / 100 | round)' \
      "$T/out" >/dev/null; then
   pass "eval --facts --json: each fact's outcome adds up to the scores, the lost facts to retention"
 else fail "eval --facts --json adds up" "$(jq -c '[.scores, .retention, .facts[0]]' "$T/out")"; fi
-not_taken=$(jq '[.facts[] | select(.es | not)] | length' "$T/out")
+not_taken=$(jq '[.facts[] | select(.outcome.es | not)] | length' "$T/out")
 lost=$(jq '.retention.lost | length' "$T/out")
 expect_ok "eval --facts" "$STAMP" eval --facts
 expect_grep "eval --facts counts the edits not taken" "^$not_taken edits? not taken" "$T/out"
