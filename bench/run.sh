@@ -4,7 +4,8 @@
 #   (a) one batch of BATCH edits (default 1000; the first fact of each of
 #       the first BATCH subjects): phase times, edits per
 #       second, estimated GFLOP/s of the z phase against the measured sgemm
-#       peak, peak memory, diff bytes, ES/PS/NS and retention;
+#       peak, peak memory, diff bytes, ES/PS/NS and retention; the edits
+#       not taken, and how many of them a free target vector can reach;
 #   (b) the 1 vs 2 thread speed-up of commit on a smaller batch
 #       (SCALE_BATCH edits, THREAD_PAIRS alternating pairs of runs,
 #       default 3; medians);
@@ -110,7 +111,9 @@ cp -a "$work/batch" "$work/base" # the store with statistics, nothing queued
 awk -v from=0 -v count="$BATCH" -f bench/subject_facts.awk "$WORLD/facts.csv" > "$work/batch.csv"
 timed import "$STAMP" import "$work/batch.csv"
 timed commit "$STAMP" commit --threads 2 --json -m "bench batch of $BATCH"
-timed eval "$STAMP" eval --json --sample "$RETENTION_SAMPLE"
+timed eval "$STAMP" eval --json --facts --sample "$RETENTION_SAMPLE"
+mv "$work/eval.out" "$work/eval-facts.json" # every fact: kept out of the results
+jq 'del(.facts, .retention.lost)' "$work/eval-facts.json" > "$work/eval.out"
 read -r commit_s commit_kb < "$work/commit.time"
 read -r stats_s stats_kb < "$work/stats.time"
 
@@ -121,6 +124,28 @@ read -r stats_s stats_kb < "$work/stats.time"
 # stepping, in the blocks above the top edited layer, and the head at
 # target positions only).
 zflops=$(jq '.z_gflop * 1e9' "$work/commit.out")
+
+# The edits not taken (ES), and whether a target vector at the subject's
+# last token can reach them at all: a free one (one round, 200 z steps,
+# clamp 10, no weight decay) on a store that queues only them. Those it
+# cannot make likely no update of the edited layers will write
+# (docs/world-models.md, "Which edits do not take").
+not_taken=$(jq '[.facts[] | select(.outcome.es | not)] | length' "$work/eval-facts.json")
+free_z=null
+if [ "$not_taken" -gt 0 ]; then
+  jq -r '["subject", "prompt", "target_new", "target_true"],
+         (.facts[] | select(.outcome.es | not) |
+          [.subject, .prompt, .target_new, .target_true]) | @csv' \
+    "$work/eval-facts.json" > "$work/not-taken.csv"
+  export STAMP_STORE=$work/reach
+  cp -a "$work/base" "$STAMP_STORE"
+  "$STAMP" import "$work/not-taken.csv" > /dev/null
+  "$STAMP" commit --threads 2 --no-scores --json --set rounds=1 \
+    --set v_num_grad_steps=200 --set clamp_norm_factor=10 \
+    --set v_weight_decay=0 > "$work/reach.json"
+  free_z=$(jq -c '{likely: .z_likely, nll_mean: .z_nll_mean}' "$work/reach.json")
+fi
+echo "bench: $not_taken edits not taken; a free target vector: $free_z"
 z_s=$(jq '.timings.z' "$work/commit.out")
 
 # (b) 1 vs 2 threads, same batch, fresh stores (copies of the base), in
@@ -197,6 +222,7 @@ jq -n --arg date "$date_tag" --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | 
   --argjson commit "$(cat "$work/commit.out")" --argjson eval "$(cat "$work/eval.out")" \
   --argjson commit_s "$commit_s" --argjson commit_kb "$commit_kb" \
   --argjson stats_s "$stats_s" --argjson batch "$BATCH" \
+  --argjson not_taken "$not_taken" --argjson free_z "$free_z" \
   --argjson zflops "$zflops" --argjson z_s "$z_s" \
   --argjson z1 "$z1" --argjson z2 "$z2" --argjson t1 "$t1" --argjson t2 "$t2" \
   --argjson scale_batch "$SCALE_BATCH" --argjson nights "$(cat "$work/nights.json")" \
@@ -217,7 +243,8 @@ jq -n --arg date "$date_tag" --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | 
             rounds_z_likely: [$commit.rounds[]?.z_likely],
             rounds_stopped: $commit.rounds_stopped,
             leverage: [$commit.layers[] | {layer, leverage}],
-            scores_after_commit: $commit.scores.after, eval: $eval},
+            scores_after_commit: $commit.scores.after, eval: $eval,
+            not_taken: {edits: $not_taken, free_z: $free_z}},
     threads: {edits: $scale_batch, pairs: $pairs, runs: $runs,
               z_seconds_1: $z1, z_seconds_2: $z2,
               z_speedup: ($z1 / $z2), total_seconds_1: $t1, total_seconds_2: $t2,

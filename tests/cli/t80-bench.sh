@@ -18,6 +18,13 @@ if [ -n "$json" ] && jq -e '(.nightly | length) == 2 and (.batch_sizes | length)
      .batch.eval.scores.n_facts == 24 and .threads.z_speedup > 0' "$json" >/dev/null; then
   pass "the report holds the batch, the threads, two nights and two sizes"
 else fail "the report holds every section" "$(head -c 400 "${json:-/dev/null}")"; fi
+# the edits not taken are the ones ES counts as failed; when there are
+# some, a free target vector was tried on them
+if [ -n "$json" ] && jq -e '(.batch.not_taken.edits == (24 - .batch.eval.scores.es * 24 / 100 | round)) and
+     (if .batch.not_taken.edits > 0 then (.batch.not_taken.free_z.likely | type == "number" and . <= 24)
+      else .batch.not_taken.free_z == null end)' "$json" >/dev/null; then
+  pass "the report counts the edits not taken ($(jq -c '.batch.not_taken' "$json"))"
+else fail "the report counts the edits not taken" "$(jq -c '[.batch.not_taken, .batch.eval.scores.es]' "${json:-/dev/null}")"; fi
 # the thread speed-up: medians of alternating pairs, every run kept
 if [ -n "$json" ] && jq -e '.threads.pairs == 2 and ([.threads.runs[][0]] == [1, 2, 1, 2]) and
      (.threads.z_seconds_1 - ([.threads.runs[] | select(.[0] == 1) | .[1]] | add / 2) | fabs) < 1e-4 and
