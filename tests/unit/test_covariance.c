@@ -5,7 +5,7 @@
  * partial last one; a corpus taken in two parts (as `stamp stats
  * --samples` extends) sums to the same keys as in one. */
 #include "../harness.h"
-#include "bpe_train.h"
+#include "../tiny_vocab.h"
 #include "covariance.h"
 #include "gpt2.h"
 #include "tokenizer.h"
@@ -20,36 +20,16 @@ static char tmpdir[64];
 static tokenizer *tok;
 static gpt2_model model;
 
-static const char *words[] = {
-    "the", "river", "Paris", "speaks", "plays", "guitar", "mother",
-    "tongue", "of", "is", "French", "located", "in", "Danielle", "works",
-    "for", "BBC", "a", "citizen", "Japan", "piano", "born"};
-#define N_WORDS (sizeof words / sizeof words[0])
 enum { N_LINES = 1200 };
 static char lines[N_LINES][400];
 static char *texts[N_LINES];
 
 static uint64_t rng = 11;
-static size_t pick(size_t n)
-{
-    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (size_t)(rng >> 33) % n;
-}
+static size_t pick(size_t n) { return tiny_pick(&rng, n); }
 
 static int setup(void)
 {
-    char text[4000];
-    size_t at = 0;
-    for (int r = 0; r < 8; r++)
-        for (size_t w = 0; w < N_WORDS; w++)
-            at += (size_t)snprintf(text + at, sizeof text - at, "%s ",
-                                   words[(w * 5 + (size_t)r) % N_WORDS]);
-    bpe_train_options o = {.vocab_size = 300};
-    bpe_train_result r;
-    if (bpe_train_run(&r, text, at, &o) || bpe_train_write(&r, tmpdir))
-        return 1;
-    bpe_train_free(&r);
-    if (tokenizer_open_dir(&tok, tmpdir)) return 1;
+    if (tiny_vocab_open(tmpdir, &tok)) return 1;
     gpt2_config c = {.n_layer = 3, .n_head = 2, .n_embd = 16,
                      .n_inner = 48, .n_positions = 32,
                      .vocab_size = tokenizer_vocab_size(tok)};
@@ -60,7 +40,7 @@ static int setup(void)
         size_t k = 1 + pick(40), len = 0;
         for (size_t w = 0; w < k; w++)
             len += (size_t)snprintf(lines[i] + len, sizeof lines[i] - len,
-                                    "%s%s", w ? " " : "", words[pick(N_WORDS)]);
+                                    "%s%s", w ? " " : "", tiny_words[pick(TINY_N_WORDS)]);
         texts[i] = lines[i];
     }
     return 0;

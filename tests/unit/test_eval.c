@@ -5,7 +5,7 @@
  * refused naming its prompt; each fact's outcome (eval_facts) agrees with
  * the pairs it is made of and adds up to the batch's scores. */
 #include "../harness.h"
-#include "bpe_train.h"
+#include "../tiny_vocab.h"
 #include "errors.h"
 #include "eval.h"
 #include "fact.h"
@@ -24,18 +24,9 @@ static char tmpdir[64];
 static tokenizer *tok;
 static gpt2_model model;
 
-static const char *words[] = {
-    "the", "river", "Paris", "speaks", "plays", "guitar", "mother",
-    "tongue", "of", "is", "French", "located", "in", "Danielle", "works",
-    "for", "BBC", "a", "citizen", "Japan", "piano", "born"};
-#define N_WORDS (sizeof words / sizeof words[0])
 
 static uint64_t rng = 7;
-static size_t pick(size_t n)
-{
-    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (size_t)(rng >> 33) % n;
-}
+static size_t pick(size_t n) { return tiny_pick(&rng, n); }
 
 /* n random phrases of 1..max_words words, written into buf */
 static void phrases(char (*buf)[200], size_t n, size_t max_words,
@@ -47,24 +38,13 @@ static void phrases(char (*buf)[200], size_t n, size_t max_words,
         for (size_t w = 0; w < k; w++)
             at += (size_t)snprintf(buf[i] + at, 200 - at, "%s%s",
                                    w || lead[0] ? " " : "",
-                                   words[pick(N_WORDS)]);
+                                   tiny_words[pick(TINY_N_WORDS)]);
     }
 }
 
 static int setup(void)
 {
-    char text[4000];
-    size_t at = 0;
-    for (int r = 0; r < 8; r++)
-        for (size_t w = 0; w < N_WORDS; w++)
-            at += (size_t)snprintf(text + at, sizeof text - at, "%s ",
-                                   words[(w * 7 + (size_t)r) % N_WORDS]);
-    bpe_train_options o = {.vocab_size = 300};
-    bpe_train_result r;
-    if (bpe_train_run(&r, text, at, &o) || bpe_train_write(&r, tmpdir))
-        return 1;
-    bpe_train_free(&r);
-    if (tokenizer_open_dir(&tok, tmpdir)) return 1;
+    if (tiny_vocab_open(tmpdir, &tok)) return 1;
     gpt2_config c = {.n_layer = 2, .n_head = 2, .n_embd = 32,
                      .n_positions = 64,
                      .vocab_size = tokenizer_vocab_size(tok)};
