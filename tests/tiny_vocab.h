@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static const char *tiny_words[] = {
     "the", "river", "Paris", "speaks", "plays", "guitar", "mother",
@@ -34,6 +35,14 @@ static int tiny_vocab_open(const char *dir, tokenizer **tok)
         bpe_train_free(&r);
     }
     return rc ? rc : tokenizer_open_dir(tok, dir);
+}
+
+/* removes the directory tiny_vocab_open wrote into */
+static void tiny_vocab_remove(const char *dir)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);
 }
 
 /* a number in [0, n) from the caller's LCG state */

@@ -164,8 +164,6 @@ int main(void)
     RUN(each_facts_outcome_adds_up_to_the_scores);
     tokenizer_close(tok);
     gpt2_model_free(&model);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd)) fprintf(stderr, "test_eval: could not remove %s\n", tmpdir);
+    tiny_vocab_remove(tmpdir);
     return harness_summary();
 }
