@@ -47,8 +47,8 @@ ask
 say "Stamp the batch into the model (MEMIT, one commit)"
 stamp commit -m "demo corrections"
 
-say "Scores of the commit"
-stamp eval
+say "Scores of the commit, the edits that did not take, the facts lost"
+stamp eval --facts
 
 say "What changed in the weights"
 stamp diff
