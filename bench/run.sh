@@ -124,6 +124,7 @@ read -r stats_s stats_kb < "$work/stats.time"
 # stepping, in the blocks above the top edited layer, and the head at
 # target positions only).
 zflops=$(jq '.z_gflop * 1e9' "$work/commit.out")
+z_s=$(jq '.timings.z' "$work/commit.out")
 
 # The edits not taken (ES), and whether a target vector at the subject's
 # last token can reach them at all: a free one (one round, 200 z steps,
@@ -146,7 +147,6 @@ if [ "$not_taken" -gt 0 ]; then
   free_z=$(jq -c '{likely: .z_likely, nll_mean: .z_nll_mean}' "$work/reach.json")
 fi
 echo "bench: $not_taken edits not taken; a free target vector: $free_z"
-z_s=$(jq '.timings.z' "$work/commit.out")
 
 # (b) 1 vs 2 threads, same batch, fresh stores (copies of the base), in
 # alternating pairs so that a noisy host shows as spread: the medians
