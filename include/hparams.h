@@ -50,6 +50,11 @@ typedef struct {
                                    left (memit_shift_written) is taken
                                    back and ends the rounds; 0: only one
                                    that moves the targets further away */
+    size_t round_halvings;      /* such a round is first solved again
+                                   toward 1/2, 1/4, ... of its target
+                                   shift, this many times, and kept at
+                                   the first that writes round_min_shift
+                                   (memit_halve) */
 } hparams;
 
 /* Defaults for a model shape (layers chosen by depth). */

@@ -68,6 +68,11 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n,
                 memit_layer_stats *stats, double *resid_after,
                 progress_fn progress, void *ctx);
 
+/* *gap = mean ||z - h|| over the edits, h the output of the last edited
+ * layer's block at each edit's lookup in the model as it is now (what
+ * memit_apply's *resid_after measures). */
+int memit_gap(const gpt2_model *m, const editreq *r, size_t n,
+              const hparams *h, const float *z, double *gap);
 /* The share of the target shift an update wrote: 1 - resid_after /
  * resid_before (stats[0].resid_before and memit_apply's *resid_after).
  * 1 when the z barely move from h (facts the model already says): there
@@ -75,6 +80,26 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n,
 double memit_shift_written(double resid_before, double resid_after,
                            const float *z, size_t n, size_t C);
 
+/* A later round whose update wrote less than h->round_min_shift of the
+ * shift left (below 0: it left the target vectors further away) is
+ * solved again toward nearer targets: with h0 the outputs of the last
+ * edited layer's block in the model before the round, whose edited
+ * tensors (h->layers' mlp.c_proj) were start (n_layers, F, C), the
+ * update from start toward h0 + share * (z - h0), share 1/2, 1/4, ...,
+ * h->round_halvings times (the other arguments as memit_apply's). The
+ * first whose memit_gap to z writes round_min_shift of resid_before is
+ * kept: *step gets its share, *resid_after and *shift_written its
+ * figures. When none does, *step is 0 and the tensors are start again,
+ * to the bit (the round is taken back). Scaling the round's update
+ * itself does not serve: in a layer-by-layer solve each layer's update
+ * answers the ones before it, and a share of all of them can move the
+ * targets further than the whole (measured in docs/world-models.md). */
+int memit_halve(gpt2_model *m, const editreq *r, size_t n,
+                const editreq *keep, size_t n_keep, const float *z,
+                const hparams *h, const double *const *cov_mean,
+                const double *const *cov_chol, const float *start,
+                memit_layer_stats *stats, double resid_before, double *step,
+                double *resid_after, double *shift_written);
 /* One layer's least-squares update: with A = lambda * cov_mean + K^T K
  * (K is (n, F): one key per row), solves A X = K^T and returns
  * dW = X resid (F, C) in float64: the change of mlp.c_proj ([F, C]) that

@@ -31,6 +31,7 @@ void hparams_default(hparams *h, const gpt2_config *c)
      * quality") */
     h->protect_committed = 1;
     h->rounds = 1;
+    h->round_halvings = 3;
     if (L >= 12) {
         /* GPT-2-sized models: a band of early-middle layers, as the
          * papers find facts there (GPT-2 XL edits 13-17 of 48) */
@@ -116,7 +117,7 @@ static const field fields[] = {
     Z(prefix_tokens), {"seed", offsetof(hparams, seed), 2},
     Z(facts_per_group), Z(stats_samples), D(rome_ridge), D(mom2_ridge),
     D(protect_committed), D(nullspace_threshold), Z(joint_layers), Z(rounds),
-    D(round_min_shift),
+    D(round_min_shift), Z(round_halvings),
 };
 #undef D
 #undef Z

@@ -523,10 +523,8 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n,
         for (size_t f = 0; f < n; f++) ls += lev[f];
         stats[li].leverage = n ? ls / (double)n : 0;
     }
-    if (!rc && resid_after) { /* what is left of z - h with every layer done */
-        rc = memit_keys(m, r, n, zlayer, zlayer, h, K[0], H);
-        if (!rc) *resid_after = mean_gap(z, H, n, C, NULL, 1);
-    }
+    if (!rc && resid_after) /* what is left of z - h with every layer done */
+        rc = memit_gap(m, r, n, h, z, resid_after);
     if (!rc && progress) progress(ctx, "layer updates", nl, nl);
     for (size_t j = 0; K && j < nK; j++) free(K[j]);
     free(K);
@@ -535,6 +533,71 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n,
     free(resid);
     free(dW);
     free(lev);
+    return rc;
+}
+
+int memit_gap(const gpt2_model *m, const editreq *r, size_t n,
+              const hparams *h, const float *z, double *gap)
+{
+    size_t F = m->config.n_inner, C = m->config.n_embd;
+    size_t zlayer = h->layers[h->n_layers - 1];
+    float *K = malloc(n * F * sizeof(float) + 1);
+    float *H = malloc(n * C * sizeof(float) + 1);
+    int rc = K && H ? memit_keys(m, r, n, zlayer, zlayer, h, K, H)
+                    : ERR_NOMEM;
+    if (!rc) *gap = mean_gap(z, H, n, C, NULL, 1);
+    free(K);
+    free(H);
+    return rc;
+}
+
+/* The edited tensors (h->layers' mlp.c_proj) set to saved (n_layers, F, C). */
+static void set_edited(gpt2_model *m, const hparams *h, const float *saved)
+{
+    size_t FC = m->config.n_inner * m->config.n_embd;
+    for (size_t i = 0; i < h->n_layers; i++)
+        memcpy(m->p.fcprojw + h->layers[i] * FC, saved + i * FC,
+               FC * sizeof(float));
+}
+
+int memit_halve(gpt2_model *m, const editreq *r, size_t n,
+                const editreq *keep, size_t n_keep, const float *z,
+                const hparams *h, const double *const *cov_mean,
+                const double *const *cov_chol, const float *start,
+                memit_layer_stats *stats, double resid_before, double *step,
+                double *resid_after, double *shift_written)
+{
+    size_t C = m->config.n_embd, F = m->config.n_inner;
+    size_t zlayer = h->layers[h->n_layers - 1];
+    float *h0 = malloc(n * C * sizeof(float) + 1);
+    float *K = malloc(n * F * sizeof(float) + 1);
+    float *zs = malloc(n * C * sizeof(float) + 1); /* the nearer targets */
+    int rc = h0 && K && zs ? 0 : ERR_NOMEM;
+    set_edited(m, h, start);
+    if (!rc) rc = memit_keys(m, r, n, zlayer, zlayer, h, K, h0);
+    double share = 1;
+    *step = 0;
+    for (size_t t = 0; !rc && t < h->round_halvings; t++) {
+        share /= 2;
+        for (size_t j = 0; j < n * C; j++)
+            zs[j] = h0[j] + (float)share * (z[j] - h0[j]);
+        double gap;
+        rc = memit_apply(m, r, n, keep, n_keep, zs, h, cov_mean, cov_chol,
+                         stats, NULL, NULL, NULL);
+        if (!rc) rc = memit_gap(m, r, n, h, z, &gap);
+        if (rc) break;
+        double written = memit_shift_written(resid_before, gap, z, n, C);
+        if (written >= h->round_min_shift) {
+            *step = share;
+            *resid_after = gap;
+            *shift_written = written;
+            break;
+        }
+        set_edited(m, h, start);
+    }
+    free(h0);
+    free(K);
+    free(zs);
     return rc;
 }
 

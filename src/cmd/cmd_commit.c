@@ -7,10 +7,11 @@
  * repeated for h.rounds rounds (each later round finds the target
  * vectors again in the model the rounds before it edited; a round whose
  * update leaves them further away, or writes less than
- * h.round_min_shift of the shift left, is taken back and ends them), scores
- * after, and one LMDB write transaction that stores the new tensors,
- * their exact diffs (from the model before the first round), the commit
- * record and the new fact states.
+ * h.round_min_shift of the shift left, is solved again toward 1/2,
+ * 1/4, ... of the shift, h.round_halvings times, or else taken back,
+ * which ends them), scores after, and one LMDB write transaction that
+ * stores the new tensors, their exact diffs (from the model before the
+ * first round), the commit record and the new fact states.
  * The writer lock is held from start to end, so two commits never
  * interleave; a crash anywhere leaves the store as before. */
 #include "cli.h"
@@ -57,7 +58,9 @@ const char cmd_commit_usage[] =
     "                     (rounds: find the target vectors and solve again\n"
     "                     in the edited model; a round that moves them\n"
     "                     further away, or writes less than round_min_shift\n"
-    "                     of the shift left, is taken back and ends them;\n"
+    "                     of the shift left, is solved again toward 1/2,\n"
+    "                     1/4, ... of the shift (round_halvings times) and\n"
+    "                     else taken back, which ends them;\n"
     "                     joint_layers=1: solve each layer together with\n"
     "                     the later ones, so that it writes the share of\n"
     "                     the shift its keys have room for;\n"
@@ -72,15 +75,18 @@ const char cmd_commit_usage[] =
 
 enum { EXIT_NOTHING = 3 };
 
-/* Fault injection for the tests (like git's GIT_TEST_* variables): with
- * STAMP_TEST_NONFINITE_Z_ROUND=N (N >= 2), round N finds the first
- * fact's target vector not finite. No natural input is known to reach
- * that path: what blows a target vector up does so in the first round,
- * where the fact is left queued instead. 0 when unset or not such a
- * number. */
-static size_t test_nonfinite_z_round(void)
+/* Fault injection for the tests (like git's GIT_TEST_* variables), two
+ * paths no natural input on the test worlds is known to reach:
+ * STAMP_TEST_NONFINITE_Z_ROUND=N (N >= 2): round N finds the first
+ * fact's target vector not finite (what blows a target vector up does so
+ * in the first round, where the fact is left queued instead);
+ * STAMP_TEST_WORSE_ROUND=N (N >= 2): round N's update counts as having
+ * moved the targets further away (shift written -1), so that it is solved
+ * again toward a share of the shift (worlds that small never aim worse).
+ * test_round(name) is N, or 0 when unset or not such a number. */
+static size_t test_round(const char *name)
 {
-    const char *env = getenv("STAMP_TEST_NONFINITE_Z_ROUND");
+    const char *env = getenv(name);
     char *end;
     if (!env || !*env) return 0;
     unsigned long long n = strtoull(env, &end, 10);
@@ -180,6 +186,9 @@ typedef struct {
     size_t z_stepped;     /* facts that took a z step at all */
     double z_steps_mean, z_nll_mean, z_flops;
     double resid_before, resid_after, shift_written; /* MEMIT */
+    double step;          /* the share of the target shift the kept
+                             update was solved toward (1, or 1/2, 1/4,
+                             ... after round_halvings: memit_halve) */
     double z_seconds, solve_seconds;
 } round_summary;
 
@@ -199,11 +208,12 @@ static void summarise_z(const ztarget_info *zi, size_t n, round_summary *r)
 
 static json_t *round_json(const round_summary *r)
 {
-    return json_pack("{s:I,s:f,s:f,s:f}",
+    return json_pack("{s:I,s:f,s:f,s:f,s:f}",
                      "z_likely", (json_int_t)r->z_likely,
                      "z_steps_mean", r->z_steps_mean,
                      "z_nll_mean", r->z_nll_mean,
-                     "shift_written", r->shift_written);
+                     "shift_written", r->shift_written,
+                     "step", r->step);
 }
 
 /* Progress of the rounds after the first: "round 2/5: <label>". */
@@ -499,7 +509,7 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
             cli_progress_done();
             if (rc) goto fail;
             rs->z_seconds = now() - t0;
-            if (r + 1 == test_nonfinite_z_round()) {
+            if (r + 1 == test_round("STAMP_TEST_NONFINITE_Z_ROUND")) {
                 z[0] = NAN;
                 zinfo[0].failed = 1;
             }
@@ -537,22 +547,42 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
         if (!rome)
             rs->shift_written = memit_shift_written(rs->resid_before,
                                                     rs->resid_after, z, n_ok, C);
+        if (r + 1 == test_round("STAMP_TEST_WORSE_ROUND"))
+            rs->shift_written = -1;
+        rs->step = 1;
         if (r && rs->shift_written < h.round_min_shift) {
             /* the update wrote less than round_min_shift (>= 0) of what
              * was left, or left the targets further away than it found
-             * them: the commit keeps the rounds before this one */
-            for (size_t i = 0; i < L; i++)
-                memcpy(model.p.fcprojw + h.layers[i] * F * C,
-                       round_start + i * F * C, F * C * sizeof(float));
+             * them: solved again toward a share of the shift, or taken
+             * back (the commit then keeps the rounds before this one) */
             int worse = rs->shift_written < 0;
-            fprintf(stderr, "stamp: warning: round %zu %s (shift written "
-                    "%.2f); the commit keeps the first %zu round%s\n", r + 1,
-                    worse ? "moved the target vectors further away"
-                          : "wrote less than round_min_shift",
-                    rs->shift_written, r, r == 1 ? "" : "s");
-            rounds_stop = worse ? "a round moved the targets further away"
-                                : "a round wrote less than round_min_shift";
-            break;
+            double full_written = rs->shift_written;
+            if ((rc = memit_halve(&model, reqs, n_ok, keep, n_keep, z, &h,
+                                  (const double *const *)cov,
+                                  (const double *const *)chol, round_start,
+                                  ls, rs->resid_before, &rs->step,
+                                  &rs->resid_after, &rs->shift_written)))
+                goto fail;
+            rs->solve_seconds = now() - t0;
+            const char *what = worse ? "moved the target vectors further away"
+                                     : "wrote less than round_min_shift";
+            if (rs->step > 0) {
+                fprintf(stderr, "stamp: round %zu %s (shift written %.2f); "
+                        "solved again toward 1/%.0f of the shift, it wrote "
+                        "%.2f\n",
+                        r + 1, what, full_written, 1 / rs->step,
+                        rs->shift_written);
+            } else {
+                fprintf(stderr, "stamp: warning: round %zu %s (shift written "
+                        "%.2f%s); the commit keeps the first %zu round%s\n",
+                        r + 1, what, full_written,
+                        h.round_halvings ? ", and toward every share tried"
+                                         : "",
+                        r, r == 1 ? "" : "s");
+                rounds_stop = worse ? "a round moved the targets further away"
+                                    : "a round wrote less than round_min_shift";
+                break;
+            }
         }
         rounds_done = r + 1;
     }

@@ -328,15 +328,17 @@ if jq -e '(.timings.rounds | length) == (.rounds | length) + 1 and
   pass "the stopping round's z time is listed and the rounds add up to the totals"
 else fail "the stopping round's z time is listed" "$(jq -c '.timings' "$T/out")"; fi
 # A later round that writes less than round_min_shift of the shift left
-# (or, with the default 0, moves the targets further away) is taken
-# back: the model is the one the rounds before it made, to the bit.
+# (or, with the default 0, moves the targets further away) is solved
+# again toward 1/2, 1/4, ... of the shift (round_halvings, 3 by default;
+# here each writes less again) and then taken back: the model is the one
+# the rounds before it made, to the bit.
 STAMP_STORE="$T/s9" "$STAMP" init --model "$W" >/dev/null 2>&1
 STAMP_STORE="$T/s9" "$STAMP" import batch.csv >/dev/null 2>&1
 expect_ok "a round below round_min_shift is taken back" env STAMP_STORE="$T/s9" \
   "$STAMP" commit --threads 2 --no-scores --json --set mom2_update_weight=2000 \
   --set rounds=6 --set round_min_shift=0.9
 expect_grep "the taken-back round is named" \
-  "round 2 wrote less than round_min_shift \(shift written 0\.[0-9]+\); the commit keeps the first 1 round" "$T/err"
+  "round 2 wrote less than round_min_shift \(shift written 0\.[0-9]+, and toward every share tried\); the commit keeps the first 1 round" "$T/err"
 if jq -e '.rounds_stopped == "a round wrote less than round_min_shift" and
           (.rounds | length) == 1 and (.timings.rounds | length) == 2 and
           .timings.rounds[1].solve > 0' "$T/out" >/dev/null; then
@@ -347,6 +349,31 @@ STAMP_STORE="$T/s9" "$STAMP" show 1 --json | jq -c '[.commit.tensors[].after]' >
 expect_same "the model is the one-round commit's, to the bit" after1.json after9.json
 expect_ok "revert after a taken-back round" env STAMP_STORE="$T/s9" "$STAMP" revert HEAD
 expect_grep "that revert is exact" "reverted commit 1 exactly" "$T/out"
+
+# A round that moved the targets further away (forced: worlds this small
+# never aim worse) is solved again toward half the shift, which writes
+# some of it; it is kept with its share, and the rounds go on.
+STAMP_STORE="$T/s10" "$STAMP" init --model "$W" >/dev/null 2>&1
+STAMP_STORE="$T/s10" "$STAMP" import batch.csv >/dev/null 2>&1
+expect_ok "a round that aims worse is solved again toward half the shift" \
+  env STAMP_STORE="$T/s10" STAMP_TEST_WORSE_ROUND=3 "$STAMP" commit --threads 2 --no-scores --json
+expect_grep "the halved round is named" \
+  "round 3 moved the target vectors further away \(shift written -1\.00\); solved again toward 1/2 of the shift, it wrote 0\.[0-9]+" "$T/err"
+if jq -e '(.rounds | length) == 6 and .rounds_stopped == null and
+          ([.rounds[].step] == [1, 1, 0.5, 1, 1, 1]) and
+          .rounds[2].shift_written > 0 and .rounds[2].shift_written < .rounds[1].shift_written and
+          .hparams.round_halvings == 3' "$T/out" >/dev/null; then
+  pass "the record keeps all 6 rounds, the third at step 1/2"
+else fail "the record keeps all 6 rounds, the third at step 1/2" "$(jq -c '[.rounds_stopped, .rounds]' "$T/out")"; fi
+STAMP_STORE="$T/s11" "$STAMP" init --model "$W" >/dev/null 2>&1
+STAMP_STORE="$T/s11" "$STAMP" import batch.csv >/dev/null 2>&1
+expect_ok "with round_halvings 0 the same round is taken back" \
+  env STAMP_STORE="$T/s11" STAMP_TEST_WORSE_ROUND=3 "$STAMP" commit --threads 2 --no-scores --json --set round_halvings=0
+if jq -e '(.rounds | length) == 2 and .rounds_stopped == "a round moved the targets further away"' "$T/out" >/dev/null; then
+  pass "without halvings: 2 rounds kept, the reason"
+else fail "without halvings: 2 rounds kept" "$(jq -c '[.rounds_stopped, (.rounds | length)]' "$T/out")"; fi
+expect_ok "revert after a halved round" env STAMP_STORE="$T/s10" "$STAMP" revert HEAD
+expect_grep "that revert is exact too" "reverted commit 1 exactly" "$T/out"
 
 # Bad usage
 expect_exit "unknown method is usage" 2 "$STAMP" commit --method nope

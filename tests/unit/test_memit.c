@@ -709,6 +709,88 @@ TEST(memit_apply_joint_moves_block_outputs_to_z)
     rng = saved;
 }
 
+/* memit_halve: a round that wrote too little is solved again toward
+ * 1/2, 1/4, ... of its target shift (the first that writes
+ * round_min_shift is kept), or taken back to the bit */
+TEST(halving_solves_toward_a_share_of_the_shift_or_takes_the_round_back)
+{
+    hparams h;
+    test_hparams(&h);
+    h.mom2_update_weight = 1.0;
+    uint64_t saved = rng; /* the later tests' random data stay as they were */
+    size_t C = model.config.n_embd, F = model.config.n_inner, FC = F * C;
+    double *cov[2], *chol[2];
+    float *z = two_layer_setup(&h, cov, chol);
+    const double *const *cv = (const double *const *)cov;
+    const double *const *ch = (const double *const *)chol;
+    gpt2_model edited, half;
+    copy_model(&edited);
+    copy_model(&half);
+    float *start = malloc(2 * FC * sizeof(float)), *full = malloc(2 * FC * sizeof(float));
+    for (size_t i = 0; i < 2; i++)
+        memcpy(start + i * FC, model.p.fcprojw + h.layers[i] * FC, FC * sizeof(float));
+    memit_layer_stats st[2], st2[2];
+    double after = 0, gap = 0, step = -1, resid = -1, written = -2;
+    CHECK(memit_apply(&edited, reqs, NF, NULL, 0, z, &h, cv, ch, st, &after, NULL, NULL) == 0);
+    double whole = memit_shift_written(st[0].resid_before, after, z, NF, C);
+    for (size_t i = 0; i < 2; i++)
+        memcpy(full + i * FC, edited.p.fcprojw + h.layers[i] * FC, FC * sizeof(float));
+    CHECK(memit_gap(&edited, reqs, NF, &h, z, &gap) == 0);
+    CHECK_NEAR(gap, after, 1e-9 * after);
+    /* the update toward half the shift, solved here from the model before */
+    float *K = malloc(NF * F * sizeof(float)), *h0 = malloc(NF * C * sizeof(float));
+    float *zhalf = malloc(NF * C * sizeof(float));
+    CHECK(memit_keys(&model, reqs, NF, 2, 2, &h, K, h0) == 0);
+    for (size_t j = 0; j < NF * C; j++) zhalf[j] = h0[j] + 0.5f * (z[j] - h0[j]);
+    CHECK(memit_apply(&half, reqs, NF, NULL, 0, zhalf, &h, cv, ch, st2, NULL, NULL, NULL) == 0);
+    /* asking for no more than nothing: the first halving is kept */
+    h.round_halvings = 3;
+    h.round_min_shift = 0;
+    CHECK(memit_halve(&edited, reqs, NF, NULL, 0, z, &h, cv, ch, start, st2,
+                      st[0].resid_before, &step, &resid, &written) == 0);
+    CHECK_MSG(step == 0.5, "step %g", step);
+    for (size_t i = 0; i < 2; i++)
+        CHECK(memcmp(edited.p.fcprojw + h.layers[i] * FC,
+                     half.p.fcprojw + h.layers[i] * FC, FC * sizeof(float)) == 0);
+    CHECK(memit_gap(&edited, reqs, NF, &h, z, &gap) == 0);
+    CHECK_NEAR(resid, gap, 1e-12);
+    CHECK_NEAR(written, memit_shift_written(st[0].resid_before, gap, z, NF, C), 1e-12);
+    CHECK_MSG(written > 0 && written < whole, "half wrote %g, the whole %g",
+              written, whole);
+    /* a share no update can write: every halving fails, the round is
+     * taken back to the bit */
+    for (size_t i = 0; i < 2; i++)
+        memcpy(edited.p.fcprojw + h.layers[i] * FC, full + i * FC, FC * sizeof(float));
+    h.round_min_shift = 2;
+    CHECK(memit_halve(&edited, reqs, NF, NULL, 0, z, &h, cv, ch, start, st2,
+                      st[0].resid_before, &step, &resid, &written) == 0);
+    CHECK(step == 0);
+    for (size_t i = 0; i < 2; i++)
+        CHECK(memcmp(edited.p.fcprojw + h.layers[i] * FC, start + i * FC,
+                     FC * sizeof(float)) == 0);
+    /* with no halvings the same */
+    for (size_t i = 0; i < 2; i++)
+        memcpy(edited.p.fcprojw + h.layers[i] * FC, full + i * FC, FC * sizeof(float));
+    h.round_halvings = 0;
+    h.round_min_shift = 0;
+    CHECK(memit_halve(&edited, reqs, NF, NULL, 0, z, &h, cv, ch, start, st2,
+                      st[0].resid_before, &step, &resid, &written) == 0);
+    CHECK(step == 0);
+    for (size_t i = 0; i < 2; i++)
+        CHECK(memcmp(edited.p.fcprojw + h.layers[i] * FC, start + i * FC,
+                     FC * sizeof(float)) == 0);
+    gpt2_model_free(&edited);
+    gpt2_model_free(&half);
+    for (size_t l = 0; l < 2; l++) { free(cov[l]); free(chol[l]); }
+    free(start);
+    free(full);
+    free(K);
+    free(h0);
+    free(zhalf);
+    free(z);
+    rng = saved;
+}
+
 TEST(memit_moves_block_outputs_to_z)
 {
     hparams h;
@@ -880,6 +962,7 @@ int main(void)
     RUN(a_fact_steps_alike_in_a_group_and_alone);
     RUN(memit_apply_factored_matches_direct);
     RUN(memit_apply_joint_moves_block_outputs_to_z);
+    RUN(halving_solves_toward_a_share_of_the_shift_or_takes_the_round_back);
     RUN(memit_moves_block_outputs_to_z);
     RUN(kept_edits_stay_where_they_were);
     RUN(rome_reaches_z_on_the_bare_prompt);
