@@ -757,28 +757,21 @@ TEST(halving_solves_toward_a_share_of_the_shift_or_takes_the_round_back)
     CHECK_NEAR(written, memit_shift_written(st[0].resid_before, gap, z, NF, C), 1e-12);
     CHECK_MSG(written > 0 && written < whole, "half wrote %g, the whole %g",
               written, whole);
-    /* a share no update can write: every halving fails, the round is
-     * taken back to the bit */
-    for (size_t i = 0; i < 2; i++)
-        memcpy(edited.p.fcprojw + h.layers[i] * FC, full + i * FC, FC * sizeof(float));
-    h.round_min_shift = 2;
-    CHECK(memit_halve(&edited, reqs, NF, NULL, 0, z, &h, cv, ch, start, st2,
-                      st[0].resid_before, &step, &resid, &written) == 0);
-    CHECK(step == 0);
-    for (size_t i = 0; i < 2; i++)
-        CHECK(memcmp(edited.p.fcprojw + h.layers[i] * FC, start + i * FC,
-                     FC * sizeof(float)) == 0);
-    /* with no halvings the same */
-    for (size_t i = 0; i < 2; i++)
-        memcpy(edited.p.fcprojw + h.layers[i] * FC, full + i * FC, FC * sizeof(float));
-    h.round_halvings = 0;
-    h.round_min_shift = 0;
-    CHECK(memit_halve(&edited, reqs, NF, NULL, 0, z, &h, cv, ch, start, st2,
-                      st[0].resid_before, &step, &resid, &written) == 0);
-    CHECK(step == 0);
-    for (size_t i = 0; i < 2; i++)
-        CHECK(memcmp(edited.p.fcprojw + h.layers[i] * FC, start + i * FC,
-                     FC * sizeof(float)) == 0);
+    /* a share no update can write (round_min_shift 2), or no halvings:
+     * the round is taken back to the bit */
+    size_t tries[2][2] = {{3, 2}, {0, 0}}; /* round_halvings, round_min_shift */
+    for (size_t c = 0; c < 2; c++) {
+        for (size_t i = 0; i < 2; i++)
+            memcpy(edited.p.fcprojw + h.layers[i] * FC, full + i * FC, FC * sizeof(float));
+        h.round_halvings = tries[c][0];
+        h.round_min_shift = (double)tries[c][1];
+        CHECK(memit_halve(&edited, reqs, NF, NULL, 0, z, &h, cv, ch, start, st2,
+                          st[0].resid_before, &step, &resid, &written) == 0);
+        CHECK_MSG(step == 0, "case %zu: step %g", c, step);
+        for (size_t i = 0; i < 2; i++)
+            CHECK(memcmp(edited.p.fcprojw + h.layers[i] * FC, start + i * FC,
+                         FC * sizeof(float)) == 0);
+    }
     gpt2_model_free(&edited);
     gpt2_model_free(&half);
     for (size_t l = 0; l < 2; l++) { free(cov[l]); free(chol[l]); }
