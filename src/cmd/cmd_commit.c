@@ -752,6 +752,10 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
                 for (size_t r = 0; r < rounds_done; r++)
                     printf(" %zu", rounds[r].z_likely);
                 printf("\n");
+                for (size_t r = 0; r < rounds_done; r++)
+                    if (rounds[r].step < 1)
+                        printf("  round %zu solved again toward 1/%.0f of its "
+                               "shift\n", r + 1, 1 / rounds[r].step);
             }
         }
         if (json_array_size(failed))

@@ -134,6 +134,12 @@ static int show_commit(store_txn *t, uint64_t id, uint64_t head, int json_out)
         if (json_is_string(json_object_get(rec, "rounds_stopped")))
             printf(" (stopped: %s)", str(rec, "rounds_stopped"));
         printf("\n");
+        json_array_foreach(rounds, k, r) { /* "step" since 2026-12-05 */
+            double step = num(r, "step", &have);
+            if (have && step > 0 && step < 1)
+                printf("          round %zu solved again toward 1/%.0f of "
+                       "its shift\n", k + 1, 1 / step);
+        }
     }
     if (n) printf("\nfacts:\n");
     for (size_t i = 0; i < n; i++) print_version_line(&list[i]);

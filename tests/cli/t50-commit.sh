@@ -365,6 +365,11 @@ if jq -e '(.rounds | length) == 6 and .rounds_stopped == null and
           .hparams.round_halvings == 3' "$T/out" >/dev/null; then
   pass "the record keeps all 6 rounds, the third at step 1/2"
 else fail "the record keeps all 6 rounds, the third at step 1/2" "$(jq -c '[.rounds_stopped, .rounds]' "$T/out")"; fi
+STAMP_STORE="$T/s12" "$STAMP" init --model "$W" >/dev/null 2>&1
+STAMP_STORE="$T/s12" "$STAMP" import batch.csv >/dev/null 2>&1
+expect_ok "the same commit, plain output" \
+  env STAMP_STORE="$T/s12" STAMP_TEST_WORSE_ROUND=3 "$STAMP" commit --threads 2 --no-scores
+expect_grep "its summary names the halved round" "^  round 3 solved again toward 1/2 of its shift$" "$T/out"
 STAMP_STORE="$T/s11" "$STAMP" init --model "$W" >/dev/null 2>&1
 STAMP_STORE="$T/s11" "$STAMP" import batch.csv >/dev/null 2>&1
 expect_ok "with round_halvings 0 the same round is taken back" \
@@ -372,6 +377,8 @@ expect_ok "with round_halvings 0 the same round is taken back" \
 if jq -e '(.rounds | length) == 2 and .rounds_stopped == "a round moved the targets further away"' "$T/out" >/dev/null; then
   pass "without halvings: 2 rounds kept, the reason"
 else fail "without halvings: 2 rounds kept" "$(jq -c '[.rounds_stopped, (.rounds | length)]' "$T/out")"; fi
+expect_ok "show of it" env STAMP_STORE="$T/s10" "$STAMP" show 1
+expect_grep "show names the halved round" "^ +round 3 solved again toward 1/2 of its shift$" "$T/out"
 expect_ok "revert after a halved round" env STAMP_STORE="$T/s10" "$STAMP" revert HEAD
 expect_grep "that revert is exact too" "reverted commit 1 exactly" "$T/out"
 
