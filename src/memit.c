@@ -574,7 +574,8 @@ int memit_halve(gpt2_model *m, const editreq *r, size_t n,
     float *zs = malloc(n * C * sizeof(float) + 1); /* the nearer targets */
     int rc = h0 && K && zs ? 0 : ERR_NOMEM;
     set_edited(m, h, start);
-    if (!rc) rc = memit_keys(m, r, n, zlayer, zlayer, h, K, h0);
+    if (!rc && h->round_halvings)
+        rc = memit_keys(m, r, n, zlayer, zlayer, h, K, h0);
     double share = 1;
     *step = 0;
     for (size_t t = 0; !rc && t < h->round_halvings; t++) {
