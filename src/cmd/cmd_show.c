@@ -45,7 +45,7 @@ static void print_scores(const char *label, json_t *sc)
     double es = num(sc, "es", &h1), ps = num(sc, "ps", &h2),
            ns = num(sc, "ns", &h3);
     if (!h1 && !h2 && !h3) return;
-    printf("%-9s ES %.3f  PS %.3f  NS %.3f\n", label, es, ps, ns);
+    printf("%-9s ES %.1f  PS %.1f  NS %.1f\n", label, es, ps, ns);
 }
 
 static void print_version_line(const store_version *v)

@@ -26,6 +26,8 @@ expect_grep "commit says how many target vectors reach their answer" \
   "target vectors: [0-9]+ of 24 make the new answer likely" "$T/out"
 expect_grep "commit says how much of the shift the update wrote" \
   "update: wrote [0-9]+% of the target shift; leverage 0\.[0-9]+ \(layer 0\), 0\.[0-9]+ \(layer 1\)" "$T/out"
+expect_ok "show of the batch" "$STAMP" show 1
+expect_grep "show gives the scores after to one decimal, as commit does" "^after +ES [0-9]+\.[0-9]  PS [0-9]+\.[0-9]  NS [0-9]+\.[0-9]$" "$T/out"
 expect_ok "show --json of the batch" "$STAMP" show 1 --json
 written=$(jq '.commit.shift_written' "$T/out"); lev=$(jq '[.commit.layers[].leverage] | min' "$T/out")
 # (the defaults take small steps: lambda 2000, six rounds; the first
