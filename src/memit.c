@@ -131,6 +131,17 @@ static double mean_gap(const float *z, const float *H, size_t n, size_t C,
     return n ? total / (double)n : 0;
 }
 
+/* memit_gap with the caller's scratch space: K (n, F) and H (n, C) */
+static int gap_with(const gpt2_model *m, const editreq *r, size_t n,
+                    const hparams *h, const float *z, float *K, float *H,
+                    double *gap)
+{
+    size_t zlayer = h->layers[h->n_layers - 1];
+    int rc = memit_keys(m, r, n, zlayer, zlayer, h, K, H);
+    if (!rc) *gap = mean_gap(z, H, n, m->config.n_embd, NULL, 1);
+    return rc;
+}
+
 /* leverage[f] = k_f . X[:, f] (X is (F, n), A^-1 K^T) */
 static void leverages(const float *K, const double *X, size_t n, size_t F,
                       double *leverage)
@@ -524,7 +535,7 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n,
         stats[li].leverage = n ? ls / (double)n : 0;
     }
     if (!rc && resid_after) /* what is left of z - h with every layer done */
-        rc = memit_gap(m, r, n, h, z, resid_after);
+        rc = gap_with(m, r, n, h, z, K[0], H, resid_after);
     if (!rc && progress) progress(ctx, "layer updates", nl, nl);
     for (size_t j = 0; K && j < nK; j++) free(K[j]);
     free(K);
@@ -540,12 +551,9 @@ int memit_gap(const gpt2_model *m, const editreq *r, size_t n,
               const hparams *h, const float *z, double *gap)
 {
     size_t F = m->config.n_inner, C = m->config.n_embd;
-    size_t zlayer = h->layers[h->n_layers - 1];
     float *K = malloc(n * F * sizeof(float) + 1);
     float *H = malloc(n * C * sizeof(float) + 1);
-    int rc = K && H ? memit_keys(m, r, n, zlayer, zlayer, h, K, H)
-                    : ERR_NOMEM;
-    if (!rc) *gap = mean_gap(z, H, n, C, NULL, 1);
+    int rc = K && H ? gap_with(m, r, n, h, z, K, H, gap) : ERR_NOMEM;
     free(K);
     free(H);
     return rc;
@@ -570,9 +578,10 @@ int memit_halve(gpt2_model *m, const editreq *r, size_t n,
     size_t C = m->config.n_embd, F = m->config.n_inner;
     size_t zlayer = h->layers[h->n_layers - 1];
     float *h0 = malloc(n * C * sizeof(float) + 1);
-    float *K = malloc(n * F * sizeof(float) + 1);
+    float *K = malloc(n * F * sizeof(float) + 1); /* scratch: keys, */
+    float *H = malloc(n * C * sizeof(float) + 1); /* block outputs */
     float *zs = malloc(n * C * sizeof(float) + 1); /* the nearer targets */
-    int rc = h0 && K && zs ? 0 : ERR_NOMEM;
+    int rc = h0 && K && H && zs ? 0 : ERR_NOMEM;
     set_edited(m, h, start);
     if (!rc && h->round_halvings)
         rc = memit_keys(m, r, n, zlayer, zlayer, h, K, h0);
@@ -585,7 +594,7 @@ int memit_halve(gpt2_model *m, const editreq *r, size_t n,
         double gap;
         rc = memit_apply(m, r, n, keep, n_keep, zs, h, cov_mean, cov_chol,
                          stats, NULL, NULL, NULL);
-        if (!rc) rc = memit_gap(m, r, n, h, z, &gap);
+        if (!rc) rc = gap_with(m, r, n, h, z, K, H, &gap);
         if (rc) break;
         double written = memit_shift_written(resid_before, gap, z, n, C);
         if (written >= h->round_min_shift) {
@@ -598,6 +607,7 @@ int memit_halve(gpt2_model *m, const editreq *r, size_t n,
     }
     free(h0);
     free(K);
+    free(H);
     free(zs);
     return rc;
 }

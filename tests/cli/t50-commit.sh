@@ -128,6 +128,8 @@ expect_exit "a fractional number of rounds fails" 1 env STAMP_STORE="$T/s3" "$ST
 expect_grep "the fractional rounds are named" "'rounds' must be a non-negative integer" "$T/err"
 expect_exit "a negative round_min_shift fails" 1 env STAMP_STORE="$T/s3" "$STAMP" commit --set round_min_shift=-0.5
 expect_grep "the bad round_min_shift is named" "'round_min_shift' must be a non-negative number" "$T/err"
+expect_exit "a fractional round_halvings fails" 1 env STAMP_STORE="$T/s3" "$STAMP" commit --set round_halvings=1.5
+expect_grep "the bad round_halvings is named" "'round_halvings' must be a non-negative integer" "$T/err"
 expect_exit "a layer outside the model fails" 1 env STAMP_STORE="$T/s3" "$STAMP" commit --layers 99
 expect_grep "the bad layer is named" "layer 99" "$T/err"
 expect_exit "a missing corpus fails" 1 env STAMP_STORE="$T/s3" "$STAMP" stats --corpus "$T/no-such-corpus.txt"
