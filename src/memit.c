@@ -288,21 +288,21 @@ int memit_joint_delta(const double *const *cov_chol, const float *const *K,
     }
     size_t n_asked = 0; /* layers whose update is formed */
     for (size_t l = 0; l < nl; l++) n_asked += dW[l] != NULL;
-    /* (F, n) blocks: Y_l of each layer asked for, X of the others */
+    /* (F, n) blocks: the X_l of each layer asked for kept in X_asked, the
+     * others' in X in turn */
     double *X = malloc((n_asked < nl ? F * n : 1) * sizeof(double));
-    double *Y = malloc((n_asked ? n_asked : 1) * F * n * sizeof(double));
+    double *X_asked = malloc((n_asked ? n_asked : 1) * F * n * sizeof(double));
     double *M = malloc(nl * n * n * sizeof(double)); /* nl blocks (n, n) */
     double *S = calloc(n * n, sizeof(double));
     double *Q = malloc(n * C * sizeof(double));
-    int rc = X && Y && M && S && Q ? 0 : err_set(ERR_NOMEM, "out of memory");
+    int rc = X && X_asked && M && S && Q ? 0
+                                        : err_set(ERR_NOMEM, "out of memory");
     double scale = 1 / sqrt(lambda);
     for (size_t l = 0, asked = 0; !rc && l < nl; l++) {
-        double *Ml = M + l * n * n, *Xl = dW[l] ? Y + asked++ * F * n : X;
+        double *Ml = M + l * n * n, *Xl = dW[l] ? X_asked + asked++ * F * n : X;
         /* with lambda C_l = lambda U^T U: X = U^-T K_l^T / sqrt(lambda),
          * so that M_l = K_l (lambda C_l)^-1 K_l^T = X^T X (one triangular
-         * solve and a rank-n product), S = I + sum of the M_l, and the
-         * update's Y_l = (lambda C_l)^-1 K_l^T = U^-1 X / sqrt(lambda),
-         * the second solve (in place), only where the update is asked for */
+         * solve and a rank-n product) and S = I + sum of the M_l */
         keys_as_columns(K[l], n, F, Xl);
         cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans,
                     CblasNonUnit, (int)F, (int)n, scale, cov_chol[l], (int)F,
@@ -314,10 +314,6 @@ int memit_joint_delta(const double *const *cov_chol, const float *const *K,
                 Ml[j * n + i] = Ml[i * n + j];
                 S[i * n + j] += Ml[i * n + j];
             }
-        if (dW[l])
-            cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans,
-                        CblasNonUnit, (int)F, (int)n, scale, cov_chol[l],
-                        (int)F, Xl, (int)n);
     }
     if (!rc) {
         for (size_t f = 0; f < n; f++) S[f * n + f] += 1;
@@ -326,9 +322,14 @@ int memit_joint_delta(const double *const *cov_chol, const float *const *K,
     }
     for (size_t l = 0, asked = 0; !rc && l < nl; l++) {
         if (!dW[l]) continue; /* not asked for */
-        /* dW_l (F, C) = Y_l (F, n) Q (n, C) */
+        /* dW_l = (lambda C_l)^-1 K_l^T Q = U^-1 (X_l Q) / sqrt(lambda):
+         * the product first, so that the second triangular solve has C
+         * right-hand sides instead of n */
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)F, (int)C,
-                    (int)n, 1.0, Y + asked++ * F * n, (int)n, Q, (int)C, 0.0,
+                    (int)n, 1.0, X_asked + asked++ * F * n, (int)n, Q, (int)C, 0.0,
+                    dW[l], (int)C);
+        cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans,
+                    CblasNonUnit, (int)F, (int)C, scale, cov_chol[l], (int)F,
                     dW[l], (int)C);
         rc = check_finite(dW[l], F * C);
     }
@@ -347,7 +348,7 @@ int memit_joint_delta(const double *const *cov_chol, const float *const *K,
         }
     }
     free(X);
-    free(Y);
+    free(X_asked);
     free(M);
     free(S);
     free(Q);
