@@ -114,8 +114,9 @@ int memit_layer_delta(const double *cov_mean, const float *K,
 /* The same update through the Cholesky factor U of cov_mean (C = U^T U,
  * upper; spd_cholesky), by the push-through identity
  *   (lambda C + K^T K)^-1 K^T = Y (I + K Y)^-1,  Y = (lambda C)^-1 K^T:
- * two triangular solves with n right-hand sides and an (n, n) system,
- * O(F^2 n) instead of O(F^3) for each solve, so that the factor,
+ * a triangular solve with n right-hand sides, an (n, n) system and a
+ * triangular solve with C (dW = U^-1 (U^-T K^T (I + K Y)^-1 resid) /
+ * lambda), O(F^2 n) instead of O(F^3) for each solve, so that the factor,
  * computed once, serves every round of a commit. leverage is
  * 1 - (I + K Y)^-1 on the diagonal. Needs lambda > 0 (ERR_INVALID). */
 int memit_layer_delta_factored(const double *cov_chol, const float *K,
@@ -156,7 +157,8 @@ int memit_layer_delta_nullspace(const double *cov_mean, const float *K,
  * take its room in another, instead of each layer writing its set share
  * of the shift. resid is the whole shift (n, C); dW[l] (F, C) each (an
  * entry may be NULL: that layer's update is not formed, which saves
- * one of its two triangular solves);
+ * its product and its triangular solve with C right-hand sides; every
+ * layer costs one with n);
  * leverage (nl, n; may be NULL): row l holds diag(K_l Y_l S^-1), what
  * layer l writes at each key per unit of its shift (the rows add up to
  * 1 - diag S^-1). Needs lambda > 0 (ERR_INVALID). */
