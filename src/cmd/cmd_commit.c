@@ -6,10 +6,11 @@
  * finite), the layer-by-layer MEMIT update (or ROME's rank-one update),
  * repeated for h.rounds rounds (each later round finds the target
  * vectors again in the model the rounds before it edited; a round whose
- * update leaves them further away, or writes less than
- * h.round_min_shift of the shift left, is solved again toward 1/2,
+ * update leaves them further away, or (after the first) writes less
+ * than h.round_min_shift of the shift left, is solved again toward 1/2,
  * 1/4, ... of the shift, h.round_halvings times, or else taken back,
- * which ends them), scores after, and one LMDB write transaction that
+ * which ends them, or fails the commit if it was the first), scores
+ * after, and one LMDB write transaction that
  * stores the new tensors, their exact diffs (from the model before the
  * first round), the commit record and the new fact states.
  * The writer lock is held from start to end, so two commits never
@@ -60,7 +61,8 @@ const char cmd_commit_usage[] =
     "                     further away, or writes less than round_min_shift\n"
     "                     of the shift left, is solved again toward 1/2,\n"
     "                     1/4, ... of the shift (round_halvings times) and\n"
-    "                     else taken back, which ends them;\n"
+    "                     else taken back, which ends them; a first round\n"
+    "                     that aims worse at every share fails the commit;\n"
     "                     joint_layers=1: solve each layer together with\n"
     "                     the later ones, so that it writes the share of\n"
     "                     the shift its keys have room for;\n"
@@ -80,17 +82,17 @@ enum { EXIT_NOTHING = 3 };
  * STAMP_TEST_NONFINITE_Z_ROUND=N (N >= 2): round N finds the first
  * fact's target vector not finite (what blows a target vector up does so
  * in the first round, where the fact is left queued instead);
- * STAMP_TEST_WORSE_ROUND=N (N >= 2): round N's update counts as having
+ * STAMP_TEST_WORSE_ROUND=N (N >= 1): round N's update counts as having
  * moved the targets further away (shift written -1), so that it is solved
  * again toward a share of the shift (worlds that small never aim worse).
- * test_round(name) is N, or 0 when unset or not such a number. */
+ * test_round(name) is N, or 0 when unset or not a number >= 1. */
 static size_t test_round(const char *name)
 {
     const char *env = getenv(name);
     char *end;
     if (!env || !*env) return 0;
     unsigned long long n = strtoull(env, &end, 10);
-    return *end || n < 2 ? 0 : (size_t)n;
+    return *end || n < 1 ? 0 : (size_t)n;
 }
 
 static double now(void)
@@ -478,10 +480,8 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     lstats_later = calloc(L, sizeof *lstats_later);
     n_rounds = rome || h.rounds == 0 ? 1 : h.rounds;
     rounds = calloc(n_rounds, sizeof *rounds);
-    if (n_rounds > 1)
-        round_start = malloc(L * F * C * sizeof *round_start);
-    if (!old_tensors || !lstats || !lstats_later || !rounds ||
-        (n_rounds > 1 && !round_start)) {
+    round_start = malloc(L * F * C * sizeof *round_start);
+    if (!old_tensors || !lstats || !lstats_later || !rounds || !round_start) {
         rc = ERR_NOMEM;
         goto fail;
     }
@@ -529,11 +529,11 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
                 break;
             }
         }
-        if (r) /* to take this round back if it aims worse */
-            for (size_t i = 0; i < L; i++)
-                memcpy(round_start + i * F * C,
-                       model.p.fcprojw + h.layers[i] * F * C,
-                       F * C * sizeof(float));
+        /* to solve this round again, or take it back, if it aims worse */
+        for (size_t i = 0; i < L; i++)
+            memcpy(round_start + i * F * C,
+                   model.p.fcprojw + h.layers[i] * F * C,
+                   F * C * sizeof(float));
         t0 = now();
         if (rome) rc = rome_apply(&model, reqs, z, zlayer, &h, cov[0], ls);
         else rc = memit_apply(&model, reqs, n_ok, keep, n_keep, z, &h,
@@ -550,11 +550,13 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
         if (r + 1 == test_round("STAMP_TEST_WORSE_ROUND"))
             rs->shift_written = -1;
         rs->step = 1;
-        if (r && rs->shift_written < h.round_min_shift) {
+        if (!rome && rs->shift_written < (r ? h.round_min_shift : 0)) {
             /* the update wrote less than round_min_shift (>= 0) of what
              * was left, or left the targets further away than it found
              * them: solved again toward a share of the shift, or taken
-             * back (the commit then keeps the rounds before this one) */
+             * back (the commit then keeps the rounds before this one).
+             * The first round only when it aims worse: with no round
+             * before it, what it writes is the whole commit */
             int worse = rs->shift_written < 0;
             double full_written = rs->shift_written;
             if ((rc = memit_halve(&model, reqs, n_ok, keep, n_keep, z, &h,
@@ -566,6 +568,16 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
             rs->solve_seconds = now() - t0;
             const char *what = worse ? "moved the target vectors further away"
                                      : "wrote less than round_min_shift";
+            if (rs->step == 0 && r == 0) {
+                rc = err_set(ERR_NUMERIC, "the update moved the target "
+                             "vectors further away (shift written %.2f%s); "
+                             "nothing was committed and the queue is as it "
+                             "was: a larger mom2_update_weight, fewer layers "
+                             "or a smaller batch may help", full_written,
+                             h.round_halvings ? ", and toward every share "
+                                                "tried" : "");
+                goto fail;
+            }
             if (rs->step > 0) {
                 fprintf(stderr, "stamp: round %zu %s (shift written %.2f); "
                         "solved again toward 1/%.0f of the shift, it wrote "

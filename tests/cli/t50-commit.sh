@@ -381,6 +381,29 @@ expect_ok "with round_halvings 0 the same round is taken back" \
 if jq -e '(.rounds | length) == 2 and .rounds_stopped == "a round moved the targets further away"' "$T/out" >/dev/null; then
   pass "without halvings: 2 rounds kept, the reason"
 else fail "without halvings: 2 rounds kept" "$(jq -c '[.rounds_stopped, (.rounds | length)]' "$T/out")"; fi
+# The first round aiming worse is solved again the same way; with no
+# share left to try it fails the commit, which changes nothing.
+STAMP_STORE="$T/s13" "$STAMP" init --model "$W" >/dev/null 2>&1
+STAMP_STORE="$T/s13" "$STAMP" import batch.csv >/dev/null 2>&1
+expect_ok "a first round that aims worse is solved again toward half the shift" \
+  env STAMP_STORE="$T/s13" STAMP_TEST_WORSE_ROUND=1 "$STAMP" commit --threads 2 --no-scores --json --set rounds=2
+expect_grep "the halved first round is named" \
+  "round 1 moved the target vectors further away \(shift written -1\.00\); solved again toward 1/2 of the shift, it wrote 0\.[0-9]+" "$T/err"
+if jq -e '(.rounds | length) == 2 and ([.rounds[].step] == [0.5, 1]) and .rounds[0].shift_written > 0' "$T/out" >/dev/null; then
+  pass "the record keeps both rounds, the first at step 1/2"
+else fail "the record keeps both rounds, the first at step 1/2" "$(jq -c '[.rounds_stopped, .rounds]' "$T/out")"; fi
+STAMP_STORE="$T/s14" "$STAMP" init --model "$W" >/dev/null 2>&1
+STAMP_STORE="$T/s14" "$STAMP" import batch.csv >/dev/null 2>&1
+STAMP_STORE="$T/s14" "$STAMP" queue --json > q-before.json
+STAMP_STORE="$T/s14" "$STAMP" log --json > l-before.json
+expect_exit "a first round that aims worse at every share fails the commit" 1 \
+  env STAMP_STORE="$T/s14" STAMP_TEST_WORSE_ROUND=1 "$STAMP" commit --threads 2 --no-scores --set round_halvings=0
+expect_grep "the failure says what happened and what may help" \
+  "the update moved the target vectors further away \(shift written -1\.00\); nothing was committed and the queue is as it was: a larger mom2_update_weight" "$T/err"
+STAMP_STORE="$T/s14" "$STAMP" queue --json > q-after.json
+STAMP_STORE="$T/s14" "$STAMP" log --json > l-after.json
+expect_same "it leaves the queue as it was" q-before.json q-after.json
+expect_same "and the log" l-before.json l-after.json
 expect_ok "show of it" env STAMP_STORE="$T/s10" "$STAMP" show 1
 expect_grep "show names the halved round" "^ +round 3 solved again toward 1/2 of its shift$" "$T/out"
 expect_ok "revert after a halved round" env STAMP_STORE="$T/s10" "$STAMP" revert HEAD
