@@ -126,6 +126,13 @@ typedef struct {
      * statistics): no logits, no row ranges, no backward after it. 0 (or
      * n_layer) runs every block. */
     size_t end_layer;
+    /* input (NULL: none): with start_layer = s > 0 and no row ranges,
+     * the residual stream entering block s, (B * T, C) row-major, as
+     * gpt2_acts_block_out(s - 1) gave it after an earlier pass over the
+     * same tokens, kept by the caller while the blocks below s stayed
+     * as they were. The pass then needs no earlier pass in these acts
+     * (MEMIT's key passes, which run again after each layer's update). */
+    const float *input;
 } gpt2_batch;
 
 typedef struct gpt2_acts gpt2_acts; /* opaque: activations of one pass */

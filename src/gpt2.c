@@ -612,7 +612,10 @@ static int check_batch(const gpt2_model *m, const gpt2_acts *a,
                                "its row range", b->logit_pos[i]);
         }
     }
-    if (b->start_layer > 0 &&
+    if (b->input && (b->start_layer == 0 || b->row_from))
+        return err_set(ERR_INVALID, "an input needs a pass from a layer "
+                       "above 0 without row ranges");
+    if (b->start_layer > 0 && !b->input &&
         (!a->has_forward || a->valid_layers < b->start_layer ||
          a->B != b->B || a->T != b->T ||
          memcmp(a->tokens, b->tokens, BT * sizeof *b->tokens)))
@@ -746,6 +749,12 @@ int gpt2_forward(const gpt2_model *m, gpt2_acts *a, const gpt2_batch *b)
         a->T = T;
         a->valid_layers = 0;
         linalg_encoder_forward(a->encoded, b->tokens, p->wte, p->wpe, B, T, C);
+    } else if (b->input) { /* the caller's copy of block s-1's output */
+        memcpy(a->tokens, b->tokens, BT * sizeof *b->tokens);
+        a->B = B;
+        a->T = T;
+        memcpy(a->res3 + (s - 1) * a->maxBT * C, b->input,
+               BT * C * sizeof(float));
     }
     if (h && h->layer + 1 == s)
         apply_hook(a, h, a->res3 + h->layer * a->maxBT * C, BT);

@@ -14,11 +14,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What a key pass inside memit_apply keeps for the next one: per group
+ * of facts, the residual stream entering block `from` (the output of
+ * block from-1), for the next pass to start there instead of at block 0
+ * when only blocks >= from have changed since. from = 0: nothing kept. */
+typedef struct {
+    size_t n_groups;
+    float **in; /* (n_groups): (B * T, C) of each group's pass, or NULL */
+    size_t from;
+} pass_cache;
+
+static void pass_cache_free(pass_cache *pc)
+{
+    for (size_t g = 0; pc->in && g < pc->n_groups; g++) free(pc->in[g]);
+    free(pc->in);
+}
+
 /* Keys of nlay layers and block outputs of one group of facts (single
- * thread): one forward pass reads them all. */
+ * thread): one forward pass reads them all. With in (may be NULL) the
+ * pass starts at block from on it (pass_cache); with save > 0 it keeps
+ * the input of block save in *saved for the next pass. */
 static int keys_group(const gpt2_model *m, const editreq *r, size_t G,
                       const size_t *layers, size_t nlay, size_t zlayer,
-                      float *const *K, size_t f0, float *H)
+                      float *const *K, size_t f0, float *H, size_t from,
+                      const float *in, size_t save, float **saved)
 {
     size_t F = m->config.n_inner, C = m->config.n_embd, B = 0, T = 0;
     for (size_t f = 0; f < G; f++) {
@@ -40,8 +59,17 @@ static int keys_group(const gpt2_model *m, const editreq *r, size_t G,
     size_t top = H ? zlayer : 0;
     for (size_t j = 0; j < nlay; j++)
         if (layers[j] > top) top = layers[j];
-    gpt2_batch batch = {.tokens = tokens, .B = B, .T = T, .end_layer = top + 1};
+    gpt2_batch batch = {.tokens = tokens, .B = B, .T = T, .end_layer = top + 1,
+                        .start_layer = in ? from : 0, .input = in};
     if ((rc = gpt2_forward(m, a, &batch))) goto out;
+    if (save) {
+        if (!*saved && !(*saved = malloc(B * T * C * sizeof(float)))) {
+            rc = err_set(ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        memcpy(*saved, gpt2_acts_block_out(a, save - 1),
+               B * T * C * sizeof(float));
+    }
     for (size_t j = 0; j < nlay; j++) {
         const float *keys = gpt2_acts_mlp_key(a, layers[j]);
         for (size_t f = 0, b = 0; f < G; f++) {
@@ -66,23 +94,48 @@ out:
     return rc;
 }
 
-int memit_keys_layers(const gpt2_model *m, const editreq *r, size_t n,
-                      const size_t *layers, size_t nlay, size_t zlayer,
-                      const hparams *h, float *const *K, float *H)
+/* memit_keys_layers through a pass cache (NULL: none): the pass starts
+ * at pc->from when something is kept there, and keeps the input of block
+ * save (>= pc->from, at most the highest block read; 0: nothing) for
+ * the next one. The blocks below save must not change before that
+ * pass. */
+static int keys_layers_cached(const gpt2_model *m, const editreq *r, size_t n,
+                              const size_t *layers, size_t nlay,
+                              size_t zlayer, const hparams *h,
+                              float *const *K, float *H, pass_cache *pc,
+                              size_t save)
 {
     size_t G = h->facts_per_group ? h->facts_per_group : 1;
     size_t n_groups = (n + G - 1) / G;
     int rc = 0;
+    if (pc && !pc->in) {
+        pc->n_groups = n_groups;
+        if (!(pc->in = calloc(n_groups + 1, sizeof *pc->in)))
+            return err_set(ERR_NOMEM, "out of memory");
+    }
+    size_t from = pc ? pc->from : 0;
+    if (!pc || save < from) save = 0; /* its block would not run */
 #pragma omp parallel for schedule(dynamic, 1)
     for (size_t gi = 0; gi < n_groups; gi++) {
         size_t f0 = gi * G, cnt = f0 + G <= n ? G : n - f0;
-        int grc = keys_group(m, r + f0, cnt, layers, nlay, zlayer, K, f0, H);
+        int grc = keys_group(m, r + f0, cnt, layers, nlay, zlayer, K, f0, H,
+                             from, from ? pc->in[gi] : NULL, save,
+                             save ? &pc->in[gi] : NULL);
         if (grc) {
 #pragma omp critical(memit_keys_rc)
             if (!rc) rc = grc;
         }
     }
+    if (pc) pc->from = rc ? 0 : save;
     return rc;
+}
+
+int memit_keys_layers(const gpt2_model *m, const editreq *r, size_t n,
+                      const size_t *layers, size_t nlay, size_t zlayer,
+                      const hparams *h, float *const *K, float *H)
+{
+    return keys_layers_cached(m, r, n, layers, nlay, zlayer, h, K, H, NULL,
+                              0);
 }
 
 int memit_keys(const gpt2_model *m, const editreq *r, size_t n,
@@ -131,13 +184,14 @@ static double mean_gap(const float *z, const float *H, size_t n, size_t C,
     return n ? total / (double)n : 0;
 }
 
-/* memit_gap with the caller's scratch space: K (n, F) and H (n, C) */
+/* memit_gap with the caller's scratch space, K (n, F) and H (n, C),
+ * and pass cache (may be NULL) */
 static int gap_with(const gpt2_model *m, const editreq *r, size_t n,
                     const hparams *h, const float *z, float *K, float *H,
-                    double *gap)
+                    pass_cache *pc, double *gap)
 {
     size_t zlayer = h->layers[h->n_layers - 1];
-    int rc = memit_keys(m, r, n, zlayer, zlayer, h, K, H);
+    int rc = keys_layers_cached(m, r, n, &zlayer, 1, zlayer, h, &K, H, pc, 0);
     if (!rc) *gap = mean_gap(z, H, n, m->config.n_embd, NULL, 1);
     return rc;
 }
@@ -505,13 +559,17 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n,
     for (size_t j = 0; !rc && j < nK; j++)
         if (!(K[j] = malloc(nk * F * sizeof(float) + 1))) rc = ERR_NOMEM;
     if (!rc) dWs[0] = dW;
+    /* each layer's update changes the blocks from it up only: the pass
+     * at a step keeps the input of the block it is about to change, and
+     * the next pass (the next step's, or the gap's) starts there */
+    pass_cache pc = {0};
     for (size_t li = 0; !rc && li < nl; li++) {
         size_t layer = h->layers[li], left = nl - li;
         size_t rows = joint ? left : 1;
         if (progress) progress(ctx, "layer updates", li, nl);
         /* one forward pass reads the keys of every layer solved here */
-        rc = memit_keys_layers(m, r, n, h->layers + li, rows, zlayer, h, K,
-                               H);
+        rc = keys_layers_cached(m, r, n, h->layers + li, rows, zlayer, h, K,
+                                H, &pc, layer);
         if (!rc && n_keep)
             rc = kept_keys(m, keep, n_keep, h->layers + li, rows, zlayer, h,
                            K, n);
@@ -536,8 +594,9 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n,
         stats[li].leverage = n ? ls / (double)n : 0;
     }
     if (!rc && resid_after) /* what is left of z - h with every layer done */
-        rc = gap_with(m, r, n, h, z, K[0], H, resid_after);
+        rc = gap_with(m, r, n, h, z, K[0], H, &pc, resid_after);
     if (!rc && progress) progress(ctx, "layer updates", nl, nl);
+    pass_cache_free(&pc);
     for (size_t j = 0; K && j < nK; j++) free(K[j]);
     free(K);
     free(dWs);
@@ -554,7 +613,7 @@ int memit_gap(const gpt2_model *m, const editreq *r, size_t n,
     size_t F = m->config.n_inner, C = m->config.n_embd;
     float *K = malloc(n * F * sizeof(float) + 1);
     float *H = malloc(n * C * sizeof(float) + 1);
-    int rc = K && H ? gap_with(m, r, n, h, z, K, H, gap) : ERR_NOMEM;
+    int rc = K && H ? gap_with(m, r, n, h, z, K, H, NULL, gap) : ERR_NOMEM;
     free(K);
     free(H);
     return rc;
@@ -595,7 +654,7 @@ int memit_halve(gpt2_model *m, const editreq *r, size_t n,
         double gap;
         rc = memit_apply(m, r, n, keep, n_keep, zs, h, cov_mean, cov_chol,
                          stats, NULL, NULL, NULL);
-        if (!rc) rc = gap_with(m, r, n, h, z, K, H, &gap);
+        if (!rc) rc = gap_with(m, r, n, h, z, K, H, NULL, &gap);
         if (rc) break;
         double written = memit_shift_written(resid_before, gap, z, n, C);
         if (written >= h->round_min_shift) {

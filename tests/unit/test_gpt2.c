@@ -814,6 +814,62 @@ TEST(early_end_pass_equals_full_pass_below)
     gpt2_model_free(&m);
 }
 
+/* A pass from block s on a kept copy of block s-1's output, in fresh
+ * acts (MEMIT's key passes after a layer's update) gives the full pass's
+ * keys, block outputs and logits, to the bit; an input needs a pass
+ * from above block 0 without row ranges. */
+TEST(pass_from_a_kept_input_equals_full_pass)
+{
+    size_t B = 2, T = 7, BT = 14, C = 16, F = 64, V = 37;
+    int tokens[14];
+    gpt2_model m;
+    small_model(&m, 6, tokens, 14);
+    gpt2_acts *full = NULL, *part = NULL;
+    gpt2_acts_new(&full, &m.config, B, T, 2);
+    size_t lp[2] = {6, 13};
+    gpt2_batch fb = {.tokens = tokens, .B = B, .T = T, .logit_pos = lp, .n_logits = 2};
+    CHECK(gpt2_forward(&m, full, &fb) == 0);
+    float kept[14 * 16];
+    for (size_t s = 1; s < 4; s++) {
+        memcpy(kept, gpt2_acts_block_out(full, s - 1), BT * C * sizeof(float));
+        gpt2_acts_new(&part, &m.config, B, T, 2);
+        gpt2_batch pb = fb;
+        pb.start_layer = s;
+        pb.input = kept;
+        CHECK(gpt2_forward(&m, part, &pb) == 0);
+        for (size_t l = s; l < 4; l++) {
+            CHECK(!memcmp(gpt2_acts_mlp_key(full, l), gpt2_acts_mlp_key(part, l),
+                          BT * F * sizeof(float)));
+            CHECK(!memcmp(gpt2_acts_block_out(full, l), gpt2_acts_block_out(part, l),
+                          BT * C * sizeof(float)));
+        }
+        CHECK(!memcmp(gpt2_acts_logits(full), gpt2_acts_logits(part),
+                      2 * V * sizeof(float)));
+        /* and a pass that ends early, as the key passes do */
+        gpt2_batch eb = {.tokens = tokens, .B = B, .T = T, .start_layer = s,
+                         .end_layer = s + 1, .input = kept};
+        CHECK(gpt2_forward(&m, part, &eb) == 0);
+        CHECK(!memcmp(gpt2_acts_block_out(full, s), gpt2_acts_block_out(part, s),
+                      BT * C * sizeof(float)));
+        gpt2_acts_free(part);
+        part = NULL;
+    }
+    gpt2_acts_new(&part, &m.config, B, T, 2);
+    gpt2_batch bad = fb;
+    bad.input = kept; /* from block 0 */
+    CHECK(gpt2_forward(&m, part, &bad) == ERR_INVALID);
+    err_clear();
+    size_t from[2] = {1, 1}, len[2] = {7, 7};
+    bad.start_layer = 1;
+    bad.row_from = from;
+    bad.row_len = len;
+    CHECK(gpt2_forward(&m, part, &bad) == ERR_INVALID);
+    err_clear();
+    gpt2_acts_free(part);
+    gpt2_acts_free(full);
+    gpt2_model_free(&m);
+}
+
 /* A pass over row ranges (MEMIT's z steps: only the positions from the
  * subject's last token on, only up to each prompt's end) gives the full
  * pass's logits and hook gradient. */
@@ -1295,6 +1351,7 @@ int main(void)
     RUN(backward_accumulates);
     RUN(partial_pass_equals_full_pass);
     RUN(early_end_pass_equals_full_pass_below);
+    RUN(pass_from_a_kept_input_equals_full_pass);
     RUN(row_range_pass_equals_full_pass);
     RUN(padding_does_not_leak_backwards);
     RUN(determinism_runs_threads_parallel_region);

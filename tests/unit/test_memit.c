@@ -623,6 +623,62 @@ static float *two_layer_setup(const hparams *h, double *cov[2], double *chol[2])
     return z;
 }
 
+/* memit_apply's passes start above the blocks its last update left as
+ * they were; its update is the one its steps give by hand, each from
+ * a full pass in the model as it stands, to the bit: layer by layer and
+ * joint, and the gap after it. */
+TEST(memit_apply_equals_its_steps_by_hand)
+{
+    hparams h;
+    test_hparams(&h);
+    h.mom2_update_weight = 3.0;
+    uint64_t saved = rng;
+    size_t C = model.config.n_embd, F = model.config.n_inner;
+    double *cov[2], *chol[2];
+    float *z = two_layer_setup(&h, cov, chol);
+    float *K[2] = {malloc(NF * F * sizeof(float)), malloc(NF * F * sizeof(float))};
+    float *H = malloc(NF * C * sizeof(float));
+    double *resid = malloc(NF * C * sizeof(double)), *dW = malloc(F * C * sizeof(double));
+    double lev[2 * NF];
+    for (int joint = 0; joint <= 1; joint++) {
+        h.joint_layers = (size_t)joint;
+        gpt2_model applied, hand;
+        copy_model(&applied);
+        copy_model(&hand);
+        memit_layer_stats st[2];
+        double after = 0;
+        CHECK(memit_apply(&applied, reqs, NF, NULL, 0, z, &h, (const double *const *)cov,
+                          (const double *const *)chol, st, &after, NULL, NULL) == 0);
+        for (size_t li = 0; li < 2; li++) {
+            size_t left = 2 - li, rows = joint ? left : 1;
+            CHECK(memit_keys_layers(&hand, reqs, NF, h.layers + li, rows, 2, &h, K, H) == 0);
+            for (size_t i = 0; i < NF * C; i++)
+                resid[i] = ((double)z[i] - H[i]) / (joint ? 1.0 : (double)left);
+            double *dWs[2] = {dW, NULL};
+            if (joint)
+                CHECK(memit_joint_delta((const double *const *)chol + li,
+                                        (const float *const *)K, resid, NF, left, F,
+                                        C, h.mom2_update_weight, dWs, lev) == 0);
+            else
+                CHECK(memit_layer_delta_factored(chol[li], K[0], resid, NF, F, C,
+                                                 h.mom2_update_weight, dW, lev) == 0);
+            float *W = hand.p.fcprojw + h.layers[li] * F * C;
+            for (size_t i = 0; i < F * C; i++) W[i] = (float)((double)W[i] + dW[i]);
+        }
+        CHECK_MSG(!memcmp(applied.memory, hand.memory,
+                          model.num_parameters * sizeof(float)),
+                  "joint %d: the update differs from its steps", joint);
+        double gap = -1;
+        CHECK(memit_gap(&hand, reqs, NF, &h, z, &gap) == 0);
+        CHECK_MSG(gap == after, "joint %d: gap %.17g, by hand %.17g", joint, after, gap);
+        gpt2_model_free(&applied);
+        gpt2_model_free(&hand);
+    }
+    for (size_t l = 0; l < 2; l++) { free(cov[l]); free(chol[l]); free(K[l]); }
+    free(z); free(H); free(resid); free(dW);
+    rng = saved;
+}
+
 /* memit_apply through the factors writes the direct solve's update */
 TEST(memit_apply_factored_matches_direct)
 {
@@ -954,6 +1010,7 @@ int main(void)
     RUN(z_is_identical_with_one_and_two_threads_and_lowers_the_loss);
     RUN(a_fact_steps_alike_in_a_group_and_alone);
     RUN(memit_apply_factored_matches_direct);
+    RUN(memit_apply_equals_its_steps_by_hand);
     RUN(memit_apply_joint_moves_block_outputs_to_z);
     RUN(halving_solves_toward_a_share_of_the_shift_or_takes_the_round_back);
     RUN(memit_moves_block_outputs_to_z);
