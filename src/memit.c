@@ -442,17 +442,19 @@ int memit_joint_delta_naive(const double *const *cov_mean,
 
 /* The keys of the kept edits at nlay layers into K[j] + at (n_keep, F),
  * each scaled by sqrt(weight): rows of the least-squares problem whose
- * residual is 0. */
+ * residual is 0. Through their own pass cache, keeping the input of
+ * block save (keys_layers_cached). */
 static int kept_keys(const gpt2_model *m, const editreq *keep, size_t n_keep,
                      const size_t *layers, size_t nlay, size_t zlayer,
-                     const hparams *h, float *const *K, size_t at)
+                     const hparams *h, float *const *K, size_t at,
+                     pass_cache *pc, size_t save)
 {
     size_t F = m->config.n_inner;
     float **Kat = malloc(nlay * sizeof *Kat + 1);
     if (!Kat) return ERR_NOMEM;
     for (size_t j = 0; j < nlay; j++) Kat[j] = K[j] + at * F;
-    int rc = memit_keys_layers(m, keep, n_keep, layers, nlay, zlayer, h, Kat,
-                               NULL);
+    int rc = keys_layers_cached(m, keep, n_keep, layers, nlay, zlayer, h,
+                                Kat, NULL, pc, save);
     float w = (float)sqrt(h->protect_committed);
     for (size_t j = 0; !rc && j < nlay; j++)
         for (size_t i = 0; i < n_keep * F; i++) Kat[j][i] *= w;
@@ -562,7 +564,7 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n,
     /* each layer's update changes the blocks from it up only: the pass
      * at a step keeps the input of the block it is about to change, and
      * the next pass (the next step's, or the gap's) starts there */
-    pass_cache pc = {0};
+    pass_cache pc = {0}, pc_keep = {0};
     for (size_t li = 0; !rc && li < nl; li++) {
         size_t layer = h->layers[li], left = nl - li;
         size_t rows = joint ? left : 1;
@@ -572,7 +574,7 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n,
                                 H, &pc, layer);
         if (!rc && n_keep)
             rc = kept_keys(m, keep, n_keep, h->layers + li, rows, zlayer, h,
-                           K, n);
+                           K, n, &pc_keep, layer);
         if (rc) break;
         /* the kept edits' rows of resid stay 0: their outputs stay put.
          * One layer writes 1 / (layers left) of the shift; the joint
@@ -597,6 +599,7 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n,
         rc = gap_with(m, r, n, h, z, K[0], H, &pc, resid_after);
     if (!rc && progress) progress(ctx, "layer updates", nl, nl);
     pass_cache_free(&pc);
+    pass_cache_free(&pc_keep);
     for (size_t j = 0; K && j < nK; j++) free(K[j]);
     free(K);
     free(dWs);

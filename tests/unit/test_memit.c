@@ -625,13 +625,16 @@ static float *two_layer_setup(const hparams *h, double *cov[2], double *chol[2])
 
 /* memit_apply's passes start above the blocks its last update left as
  * they were; its update is the one its steps give by hand, each from
- * a full pass in the model as it stands, to the bit: layer by layer and
- * joint, and the gap after it. */
+ * full passes in the model as it stands, to the bit: layer by layer,
+ * joint, and joint with two of the facts kept where they are (their
+ * rows weighted sqrt(protect_committed), residual 0), and the gap after
+ * it. */
 TEST(memit_apply_equals_its_steps_by_hand)
 {
     hparams h;
     test_hparams(&h);
     h.mom2_update_weight = 3.0;
+    h.protect_committed = 2.0;
     uint64_t saved = rng;
     size_t C = model.config.n_embd, F = model.config.n_inner;
     double *cov[2], *chol[2];
@@ -640,19 +643,30 @@ TEST(memit_apply_equals_its_steps_by_hand)
     float *H = malloc(NF * C * sizeof(float));
     double *resid = malloc(NF * C * sizeof(double)), *dW = malloc(F * C * sizeof(double));
     double lev[2 * NF];
-    for (int joint = 0; joint <= 1; joint++) {
+    for (int v = 0; v < 3; v++) {
+        int joint = v > 0;
+        size_t n = v == 2 ? 3 : NF, n_keep = NF - n; /* kept: the last two */
         h.joint_layers = (size_t)joint;
         gpt2_model applied, hand;
         copy_model(&applied);
         copy_model(&hand);
         memit_layer_stats st[2];
         double after = 0;
-        CHECK(memit_apply(&applied, reqs, NF, NULL, 0, z, &h, (const double *const *)cov,
-                          (const double *const *)chol, st, &after, NULL, NULL) == 0);
+        CHECK(memit_apply(&applied, reqs, n, reqs + n, n_keep, z, &h,
+                          (const double *const *)cov, (const double *const *)chol,
+                          st, &after, NULL, NULL) == 0);
         for (size_t li = 0; li < 2; li++) {
             size_t left = 2 - li, rows = joint ? left : 1;
-            CHECK(memit_keys_layers(&hand, reqs, NF, h.layers + li, rows, 2, &h, K, H) == 0);
-            for (size_t i = 0; i < NF * C; i++)
+            CHECK(memit_keys_layers(&hand, reqs, n, h.layers + li, rows, 2, &h, K, H) == 0);
+            float *Kk[2] = {K[0] + n * F, K[1] + n * F};
+            if (n_keep)
+                CHECK(memit_keys_layers(&hand, reqs + n, n_keep, h.layers + li, rows, 2,
+                                        &h, Kk, NULL) == 0);
+            for (size_t j = 0; j < rows; j++)
+                for (size_t i = 0; i < n_keep * F; i++)
+                    Kk[j][i] *= (float)sqrt(h.protect_committed);
+            memset(resid, 0, NF * C * sizeof(double));
+            for (size_t i = 0; i < n * C; i++)
                 resid[i] = ((double)z[i] - H[i]) / (joint ? 1.0 : (double)left);
             double *dWs[2] = {dW, NULL};
             if (joint)
@@ -667,10 +681,10 @@ TEST(memit_apply_equals_its_steps_by_hand)
         }
         CHECK_MSG(!memcmp(applied.memory, hand.memory,
                           model.num_parameters * sizeof(float)),
-                  "joint %d: the update differs from its steps", joint);
+                  "variant %d: the update differs from its steps", v);
         double gap = -1;
-        CHECK(memit_gap(&hand, reqs, NF, &h, z, &gap) == 0);
-        CHECK_MSG(gap == after, "joint %d: gap %.17g, by hand %.17g", joint, after, gap);
+        CHECK(memit_gap(&hand, reqs, n, &h, z, &gap) == 0);
+        CHECK_MSG(gap == after, "variant %d: gap %.17g, by hand %.17g", v, after, gap);
         gpt2_model_free(&applied);
         gpt2_model_free(&hand);
     }
