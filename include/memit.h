@@ -8,6 +8,7 @@
 #include "editreq.h"
 #include "gpt2.h"
 #include "hparams.h"
+#include "memit_keys.h"
 #include "progress.h"
 
 typedef struct {
@@ -23,20 +24,6 @@ typedef struct {
     size_t nullspace_dim; /* directions the update was confined to
                              (nullspace_threshold > 0), else 0 */
 } memit_layer_stats;
-
-/* For each edit: the key of `layer` at the subject's last token, averaged
- * over its rewriting prompts (editreq_key_weight), into K (n, F), and the
- * output of block zlayer at the bare prompt's lookup into H (n, C) (H may
- * be NULL). Groups of h->facts_per_group run in parallel. */
-int memit_keys(const gpt2_model *m, const editreq *r, size_t n,
-               size_t layer, size_t zlayer, const hparams *h, float *K,
-               float *H);
-
-/* The same for the nlay layers layers[j], into K[j] (n, F) each, from
- * one forward pass per group. */
-int memit_keys_layers(const gpt2_model *m, const editreq *r, size_t n,
-                      const size_t *layers, size_t nlay, size_t zlayer,
-                      const hparams *h, float *const *K, float *H);
 
 /* MEMIT: spreads (z - h) over h->layers (ascending): for each layer l,
  * K from the current weights, resid = (Z - H) / (layers left),

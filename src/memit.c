@@ -1,4 +1,4 @@
-/* memit: keys, the layer-by-layer least-squares update of MEMIT and the
+/* memit: the layer-by-layer least-squares update of MEMIT and the
  * rank-one update of ROME (see memit.h; kmeng01/memit memit_main.py and
  * rome/rome_main.py are the references). Linear algebra in float64
  * through BLAS/LAPACK, as the reference does it. */
@@ -13,137 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* What a key pass inside memit_apply keeps for the next one: per group
- * of facts, the residual stream entering block `from` (the output of
- * block from-1), for the next pass to start there instead of at block 0
- * when only blocks >= from have changed since. from = 0: nothing kept. */
-typedef struct {
-    size_t n_groups;
-    float **in; /* (n_groups): (B * T, C) of each group's pass, or NULL */
-    size_t from;
-} pass_cache;
-
-static void pass_cache_free(pass_cache *pc)
-{
-    for (size_t g = 0; pc->in && g < pc->n_groups; g++) free(pc->in[g]);
-    free(pc->in);
-}
-
-/* Keys of nlay layers and block outputs of one group of facts (single
- * thread): one forward pass reads them all. With in (may be NULL) the
- * pass starts at block from on it (pass_cache); with save > 0 it keeps
- * the input of block save in *saved for the next pass. */
-static int keys_group(const gpt2_model *m, const editreq *r, size_t G,
-                      const size_t *layers, size_t nlay, size_t zlayer,
-                      float *const *K, size_t f0, float *H, size_t from,
-                      const float *in, size_t save, float **saved)
-{
-    size_t F = m->config.n_inner, C = m->config.n_embd, B = 0, T = 0;
-    for (size_t f = 0; f < G; f++) {
-        B += r[f].n_rewrite;
-        for (size_t s = 0; s < r[f].n_rewrite; s++)
-            /* keys at the lookup do not depend on later tokens */
-            if (r[f].seq[s].lookup + 1 > T) T = r[f].seq[s].lookup + 1;
-    }
-    int *tokens = calloc(B * T, sizeof(int));
-    gpt2_acts *a = NULL;
-    int rc = tokens ? gpt2_acts_new(&a, &m->config, B, T, 1) : ERR_NOMEM;
-    if (rc) goto out;
-    for (size_t f = 0, b = 0; f < G; f++)
-        for (size_t s = 0; s < r[f].n_rewrite; s++, b++) {
-            const editreq_seq *q = &r[f].seq[s];
-            memcpy(tokens + b * T, q->tokens, (q->lookup + 1) * sizeof(int));
-        }
-    /* the blocks above the ones read do not matter */
-    size_t top = H ? zlayer : 0;
-    for (size_t j = 0; j < nlay; j++)
-        if (layers[j] > top) top = layers[j];
-    gpt2_batch batch = {.tokens = tokens, .B = B, .T = T, .end_layer = top + 1,
-                        .start_layer = in ? from : 0, .input = in};
-    if ((rc = gpt2_forward(m, a, &batch))) goto out;
-    if (save) {
-        if (!*saved && !(*saved = malloc(B * T * C * sizeof(float)))) {
-            rc = err_set(ERR_NOMEM, "out of memory");
-            goto out;
-        }
-        memcpy(*saved, gpt2_acts_block_out(a, save - 1),
-               B * T * C * sizeof(float));
-    }
-    for (size_t j = 0; j < nlay; j++) {
-        const float *keys = gpt2_acts_mlp_key(a, layers[j]);
-        for (size_t f = 0, b = 0; f < G; f++) {
-            float *k = K[j] + (f0 + f) * F;
-            memset(k, 0, F * sizeof(float));
-            for (size_t s = 0; s < r[f].n_rewrite; s++, b++) {
-                const float *src = keys + (b * T + r[f].seq[s].lookup) * F;
-                float w = (float)editreq_key_weight(&r[f], s);
-                for (size_t i = 0; i < F; i++) k[i] += w * src[i];
-            }
-        }
-    }
-    if (H) {
-        const float *out = gpt2_acts_block_out(a, zlayer);
-        for (size_t f = 0, b = 0; f < G; b += r[f].n_rewrite, f++)
-            memcpy(H + (f0 + f) * C, out + (b * T + r[f].seq[0].lookup) * C,
-                   C * sizeof(float));
-    }
-out:
-    gpt2_acts_free(a);
-    free(tokens);
-    return rc;
-}
-
-/* memit_keys_layers through a pass cache (NULL: none): the pass starts
- * at pc->from when something is kept there, and keeps the input of block
- * save (>= pc->from, at most the highest block read; 0: nothing) for
- * the next one. The blocks below save must not change before that
- * pass. */
-static int keys_layers_cached(const gpt2_model *m, const editreq *r, size_t n,
-                              const size_t *layers, size_t nlay,
-                              size_t zlayer, const hparams *h,
-                              float *const *K, float *H, pass_cache *pc,
-                              size_t save)
-{
-    size_t G = h->facts_per_group ? h->facts_per_group : 1;
-    size_t n_groups = (n + G - 1) / G;
-    int rc = 0;
-    if (pc && !pc->in) {
-        pc->n_groups = n_groups;
-        if (!(pc->in = calloc(n_groups + 1, sizeof *pc->in)))
-            return err_set(ERR_NOMEM, "out of memory");
-    }
-    size_t from = pc ? pc->from : 0;
-    if (!pc || save < from) save = 0; /* its block would not run */
-#pragma omp parallel for schedule(dynamic, 1)
-    for (size_t gi = 0; gi < n_groups; gi++) {
-        size_t f0 = gi * G, cnt = f0 + G <= n ? G : n - f0;
-        int grc = keys_group(m, r + f0, cnt, layers, nlay, zlayer, K, f0, H,
-                             from, from ? pc->in[gi] : NULL, save,
-                             save ? &pc->in[gi] : NULL);
-        if (grc) {
-#pragma omp critical(memit_keys_rc)
-            if (!rc) rc = grc;
-        }
-    }
-    if (pc) pc->from = rc ? 0 : save;
-    return rc;
-}
-
-int memit_keys_layers(const gpt2_model *m, const editreq *r, size_t n,
-                      const size_t *layers, size_t nlay, size_t zlayer,
-                      const hparams *h, float *const *K, float *H)
-{
-    return keys_layers_cached(m, r, n, layers, nlay, zlayer, h, K, H, NULL,
-                              0);
-}
-
-int memit_keys(const gpt2_model *m, const editreq *r, size_t n,
-               size_t layer, size_t zlayer, const hparams *h, float *K,
-               float *H)
-{
-    return memit_keys_layers(m, r, n, &layer, 1, zlayer, h, &K, H);
-}
 
 /* Adds dW (F, C, float64) to the layer's mlp.c_proj and measures it. */
 static void add_update(gpt2_model *m, size_t layer, const double *dW,
@@ -188,10 +57,10 @@ static double mean_gap(const float *z, const float *H, size_t n, size_t C,
  * and pass cache (may be NULL) */
 static int gap_with(const gpt2_model *m, const editreq *r, size_t n,
                     const hparams *h, const float *z, float *K, float *H,
-                    pass_cache *pc, double *gap)
+                    memit_keys_cache *pc, double *gap)
 {
     size_t zlayer = h->layers[h->n_layers - 1];
-    int rc = keys_layers_cached(m, r, n, &zlayer, 1, zlayer, h, &K, H, pc, 0);
+    int rc = memit_keys_cached(m, r, n, &zlayer, 1, zlayer, h, &K, H, pc, 0);
     if (!rc) *gap = mean_gap(z, H, n, m->config.n_embd, NULL, 1);
     return rc;
 }
@@ -447,14 +316,14 @@ int memit_joint_delta_naive(const double *const *cov_mean,
 static int kept_keys(const gpt2_model *m, const editreq *keep, size_t n_keep,
                      const size_t *layers, size_t nlay, size_t zlayer,
                      const hparams *h, float *const *K, size_t at,
-                     pass_cache *pc, size_t save)
+                     memit_keys_cache *pc, size_t save)
 {
     size_t F = m->config.n_inner;
     float **Kat = malloc(nlay * sizeof *Kat + 1);
     if (!Kat) return ERR_NOMEM;
     for (size_t j = 0; j < nlay; j++) Kat[j] = K[j] + at * F;
-    int rc = keys_layers_cached(m, keep, n_keep, layers, nlay, zlayer, h,
-                                Kat, NULL, pc, save);
+    int rc = memit_keys_cached(m, keep, n_keep, layers, nlay, zlayer, h, Kat,
+                               NULL, pc, save);
     float w = (float)sqrt(h->protect_committed);
     for (size_t j = 0; !rc && j < nlay; j++)
         for (size_t i = 0; i < n_keep * F; i++) Kat[j][i] *= w;
@@ -564,17 +433,19 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n,
     /* each layer's update changes the blocks from it up only: the pass
      * at a step keeps the input of the block it is about to change, and
      * the next pass (the next step's, or the gap's) starts there */
-    pass_cache pc = {0}, pc_keep = {0};
+    memit_keys_cache *pc = NULL, *pc_keep = NULL;
+    if (!rc) rc = memit_keys_cache_new(&pc);
+    if (!rc && n_keep) rc = memit_keys_cache_new(&pc_keep);
     for (size_t li = 0; !rc && li < nl; li++) {
         size_t layer = h->layers[li], left = nl - li;
         size_t rows = joint ? left : 1;
         if (progress) progress(ctx, "layer updates", li, nl);
         /* one forward pass reads the keys of every layer solved here */
-        rc = keys_layers_cached(m, r, n, h->layers + li, rows, zlayer, h, K,
-                                H, &pc, layer);
+        rc = memit_keys_cached(m, r, n, h->layers + li, rows, zlayer, h, K,
+                               H, pc, layer);
         if (!rc && n_keep)
             rc = kept_keys(m, keep, n_keep, h->layers + li, rows, zlayer, h,
-                           K, n, &pc_keep, layer);
+                           K, n, pc_keep, layer);
         if (rc) break;
         /* the kept edits' rows of resid stay 0: their outputs stay put.
          * One layer writes 1 / (layers left) of the shift; the joint
@@ -596,10 +467,10 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n,
         stats[li].leverage = n ? ls / (double)n : 0;
     }
     if (!rc && resid_after) /* what is left of z - h with every layer done */
-        rc = gap_with(m, r, n, h, z, K[0], H, &pc, resid_after);
+        rc = gap_with(m, r, n, h, z, K[0], H, pc, resid_after);
     if (!rc && progress) progress(ctx, "layer updates", nl, nl);
-    pass_cache_free(&pc);
-    pass_cache_free(&pc_keep);
+    memit_keys_cache_free(pc);
+    memit_keys_cache_free(pc_keep);
     for (size_t j = 0; K && j < nK; j++) free(K[j]);
     free(K);
     free(dWs);
