@@ -103,6 +103,9 @@ int memit_keys_cached(const gpt2_model *m, const editreq *r, size_t n,
     size_t G = h->facts_per_group ? h->facts_per_group : 1;
     size_t n_groups = (n + G - 1) / G;
     int rc = 0;
+    if (pc && pc->in && pc->n_groups != n_groups) /* other requests */
+        return err_set(ERR_INVALID, "a key pass cache of %zu groups used "
+                       "for %zu", pc->n_groups, n_groups);
     if (pc && !pc->in) {
         pc->n_groups = n_groups;
         if (!(pc->in = calloc(n_groups + 1, sizeof *pc->in)))
