@@ -13,7 +13,7 @@
 CC      ?= cc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
-override CFLAGS  += -Wall -Wextra -std=c11 -fopenmp -D_GNU_SOURCE -ffp-contract=off -Iinclude
+override CFLAGS  += -Wall -Wextra -std=c11 -fopenmp -D_GNU_SOURCE -ffp-contract=off -MMD -MP
 override LDLIBS  += -llmdb -lopenblas -llapacke -lcsv -ljansson -lpcre2-8 -lzstd -lxxhash -lm
 override LDFLAGS += -fopenmp
 
@@ -21,54 +21,94 @@ BUILD   ?= build
 Q       := $(if $(V),,@)
 say      = $(if $(V),,@printf '  %-6s %s\n' $(1) $(2);)
 
-LIB_SRC  := $(sort $(wildcard src/*.c))
-CMD_SRC  := $(sort $(wildcard src/cmd/*.c))
-TOOL_SRC := $(sort $(wildcard tools/*.c))
-TEST_SRC := $(sort $(wildcard tests/unit/*.c))
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
-CMD_OBJ  := $(CMD_SRC:%.c=$(BUILD)/%.o)
-LIBSTAMP := $(BUILD)/libstamp.a
-STAMP    := $(BUILD)/stamp
-TOOLS    := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
-TESTS    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# The product library's layers, lowest first. A module in lib/L may
+# include headers of L and of the layers before it, never after
+# (tools/check_layers.sh enforces it in `make test`). lib/ is compiled
+# with -Ilib alone, so it cannot reach cli/ or world/.
+LAYERS     := base model facts store memit eval repo
+LIB_SRC    := $(foreach l,$(LAYERS),$(sort $(wildcard lib/$(l)/*.c)))
+CLI_SRC    := $(sort $(wildcard cli/*.c))
+WORLD_SRC  := $(filter-out world/stamp-world.c,$(sort $(wildcard world/*.c)))
+TOOL_SRC   := $(sort $(wildcard tools/*.c))
+TEST_SRC   := $(sort $(wildcard tests/unit/*.c))
+WTEST_SRC  := $(sort $(wildcard world/tests/*.c))
+LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/%.o)
+WORLD_OBJ  := $(WORLD_SRC:%.c=$(BUILD)/%.o)
+LIBSTAMP   := $(BUILD)/libstamp.a
+LIBWORLD   := $(BUILD)/libworld.a
+STAMP      := $(BUILD)/stamp
+STAMP_WORLD:= $(BUILD)/stamp-world
+TOOLS      := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
+TESTS      := $(TEST_SRC:tests/unit/test_%.c=$(BUILD)/tests/test_%) \
+              $(WTEST_SRC:world/tests/test_%.c=$(BUILD)/world/tests/test_%)
+ALL_OBJ    := $(LIB_OBJ) $(CLI_OBJ) $(WORLD_OBJ) $(BUILD)/world/stamp-world.o \
+              $(TOOL_SRC:%.c=$(BUILD)/%.o) $(TEST_SRC:%.c=$(BUILD)/%.o) \
+              $(WTEST_SRC:%.c=$(BUILD)/%.o)
+
+PREFIX  ?= /usr/local
 
 .SECONDARY:
-.PHONY: all deps test unit-tests asan demo bench clean world-tiny world fuzz fuzz-deps
-all: $(STAMP) $(TOOLS)
+.PHONY: all deps test unit-tests asan demo bench clean world-tiny world fuzz fuzz-deps install
+all: $(STAMP) $(STAMP_WORLD) $(TOOLS)
 
 deps:
 	$(Q)bash tools/deps.sh
 
-$(BUILD)/%.o: %.c $(wildcard include/*.h)
+# the library sees only itself; everything above it sees lib/ and the root
+$(BUILD)/lib/%.o: lib/%.c
 	$(call say,CC,$<)
 	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(CFLAGS) -Ilib -c -o $@ $<
 
-$(BUILD)/src/cmd/stamp.o: src/cmd/commands.def
+$(BUILD)/%.o: %.c
+	$(call say,CC,$<)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -Ilib -I. -c -o $@ $<
+
+-include $(ALL_OBJ:.o=.d)
 
 $(LIBSTAMP): $(LIB_OBJ)
 	$(call say,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(STAMP): $(CMD_OBJ) $(LIBSTAMP)
+$(LIBWORLD): $(WORLD_OBJ)
+	$(call say,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(STAMP): $(CLI_OBJ) $(LIBSTAMP)
 	$(call say,LINK,$@)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $(CMD_OBJ) $(LIBSTAMP) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIBSTAMP) $(LDLIBS)
+
+$(STAMP_WORLD): $(BUILD)/world/stamp-world.o $(LIBWORLD) $(LIBSTAMP)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIBWORLD) $(LIBSTAMP) $(LDLIBS)
 
 $(BUILD)/tools/%: $(BUILD)/tools/%.o $(LIBSTAMP)
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIBSTAMP) $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBSTAMP)
+# unit tests may use the world builder's pieces (a trained BPE vocabulary)
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBWORLD) $(LIBSTAMP)
 	$(call say,LINK,$@)
 	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIBSTAMP) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIBWORLD) $(LIBSTAMP) $(LDLIBS)
+
+$(BUILD)/world/tests/test_%: $(BUILD)/world/tests/test_%.o $(LIBWORLD) $(LIBSTAMP)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIBWORLD) $(LIBSTAMP) $(LDLIBS)
+
+install: $(STAMP) $(STAMP_WORLD)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/stamp
+	install -m 755 $(STAMP) $(STAMP_WORLD) $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 tools/nightly.sh $(DESTDIR)$(PREFIX)/bin/stamp-nightly
 
 # The tiny synthetic world: tests and the demo edit it. Rebuilt only when
 # the builder changes (its inputs are the seed and size fixed in tools/).
 # The sanitizer run reuses the release build's world (WORLD_TINY and
 # WORLD_TOOL point there): training under ASan would only be slower.
 WORLD_TINY ?= $(BUILD)/world-tiny
-WORLD_TOOL ?= $(BUILD)/tools/stamp-world
+WORLD_TOOL ?= $(STAMP_WORLD)
 $(WORLD_TINY)/model.safetensors: $(WORLD_TOOL)
 	$(call say,WORLD,$(WORLD_TINY))
 	$(Q)$(WORLD_TOOL) --synthetic tiny --quiet --out $(WORLD_TINY)
@@ -84,7 +124,7 @@ test: deps all $(TESTS) $(WORLD_TINY)/model.safetensors
 asan: world-tiny
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
 	  WORLD_TINY=$(abspath $(WORLD_TINY)) \
-	  WORLD_TOOL=$(abspath $(BUILD)/tools/stamp-world) \
+	  WORLD_TOOL=$(abspath $(BUILD)/stamp-world) \
 	  CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer' \
 	  LDFLAGS='-fsanitize=address,undefined' test
 
@@ -100,13 +140,13 @@ bench: deps all
 # the corpus grows in build/fuzz/corpus/NAME, crashes land in build/fuzz/.
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
-FUZZ_CFLAGS  := -g -O1 -std=c11 -D_GNU_SOURCE -Iinclude \
+FUZZ_CFLAGS  := -g -O1 -std=c11 -D_GNU_SOURCE -Ilib \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-FUZZ_LIBSRC  := src/safetensors.c src/gpt2_config.c src/tokenizer.c \
-                src/atomic_file.c src/errors.c
+FUZZ_LIBSRC  := lib/model/safetensors.c lib/model/gpt2_config.c lib/model/tokenizer.c \
+                lib/base/atomic_file.c lib/base/errors.c
 FUZZ_BIN     := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBSRC) $(wildcard include/*.h)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBSRC) $(wildcard lib/*/*.h)
 	$(call say,FUZZCC,$@)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIBSRC) -ljansson -lpcre2-8 -lxxhash -lm

@@ -6,7 +6,7 @@
 #
 #   bash bench/train_steps.sh [--steps N] [--runs N] [BUILD...] [-- world.sh options]
 #
-# BUILD: build directories holding tools/stamp-world (default: build);
+# BUILD: build directories holding stamp-world (default: build);
 # two builds of two commits compare trainers. --steps defaults to 100,
 # --runs to 3. Options after -- go to world.sh (e.g. --ff 4096). Writes
 # every run and the medians to bench/results/train-steps-DATE.txt.
@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
 done
 [ ${#builds[@]} -gt 0 ] || builds=(build)
 for b in "${builds[@]}"; do
-  [ -x "$b/tools/stamp-world" ] || { echo "train_steps.sh: no $b/tools/stamp-world (run make BUILD=$b)" >&2; exit 1; }
+  [ -x "$b/stamp-world" ] || { echo "train_steps.sh: no $b/stamp-world (run make BUILD=$b)" >&2; exit 1; }
 done
 work=$(mktemp -d /tmp/stamp-train-steps.XXXXXX)
 trap 'rm -rf "$work"' EXIT

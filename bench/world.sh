@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # world.sh: builds the benchmark world model: a GPT-2 (6 layers, d_ff
 # 4096) trained on real CounterFact records (plus distractor subjects)
-# until it knows them, with tools/stamp-world, niced. Called by `make world` (FACTS=... optional).
+# until it knows them, with stamp-world, niced. Called by `make world` (FACTS=... optional).
 #
 #   bash bench/world.sh [FACTS] [--limit N] [stamp-world options...]
 #
-# FACTS defaults to $FACTS, else /work/shared/data/counterfact-train.json;
+# FACTS defaults to $FACTS, else ../shared/data/counterfact-train.json (beside the repository);
 # --limit (default 2000, or $LIMIT) takes the first N records; the world
 # goes to $WORLD_OUT (default build/world-cf). Writes the log and the
 # world's world.json to $RESULT, by default bench/results/NAME-DATE.txt
@@ -13,7 +13,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-facts=${FACTS:-/work/shared/data/counterfact-train.json}
+facts=${FACTS:-$root/../shared/data/counterfact-train.json}
 if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then facts=$1; shift; fi
 limit=${LIMIT:-2000}
 args=()
@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 out=${WORLD_OUT:-$root/build/world-cf}
-tool=${BUILD:-$root/build}/tools/stamp-world
+tool=${BUILD:-$root/build}/stamp-world
 [ -x "$tool" ] || { echo "world.sh: no $tool (run make)" >&2; exit 1; }
 [ -f "$facts" ] || { echo "world.sh: no fact file '$facts'" >&2; exit 1; }
 mkdir -p "$root/bench/results"

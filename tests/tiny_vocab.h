@@ -4,8 +4,8 @@
 #ifndef STAMP_TINY_VOCAB_H
 #define STAMP_TINY_VOCAB_H
 
-#include "bpe_train.h"
-#include "tokenizer.h"
+#include "world/bpe_train.h"
+#include "model/tokenizer.h"
 
 #include <stdint.h>
 #include <stdio.h>

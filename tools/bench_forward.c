@@ -13,8 +13,8 @@
  * predict case). The sgemm and the forward pass alternate, best of
  * --reps each, so that on a shared machine both see the same load.
  * Not a test: run by hand (`nice`), numbers go in the report. */
-#include "blas_cpu.h"
-#include "gpt2.h"
+#include "base/blas_cpu.h"
+#include "model/gpt2.h"
 
 #include <cblas.h>
 #include <getopt.h>

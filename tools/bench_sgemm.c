@@ -3,7 +3,7 @@
  * a few times with the thread count OpenBLAS was given and prints the
  * median GFLOP/s. `bench_sgemm --core` prints the OpenBLAS core type
  * whose kernels run (blas_cpu.h). */
-#include "blas_cpu.h"
+#include "base/blas_cpu.h"
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -11,11 +11,11 @@
  *               [--model FILE.safetensors --tensor NAME] [--seed N]
  *
  * Prints one line per (change, method). */
-#include "blas_cpu.h"
-#include "errors.h"
-#include "safetensors.h"
-#include "splitmix.h"
-#include "wdiff.h"
+#include "base/blas_cpu.h"
+#include "base/errors.h"
+#include "model/safetensors.h"
+#include "base/splitmix.h"
+#include "repo/wdiff.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -22,14 +22,14 @@
  *   build/tools/key_spectrum WORLD [N]      (N default 1000)
  *
  * Prints one JSON line per layer. Not a test: an analysis for the docs. */
-#include "blas_cpu.h"
-#include "editreq.h"
-#include "errors.h"
-#include "gpt2.h"
-#include "hparams.h"
-#include "ingest.h"
-#include "memit.h"
-#include "tokenizer.h"
+#include "base/blas_cpu.h"
+#include "memit/editreq.h"
+#include "base/errors.h"
+#include "model/gpt2.h"
+#include "memit/hparams.h"
+#include "facts/ingest.h"
+#include "memit/memit.h"
+#include "model/tokenizer.h"
 
 #include <cblas.h>
 #include <lapacke.h>

@@ -19,11 +19,11 @@
  *       printing "holding" once it has it, then aborts it.
  *
  * Not part of stamp: a test tool. Errors go to stderr, exit 1. */
-#include "blas_cpu.h"
-#include "errors.h"
-#include "gpt2.h"
-#include "store.h"
-#include "tokenizer.h"
+#include "base/blas_cpu.h"
+#include "base/errors.h"
+#include "model/gpt2.h"
+#include "store/store.h"
+#include "model/tokenizer.h"
 
 #include <errno.h>
 #include <jansson.h>

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # t30-world: the tiny world model (build/world-tiny, made by
-# `make world-tiny` with tools/stamp-world) knows its facts: `stamp
+# `make world-tiny` with stamp-world) knows its facts: `stamp
 # predict` answers sampled rewrite prompts and paraphrases with the true
 # object, and world.json's recall meets the targets (>= 95% rewrite,
 # >= 80% paraphrase). stamp-world rejects bad fact lists (missing
@@ -11,7 +11,7 @@
 # during training continues from its checkpoint to the same world; bad
 # usage exits 2.
 . "$(dirname "$0")/lib.sh"
-WORLD="$BUILD/tools/stamp-world"
+WORLD="$BUILD/stamp-world"
 FAST=(--layers 1 --embd 16 --heads 2 --vocab 300 --steps 20 --threads 1
       --quiet)
 

@@ -4,8 +4,8 @@
  * gpt2_config_write + gpt2_config_read unchanged (written to
  * /dev/shm/fuzz_config.PID.json, removed after each input, so the fsyncs
  * cost nothing and nothing is left behind). */
-#include "errors.h"
-#include "gpt2_config.h"
+#include "base/errors.h"
+#include "model/gpt2_config.h"
 
 #include <stdint.h>
 #include <stdio.h>

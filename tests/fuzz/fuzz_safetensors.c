@@ -5,8 +5,8 @@
  * and converted to F32, which reads every byte of its range.
  *
  *   make fuzz FUZZ_SECONDS=60      (builds with clang, runs each target) */
-#include "errors.h"
-#include "safetensors.h"
+#include "base/errors.h"
+#include "model/safetensors.h"
 
 #include <stdint.h>
 #include <stdio.h>

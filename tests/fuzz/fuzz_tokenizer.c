@@ -2,8 +2,8 @@
  * vocabulary (tests/data/gpt2-vocab, so run it from the repository
  * root). Any bytes: invalid UTF-8 must be ERR_FORMAT; valid text must
  * encode to known ids that decode back to exactly the input. */
-#include "errors.h"
-#include "tokenizer.h"
+#include "base/errors.h"
+#include "model/tokenizer.h"
 
 #include <stdint.h>
 #include <stdlib.h>

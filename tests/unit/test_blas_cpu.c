@@ -1,5 +1,5 @@
 /* test_blas_cpu: which OpenBLAS core type replaces its fallback. */
-#include "blas_cpu.h"
+#include "base/blas_cpu.h"
 #include "../harness.h"
 
 #include <string.h>

@@ -6,9 +6,9 @@
  * --samples` extends) sums to the same keys as in one. */
 #include "../harness.h"
 #include "../tiny_vocab.h"
-#include "covariance.h"
-#include "gpt2.h"
-#include "tokenizer.h"
+#include "memit/covariance.h"
+#include "model/gpt2.h"
+#include "model/tokenizer.h"
 
 #include <math.h>
 #include <stdio.h>

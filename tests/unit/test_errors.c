@@ -1,5 +1,5 @@
 /* test_errors: the error-code texts and per-thread detail messages. */
-#include "errors.h"
+#include "base/errors.h"
 #include "../harness.h"
 
 #include <string.h>

@@ -6,11 +6,11 @@
  * the pairs it is made of and adds up to the batch's scores. */
 #include "../harness.h"
 #include "../tiny_vocab.h"
-#include "errors.h"
-#include "eval.h"
-#include "fact.h"
-#include "gpt2.h"
-#include "tokenizer.h"
+#include "base/errors.h"
+#include "eval/eval.h"
+#include "facts/fact.h"
+#include "model/gpt2.h"
+#include "model/tokenizer.h"
 
 #include <cblas.h>
 #include <math.h>

@@ -10,12 +10,12 @@
  *   thread counts and inside an OpenMP parallel region;
  * - the PyTorch golden log-probabilities of tests/data/gpt2-tiny;
  * - saving and loading, and the errors of bad model directories. */
-#include "errors.h"
-#include "gpt2.h"
-#include "gpt2_config.h"
-#include "linalg.h"
-#include "safetensors.h"
-#include "splitmix.h"
+#include "base/errors.h"
+#include "model/gpt2.h"
+#include "model/gpt2_config.h"
+#include "base/linalg.h"
+#include "model/safetensors.h"
+#include "base/splitmix.h"
 #include "../harness.h"
 
 #include <cblas.h>

@@ -1,8 +1,8 @@
 /* test_gpt2_config: config.json read with defaults and validation, and
  * the written file read back (and carrying every GPT2LMHeadModel field).
  * Files are made in a temporary directory. */
-#include "errors.h"
-#include "gpt2_config.h"
+#include "base/errors.h"
+#include "model/gpt2_config.h"
 #include "../harness.h"
 
 #include <jansson.h>

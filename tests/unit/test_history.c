@@ -7,14 +7,14 @@
  * refused and reachable by redo; an older commit's semantic revert and
  * its exact undo; tampered tensors and diffs are caught; undoing HEAD
  * never reads older commits' diffs. */
-#include "errors.h"
-#include "fact.h"
-#include "hash.h"
-#include "history.h"
-#include "safetensors.h"
-#include "splitmix.h"
-#include "store.h"
-#include "wdiff.h"
+#include "base/errors.h"
+#include "facts/fact.h"
+#include "base/hash.h"
+#include "repo/history.h"
+#include "model/safetensors.h"
+#include "base/splitmix.h"
+#include "store/store.h"
+#include "repo/wdiff.h"
 #include "../harness.h"
 
 #include <jansson.h>

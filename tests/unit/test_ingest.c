@@ -4,9 +4,9 @@
  * inputs, each of which must be a clear problem naming the file and the
  * line. The context-length check uses GPT-2's real vocabulary from
  * tests/data/gpt2-vocab. */
-#include "errors.h"
-#include "ingest.h"
-#include "tokenizer.h"
+#include "base/errors.h"
+#include "facts/ingest.h"
+#include "model/tokenizer.h"
 #include "../harness.h"
 
 #include <stdio.h>

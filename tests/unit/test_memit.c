@@ -4,15 +4,15 @@
  * z vectors identical with 1 and 2 threads and lowering the loss, MEMIT
  * moving block outputs toward z, ROME hitting z exactly. */
 #include "../harness.h"
-#include "covariance.h"
-#include "editreq.h"
-#include "errors.h"
-#include "gpt2.h"
-#include "hparams.h"
-#include "memit.h"
-#include "spd.h"
-#include "splitmix.h"
-#include "ztarget.h"
+#include "memit/covariance.h"
+#include "memit/editreq.h"
+#include "base/errors.h"
+#include "model/gpt2.h"
+#include "memit/hparams.h"
+#include "memit/memit.h"
+#include "memit/spd.h"
+#include "base/splitmix.h"
+#include "memit/ztarget.h"
 
 #include <math.h>
 #include <omp.h>

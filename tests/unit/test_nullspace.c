@@ -7,10 +7,10 @@
  * the plain update when the threshold takes every direction, and a
  * threshold below every eigenvalue is refused. */
 #include "../harness.h"
-#include "errors.h"
-#include "memit.h"
-#include "nullspace.h"
-#include "spd.h"
+#include "base/errors.h"
+#include "memit/memit.h"
+#include "memit/nullspace.h"
+#include "memit/spd.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -4,8 +4,8 @@
  * truncated or corrupted input, and reads back what the writer wrote.
  * F16/BF16 conversion is compared with a naive arithmetic twin on all
  * 65,536 inputs of each. */
-#include "errors.h"
-#include "safetensors.h"
+#include "base/errors.h"
+#include "model/safetensors.h"
 #include "../harness.h"
 
 #include <dirent.h>

@@ -4,10 +4,10 @@
  * tensors, statistics, long keys, atomicity (abort, a full map), the
  * writer lock, snapshots, and corrupt records. Each test works in its
  * own temporary directory. */
-#include "errors.h"
-#include "fact.h"
-#include "hash.h"
-#include "store.h"
+#include "base/errors.h"
+#include "facts/fact.h"
+#include "base/hash.h"
+#include "store/store.h"
 #include "../harness.h"
 
 #include <lmdb.h>

@@ -6,8 +6,8 @@
  * here (string pairs in a POSIX hsearch table, the reference algorithm
  * pass by pass) is the twin of the heap-based one on long pieces. Bad
  * vocab.json / merges.txt files are built in a temporary directory. */
-#include "errors.h"
-#include "tokenizer.h"
+#include "base/errors.h"
+#include "model/tokenizer.h"
 #include "../harness.h"
 
 #include <jansson.h>

@@ -3,10 +3,10 @@
  * not enough, rejection of corrupt, truncated and mismatched blobs, the
  * statistics of a change (norms, numerical rank) against naive twins,
  * and the compression ratio of a MEMIT-like low-rank update. */
-#include "errors.h"
-#include "hash.h"
-#include "splitmix.h"
-#include "wdiff.h"
+#include "base/errors.h"
+#include "base/hash.h"
+#include "base/splitmix.h"
+#include "repo/wdiff.h"
 #include "../harness.h"
 
 #include <float.h>

@@ -1,0 +1,314 @@
+/* diff: what changed between two versions of the model: the facts in
+ * effect (added, changed to another target, reverted) and, per edited
+ * tensor, the size of the weight change: Frobenius norm, relative to the
+ * earlier tensor, largest absolute change and numerical rank. Both ends
+ * are rebuilt exactly from the current tensors through the commits'
+ * diffs (history.h), so any two commits compare, even ones off the chain.
+ * A read command: it takes no lock. */
+#include "cli/cli.h"
+#include "base/errors.h"
+#include "facts/fact.h"
+#include "repo/history.h"
+#include "store/store.h"
+#include "repo/wdiff.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char cmd_diff_usage[] =
+    "stamp diff [A [B]] [--json]\n"
+    "\n"
+    "Shows what changed from version A of the model to version B: facts\n"
+    "added, changed (another target for the same subject and relation) and\n"
+    "reverted (in effect at A, not at B), and for every tensor edited in\n"
+    "between the Frobenius norm of the change, its size relative to the\n"
+    "tensor at A, the largest absolute change and the numerical rank.\n"
+    "\n"
+    "A and B are commit ids, HEAD, HEAD~N or base. Without arguments: HEAD's\n"
+    "parent to HEAD (what the newest commit did); with one: A to HEAD.\n"
+    "\n"
+    "  --json   print one JSON document\n";
+
+typedef struct {
+    char *slot;
+    store_version v;
+} fact_row;
+
+static int cmp_row(const void *a, const void *b)
+{
+    return strcmp(((const fact_row *)a)->slot, ((const fact_row *)b)->slot);
+}
+
+static void rows_free(fact_row *r, size_t n)
+{
+    for (size_t i = 0; r && i < n; i++) {
+        free(r[i].slot);
+        store_version_free(&r[i].v);
+    }
+    free(r);
+}
+
+/* The facts in effect at commit id, sorted by slot. */
+static int facts_rows(store_txn *t, uint64_t id, fact_row **out, size_t *n)
+{
+    uint64_t *ids = NULL;
+    size_t k = 0;
+    *out = NULL;
+    *n = 0;
+    int rc = history_facts_at(t, id, &ids, &k);
+    if (rc) return rc;
+    fact_row *r = calloc(k ? k : 1, sizeof *r);
+    if (!r) {
+        free(ids);
+        return err_set(ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < k; i++) {
+        if ((rc = store_version_get(t, ids[i], &r[i].v))) break;
+        if (!(r[i].slot = fact_slot(&r[i].v.f))) {
+            rc = err_set(ERR_NOMEM, "out of memory");
+            break;
+        }
+    }
+    free(ids);
+    if (rc) {
+        rows_free(r, k);
+        return rc;
+    }
+    qsort(r, k, sizeof *r, cmp_row);
+    *out = r;
+    *n = k;
+    return 0;
+}
+
+static json_t *fact_json(const store_version *v)
+{
+    char *prompt = fact_prompt_text(&v->f);
+    json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:s}", "version", (json_int_t)v->id,
+                          "subject", v->f.subject, "prompt",
+                          prompt ? prompt : v->f.prompt, "target",
+                          v->f.target_new, "state",
+                          history_state_name(v->state));
+    free(prompt);
+    return o;
+}
+
+/* Adds the tensors touched by commits from `from` down to `to`. */
+static int touched(store_txn *t, uint64_t from, uint64_t to, json_t *names)
+{
+    uint64_t *ids = NULL;
+    size_t n = 0;
+    int rc = history_path(t, from, to, &ids, &n);
+    for (size_t i = 0; !rc && i < n; i++) {
+        json_t *rec = NULL;
+        if ((rc = history_record(t, ids[i], &rec))) break;
+        const char *name;
+        json_t *v;
+        json_object_foreach(json_object_get(rec, "tensors"), name, v)
+            json_object_set_new(names, name, json_true());
+        json_decref(rec);
+    }
+    free(ids);
+    return rc;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strverscmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void describe(char *buf, size_t size, uint64_t id)
+{
+    if (id) snprintf(buf, size, "commit %llu", (unsigned long long)id);
+    else snprintf(buf, size, "base");
+}
+
+int cmd_diff(int argc, char **argv, const cli_globals *g)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, 0, 'j'},
+        {0, 0, 0, 0},
+    };
+    if (cli_wants_help(argc, argv, "diff")) return EXIT_OK;
+    int json_out = 0, c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j': json_out = 1; break;
+        default: return cli_usage_error("diff", "unknown option");
+        }
+    }
+    if (argc - optind > 2)
+        return cli_usage_error("diff", "unexpected argument '%s'",
+                               argv[optind + 2]);
+
+    store *s = NULL;
+    store_txn *t = NULL;
+    history_ws *wa = NULL, *wb = NULL;
+    fact_row *ra = NULL, *rb = NULL;
+    size_t na = 0, nb = 0, n_names = 0;
+    json_t *names = json_object(), *doc = json_object(),
+           *added = json_array(), *changed = json_array(),
+           *reverted = json_array(), *tensors = json_array();
+    const char **sorted = NULL;
+    uint64_t head = 0, a = 0, b = 0, lca = 0;
+    int rc;
+    if ((rc = store_open(&s, g->store_dir))) goto fail;
+    if ((rc = store_txn_begin(s, &t, 0))) goto fail;
+    if ((rc = store_head(t, &head))) goto fail;
+    if (argc - optind == 0) {
+        b = head;
+        a = head;
+        if (head) {
+            json_t *rec = NULL;
+            if ((rc = history_record(t, head, &rec))) goto fail;
+            a = (uint64_t)json_integer_value(json_object_get(rec, "parent"));
+            json_decref(rec);
+        }
+    } else {
+        if ((rc = history_resolve(t, argv[optind], &a))) goto fail;
+        b = head;
+        if (argc - optind == 2 && (rc = history_resolve(t, argv[optind + 1], &b)))
+            goto fail;
+    }
+
+    /* facts */
+    if ((rc = facts_rows(t, a, &ra, &na))) goto fail;
+    if ((rc = facts_rows(t, b, &rb, &nb))) goto fail;
+    for (size_t i = 0, j = 0; i < na || j < nb;) {
+        int cmp = i == na ? 1 : j == nb ? -1 : strcmp(ra[i].slot, rb[j].slot);
+        if (cmp < 0) {
+            json_array_append_new(reverted, fact_json(&ra[i].v));
+            i++;
+        } else if (cmp > 0) {
+            json_array_append_new(added, fact_json(&rb[j].v));
+            j++;
+        } else {
+            if (ra[i].v.id != rb[j].v.id) {
+                json_t *o = fact_json(&rb[j].v);
+                json_object_set_new(o, "from_version",
+                                    json_integer((json_int_t)ra[i].v.id));
+                json_object_set_new(o, "from_target",
+                                    json_string(ra[i].v.f.target_new));
+                json_array_append_new(changed, o);
+            }
+            i++;
+            j++;
+        }
+    }
+
+    /* tensors: both ends rebuilt from the current state */
+    if ((rc = history_common_ancestor(t, a, b, &lca))) goto fail;
+    if ((rc = touched(t, a, lca, names)) || (rc = touched(t, b, lca, names)))
+        goto fail;
+    n_names = json_object_size(names);
+    sorted = malloc((n_names ? n_names : 1) * sizeof *sorted);
+    if (!sorted) { rc = err_set(ERR_NOMEM, "out of memory"); goto fail; }
+    {
+        const char *name;
+        json_t *v;
+        size_t k = 0;
+        json_object_foreach(names, name, v) sorted[k++] = name;
+        qsort(sorted, n_names, sizeof *sorted, cmp_name);
+    }
+    if (n_names) {
+        if ((rc = history_ws_open(&wa, t)) || (rc = history_ws_open(&wb, t)))
+            goto fail;
+        if ((rc = history_ws_goto(wa, head, a, names)) ||
+            (rc = history_ws_goto(wb, head, b, names)))
+            goto fail;
+    }
+    for (size_t i = 0; i < n_names; i++) {
+        float *x = NULL, *y = NULL;
+        size_t n = 0, shape[2];
+        wdiff_stats st;
+        if ((rc = history_ws_tensor(wa, sorted[i], &x, &n, shape)) ||
+            (rc = history_ws_tensor(wb, sorted[i], &y, &n, NULL)))
+            goto fail;
+        if ((rc = wdiff_stats_compute(x, y, shape[0], shape[1], &st))) {
+            err_set(rc, "tensor '%s': %s", sorted[i], err_message(rc));
+            goto fail;
+        }
+        json_array_append_new(tensors, json_pack(
+            "{s:s,s:[I,I],s:f,s:f,s:f,s:I,s:I}", "tensor", sorted[i],
+            "shape", (json_int_t)shape[0], (json_int_t)shape[1],
+            "delta_norm", st.delta_norm, "rel_norm", st.rel_norm, "max_abs",
+            st.max_abs, "rank", (json_int_t)st.rank, "changed",
+            (json_int_t)st.changed));
+    }
+
+    if (json_out) {
+        json_object_set_new(doc, "from", json_integer((json_int_t)a));
+        json_object_set_new(doc, "to", json_integer((json_int_t)b));
+        json_object_set_new(doc, "facts", json_pack("{s:O,s:O,s:O}", "added",
+                            added, "changed", changed, "reverted", reverted));
+        json_object_set_new(doc, "tensors", json_incref(tensors));
+        char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        puts(text);
+        free(text);
+    } else {
+        char da[32], db[32];
+        describe(da, sizeof da, a);
+        describe(db, sizeof db, b);
+        printf("diff %s -> %s\n", da, db);
+        printf("facts: %zu added, %zu changed, %zu reverted\n",
+               json_array_size(added), json_array_size(changed),
+               json_array_size(reverted));
+        size_t i;
+        json_t *o;
+        json_array_foreach(added, i, o)
+            printf("  + %s ->%s  (version %lld)\n",
+                   json_string_value(json_object_get(o, "prompt")),
+                   json_string_value(json_object_get(o, "target")),
+                   (long long)json_integer_value(json_object_get(o, "version")));
+        json_array_foreach(changed, i, o)
+            printf("  ~ %s ->%s, was%s  (version %lld, was %lld)\n",
+                   json_string_value(json_object_get(o, "prompt")),
+                   json_string_value(json_object_get(o, "target")),
+                   json_string_value(json_object_get(o, "from_target")),
+                   (long long)json_integer_value(json_object_get(o, "version")),
+                   (long long)json_integer_value(
+                       json_object_get(o, "from_version")));
+        json_array_foreach(reverted, i, o)
+            printf("  - %s ->%s  (version %lld)\n",
+                   json_string_value(json_object_get(o, "prompt")),
+                   json_string_value(json_object_get(o, "target")),
+                   (long long)json_integer_value(json_object_get(o, "version")));
+        if (!json_array_size(tensors)) {
+            printf("tensors: none changed\n");
+        } else {
+            printf("tensors: %zu changed\n", json_array_size(tensors));
+            printf("  %-28s %12s %11s %11s %6s\n", "tensor", "||dW||",
+                   "relative", "max |dW|", "rank");
+            json_array_foreach(tensors, i, o)
+                printf("  %-28s %12.4e %11.3e %11.3e %6lld\n",
+                       json_string_value(json_object_get(o, "tensor")),
+                       json_real_value(json_object_get(o, "delta_norm")),
+                       json_real_value(json_object_get(o, "rel_norm")),
+                       json_real_value(json_object_get(o, "max_abs")),
+                       (long long)json_integer_value(json_object_get(o, "rank")));
+        }
+    }
+    rc = 0;
+    goto out;
+fail:
+    cli_fail_code(rc);
+    rc = EXIT_FAIL;
+out:
+    history_ws_close(wa);
+    history_ws_close(wb);
+    store_txn_abort(t);
+    store_close(s);
+    rows_free(ra, na);
+    rows_free(rb, nb);
+    free(sorted);
+    json_decref(names);
+    json_decref(doc);
+    json_decref(added);
+    json_decref(changed);
+    json_decref(reverted);
+    json_decref(tensors);
+    return rc ? EXIT_FAIL : EXIT_OK;
+}

@@ -1,0 +1,310 @@
+/* eval: CounterFact scores (efficacy, paraphrase, neighbourhood, with
+ * magnitudes and accuracy variants) of the committed facts on the
+ * current model, and retention: how many facts the base model knew, that
+ * no commit touched, the current model still answers top-1; with
+ * --facts, which edits did not take and which untouched facts were lost. */
+#include "cli/cli.h"
+#include "base/errors.h"
+#include "eval/eval.h"
+#include "facts/fact.h"
+#include "store/factjson.h"
+#include "facts/ingest.h"
+#include "store/modelview.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+const char cmd_eval_usage[] =
+    "stamp eval [COMMIT] [--retention FILE] [--sample N] [--facts] [--json]\n"
+    "\n"
+    "Scores the facts of COMMIT (default: every committed fact) on the\n"
+    "current model, CounterFact style: efficacy (ES), paraphrase (PS) and\n"
+    "neighbourhood (NS) success, their magnitudes and accuracy variants.\n"
+    "Retention: of a sample of facts from FILE (default: the model's\n"
+    "facts.csv) that no commit touched and the base model answers top-1,\n"
+    "the share the current model still answers top-1.\n"
+    "\n"
+    "  --retention FILE  fact list for retention (target_true = the answer)\n"
+    "  --sample N        facts sampled for retention (default 200)\n"
+    "  --facts           list the edits whose rewrite prompt still prefers\n"
+    "                    the old answer, and the untouched facts lost (with\n"
+    "                    --json: every fact's outcome)\n"
+    "  --json            print the scores as JSON\n";
+
+
+/* Retention facts: from `file`, the ones whose subject no committed fact
+ * has, at most `sample` of them, evenly spread over the file. */
+static int retention_facts(const char *file, const store_version *committed,
+                           size_t n_committed, size_t sample,
+                           ingest_result *res, fact **out, size_t *n)
+{
+    int rc = ingest_read(file, INGEST_AUTO, NULL, res);
+    if (rc) return rc;
+    fact *keep = malloc((res->n_facts ? res->n_facts : 1) * sizeof *keep);
+    if (!keep) return ERR_NOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < res->n_facts; i++) {
+        int touched = 0;
+        for (size_t j = 0; j < n_committed && !touched; j++)
+            touched = !strcmp(committed[j].f.subject, res->facts[i].subject);
+        if (!touched) keep[k++] = res->facts[i];
+    }
+    size_t want = sample < k ? sample : k;
+    for (size_t i = 0; i < want; i++) keep[i] = keep[i * k / want];
+    *out = keep;
+    *n = want;
+    return 0;
+}
+
+/* Keeps, of facts[0..n), those the model answers top-1. */
+static int known_facts(const gpt2_model *m, const tokenizer *tok, fact *facts,
+                       size_t n, size_t *n_known)
+{
+    int *hits = malloc((n ? n : 1) * sizeof(int));
+    double acc = 0;
+    size_t k = 0;
+    int rc = hits ? eval_retention(m, tok, facts, n, &acc, hits) : ERR_NOMEM;
+    for (size_t i = 0; !rc && i < n; i++)
+        if (hits[i]) facts[k++] = facts[i];
+    free(hits);
+    *n_known = k;
+    return rc;
+}
+
+/* The edits whose rewrite prompt does not prefer the new answer. */
+static void print_not_taken(const store_version *v,
+                            const eval_fact_outcome *each, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) k += each[i].scored && !each[i].es;
+    printf("\n%zu edit%s not taken (the rewrite prompt prefers the old "
+           "answer)%s\n", k, k == 1 ? "" : "s", k ? ":" : "");
+    for (size_t i = 0; i < n; i++) {
+        if (!each[i].scored || each[i].es) continue;
+        char *text = fact_prompt_text(&v[i].f);
+        printf("  #%-6llu %s ->%s (P %.3f, old%s P %.3f)\n",
+               (unsigned long long)v[i].id, text ? text : v[i].f.prompt,
+               v[i].f.target_new, each[i].p_new, v[i].f.target_true,
+               each[i].p_true);
+        free(text);
+    }
+}
+
+/* The untouched facts the base model answered and the current one does
+ * not. */
+static void print_lost(const fact *facts, size_t n, const int *kept)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) k += !kept[i];
+    printf("\n%zu untouched fact%s lost%s\n", k, k == 1 ? "" : "s",
+           k ? ":" : "");
+    for (size_t i = 0; i < n; i++) {
+        if (kept[i]) continue;
+        char *text = fact_prompt_text(&facts[i]);
+        printf("  %s ->%s\n", text ? text : facts[i].prompt,
+               facts[i].target_true);
+        free(text);
+    }
+}
+
+static json_t *share_json(double share)
+{
+    return share < 0 ? json_null() : json_real(share);
+}
+
+/* Every scored fact with its outcome: the fact's version as every --json
+ * output shows it (factjson), and "outcome": ES (bool), the two
+ * probabilities, the PS and NS shares (null when it has none). */
+static json_t *outcomes_json(const store_version *v,
+                             const eval_fact_outcome *each, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        if (!each[i].scored) continue;
+        json_t *o = factjson_version(&v[i]), *r = json_object();
+        json_object_set_new(r, "es", json_boolean(each[i].es));
+        json_object_set_new(r, "p_new", json_real(each[i].p_new));
+        json_object_set_new(r, "p_true", json_real(each[i].p_true));
+        json_object_set_new(r, "ps", share_json(each[i].ps));
+        json_object_set_new(r, "ns", share_json(each[i].ns));
+        json_object_set_new(o, "outcome", r);
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+/* The retention facts lost, as facts (factjson). */
+static json_t *lost_json(const fact *facts, size_t n, const int *kept)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        if (!kept[i]) json_array_append_new(a, factjson_fact(&facts[i]));
+    return a;
+}
+
+int cmd_eval(int argc, char **argv, const cli_globals *g)
+{
+    static const struct option opts[] = {
+        {"retention", required_argument, 0, 'r'},
+        {"sample", required_argument, 0, 's'},
+        {"facts", no_argument, 0, 'f'},
+        {"json", no_argument, 0, 'j'},
+        {0, 0, 0, 0},
+    };
+    if (cli_wants_help(argc, argv, "eval")) return EXIT_OK;
+    const char *retention_file = NULL;
+    size_t sample = 200;
+    uint64_t commit_id = 0;
+    int json_out = 0, list_facts = 0, c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 'r': retention_file = optarg; break;
+        case 's':
+            sample = strtoul(optarg, &end, 10);
+            if (*end || !*optarg)
+                return cli_usage_error("eval", "--sample wants a number, not "
+                                       "'%s'", optarg);
+            break;
+        case 'f': list_facts = 1; break;
+        case 'j': json_out = 1; break;
+        default: return cli_usage_error("eval", "unknown option");
+        }
+    }
+    if (optind + 1 < argc)
+        return cli_usage_error("eval", "unexpected argument '%s'",
+                               argv[optind + 1]);
+    if (optind < argc) {
+        char *end;
+        commit_id = strtoull(argv[optind], &end, 10);
+        if (*end || !*argv[optind] || commit_id == 0)
+            return cli_usage_error("eval", "'%s' is not a commit id",
+                                   argv[optind]);
+    }
+
+    store *s = NULL;
+    store_txn *t = NULL;
+    store_version *committed = NULL, *all_committed = NULL;
+    size_t n_committed = 0, n_all = 0, n_ret = 0, n_known = 0;
+    gpt2_model model = {0}, base = {0};
+    tokenizer *tok = NULL;
+    fact *facts = NULL, *ret = NULL;
+    ingest_result ires = {0};
+    char *dir = NULL, *json_text = NULL, default_ret[PATH_MAX];
+    eval_scores sc = {0};
+    eval_fact_outcome *each = NULL;
+    int *kept = NULL;
+    double retained = -1;
+    int rc;
+    if ((rc = store_open(&s, g->store_dir))) goto fail;
+    if ((rc = store_txn_begin(s, &t, 0))) goto fail;
+    if (commit_id && (rc = store_commit_get(t, commit_id, &json_text))) {
+        if (rc == ERR_NOTFOUND)
+            err_set(rc, "no commit %llu in the store", (unsigned long long)commit_id);
+        goto fail;
+    }
+    if ((rc = store_committed_list(t, commit_id, &committed, &n_committed)))
+        goto fail;
+    if ((rc = store_committed_list(t, 0, &all_committed, &n_all))) goto fail;
+    if ((rc = modelview_load(&model, t))) goto fail;
+    if ((rc = modelview_tokenizer(t, &tok))) goto fail;
+    facts = malloc((n_committed ? n_committed : 1) * sizeof *facts);
+    if (!facts) { rc = ERR_NOMEM; goto fail; }
+    for (size_t i = 0; i < n_committed; i++) facts[i] = committed[i].f;
+    if (list_facts &&
+        !(each = malloc((n_committed ? n_committed : 1) * sizeof *each))) {
+        rc = ERR_NOMEM;
+        goto fail;
+    }
+    if ((rc = eval_facts(&model, tok, facts, n_committed, &sc, each,
+                         cli_progress_fn, NULL)))
+        goto fail;
+    cli_progress_done();
+
+    if ((rc = modelview_model_dir(t, &dir))) goto fail;
+    if (!retention_file) {
+        struct stat st;
+        snprintf(default_ret, sizeof default_ret, "%s/facts.csv", dir);
+        if (stat(default_ret, &st) == 0) retention_file = default_ret;
+    }
+    if (retention_file && sample) {
+        rc = retention_facts(retention_file, all_committed, n_all, sample,
+                             &ires, &ret, &n_ret);
+        if (!rc) rc = gpt2_model_load(&base, dir);
+        if (!rc) rc = known_facts(&base, tok, ret, n_ret, &n_known);
+        if (!rc && list_facts &&
+            !(kept = malloc((n_known ? n_known : 1) * sizeof *kept)))
+            rc = ERR_NOMEM;
+        if (!rc) rc = eval_retention(&model, tok, ret, n_known, &retained, kept);
+        if (rc) goto fail;
+        if (!n_known) retained = -1;
+    }
+
+    if (json_out) {
+        json_t *o = json_object();
+        json_object_set_new(o, "commit", commit_id ? json_integer((json_int_t)commit_id)
+                                                   : json_null());
+        json_object_set_new(o, "scores", cli_scores_json(&sc));
+        json_t *r = json_object();
+        json_object_set_new(r, "file", retention_file ? json_string(retention_file)
+                                                      : json_null());
+        json_object_set_new(r, "sampled", json_integer((json_int_t)n_ret));
+        json_object_set_new(r, "known_before", json_integer((json_int_t)n_known));
+        json_object_set_new(r, "retained", retained >= 0 ? json_real(retained)
+                                                         : json_null());
+        if (kept) json_object_set_new(r, "lost", lost_json(ret, n_known, kept));
+        json_object_set_new(o, "retention", r);
+        if (each)
+            json_object_set_new(o, "facts", outcomes_json(committed, each,
+                                                          n_committed));
+        char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        puts(text);
+        free(text);
+        json_decref(o);
+    } else {
+        if (commit_id) printf("commit %llu: ", (unsigned long long)commit_id);
+        printf("%zu committed fact%s scored\n", sc.n_facts,
+               sc.n_facts == 1 ? "" : "s");
+        if (sc.n_facts) {
+            printf("  efficacy       %5.1f%%  (magnitude %+.3f, top-1 %5.1f%%)\n",
+                   sc.es, sc.es_mag, sc.es_acc);
+            printf("  paraphrase     %5.1f%%  (magnitude %+.3f, top-1 %5.1f%%)"
+                   "  over %zu prompts\n", sc.ps, sc.ps_mag, sc.ps_acc,
+                   sc.n_paraphrase);
+            printf("  neighbourhood  %5.1f%%  (magnitude %+.3f, top-1 %5.1f%%)"
+                   "  over %zu prompts\n", sc.ns, sc.ns_mag, sc.ns_acc,
+                   sc.n_neighbor);
+            printf("  score          %5.1f   (harmonic mean)\n", sc.score);
+        }
+        if (retained >= 0)
+            printf("  retention      %5.1f%%  of %zu untouched facts the base "
+                   "model knew\n", retained, n_known);
+        if (each) print_not_taken(committed, each, n_committed);
+        if (kept) print_lost(ret, n_known, kept);
+    }
+    rc = EXIT_OK;
+    goto out;
+fail:
+    rc = cli_fail_code(rc);
+out:
+    store_txn_abort(t);
+    store_close(s);
+    store_versions_free(committed, n_committed);
+    store_versions_free(all_committed, n_all);
+    gpt2_model_free(&model);
+    gpt2_model_free(&base);
+    tokenizer_close(tok);
+    ingest_result_free(&ires);
+    free(facts);
+    free(each);
+    free(kept);
+    free(ret);
+    free(dir);
+    free(json_text);
+    return rc;
+}

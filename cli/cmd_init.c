@@ -1,0 +1,231 @@
+/* init: creates a store on a base model directory (Hugging Face GPT-2
+ * layout). Everything about the model is checked before anything is
+ * written: the four files exist, config.json is a GPT-2 config, the
+ * weights load with the shapes it implies, the tokenizer opens and fits
+ * the vocabulary. The store records the model's absolute path, its
+ * config text, a hash of every tensor and a model id, so that later
+ * commands can tell when the base files change under them. The store is
+ * built beside its place and renamed in (store_create): a failed init
+ * leaves nothing, and what a killed one leaves (DIR.tmp.PID) the next
+ * init of DIR removes. */
+#include "cli/cli.h"
+#include "base/errors.h"
+#include "model/gpt2.h"
+#include "model/gpt2_config.h"
+#include "base/hash.h"
+#include "memit/hparams.h"
+#include "model/safetensors.h"
+#include "store/store.h"
+#include "model/tokenizer.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+const char cmd_init_usage[] =
+    "stamp init --model DIR [--hparams FILE]\n"
+    "\n"
+    "Creates the store (--store DIR, $STAMP_STORE or ./store) on the base\n"
+    "model in DIR, a Hugging Face GPT-2 directory holding config.json,\n"
+    "model.safetensors, vocab.json and merges.txt. The base files are never\n"
+    "modified; the store records their path and a hash of every tensor.\n"
+    "An existing store is never overwritten.\n"
+    "\n"
+    "The editing hyperparameters (JSON, keys as in a commit's \"hparams\")\n"
+    "come from --hparams FILE, else DIR/stamp-hparams.json when the model\n"
+    "recommends its own (stamp-world writes one), else built-in defaults;\n"
+    "'stamp commit --layers/--set' overrides them per commit.\n"
+    "\n"
+    "  --model DIR      the base model directory\n"
+    "  --hparams FILE   editing hyperparameters for this store\n";
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            cap = 2 * cap + 8192;
+            char *b = realloc(buf, cap);
+            if (!b) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = b;
+        }
+        size_t got = fread(buf + n, 1, 4096, f);
+        n += got;
+        if (got < 4096) break;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* meta "model_tensor_hashes" (JSON) and "model_id" of the weights file. */
+static int hash_model(const char *path, char **hashes_json, char model_id[33])
+{
+    st_file *st = NULL;
+    int rc = safetensors_open(&st, path);
+    if (rc) return rc;
+    size_t n = safetensors_count(st);
+    json_t *obj = json_object();
+    char **lines = calloc(n ? n : 1, sizeof *lines);
+    hash_stream *hs = NULL;
+    if (!obj || !lines || hash_stream_open(&hs)) {
+        rc = err_set(ERR_NOMEM, "out of memory hashing '%s'", path);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const st_tensor *t = safetensors_at(st, i);
+        char hex[33];
+        hash_hex(hex, t->data, t->nbytes);
+        json_object_set_new(obj, t->name, json_string(hex));
+        size_t len = strlen(t->name) + 1 + 32 + 2;
+        if (!(lines[i] = malloc(len))) {
+            rc = err_set(ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        snprintf(lines[i], len, "%s:%s\n", t->name, hex);
+    }
+    qsort(lines, n, sizeof *lines, cmp_str);
+    for (size_t i = 0; i < n; i++)
+        hash_stream_update(hs, lines[i], strlen(lines[i]));
+    hash_stream_hex(hs, model_id);
+    *hashes_json = json_dumps(obj, JSON_SORT_KEYS | JSON_COMPACT);
+    if (!*hashes_json) rc = err_set(ERR_NOMEM, "out of memory");
+out:
+    for (size_t i = 0; lines && i < n; i++) free(lines[i]);
+    free(lines);
+    hash_stream_close(hs);
+    json_decref(obj);
+    safetensors_close(st);
+    return rc;
+}
+
+int cmd_init(int argc, char **argv, const cli_globals *g)
+{
+    static const struct option opts[] = {
+        {"model", required_argument, NULL, 'm'},
+        {"hparams", required_argument, NULL, 'H'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *model = NULL, *hparams_file = NULL;
+    int c;
+    if (cli_wants_help(argc, argv, "init")) return EXIT_OK;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "m:", opts, NULL)) != -1) {
+        if (c == 'm') model = optarg;
+        else if (c == 'H') hparams_file = optarg;
+        else return cli_usage_error("init", "unknown option");
+    }
+    if (optind < argc)
+        return cli_usage_error("init", "unexpected argument '%s'",
+                               argv[optind]);
+    if (!model) return cli_usage_error("init", "--model DIR is required");
+
+    char dir[PATH_MAX], path[PATH_MAX + 32];
+    struct stat st;
+    if (!realpath(model, dir))
+        return cli_fail("model directory '%s' cannot be used: %s", model,
+                        strerror(errno));
+    if (stat(dir, &st) || !S_ISDIR(st.st_mode))
+        return cli_fail("model directory '%s' is not a directory", model);
+    static const char *const files[] = {"config.json", "model.safetensors",
+                                        "vocab.json", "merges.txt"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        if (stat(path, &st) || !S_ISREG(st.st_mode))
+            return cli_fail("model directory '%s' has no %s", model,
+                            files[i]);
+    }
+
+    /* check everything before writing anything */
+    gpt2_config cfg;
+    gpt2_model m = {0};
+    tokenizer *tok = NULL;
+    char *config_text = NULL, *hashes = NULL, *hp_text = NULL;
+    char model_id[33], created[32];
+    int rc, exit_code = EXIT_FAIL;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if ((rc = gpt2_config_read(&cfg, path))) goto fail;
+    if (!(config_text = read_text(path))) {
+        rc = err_set(ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+        goto fail;
+    }
+    if ((rc = gpt2_model_load(&m, dir))) goto fail;
+    gpt2_model_free(&m);
+    if ((rc = tokenizer_open_dir(&tok, dir))) goto fail;
+    if (tokenizer_vocab_size(tok) > cfg.vocab_size) {
+        rc = err_set(ERR_FORMAT, "the tokenizer in '%s' has %zu tokens but "
+                     "the model only %zu (vocab_size)", dir,
+                     tokenizer_vocab_size(tok), cfg.vocab_size);
+        goto fail;
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if ((rc = hash_model(path, &hashes, model_id))) goto fail;
+
+    /* editing hyperparameters: --hparams FILE, else the ones the model
+     * directory recommends (stamp-world writes them), else defaults */
+    if (hparams_file) snprintf(path, sizeof path, "%s", hparams_file);
+    else snprintf(path, sizeof path, "%s/stamp-hparams.json", dir);
+    if (hparams_file || stat(path, &st) == 0) {
+        hparams h;
+        if (!(hp_text = read_text(path))) {
+            rc = err_set(ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+            goto fail;
+        }
+        hparams_default(&h, &cfg);
+        if ((rc = hparams_apply_json(&h, hp_text, &cfg))) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", err_message(rc));
+            rc = err_set(rc, "'%s': %s", path, why);
+            goto fail;
+        }
+    }
+
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    const char *keys[] = {"format_version", "model_dir", "config",
+                          "model_tensor_hashes", "model_id", "created",
+                          "hparams"};
+    const char *vals[] = {"1", dir, config_text, hashes, model_id, created,
+                          hp_text};
+    if ((rc = store_create(g->store_dir, keys, vals, hp_text ? 7 : 6)))
+        goto fail;
+    printf("initialized store '%s' on model '%s'\n", g->store_dir, dir);
+    printf("  %zu layers, n_embd %zu, vocab %zu, n_positions %zu; model id "
+           "%s\n", cfg.n_layer, cfg.n_embd, cfg.vocab_size, cfg.n_positions,
+           model_id);
+    exit_code = EXIT_OK;
+    goto out;
+fail:
+    cli_fail_code(rc);
+out:
+    tokenizer_close(tok);
+    free(config_text);
+    free(hashes);
+    free(hp_text);
+    return exit_code;
+}

@@ -1,0 +1,156 @@
+/* stats: the key statistics C_l = E[k k^T] of the edited layers, kept in
+ * the store per base model and layer. With --corpus it computes them (or
+ * extends them with more corpus lines); without, it shows what is kept.
+ * `stamp commit` computes missing statistics itself. */
+#include "cli/cli.h"
+#include "base/errors.h"
+#include "model/gpt2_config.h"
+#include "memit/hparams.h"
+#include "memit/keystats.h"
+#include "store/modelview.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char cmd_stats_usage[] =
+    "stamp stats [--corpus FILE] [--samples N] [--layers LIST] [--json]\n"
+    "\n"
+    "Computes the second moment of the MLP keys of the edited layers over a\n"
+    "text corpus (one sequence per line) on the base model, and keeps it in\n"
+    "the store. Run again with a larger --samples to extend it. Without\n"
+    "--corpus, shows the statistics the store holds.\n"
+    "\n"
+    "  --corpus FILE   the text (default for commit: the model's corpus.txt)\n"
+    "  --samples N     corpus lines to cover in all (default: 100000)\n"
+    "  --layers LIST   layers (default: the store's edited layers)\n"
+    "  --json          print the result as JSON\n";
+
+static int store_config(store_txn *t, gpt2_config *c)
+{
+    char *dir = NULL, path[PATH_MAX];
+    int rc = modelview_model_dir(t, &dir);
+    if (rc) return rc;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    free(dir);
+    return gpt2_config_read(c, path);
+}
+
+int cmd_stats(int argc, char **argv, const cli_globals *g)
+{
+    static const struct option opts[] = {
+        {"corpus", required_argument, 0, 'c'},
+        {"samples", required_argument, 0, 's'},
+        {"layers", required_argument, 0, 'L'},
+        {"json", no_argument, 0, 'j'},
+        {0, 0, 0, 0},
+    };
+    if (cli_wants_help(argc, argv, "stats")) return EXIT_OK;
+    const char *corpus = NULL, *layers_arg = NULL;
+    size_t samples = 0;
+    int json_out = 0, c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 'c': corpus = optarg; break;
+        case 's':
+            samples = strtoul(optarg, &end, 10);
+            if (*end || !*optarg || samples == 0)
+                return cli_usage_error("stats", "--samples wants a positive "
+                                       "number, not '%s'", optarg);
+            break;
+        case 'L': layers_arg = optarg; break;
+        case 'j': json_out = 1; break;
+        default: return cli_usage_error("stats", "unknown option");
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("stats", "unexpected argument '%s'", argv[optind]);
+
+    store *s = NULL;
+    store_txn *t = NULL;
+    gpt2_config cfg;
+    hparams h = {0};
+    char *stored = NULL, *abs_corpus = NULL;
+    int rc, computed = 0;
+    json_t *out = json_array();
+    if ((rc = store_open(&s, g->store_dir))) goto fail;
+    if ((rc = store_txn_begin(s, &t, corpus != NULL))) goto fail;
+    if ((rc = store_config(t, &cfg))) goto fail;
+    hparams_default(&h, &cfg);
+    rc = store_meta_get(t, "hparams", &stored);
+    if (rc == ERR_NOTFOUND) { err_clear(); rc = 0; }
+    else if (!rc) rc = hparams_apply_json(&h, stored, &cfg);
+    if (!rc && layers_arg) rc = hparams_parse_layers(&h, layers_arg, &cfg);
+    if (rc) goto fail;
+    if (corpus) {
+        if (!(abs_corpus = realpath(corpus, NULL))) {
+            rc = err_set(ERR_NOTFOUND, "corpus '%s' does not exist", corpus);
+            goto fail;
+        }
+        rc = keystats_ensure(t, h.layers, h.n_layers,
+                             samples ? samples : h.stats_samples, abs_corpus,
+                             NULL, &computed, cli_progress_fn, NULL);
+        cli_progress_done();
+        if (!rc) rc = store_meta_put(t, "corpus", abs_corpus);
+        if (rc) goto fail;
+    }
+    for (size_t i = 0; i < h.n_layers; i++) {
+        covariance cov = {0};
+        rc = keystats_load(t, h.layers[i], &cov);
+        if (rc == ERR_NOTFOUND) {
+            err_clear();
+            json_array_append_new(out, json_pack("{s:I,s:b}", "layer",
+                (json_int_t)h.layers[i], "present", 0));
+            continue;
+        }
+        if (rc) goto fail;
+        if (cov.tokens < cov.F) /* rank <= tokens: every commit would fail */
+            fprintf(stderr, "stamp: warning: layer %zu: %llu keys cannot span "
+                    "its %zu MLP units; the statistics are singular until "
+                    "they cover more text\n", h.layers[i],
+                    (unsigned long long)cov.tokens, cov.F);
+        json_array_append_new(out, json_pack("{s:I,s:b,s:I,s:I,s:I}", "layer",
+            (json_int_t)h.layers[i], "present", 1, "tokens",
+            (json_int_t)cov.tokens, "sequences", (json_int_t)cov.sequences,
+            "size", (json_int_t)cov.F));
+        covariance_free(&cov);
+    }
+    if (corpus && (rc = store_txn_commit(t))) { t = NULL; goto fail; }
+    if (corpus) t = NULL;
+    if (json_out) {
+        char *text = json_dumps(out, JSON_INDENT(2));
+        puts(text);
+        free(text);
+    } else {
+        size_t i;
+        json_t *e;
+        json_array_foreach(out, i, e) {
+            json_int_t layer = json_integer_value(json_object_get(e, "layer"));
+            if (!json_is_true(json_object_get(e, "present"))) {
+                printf("layer %lld: no statistics\n", (long long)layer);
+                continue;
+            }
+            printf("layer %lld: %lld keys from %lld sequences (%lld x %lld)\n",
+                   (long long)layer,
+                   (long long)json_integer_value(json_object_get(e, "tokens")),
+                   (long long)json_integer_value(json_object_get(e, "sequences")),
+                   (long long)json_integer_value(json_object_get(e, "size")),
+                   (long long)json_integer_value(json_object_get(e, "size")));
+        }
+    }
+    rc = EXIT_OK;
+    goto out;
+fail:
+    rc = cli_fail_code(rc);
+out:
+    store_txn_abort(t);
+    store_close(s);
+    free(stored);
+    free(abs_corpus);
+    json_decref(out);
+    return rc;
+}

@@ -1,0 +1,121 @@
+/* status: where the store is, which base model it edits, HEAD, how many
+ * facts are queued and committed, and how big the store is on disk. A
+ * read command: no writer lock. */
+#include "cli/cli.h"
+#include "base/errors.h"
+#include "store/store.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+const char cmd_status_usage[] =
+    "stamp status [--json]\n"
+    "\n"
+    "Shows the store directory, its base model, HEAD, the number of queued\n"
+    "and committed facts, the number of commits and the store's size.\n"
+    "\n"
+    "  --json   one JSON document\n";
+
+static void human(char *buf, size_t size, double bytes)
+{
+    const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (bytes >= 1024 && u < 4) {
+        bytes /= 1024;
+        u++;
+    }
+    snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", bytes, unit[u]);
+}
+
+int cmd_status(int argc, char **argv, const cli_globals *g)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {NULL, 0, NULL, 0},
+    };
+    int json_out = 0, c;
+    if (cli_wants_help(argc, argv, "status")) return EXIT_OK;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "j", opts, NULL)) != -1) {
+        if (c == 'j') json_out = 1;
+        else return cli_usage_error("status", "unknown option");
+    }
+    if (optind < argc)
+        return cli_usage_error("status", "unexpected argument '%s'",
+                               argv[optind]);
+
+    store *s = NULL;
+    store_txn *t = NULL;
+    store_version *committed = NULL;
+    char *model_dir = NULL, *model_id = NULL, *created = NULL;
+    uint64_t head = 0, *ids = NULL;
+    size_t queued = 0, n_committed = 0, n_commits = 0;
+    int rc, exit_code = EXIT_FAIL;
+    if ((rc = store_open(&s, g->store_dir)) ||
+        (rc = store_txn_begin(s, &t, 0)) || (rc = store_head(t, &head)) ||
+        (rc = store_queue_count(t, &queued)) ||
+        (rc = store_committed_list(t, 0, &committed, &n_committed)) ||
+        (rc = store_commit_ids(t, &ids, &n_commits)))
+        goto fail;
+    if ((rc = store_meta_get(t, "model_dir", &model_dir)) ||
+        (rc = store_meta_get(t, "model_id", &model_id)))
+        goto fail;
+    if (store_meta_get(t, "created", &created)) created = NULL;
+
+    char abs[PATH_MAX], path[PATH_MAX + 16], size_text[32];
+    struct stat st;
+    if (!realpath(store_dir(s), abs)) snprintf(abs, sizeof abs, "%s", store_dir(s));
+    snprintf(path, sizeof path, "%s/data.mdb", store_dir(s));
+    long long bytes = 0, disk = 0;
+    if (stat(path, &st) == 0) {
+        bytes = (long long)st.st_size;
+        disk = (long long)st.st_blocks * 512;
+    }
+    if (json_out) {
+        json_t *doc = json_pack(
+            "{s:s,s:s,s:s,s:s?,s:I,s:I,s:I,s:I,s:I,s:I}", "store", abs,
+            "model_dir", model_dir, "model_id", model_id, "created", created,
+            "head", (json_int_t)head, "queued", (json_int_t)queued,
+            "committed", (json_int_t)n_committed, "commits",
+            (json_int_t)n_commits, "size_bytes", (json_int_t)bytes,
+            "disk_bytes", (json_int_t)disk);
+        if (!doc) {
+            rc = err_set(ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        json_dumpf(doc, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+        json_decref(doc);
+    } else {
+        human(size_text, sizeof size_text, (double)disk);
+        printf("store      %s\n", abs);
+        printf("model      %s\n", model_dir);
+        printf("model id   %s\n", model_id);
+        if (created) printf("created    %s\n", created);
+        if (head) printf("HEAD       commit %llu\n", (unsigned long long)head);
+        else printf("HEAD       the base model (no commits)\n");
+        printf("queued     %zu fact%s\n", queued, queued == 1 ? "" : "s");
+        printf("committed  %zu fact%s\n", n_committed,
+               n_committed == 1 ? "" : "s");
+        printf("commits    %zu\n", n_commits);
+        printf("size       %s on disk\n", size_text);
+    }
+    exit_code = EXIT_OK;
+    goto out;
+fail:
+    cli_fail_code(rc);
+out:
+    free(model_dir);
+    free(model_id);
+    free(created);
+    free(ids);
+    store_versions_free(committed, n_committed);
+    store_txn_abort(t);
+    store_close(s);
+    return exit_code;
+}

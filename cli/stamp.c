@@ -1,0 +1,80 @@
+/* stamp: the entry point. Parses the global options, finds the command
+ * in the table below and runs it (git's git.c is the model). Adding a
+ * command = one file src/cmd/cmd_NAME.c defining cmd_NAME and
+ * cmd_NAME_usage, plus one line in the table. */
+#include "base/blas_cpu.h"
+#include "cli/cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define COMMAND(name, summary)                                              \
+    extern int cmd_##name(int, char **, const cli_globals *);               \
+    extern const char cmd_##name##_usage[];
+#include "commands.def"
+#undef COMMAND
+
+static const cli_command commands[] = {
+#define COMMAND(name, summary) {#name, cmd_##name, summary, cmd_##name##_usage},
+#include "commands.def"
+#undef COMMAND
+};
+static const size_t n_commands = sizeof commands / sizeof commands[0];
+
+const cli_command *cli_find(const char *name)
+{
+    for (size_t i = 0; i < n_commands; i++)
+        if (!strcmp(commands[i].name, name)) return &commands[i];
+    return NULL;
+}
+
+static void print_usage(FILE *out)
+{
+    fputs("usage: stamp [--store DIR] COMMAND [ARGS...]\n"
+          "       stamp --help | --version\n\n"
+          "Keeps a versioned database of facts and stamps them into a\n"
+          "language model's weights in batches (MEMIT), one reversible\n"
+          "commit per batch.\n\ncommands:\n", out);
+    for (size_t i = 0; i < n_commands; i++)
+        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fputs("\nThe store is --store DIR, else $STAMP_STORE, else ./store.\n"
+          "'stamp COMMAND --help' describes one command.\n", out);
+}
+
+int main(int argc, char **argv)
+{
+    blas_cpu_use_best_kernels(argv);
+    cli_globals g = {0};
+    const char *env = getenv("STAMP_STORE");
+    g.store_dir = env && *env ? env : "store";
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            print_usage(stdout);
+            return EXIT_OK;
+        } else if (!strcmp(argv[i], "--version")) {
+            printf("stamp %s\nOpenBLAS kernels: %s\n", STAMP_VERSION,
+                   blas_cpu_core());
+            return EXIT_OK;
+        } else if (!strcmp(argv[i], "--store") && i + 1 < argc) {
+            g.store_dir = argv[++i];
+        } else if (!strncmp(argv[i], "--store=", 8)) {
+            g.store_dir = argv[i] + 8;
+        } else {
+            fprintf(stderr, "stamp: unknown option '%s'\n", argv[i]);
+            print_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
+        print_usage(stderr);
+        return EXIT_USAGE;
+    }
+    const cli_command *c = cli_find(argv[i]);
+    if (!c) {
+        fprintf(stderr, "stamp: '%s' is not a stamp command\n", argv[i]);
+        print_usage(stderr);
+        return EXIT_USAGE;
+    }
+    return c->run(argc - i, argv + i, &g);
+}

@@ -1,0 +1,234 @@
+/* covariance: second moments of MLP keys (see covariance.h). Keys are
+ * gathered until there are COVARIANCE_FLUSH_KEYS of them (forward batches
+ * of short corpus lines), summed with ssyrk in float, and that sum added
+ * into the float64 accumulator, so rounding does not grow with the
+ * corpus. Adding an (F, F) sum costs as much memory traffic as a few
+ * hundred keys' ssyrk, so it is done once per thousands of keys, not
+ * once per forward batch (measured: bench/solve_speed.sh). */
+#include "memit/covariance.h"
+#include "base/errors.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+int covariance_init(covariance *c, size_t F)
+{
+    memset(c, 0, sizeof *c);
+    c->F = F;
+    c->sum = calloc(F * F, sizeof(double));
+    return c->sum ? 0 : ERR_NOMEM;
+}
+
+void covariance_free(covariance *c)
+{
+    if (!c) return;
+    free(c->sum);
+    memset(c, 0, sizeof *c);
+}
+
+void covariance_add_naive(covariance *c, const float *keys, size_t n_keys)
+{
+    size_t F = c->F;
+    for (size_t k = 0; k < n_keys; k++)
+        for (size_t i = 0; i < F; i++)
+            for (size_t j = 0; j < F; j++)
+                c->sum[i * F + j] +=
+                    (double)keys[k * F + i] * (double)keys[k * F + j];
+    c->tokens += n_keys;
+}
+
+/* sum += batch and its mirror, batch holding the upper triangle, in tiles
+ * small enough that the mirror's column writes stay in cache; a tile
+ * above the diagonal and its mirror below are written by one thread */
+enum { COV_TILE = 64 };
+
+static void add_symmetric(double *sum, const float *batch, size_t F)
+{
+    size_t nt = (F + COV_TILE - 1) / COV_TILE;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t ti = 0; ti < nt; ti++)
+        for (size_t tj = ti; tj < nt; tj++) {
+            size_t i1 = (ti + 1) * COV_TILE < F ? (ti + 1) * COV_TILE : F;
+            size_t j1 = (tj + 1) * COV_TILE < F ? (tj + 1) * COV_TILE : F;
+            for (size_t i = ti * COV_TILE; i < i1; i++)
+                for (size_t j = i > tj * COV_TILE ? i : tj * COV_TILE; j < j1; j++) {
+                    sum[i * F + j] += batch[i * F + j];
+                    if (j != i) sum[j * F + i] += batch[i * F + j];
+                }
+        }
+}
+
+/* covariance_add with a caller's (F, F) float workspace */
+static void add_keys(covariance *c, const float *keys, size_t n_keys,
+                     float *batch)
+{
+    size_t F = c->F;
+    /* batch (F, F) upper = keys^T keys; keys is (n_keys, F) */
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)F, (int)n_keys,
+                1.0f, keys, (int)F, 0.0f, batch, (int)F);
+    add_symmetric(c->sum, batch, F);
+    c->tokens += n_keys;
+}
+
+void covariance_add(covariance *c, const float *keys, size_t n_keys)
+{
+    float *batch = malloc(c->F * c->F * sizeof(float));
+    if (!batch) { covariance_add_naive(c, keys, n_keys); return; }
+    add_keys(c, keys, n_keys, batch);
+    free(batch);
+}
+
+int covariance_accumulate(covariance *cov, const size_t *layers,
+                          size_t n_layers, const gpt2_model *m,
+                          const tokenizer *tok, char *const *texts, size_t n,
+                          progress_fn progress, void *ctx)
+{
+    const size_t rows = 32, maxT = m->config.n_positions,
+                 F = m->config.n_inner;
+    size_t top = 0; /* the highest layer read */
+    for (size_t i = 0; i < n_layers; i++)
+        if (layers[i] > top) top = layers[i];
+    /* per layer: keys gathered, up to a flush plus one forward batch */
+    const size_t cap = COVARIANCE_FLUSH_KEYS + rows * maxT;
+    int *tokens = malloc(rows * maxT * sizeof(int));
+    size_t *lens = malloc(rows * sizeof(size_t));
+    float **keys = calloc(n_layers ? n_layers : 1, sizeof *keys);
+    size_t *n_keys = calloc(n_layers ? n_layers : 1, sizeof *n_keys);
+    float *outer = malloc(F * F * sizeof(float)); /* add_keys' workspace */
+    gpt2_acts *a = NULL;
+    int rc = tokens && lens && keys && n_keys && outer ? 0 : ERR_NOMEM;
+    for (size_t i = 0; !rc && i < n_layers; i++)
+        if (!(keys[i] = malloc(cap * F * sizeof(float)))) rc = ERR_NOMEM;
+    if (!rc) rc = gpt2_acts_new(&a, &m->config, rows, maxT, 1);
+    for (size_t start = 0; !rc && start < n; start += rows) {
+        size_t B = start + rows <= n ? rows : n - start, T = 1;
+        for (size_t b = 0; b < B && !rc; b++) {
+            int *ids = NULL;
+            size_t len = 0;
+            const char *s = texts[start + b];
+            rc = tokenizer_encode(tok, s, strlen(s), &ids, &len);
+            if (rc) break;
+            if (len > maxT) len = maxT;
+            memcpy(tokens + b * maxT, ids, len * sizeof(int));
+            lens[b] = len;
+            if (len > T) T = len;
+            free(ids);
+        }
+        if (rc) break;
+        /* repack rows to width T, padding with each row's first token */
+        int *packed = malloc(B * T * sizeof(int));
+        if (!packed) { rc = ERR_NOMEM; break; }
+        for (size_t b = 0; b < B; b++)
+            for (size_t t = 0; t < T; t++)
+                packed[b * T + t] = t < lens[b] ? tokens[b * maxT + t]
+                                    : lens[b] ? tokens[b * maxT] : 0;
+        gpt2_batch batch = {.tokens = packed, .B = B, .T = T,
+                            .end_layer = top + 1}; /* none above is read */
+        rc = gpt2_forward(m, a, &batch);
+        int last = start + B >= n;
+        for (size_t i = 0; !rc && i < n_layers; i++) {
+            const float *k = gpt2_acts_mlp_key(a, layers[i]);
+            for (size_t b = 0; b < B; b++) {
+                memcpy(keys[i] + n_keys[i] * F, k + b * T * F,
+                       lens[b] * F * sizeof(float));
+                n_keys[i] += lens[b];
+            }
+            if (n_keys[i] && (n_keys[i] >= COVARIANCE_FLUSH_KEYS || last)) {
+                add_keys(&cov[i], keys[i], n_keys[i], outer);
+                n_keys[i] = 0;
+            }
+            cov[i].sequences += B;
+        }
+        free(packed);
+        if (progress) progress(ctx, "key statistics", start + B, n);
+    }
+    gpt2_acts_free(a);
+    free(tokens);
+    free(lens);
+    for (size_t i = 0; keys && i < n_layers; i++) free(keys[i]);
+    free(keys);
+    free(n_keys);
+    free(outer);
+    return rc;
+}
+
+int covariance_mean(const covariance *c, double *mean)
+{
+    if (c->tokens == 0)
+        return err_set(ERR_EMPTY, "no key statistics collected");
+    double inv = 1.0 / (double)c->tokens;
+    for (size_t i = 0; i < c->F * c->F; i++) mean[i] = c->sum[i] * inv;
+    return 0;
+}
+
+int covariance_take_mean(covariance *c, double **mean)
+{
+    *mean = NULL;
+    if (c->tokens == 0)
+        return err_set(ERR_EMPTY, "no key statistics collected");
+    double inv = 1.0 / (double)c->tokens;
+    for (size_t i = 0; i < c->F * c->F; i++) c->sum[i] *= inv;
+    *mean = c->sum;
+    memset(c, 0, sizeof *c);
+    return 0;
+}
+
+#define COV_MAGIC "STCV"
+#define COV_VERSION 1u
+#define COV_HEADER 32 /* magic 4, version 4, F 8, tokens 8, sequences 8 */
+
+int covariance_encode(const covariance *c, void **blob, size_t *len)
+{
+    size_t F = c->F, n_upper = F * (F + 1) / 2;
+    *len = COV_HEADER + n_upper * sizeof(double);
+    unsigned char *p = malloc(*len);
+    if (!p) return ERR_NOMEM;
+    uint32_t version = COV_VERSION;
+    uint64_t f64 = F;
+    memcpy(p, COV_MAGIC, 4);
+    memcpy(p + 4, &version, 4);
+    memcpy(p + 8, &f64, 8);
+    memcpy(p + 16, &c->tokens, 8);
+    memcpy(p + 24, &c->sequences, 8);
+    double *u = (double *)(p + COV_HEADER);
+    for (size_t i = 0, k = 0; i < F; i++)
+        for (size_t j = i; j < F; j++) u[k++] = c->sum[i * F + j];
+    *blob = p;
+    return 0;
+}
+
+int covariance_decode(covariance *c, const void *blob, size_t len)
+{
+    const unsigned char *p = blob;
+    uint32_t version;
+    uint64_t F;
+    if (len < COV_HEADER || memcmp(p, COV_MAGIC, 4))
+        return err_set(ERR_FORMAT, "covariance record: bad header");
+    memcpy(&version, p + 4, 4);
+    memcpy(&F, p + 8, 8);
+    if (version != COV_VERSION || F == 0 || F > (1u << 20) ||
+        len != COV_HEADER + F * (F + 1) / 2 * sizeof(double))
+        return err_set(ERR_FORMAT, "covariance record: bad size or version");
+    int rc = covariance_init(c, F);
+    if (rc) return rc;
+    memcpy(&c->tokens, p + 16, 8);
+    memcpy(&c->sequences, p + 24, 8);
+    /* row i of the packed upper triangle starts at i F - i (i - 1) / 2;
+     * filled in tiles so that the mirrored writes stay in cache */
+    const unsigned char *u = p + COV_HEADER;
+    for (size_t bi = 0; bi < F; bi += COV_TILE)
+        for (size_t bj = bi; bj < F; bj += COV_TILE) {
+            size_t ei = bi + COV_TILE < F ? bi + COV_TILE : F;
+            size_t ej = bj + COV_TILE < F ? bj + COV_TILE : F;
+            for (size_t i = bi; i < ei; i++) {
+                size_t row = i * F - i * (i - 1) / 2 - i; /* + j: (i, j) */
+                for (size_t j = i > bj ? i : bj; j < ej; j++) {
+                    double v;
+                    memcpy(&v, u + (row + j) * sizeof(double), sizeof v);
+                    c->sum[i * F + j] = c->sum[j * F + i] = v;
+                }
+            }
+        }
+    return 0;
+}

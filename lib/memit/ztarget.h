@@ -1,0 +1,35 @@
+/* ztarget: MEMIT's target vectors (MEMIT.md, step 1). For each edit, a
+ * vector delta added to the output of block zlayer at the subject's last
+ * token of every prompt is optimised (Adam) until the model says the new
+ * target; z = h0 + delta, h0 the block's output on the bare prompt.
+ *
+ * Speed: blocks up to zlayer run once; each step runs only the blocks
+ * above it, reads logits only at target positions, and steps a group of
+ * facts in lockstep through one batched forward and backward pass; a
+ * fact that stops leaves the batch, so later steps run only the rows of
+ * the facts still stepping. Groups run in parallel (OpenMP), each on one thread with
+ * single-threaded BLAS, so z depends on the seed and the group size, not
+ * on the number of threads. */
+#ifndef STAMP_ZTARGET_H
+#define STAMP_ZTARGET_H
+
+#include "memit/editreq.h"
+#include "model/gpt2.h"
+#include "memit/hparams.h"
+#include "base/progress.h"
+
+typedef struct {
+    double loss;     /* total loss when stopped */
+    double nll;      /* its NLL part */
+    size_t steps;    /* gradient steps taken */
+    int failed;      /* non-finite loss or z: leave the fact out */
+    double flops;    /* its share of its group's floating-point work */
+} ztarget_info;
+
+/* z and h0 are (n, C); info is (n). Returns an error only when the work
+ * itself failed (memory, model); per-fact failures are in info. */
+int ztarget_compute(const gpt2_model *m, const editreq *r, size_t n,
+                    size_t zlayer, const hparams *h, float *z, float *h0,
+                    ztarget_info *info, progress_fn progress, void *ctx);
+
+#endif

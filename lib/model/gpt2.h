@@ -1,0 +1,176 @@
+/* gpt2: the GPT-2 network in C, forward and backward, over one
+ * contiguous parameter buffer (karpathy/llm.c's layout), with the two
+ * hooks MEMIT needs: read the MLP key of any layer at any position, and
+ * add a vector to the residual stream after a block at given positions.
+ *
+ * Weights are kept in Hugging Face's orientation (Conv1D weights are
+ * [in, out]), so a tensor of the buffer is byte-for-byte the tensor of
+ * model.safetensors: an edited tensor can be written back unchanged.
+ * Every matmul goes through OpenBLAS sgemm; GELU is the tanh form
+ * (gelu_new); lm_head is tied to wte.
+ *
+ * Threads: gpt2_forward/gpt2_backward are reentrant for different
+ * gpt2_acts. Inside an OpenMP parallel region they run single-threaded
+ * (BLAS included); outside, they use every core. */
+#ifndef STAMP_GPT2_H
+#define STAMP_GPT2_H
+
+#include "model/gpt2_config.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GPT2_NUM_TENSORS 16
+
+/* Pointers into gpt2_model.memory. L layers, C = n_embd, F = n_inner,
+ * V = vocab_size, maxT = n_positions. */
+typedef struct {
+    float *wte;      /* (V, C)        wte.weight, also the lm_head */
+    float *wpe;      /* (maxT, C)     wpe.weight */
+    float *ln1w;     /* (L, C)        h.l.ln_1.weight */
+    float *ln1b;     /* (L, C)        h.l.ln_1.bias */
+    float *qkvw;     /* (L, C, 3C)    h.l.attn.c_attn.weight */
+    float *qkvb;     /* (L, 3C)       h.l.attn.c_attn.bias */
+    float *attprojw; /* (L, C, C)     h.l.attn.c_proj.weight */
+    float *attprojb; /* (L, C)        h.l.attn.c_proj.bias */
+    float *ln2w;     /* (L, C)        h.l.ln_2.weight */
+    float *ln2b;     /* (L, C)        h.l.ln_2.bias */
+    float *fcw;      /* (L, C, F)     h.l.mlp.c_fc.weight */
+    float *fcb;      /* (L, F)        h.l.mlp.c_fc.bias */
+    float *fcprojw;  /* (L, F, C)     h.l.mlp.c_proj.weight: MEMIT edits this */
+    float *fcprojb;  /* (L, C)        h.l.mlp.c_proj.bias */
+    float *lnfw;     /* (C)           ln_f.weight */
+    float *lnfb;     /* (C)           ln_f.bias */
+} gpt2_params;
+
+typedef struct {
+    gpt2_config config;
+    size_t sizes[GPT2_NUM_TENSORS]; /* floats per tensor, in struct order */
+    size_t num_parameters;
+    float *memory;                  /* all parameters, contiguous */
+    gpt2_params p;
+} gpt2_model;
+
+/* Allocates a zeroed model of the given shape (n_inner 0 means 4 n_embd,
+ * layer_norm_epsilon 0 means 1e-5). */
+int gpt2_model_init(gpt2_model *m, const gpt2_config *c);
+void gpt2_model_free(gpt2_model *m); /* accepts NULL; leaves m zeroed */
+
+/* GPT-2's initialisation, deterministic for a seed: weights N(0, 0.02),
+ * residual projections (attn.c_proj, mlp.c_proj) N(0, 0.02/sqrt(2L)),
+ * LayerNorm weights 1, biases 0. */
+void gpt2_model_init_random(gpt2_model *m, uint64_t seed);
+
+/* Loads DIR/config.json and DIR/model.safetensors (names with or without
+ * the "transformer." prefix; extra tensors such as attn.bias ignored).
+ * Every tensor GPT-2 needs must be present with the shape config.json
+ * implies; errors name the file and the tensor. */
+int gpt2_model_load(gpt2_model *m, const char *dir);
+
+/* Writes DIR/config.json and DIR/model.safetensors with transformers'
+ * names ("transformer.h.0.attn.c_attn.weight", ...), atomically. */
+int gpt2_model_save(const gpt2_model *m, const char *dir);
+
+/* The tensor called `name` in HF naming ("h.3.mlp.c_proj.weight", with
+ * or without "transformer."): pointer into m->memory, its element count
+ * and shape (shape may be NULL; up to 2 dims). NULL when unknown. */
+float *gpt2_tensor(const gpt2_model *m, const char *name, size_t *numel,
+                   size_t shape[2], int *ndim);
+
+/* Writes the HF name of parameter tensor `index` (0..GPT2_NUM_TENSORS-1)
+ * of layer `layer` into buf ("h.3.mlp.c_proj.weight", "wte.weight"). */
+void gpt2_tensor_name(char *buf, size_t size, int index, size_t layer);
+enum { GPT2_FCPROJW = 12 }; /* index of fcprojw in gpt2_params */
+
+/* ---- running the network -------------------------------------------- */
+
+/* Adds vec[i] to the output of block `layer` (the residual stream that
+ * enters block layer+1, or ln_f when layer = L-1) at position pos[i]. */
+typedef struct {
+    size_t layer;
+    size_t n;
+    const size_t *pos;  /* (n) flat positions b*T + t */
+    const float *vec;   /* (n, C) */
+} gpt2_hook;
+
+/* One forward pass over B sequences of T tokens (right-padded: a short
+ * sequence's tail holds any valid id; causal attention keeps padding from
+ * touching real positions).
+ * start_layer = 0 runs everything. start_layer = s > 0 reuses the outputs
+ * of blocks 0..s-1 left in the acts by an earlier pass over the same
+ * tokens, B and T, and runs blocks s..L-1 only (MEMIT's z steps).
+ * The hook (or NULL) must have layer >= start_layer - 1; it never changes
+ * the stored output of its block, so passes can be repeated with other
+ * vectors. Logits are computed only at logit_pos (flat positions). */
+typedef struct {
+    const int *tokens;        /* (B, T) */
+    size_t B, T;
+    size_t start_layer;
+    const gpt2_hook *hook;
+    const size_t *logit_pos;  /* (n_logits) */
+    size_t n_logits;
+    /* Row ranges (both NULL: every position). With start_layer = s > 0,
+     * blocks s.. run only positions row_from[b] .. row_len[b]-1 of each
+     * sequence: the earlier positions' keys and values come from the
+     * earlier pass (their activations cannot have changed when the hook
+     * adds nothing before row_from), and positions from row_len on are
+     * padding nobody reads. The hook must be at layer s-1 and inside the
+     * ranges, and so must the logit positions. The acts then hold the
+     * blocks >= s in a compact layout: block_out and mlp_key of those
+     * layers are not available, and the next pass may start at s at most.
+     * Backward follows the same ranges and computes no weight gradients. */
+    const size_t *row_from;   /* (B) */
+    const size_t *row_len;    /* (B) */
+    /* end_layer = e > 0 runs blocks up to e-1 only, for passes that read
+     * the keys or outputs of the lower blocks (MEMIT's keys, the key
+     * statistics): no logits, no row ranges, no backward after it. 0 (or
+     * n_layer) runs every block. */
+    size_t end_layer;
+    /* input (NULL: none): with start_layer = s > 0 and no row ranges,
+     * the residual stream entering block s, (B * T, C) row-major, as
+     * gpt2_acts_block_out(s - 1) gave it after an earlier pass over the
+     * same tokens, kept by the caller while the blocks below s stayed
+     * as they were. The pass then needs no earlier pass in these acts
+     * (MEMIT's key passes, which run again after each layer's update). */
+    const float *input;
+} gpt2_batch;
+
+typedef struct gpt2_acts gpt2_acts; /* opaque: activations of one pass */
+
+/* Workspace for passes of up to B x T tokens and up to max_logits logit
+ * positions; one per thread. */
+int gpt2_acts_new(gpt2_acts **out, const gpt2_config *c, size_t B, size_t T,
+                  size_t max_logits);
+void gpt2_acts_free(gpt2_acts *a); /* accepts NULL */
+
+int gpt2_forward(const gpt2_model *m, gpt2_acts *a, const gpt2_batch *b);
+
+/* After gpt2_forward(m, a, b): (n_logits, V) logits. */
+const float *gpt2_acts_logits(const gpt2_acts *a);
+/* (B, T, F): the MLP keys of layer l, gelu(c_fc(ln_2(x))) = the input of
+ * mlp.c_proj, of the last pass (layers < start_layer from earlier). */
+const float *gpt2_acts_mlp_key(const gpt2_acts *a, size_t layer);
+/* (B, T, C): the output of block l (before any hook's addition). */
+const float *gpt2_acts_block_out(const gpt2_acts *a, size_t layer);
+
+/* Backward pass of the last gpt2_forward(m, a, b) with the same b.
+ * dlogits: (n_logits, V), dLoss/dlogits.
+ * grads: NULL, or a model of the same shape whose memory accumulates
+ *   (+=) dLoss/dparams for every tensor the pass touched (blocks >=
+ *   b->start_layer, ln_f, wte; wpe too when start_layer = 0). With NULL,
+ *   no weight gradients are computed (faster).
+ * dvec: NULL, or (b->hook->n, C), overwritten with dLoss/dvec[i].
+ * Backward stops at block b->start_layer. */
+int gpt2_backward(const gpt2_model *m, gpt2_acts *a, const gpt2_batch *b,
+                  const float *dlogits, gpt2_model *grads, float *dvec);
+
+/* log-softmax of each of n rows of V logits into out (n, V); out may
+ * equal logits. */
+void gpt2_log_softmax(float *out, const float *logits, size_t n, size_t V);
+
+/* Mean cross-entropy of targets[i] under logits row i (n rows of V);
+ * writes dlogits = d(mean)/dlogits when non-NULL. Returns the mean. */
+double gpt2_crossentropy(const float *logits, const int *targets, size_t n,
+                         size_t V, float *dlogits);
+
+#endif

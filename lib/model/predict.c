@@ -1,0 +1,92 @@
+/* predict: one forward pass over the prompt with logits at its last
+ * position, log-softmax, and the top K by a full sort of the vocabulary
+ * (50257 entries sort in a few milliseconds, next to a forward pass that
+ * costs far more). Ties go to the lower id so the order is stable. */
+#include "model/predict.h"
+#include "base/errors.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int by_logprob(const void *a, const void *b)
+{
+    const predict_token *x = a, *y = b;
+    if (x->logprob != y->logprob) return x->logprob > y->logprob ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+void predict_result_free(predict_result *r)
+{
+    if (!r) return;
+    free(r->tokens);
+    free(r->top);
+    memset(r, 0, sizeof *r);
+}
+
+int predict_run(const gpt2_model *m, const tokenizer *tok, const char *text,
+                size_t top_k, predict_result *out)
+{
+    memset(out, 0, sizeof *out);
+    size_t V = m->config.vocab_size, n = 0;
+    int *ids = NULL;
+    gpt2_acts *a = NULL;
+    float *logp = NULL;
+    predict_token *all = NULL;
+    if (!top_k) return err_set(ERR_INVALID, "top-k must be at least 1");
+    int rc = tokenizer_encode(tok, text, strlen(text), &ids, &n);
+    if (rc) return rc;
+    if (!n) {
+        rc = err_set(ERR_INVALID, "empty prompt: nothing to predict from");
+        goto out;
+    }
+    if (n > m->config.n_positions) {
+        rc = err_set(ERR_INVALID, "prompt of %zu tokens exceeds the model's "
+                     "context of %zu", n, m->config.n_positions);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || (size_t)ids[i] >= V) {
+            rc = err_set(ERR_INVALID, "prompt token id %d is outside the "
+                         "model's vocabulary of %zu (the tokenizer does not "
+                         "belong to the model)", ids[i], V);
+            goto out;
+        }
+    size_t last = n - 1;
+    if ((rc = gpt2_acts_new(&a, &m->config, 1, n, 1))) goto out;
+    gpt2_batch b = {.tokens = ids, .B = 1, .T = n, .logit_pos = &last,
+                    .n_logits = 1};
+    if ((rc = gpt2_forward(m, a, &b))) goto out;
+    logp = malloc(V * sizeof *logp);
+    all = malloc(V * sizeof *all);
+    if (!logp || !all) {
+        rc = err_set(ERR_NOMEM, "no memory for %zu log-probabilities", V);
+        goto out;
+    }
+    gpt2_log_softmax(logp, gpt2_acts_logits(a), 1, V);
+    for (size_t v = 0; v < V; v++) {
+        if (!isfinite(logp[v])) {
+            rc = err_set(ERR_NUMERIC, "the model's log-probability of token "
+                         "%zu is not finite", v);
+            goto out;
+        }
+        all[v].id = (int)v;
+        all[v].logprob = logp[v];
+    }
+    qsort(all, V, sizeof *all, by_logprob);
+    if (top_k > V) top_k = V;
+    predict_token *top = realloc(all, top_k * sizeof *all);
+    if (top) all = top;
+    out->tokens = ids;
+    out->n_tokens = n;
+    out->top = all;
+    out->n_top = top_k;
+    ids = NULL;
+    all = NULL;
+out:
+    free(ids);
+    free(all);
+    free(logp);
+    gpt2_acts_free(a);
+    return rc;
+}

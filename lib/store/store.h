@@ -1,0 +1,183 @@
+/* store: the LMDB environment that holds everything stamp knows, and the
+ * only module that calls mdb_*. It owns every key and value encoding.
+ *
+ * Named databases (see ARCHITECTURE.md, "The store"):
+ *   meta      key -> value (format version, base model identity, params)
+ *   facts     slot -> newest version id
+ *   versions  version id -> fact + state (+ commit, supersedes)
+ *   queue     version id -> (empty): pending versions, in import order
+ *   commits   commit id -> commit record (JSON text made by the caller)
+ *   diffs     (commit id, tensor name) -> encoded diff bytes
+ *   tensors   tensor name -> current edited value (F32 bytes, HF layout)
+ *   stats     (model id, layer) -> covariance blob
+ *
+ * Concurrency: any number of readers; one writer at a time. A write
+ * transaction takes an exclusive flock() on a lock file in the store
+ * directory; a second writer waits up to $STAMP_LOCK_WAIT seconds
+ * (default 30) and then gets ERR_BUSY ("the store is locked by another
+ * process (pid N)"). Readers never wait.
+ *
+ * Map size: the environment is opened with a 1 TiB map (address space
+ * only; the file grows with the data), so MDB_MAP_FULL does not happen
+ * in practice; if it does, or the disk is full, the transaction fails
+ * with a clear error and nothing of it is kept.
+ *
+ * Memory returned from a read (const pointers) points into LMDB's map and
+ * is valid only until the transaction ends; say so at each call site. */
+#ifndef STAMP_STORE_H
+#define STAMP_STORE_H
+
+#include "facts/fact.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct store store;         /* opaque: the environment */
+typedef struct store_txn store_txn; /* opaque: one transaction */
+
+typedef enum {
+    VERSION_QUEUED = 0,
+    VERSION_COMMITTED = 1,  /* in commit `commit_id` */
+    VERSION_SUPERSEDED = 2, /* a newer version replaced it before commit */
+    VERSION_REVERTED = 3,   /* its commit was reverted or reset away */
+} version_state;
+
+typedef struct {
+    uint64_t id;           /* global, increasing: import order */
+    uint64_t number;       /* 1, 2, ... within its slot */
+    uint64_t import_id;    /* which import brought it */
+    version_state state;
+    uint64_t commit_id;    /* when COMMITTED (or REVERTED: the commit) */
+    fact f;                /* owned; free with store_version_free */
+} store_version;
+
+void store_version_free(store_version *v); /* frees v->f; accepts NULL */
+void store_versions_free(store_version *v, size_t n); /* and the array */
+
+/* ---- environment ---------------------------------------------------- */
+
+/* Creates the store directory and environment. Refuses (ERR_EXISTS) when
+ * `dir` already holds a store. `meta` pairs are written in the same
+ * transaction (n pairs of key, NUL-terminated value). */
+int store_create(const char *dir, const char *const *keys,
+                 const char *const *values, size_t n);
+
+/* Opens an existing store (ERR_NOTFOUND with the path when there is
+ * none). */
+int store_open(store **out, const char *dir);
+void store_close(store *s); /* accepts NULL */
+const char *store_dir(const store *s);
+
+/* ---- transactions --------------------------------------------------- */
+
+/* write = 0: a read snapshot; write = 1: takes the writer lock first.
+ * Nothing a write transaction did is visible (or on disk) until
+ * store_txn_commit returns 0; store_txn_abort discards it. */
+int store_txn_begin(store *s, store_txn **out, int write);
+int store_txn_commit(store_txn *t);   /* frees t */
+void store_txn_abort(store_txn *t);   /* frees t; accepts NULL */
+
+/* ---- meta ----------------------------------------------------------- */
+
+/* *value is malloc'ed and NUL-terminated (caller frees); ERR_NOTFOUND
+ * when the key is absent. */
+int store_meta_get(store_txn *t, const char *key, char **value);
+int store_meta_put(store_txn *t, const char *key, const char *value);
+
+/* ---- facts, versions, queue ---------------------------------------- */
+
+typedef enum {
+    IMPORT_QUEUED = 0,       /* a new version, queued */
+    IMPORT_SUPERSEDED = 1,   /* queued, and replaced a queued version */
+    IMPORT_UNCHANGED = 2,    /* same target as the slot's newest version
+                                (queued or committed): nothing new */
+} import_action;
+
+/* Allocates the next import id (recorded with its time and file names
+ * by the caller through meta or the versions it adds). */
+int store_import_begin(store_txn *t, uint64_t *import_id);
+
+/* Adds `f` as a new version of its slot unless the slot's newest version
+ * has the same target_new and is queued or committed. Copies f. */
+int store_fact_add(store_txn *t, const fact *f, uint64_t import_id,
+                   import_action *action, uint64_t *version_id);
+
+/* The queued versions in import order; at most `limit` (0 = all).
+ * *out is malloc'ed (free with store_versions_free). */
+int store_queue_list(store_txn *t, size_t limit, store_version **out,
+                     size_t *n);
+int store_queue_count(store_txn *t, size_t *n);
+
+/* Streams the queue: calls fn(ctx, v) for each queued version in import
+ * order, at most `limit` (0 = all), without holding them all in memory.
+ * *v (and its strings) is valid only during the call. A non-zero return
+ * from fn stops the walk and is returned. */
+int store_queue_foreach(store_txn *t, size_t limit,
+                        int (*fn)(void *ctx, const store_version *v),
+                        void *ctx);
+
+/* One version by id (ERR_NOTFOUND). */
+int store_version_get(store_txn *t, uint64_t id, store_version *out);
+
+/* Every version of the slots whose subject equals `subject`, oldest
+ * first. */
+int store_subject_history(store_txn *t, const char *subject,
+                          store_version **out, size_t *n);
+
+/* Every version with state COMMITTED (any commit: commit_id = 0) or
+ * committed in `commit_id`. */
+int store_committed_list(store_txn *t, uint64_t commit_id,
+                         store_version **out, size_t *n);
+
+/* Sets a version's state (and commit id), and keeps the queue in step:
+ * QUEUED puts it in the queue, any other state takes it out. */
+int store_version_set_state(store_txn *t, uint64_t id, version_state s,
+                            uint64_t commit_id);
+
+/* ---- commits -------------------------------------------------------- */
+
+/* Commit ids are 1, 2, 3, ...; 0 is the base model. HEAD is the newest
+ * commit still in effect (0 when none). */
+int store_head(store_txn *t, uint64_t *commit_id);
+int store_head_set(store_txn *t, uint64_t commit_id);
+int store_commit_next_id(store_txn *t, uint64_t *commit_id);
+
+/* The record is JSON text made by the caller; *json malloc'ed. */
+int store_commit_put(store_txn *t, uint64_t id, const char *json);
+int store_commit_get(store_txn *t, uint64_t id, char **json);
+/* All commit ids that exist, ascending (including ones reset away). */
+int store_commit_ids(store_txn *t, uint64_t **ids, size_t *n);
+
+/* ---- diffs and tensors ---------------------------------------------- */
+
+int store_diff_put(store_txn *t, uint64_t commit_id, const char *tensor,
+                   const void *data, size_t len);
+/* *data points into the map: valid until the transaction ends. */
+int store_diff_get(store_txn *t, uint64_t commit_id, const char *tensor,
+                   const void **data, size_t *len);
+/* Names of the tensors a commit has diffs for (malloc'ed array of
+ * malloc'ed strings). */
+int store_diff_tensors(store_txn *t, uint64_t commit_id, char ***names,
+                       size_t *n);
+
+/* The current edited value of a tensor (F32, HF layout). *data points
+ * into the map: valid until the transaction ends. ERR_NOTFOUND when the
+ * tensor has never been edited (the base value applies). */
+int store_tensor_get(store_txn *t, const char *name, const float **data,
+                     size_t *numel);
+int store_tensor_put(store_txn *t, const char *name, const float *data,
+                     size_t numel);
+int store_tensor_del(store_txn *t, const char *name);
+int store_tensor_names(store_txn *t, char ***names, size_t *n);
+
+/* ---- covariance statistics ----------------------------------------- */
+
+/* Opaque blobs keyed by (model id, layer). *data valid until txn end. */
+int store_stats_get(store_txn *t, const char *model_id, size_t layer,
+                    const void **data, size_t *len);
+int store_stats_put(store_txn *t, const char *model_id, size_t layer,
+                    const void *data, size_t len);
+
+void store_strings_free(char **names, size_t n);
+
+#endif
