@@ -2,6 +2,7 @@
  * command file (see cli.h). */
 #include "cli/cli.h"
 #include "base/errors.h"
+#include "base/clock.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -53,13 +54,6 @@ int cli_wants_help(int argc, char **argv, const char *command)
     return 0;
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int progress_shown(void)
 {
     const char *env = getenv("STAMP_PROGRESS");
@@ -74,7 +68,7 @@ static int progress_drawn;
 void cli_progress(const char *label, size_t done, size_t total)
 {
     if (!progress_shown()) return;
-    double t = now_seconds();
+    double t = clock_seconds();
     if (strncmp(label, progress_label, sizeof progress_label - 1)) {
         if (progress_drawn) fputc('\n', stderr);
         snprintf(progress_label, sizeof progress_label, "%s", label);

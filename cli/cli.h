@@ -15,7 +15,15 @@
 
 #define STAMP_VERSION "0.1.0"
 
-enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+/* The one table of exit codes. tools/nightly.sh returns the same numbers
+ * (its EXIT_* variables; tests/cli/t60-nightly.sh checks they match). */
+enum {
+    EXIT_OK = 0,      /* done */
+    EXIT_FAIL = 1,    /* the operation failed and changed nothing */
+    EXIT_USAGE = 2,   /* bad usage: unknown option, malformed value */
+    EXIT_NOTHING = 3, /* nothing to do (commit: the queue is empty) */
+    EXIT_LOCKED = 4   /* another nightly run holds the lock (nightly.sh) */
+};
 
 /* Options that come before the command name. */
 typedef struct {

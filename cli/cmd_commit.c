@@ -28,6 +28,8 @@
 #include "store/store.h"
 #include "repo/wdiff.h"
 #include "memit/ztarget.h"
+#include "base/clock.h"
+#include "base/compare.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -75,8 +77,6 @@ const char cmd_commit_usage[] =
     "Exit status: 0 committed, 1 failed (nothing changed), 2 bad usage,\n"
     "3 nothing to commit (the queue is empty).\n";
 
-enum { EXIT_NOTHING = 3 };
-
 /* Fault injection for the tests (like git's GIT_TEST_* variables), two
  * paths no natural input on the test worlds is known to reach:
  * STAMP_TEST_NONFINITE_Z_ROUND=N (N >= 2): round N finds the first
@@ -95,22 +95,15 @@ static size_t test_round(const char *name)
     return *end || n < 1 ? 0 : (size_t)n;
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* ES/PS/NS of facts under model m, timed into timings[name]. */
 static int timed_scores(const gpt2_model *m, const tokenizer *tok,
                         const fact *facts, size_t n, eval_scores *out,
                         json_t *timings, const char *name)
 {
-    double t0 = now();
+    double t0 = clock_seconds();
     int rc = eval_facts(m, tok, facts, n, out, NULL, cli_progress_fn, NULL);
     cli_progress_done();
-    if (!rc) json_object_set_new(timings, name, json_real(now() - t0));
+    if (!rc) json_object_set_new(timings, name, json_real(clock_seconds() - t0));
     return rc;
 }
 
@@ -129,11 +122,6 @@ static int apply_set(hparams *h, const char *kv, const gpt2_config *c)
     return rc;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* The subjects of the n queued versions, sorted for bsearch (pointers
  * into v). */
 static int subjects_sorted(const store_version *v, size_t n,
@@ -142,7 +130,7 @@ static int subjects_sorted(const store_version *v, size_t n,
     const char **s = malloc((n ? n : 1) * sizeof *s);
     if (!s) return err_set(ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) s[i] = v[i].f.subject;
-    qsort(s, n, sizeof *s, cmp_str);
+    qsort(s, n, sizeof *s, compare_strings);
     *out = s;
     return 0;
 }
@@ -294,7 +282,7 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     }
     if (rome) limit = 1;
 
-    double t_start = now(), t0;
+    double t_start = clock_seconds(), t0;
     store *s = NULL;
     store_txn *t = NULL;
     store_version *queue = NULL;
@@ -356,7 +344,7 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     size_t C = model.config.n_embd, F = model.config.n_inner;
 
     /* key statistics */
-    t0 = now();
+    t0 = clock_seconds();
     cov = calloc(L, sizeof *cov);
     if (!cov) { rc = ERR_NOMEM; goto fail; }
     rc = keystats_ensure(t, h.layers, L, h.stats_samples, corpus, cov,
@@ -365,7 +353,7 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     if (rc) goto fail;
     /* the ridge goes on this commit's copy, never into the store */
     for (size_t i = 0; i < L; i++) spd_add_ridge(cov[i], F, h.mom2_ridge);
-    json_object_set_new(timings, "stats", json_real(now() - t0));
+    json_object_set_new(timings, "stats", json_real(clock_seconds() - t0));
 
     /* each layer's Cholesky factor, once for every round (a round's solve
      * is then O(F^2 n) instead of O(F^3)); C_l itself stays only where it
@@ -374,17 +362,17 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     chol = calloc(L, sizeof *chol);
     if (!chol) { rc = ERR_NOMEM; goto fail; }
     if (!rome && h.nullspace_threshold <= 0 && h.mom2_update_weight > 0) {
-        t0 = now();
+        t0 = clock_seconds();
         for (size_t i = 0; i < L; i++) {
             int factored = spd_cholesky(cov[i], F, &chol[i]);
             if (factored < 0) { rc = factored; goto fail; }
             if (factored) { free(cov[i]); cov[i] = NULL; }
         }
-        json_object_set_new(timings, "factor", json_real(now() - t0));
+        json_object_set_new(timings, "factor", json_real(clock_seconds() - t0));
     }
 
     /* requests */
-    t0 = now();
+    t0 = clock_seconds();
     rc = editreq_prefixes(&prefixes, &model, tok, h.n_prefixes,
                           h.prefix_tokens, h.seed);
     if (rc) goto fail;
@@ -418,7 +406,7 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
         for (size_t i = 0; i < n_kept; i++) {
             const char *subject = kept[i].f.subject;
             if (bsearch(&subject, edited_subjects, n_queue,
-                        sizeof *edited_subjects, cmp_str))
+                        sizeof *edited_subjects, compare_strings))
                 continue;
             rc = editreq_build(&keep[n_keep], &kept[i].f, tok, prefixes,
                                h.n_prefixes, model.config.n_positions);
@@ -426,14 +414,14 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
             n_keep++;
         }
     }
-    json_object_set_new(timings, "prepare", json_real(now() - t0));
+    json_object_set_new(timings, "prepare", json_real(clock_seconds() - t0));
 
     ok_facts = malloc((n_req ? n_req : 1) * sizeof *ok_facts);
     if (!ok_facts) { rc = ERR_NOMEM; goto fail; }
     for (size_t i = 0; i < n_req; i++) ok_facts[i] = queue[ok_index[i]].f;
 
     /* target vectors */
-    t0 = now();
+    t0 = clock_seconds();
     z = malloc((n_req ? n_req : 1) * C * sizeof(float));
     zinfo = calloc(n_req ? n_req : 1, sizeof *zinfo);
     if (!z || !zinfo) { rc = ERR_NOMEM; goto fail; }
@@ -441,7 +429,7 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
                          cli_progress_fn, NULL);
     cli_progress_done();
     if (rc) goto fail;
-    double z_seconds = now() - t0;
+    double z_seconds = clock_seconds() - t0;
     /* drop facts whose z is not finite: reported, left queued */
     for (size_t i = 0; i < n_req; i++) {
         if (!zinfo[i].failed) {
@@ -503,12 +491,12 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
             /* the target vectors again, in the model the rounds before
              * edited: an edit another one pushed aside is aimed again; a
              * fact the model now says gets z = h, a row that holds it */
-            t0 = now();
+            t0 = clock_seconds();
             rc = ztarget_compute(&model, reqs, n_ok, zlayer, &h, z, NULL,
                                  zinfo, progress, label);
             cli_progress_done();
             if (rc) goto fail;
-            rs->z_seconds = now() - t0;
+            rs->z_seconds = clock_seconds() - t0;
             if (r + 1 == test_round("STAMP_TEST_NONFINITE_Z_ROUND")) {
                 z[0] = NAN;
                 zinfo[0].failed = 1;
@@ -534,7 +522,7 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
             memcpy(round_start + i * F * C,
                    model.p.fcprojw + h.layers[i] * F * C,
                    F * C * sizeof(float));
-        t0 = now();
+        t0 = clock_seconds();
         if (rome) rc = rome_apply(&model, reqs, z, zlayer, &h, cov[0], ls);
         else rc = memit_apply(&model, reqs, n_ok, keep, n_keep, z, &h,
                               (const double *const *)cov,
@@ -542,7 +530,7 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
                               &rs->resid_after, progress, label);
         cli_progress_done();
         if (rc) goto fail;
-        rs->solve_seconds = now() - t0;
+        rs->solve_seconds = clock_seconds() - t0;
         rs->resid_before = ls[0].resid_before;
         if (!rome)
             rs->shift_written = memit_shift_written(rs->resid_before,
@@ -565,7 +553,7 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
                                   ls, rs->resid_before, &rs->step,
                                   &rs->resid_after, &rs->shift_written)))
                 goto fail;
-            rs->solve_seconds = now() - t0;
+            rs->solve_seconds = clock_seconds() - t0;
             const char *what = worse ? "moved the target vectors further away"
                                      : "wrote less than round_min_shift";
             if (rs->step == 0 && r == 0) {
@@ -619,7 +607,7 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
         goto fail;
 
     /* one write transaction: tensors, diffs, states, record, HEAD */
-    t0 = now();
+    t0 = clock_seconds();
     uint64_t id = 0, parent = 0;
     if ((rc = store_commit_next_id(t, &id))) goto fail;
     if ((rc = store_head(t, &parent))) goto fail;
@@ -719,8 +707,8 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     if (!rome && h.protect_committed > 0)
         json_object_set_new(rec, "kept", json_integer((json_int_t)n_keep));
     json_object_set_new(rec, "z_gflop", json_real(zflops / 1e9));
-    json_object_set_new(timings, "write", json_real(now() - t0));
-    json_object_set_new(timings, "total", json_real(now() - t_start));
+    json_object_set_new(timings, "write", json_real(clock_seconds() - t0));
+    json_object_set_new(timings, "total", json_real(clock_seconds() - t_start));
     json_object_set_new(rec, "timings", json_incref(timings));
     char *text = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (!text) { rc = ERR_NOMEM; goto fail; }
@@ -739,7 +727,7 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
         printf("commit %llu: %zu fact%s stamped into layer%s", (unsigned long long)id,
                n_ok, n_ok == 1 ? "" : "s", L == 1 ? "" : "s");
         for (size_t i = 0; i < L; i++) printf("%s%zu", i ? "," : " ", h.layers[i]);
-        printf(" (%s, %.1fs)\n", method, now() - t_start);
+        printf(" (%s, %.1fs)\n", method, clock_seconds() - t_start);
         if (scores)
             printf("  efficacy %.1f -> %.1f   paraphrase %.1f -> %.1f   "
                    "neighbourhood %.1f -> %.1f\n", before.es, after.es,

@@ -17,6 +17,7 @@
 #include "model/safetensors.h"
 #include "store/store.h"
 #include "model/tokenizer.h"
+#include "base/compare.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -76,11 +77,6 @@ static char *read_text(const char *path)
     return buf;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* meta "model_tensor_hashes" (JSON) and "model_id" of the weights file. */
 static int hash_model(const char *path, char **hashes_json, char model_id[33])
 {
@@ -107,7 +103,7 @@ static int hash_model(const char *path, char **hashes_json, char model_id[33])
         }
         snprintf(lines[i], len, "%s:%s\n", t->name, hex);
     }
-    qsort(lines, n, sizeof *lines, cmp_str);
+    qsort(lines, n, sizeof *lines, compare_strings);
     for (size_t i = 0; i < n; i++)
         hash_stream_update(hs, lines[i], strlen(lines[i]));
     hash_stream_hex(hs, model_id);

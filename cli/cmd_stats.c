@@ -99,7 +99,7 @@ int cmd_stats(int argc, char **argv, const cli_globals *g)
         if (rc) goto fail;
     }
     for (size_t i = 0; i < h.n_layers; i++) {
-        covariance cov = {0};
+        keystats_sum cov = {0};
         rc = keystats_load(t, h.layers[i], &cov);
         if (rc == ERR_NOTFOUND) {
             err_clear();
@@ -117,7 +117,7 @@ int cmd_stats(int argc, char **argv, const cli_globals *g)
             (json_int_t)h.layers[i], "present", 1, "tokens",
             (json_int_t)cov.tokens, "sequences", (json_int_t)cov.sequences,
             "size", (json_int_t)cov.F));
-        covariance_free(&cov);
+        keystats_sum_free(&cov);
     }
     if (corpus && (rc = store_txn_commit(t))) { t = NULL; goto fail; }
     if (corpus) t = NULL;

@@ -1,5 +1,5 @@
 /* tiny_vocab: for unit tests that put real text through a small random
- * model (test_eval, test_covariance): a handful of words, a BPE
+ * model (test_eval, test_keystats_sum): a handful of words, a BPE
  * vocabulary trained on them in a directory, a random word picker. */
 #ifndef STAMP_TINY_VOCAB_H
 #define STAMP_TINY_VOCAB_H

@@ -15,6 +15,7 @@
  * Not a test: run by hand (`nice`), numbers go in the report. */
 #include "base/blas_cpu.h"
 #include "model/gpt2.h"
+#include "base/clock.h"
 
 #include <cblas.h>
 #include <getopt.h>
@@ -24,13 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* A square n x n x n sgemm: the yardstick. */
 typedef struct {
@@ -56,10 +50,10 @@ static int peak_init(peak_gemm *p, int n)
 /* Seconds for one run. */
 static double peak_run(peak_gemm *p)
 {
-    double t = now();
+    double t = clock_seconds();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->n, p->n, p->n,
                 1.0f, p->a, p->n, p->b, p->n, 0.0f, p->c, p->n);
-    return now() - t;
+    return clock_seconds() - t;
 }
 
 int main(int argc, char **argv)
@@ -140,9 +134,9 @@ int main(int argc, char **argv)
         for (int r = 0; r < reps; r++) {
             double tp = peak_run(&pk);
             if (tp < best_pk) best_pk = tp;
-            double t = now();
+            double t = clock_seconds();
             gpt2_forward(&m, a, &batch);
-            t = now() - t;
+            t = clock_seconds() - t;
             total += t;
             if (t < best) best = t;
         }

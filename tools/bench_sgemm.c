@@ -4,18 +4,12 @@
  * median GFLOP/s. `bench_sgemm --core` prints the OpenBLAS core type
  * whose kernels run (blas_cpu.h). */
 #include "base/blas_cpu.h"
+#include "base/clock.h"
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int cmp(const void *a, const void *b)
 {
@@ -47,10 +41,10 @@ int main(int argc, char **argv)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n,
                 b, n, 0, c, n); /* warm-up */
     for (int r = 0; r < reps; r++) {
-        double t = now();
+        double t = clock_seconds();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a,
                     n, b, n, 0, c, n);
-        gflops[r] = 2.0 * n * n * (double)n / (now() - t) / 1e9;
+        gflops[r] = 2.0 * n * n * (double)n / (clock_seconds() - t) / 1e9;
     }
     qsort(gflops, reps, sizeof gflops[0], cmp);
     printf("%.2f\n", gflops[reps / 2]);

@@ -16,6 +16,7 @@
 #include "model/safetensors.h"
 #include "base/splitmix.h"
 #include "repo/wdiff.h"
+#include "base/clock.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -27,13 +28,6 @@
 static uint64_t rng_state;
 
 static double rng_normal(void) { return splitmix_normal(&rng_state); }
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int main(int argc, char **argv)
 {
@@ -132,11 +126,11 @@ int main(int argc, char **argv)
         for (size_t m = 0; m < n_methods; m++) {
             void *blob = NULL;
             size_t len = 0;
-            double t0 = now();
+            double t0 = clock_seconds();
             int rc = wdiff_encode_method(w, w2, n, &methods[m], &blob, &len);
-            double t1 = now();
+            double t1 = clock_seconds();
             if (!rc) rc = wdiff_revert(blob, len, w2, back, n);
-            double t2 = now();
+            double t2 = clock_seconds();
             if (rc || memcmp(back, w, 4 * n)) {
                 fprintf(stderr, "bench_wdiff: round trip failed: %s\n", err_message(rc));
                 return 1;
@@ -152,11 +146,11 @@ int main(int argc, char **argv)
         void *blob = NULL;
         size_t len = 0;
         wdiff_info info;
-        double t0 = now();
+        double t0 = clock_seconds();
         int rc = wdiff_encode_matrix(w, w2, rows, cols, &blob, &len);
-        double t1 = now();
+        double t1 = clock_seconds();
         if (!rc) rc = wdiff_revert(blob, len, w2, back, n);
-        double t2 = now();
+        double t2 = clock_seconds();
         if (rc || memcmp(back, w, 4 * n) || wdiff_info_get(blob, len, &info)) {
             fprintf(stderr, "bench_wdiff: matrix round trip failed: %s\n",
                     err_message(rc));

@@ -9,6 +9,8 @@
 # empty), 1 failed (the store is as before the failed step), 4 another
 # nightly run holds the lock.
 set -u
+# exit codes: the table in cli/cli.h
+EXIT_OK=0 EXIT_FAIL=1 EXIT_USAGE=2 EXIT_NOTHING=3 EXIT_LOCKED=4
 here=$(cd "$(dirname "$0")/.." && pwd)
 stamp=${STAMP:-$here/build/stamp}
 store=${STAMP_STORE:-store}
@@ -18,28 +20,28 @@ while [ $# -gt 0 ]; do
     --store) store=$2; shift 2 ;;
     --inbox) inbox=$2; shift 2 ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "nightly: unknown option '$1'" >&2; exit 2 ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "nightly: unknown option '$1'" >&2; exit $EXIT_USAGE ;;
   esac
 done
-[ -d "$store" ] || { echo "nightly: error: no store at '$store' (run 'stamp init')" >&2; exit 1; }
+[ -d "$store" ] || { echo "nightly: error: no store at '$store' (run 'stamp init')" >&2; exit $EXIT_FAIL; }
 exec 9>"$store/nightly.lock"
 if ! flock -n 9; then
   echo "nightly: another nightly run holds '$store/nightly.lock'" >&2
-  exit 4
+  exit $EXIT_LOCKED
 fi
 stamp() { "$stamp" --store "$store" "$@"; }
 echo "nightly: $(date -u +%FT%TZ) store '$store' inbox '$inbox'"
 shopt -s nullglob
 files=("$inbox"/*.csv)
 if [ ${#files[@]} -gt 0 ]; then
-  stamp import --skip-bad "${files[@]}" || { echo "nightly: import failed" >&2; exit 1; }
+  stamp import --skip-bad "${files[@]}" || { echo "nightly: import failed" >&2; exit $EXIT_FAIL; }
 fi
 stamp commit -m "nightly $(date -u +%F)" "$@"
 rc=$?
 case $rc in
-  0) echo "nightly: committed" ;;
-  3) echo "nightly: nothing to do" ;;
-  *) echo "nightly: commit failed (exit $rc)" >&2; rc=1 ;;
+  "$EXIT_OK") echo "nightly: committed" ;;
+  "$EXIT_NOTHING") echo "nightly: nothing to do" ;;
+  *) echo "nightly: commit failed (exit $rc)" >&2; rc=$EXIT_FAIL ;;
 esac
 exit $rc

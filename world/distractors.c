@@ -5,6 +5,7 @@
 
 #include "base/errors.h"
 #include "base/splitmix.h"
+#include "base/compare.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,11 +36,6 @@ static char *replace_all(const char *text, const char *from, const char *to,
     }
     strcpy(o, p);
     return out;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* the answer of another fact with f's prompt and a different answer,
@@ -83,7 +79,7 @@ int distractors_make(const fact *facts, size_t n, size_t per_fact,
     const char **subjects = malloc((n ? n : 1) * sizeof *subjects);
     int rc = subjects ? 0 : ERR_NOMEM;
     for (size_t i = 0; !rc && i < n; i++) subjects[i] = facts[i].subject;
-    if (!rc) qsort(subjects, n, sizeof *subjects, cmp_str);
+    if (!rc) qsort(subjects, n, sizeof *subjects, compare_strings);
     for (size_t i = 0; i < n && !rc; i++) {
         const fact *f = &facts[i];
         const char *last = strrchr(f->subject, ' ');
@@ -100,7 +96,7 @@ int distractors_make(const fact *facts, size_t n, size_t per_fact,
                 snprintf(name, sizeof name, "%.*s%s", (int)(olast - os), os,
                          last);
             const char *key = name;
-            if (bsearch(&key, subjects, n, sizeof *subjects, cmp_str))
+            if (bsearch(&key, subjects, n, sizeof *subjects, compare_strings))
                 continue;
             size_t start = (size_t)(splitmix_next(&st) % n);
             const char *answer = other_answer(facts, n, f, start);

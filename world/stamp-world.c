@@ -16,7 +16,7 @@
  * model recalls the facts (top-1 on every answer token) at the goals;
  * (5) DIR/config.json, model.safetensors, vocab.json, merges.txt,
  * facts.csv (stamp's CSV import format), corpus.txt (the training text,
- * one sentence a line: the covariance corpus for `stamp stats`) and
+ * one sentence a line: the keystats_sum corpus for `stamp stats`) and
  * world.json (sizes, seed, timings, recall). Everything is written into
  * DIR.tmp.PID and swapped into place at the end, so DIR is never half a
  * world; an existing DIR is replaced only if it is a world (or empty).
@@ -41,6 +41,7 @@
 #include "model/tokenizer.h"
 #include "world/train.h"
 #include "world/worldgen.h"
+#include "base/clock.h"
 
 #include <cblas.h>
 #include <csv.h>
@@ -140,13 +141,6 @@ typedef struct {
 
 static double t_start;
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void say(const args *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void say(const args *a, const char *fmt, ...)
@@ -155,7 +149,7 @@ static void say(const args *a, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "stamp-world: [%6.1fs] ", now_seconds() - t_start);
+    fprintf(stderr, "stamp-world: [%6.1fs] ", clock_seconds() - t_start);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
@@ -782,7 +776,7 @@ static int replaceable(const char *dir, int *exists)
 static void progress(void *ctx, const char *label, size_t done, size_t total)
 {
     static double last = -1e9;
-    double t = now_seconds();
+    double t = clock_seconds();
     if (!isatty(2) && t - last < 10 && done < total)
         return;
     last = t;
@@ -834,7 +828,7 @@ static void set_defaults(args *a, size_t n_facts, size_t n_sentences)
 int main(int argc, char **argv)
 {
     blas_cpu_use_best_kernels(argv);
-    t_start = now_seconds();
+    t_start = clock_seconds();
     args a = {.format = INGEST_AUTO, .seed = 1, .loss = TRAIN_LOSS_ALL,
               .goal = 0.99, .goal_para = 0.95, .wd = 0.1};
     a.threads = omp_get_num_procs();
@@ -1054,7 +1048,7 @@ int main(int argc, char **argv)
     /* vocabulary */
     bpe_train_options bo = {.vocab_size = a.vocab};
     bpe_train_result bpe;
-    double t_bpe = now_seconds();
+    double t_bpe = clock_seconds();
     if ((rc = bpe_train_run(&bpe, corpus.p, corpus.len, &bo)))
         goto fail;
     rc = bpe_train_write(&bpe, tmp);
@@ -1062,7 +1056,7 @@ int main(int argc, char **argv)
     bpe_train_free(&bpe);
     if (rc || (rc = tokenizer_open_dir(&tok, tmp)))
         goto fail;
-    t_bpe = now_seconds() - t_bpe;
+    t_bpe = clock_seconds() - t_bpe;
     if ((rc = tokenize_world(&w, tok, a.ctx, a.hold_out_para)))
         goto fail;
     say(&a, "vocabulary of %zu tokens (%zu merges) in %.2fs; %.2f tokens a "
@@ -1208,7 +1202,7 @@ int main(int argc, char **argv)
         "paraphrase_prompts", (json_int_t)w.n_para,
         "neighborhood_prompts", (json_int_t)w.n_nbr,
         "seconds", "vocabulary", t_bpe, "training", rep.seconds,
-        "total", now_seconds() - t_start);
+        "total", clock_seconds() - t_start);
     if (!info) {
         rc = err_set(ERR_NOMEM, "cannot make world.json");
         goto fail;
@@ -1250,7 +1244,7 @@ int main(int argc, char **argv)
     }
     if (!exists)
         tmp[0] = '\0';
-    say(&a, "wrote %s in %.1fs", a.out, now_seconds() - t_start);
+    say(&a, "wrote %s in %.1fs", a.out, clock_seconds() - t_start);
     /* the world is whole: its training has nothing left to continue */
     if (to.checkpoint && unlink(ckpt) && errno != ENOENT)
         say(&a, "could not remove %s: %s", ckpt, strerror(errno));

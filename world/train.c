@@ -22,6 +22,7 @@
 #include "base/hash.h"
 #include "base/splitmix.h"
 #include "world/train_checkpoint.h"
+#include "base/clock.h"
 
 #include <math.h>
 #include <omp.h>
@@ -440,13 +441,6 @@ int train_batch_grad(const gpt2_model *m, const train_seq *seqs,
     return rc;
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int eval_all(const gpt2_model *m, const train_eval *evals,
                     size_t n_evals, int threads, double *rec, int *met)
 {
@@ -549,7 +543,7 @@ int train_run(gpt2_model *m, const train_seq *seqs, size_t n,
               const train_options *o, train_report *rep)
 {
     memset(rep, 0, sizeof *rep);
-    double t0 = now_seconds();
+    double t0 = clock_seconds();
     const gpt2_config *c = &m->config;
     size_t P = m->num_parameters;
     int nt = o->threads < 1 ? 1 : o->threads;
@@ -685,6 +679,6 @@ done:
     free(sorted);
     free(mom);
     free(vel);
-    rep->seconds = now_seconds() - t0;
+    rep->seconds = clock_seconds() - t0;
     return rc;
 }

@@ -1,4 +1,4 @@
-/* eval: CounterFact-style scores of edits (MEMIT.md, "Scoring an
+/* eval: CounterFact-style scores of edits (docs/memit.md, "Scoring an
  * edit"). A target t after a prompt x is scored by its mean per-token
  * negative log-likelihood under teacher forcing, NLL(t | x). */
 #ifndef STAMP_EVAL_H

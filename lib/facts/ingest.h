@@ -1,6 +1,6 @@
 /* ingest: fact lists -> validated fact records. CSV (libcsv, header row)
  * and the JSON formats of the field (jansson): CounterFact, EasyEdit /
- * KnowEdit and zsRE (see ../shared/design/MEMIT.md). Pure: reads the
+ * KnowEdit and zsRE (see docs/memit.md). Pure: reads the
  * file, touches no store.
  *
  * CSV columns (header names, any order): subject, prompt, target_new

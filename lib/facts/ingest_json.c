@@ -1,4 +1,4 @@
-/* ingest_json: fact lists in the JSON formats of the field (see MEMIT.md,
+/* ingest_json: fact lists in the JSON formats of the field (see docs/memit.md,
  * "Data formats met in the field"): CounterFact, EasyEdit / KnowEdit and
  * zsRE (MEND split), as one JSON array of records or as JSON Lines.
  *

@@ -1,5 +1,5 @@
 /* editreq: a fact turned into the token sequences the editing methods
- * run (MEMIT.md, step 1): the rewriting prompts (the bare prompt, then
+ * run (docs/memit.md, step 1): the rewriting prompts (the bare prompt, then
  * the prompt behind each context prefix), each followed by the target
  * tokens but the last (teacher forcing), and the essence prompt
  * "{subject} is a" for the KL term. For every sequence: where the

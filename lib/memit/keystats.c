@@ -47,14 +47,14 @@ static int model_id(store_txn *t, char **id)
     return rc;
 }
 
-int keystats_load(store_txn *t, size_t layer, covariance *c)
+int keystats_load(store_txn *t, size_t layer, keystats_sum *c)
 {
     char *id = NULL;
     const void *blob = NULL; /* LMDB memory: valid until the txn ends */
     size_t len = 0;
     int rc = model_id(t, &id);
     if (!rc) rc = store_stats_get(t, id, layer, &blob, &len);
-    if (!rc) rc = covariance_decode(c, blob, len);
+    if (!rc) rc = keystats_sum_decode(c, blob, len);
     free(id);
     return rc;
 }
@@ -100,7 +100,7 @@ int keystats_ensure(store_txn *t, const size_t *layers, size_t n,
                     double **means, int *computed, progress_fn progress,
                     void *ctx)
 {
-    covariance *cov = calloc(n, sizeof *cov);
+    keystats_sum *cov = calloc(n, sizeof *cov);
     char *id = NULL, *path = NULL, *dir = NULL, **lines = NULL;
     size_t n_lines = 0, from = SIZE_MAX;
     gpt2_model base = {0};
@@ -127,11 +127,11 @@ int keystats_ensure(store_txn *t, const size_t *layers, size_t n,
             /* layers that consumed the same lines go through the corpus
              * together, in one pass of the model; layers may differ when
              * an earlier run asked for other layers */
-            covariance *group = calloc(n, sizeof *group);
+            keystats_sum *group = calloc(n, sizeof *group);
             size_t *group_layers = calloc(n, sizeof *group_layers);
             if (!group || !group_layers) rc = ERR_NOMEM;
             for (size_t i = 0; !rc && i < n; i++)
-                if (cov[i].F == 0) rc = covariance_init(&cov[i], base.config.n_inner);
+                if (cov[i].F == 0) rc = keystats_sum_init(&cov[i], base.config.n_inner);
             while (!rc) {
                 size_t start = SIZE_MAX, k = 0;
                 for (size_t i = 0; i < n; i++)
@@ -143,7 +143,7 @@ int keystats_ensure(store_txn *t, const size_t *layers, size_t n,
                         group[k] = cov[i];
                         group_layers[k++] = layers[i];
                     }
-                rc = covariance_accumulate(group, group_layers, k, &base, tok,
+                rc = keystats_sum_accumulate(group, group_layers, k, &base, tok,
                                            lines + start, upto - start,
                                            progress, ctx);
                 for (size_t i = 0, j = 0; i < n; i++) /* counts came back */
@@ -152,7 +152,7 @@ int keystats_ensure(store_txn *t, const size_t *layers, size_t n,
                     if (cov[i].sequences != upto) continue;
                     void *blob = NULL;
                     size_t len = 0;
-                    rc = covariance_encode(&cov[i], &blob, &len);
+                    rc = keystats_sum_encode(&cov[i], &blob, &len);
                     if (!rc) rc = store_stats_put(t, id, layers[i], blob, len);
                     free(blob);
                 }
@@ -168,11 +168,11 @@ int keystats_ensure(store_txn *t, const size_t *layers, size_t n,
                          layers[i]);
             break;
         }
-        if (means) rc = covariance_take_mean(&cov[i], &means[i]);
+        if (means) rc = keystats_sum_take_mean(&cov[i], &means[i]);
     }
     if (rc && means)
         for (size_t i = 0; i < n; i++) { free(means[i]); means[i] = NULL; }
-    for (size_t i = 0; cov && i < n; i++) covariance_free(&cov[i]);
+    for (size_t i = 0; cov && i < n; i++) keystats_sum_free(&cov[i]);
     for (size_t i = 0; i < n_lines; i++) free(lines[i]);
     free(lines);
     free(cov);

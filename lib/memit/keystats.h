@@ -5,7 +5,7 @@
 #ifndef STAMP_KEYSTATS_H
 #define STAMP_KEYSTATS_H
 
-#include "memit/covariance.h"
+#include "memit/keystats_sum.h"
 #include "base/progress.h"
 #include "store/store.h"
 
@@ -17,7 +17,7 @@ int keystats_corpus_path(store_txn *t, const char *explicit_path,
 
 /* Loads the stored statistics of `layer` into c (ERR_NOTFOUND when
  * there are none). */
-int keystats_load(store_txn *t, size_t layer, covariance *c);
+int keystats_load(store_txn *t, size_t layer, keystats_sum *c);
 
 /* Makes sure each of layers[0..n) has statistics over at least
  * `sequences` corpus lines (or the whole corpus, if shorter): loads

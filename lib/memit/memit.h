@@ -1,4 +1,4 @@
-/* memit: the closed-form weight updates (MEMIT.md, step 2, and ROME).
+/* memit: the closed-form weight updates (docs/memit.md, step 2, and ROME).
  * Pure computation: takes the model (its mlp.c_proj weights are updated
  * in place), the edit requests, their target vectors z and the key
  * statistics; returns per-layer numbers. No I/O. */

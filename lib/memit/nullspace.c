@@ -1,4 +1,4 @@
-/* nullspace: eigen-decomposition of a key covariance and the change of
+/* nullspace: eigen-decomposition of a key keystats_sum and the change of
  * basis into and out of its null space (see nullspace.h). Float64, as
  * the rest of the solver. */
 #include "memit/nullspace.h"

@@ -1,4 +1,4 @@
-/* ztarget: MEMIT's target vectors (MEMIT.md, step 1). For each edit, a
+/* ztarget: MEMIT's target vectors (docs/memit.md, step 1). For each edit, a
  * vector delta added to the output of block zlayer at the subject's last
  * token of every prompt is optimised (Adam) until the model says the new
  * target; z = h0 + delta, h0 the block's output on the bare prompt.

@@ -16,6 +16,7 @@
 #include "store/modelview.h"
 #include "model/safetensors.h"
 #include "repo/wdiff.h"
+#include "base/clock.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -762,20 +763,13 @@ static void utc_now(char *buf, size_t size)
     strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static double seconds_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* The semantic revert of an older commit `old` (record orec) on the
  * chain below HEAD; path = HEAD down to old (exclusive). */
 static int revert_older(store_txn *t, uint64_t head, uint64_t old,
                         const json_t *orec, const char *message,
                         history_result *res)
 {
-    double t0 = seconds_now();
+    double t0 = clock_seconds();
     history_ws *cur = NULL, *then = NULL;
     json_t *rec = json_object(), *tensors = json_object(),
            *layers = json_array(), *changes = json_array();
@@ -895,7 +889,7 @@ static int revert_older(store_txn *t, uint64_t head, uint64_t old,
     json_object_set_new(rec, "diff_bytes", json_integer((json_int_t)diff_total));
     json_object_set_new(rec, "threads", json_integer(1));
     json_object_set_new(rec, "timings", json_pack("{s:f}", "total",
-                                                  seconds_now() - t0));
+                                                  clock_seconds() - t0));
     text = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (!text) {
         rc = err_set(ERR_NOMEM, "out of memory");

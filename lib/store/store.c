@@ -29,6 +29,7 @@
 #include "base/errors.h"
 #include "base/hash.h"
 #include "base/tmpdir.h"
+#include "base/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -609,13 +610,6 @@ static double lock_wait_seconds(void)
     return 30.0;
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Takes the exclusive writer lock on DIR/lock; *fd holds it. */
 static int writer_lock(const store *s, int *fd)
 {
@@ -626,7 +620,7 @@ static int writer_lock(const store *s, int *fd)
     if (*fd < 0)
         return err_set(ERR_IO, "cannot open the lock file '%s': %s", path,
                        strerror(errno));
-    double deadline = now_seconds() + lock_wait_seconds();
+    double deadline = clock_seconds() + lock_wait_seconds();
     for (;;) {
         if (flock(*fd, LOCK_EX | LOCK_NB) == 0) break;
         if (errno != EWOULDBLOCK && errno != EINTR) {
@@ -634,7 +628,7 @@ static int writer_lock(const store *s, int *fd)
                          strerror(errno));
             goto fail;
         }
-        if (now_seconds() >= deadline) {
+        if (clock_seconds() >= deadline) {
             char buf[32] = {0};
             ssize_t n = pread(*fd, buf, sizeof buf - 1, 0);
             long pid = n > 0 ? strtol(buf, NULL, 10) : 0;
@@ -1485,7 +1479,7 @@ int store_tensor_names(store_txn *t, char ***names, size_t *n)
     return collect_names(t, DB_TENSORS, NULL, 0, names, n);
 }
 
-/* ---- covariance statistics ----------------------------------------- */
+/* ---- keystats_sum statistics ----------------------------------------- */
 
 static int stats_key(unsigned char *k, const char *model_id, size_t layer,
                      size_t *klen)

@@ -1,7 +1,7 @@
 /* store: the LMDB environment that holds everything stamp knows, and the
  * only module that calls mdb_*. It owns every key and value encoding.
  *
- * Named databases (see ARCHITECTURE.md, "The store"):
+ * Named databases (see docs/architecture.md, "The store"):
  *   meta      key -> value (format version, base model identity, params)
  *   facts     slot -> newest version id
  *   versions  version id -> fact + state (+ commit, supersedes)
@@ -9,7 +9,7 @@
  *   commits   commit id -> commit record (JSON text made by the caller)
  *   diffs     (commit id, tensor name) -> encoded diff bytes
  *   tensors   tensor name -> current edited value (F32 bytes, HF layout)
- *   stats     (model id, layer) -> covariance blob
+ *   stats     (model id, layer) -> keystats_sum blob
  *
  * Concurrency: any number of readers; one writer at a time. A write
  * transaction takes an exclusive flock() on a lock file in the store
@@ -170,7 +170,7 @@ int store_tensor_put(store_txn *t, const char *name, const float *data,
 int store_tensor_del(store_txn *t, const char *name);
 int store_tensor_names(store_txn *t, char ***names, size_t *n);
 
-/* ---- covariance statistics ----------------------------------------- */
+/* ---- keystats_sum statistics ----------------------------------------- */
 
 /* Opaque blobs keyed by (model id, layer). *data valid until txn end. */
 int store_stats_get(store_txn *t, const char *model_id, size_t layer,

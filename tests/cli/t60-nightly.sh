@@ -92,4 +92,10 @@ expect_exit "the model put back: committed, exit 0" 0 nightly
 expect_exit "no store: exit 1" 1 bash "$REPO/tools/nightly.sh" --store "$T/nostore" --inbox inbox
 expect_grep "it says there is no store" "no store at" "$T/err"
 expect_exit "an unknown option: exit 2" 2 nightly --bogus
+
+# one exit-code table: nightly.sh's numbers are cli/cli.h's
+table=$(sed -n 's/^ *\(EXIT_[A-Z]*\) = \([0-9]\).*/\1=\2/p' "$REPO/cli/cli.h" | sort | tr '\n' ' ')
+script=$(grep -o 'EXIT_[A-Z]*=[0-9]' "$REPO/tools/nightly.sh" | sort | tr '\n' ' ')
+[ -n "$table" ] && [ "$table" = "$script" ] && pass "nightly.sh uses cli/cli.h's exit codes" ||
+  fail "nightly.sh uses cli/cli.h's exit codes" "cli.h: $table; nightly.sh: $script"
 finish

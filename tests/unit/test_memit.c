@@ -1,10 +1,10 @@
 /* test_memit: the editing solver on tiny random models: the SPD solve
  * and the MEMIT layer update against naive twins (and the normal
- * equations), covariance sums against naive loops and their encoding,
+ * equations), keystats_sum sums against naive loops and their encoding,
  * z vectors identical with 1 and 2 threads and lowering the loss, MEMIT
  * moving block outputs toward z, ROME hitting z exactly. */
 #include "../harness.h"
-#include "memit/covariance.h"
+#include "memit/keystats_sum.h"
 #include "memit/editreq.h"
 #include "base/errors.h"
 #include "model/gpt2.h"
@@ -105,11 +105,11 @@ TEST(layer_delta_satisfies_normal_equations)
     double *dW = malloc(F * C * sizeof(double)), *dW2 = malloc(F * C * sizeof(double));
     double lev[6], lev2[6];
     float *keys = malloc(200 * F * sizeof(float));
-    covariance c;
-    CHECK(covariance_init(&c, F) == 0);
+    keystats_sum c;
+    CHECK(keystats_sum_init(&c, F) == 0);
     for (size_t i = 0; i < 200 * F; i++) keys[i] = (float)(urand() - 0.3);
-    covariance_add(&c, keys, 200);
-    CHECK(covariance_mean(&c, cov) == 0);
+    keystats_sum_add(&c, keys, 200);
+    CHECK(keystats_sum_mean(&c, cov) == 0);
     for (size_t i = 0; i < n * F; i++) K[i] = (float)urand();
     for (size_t i = 0; i < n * C; i++) resid[i] = urand() - 0.5;
     double lambda = 3.0;
@@ -140,7 +140,7 @@ TEST(layer_delta_satisfies_normal_equations)
             ref = fmax(ref, fabs(rhs));
         }
     CHECK_NEAR(err / ref, 0, 1e-9);
-    covariance_free(&c);
+    keystats_sum_free(&c);
     free(cov); free(K); free(resid); free(dW); free(dW2); free(keys);
 }
 
@@ -154,12 +154,12 @@ TEST(factored_layer_delta_matches_direct_and_naive)
     double *cov = malloc(F * F * sizeof(double)), *U = NULL;
     float *keys = malloc(300 * F * sizeof(float));
     uint64_t saved = rng; /* the later tests' random data stay as they were */
-    covariance c;
-    CHECK(covariance_init(&c, F) == 0);
+    keystats_sum c;
+    CHECK(keystats_sum_init(&c, F) == 0);
     for (size_t i = 0; i < 300 * F; i++) keys[i] = (float)(urand() - 0.4);
-    covariance_add(&c, keys, 300);
-    CHECK(covariance_mean(&c, cov) == 0);
-    covariance_free(&c);
+    keystats_sum_add(&c, keys, 300);
+    CHECK(keystats_sum_mean(&c, cov) == 0);
+    keystats_sum_free(&c);
     CHECK(spd_cholesky(cov, F, &U) == 1);
     for (size_t i = 0; i < F; i++) /* U^T U = C, zeros below */
         for (size_t j = 0; j < F; j++) {
@@ -224,13 +224,13 @@ TEST(joint_layer_delta_matches_naive_and_normal_equations)
     double *cov[NL], *U[NL];
     float *keys = malloc(400 * F * sizeof(float));
     for (size_t l = 0; l < NL; l++) {
-        covariance c;
-        CHECK(covariance_init(&c, F) == 0);
+        keystats_sum c;
+        CHECK(keystats_sum_init(&c, F) == 0);
         for (size_t i = 0; i < 400 * F; i++) keys[i] = (float)(urand() - 0.2 * (double)l);
-        covariance_add(&c, keys, 400);
+        keystats_sum_add(&c, keys, 400);
         cov[l] = malloc(F * F * sizeof(double));
-        CHECK(covariance_mean(&c, cov[l]) == 0);
-        covariance_free(&c);
+        CHECK(keystats_sum_mean(&c, cov[l]) == 0);
+        keystats_sum_free(&c);
         CHECK(spd_cholesky(cov[l], F, &U[l]) == 1);
     }
     for (size_t t = 0; t < 3; t++) {
@@ -356,17 +356,17 @@ TEST(leverage_is_bounded_by_the_rank_of_the_keys)
     free(cov); free(K); free(resid); free(dW);
 }
 
-TEST(covariance_fast_matches_naive_and_round_trips)
+TEST(keystats_sum_fast_matches_naive_and_round_trips)
 {
     size_t F = 20, n = 77;
     float *keys = malloc(n * F * sizeof(float));
     for (size_t i = 0; i < n * F; i++) keys[i] = (float)(urand() * 2 - 1);
-    covariance a, b, d;
-    CHECK(covariance_init(&a, F) == 0 && covariance_init(&b, F) == 0);
-    covariance_add(&a, keys, n);
-    covariance_add(&a, keys, 10);
-    covariance_add_naive(&b, keys, n);
-    covariance_add_naive(&b, keys, 10);
+    keystats_sum a, b, d;
+    CHECK(keystats_sum_init(&a, F) == 0 && keystats_sum_init(&b, F) == 0);
+    keystats_sum_add(&a, keys, n);
+    keystats_sum_add(&a, keys, 10);
+    keystats_sum_add_naive(&b, keys, n);
+    keystats_sum_add_naive(&b, keys, 10);
     CHECK(a.tokens == 87 && b.tokens == 87);
     double worst = 0;
     for (size_t i = 0; i < F * F; i++) worst = fmax(worst, fabs(a.sum[i] - b.sum[i]));
@@ -374,49 +374,49 @@ TEST(covariance_fast_matches_naive_and_round_trips)
     a.sequences = 9;
     void *blob = NULL;
     size_t len = 0;
-    CHECK(covariance_encode(&a, &blob, &len) == 0);
-    CHECK(covariance_decode(&d, blob, len) == 0);
+    CHECK(keystats_sum_encode(&a, &blob, &len) == 0);
+    CHECK(keystats_sum_decode(&d, blob, len) == 0);
     CHECK(d.F == F && d.tokens == 87 && d.sequences == 9);
     CHECK(!memcmp(d.sum, a.sum, F * F * sizeof(double)));
-    covariance e;
-    CHECK(covariance_decode(&e, blob, len - 1) == ERR_FORMAT);
+    keystats_sum e;
+    CHECK(keystats_sum_decode(&e, blob, len - 1) == ERR_FORMAT);
     ((char *)blob)[0] = 'X';
-    CHECK(covariance_decode(&e, blob, len) == ERR_FORMAT);
+    CHECK(keystats_sum_decode(&e, blob, len) == ERR_FORMAT);
     free(blob);
-    covariance_free(&a); covariance_free(&b); covariance_free(&d);
+    keystats_sum_free(&a); keystats_sum_free(&b); keystats_sum_free(&d);
     free(keys);
 }
 
 /* Statistics wider than one 64-wide tile round-trip to the bit, and the
  * mean taken in place equals the mean copied out. Own random stream:
  * the tests after this one draw from urand() as before. */
-TEST(covariance_decodes_across_tiles_and_takes_the_mean)
+TEST(keystats_sum_decodes_across_tiles_and_takes_the_mean)
 {
     size_t F = 150, n = 40; /* two whole tiles and a part */
     uint64_t state = 3;
     float *keys = malloc(n * F * sizeof(float));
     for (size_t i = 0; i < n * F; i++) keys[i] = (float)splitmix_normal(&state);
-    covariance a, d;
-    CHECK(covariance_init(&a, F) == 0);
-    covariance_add(&a, keys, n);
+    keystats_sum a, d;
+    CHECK(keystats_sum_init(&a, F) == 0);
+    keystats_sum_add(&a, keys, n);
     void *blob = NULL;
     size_t len = 0;
-    CHECK(covariance_encode(&a, &blob, &len) == 0);
-    CHECK(covariance_decode(&d, blob, len) == 0);
+    CHECK(keystats_sum_encode(&a, &blob, &len) == 0);
+    CHECK(keystats_sum_decode(&d, blob, len) == 0);
     CHECK(d.F == F && d.tokens == n);
     CHECK(!memcmp(d.sum, a.sum, F * F * sizeof(double)));
     double *mean = malloc(F * F * sizeof(double)), *taken = NULL;
-    CHECK(covariance_mean(&d, mean) == 0);
-    CHECK(covariance_take_mean(&d, &taken) == 0);
+    CHECK(keystats_sum_mean(&d, mean) == 0);
+    CHECK(keystats_sum_take_mean(&d, &taken) == 0);
     CHECK(taken && d.sum == NULL && d.F == 0);
     CHECK(taken && !memcmp(taken, mean, F * F * sizeof(double)));
-    covariance empty;
-    CHECK(covariance_init(&empty, 4) == 0);
+    keystats_sum empty;
+    CHECK(keystats_sum_init(&empty, 4) == 0);
     double *none = NULL;
-    CHECK(covariance_take_mean(&empty, &none) == ERR_EMPTY && none == NULL);
-    covariance_free(&empty);
+    CHECK(keystats_sum_take_mean(&empty, &none) == ERR_EMPTY && none == NULL);
+    keystats_sum_free(&empty);
     free(mean); free(taken); free(blob); free(keys);
-    covariance_free(&a);
+    keystats_sum_free(&a);
 }
 
 /* A tiny random model and hand-made edit requests (no tokenizer): each
@@ -590,12 +590,12 @@ static double *random_cov(size_t layer)
     gpt2_acts_new(&a, &model.config, B, T, 1);
     gpt2_batch b = {.tokens = tokens, .B = B, .T = T};
     gpt2_forward(&model, a, &b);
-    covariance c;
-    covariance_init(&c, F);
-    covariance_add(&c, gpt2_acts_mlp_key(a, layer), B * T);
+    keystats_sum c;
+    keystats_sum_init(&c, F);
+    keystats_sum_add(&c, gpt2_acts_mlp_key(a, layer), B * T);
     double *mean = malloc(F * F * sizeof(double));
-    covariance_mean(&c, mean);
-    covariance_free(&c);
+    keystats_sum_mean(&c, mean);
+    keystats_sum_free(&c);
     gpt2_acts_free(a);
     free(tokens);
     return mean;
@@ -1017,8 +1017,8 @@ int main(void)
     RUN(layer_delta_satisfies_normal_equations);
     RUN(joint_layer_delta_matches_naive_and_normal_equations);
     RUN(leverage_is_bounded_by_the_rank_of_the_keys);
-    RUN(covariance_fast_matches_naive_and_round_trips);
-    RUN(covariance_decodes_across_tiles_and_takes_the_mean);
+    RUN(keystats_sum_fast_matches_naive_and_round_trips);
+    RUN(keystats_sum_decodes_across_tiles_and_takes_the_mean);
     setup();
     RUN(keys_of_several_layers_in_one_pass_equal_each_layers_own);
     RUN(z_is_identical_with_one_and_two_threads_and_lowers_the_loss);

@@ -1,4 +1,4 @@
-/* test_nullspace: the null space of a key covariance with a known
+/* test_nullspace: the null space of a key keystats_sum with a known
  * spectrum (its dimension, eigenvectors checked by C u = e u and
  * orthonormality), and MEMIT's update confined to it against a naive
  * twin that builds the projection P and solves

@@ -1,10 +1,10 @@
-/* covariance: the uncentered second moment C_l = E[k k^T] of the MLP
- * keys of a layer over ordinary text (MEMIT.md, step 2). It depends only
+/* keystats_sum: the key statistics, the uncentered second moment C_l = E[k k^T] of the MLP
+ * keys of a layer over ordinary text (docs/memit.md, step 2). It depends only
  * on the base model, so it is computed once, kept in the store, and can
  * be extended with more samples later: the sum of k k^T and the counts
  * are kept, not the mean. */
-#ifndef STAMP_COVARIANCE_H
-#define STAMP_COVARIANCE_H
+#ifndef STAMP_KEYSTATS_SUM_H
+#define STAMP_KEYSTATS_SUM_H
 
 #include "model/gpt2.h"
 #include "base/progress.h"
@@ -18,41 +18,41 @@ typedef struct {
     uint64_t tokens;     /* keys summed */
     uint64_t sequences;  /* corpus sequences consumed (to resume) */
     double *sum;         /* (F, F) sum of k k^T, symmetric, full */
-} covariance;
+} keystats_sum;
 
-int covariance_init(covariance *c, size_t F);
-void covariance_free(covariance *c); /* accepts NULL */
+int keystats_sum_init(keystats_sum *c, size_t F);
+void keystats_sum_free(keystats_sum *c); /* accepts NULL */
 
 /* Keys a layer gathers before they are summed (in float) into its
  * accumulator: the last sum of a call may hold fewer. */
-#define COVARIANCE_FLUSH_KEYS 4096
+#define KEYSTATS_SUM_FLUSH_KEYS 4096
 
 /* Runs the model over texts[0..n) (each one sequence, cut at the model's
  * context) and adds the keys of every token of layers[i] into cov[i].
  * Sequences are batched; gpt2_forward uses every core. Needs
- * (COVARIANCE_FLUSH_KEYS + 32 * n_positions) * F floats per layer for
+ * (KEYSTATS_SUM_FLUSH_KEYS + 32 * n_positions) * F floats per layer for
  * the keys it gathers. */
-int covariance_accumulate(covariance *cov, const size_t *layers,
+int keystats_sum_accumulate(keystats_sum *cov, const size_t *layers,
                           size_t n_layers, const gpt2_model *m,
                           const tokenizer *tok, char *const *texts, size_t n,
                           progress_fn progress, void *ctx);
 
 /* The same for one batch of token rows, naively (test oracle): adds the
  * keys' outer products with plain loops. */
-void covariance_add_naive(covariance *c, const float *keys, size_t n_keys);
-/* The fast path used by covariance_accumulate (ssyrk). */
-void covariance_add(covariance *c, const float *keys, size_t n_keys);
+void keystats_sum_add_naive(keystats_sum *c, const float *keys, size_t n_keys);
+/* The fast path used by keystats_sum_accumulate (ssyrk). */
+void keystats_sum_add(keystats_sum *c, const float *keys, size_t n_keys);
 
 /* mean = sum / tokens, (F, F). ERR_EMPTY when no tokens. */
-int covariance_mean(const covariance *c, double *mean);
+int keystats_sum_mean(const keystats_sum *c, double *mean);
 
 /* The same mean, computed in place in c's sum, which *mean takes over
  * (free() it); c is left empty. Saves an (F, F) copy. */
-int covariance_take_mean(covariance *c, double **mean);
+int keystats_sum_take_mean(keystats_sum *c, double **mean);
 
 /* Store encoding: "STCV" magic, version, F, counts, then the upper
  * triangle as float64. *blob malloc'ed. */
-int covariance_encode(const covariance *c, void **blob, size_t *len);
-int covariance_decode(covariance *c, const void *blob, size_t len);
+int keystats_sum_encode(const keystats_sum *c, void **blob, size_t *len);
+int keystats_sum_decode(keystats_sum *c, const void *blob, size_t len);
 
 #endif

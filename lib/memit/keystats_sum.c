@@ -1,18 +1,18 @@
-/* covariance: second moments of MLP keys (see covariance.h). Keys are
- * gathered until there are COVARIANCE_FLUSH_KEYS of them (forward batches
+/* keystats_sum: the running sum behind the key statistics (see keystats_sum.h). Keys are
+ * gathered until there are KEYSTATS_SUM_FLUSH_KEYS of them (forward batches
  * of short corpus lines), summed with ssyrk in float, and that sum added
  * into the float64 accumulator, so rounding does not grow with the
  * corpus. Adding an (F, F) sum costs as much memory traffic as a few
  * hundred keys' ssyrk, so it is done once per thousands of keys, not
  * once per forward batch (measured: bench/solve_speed.sh). */
-#include "memit/covariance.h"
+#include "memit/keystats_sum.h"
 #include "base/errors.h"
 
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
-int covariance_init(covariance *c, size_t F)
+int keystats_sum_init(keystats_sum *c, size_t F)
 {
     memset(c, 0, sizeof *c);
     c->F = F;
@@ -20,14 +20,14 @@ int covariance_init(covariance *c, size_t F)
     return c->sum ? 0 : ERR_NOMEM;
 }
 
-void covariance_free(covariance *c)
+void keystats_sum_free(keystats_sum *c)
 {
     if (!c) return;
     free(c->sum);
     memset(c, 0, sizeof *c);
 }
 
-void covariance_add_naive(covariance *c, const float *keys, size_t n_keys)
+void keystats_sum_add_naive(keystats_sum *c, const float *keys, size_t n_keys)
 {
     size_t F = c->F;
     for (size_t k = 0; k < n_keys; k++)
@@ -59,8 +59,8 @@ static void add_symmetric(double *sum, const float *batch, size_t F)
         }
 }
 
-/* covariance_add with a caller's (F, F) float workspace */
-static void add_keys(covariance *c, const float *keys, size_t n_keys,
+/* keystats_sum_add with a caller's (F, F) float workspace */
+static void add_keys(keystats_sum *c, const float *keys, size_t n_keys,
                      float *batch)
 {
     size_t F = c->F;
@@ -71,15 +71,15 @@ static void add_keys(covariance *c, const float *keys, size_t n_keys,
     c->tokens += n_keys;
 }
 
-void covariance_add(covariance *c, const float *keys, size_t n_keys)
+void keystats_sum_add(keystats_sum *c, const float *keys, size_t n_keys)
 {
     float *batch = malloc(c->F * c->F * sizeof(float));
-    if (!batch) { covariance_add_naive(c, keys, n_keys); return; }
+    if (!batch) { keystats_sum_add_naive(c, keys, n_keys); return; }
     add_keys(c, keys, n_keys, batch);
     free(batch);
 }
 
-int covariance_accumulate(covariance *cov, const size_t *layers,
+int keystats_sum_accumulate(keystats_sum *cov, const size_t *layers,
                           size_t n_layers, const gpt2_model *m,
                           const tokenizer *tok, char *const *texts, size_t n,
                           progress_fn progress, void *ctx)
@@ -90,7 +90,7 @@ int covariance_accumulate(covariance *cov, const size_t *layers,
     for (size_t i = 0; i < n_layers; i++)
         if (layers[i] > top) top = layers[i];
     /* per layer: keys gathered, up to a flush plus one forward batch */
-    const size_t cap = COVARIANCE_FLUSH_KEYS + rows * maxT;
+    const size_t cap = KEYSTATS_SUM_FLUSH_KEYS + rows * maxT;
     int *tokens = malloc(rows * maxT * sizeof(int));
     size_t *lens = malloc(rows * sizeof(size_t));
     float **keys = calloc(n_layers ? n_layers : 1, sizeof *keys);
@@ -134,7 +134,7 @@ int covariance_accumulate(covariance *cov, const size_t *layers,
                        lens[b] * F * sizeof(float));
                 n_keys[i] += lens[b];
             }
-            if (n_keys[i] && (n_keys[i] >= COVARIANCE_FLUSH_KEYS || last)) {
+            if (n_keys[i] && (n_keys[i] >= KEYSTATS_SUM_FLUSH_KEYS || last)) {
                 add_keys(&cov[i], keys[i], n_keys[i], outer);
                 n_keys[i] = 0;
             }
@@ -153,7 +153,7 @@ int covariance_accumulate(covariance *cov, const size_t *layers,
     return rc;
 }
 
-int covariance_mean(const covariance *c, double *mean)
+int keystats_sum_mean(const keystats_sum *c, double *mean)
 {
     if (c->tokens == 0)
         return err_set(ERR_EMPTY, "no key statistics collected");
@@ -162,7 +162,7 @@ int covariance_mean(const covariance *c, double *mean)
     return 0;
 }
 
-int covariance_take_mean(covariance *c, double **mean)
+int keystats_sum_take_mean(keystats_sum *c, double **mean)
 {
     *mean = NULL;
     if (c->tokens == 0)
@@ -178,7 +178,7 @@ int covariance_take_mean(covariance *c, double **mean)
 #define COV_VERSION 1u
 #define COV_HEADER 32 /* magic 4, version 4, F 8, tokens 8, sequences 8 */
 
-int covariance_encode(const covariance *c, void **blob, size_t *len)
+int keystats_sum_encode(const keystats_sum *c, void **blob, size_t *len)
 {
     size_t F = c->F, n_upper = F * (F + 1) / 2;
     *len = COV_HEADER + n_upper * sizeof(double);
@@ -198,19 +198,19 @@ int covariance_encode(const covariance *c, void **blob, size_t *len)
     return 0;
 }
 
-int covariance_decode(covariance *c, const void *blob, size_t len)
+int keystats_sum_decode(keystats_sum *c, const void *blob, size_t len)
 {
     const unsigned char *p = blob;
     uint32_t version;
     uint64_t F;
     if (len < COV_HEADER || memcmp(p, COV_MAGIC, 4))
-        return err_set(ERR_FORMAT, "covariance record: bad header");
+        return err_set(ERR_FORMAT, "keystats_sum record: bad header");
     memcpy(&version, p + 4, 4);
     memcpy(&F, p + 8, 8);
     if (version != COV_VERSION || F == 0 || F > (1u << 20) ||
         len != COV_HEADER + F * (F + 1) / 2 * sizeof(double))
-        return err_set(ERR_FORMAT, "covariance record: bad size or version");
-    int rc = covariance_init(c, F);
+        return err_set(ERR_FORMAT, "keystats_sum record: bad size or version");
+    int rc = keystats_sum_init(c, F);
     if (rc) return rc;
     memcpy(&c->tokens, p + 16, 8);
     memcpy(&c->sequences, p + 24, 8);

@@ -1,4 +1,4 @@
-/* test_covariance: the key statistics over a corpus (covariance_accumulate,
+/* test_keystats_sum: the key statistics over a corpus (keystats_sum_accumulate,
  * which gathers the keys of several forward batches before each float
  * sum) against naive loops over each line's keys alone, on a random model
  * with a small trained vocabulary; enough lines for several flushes and a
@@ -6,7 +6,7 @@
  * --samples` extends) sums to the same keys as in one. */
 #include "../harness.h"
 #include "../tiny_vocab.h"
-#include "memit/covariance.h"
+#include "memit/keystats_sum.h"
 #include "model/gpt2.h"
 #include "model/tokenizer.h"
 
@@ -48,7 +48,7 @@ static int setup(void)
 
 /* the naive twin: each line alone through the model, its keys summed by
  * plain loops */
-static int naive_stats(covariance *cov, const size_t *layers, size_t nl,
+static int naive_stats(keystats_sum *cov, const size_t *layers, size_t nl,
                        size_t from, size_t to)
 {
     size_t maxT = model.config.n_positions;
@@ -63,7 +63,7 @@ static int naive_stats(covariance *cov, const size_t *layers, size_t nl,
         gpt2_batch b = {.tokens = ids, .B = 1, .T = len};
         if (gpt2_forward(&model, a, &b)) return 1;
         for (size_t j = 0; j < nl; j++) {
-            covariance_add_naive(&cov[j], gpt2_acts_mlp_key(a, layers[j]), len);
+            keystats_sum_add_naive(&cov[j], gpt2_acts_mlp_key(a, layers[j]), len);
             cov[j].sequences++;
         }
         free(ids);
@@ -72,7 +72,7 @@ static int naive_stats(covariance *cov, const size_t *layers, size_t nl,
     return 0;
 }
 
-static double worst_relative(const covariance *a, const covariance *b)
+static double worst_relative(const keystats_sum *a, const keystats_sum *b)
 {
     size_t F = a->F;
     double worst = 0, scale = 0;
@@ -85,18 +85,18 @@ static double worst_relative(const covariance *a, const covariance *b)
 TEST(corpus_statistics_match_each_lines_keys_summed_naively)
 {
     size_t layers[2] = {0, 2}, F = model.config.n_inner;
-    covariance fast[2], slow[2];
+    keystats_sum fast[2], slow[2];
     for (int j = 0; j < 2; j++) {
-        CHECK(covariance_init(&fast[j], F) == 0);
-        CHECK(covariance_init(&slow[j], F) == 0);
+        CHECK(keystats_sum_init(&fast[j], F) == 0);
+        CHECK(keystats_sum_init(&slow[j], F) == 0);
     }
-    CHECK(covariance_accumulate(fast, layers, 2, &model, tok, texts, N_LINES,
+    CHECK(keystats_sum_accumulate(fast, layers, 2, &model, tok, texts, N_LINES,
                                 NULL, NULL) == 0);
     CHECK(naive_stats(slow, layers, 2, 0, N_LINES) == 0);
     for (int j = 0; j < 2; j++) {
         /* several sums of gathered keys and a partial last one */
-        CHECK_MSG(fast[j].tokens > 3 * COVARIANCE_FLUSH_KEYS &&
-                  fast[j].tokens % COVARIANCE_FLUSH_KEYS != 0,
+        CHECK_MSG(fast[j].tokens > 3 * KEYSTATS_SUM_FLUSH_KEYS &&
+                  fast[j].tokens % KEYSTATS_SUM_FLUSH_KEYS != 0,
                   "%llu keys", (unsigned long long)fast[j].tokens);
         CHECK(fast[j].tokens == slow[j].tokens);
         CHECK(fast[j].sequences == N_LINES && slow[j].sequences == N_LINES);
@@ -107,35 +107,35 @@ TEST(corpus_statistics_match_each_lines_keys_summed_naively)
     /* the layers are not the same statistics */
     CHECK(worst_relative(&fast[0], &fast[1]) > 1e-3);
     for (int j = 0; j < 2; j++) {
-        covariance_free(&fast[j]);
-        covariance_free(&slow[j]);
+        keystats_sum_free(&fast[j]);
+        keystats_sum_free(&slow[j]);
     }
 }
 
 TEST(a_corpus_in_two_parts_sums_the_same_keys)
 {
     size_t layer = 1, F = model.config.n_inner, cut = 257;
-    covariance once, twice;
-    CHECK(covariance_init(&once, F) == 0);
-    CHECK(covariance_init(&twice, F) == 0);
-    CHECK(covariance_accumulate(&once, &layer, 1, &model, tok, texts, N_LINES,
+    keystats_sum once, twice;
+    CHECK(keystats_sum_init(&once, F) == 0);
+    CHECK(keystats_sum_init(&twice, F) == 0);
+    CHECK(keystats_sum_accumulate(&once, &layer, 1, &model, tok, texts, N_LINES,
                                 NULL, NULL) == 0);
-    CHECK(covariance_accumulate(&twice, &layer, 1, &model, tok, texts, cut,
+    CHECK(keystats_sum_accumulate(&twice, &layer, 1, &model, tok, texts, cut,
                                 NULL, NULL) == 0);
     CHECK(twice.sequences == cut);
-    CHECK(covariance_accumulate(&twice, &layer, 1, &model, tok, texts + cut,
+    CHECK(keystats_sum_accumulate(&twice, &layer, 1, &model, tok, texts + cut,
                                 N_LINES - cut, NULL, NULL) == 0);
     CHECK(once.tokens == twice.tokens && once.sequences == twice.sequences);
     CHECK(worst_relative(&once, &twice) < 1e-5);
-    covariance_free(&once);
-    covariance_free(&twice);
+    keystats_sum_free(&once);
+    keystats_sum_free(&twice);
 }
 
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_covariance.XXXXXX");
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_keystats_sum.XXXXXX");
     if (!mkdtemp(tmpdir) || setup()) {
-        fprintf(stderr, "test_covariance: setup failed\n");
+        fprintf(stderr, "test_keystats_sum: setup failed\n");
         return 1;
     }
     RUN(corpus_statistics_match_each_lines_keys_summed_naively);
