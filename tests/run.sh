@@ -24,8 +24,11 @@ run_one() {
   printf '%-32s %s (%ds)\n' "$name" "$line" $((SECONDS - start))
   [ "$f" -ne 0 ] && grep -E '^(FAIL|  )' "$log" | head -n 40
 }
-for t in "$BUILD"/tests/* "$BUILD"/world/tests/*; do
+for t in "$BUILD"/tests/*; do
   [ -f "$t" ] && [ -x "$t" ] && run_one "unit/$(basename "$t")" "$t"
+done
+for t in "$BUILD"/world/tests/*; do
+  [ -f "$t" ] && [ -x "$t" ] && run_one "world/$(basename "$t")" "$t"
 done
 for t in "$here"/cli/t*.sh; do
   [ -f "$t" ] && run_one "cli/$(basename "$t" .sh)" bash "$t"

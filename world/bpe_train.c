@@ -14,6 +14,7 @@
 
 #include "base/atomic_file.h"
 #include "base/errors.h"
+#include "world/bpe_train_naive.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <jansson.h>

@@ -42,11 +42,6 @@ typedef struct {
 int bpe_train_run(bpe_train_result *out, const char *text, size_t len,
                   const bpe_train_options *opt);
 
-/* The slow, obviously correct twin of bpe_train_run (recounts every
- * pair from scratch at each merge); the tests compare the two. */
-int bpe_train_naive(bpe_train_result *out, const char *text, size_t len,
-                    const bpe_train_options *opt);
-
 /* Writes DIR/vocab.json and DIR/merges.txt, each atomically. */
 int bpe_train_write(const bpe_train_result *r, const char *dir);
 

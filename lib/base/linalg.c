@@ -20,6 +20,7 @@
 #include "base/linalg.h"
 
 #include "base/cpu_features.h"
+#include "base/linalg_naive.h"
 
 #include <cblas.h>
 #include <math.h>

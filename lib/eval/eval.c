@@ -3,6 +3,7 @@
  * scored with logits only at target positions. */
 #include "eval/eval.h"
 #include "base/errors.h"
+#include "eval/eval_naive.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -24,12 +24,6 @@ int eval_score_pairs(const gpt2_model *m, const tokenizer *tok,
                      const eval_pair *pairs, size_t n, double *nll,
                      int *argmax);
 
-/* The same by running each pair alone through a full forward pass (the
- * test oracle for the batching). */
-int eval_score_pairs_naive(const gpt2_model *m, const tokenizer *tok,
-                           const eval_pair *pairs, size_t n, double *nll,
-                           int *argmax);
-
 typedef struct {
     size_t n_facts;          /* facts with a true target (scored) */
     double es, ps, ns;       /* success rates, 0..100 */

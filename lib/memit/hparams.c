@@ -5,6 +5,7 @@
 #include "memit/hparams.h"
 #include "base/errors.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,15 +75,19 @@ int hparams_parse_layers(hparams *h, const char *text, const gpt2_config *c)
     hparams tmp = *h;
     tmp.n_layers = 0;
     const char *p = text;
+    if (!*p) goto bad;
     while (*p) {
         char *end;
+        /* digits only: strtol alone would take signs and spaces */
+        if (!isdigit((unsigned char)*p)) goto bad;
         long a = strtol(p, &end, 10), b;
-        if (end == p || a < 0) goto bad;
+        if (a < 0 || a > 1000000) goto bad;
         b = a;
         if (*end == '-') {
             p = end + 1;
+            if (!isdigit((unsigned char)*p)) goto bad;
             b = strtol(p, &end, 10);
-            if (end == p || b < a) goto bad;
+            if (b < a || b > 1000000) goto bad;
         }
         for (long l = a; l <= b; l++) {
             if (tmp.n_layers == HPARAMS_MAX_LAYERS)
@@ -91,7 +96,7 @@ int hparams_parse_layers(hparams *h, const char *text, const gpt2_config *c)
             tmp.layers[tmp.n_layers++] = (size_t)l;
         }
         p = end;
-        if (*p == ',') p++;
+        if (*p == ',' && p[1]) p++;
         else if (*p) goto bad;
     }
     int rc = check_layers(&tmp, c);
@@ -100,7 +105,7 @@ int hparams_parse_layers(hparams *h, const char *text, const gpt2_config *c)
     return 0;
 bad:
     return err_set(ERR_INVALID, "layers '%s': expected a list such as "
-                   "'1,2,3' or '1-3'", text);
+                   "'1,2,3' or '1-3' (ascending)", text);
 }
 
 typedef struct {

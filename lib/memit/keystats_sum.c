@@ -7,6 +7,7 @@
  * once per forward batch (measured: bench/solve_speed.sh). */
 #include "memit/keystats_sum.h"
 #include "base/errors.h"
+#include "memit/keystats_sum_naive.h"
 
 #include <cblas.h>
 #include <stdlib.h>

@@ -37,9 +37,6 @@ int keystats_sum_accumulate(keystats_sum *cov, const size_t *layers,
                           const tokenizer *tok, char *const *texts, size_t n,
                           progress_fn progress, void *ctx);
 
-/* The same for one batch of token rows, naively (test oracle): adds the
- * keys' outer products with plain loops. */
-void keystats_sum_add_naive(keystats_sum *c, const float *keys, size_t n_keys);
 /* The fast path used by keystats_sum_accumulate (ssyrk). */
 void keystats_sum_add(keystats_sum *c, const float *keys, size_t n_keys);
 

@@ -6,6 +6,8 @@
 #include "base/errors.h"
 #include "memit/nullspace.h"
 #include "memit/spd.h"
+#include "memit/memit_naive.h"
+#include "memit/spd_naive.h"
 
 #include <cblas.h>
 #include <lapacke.h>

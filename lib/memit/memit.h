@@ -111,12 +111,6 @@ int memit_layer_delta_factored(const double *cov_chol, const float *K,
                                size_t C, double lambda, double *dW,
                                double *leverage);
 
-/* The same with explicit loops and Gaussian elimination (test oracle). */
-int memit_layer_delta_naive(const double *cov_mean, const float *K,
-                            const double *resid, size_t n, size_t F,
-                            size_t C, double lambda, double *dW,
-                            double *leverage);
-
 /* The same update confined to the null space of cov_mean (AlphaEdit;
  * nullspace.h): with P the projection onto its eigenvectors whose
  * eigenvalue is below threshold * the largest, solves
@@ -153,15 +147,6 @@ int memit_joint_delta(const double *const *cov_chol, const float *const *K,
                       const double *resid, size_t n, size_t nl, size_t F,
                       size_t C, double lambda, double *const *dW,
                       double *leverage);
-
-/* The same through memit_layer_delta_naive on the side-by-side keys and
- * the block-diagonal statistics (test oracle); leverage (n) gets the sum
- * over the layers. */
-int memit_joint_delta_naive(const double *const *cov_mean,
-                            const float *const *K, const double *resid,
-                            size_t n, size_t nl, size_t F, size_t C,
-                            double lambda, double *const *dW,
-                            double *leverage);
 
 /* ROME: one edit, one layer: u = (C + ridge) ^-1 k*, dW = u d^T / (u.k*)
  * with d = z - h, z found at block `layer`. */

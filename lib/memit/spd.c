@@ -1,6 +1,7 @@
 /* spd: symmetric positive definite solves (see spd.h). */
 #include "memit/spd.h"
 #include "base/errors.h"
+#include "memit/spd_naive.h"
 
 #include <lapacke.h>
 #include <math.h>

@@ -12,10 +12,6 @@
  * definite (singular). */
 int spd_solve(double *A, double *B, size_t n, size_t m);
 
-/* The same by Gaussian elimination with partial pivoting; the test
- * oracle. ERR_NUMERIC on a zero pivot. */
-int spd_solve_naive(double *A, double *B, size_t n, size_t m);
-
 /* The Cholesky factor of A (n, n) row-major, symmetric: *U (n, n),
  * upper triangular (zeros below), with A = U^T U; the caller frees it.
  * Returns 1 with *U set, 0 with *U NULL when A is not numerically

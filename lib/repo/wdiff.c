@@ -14,6 +14,7 @@
 #include "base/errors.h"
 #include "base/hash.h"
 #include "base/splitmix.h"
+#include "repo/wdiff_naive.h"
 
 #include <cblas.h>
 #include <float.h>

@@ -157,12 +157,6 @@ int wdiff_stats_compute(const float *old, const float *new_, size_t rows,
 int wdiff_singular_values(const double *a, size_t rows, size_t cols,
                           double *s);
 
-/* Naive twin of wdiff_singular_values for tests: one-sided Jacobi
- * (Hestenes) rotations in double until every column pair is orthogonal
- * to working precision. O(sweeps * min^2 * max): small matrices only. */
-int wdiff_singular_values_naive(const double *a, size_t rows, size_t cols,
-                                double *s);
-
 /* Numerical rank of descending singular values s (k of them) of a
  * (rows, cols) matrix of float data, with the rule above. */
 size_t wdiff_rank(const double *s, size_t k, size_t rows, size_t cols);

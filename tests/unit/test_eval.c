@@ -11,6 +11,7 @@
 #include "facts/fact.h"
 #include "model/gpt2.h"
 #include "model/tokenizer.h"
+#include "eval/eval_naive.h"
 
 #include <cblas.h>
 #include <math.h>

@@ -16,6 +16,7 @@
 #include "base/linalg.h"
 #include "model/safetensors.h"
 #include "base/splitmix.h"
+#include "base/linalg_naive.h"
 #include "../harness.h"
 
 #include <cblas.h>

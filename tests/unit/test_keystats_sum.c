@@ -9,6 +9,7 @@
 #include "memit/keystats_sum.h"
 #include "model/gpt2.h"
 #include "model/tokenizer.h"
+#include "memit/keystats_sum_naive.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -13,6 +13,9 @@
 #include "memit/spd.h"
 #include "base/splitmix.h"
 #include "memit/ztarget.h"
+#include "memit/keystats_sum_naive.h"
+#include "memit/memit_naive.h"
+#include "memit/spd_naive.h"
 
 #include <math.h>
 #include <omp.h>

@@ -11,6 +11,7 @@
 #include "memit/memit.h"
 #include "memit/nullspace.h"
 #include "memit/spd.h"
+#include "memit/spd_naive.h"
 
 #include <math.h>
 #include <stdlib.h>

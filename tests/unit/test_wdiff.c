@@ -7,6 +7,7 @@
 #include "base/hash.h"
 #include "base/splitmix.h"
 #include "repo/wdiff.h"
+#include "repo/wdiff_naive.h"
 #include "../harness.h"
 
 #include <float.h>

@@ -6,6 +6,7 @@
 #include "base/errors.h"
 #include "model/tokenizer.h"
 #include "tests/harness.h"
+#include "world/bpe_train_naive.h"
 
 #include <jansson.h>
 #include <stdio.h>
