@@ -1,0 +1,77 @@
+/* commit_impl: what the two halves of a commit share, inside lib/repo
+ * only: commit.c runs the phases up to the edited model (statistics,
+ * requests, target vectors, rounds of updates, scores), commit_write.c
+ * writes the result in the commit's write transaction and makes the
+ * commit record. Not for other modules: commit.h is the interface. */
+#ifndef STAMP_COMMIT_IMPL_H
+#define STAMP_COMMIT_IMPL_H
+
+#include "repo/commit.h"
+#include "memit/editreq.h"
+#include "memit/ztarget.h"
+#include "model/gpt2.h"
+#include "model/tokenizer.h"
+
+#include <jansson.h>
+
+/* One commit in progress: its options, the store's queue and model, the
+ * solver's inputs and what each phase made. Owned by commit_run. */
+typedef struct {
+    const commit_options *opt;
+    commit_progress_fn progress;
+    void *ctx;
+    const char *round_prefix; /* "round 2/5" while a later round runs:
+                                 its progress labels are prefixed */
+    int rome, scores;
+    double t_start;
+
+    store_txn *t;             /* the write transaction, start to end */
+    store_version *queue;     /* n_queue: the queued versions committed */
+    size_t n_queue;
+    gpt2_model model;         /* the store's current model, edited in
+                                 place round by round */
+    tokenizer *tok;
+    hparams h;                /* final: store's, --layers, --set, ROME */
+    size_t zlayer;            /* where z is found: the band's top layer */
+    size_t L, C, F;           /* edited layers, n_embd, n_inner */
+
+    double **cov;             /* L: C_l (F, F) of h.layers[i], or NULL
+                                 once factored */
+    double **chol;            /* L: their Cholesky factors, or NULL */
+    int stats_computed, factored;
+
+    char **prefixes;          /* h.n_prefixes context prefixes */
+    editreq *reqs;            /* n_queue slots; the first n_ok are the
+                                 requests that go in */
+    size_t n_req, n_ok;
+    size_t *ok_index;         /* reqs[i] is queue[ok_index[i]] */
+    fact *ok_facts;           /* n_ok: their facts (queue's strings) */
+    editreq *keep;            /* n_keep committed edits kept in place */
+    size_t n_keep;
+    store_version *kept;      /* n_kept: the committed versions */
+    size_t n_kept;
+    const char **edited_subjects; /* the queue's, sorted */
+    json_t *failed;           /* [{version, reason}]: left queued */
+
+    float *z;                 /* (n_req, C) target vectors */
+    ztarget_info *zinfo;      /* n_req */
+    double z0_seconds;        /* the first round's z phase */
+    float **old_tensors;      /* L: (F, C) mlp.c_proj before the commit */
+    float *round_start;       /* (L, F, C): the same before this round */
+    memit_layer_stats *lstats;       /* L: the first round's update */
+    memit_layer_stats *lstats_later; /* L: a later round's */
+    commit_round *rounds;     /* n_rounds */
+    size_t n_rounds, rounds_done;
+    const char *rounds_stop;  /* why the rounds ended early, or NULL */
+    eval_scores before, after;
+    commit_timings tm;
+} commit_state;
+
+/* The one write transaction of a commit (commit_write.c): the edited
+ * tensors and their exact diffs, the new fact states (superseded
+ * versions too), the commit record and HEAD; commits st->t (NULL after)
+ * and sets *id, *parent and *record (a new reference) on success. */
+int commit_write(commit_state *st, uint64_t *id, uint64_t *parent,
+                 json_t **record);
+
+#endif
