@@ -80,77 +80,121 @@ void keystats_sum_add(keystats_sum *c, const float *keys, size_t n_keys)
     free(batch);
 }
 
+/* The buffers of keystats_sum_accumulate, sized by the longest sequence
+ * seen so far (T), never by the model's n_positions: a corpus of short
+ * lines needs a workspace of short lines, whatever the context length. */
+typedef struct {
+    size_t rows, T, F, n_layers, top;
+    int **ids;        /* (rows) each row's tokens, cut at n_positions */
+    size_t *lens;     /* (rows) */
+    int *packed;      /* (rows, T) */
+    float **keys;     /* (n_layers) keys gathered, (cap, F) each */
+    size_t *n_keys;   /* (n_layers) */
+    float *outer;     /* (F, F) add_keys' workspace */
+    gpt2_acts *acts;  /* (rows, T) forward workspace up to layer top */
+} stats_batch;
+
+static void stats_batch_free(stats_batch *sb)
+{
+    for (size_t b = 0; sb->ids && b < sb->rows; b++) free(sb->ids[b]);
+    free(sb->ids);
+    free(sb->lens);
+    free(sb->packed);
+    for (size_t i = 0; sb->keys && i < sb->n_layers; i++) free(sb->keys[i]);
+    free(sb->keys);
+    free(sb->n_keys);
+    free(sb->outer);
+    gpt2_acts_free(sb->acts);
+}
+
+/* Grows the batch's buffers to sequences of T tokens; the keys gathered
+ * so far are kept. */
+static int stats_batch_fit(stats_batch *sb, const gpt2_model *m, size_t T)
+{
+    if (T <= sb->T) return 0;
+    int *packed = realloc(sb->packed, sb->rows * T * sizeof(int));
+    if (!packed) return ERR_NOMEM;
+    sb->packed = packed;
+    size_t cap = KEYSTATS_SUM_FLUSH_KEYS + sb->rows * T;
+    for (size_t i = 0; i < sb->n_layers; i++) {
+        float *k = realloc(sb->keys[i], cap * sb->F * sizeof(float));
+        if (!k) return ERR_NOMEM;
+        sb->keys[i] = k;
+    }
+    gpt2_acts_free(sb->acts);
+    sb->acts = NULL;
+    int rc = gpt2_acts_new(&sb->acts, &m->config, sb->rows, T, 1);
+    if (!rc) sb->T = T;
+    return rc;
+}
+
+/* Tokenizes texts[0..B) into the batch's rows; *T the longest. */
+static int stats_batch_encode(stats_batch *sb, const tokenizer *tok,
+                              char *const *texts, size_t B, size_t maxT,
+                              size_t *T)
+{
+    *T = 1;
+    for (size_t b = 0; b < B; b++) {
+        free(sb->ids[b]);
+        sb->ids[b] = NULL;
+        size_t len = 0;
+        int rc = tokenizer_encode(tok, texts[b], strlen(texts[b]),
+                                  &sb->ids[b], &len);
+        if (rc) return rc;
+        if (len > maxT) len = maxT;
+        sb->lens[b] = len;
+        if (len > *T) *T = len;
+    }
+    return 0;
+}
+
 int keystats_sum_accumulate(keystats_sum *cov, const size_t *layers,
                           size_t n_layers, const gpt2_model *m,
                           const tokenizer *tok, char *const *texts, size_t n,
                           progress_fn progress, void *ctx)
 {
-    const size_t rows = 32, maxT = m->config.n_positions,
-                 F = m->config.n_inner;
-    size_t top = 0; /* the highest layer read */
-    for (size_t i = 0; i < n_layers; i++)
-        if (layers[i] > top) top = layers[i];
-    /* per layer: keys gathered, up to a flush plus one forward batch */
-    const size_t cap = KEYSTATS_SUM_FLUSH_KEYS + rows * maxT;
-    int *tokens = malloc(rows * maxT * sizeof(int));
-    size_t *lens = malloc(rows * sizeof(size_t));
-    float **keys = calloc(n_layers ? n_layers : 1, sizeof *keys);
-    size_t *n_keys = calloc(n_layers ? n_layers : 1, sizeof *n_keys);
-    float *outer = malloc(F * F * sizeof(float)); /* add_keys' workspace */
-    gpt2_acts *a = NULL;
-    int rc = tokens && lens && keys && n_keys && outer ? 0 : ERR_NOMEM;
-    for (size_t i = 0; !rc && i < n_layers; i++)
-        if (!(keys[i] = malloc(cap * F * sizeof(float)))) rc = ERR_NOMEM;
-    if (!rc) rc = gpt2_acts_new(&a, &m->config, rows, maxT, 1);
-    for (size_t start = 0; !rc && start < n; start += rows) {
-        size_t B = start + rows <= n ? rows : n - start, T = 1;
-        for (size_t b = 0; b < B && !rc; b++) {
-            int *ids = NULL;
-            size_t len = 0;
-            const char *s = texts[start + b];
-            rc = tokenizer_encode(tok, s, strlen(s), &ids, &len);
-            if (rc) break;
-            if (len > maxT) len = maxT;
-            memcpy(tokens + b * maxT, ids, len * sizeof(int));
-            lens[b] = len;
-            if (len > T) T = len;
-            free(ids);
-        }
-        if (rc) break;
-        /* repack rows to width T, padding with each row's first token */
-        int *packed = malloc(B * T * sizeof(int));
-        if (!packed) { rc = ERR_NOMEM; break; }
+    const size_t maxT = m->config.n_positions, F = m->config.n_inner;
+    stats_batch sb = {.rows = 32, .F = F, .n_layers = n_layers};
+    for (size_t i = 0; i < n_layers; i++) /* the highest layer read */
+        if (layers[i] > sb.top) sb.top = layers[i];
+    sb.ids = calloc(sb.rows, sizeof *sb.ids);
+    sb.lens = calloc(sb.rows, sizeof *sb.lens);
+    sb.keys = calloc(n_layers ? n_layers : 1, sizeof *sb.keys);
+    sb.n_keys = calloc(n_layers ? n_layers : 1, sizeof *sb.n_keys);
+    sb.outer = malloc(F * F * sizeof(float));
+    int rc = sb.ids && sb.lens && sb.keys && sb.n_keys && sb.outer ? 0
+                                                                  : ERR_NOMEM;
+    for (size_t start = 0; !rc && start < n; start += sb.rows) {
+        size_t B = start + sb.rows <= n ? sb.rows : n - start, T;
+        if ((rc = stats_batch_encode(&sb, tok, texts + start, B, maxT, &T)) ||
+            (rc = stats_batch_fit(&sb, m, T)))
+            break;
+        /* rows packed to width T, padded with each row's first token */
         for (size_t b = 0; b < B; b++)
             for (size_t t = 0; t < T; t++)
-                packed[b * T + t] = t < lens[b] ? tokens[b * maxT + t]
-                                    : lens[b] ? tokens[b * maxT] : 0;
-        gpt2_batch batch = {.tokens = packed, .B = B, .T = T,
-                            .end_layer = top + 1}; /* none above is read */
-        rc = gpt2_forward(m, a, &batch);
+                sb.packed[b * T + t] = t < sb.lens[b] ? sb.ids[b][t]
+                                       : sb.lens[b]   ? sb.ids[b][0] : 0;
+        gpt2_batch batch = {.tokens = sb.packed, .B = B, .T = T,
+                            .end_layer = sb.top + 1}; /* none above is read */
+        if ((rc = gpt2_forward(m, sb.acts, &batch))) break;
         int last = start + B >= n;
-        for (size_t i = 0; !rc && i < n_layers; i++) {
-            const float *k = gpt2_acts_mlp_key(a, layers[i]);
+        for (size_t i = 0; i < n_layers; i++) {
+            const float *k = gpt2_acts_mlp_key(sb.acts, layers[i]);
             for (size_t b = 0; b < B; b++) {
-                memcpy(keys[i] + n_keys[i] * F, k + b * T * F,
-                       lens[b] * F * sizeof(float));
-                n_keys[i] += lens[b];
+                memcpy(sb.keys[i] + sb.n_keys[i] * F, k + b * T * F,
+                       sb.lens[b] * F * sizeof(float));
+                sb.n_keys[i] += sb.lens[b];
             }
-            if (n_keys[i] && (n_keys[i] >= KEYSTATS_SUM_FLUSH_KEYS || last)) {
-                add_keys(&cov[i], keys[i], n_keys[i], outer);
-                n_keys[i] = 0;
+            if (sb.n_keys[i] &&
+                (sb.n_keys[i] >= KEYSTATS_SUM_FLUSH_KEYS || last)) {
+                add_keys(&cov[i], sb.keys[i], sb.n_keys[i], sb.outer);
+                sb.n_keys[i] = 0;
             }
             cov[i].sequences += B;
         }
-        free(packed);
         if (progress) progress(ctx, "key statistics", start + B, n);
     }
-    gpt2_acts_free(a);
-    free(tokens);
-    free(lens);
-    for (size_t i = 0; keys && i < n_layers; i++) free(keys[i]);
-    free(keys);
-    free(n_keys);
-    free(outer);
+    stats_batch_free(&sb);
     return rc;
 }
 

@@ -1,0 +1,48 @@
+# t44-real-positions: a model with GPT-2's real context of 1,024
+# positions (fewer layers and a narrower width, so that it stays quick)
+# runs stats and a commit in a workspace sized by the corpus and the
+# edits, not by n_positions. Under an address-space limit that a
+# workspace of 32 sequences of 1,024 tokens exceeds many times over
+# (its attention buffer alone: 4 layers x 32 x 4 heads x 1024 x 1024
+# floats = 2 GiB), stats and commit still run, as they do on a model of
+# 64 positions. (Before the workspace followed the corpus, both failed
+# there with "no memory for a gpt2 workspace of 32 x 1024 tokens".)
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+. "$(dirname "$0")/lib.sh"
+
+fixture() {  # DIR POSITIONS
+  "$BUILD/tools/stamp-fixture" model --out "$1" --layers 4 --embd 64 --seed 5 \
+    --positions "$2" --vocab "$REPO/tests/data/gpt2-vocab" >/dev/null
+}
+fixture m1024 1024 && fixture m64 64 && pass "fixture models of 1,024 and 64 positions" ||
+  { fail "fixture models"; finish; exit 1; }
+[ "$(jq .n_positions m1024/config.json)" = 1024 ] && pass "the model has 1,024 positions" ||
+  fail "the model has 1,024 positions" "$(jq -c . m1024/config.json)"
+awk 'BEGIN { srand(11); split("ka lo mi ne su ra to pe vi da go ul an er is or the of and in", s, " ");
+  for (i = 0; i < 300; i++) { line = "";
+    for (j = 0; j < 12; j++) line = line (j ? " " : "") s[1 + int(rand() * 20)]
+    print line "." } }' > corpus.txt
+printf '%s\n' 'subject,prompt,target_new,target_true' \
+  'Alice Smith,{} plays the,guitar,piano' 'Bob Jones,{} works for,Apple,Google' \
+  'Carol White,{} was born in,Rome,Paris' > facts.csv
+
+# AddressSanitizer reserves terabytes of address space: no limit there
+limit=
+if ldd "$STAMP" 2>/dev/null | grep -q libasan; then
+  echo "note: $STAMP is built with AddressSanitizer; the address-space limit is not applied"
+else
+  limit="ulimit -v 1000000;"   # 1 GB, in KiB (the store maps 256 MiB of it)
+  export STAMP_MAP_SIZE=$((256 << 20))
+fi
+run() { bash -c "$limit \"\$@\"" run "$@"; }
+for m in m1024 m64; do
+  export STAMP_STORE="$T/store-$m"
+  expect_ok "$m: init" "$STAMP" init --model "$m"
+  expect_ok "$m: stats within 1 GB of address space" run "$STAMP" stats --corpus corpus.txt
+  expect_ok "$m: import" "$STAMP" import facts.csv
+  expect_ok "$m: a commit of 3 edits within 1 GB" run "$STAMP" commit --no-scores -m real --corpus corpus.txt
+  expect_ok "$m: fsck" "$STAMP" fsck
+  mdb_dump -s stats -p "$STAMP_STORE" > "stats-$m.dump" 2>/dev/null
+done
+[ -s stats-m1024.dump ] && pass "the key statistics are stored" || fail "the key statistics are stored" "empty dump"
+finish
