@@ -3,6 +3,7 @@
  * command = one file src/cmd/cmd_NAME.c defining cmd_NAME and
  * cmd_NAME_usage, plus one line in the table. */
 #include "base/blas_cpu.h"
+#include "base/threads.h"
 #include "cli/cli.h"
 
 #include <stdlib.h>
@@ -43,7 +44,7 @@ static void print_usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-    blas_cpu_use_best_kernels(argv);
+    threads_init(argv);
     cli_globals g = {0};
     const char *env = getenv("STAMP_STORE");
     g.store_dir = env && *env ? env : "store";
@@ -53,8 +54,8 @@ int main(int argc, char **argv)
             print_usage(stdout);
             return EXIT_OK;
         } else if (!strcmp(argv[i], "--version")) {
-            printf("stamp %s\nOpenBLAS kernels: %s\n", STAMP_VERSION,
-                   blas_cpu_core());
+            printf("stamp %s\nOpenBLAS kernels: %s\nOpenMP waiting: %s\n",
+                   STAMP_VERSION, blas_cpu_core(), threads_wait_policy());
             return EXIT_OK;
         } else if (!strcmp(argv[i], "--store") && i + 1 < argc) {
             g.store_dir = argv[++i];

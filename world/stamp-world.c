@@ -28,7 +28,7 @@
  * Same options, seed and threads -> the same bytes in every file but
  * world.json's timings (and its resumed_from_step), killed and resumed
  * or not. A tool, not a library: it prints and exits. */
-#include "base/blas_cpu.h"
+#include "base/threads.h"
 #include "world/bpe_train.h"
 #include "world/distractors.h"
 #include "base/errors.h"
@@ -827,7 +827,7 @@ static void set_defaults(args *a, size_t n_facts, size_t n_sentences)
 
 int main(int argc, char **argv)
 {
-    blas_cpu_use_best_kernels(argv);
+    threads_init(argv);
     t_start = clock_seconds();
     args a = {.format = INGEST_AUTO, .seed = 1, .loss = TRAIN_LOSS_ALL,
               .goal = 0.99, .goal_para = 0.95, .wd = 0.1};

@@ -26,15 +26,21 @@ const char *blas_cpu_core(void)
     return name ? name : "unknown";
 }
 
-void blas_cpu_use_best_kernels(char **argv)
+const char *blas_cpu_set_best_kernels(void)
 {
-    if (getenv("OPENBLAS_CORETYPE")) return; /* chosen by the user, or by
-                                                our first execution */
+    if (getenv("OPENBLAS_CORETYPE")) return NULL; /* chosen by the user, or
+                                                     by our first execution */
     const char *core =
         blas_cpu_core_to_force(blas_cpu_core(), cpu_has_avx512(),
                                cpu_has_avx2_fma());
+    if (!core || setenv("OPENBLAS_CORETYPE", core, 1)) return NULL;
+    return core;
+}
+
+void blas_cpu_use_best_kernels(char **argv)
+{
+    const char *core = blas_cpu_set_best_kernels();
     if (!core) return;
-    if (setenv("OPENBLAS_CORETYPE", core, 1)) return;
     execv("/proc/self/exe", argv);
     fprintf(stderr,
             "%s: note: OpenBLAS runs its generic kernels on this CPU and "

@@ -18,8 +18,14 @@
 const char *blas_cpu_core_to_force(const char *chosen, bool avx512,
                                    bool avx2_fma);
 
-/* Call first in main. When OpenBLAS runs its Prescott fallback on a CPU
- * that has better kernels and OPENBLAS_CORETYPE is not set, sets it and
+/* When OpenBLAS runs its Prescott fallback on a CPU that has better
+ * kernels and OPENBLAS_CORETYPE is not set, sets it in this process's
+ * environment and returns the core type set; else returns NULL. OpenBLAS
+ * is already loaded: only a new execution runs the kernels set. */
+const char *blas_cpu_set_best_kernels(void);
+
+/* Call first in main (the tools; stamp and stamp-world call threads_init,
+ * which does this too). When blas_cpu_set_best_kernels set a core type,
  * executes the program again (/proc/self/exe, the same argv and
  * environment otherwise). Returns when there was nothing to do or the
  * new execution failed (a note on stderr; the program goes on, slower). */

@@ -1,0 +1,79 @@
+/* threads: stamp's wait policy for libgomp's threads, set before libgomp
+ * reads it by executing the program again (see threads.h). */
+#include "base/threads.h"
+#include "base/blas_cpu.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* What stamp asks for. Measured on a 2-core machine (world-tiny, a
+ * commit of 24 edits, bench/threads_busy.sh): PASSIVE keeps two threads
+ * from being slower than one when other processes hold the cores; a
+ * bounded spin (GOMP_SPINCOUNT 10000) still lost there. The z phase, the
+ * bulk of a large commit, is one parallel region, so sleeping costs its
+ * speed-up on an idle machine nothing. */
+static const char stamp_policy[] = "PASSIVE";
+
+static const char *set_value(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+const char *threads_wait_policy_to_set(const char *omp_wait_policy,
+                                       const char *gomp_spincount)
+{
+    if ((omp_wait_policy && *omp_wait_policy) ||
+        (gomp_spincount && *gomp_spincount))
+        return NULL;
+    return stamp_policy;
+}
+
+bool threads_set_wait_policy(void)
+{
+    const char *policy = threads_wait_policy_to_set(
+        set_value("OMP_WAIT_POLICY"), set_value("GOMP_SPINCOUNT"));
+    return policy && !setenv("OMP_WAIT_POLICY", policy, 1);
+}
+
+void threads_init(char **argv)
+{
+    bool wait = threads_set_wait_policy();
+    const char *core = blas_cpu_set_best_kernels();
+    if (!wait && !core) return;
+    execv("/proc/self/exe", argv);
+    const char *why = strerror(errno);
+    /* still the first execution: libgomp and OpenBLAS run as loaded, so
+     * the environment should say so to --version and to children */
+    if (wait) {
+        unsetenv("OMP_WAIT_POLICY");
+        fprintf(stderr,
+                "%s: note: could not restart with OMP_WAIT_POLICY=%s (%s); "
+                "set it yourself if other processes share the cores\n",
+                argv[0], stamp_policy, why);
+    }
+    if (core) {
+        unsetenv("OPENBLAS_CORETYPE");
+        fprintf(stderr,
+                "%s: note: OpenBLAS runs its generic kernels on this CPU and "
+                "could not be restarted with OPENBLAS_CORETYPE=%s (%s); set "
+                "it yourself for about 4 times the speed\n",
+                argv[0], core, why);
+    }
+}
+
+const char *threads_wait_policy(void)
+{
+    static char buf[160];
+    const char *policy = set_value("OMP_WAIT_POLICY"),
+               *spin = set_value("GOMP_SPINCOUNT");
+    if (!policy && !spin) return "libgomp default";
+    snprintf(buf, sizeof buf, "%s%.60s%s%s%.60s",
+             policy ? "OMP_WAIT_POLICY=" : "", policy ? policy : "",
+             policy && spin ? " " : "", spin ? "GOMP_SPINCOUNT=" : "",
+             spin ? spin : "");
+    return buf;
+}
