@@ -1,0 +1,66 @@
+# t06-threads: stamp's threads sleep when they wait (lib/base/threads.c):
+# with nothing set, libgomp itself runs OMP_WAIT_POLICY=PASSIVE (its own
+# report, OMP_DISPLAY_ENV, says so), reached by executing stamp once
+# more, never twice; a user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins;
+# stamp-world does the same; and the second execution keeps the
+# arguments (spaces too), stdin and the exit code.
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+. "$(dirname "$0")/lib.sh"
+unset OMP_WAIT_POLICY GOMP_SPINCOUNT OMP_DISPLAY_ENV
+# the kernels' own restart (blas_cpu.c) stays out of the counts below
+core=$("$STAMP" --version | sed -n 's/^OpenBLAS kernels: //p')
+export OPENBLAS_CORETYPE=$core
+
+expect_ok "--version" "$STAMP" --version
+expect_grep "--version names stamp's wait policy" "^OpenMP waiting: OMP_WAIT_POLICY=PASSIVE$" "$T/out"
+
+# libgomp's report of what it read, printed when it is loaded: once per
+# execution; the last one is the execution that runs
+displays() { grep -c 'OPENMP DISPLAY ENVIRONMENT BEGIN' "$1"; }
+last() { # last FILE NAME: NAME's value in the last report
+  awk -v n="$2" '/OPENMP DISPLAY ENVIRONMENT BEGIN/ { v = "" }
+                 $1 == n { v = $3 } END { print v }' "$1"
+}
+OMP_DISPLAY_ENV=verbose "$STAMP" --version > "$T/d" 2>&1
+if [ "$(displays "$T/d")" = 2 ]; then pass "nothing set: stamp executes itself once more, once"
+else fail "nothing set: stamp executes itself once more, once" "$(displays "$T/d") executions"; fi
+if [ "$(last "$T/d" OMP_WAIT_POLICY)" = "'PASSIVE'" ] && [ "$(last "$T/d" GOMP_SPINCOUNT)" = "'0'" ]
+then pass "libgomp runs passive waiting, spin count 0"
+else fail "libgomp runs passive waiting" "$(grep -E 'WAIT_POLICY|SPINCOUNT' "$T/d" | tr '\n' ' ')"; fi
+
+OMP_WAIT_POLICY=ACTIVE OMP_DISPLAY_ENV=verbose "$STAMP" --version > "$T/d" 2>&1
+if [ "$(displays "$T/d")" = 1 ] && [ "$(last "$T/d" OMP_WAIT_POLICY)" = "'ACTIVE'" ]
+then pass "the user's OMP_WAIT_POLICY=ACTIVE wins, no second execution"
+else fail "the user's OMP_WAIT_POLICY=ACTIVE wins" "$(grep -E 'BEGIN|WAIT_POLICY' "$T/d" | tr '\n' ' ')"; fi
+expect_grep "--version names the user's policy" "^OpenMP waiting: OMP_WAIT_POLICY=ACTIVE$" "$T/d"
+
+GOMP_SPINCOUNT=1000 OMP_DISPLAY_ENV=verbose "$STAMP" --version > "$T/d" 2>&1
+if [ "$(displays "$T/d")" = 1 ] && [ "$(last "$T/d" GOMP_SPINCOUNT)" = "'1000'" ]
+then pass "the user's GOMP_SPINCOUNT wins"
+else fail "the user's GOMP_SPINCOUNT wins" "$(grep -E 'BEGIN|SPINCOUNT' "$T/d" | tr '\n' ' ')"; fi
+expect_grep "--version names the user's spin count alone" "^OpenMP waiting: GOMP_SPINCOUNT=1000$" "$T/d"
+
+OMP_WAIT_POLICY= OMP_DISPLAY_ENV=verbose "$STAMP" --version > "$T/d" 2>&1
+if [ "$(last "$T/d" GOMP_SPINCOUNT)" = "'0'" ]; then pass "an empty OMP_WAIT_POLICY counts as unset"
+else fail "an empty OMP_WAIT_POLICY counts as unset" "$(grep -E 'SPINCOUNT' "$T/d" | tr '\n' ' ')"; fi
+
+# the builder of worlds: the same, seen in its usage error's run
+OMP_DISPLAY_ENV=verbose "$BUILD/stamp-world" --bogus > "$T/d" 2>&1
+if [ "$(displays "$T/d")" = 2 ] && [ "$(last "$T/d" GOMP_SPINCOUNT)" = "'0'" ]
+then pass "stamp-world runs passive waiting too"
+else fail "stamp-world runs passive waiting too" "$(grep -E 'BEGIN|SPINCOUNT' "$T/d" | tr '\n' ' ')"; fi
+
+# the second execution keeps the arguments, stdin and the exit code
+W=$WORLD_TINY
+store="$T/a store with spaces"
+expect_ok "init into a directory whose name has spaces" "$STAMP" --store "$store" init --model "$W"
+expect_grep "... the name arrives whole" "initialized store '$store'" "$T/out"
+awk -v from=0 -v count=3 -f "$REPO/bench/subject_facts.awk" "$W/facts.csv" > batch.csv
+"$STAMP" --store "$store" import /dev/stdin < batch.csv > "$T/out" 2>&1
+expect_grep "import reads stdin through the second execution" "3 queued" "$T/out"
+expect_ok "a prompt with spaces" "$STAMP" predict --model "$REPO/tests/data/gpt2-tiny" --top 1 "The cat sat on"
+expect_grep "... arrives as one prompt of several tokens" "^tokens \([2-9]" "$T/out"
+expect_exit "an unknown command exits 2 through it" 2 "$STAMP" frobnicate
+"$STAMP" --store "$T/empty" init --model "$W" > /dev/null
+expect_exit "an empty queue exits 3 through it" 3 "$STAMP" --store "$T/empty" commit --no-scores
+finish
