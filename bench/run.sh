@@ -169,6 +169,7 @@ z1=$(scale_median 1 2); z2=$(scale_median 2 2)
 t1=$(scale_median 1 3); t2=$(scale_median 2 3)
 scale_runs=$(awk '{ printf "%s[%s,%s,%s]", (NR > 1 ? "," : ""), $1, $2, $3 }
                   END { print "" }' "$work/scale.runs")
+BENCH_OUT=$out_dir PAIRS=$THREAD_PAIRS bash bench/threads_busy.sh # (b) idle and busy, old and new waiting, on world-tiny
 
 # (c) sequential nightly batches
 export STAMP_STORE=$work/nightly
