@@ -1,8 +1,9 @@
 /* tmpdir: the temporary directory DIR.tmp.PID that a directory is built
  * in before it is renamed into place (stamp init's store, stamp-world's
- * world), and the cleaning up after a killed builder: its DIR.tmp.PID
- * stays behind, and the next builder of DIR removes it once process PID
- * is gone. */
+ * world, stamp export's model: store_create, world/stamp-world.c,
+ * export_hf), and the cleaning up after a killed builder: its
+ * DIR.tmp.PID stays behind, and the next builder of DIR removes it once
+ * process PID is gone. */
 #ifndef STAMP_TMPDIR_H
 #define STAMP_TMPDIR_H
 
