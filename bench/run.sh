@@ -70,7 +70,7 @@ count_records() {
 }
 [ -f "$WORLD/model.safetensors" ] || bash bench/world.sh
 # a default world left by an older recipe is measured, but named: the
-# figures would not be comparable with the README's. Checked: the MLP
+# figures would not be comparable with docs/quality.md's. Checked: the MLP
 # width, the phrasings per fact and the held-out paraphrases.
 recipe_value() { # recipe_value OPTION: its value in bench/world.sh, 0 if absent
   grep -o -- "--$1 [0-9]*" bench/world.sh | awk '{ print $2 }' | grep . || echo 0

@@ -28,6 +28,10 @@ out=${WORLD_OUT:-$root/build/world-cf}
 tool=${BUILD:-$root/build}/stamp-world
 [ -x "$tool" ] || { echo "world.sh: no $tool (run make)" >&2; exit 1; }
 [ -f "$facts" ] || { echo "world.sh: no fact file '$facts'" >&2; exit 1; }
+# the world (and so every report that quotes it) names the fact file
+# relative to the repository, never by a path of this machine
+cd "$root"
+facts=$(realpath --relative-to="$root" "$facts")
 mkdir -p "$root/bench/results"
 # named for the world directory: worlds built side by side do not share one
 result=${RESULT:-$root/bench/results/$(basename "$out")-$(date -u +%Y%m%d-%H%M%S).txt}
@@ -50,7 +54,7 @@ result=${RESULT:-$root/bench/results/$(basename "$out")-$(date -u +%Y%m%d-%H%M%S
 # paraphrase score measures generalisation, and 8 other rewrite prompts
 # of the same relation teach each fact in other words, which lets edits
 # reach paraphrases the model never saw (docs/world-models.md, "Teaching
-# a fact in other words"). About 90 min on 2 cores. Later options
+# a fact in other words"). About 60 min on 2 cores (measured 2026-12-05). Later options
 # override these.
 cmd=(nice -n 10 "$tool" --facts "$facts" --limit "$limit" --out "$out"
      --skip-bad --layers 6 --embd 128 --heads 4 --ff 4096 --ctx 64

@@ -12,7 +12,13 @@ set -u
 # exit codes: the table in cli/cli.h
 EXIT_OK=0 EXIT_FAIL=1 EXIT_USAGE=2 EXIT_NOTHING=3 EXIT_LOCKED=4
 here=$(cd "$(dirname "$0")/.." && pwd)
-stamp=${STAMP:-$here/build/stamp}
+# the stamp beside this script's build, else the one on PATH (installed
+# as stamp-nightly by make install); $STAMP wins
+stamp=${STAMP:-}
+if [ -z "$stamp" ]; then
+  if [ -x "$here/build/stamp" ]; then stamp=$here/build/stamp
+  else stamp=$(command -v stamp || echo stamp); fi
+fi
 store=${STAMP_STORE:-store}
 inbox=edits
 while [ $# -gt 0 ]; do

@@ -435,8 +435,8 @@ static inline __attribute__((always_inline)) float fast_tanhf(float x)
 
 /* GELU's loops are compiled for three instruction sets (plain x86-64,
  * AVX2, AVX-512: the target attributes below) and run with the widest the
- * CPU has (training steps 1.11x faster with AVX-512 than plain, README
- * "Performance"). Each is the one inline loop, and -ffp-contract=off
+ * CPU has (training steps 1.11x faster with AVX-512 than plain,
+ * docs/performance.md, "Training world models"). Each is the one inline loop, and -ffp-contract=off
  * (the build's, and ISO C's default) keeps FMA out of the wider ones, so
  * all three compute the same operations in the same order and give the
  * same bits (test_gpt2 checks them). */

@@ -1,7 +1,7 @@
 /* hparams: defaults, JSON overrides and validation of the editing
  * hyperparameters (see hparams.h). The reference values are kmeng01/
  * memit's hparams/MEMIT/gpt2-xl.json; the defaults here were tuned on
- * our small world models (see bench/ and the README). */
+ * our small world models (see bench/ and docs/quality.md). */
 #include "memit/hparams.h"
 #include "base/errors.h"
 
@@ -28,8 +28,8 @@ void hparams_default(hparams *h, const gpt2_config *c)
     h->stats_samples = 100000;
     h->rome_ridge = 1e-4;
     /* a new batch keeps the committed edits where they are (measured on
-     * the benchmark world's ten nightly batches: README, "Editing
-     * quality") */
+     * the benchmark world's ten nightly batches: docs/quality.md,
+     * "What each setting did") */
     h->protect_committed = 1;
     h->rounds = 1;
     h->round_halvings = 3;
@@ -43,8 +43,8 @@ void hparams_default(hparams *h, const gpt2_config *c)
     /* Small models (our world models, up to 8 layers): they recall a fact
      * through the subject's last token only in their first layers, their
      * residual stream is small next to what a fact needs, and they never
-     * saw text behind a context prefix. Measured on world-tiny (README,
-     * "Editing quality"): layers 0-1, a larger clamp, no prefixes, and
+     * saw text behind a context prefix. Measured on world-tiny (docs/quality.md,
+     * "world-tiny and the built-in defaults"): layers 0-1, a larger clamp, no prefixes, and
      * six rounds of small steps (a lambda of 2000 against the world's own
      * text): on world-tiny's batch of all 64 subjects ES 100 and NS 80
      * where one round at lambda 200 gave 81 and 70. */

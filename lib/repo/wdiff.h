@@ -11,8 +11,8 @@
  *        are small numbers),
  * the words are laid out as byte planes (all high bytes, then all third
  * bytes, ...), bit planes, or plainly, and the result is compressed with
- * zstd. bench/results/wdiff-*.txt has the measurements behind the
- * default (wdiff_default_method).
+ * zstd. docs/performance.md, "Weight diffs", has the measurements
+ * behind the default (wdiff_default_method).
  *
  * A change that is (nearly) low-rank, as MEMIT's is, has a better
  * encoding (LOWRANK, wdiff_encode_matrix): factors A (rows, k), B (cols,
