@@ -17,58 +17,45 @@
 set -u
 root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$root" || exit 2
-layers=(base model facts store memit eval repo)
-rank() { local i; for i in "${!layers[@]}"; do [ "${layers[$i]}" = "$1" ] && { echo "$i"; return; }; done; echo -1; }
-bad=0
-violation() { echo "$1"; bad=$((bad + 1)); }
-
-# allowed TOP-FOLDERS for the file $1, as a space-separated list
-allowed_for() {
-  local f=$1 own r
-  case $f in
-    lib/*) own=${f#lib/}; own=${own%%/*}; r=$(rank "$own")
-           [ "$r" -lt 0 ] && { echo "?"; return; }
-           echo "${layers[*]:0:$((r + 1))}" ;;
-    cli/*) echo "${layers[*]} cli" ;;
-    world/tests/*|tests/*) echo "${layers[*]} cli world tests" ;;
-    world/*) echo "base model facts world" ;;
-    tools/*) echo "${layers[*]}" ;;
-  esac
+layers="base model facts store memit eval repo"
+files=$(find lib cli world tools tests -name '*.[ch]' 2>/dev/null | sort)
+[ -n "$files" ] || { echo "check_layers: no sources under $root"; exit 2; }
+# one pass over every #include line: FILE:LINE:TEXT
+grep -Hn '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' $files /dev/null |
+awk -v layers="$layers" '
+function dirname(p) { sub(/\/[^\/]*$/, "", p); return p }
+function report(msg) { print msg; bad++ }
+BEGIN { n = split(layers, L, " "); for (i = 1; i <= n; i++) rank[L[i]] = i }
+{
+  f = $0; sub(/:.*/, "", f)
+  rest = substr($0, length(f) + 2); line = rest; sub(/:.*/, "", line)
+  inc = rest; sub(/^[^"]*"/, "", inc); sub(/".*/, "", inc)
+  split(f, part, "/")
+  # the folders f may include from, as " a b c "
+  if (part[1] == "lib") {
+    if (!(part[2] in rank)) { if (!seen[f]++) report(f ": lib/ holds only the layers " layers); next }
+    allowed = " "; for (i = 1; i <= rank[part[2]]; i++) allowed = allowed L[i] " "
+  } else if (part[1] == "cli") allowed = " " layers " cli "
+  else if (part[1] == "tests" || (part[1] == "world" && part[2] == "tests")) allowed = " " layers " cli world tests "
+  else if (part[1] == "world") allowed = " base model facts world "
+  else allowed = " " layers " "
+  if (inc ~ /^\.\.\//) next                     # the tests harness
+  if (inc !~ /\//) {
+    if (inc ~ /\.h$/ && (part[1] == "lib" || part[1] == "cli" || part[1] == "world"))
+      report(f ":" line ": include \"" inc "\" names no folder (write its layer: \"L/" inc "\")")
+    next                                         # a table such as commands.def
+  }
+  top = inc; sub(/\/.*/, "", top)
+  if (index(allowed, " " top " ") == 0) {
+    report(f ":" line ": includes \"" inc "\": " top " is not below " dirname(f) " (allowed:" substr(allowed, 1, length(allowed) - 1) ")")
+    next
+  }
+  hdir = dirname(inc); if (top in rank) hdir = "lib/" hdir
+  if (inc ~ /_impl\.h$/ && hdir != dirname(f))
+    report(f ":" line ": includes \"" inc "\", private to " hdir)
+  if (inc ~ /_naive\.h$/ && hdir != dirname(f) && part[1] != "tests" && !(part[1] == "world" && part[2] == "tests"))
+    report(f ":" line ": includes \"" inc "\", a naive twin for " hdir " and the tests")
 }
-
-while IFS= read -r f; do
-  allowed=$(allowed_for "$f")
-  if [ "$allowed" = "?" ]; then
-    violation "$f: lib/ holds only the layers ${layers[*]}"; continue
-  fi
-  dir=$(dirname "$f")
-  while IFS=: read -r line inc; do
-    inc=${inc#*\"}; inc=${inc%%\"*}
-    case $inc in
-      ../*) continue ;;                       # the tests' harness
-      */*) ;;
-      *.h) case $f in lib/*|cli/*|world/*)
-             violation "$f:$line: include \"$inc\" names no folder (write its layer: \"L/$inc\")" ;; esac
-           continue ;;
-      *) continue ;;                          # a table such as commands.def
-    esac
-    top=${inc%%/*}
-    case " $allowed " in
-      *" $top "*) ;;
-      *) violation "$f:$line: includes \"$inc\": $top is not below $(dirname "$f") (allowed: $allowed)"; continue ;;
-    esac
-    hdir=$(dirname "$inc"); [ -d "lib/$hdir" ] && hdir="lib/$hdir"
-    case $inc in
-      *_impl.h) [ "$hdir" = "$dir" ] ||
-                  violation "$f:$line: includes \"$inc\", private to $hdir" ;;
-      *_naive.h) case $f in tests/*|world/tests/*) ;;
-                   *) [ "$hdir" = "$dir" ] ||
-                        violation "$f:$line: includes \"$inc\", a naive twin for $hdir and the tests" ;;
-                 esac ;;
-    esac
-  done < <(grep -n '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f" | cut -d: -f1,2-)
-done < <(find lib cli world tools tests -name '*.[ch]' 2>/dev/null | sort)
-
-[ "$bad" -eq 0 ] && exit 0
-echo "check_layers: $bad violation(s) of the dependency rule"
-exit 1
+END {
+  if (bad) { print "check_layers: " bad " violation(s) of the dependency rule"; exit 1 }
+}'
