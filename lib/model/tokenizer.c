@@ -23,16 +23,16 @@
  * U+0085, so the pattern below spells White_Space out as a class. */
 #include "model/tokenizer.h"
 #include "base/errors.h"
+#include "model/tokenizer_impl.h"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
-#include <pcre2.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #define WS "\\t-\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}" \
@@ -40,23 +40,6 @@
 static const char gpt2_pattern[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" WS "\\p{L}\\p{N}]+"
     "|[" WS "]+(?![^" WS "])|[" WS "]+";
-
-typedef struct {
-    uint64_t key;  /* left id << 32 | right id; PAIR_EMPTY when free */
-    int32_t rank;
-    int32_t merged;
-} pair_slot;
-#define PAIR_EMPTY UINT64_MAX
-
-struct tokenizer {
-    size_t n_vocab;
-    char *bytes;        /* every token's raw bytes, concatenated */
-    size_t *off;        /* (n_vocab + 1) offsets into bytes */
-    int byte_id[256];   /* id of each single-byte token */
-    pair_slot *pairs;   /* open addressing, pair_cap a power of two */
-    size_t pair_cap;
-    pcre2_code *re;
-};
 
 /* bytes_to_unicode of GPT-2: printable Latin-1 bytes map to themselves,
  * the other 68 bytes to U+0100.. in byte order. u2b inverts it. */
@@ -97,21 +80,6 @@ static long alphabet_to_bytes(const char *s, size_t n, const int u2b[324],
     return (long)k;
 }
 
-static inline size_t pair_hash(uint64_t key, size_t cap)
-{
-    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 17) & (cap - 1);
-}
-
-static inline const pair_slot *pair_find(const tokenizer *t, int a, int b)
-{
-    uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
-    for (size_t h = pair_hash(key, t->pair_cap);; h = (h + 1) & (t->pair_cap - 1)) {
-        const pair_slot *s = &t->pairs[h];
-        if (s->key == key) return s;
-        if (s->key == PAIR_EMPTY) return NULL;
-    }
-}
-
 /* A map from raw token bytes to id, used only while loading. */
 typedef struct {
     int *slot; /* id or -1 */
@@ -138,7 +106,7 @@ static void bytes_map_put(bytes_map *m, int id)
     m->slot[h] = id;
 }
 
-static size_t pow2_above(size_t n)
+size_t tok_pow2_above(size_t n)
 {
     size_t c = 16;
     while (c < 2 * n) c *= 2;
@@ -235,8 +203,7 @@ out:
     return rc;
 }
 
-/* Reads a whole file; *data is NUL-terminated. */
-static int read_file(const char *path, char **data, size_t *len)
+int tok_read_file(const char *path, char **data, size_t *len)
 {
     FILE *fp = fopen(path, "rb");
     if (!fp) return err_set(ERR_IO, "cannot open '%s': %s", path,
@@ -272,14 +239,14 @@ static int load_merges(tokenizer *t, const char *path, const int u2b[324])
     char *text = NULL, *tmp = NULL;
     size_t len = 0;
     bytes_map m = {0};
-    int rc = read_file(path, &text, &len);
+    int rc = tok_read_file(path, &text, &len);
     if (rc) return rc;
     size_t lines = 1;
     for (size_t i = 0; i < len; i++) lines += text[i] == '\n';
     m.t = t;
-    m.cap = pow2_above(t->n_vocab);
+    m.cap = tok_pow2_above(t->n_vocab);
     m.slot = malloc(m.cap * sizeof *m.slot);
-    t->pair_cap = pow2_above(lines);
+    t->pair_cap = tok_pow2_above(lines);
     t->pairs = malloc(t->pair_cap * sizeof *t->pairs);
     tmp = malloc(2 * len + 2);
     if (!m.slot || !t->pairs || !tmp) {
@@ -342,7 +309,7 @@ static int load_merges(tokenizer *t, const char *path, const int u2b[324])
             goto out;
         }
         uint64_t key = (uint64_t)(uint32_t)id[0] << 32 | (uint32_t)id[1];
-        size_t h = pair_hash(key, t->pair_cap);
+        size_t h = tok_pair_hash(key, t->pair_cap);
         while (t->pairs[h].key != PAIR_EMPTY && t->pairs[h].key != key)
             h = (h + 1) & (t->pair_cap - 1);
         if (t->pairs[h].key == key) {
@@ -394,16 +361,18 @@ fail:
 int tokenizer_open_dir(tokenizer **out, const char *dir)
 {
     *out = NULL;
-    size_t n = strlen(dir) + sizeof "/vocab.json";
-    char *v = malloc(n), *m = malloc(n);
+    size_t n = strlen(dir) + sizeof "/tokenizer.json";
+    char *j = malloc(n), *v = malloc(n), *m = malloc(n);
     int rc;
-    if (!v || !m) {
+    if (!j || !v || !m) {
         rc = err_set(ERR_NOMEM, "'%s': out of memory", dir);
     } else {
+        snprintf(j, n, "%s/tokenizer.json", dir);
         snprintf(v, n, "%s/vocab.json", dir);
         snprintf(m, n, "%s/merges.txt", dir);
-        rc = tokenizer_open(out, v, m);
+        rc = access(j, F_OK) == 0 ? hf_open(out, j) : tokenizer_open(out, v, m);
     }
+    free(j);
     free(v);
     free(m);
     return rc;
@@ -412,6 +381,7 @@ int tokenizer_open_dir(tokenizer **out, const char *dir)
 void tokenizer_close(tokenizer *t)
 {
     if (!t) return;
+    hf_free(t->hf);
     pcre2_code_free(t->re);
     free(t->pairs);
     free(t->bytes);
@@ -421,6 +391,16 @@ void tokenizer_close(tokenizer *t)
 
 size_t tokenizer_vocab_size(const tokenizer *t) { return t->n_vocab; }
 
+int tokenizer_is_special(const tokenizer *t, int id)
+{
+    return t->hf ? hf_is_special(t, id) : 0;
+}
+
+int tokenizer_bos_id(const tokenizer *t)
+{
+    return t->hf ? hf_bos_id(t) : -1;
+}
+
 const char *tokenizer_token_bytes(const tokenizer *t, int id, size_t *len)
 {
     if (id < 0 || (size_t)id >= t->n_vocab) return NULL;
@@ -428,17 +408,12 @@ const char *tokenizer_token_bytes(const tokenizer *t, int id, size_t *len)
     return t->bytes + t->off[id];
 }
 
-/* A candidate merge: the pair starting at symbol `pos`, as it was. */
-typedef struct {
-    int32_t rank, pos, left, right;
-} cand;
-
-static inline int cand_less(const cand *a, const cand *b)
+static inline int cand_less(const tok_cand *a, const tok_cand *b)
 {
     return a->rank != b->rank ? a->rank < b->rank : a->pos < b->pos;
 }
 
-static void heap_push(cand *h, size_t *n, cand c)
+static void heap_push(tok_cand *h, size_t *n, tok_cand c)
 {
     size_t i = (*n)++;
     while (i > 0 && cand_less(&c, &h[(i - 1) / 2])) {
@@ -448,9 +423,9 @@ static void heap_push(cand *h, size_t *n, cand c)
     h[i] = c;
 }
 
-static cand heap_pop(cand *h, size_t *n)
+static tok_cand heap_pop(tok_cand *h, size_t *n)
 {
-    cand top = h[0], last = h[--*n];
+    tok_cand top = h[0], last = h[--*n];
     size_t i = 0;
     for (;;) {
         size_t c = 2 * i + 1;
@@ -466,44 +441,38 @@ static cand heap_pop(cand *h, size_t *n)
 
 /* Pushes the pair (sym at i, next symbol) when it is a merge. */
 static inline void consider(const tokenizer *t, const int *sym,
-                            const int *next, int i, cand *h, size_t *hn)
+                            const int *next, int i, tok_cand *h, size_t *hn)
 {
     if (i < 0 || next[i] < 0) return;
-    const pair_slot *p = pair_find(t, sym[i], sym[next[i]]);
-    if (p) heap_push(h, hn, (cand){p->rank, i, sym[i], sym[next[i]]});
+    const pair_slot *p = tok_pair_find(t, sym[i], sym[next[i]]);
+    if (p) heap_push(h, hn, (tok_cand){p->rank, i, sym[i], sym[next[i]]});
 }
 
 /* An entry is stale when its left symbol was merged away or changed, or
  * the symbol after it is no longer its right one. */
-static inline int cand_stale(const int *sym, const int *next, const cand *c)
+static inline int cand_stale(const int *sym, const int *next, const tok_cand *c)
 {
     int j = next[c->pos];
     return sym[c->pos] != c->left || j < 0 || sym[j] != c->right;
 }
 
-/* BPE of one piece of m >= 1 bytes; appends its ids to out. `iw` holds
- * 4*m ints, `h` 3*m cands. Returns the number of ids. */
-static size_t bpe_piece(const tokenizer *t, const unsigned char *w, int m,
-                        int *out, int *iw, cand *h)
+size_t tok_bpe(const tokenizer *t, int m, int immediate, int *out, int *iw,
+               tok_cand *h)
 {
-    if (m == 1) {
-        out[0] = t->byte_id[w[0]];
-        return 1;
-    }
     int *sym = iw, *prev = iw + m, *next = iw + 2 * m, *done = iw + 3 * m;
     size_t hn = 0;
     for (int i = 0; i < m; i++) {
-        sym[i] = t->byte_id[w[i]];
         prev[i] = i - 1;
         next[i] = i + 1 < m ? i + 1 : -1;
     }
     for (int i = 0; i + 1 < m; i++) consider(t, sym, next, i, h, &hn);
     while (hn) {
-        cand c = heap_pop(h, &hn);
+        tok_cand c = heap_pop(h, &hn);
         if (cand_stale(sym, next, &c)) continue;
-        /* one pass: every current occurrence of this pair, left to right */
+        /* one pass: every current occurrence of this pair, left to right
+         * (or just this one when immediate) */
         int32_t rank = c.rank;
-        int merged = pair_find(t, c.left, c.right)->merged, nd = 0;
+        int merged = tok_pair_find(t, c.left, c.right)->merged, nd = 0;
         for (;;) {
             int i = c.pos, j = next[i];
             sym[i] = merged;
@@ -512,7 +481,7 @@ static size_t bpe_piece(const tokenizer *t, const unsigned char *w, int m,
             if (next[j] >= 0) prev[next[j]] = i;
             done[nd++] = i;
             int found = 0;
-            while (!found && hn && h[0].rank == rank) {
+            while (!immediate && !found && hn && h[0].rank == rank) {
                 c = heap_pop(h, &hn);
                 found = !cand_stale(sym, next, &c);
             }
@@ -528,11 +497,30 @@ static size_t bpe_piece(const tokenizer *t, const unsigned char *w, int m,
     return n;
 }
 
+/* GPT-2's BPE of one piece of m >= 1 bytes; appends its ids to out. */
+static size_t bpe_piece(const tokenizer *t, const unsigned char *w, int m,
+                        int *out, int *iw, tok_cand *h)
+{
+    if (m == 1) {
+        out[0] = t->byte_id[w[0]];
+        return 1;
+    }
+    for (int i = 0; i < m; i++) iw[i] = t->byte_id[w[i]];
+    return tok_bpe(t, m, 0, out, iw, h);
+}
+
 int tokenizer_encode(const tokenizer *t, const char *text, size_t len,
                      int **ids, size_t *n)
 {
+    return tokenizer_encode_ex(t, text, len, 0, ids, n);
+}
+
+int tokenizer_encode_ex(const tokenizer *t, const char *text, size_t len,
+                        unsigned flags, int **ids, size_t *n)
+{
     *ids = NULL;
     *n = 0;
+    if (t->hf) return hf_encode(t, text, len, flags, ids, n);
     if (len > (size_t)INT_MAX)
         return err_set(ERR_INVALID, "text of %zu bytes is too long to encode",
                        len);
@@ -540,7 +528,7 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t len,
     size_t count = 0, wcap = 256;
     int *out = malloc((len ? len : 1) * sizeof *out);
     int *iw = malloc(4 * wcap * sizeof *iw);
-    cand *h = malloc(3 * wcap * sizeof *h);
+    tok_cand *h = malloc(3 * wcap * sizeof *h);
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(t->re, NULL);
     if (!out || !iw || !h || !md) {
         rc = err_set(ERR_NOMEM, "out of memory encoding %zu bytes", len);
@@ -601,8 +589,15 @@ out:
 int tokenizer_decode(const tokenizer *t, const int *ids, size_t n,
                      char **text, size_t *len)
 {
+    return tokenizer_decode_ex(t, ids, n, 0, text, len);
+}
+
+int tokenizer_decode_ex(const tokenizer *t, const int *ids, size_t n,
+                        unsigned flags, char **text, size_t *len)
+{
     *text = NULL;
     *len = 0;
+    if (t->hf) return hf_decode(t, ids, n, flags, text, len);
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || (size_t)ids[i] >= t->n_vocab)
