@@ -6,8 +6,10 @@
 #   bash bench/threads.sh [WORLD] [EDITS] [PAIRS]
 #
 # WORLD defaults to build/world-cf, EDITS to 200 (the first fact of each
-# of the first EDITS subjects), PAIRS to 3. One store gets the
-# statistics and the batch (with $HPARAMS, default bench/hparams.json);
+# of the first EDITS subjects), PAIRS to 3. The threads wait as stamp
+# has them (lib/base/threads.h) unless OMP_WAIT_POLICY or GOMP_SPINCOUNT
+# is set (bench/threads_busy.sh compares the policies, idle and busy).
+# One store gets the statistics and the batch (with $HPARAMS, default bench/hparams.json);
 # each run commits in a copy of it (--no-scores); BASE_STORE, a store on
 # WORLD with its statistics and nothing queued, saves computing them
 # (minutes on a wide world). Writes the sgemm peak
@@ -29,7 +31,8 @@ peaks() {
 }
 median() { sort -g | awk -f "$here/bench/median.awk"; }
 {
-  echo "# bench/threads.sh $(date -u +%Y-%m-%dT%H:%M:%SZ): $edits edits of $world, $pairs pairs, on $(nproc) cores,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
+  echo "# bench/threads.sh $(date -u +%Y-%m-%dT%H:%M:%SZ): $edits edits of $world, $pairs pairs, on $(nproc) cores,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "# OpenMP waiting: $("$STAMP" --version | sed -n 's/^OpenMP waiting: //p')"
   peaks before
 } | tee "$result"
 awk -v from=0 -v count="$edits" -f "$here/bench/subject_facts.awk" \
