@@ -128,9 +128,10 @@ typedef struct {
     int scored;               /* before and after hold scores */
     eval_scores before, after;/* of the committed facts */
     memit_layer_stats *layers;/* h.n_layers: the first round's update */
-    commit_round *rounds;     /* n_rounds planned (h.rounds, ROME 1); */
-    size_t n_rounds;          /* the first rounds_done (>= 1) are in the */
-    size_t rounds_done;       /* model */
+    commit_round *rounds;     /* n_rounds: the rounds planned (h.rounds,
+                                 ROME 1), of which the first rounds_done
+                                 (>= 1) are in the model */
+    size_t n_rounds, rounds_done;
     const char *rounds_stop;  /* why the rounds ended early, or NULL
                                  (a static string) */
     int factored;             /* the Cholesky factors were formed */
