@@ -78,30 +78,42 @@ static int parent_of(store_txn *t, uint64_t id, uint64_t *parent)
     return 0;
 }
 
+/* Decimal digits only, no sign or space, that fit 64 bits; -1 if not. */
+static int parse_u64(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (!*s) return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') return -1;
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10) return -1;
+        v = 10 * v + d;
+    }
+    *out = v;
+    return 0;
+}
+
 int history_resolve(store_txn *t, const char *spec, uint64_t *id)
 {
-    char *end;
     if (!strcmp(spec, "base")) {
         *id = 0;
         return 0;
     }
     if (!strncmp(spec, "HEAD", 4) || !strncmp(spec, "head", 4)) {
-        unsigned long long back = 0;
+        uint64_t back = 0;
         if (spec[4] == '~') {
             if (!spec[5])
                 back = 1;
-            else {
-                back = strtoull(spec + 5, &end, 10);
-                if (*end || spec[5] == '-' || spec[5] == '+')
-                    return err_set(ERR_INVALID, "bad commit name '%s'", spec);
-            }
+            else if (parse_u64(spec + 5, &back))
+                return err_set(ERR_INVALID, "bad commit name '%s' (HEAD~N "
+                               "wants a count N)", spec);
         } else if (spec[4]) {
             return err_set(ERR_INVALID, "bad commit name '%s'", spec);
         }
         uint64_t c = 0;
         int rc = store_head(t, &c);
         if (rc) return rc;
-        for (unsigned long long i = 0; i < back; i++) {
+        for (uint64_t i = 0; i < back; i++) {
             if (c == 0)
                 return err_set(ERR_NOTFOUND, "'%s' goes past the base model",
                                spec);
@@ -110,11 +122,8 @@ int history_resolve(store_txn *t, const char *spec, uint64_t *id)
         *id = c;
         return 0;
     }
-    if (!*spec || *spec < '0' || *spec > '9')
-        return err_set(ERR_INVALID, "bad commit name '%s' (a commit id, "
-                       "HEAD, HEAD~N or base)", spec);
-    unsigned long long v = strtoull(spec, &end, 10);
-    if (*end)
+    uint64_t v;
+    if (parse_u64(spec, &v))
         return err_set(ERR_INVALID, "bad commit name '%s' (a commit id, "
                        "HEAD, HEAD~N or base)", spec);
     if (v) {
@@ -181,6 +190,79 @@ int history_on_chain(store_txn *t, uint64_t id, int *on)
     while (!rc && c > id) rc = parent_of(t, c, &c);
     if (rc) return rc;
     *on = c == id;
+    return 0;
+}
+
+int history_chain(store_txn *t, history_link **chain, size_t *n,
+                  size_t *off_chain)
+{
+    uint64_t head = 0, *ids = NULL;
+    size_t len = 0, cap = 0, n_ids = 0;
+    history_link *a = NULL;
+    json_t *rec = NULL;
+    *chain = NULL;
+    *n = 0;
+    int rc = store_head(t, &head);
+    for (uint64_t c = head; !rc && c;) {
+        if ((rc = history_record(t, c, &rec))) break;
+        if (len == cap) {
+            cap = cap ? 2 * cap : 16;
+            history_link *b = realloc(a, cap * sizeof *b);
+            if (!b) {
+                rc = err_set(ERR_NOMEM, "out of memory");
+                break;
+            }
+            a = b;
+        }
+        const char *kind = json_string_value(json_object_get(rec, "kind"));
+        a[len] = (history_link){c, 0, 0};
+        if (kind && !strcmp(kind, "revert"))
+            a[len].reverts = json_u64(rec, "reverts");
+        /* a revert commit is newer than the commit it reverts: the walk
+         * has passed it by the time it comes to that one */
+        for (size_t i = 0; i < len && !a[len].reverted_by; i++)
+            if (a[i].reverts == c) a[len].reverted_by = a[i].id;
+        len++;
+        c = json_u64(rec, "parent");
+        json_decref(rec);
+        rec = NULL;
+    }
+    if (!rc && off_chain) {
+        rc = store_commit_ids(t, &ids, &n_ids);
+        *off_chain = rc ? 0 : n_ids - len;
+        free(ids);
+    }
+    if (rc) {
+        free(a);
+        return rc;
+    }
+    *chain = a;
+    *n = len;
+    return 0;
+}
+
+int history_fate(store_txn *t, uint64_t id, int *on_chain,
+                 uint64_t *reverted_by)
+{
+    json_t *rec = NULL;
+    uint64_t c = 0;
+    *on_chain = 0;
+    *reverted_by = 0;
+    int rc = history_record(t, id, &rec);
+    json_decref(rec);
+    if (!rc) rc = store_head(t, &c);
+    /* down the chain to id: a revert commit of id is above it */
+    while (!rc && c > id) {
+        if ((rc = history_record(t, c, &rec))) break;
+        const char *kind = json_string_value(json_object_get(rec, "kind"));
+        if (kind && !strcmp(kind, "revert") && json_u64(rec, "reverts") == id)
+            *reverted_by = c;
+        c = json_u64(rec, "parent");
+        json_decref(rec);
+    }
+    if (rc) return rc;
+    *on_chain = c == id;
+    if (!*on_chain) *reverted_by = 0;
     return 0;
 }
 

@@ -37,7 +37,8 @@
 int history_record(store_txn *t, uint64_t id, json_t **rec);
 
 /* Resolves a commit name: "HEAD", "HEAD~N", "base" (= 0), or a commit id
- * ("3"). ERR_INVALID for a malformed name, ERR_NOTFOUND for an id with no
+ * ("3"); numbers are decimal digits only (no sign, space or overflow).
+ * ERR_INVALID for a malformed name, ERR_NOTFOUND for an id with no
  * commit or HEAD~N past the base. */
 int history_resolve(store_txn *t, const char *spec, uint64_t *id);
 
@@ -54,6 +55,31 @@ int history_common_ancestor(store_txn *t, uint64_t a, uint64_t b,
 /* Whether `id` is on the chain of HEAD (0, the base, always is). Costs
  * the number of commits between HEAD and id. */
 int history_on_chain(store_txn *t, uint64_t id, int *on);
+
+/* What became of the commits: HEAD's chain (what `stamp log` lists),
+ * each commit on it with the revert commit on the chain that reverted
+ * it (0: none), and the commits off the chain, undone exactly (a HEAD
+ * reverted, or reset away). A revert commit is on the chain and not
+ * itself reverted (only a HEAD revert can be undone, and that takes it
+ * off the chain). */
+typedef struct {
+    uint64_t id;
+    uint64_t reverts;       /* a revert commit: the commit it reverts */
+    uint64_t reverted_by;   /* the revert commit that undid it, or 0 */
+} history_link;
+
+/* HEAD's chain, newest first (n = 0 at the base), and how many commit
+ * records the store holds off it. *chain malloc'ed (NULL when n = 0);
+ * off_chain may be NULL. Parses every record on the chain. */
+int history_chain(store_txn *t, history_link **chain, size_t *n,
+                  size_t *off_chain);
+
+/* The fate of commit `id` (ERR_NOTFOUND when there is none): *on_chain
+ * 1 when it is on HEAD's chain, and *reverted_by the revert commit on
+ * the chain that reverted it (0: none). Off the chain, it was undone
+ * exactly (reverted while HEAD, or reset away). */
+int history_fate(store_txn *t, uint64_t id, int *on_chain,
+                 uint64_t *reverted_by);
 
 /* The name of a version state as records spell it ("committed", ...),
  * and back (-1 when unknown). */

@@ -286,6 +286,13 @@ TEST(names_and_the_chain)
     CHECK(history_resolve(t, "1x", &id) == ERR_INVALID);
     CHECK(history_resolve(t, "HEAD~-1", &id) == ERR_INVALID);
     CHECK(history_resolve(t, "", &id) == ERR_INVALID);
+    /* numbers are strict: no sign, space or overflow */
+    CHECK(history_resolve(t, "+2", &id) == ERR_INVALID);
+    CHECK(history_resolve(t, " 2", &id) == ERR_INVALID);
+    CHECK(history_resolve(t, "HEAD~ 1", &id) == ERR_INVALID);
+    CHECK(history_resolve(t, "HEAD~+1", &id) == ERR_INVALID);
+    CHECK(history_resolve(t, "18446744073709551616", &id) == ERR_INVALID);
+    CHECK(history_resolve(t, "18446744073709551615", &id) == ERR_NOTFOUND);
     CHECK(history_path(t, c3, c1, &path, &n) == 0 && n == 2 &&
           path[0] == c3 && path[1] == c2);
     free(path);
@@ -689,6 +696,63 @@ TEST(fsck_finds_what_was_damaged)
     remove_store();
 }
 
+/* history_chain and history_fate: the chain as log lists it, each
+ * commit with the revert commit that undid it, and the commits off it. */
+TEST(what_became_of_each_commit)
+{
+    make_store();
+    store *s = NULL;
+    CHECK(store_open(&s, store_path) == 0);
+    int subj[] = {1, 2, 3}, tg[] = {1, 1, 1};
+    import_facts(s, subj, tg, 1);
+    int l0[] = {0, -1};
+    uint64_t c1 = make_commit(s, l0, 1);
+    import_facts(s, subj + 1, tg, 1);
+    uint64_t c2 = make_commit(s, l0, 1);
+    CHECK(run_op(s, 1, c2, NULL) == 0); /* HEAD, exactly: off the chain */
+    import_facts(s, subj + 2, tg, 1);
+    uint64_t c3 = make_commit(s, l0, 1);
+    history_result r;
+    CHECK(run_op(s, 1, c1, &r) == 0 && r.new_commit); /* a revert commit */
+    uint64_t c4 = r.new_commit;
+    store_txn *t = NULL;
+    history_link *chain = NULL;
+    size_t n = 0, off = 9;
+    CHECK(store_txn_begin(s, &t, 0) == 0);
+    CHECK(history_chain(t, &chain, &n, &off) == 0);
+    CHECK(n == 3 && off == 1);
+    CHECK(n == 3 && chain[0].id == c4 && chain[0].reverts == c1 &&
+          !chain[0].reverted_by);
+    CHECK(n == 3 && chain[1].id == c3 && !chain[1].reverts &&
+          !chain[1].reverted_by);
+    CHECK(n == 3 && chain[2].id == c1 && chain[2].reverted_by == c4);
+    free(chain);
+    int on = -1;
+    uint64_t by = 99;
+    CHECK(history_fate(t, c1, &on, &by) == 0 && on == 1 && by == c4);
+    CHECK(history_fate(t, c2, &on, &by) == 0 && on == 0 && by == 0);
+    CHECK(history_fate(t, c3, &on, &by) == 0 && on == 1 && by == 0);
+    CHECK(history_fate(t, c4, &on, &by) == 0 && on == 1 && by == 0);
+    CHECK(history_fate(t, 77, &on, &by) == ERR_NOTFOUND);
+    store_txn_abort(t);
+    /* undoing the revert commit exactly puts commit 1 back in effect */
+    CHECK(run_op(s, 0, c3, NULL) == 0);
+    CHECK(store_txn_begin(s, &t, 0) == 0);
+    CHECK(history_chain(t, &chain, &n, &off) == 0 && n == 2 && off == 2);
+    CHECK(n == 2 && !chain[0].reverted_by && !chain[1].reverted_by);
+    free(chain);
+    CHECK(history_fate(t, c1, &on, &by) == 0 && on == 1 && by == 0);
+    CHECK(history_fate(t, c4, &on, &by) == 0 && on == 0 && by == 0);
+    store_txn_abort(t);
+    CHECK(run_op(s, 0, 0, NULL) == 0);
+    CHECK(store_txn_begin(s, &t, 0) == 0);
+    CHECK(history_chain(t, &chain, &n, &off) == 0 && n == 0 && !chain &&
+          off == 4);
+    store_txn_abort(t);
+    store_close(s);
+    remove_store();
+}
+
 int main(void)
 {
     RUN(names_and_the_chain);
@@ -699,5 +763,6 @@ int main(void)
     RUN(reset_away_commits_are_reachable_by_redo);
     RUN(revert_of_an_older_commit_and_its_exact_undo);
     RUN(fsck_finds_what_was_damaged);
+    RUN(what_became_of_each_commit);
     return harness_summary();
 }
