@@ -62,6 +62,8 @@ struct store {
     MDB_dbi dbi[DB_COUNT];
     char *dir;
     int readonly;   /* opened without write access to the directory */
+    store_lock_wait_fn lock_wait;   /* told before a writer waits, or NULL */
+    void *lock_wait_ctx;
 };
 
 struct store_txn {
@@ -597,6 +599,12 @@ void store_close(store *s)
 
 const char *store_dir(const store *s) { return s->dir; }
 
+void store_set_lock_wait(store *s, store_lock_wait_fn fn, void *ctx)
+{
+    s->lock_wait = fn;
+    s->lock_wait_ctx = ctx;
+}
+
 /* ---- transactions --------------------------------------------------- */
 
 static double lock_wait_seconds(void)
@@ -610,6 +618,15 @@ static double lock_wait_seconds(void)
     return 30.0;
 }
 
+/* The pid the lock's holder wrote into the lock file, or 0. */
+static long lock_holder(int fd)
+{
+    char buf[32] = {0};
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    long pid = n > 0 ? strtol(buf, NULL, 10) : 0;
+    return pid > 0 ? pid : 0;
+}
+
 /* Takes the exclusive writer lock on DIR/lock; *fd holds it. */
 static int writer_lock(const store *s, int *fd)
 {
@@ -620,7 +637,8 @@ static int writer_lock(const store *s, int *fd)
     if (*fd < 0)
         return err_set(ERR_IO, "cannot open the lock file '%s': %s", path,
                        strerror(errno));
-    double deadline = clock_seconds() + lock_wait_seconds();
+    double wait = lock_wait_seconds(), deadline = clock_seconds() + wait;
+    int told = 0;
     for (;;) {
         if (flock(*fd, LOCK_EX | LOCK_NB) == 0) break;
         if (errno != EWOULDBLOCK && errno != EINTR) {
@@ -629,16 +647,18 @@ static int writer_lock(const store *s, int *fd)
             goto fail;
         }
         if (clock_seconds() >= deadline) {
-            char buf[32] = {0};
-            ssize_t n = pread(*fd, buf, sizeof buf - 1, 0);
-            long pid = n > 0 ? strtol(buf, NULL, 10) : 0;
-            if (pid > 0)
+            long pid = lock_holder(*fd);
+            if (pid)
                 rc = err_set(ERR_BUSY, "the store '%s' is locked by another "
                              "process (pid %ld)", s->dir, pid);
             else
                 rc = err_set(ERR_BUSY, "the store '%s' is locked by another "
                              "process", s->dir);
             goto fail;
+        }
+        if (!told && s->lock_wait) {
+            s->lock_wait(s->lock_wait_ctx, s->dir, lock_holder(*fd), wait);
+            told = 1;
         }
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);

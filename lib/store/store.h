@@ -14,8 +14,9 @@
  * Concurrency: any number of readers; one writer at a time. A write
  * transaction takes an exclusive flock() on a lock file in the store
  * directory; a second writer waits up to $STAMP_LOCK_WAIT seconds
- * (default 30) and then gets ERR_BUSY ("the store is locked by another
- * process (pid N)"). Readers never wait.
+ * (default 30; store_set_lock_wait lets the caller announce the wait)
+ * and then gets ERR_BUSY ("the store is locked by another process (pid
+ * N)"). Readers never wait.
  *
  * Map size: the environment is opened with a 1 TiB map (address space
  * only; the file grows with the data), so MDB_MAP_FULL does not happen
@@ -67,6 +68,15 @@ int store_create(const char *dir, const char *const *keys,
 int store_open(store **out, const char *dir);
 void store_close(store *s); /* accepts NULL */
 const char *store_dir(const store *s);
+
+/* Called by a write transaction of store `s` that finds the writer lock
+ * held, once, before it waits: the store's directory, the holder's pid
+ * (0 when unknown) and how long it will wait ($STAMP_LOCK_WAIT). The
+ * library prints nothing; a command that wants the wait announced
+ * installs one. No callback (the default): the wait is silent. */
+typedef void (*store_lock_wait_fn)(void *ctx, const char *dir, long pid,
+                                   double seconds);
+void store_set_lock_wait(store *s, store_lock_wait_fn fn, void *ctx);
 
 /* ---- transactions --------------------------------------------------- */
 

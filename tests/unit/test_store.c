@@ -393,8 +393,24 @@ TEST(atomicity)
     store_close(s);
 }
 
+typedef struct {
+    int calls;
+    long pid;
+    double seconds;
+} lock_waits;
+
+static void on_lock_wait(void *ctx, const char *dir, long pid, double seconds)
+{
+    lock_waits *w = ctx;
+    (void)dir;
+    w->calls++;
+    w->pid = pid;
+    w->seconds = seconds;
+}
+
 /* A second writer waits STAMP_LOCK_WAIT seconds, then fails naming the
- * holder; readers never wait. The holder is a child process. */
+ * holder; the lock-wait callback hears of it first; readers never wait.
+ * The holder is a child process. */
 TEST(writer_lock)
 {
     char dir[512];
@@ -424,12 +440,17 @@ TEST(writer_lock)
     CHECK(store_open(&s, dir) == 0);
     store_txn *t = NULL;
     setenv("STAMP_LOCK_WAIT", "0.3", 1);
+    lock_waits w = {0};
+    store_set_lock_wait(s, on_lock_wait, &w);
     int rc = store_txn_begin(s, &t, 1);
     CHECK(rc == ERR_BUSY && t == NULL);
     char want[64];
     snprintf(want, sizeof want, "(pid %ld)", (long)pid);
     CHECK_MSG(strstr(err_message(rc), want) != NULL, "%s",
               err_message(rc));
+    /* the caller was told once, before the wait, whom and how long */
+    CHECK(w.calls == 1 && w.pid == (long)pid && w.seconds == 0.3);
+    store_set_lock_wait(s, NULL, NULL);
     size_t n;
     CHECK(store_txn_begin(s, &t, 0) == 0); /* a reader goes on */
     CHECK(store_queue_count(t, &n) == 0);
