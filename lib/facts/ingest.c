@@ -8,7 +8,9 @@
  *     control characters but tab, CR and LF;
  *   - subject: trimmed, non-empty; prompt: trailing whitespace removed,
  *     exactly one "{}", or else the subject written out (its first
- *     occurrence becomes "{}"); a prompt without its subject is refused;
+ *     occurrence becomes "{}"); a prompt without its subject is refused,
+ *     and so is one that is only the subject (nothing asks for the
+ *     target);
  *   - target_new non-empty; targets lose trailing whitespace and gain a
  *     leading space when they have none (GPT-2 reads " Paris" as one
  *     token); target_new differs from target_true;
@@ -253,6 +255,16 @@ static size_t count_placeholders(const char *s)
     return n;
 }
 
+/* 1 when the prompt holds nothing but "{}" and whitespace. */
+static int only_placeholder(const char *prompt)
+{
+    const char *at = strstr(prompt, "{}");
+    if (!at) return 0;
+    for (const char *p = prompt; *p; p++)
+        if ((p < at || p >= at + 2) && !isspace((unsigned char)*p)) return 0;
+    return 1;
+}
+
 /* ---- the slot table (one target per slot per file) ----------------- */
 
 static int slot_table_grow(ingest_ctx *c)
@@ -417,6 +429,10 @@ static int normalise(ingest_ctx *c, fact *f, int *ok)
                          strlen(f->subject), "{}")))
             return rc;
     }
+    if (only_placeholder(f->prompt))
+        return ingest_report(c, line, "the prompt '%s' is only the subject: "
+                              "it needs words that ask for the target (e.g. "
+                              "'{} is located in')", ex);
     if ((rc = lead_space(&f->target_new)) ||
         (rc = lead_space(&f->target_true)))
         return rc;
@@ -559,12 +575,13 @@ drop:
 
 /* ---- the file ------------------------------------------------------- */
 
-static int read_all(ingest_ctx *c, char **out, size_t *len)
+static int read_all(ingest_ctx *c, int from_stdin, char **out, size_t *len)
 {
     struct stat st;
     *out = NULL;
     *len = 0;
-    int fd = open(c->path, O_RDONLY | O_CLOEXEC);
+    int fd = from_stdin ? dup(STDIN_FILENO)
+                        : open(c->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
         return ingest_fatal(c, e == ENOENT ? ERR_NOTFOUND : ERR_IO, 0,
@@ -654,6 +671,8 @@ int ingest_read(const char *path, ingest_format fmt,
     static const ingest_options defaults = {0};
     memset(res, 0, sizeof *res);
     if (!opt) opt = &defaults;
+    int from_stdin = !strcmp(path, "-");
+    if (from_stdin) path = INGEST_STDIN;
     ingest_ctx c = {.path = path, .opt = opt, .res = res,
                     .max_errors = opt->max_errors ? opt->max_errors : 100};
     char *buf = NULL;
@@ -663,7 +682,7 @@ int ingest_read(const char *path, ingest_format fmt,
         rc = ingest_fatal(&c, ERR_INVALID, 0, "unknown format %d", (int)fmt);
         goto out;
     }
-    if ((rc = read_all(&c, &buf, &len))) goto out;
+    if ((rc = read_all(&c, from_stdin, &buf, &len))) goto out;
     const unsigned char *u = (const unsigned char *)buf;
     if (looks_wide(u, len)) {
         rc = ingest_fatal(&c, ERR_FORMAT, 1, "the file is UTF-16 or UTF-32 "

@@ -52,9 +52,16 @@ typedef struct {
     ingest_format format;  /* the format used */
 } ingest_result;
 
-/* Reads `path`. Returns 0 when the file could be read and parsed as a
- * whole (check res->n_problems for bad records), or an ERR_* code with
- * err_set() detail when the file as a whole is unusable (missing,
+/* The name standard input goes by in messages and in facts' source_file
+ * when ingest_read is given "-". */
+#define INGEST_STDIN "<stdin>"
+
+/* Reads `path`; "-" reads standard input to its end (named
+ * INGEST_STDIN; with INGEST_AUTO its format is told by its content).
+ * Returns 0 when the file could be read and parsed as a whole (check
+ * res->n_problems for bad records; a file with no records at all, such
+ * as a CSV header alone, gives n_facts = n_bad = 0), or an ERR_* code
+ * with err_set() detail when the file as a whole is unusable (missing,
  * a directory, not UTF-8, wrong JSON shape, no header...); in that case
  * res->problems holds the same message too. */
 int ingest_read(const char *path, ingest_format fmt,

@@ -9,6 +9,7 @@
 #include "model/tokenizer.h"
 #include "../harness.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +174,9 @@ TEST(csv_bad_rows)
     bad_csv("not_in_prompt.csv", "Paris,The capital of France is,x,y\n", 2,
             "subject 'Paris' is not in the prompt");
     bad_csv("two_holes.csv", "A,{} and {},x,y\n", 2, "has 2 '{}'");
+    bad_csv("only_subject.csv", "Paris,Paris,x,y\n", 2,
+            "the prompt 'Paris' is only the subject");
+    bad_csv("only_hole.csv", "A, {} ,x,y\n", 2, "is only the subject");
     bad_csv("same_targets.csv", "A,{} is,x,x\n", 2, "equals target_true");
     bad_csv("bad_utf8.csv", "A\xff,{} is,x,y\n", 2, "not valid UTF-8");
     bad_csv("overlong.csv", "A,{} is \xc0\xaf,x,y\n", 2, "not valid UTF-8");
@@ -452,6 +456,26 @@ TEST(context_length)
     tokenizer_close(tok);
 }
 
+/* "-" reads the standard input, named <stdin> in problems and facts. */
+TEST(standard_input)
+{
+    const char *p = puts_file("stdin.csv", HEADER "A,{} is,x,y\nB,B,z,w\n");
+    int saved = dup(STDIN_FILENO), fd = open(p, O_RDONLY);
+    CHECK(saved >= 0 && fd >= 0 && dup2(fd, STDIN_FILENO) == STDIN_FILENO);
+    close(fd);
+    ingest_result r;
+    int rc = rd("-", INGEST_AUTO, &r);
+    dup2(saved, STDIN_FILENO);
+    close(saved);
+    CHECK_MSG(rc == 0, "%s", err_message(rc));
+    CHECK(r.format == INGEST_CSV && r.n_facts == 1 && r.n_bad == 1);
+    if (r.n_facts == 1)
+        CHECK(!strcmp(r.facts[0].source_file, INGEST_STDIN) &&
+              r.facts[0].source_line == 2);
+    CHECK(has_problem(&r, INGEST_STDIN, 3, "is only the subject"));
+    ingest_result_free(&r);
+}
+
 TEST(format_names)
 {
     CHECK(ingest_format_parse("csv") == INGEST_CSV);
@@ -479,6 +503,7 @@ int main(void)
     RUN(json_formats);
     RUN(json_bad);
     RUN(context_length);
+    RUN(standard_input);
     RUN(format_names);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
