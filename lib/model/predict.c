@@ -90,3 +90,46 @@ out:
     gpt2_acts_free(a);
     return rc;
 }
+
+int predict_greedy(const gpt2_model *m, const tokenizer *tok,
+                   const char *text, size_t n_tokens, char **out)
+{
+    size_t base = strlen(text), len = base, cap = base + 64;
+    char *buf = malloc(cap);
+    int rc = 0;
+    *out = NULL;
+    if (!buf) return err_set(ERR_NOMEM, "out of memory");
+    memcpy(buf, text, base + 1);
+    for (size_t k = 0; k < (n_tokens ? n_tokens : 1); k++) {
+        predict_result r;
+        rc = predict_run(m, tok, buf, 1, &r);
+        if (rc == ERR_INVALID && k > 0) { /* the context is full */
+            rc = 0;
+            break;
+        }
+        if (rc) break;
+        size_t nb = 0;
+        const char *bytes = tokenizer_token_bytes(tok, r.top[0].id, &nb);
+        predict_result_free(&r);
+        if (!bytes) break;
+        if (len + nb + 1 > cap) {
+            char *b = realloc(buf, 2 * (len + nb + 1));
+            if (!b) {
+                rc = err_set(ERR_NOMEM, "out of memory");
+                break;
+            }
+            buf = b;
+            cap = 2 * (len + nb + 1);
+        }
+        memcpy(buf + len, bytes, nb);
+        len += nb;
+        buf[len] = '\0';
+    }
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    memmove(buf, buf + base, len - base + 1);
+    *out = buf;
+    return 0;
+}

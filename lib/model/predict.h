@@ -32,6 +32,14 @@ typedef struct {
 int predict_run(const gpt2_model *m, const tokenizer *tok, const char *text,
                 size_t top_k, predict_result *out);
 
+/* What the model answers after `text`: greedy decoding, up to n_tokens
+ * tokens (>= 1), each the most likely next token of the text so far; it
+ * stops early when the text fills the context. *out (malloc'ed,
+ * NUL-terminated) holds the continuation's bytes, as they follow text
+ * (" Paris"). Errors as predict_run's for the prompt itself. */
+int predict_greedy(const gpt2_model *m, const tokenizer *tok,
+                   const char *text, size_t n_tokens, char **out);
+
 /* Frees the arrays and zeroes r; accepts NULL. */
 void predict_result_free(predict_result *r);
 
