@@ -1,9 +1,12 @@
-/* cli: error reporting, help and the progress bar shared by every
- * command file (see cli.h). */
+/* cli: error reporting, option and number parsing, help, the progress
+ * bar and the end-of-output check shared by every command file (see
+ * cli.h). */
 #include "cli/cli.h"
 #include "base/errors.h"
 #include "base/clock.h"
 
+#include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +42,86 @@ int cli_usage_error(const char *command, const char *fmt, ...)
     }
     fprintf(stderr, "try 'stamp %s --help'\n", command);
     return EXIT_USAGE;
+}
+
+void cli_options_begin(void)
+{
+    optind = 0;
+    opterr = 0;
+}
+
+int cli_option_error(const char *command, int c, char **argv)
+{
+    /* getopt_long leaves optind past the bad element in every case but a
+     * bad letter inside a cluster ("-jx"); optopt is the letter of a
+     * short option (or the value of a long one that lacks its value),
+     * 0 for an unknown long option. */
+    const char *arg = optind > 0 ? argv[optind - 1] : "";
+    char name[80];
+    int is_long = arg[0] == '-' && arg[1] == '-';
+    if (is_long || !optopt)
+        snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
+    else
+        snprintf(name, sizeof name, "-%c", optopt);
+    if (c == ':')
+        return cli_usage_error(command, "option '%s' needs a value", name);
+    if (is_long && optopt && strchr(arg, '='))
+        return cli_usage_error(command, "option '%s' takes no value", name);
+    return cli_usage_error(command, "unknown option '%s'", name);
+}
+
+int cli_parse_u64(const char *text, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (!text || !*text) return -1;
+    for (const char *p = text; *p; p++) {
+        if (*p < '0' || *p > '9') return -1;
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10) return -1;
+        v = 10 * v + d;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_size(const char *text, size_t *out)
+{
+    uint64_t v;
+    if (cli_parse_u64(text, &v) || v > SIZE_MAX) return -1;
+    *out = (size_t)v;
+    return 0;
+}
+
+static void lock_wait_notice(void *ctx, const char *dir, long pid,
+                             double seconds)
+{
+    (void)ctx;
+    cli_progress_done();
+    if (pid > 0)
+        fprintf(stderr, "stamp: waiting for the lock of the store '%s' held "
+                "by pid %ld ... (STAMP_LOCK_WAIT=%g s)\n", dir, pid, seconds);
+    else
+        fprintf(stderr, "stamp: waiting for the lock of the store '%s' ... "
+                "(STAMP_LOCK_WAIT=%g s)\n", dir, seconds);
+}
+
+int cli_store_open(store **out, const cli_globals *g)
+{
+    int rc = store_open(out, g->store_dir);
+    if (!rc) store_set_lock_wait(*out, lock_wait_notice, NULL);
+    return rc;
+}
+
+int cli_finish_output(int exit_code)
+{
+    static int reported;
+    errno = 0;
+    int bad = fflush(stdout) != 0 || ferror(stdout);
+    int e = errno;
+    if (!bad || reported) return bad ? EXIT_FAIL : exit_code;
+    reported = 1;
+    cli_fail("cannot write output: %s", e ? strerror(e) : "write error");
+    return EXIT_FAIL;
 }
 
 int cli_wants_help(int argc, char **argv, const char *command)
@@ -104,13 +187,19 @@ void cli_progress_done(void)
     progress_label[0] = '\0';
 }
 
-json_t *cli_scores_json(const eval_scores *s)
+const char *cli_score_text(char *buf, size_t size, const json_t *scores,
+                           const char *key, int decimals)
 {
-    return json_pack("{s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:I,s:I}",
-                     "n_facts", (json_int_t)s->n_facts, "es", s->es, "ps",
-                     s->ps, "ns", s->ns, "score", s->score, "es_mag",
-                     s->es_mag, "ps_mag", s->ps_mag, "ns_mag", s->ns_mag,
-                     "es_acc", s->es_acc, "ps_acc", s->ps_acc, "ns_acc",
-                     s->ns_acc, "n_paraphrase", (json_int_t)s->n_paraphrase,
-                     "n_neighbor", (json_int_t)s->n_neighbor);
+    json_t *v = json_object_get(scores, key);
+    const char *count = !strcmp(key, "ps")   ? "n_paraphrase"
+                        : !strcmp(key, "ns") ? "n_neighbor"
+                                             : "n_facts";
+    json_t *n = count ? json_object_get(scores, count) : NULL;
+    if (!v) snprintf(buf, size, "-");
+    else if (json_is_null(v) || (json_is_integer(n) && !json_integer_value(n)))
+        snprintf(buf, size, "n/a");
+    else if (json_is_number(v))
+        snprintf(buf, size, "%.*f", decimals, json_number_value(v));
+    else snprintf(buf, size, "-");
+    return buf;
 }

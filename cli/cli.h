@@ -9,8 +9,10 @@
 #define STAMP_CLI_H
 
 #include "eval/eval.h"
+#include "store/store.h"
 
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #define STAMP_VERSION "0.1.0"
@@ -52,6 +54,35 @@ int cli_fail_code(int code);
 int cli_usage_error(const char *command, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Option parsing, the same in every command: call cli_options_begin()
+ * before the getopt_long loop, give getopt_long a short-option string
+ * that starts with ':' (so that a missing value comes back as ':'), and
+ * end the switch with `default: return cli_option_error(CMD, c, argv);`.
+ * getopt's own messages are off: each bad option gets one message,
+ * "stamp CMD: unknown option '--x'" or "stamp CMD: option '--x' needs a
+ * value", with the synopsis (cli_usage_error); returns EXIT_USAGE. */
+void cli_options_begin(void);
+int cli_option_error(const char *command, int c, char **argv);
+
+/* The one strict parser of counts and ids on the command line: decimal
+ * digits only (no sign, space, junk or empty text) that fit the type.
+ * 0 on success, -1 otherwise (*out untouched); the caller reports the
+ * usage error, naming the option. */
+int cli_parse_u64(const char *text, uint64_t *out);
+int cli_parse_size(const char *text, size_t *out);
+
+/* store_open for commands: the store with the command layer's lock-wait
+ * notice installed (a writer that finds the lock held says on stderr
+ * whom it waits for and how long, before it waits). */
+int cli_store_open(store **out, const cli_globals *g);
+
+/* The end of every command (the dispatch in stamp.c calls it once with
+ * the command's exit code): flushes stdout and, when the output could
+ * not be written (a full disk, a closed pipe, /dev/full), prints
+ * "stamp: error: cannot write output: REASON" and returns EXIT_FAIL;
+ * else returns exit_code. Reports once however often it is called. */
+int cli_finish_output(int exit_code);
+
 /* Looks the command up in the table; NULL when unknown. */
 const cli_command *cli_find(const char *name);
 
@@ -70,8 +101,13 @@ void cli_progress_done(void);
  * ignored. */
 void cli_progress_fn(void *ctx, const char *label, size_t done, size_t total);
 
-/* CounterFact scores as JSON, the one form commit records and
- * `eval --json` share (new reference). */
-json_t *cli_scores_json(const eval_scores *s);
+/* A score of a commit record or of `eval --json` (commit_scores_json)
+ * as text: "%.*f" with `decimals`; "n/a" when it was taken over no
+ * prompts (null, or its count is 0: "n_paraphrase" for "ps",
+ * "n_neighbor" for "ns", "n_facts" for the rest; records older than the
+ * nulls have the counts); "-" when it was not taken (absent: a commit
+ * with --no-scores). `scores` may be NULL. Returns buf. */
+const char *cli_score_text(char *buf, size_t size, const json_t *scores,
+                           const char *key, int decimals);
 
 #endif

@@ -24,11 +24,15 @@ const char cmd_diff_usage[] =
     "Shows what changed from version A of the model to version B: facts\n"
     "added, changed (another target for the same subject and relation) and\n"
     "reverted (in effect at A, not at B), and for every tensor edited in\n"
-    "between the Frobenius norm of the change, its size relative to the\n"
-    "tensor at A, the largest absolute change and the numerical rank.\n"
+    "between: ||dW||, the Frobenius norm of the change; change / weight,\n"
+    "that norm as a share of the tensor's norm at A (||dW|| / ||W||);\n"
+    "max |dW|, the largest change of one weight; and the numerical rank\n"
+    "of the change.\n"
     "\n"
     "A and B are commit ids, HEAD, HEAD~N or base. Without arguments: HEAD's\n"
     "parent to HEAD (what the newest commit did); with one: A to HEAD.\n"
+    "A malformed name is bad usage (exit 2); a commit that does not exist\n"
+    "fails (exit 1).\n"
     "\n"
     "  --json   print one JSON document\n";
 
@@ -119,6 +123,16 @@ static int cmp_name(const void *a, const void *b)
     return strverscmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* A share as a percentage with three significant digits ("0.412%",
+ * "4319%"); "0%" for none. */
+static void percent(char *buf, size_t size, double share)
+{
+    double p = 100 * share;
+    if (p == 0) snprintf(buf, size, "0%%");
+    else if (p >= 100) snprintf(buf, size, "%.0f%%", p);
+    else snprintf(buf, size, "%.3g%%", p);
+}
+
 static void describe(char *buf, size_t size, uint64_t id)
 {
     if (id) snprintf(buf, size, "commit %llu", (unsigned long long)id);
@@ -133,11 +147,11 @@ int cmd_diff(int argc, char **argv, const cli_globals *g)
     };
     if (cli_wants_help(argc, argv, "diff")) return EXIT_OK;
     int json_out = 0, c;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    cli_options_begin();
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         switch (c) {
         case 'j': json_out = 1; break;
-        default: return cli_usage_error("diff", "unknown option");
+        default: return cli_option_error("diff", c, argv);
         }
     }
     if (argc - optind > 2)
@@ -154,8 +168,8 @@ int cmd_diff(int argc, char **argv, const cli_globals *g)
            *reverted = json_array(), *tensors = json_array();
     const char **sorted = NULL;
     uint64_t head = 0, a = 0, b = 0, lca = 0;
-    int rc;
-    if ((rc = store_open(&s, g->store_dir))) goto fail;
+    int rc, exit_code = EXIT_FAIL;
+    if ((rc = cli_store_open(&s, g))) goto fail;
     if ((rc = store_txn_begin(s, &t, 0))) goto fail;
     if ((rc = store_head(t, &head))) goto fail;
     if (argc - optind == 0) {
@@ -168,10 +182,14 @@ int cmd_diff(int argc, char **argv, const cli_globals *g)
             json_decref(rec);
         }
     } else {
-        if ((rc = history_resolve(t, argv[optind], &a))) goto fail;
         b = head;
-        if (argc - optind == 2 && (rc = history_resolve(t, argv[optind + 1], &b)))
-            goto fail;
+        if ((rc = history_resolve(t, argv[optind], &a)) ||
+            (argc - optind == 2 &&
+             (rc = history_resolve(t, argv[optind + 1], &b)))) {
+            if (rc != ERR_INVALID) goto fail;
+            exit_code = cli_usage_error("diff", "%s", err_message(rc));
+            goto out;
+        }
     }
 
     /* facts */
@@ -280,22 +298,26 @@ int cmd_diff(int argc, char **argv, const cli_globals *g)
             printf("tensors: none changed\n");
         } else {
             printf("tensors: %zu changed\n", json_array_size(tensors));
-            printf("  %-28s %12s %11s %11s %6s\n", "tensor", "||dW||",
-                   "relative", "max |dW|", "rank");
-            json_array_foreach(tensors, i, o)
-                printf("  %-28s %12.4e %11.3e %11.3e %6lld\n",
+            printf("  %-28s %10s %15s %10s %6s\n", "tensor", "||dW||",
+                   "change / weight", "max |dW|", "rank");
+            json_array_foreach(tensors, i, o) {
+                char rel[32];
+                percent(rel, sizeof rel,
+                        json_real_value(json_object_get(o, "rel_norm")));
+                printf("  %-28s %10.4g %15s %10.4g %6lld\n",
                        json_string_value(json_object_get(o, "tensor")),
                        json_real_value(json_object_get(o, "delta_norm")),
-                       json_real_value(json_object_get(o, "rel_norm")),
-                       json_real_value(json_object_get(o, "max_abs")),
+                       rel, json_real_value(json_object_get(o, "max_abs")),
                        (long long)json_integer_value(json_object_get(o, "rank")));
+            }
+            printf("  (||dW||: norm of the change; change / weight: ||dW|| / "
+                   "||W||, W the tensor at %s)\n", da);
         }
     }
-    rc = 0;
+    exit_code = EXIT_OK;
     goto out;
 fail:
     cli_fail_code(rc);
-    rc = EXIT_FAIL;
 out:
     history_ws_close(wa);
     history_ws_close(wb);
@@ -310,5 +332,5 @@ out:
     json_decref(changed);
     json_decref(reverted);
     json_decref(tensors);
-    return rc ? EXIT_FAIL : EXIT_OK;
+    return exit_code;
 }

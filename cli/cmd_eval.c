@@ -2,11 +2,14 @@
  * magnitudes and accuracy variants) of the committed facts on the
  * current model, and retention: how many facts the base model knew, that
  * no commit touched, the current model still answers top-1; with
- * --facts, which edits did not take and which untouched facts were lost. */
+ * --facts, which edits did not take and which untouched facts were lost
+ * (with what the model answers now). */
 #include "cli/cli.h"
 #include "base/errors.h"
 #include "eval/eval.h"
 #include "facts/fact.h"
+#include "model/predict.h"
+#include "repo/commit.h"
 #include "store/factjson.h"
 #include "facts/ingest.h"
 #include "store/modelview.h"
@@ -24,6 +27,8 @@ const char cmd_eval_usage[] =
     "Scores the facts of COMMIT (default: every committed fact) on the\n"
     "current model, CounterFact style: efficacy (ES), paraphrase (PS) and\n"
     "neighbourhood (NS) success, their magnitudes and accuracy variants.\n"
+    "A score over no prompts (facts without paraphrase or neighbourhood\n"
+    "columns) is n/a (null in --json).\n"
     "Retention: of a sample of facts from FILE (default: the model's\n"
     "facts.csv) that no commit touched and the base model answers top-1,\n"
     "the share the current model still answers top-1.\n"
@@ -31,7 +36,8 @@ const char cmd_eval_usage[] =
     "  --retention FILE  fact list for retention (target_true = the answer)\n"
     "  --sample N        facts sampled for retention (default 200)\n"
     "  --facts           list the edits whose rewrite prompt still prefers\n"
-    "                    the old answer, and the untouched facts lost (with\n"
+    "                    the old answer, and the untouched facts lost: the\n"
+    "                    answer expected and the model's answer now (with\n"
     "                    --json: every fact's outcome)\n"
     "  --json            print the scores as JSON\n";
 
@@ -94,21 +100,63 @@ static void print_not_taken(const store_version *v,
     }
 }
 
+/* A target as the model reads it, for messages: without the leading
+ * space every target has (" Paris" -> "Paris"). */
+static const char *bare(const char *target)
+{
+    return target[0] == ' ' ? target + 1 : target;
+}
+
 /* The untouched facts the base model answered and the current one does
- * not. */
-static void print_lost(const fact *facts, size_t n, const int *kept)
+ * not: the answer expected and what the model answers now (now[i] for
+ * the i-th fact lost). Not the queue's "prompt -> target" notation: no
+ * edit is asked for. */
+static void print_lost(const fact *facts, size_t n, const int *kept,
+                       char *const *now)
 {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) k += !kept[i];
     printf("\n%zu untouched fact%s lost%s\n", k, k == 1 ? "" : "s",
-           k ? ":" : "");
-    for (size_t i = 0; i < n; i++) {
+           k ? " (the answer expected; what the model says now):" : "");
+    for (size_t i = 0, j = 0; i < n; i++) {
         if (kept[i]) continue;
         char *text = fact_prompt_text(&facts[i]);
-        printf("  %s ->%s\n", text ? text : facts[i].prompt,
-               facts[i].target_true);
+        printf("  \"%s\"  expected '%s', now '%s'\n",
+               text ? text : facts[i].prompt, bare(facts[i].target_true),
+               bare(now[j++]));
         free(text);
     }
+}
+
+/* What the model answers now to each lost fact's prompt: as many tokens
+ * as the expected answer has. *out: one malloc'ed string per lost fact,
+ * in order; *n_out of them. */
+static int lost_answers(const gpt2_model *m, const tokenizer *tok,
+                        const fact *facts, size_t n, const int *kept,
+                        char ***out, size_t *n_out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) k += !kept[i];
+    char **now = calloc(k ? k : 1, sizeof *now);
+    int rc = now ? 0 : err_set(ERR_NOMEM, "out of memory");
+    size_t j = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (kept[i]) continue;
+        int *ids = NULL;
+        size_t n_tok = 0;
+        char *text = fact_prompt_text(&facts[i]);
+        if (!text) rc = err_set(ERR_NOMEM, "out of memory");
+        if (!rc) rc = tokenizer_encode(tok, facts[i].target_true,
+                                       strlen(facts[i].target_true), &ids,
+                                       &n_tok);
+        free(ids);
+        if (!rc) rc = predict_greedy(m, tok, text, n_tok, &now[j]);
+        free(text);
+        if (!rc) j++;
+    }
+    *out = now;
+    *n_out = j;
+    return rc;
 }
 
 static json_t *share_json(double share)
@@ -137,12 +185,18 @@ static json_t *outcomes_json(const store_version *v,
     return a;
 }
 
-/* The retention facts lost, as facts (factjson). */
-static json_t *lost_json(const fact *facts, size_t n, const int *kept)
+/* The retention facts lost, as facts (factjson) with "now": what the
+ * model answers now. */
+static json_t *lost_json(const fact *facts, size_t n, const int *kept,
+                         char *const *now)
 {
     json_t *a = json_array();
-    for (size_t i = 0; i < n; i++)
-        if (!kept[i]) json_array_append_new(a, factjson_fact(&facts[i]));
+    for (size_t i = 0, j = 0; i < n; i++) {
+        if (kept[i]) continue;
+        json_t *o = factjson_fact(&facts[i]);
+        json_object_set_new(o, "now", json_string(now[j++]));
+        json_array_append_new(a, o);
+    }
     return a;
 }
 
@@ -160,32 +214,27 @@ int cmd_eval(int argc, char **argv, const cli_globals *g)
     size_t sample = 200;
     uint64_t commit_id = 0;
     int json_out = 0, list_facts = 0, c;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        char *end;
+    cli_options_begin();
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         switch (c) {
         case 'r': retention_file = optarg; break;
         case 's':
-            sample = strtoul(optarg, &end, 10);
-            if (*end || !*optarg)
-                return cli_usage_error("eval", "--sample wants a number, not "
-                                       "'%s'", optarg);
+            if (cli_parse_size(optarg, &sample))
+                return cli_usage_error("eval", "--sample wants a count (0 "
+                                       "or more), not '%s'", optarg);
             break;
         case 'f': list_facts = 1; break;
         case 'j': json_out = 1; break;
-        default: return cli_usage_error("eval", "unknown option");
+        default: return cli_option_error("eval", c, argv);
         }
     }
     if (optind + 1 < argc)
         return cli_usage_error("eval", "unexpected argument '%s'",
                                argv[optind + 1]);
-    if (optind < argc) {
-        char *end;
-        commit_id = strtoull(argv[optind], &end, 10);
-        if (*end || !*argv[optind] || commit_id == 0)
-            return cli_usage_error("eval", "'%s' is not a commit id",
-                                   argv[optind]);
-    }
+    if (optind < argc &&
+        (cli_parse_u64(argv[optind], &commit_id) || commit_id == 0))
+        return cli_usage_error("eval", "'%s' is not a commit id (1, 2, ...)",
+                               argv[optind]);
 
     store *s = NULL;
     store_txn *t = NULL;
@@ -199,9 +248,11 @@ int cmd_eval(int argc, char **argv, const cli_globals *g)
     eval_scores sc = {0};
     eval_fact_outcome *each = NULL;
     int *kept = NULL;
+    char **now = NULL;
+    size_t n_now = 0;
     double retained = -1;
     int rc;
-    if ((rc = store_open(&s, g->store_dir))) goto fail;
+    if ((rc = cli_store_open(&s, g))) goto fail;
     if ((rc = store_txn_begin(s, &t, 0))) goto fail;
     if (commit_id && (rc = store_commit_get(t, commit_id, &json_text))) {
         if (rc == ERR_NOTFOUND)
@@ -241,6 +292,8 @@ int cmd_eval(int argc, char **argv, const cli_globals *g)
             !(kept = malloc((n_known ? n_known : 1) * sizeof *kept)))
             rc = ERR_NOMEM;
         if (!rc) rc = eval_retention(&model, tok, ret, n_known, &retained, kept);
+        if (!rc && kept)
+            rc = lost_answers(&model, tok, ret, n_known, kept, &now, &n_now);
         if (rc) goto fail;
         if (!n_known) retained = -1;
     }
@@ -249,7 +302,7 @@ int cmd_eval(int argc, char **argv, const cli_globals *g)
         json_t *o = json_object();
         json_object_set_new(o, "commit", commit_id ? json_integer((json_int_t)commit_id)
                                                    : json_null());
-        json_object_set_new(o, "scores", cli_scores_json(&sc));
+        json_object_set_new(o, "scores", commit_scores_json(&sc));
         json_t *r = json_object();
         json_object_set_new(r, "file", retention_file ? json_string(retention_file)
                                                       : json_null());
@@ -257,7 +310,8 @@ int cmd_eval(int argc, char **argv, const cli_globals *g)
         json_object_set_new(r, "known_before", json_integer((json_int_t)n_known));
         json_object_set_new(r, "retained", retained >= 0 ? json_real(retained)
                                                          : json_null());
-        if (kept) json_object_set_new(r, "lost", lost_json(ret, n_known, kept));
+        if (kept)
+            json_object_set_new(r, "lost", lost_json(ret, n_known, kept, now));
         json_object_set_new(o, "retention", r);
         if (each)
             json_object_set_new(o, "facts", outcomes_json(committed, each,
@@ -273,19 +327,28 @@ int cmd_eval(int argc, char **argv, const cli_globals *g)
         if (sc.n_facts) {
             printf("  efficacy       %5.1f%%  (magnitude %+.3f, top-1 %5.1f%%)\n",
                    sc.es, sc.es_mag, sc.es_acc);
-            printf("  paraphrase     %5.1f%%  (magnitude %+.3f, top-1 %5.1f%%)"
-                   "  over %zu prompts\n", sc.ps, sc.ps_mag, sc.ps_acc,
-                   sc.n_paraphrase);
-            printf("  neighbourhood  %5.1f%%  (magnitude %+.3f, top-1 %5.1f%%)"
-                   "  over %zu prompts\n", sc.ns, sc.ns_mag, sc.ns_acc,
-                   sc.n_neighbor);
-            printf("  score          %5.1f   (harmonic mean)\n", sc.score);
+            if (sc.n_paraphrase)
+                printf("  paraphrase     %5.1f%%  (magnitude %+.3f, top-1 "
+                       "%5.1f%%)  over %zu prompts\n", sc.ps, sc.ps_mag,
+                       sc.ps_acc, sc.n_paraphrase);
+            else
+                printf("  paraphrase       n/a   (the facts have no "
+                       "paraphrases)\n");
+            if (sc.n_neighbor)
+                printf("  neighbourhood  %5.1f%%  (magnitude %+.3f, top-1 "
+                       "%5.1f%%)  over %zu prompts\n", sc.ns, sc.ns_mag,
+                       sc.ns_acc, sc.n_neighbor);
+            else
+                printf("  neighbourhood    n/a   (the facts have no "
+                       "neighbourhood prompts)\n");
+            printf("  score          %5.1f   (harmonic mean of the scores "
+                   "that apply)\n", sc.score);
         }
         if (retained >= 0)
             printf("  retention      %5.1f%%  of %zu untouched facts the base "
                    "model knew\n", retained, n_known);
         if (each) print_not_taken(committed, each, n_committed);
-        if (kept) print_lost(ret, n_known, kept);
+        if (kept) print_lost(ret, n_known, kept, now);
     }
     rc = EXIT_OK;
     goto out;
@@ -303,6 +366,8 @@ out:
     free(facts);
     free(each);
     free(kept);
+    for (size_t i = 0; i < n_now; i++) free(now[i]);
+    free(now);
     free(ret);
     free(dir);
     free(json_text);

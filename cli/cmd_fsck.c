@@ -37,11 +37,11 @@ int cmd_fsck(int argc, char **argv, const cli_globals *g)
     };
     if (cli_wants_help(argc, argv, "fsck")) return EXIT_OK;
     int json_out = 0, c;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    cli_options_begin();
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         switch (c) {
         case 'j': json_out = 1; break;
-        default: return cli_usage_error("fsck", "unknown option");
+        default: return cli_option_error("fsck", c, argv);
         }
     }
     if (optind < argc)
@@ -54,7 +54,7 @@ int cmd_fsck(int argc, char **argv, const cli_globals *g)
     history_fsck_counts k;
     int rc;
     if (!problems) return cli_fail("out of memory");
-    if ((rc = store_open(&s, g->store_dir))) goto fail;
+    if ((rc = cli_store_open(&s, g))) goto fail;
     if ((rc = store_txn_begin(s, &t, 0))) goto fail;
     if ((rc = history_fsck(t, problems, &k))) goto fail;
     store_txn_abort(t);

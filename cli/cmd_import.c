@@ -21,7 +21,10 @@ const char cmd_import_usage[] =
     "\n"
     "Queues the facts of the fact lists FILE... in one transaction: all of\n"
     "them or, when any record is bad, none (every problem is reported as\n"
-    "FILE:LINE: problem, up to 100).\n"
+    "FILE:LINE: problem, up to 100). FILE '-' is the standard input (named\n"
+    "<stdin> in messages; its format is told by its content, or --format).\n"
+    "A file with no facts (a CSV header alone, an empty JSON list) is\n"
+    "noted on stderr and imports nothing; that is not an error (exit 0).\n"
     "\n"
     "  --format F   csv, counterfact, easyedit, zsre or auto (default: .csv\n"
     "               files are CSV, JSON formats are told by their records)\n"
@@ -31,7 +34,8 @@ const char cmd_import_usage[] =
     "CSV: a header row naming the columns subject, prompt, target_new\n"
     "(required), target_true, relation, paraphrase (repeatable),\n"
     "neighborhood_prompt + neighborhood_target (repeatable, in pairs). The\n"
-    "prompt holds {} where the subject goes, or the subject written out.\n"
+    "prompt holds {} where the subject goes, or the subject written out,\n"
+    "and words that ask for the target (not the subject alone).\n"
     "Targets get a leading space when they have none (\" Paris\").\n"
     "\n"
     "A fact whose slot (subject + relation, else subject + prompt) already\n"
@@ -61,6 +65,12 @@ static int context_length(store_txn *t, size_t *n_positions)
     *n_positions = (size_t)json_integer_value(v);
     json_decref(cfg);
     return 0;
+}
+
+/* A FILE argument as messages and records name it. */
+static const char *file_name(const char *arg)
+{
+    return strcmp(arg, "-") ? arg : INGEST_STDIN;
 }
 
 /* Finds the version that `v` superseded: same slot, number - 1. */
@@ -100,8 +110,8 @@ int cmd_import(int argc, char **argv, const cli_globals *g)
     };
     int fmt = INGEST_AUTO, skip_bad = 0, c;
     if (cli_wants_help(argc, argv, "import")) return EXIT_OK;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "f:", opts, NULL)) != -1) {
+    cli_options_begin();
+    while ((c = getopt_long(argc, argv, ":f:", opts, NULL)) != -1) {
         switch (c) {
         case 'f':
             fmt = ingest_format_parse(optarg);
@@ -111,12 +121,16 @@ int cmd_import(int argc, char **argv, const cli_globals *g)
                                        optarg);
             break;
         case 's': skip_bad = 1; break;
-        default: return cli_usage_error("import", "unknown option");
+        default: return cli_option_error("import", c, argv);
         }
     }
-    size_t n_files = (size_t)(argc - optind);
+    size_t n_files = (size_t)(argc - optind), n_stdin = 0;
     char **files = argv + optind;
     if (n_files == 0) return cli_usage_error("import", "no FILE given");
+    for (size_t i = 0; i < n_files; i++) n_stdin += !strcmp(files[i], "-");
+    if (n_stdin > 1)
+        return cli_usage_error("import", "'-' (the standard input) given "
+                               "%zu times; it can be read once", n_stdin);
 
     store *s = NULL;
     store_txn *t = NULL;
@@ -126,7 +140,7 @@ int cmd_import(int argc, char **argv, const cli_globals *g)
     size_t n_positions = 0;
     int rc, exit_code = EXIT_FAIL;
     if (!res) return cli_fail("out of memory");
-    if ((rc = store_open(&s, g->store_dir))) goto fail;
+    if ((rc = cli_store_open(&s, g))) goto fail;
     if ((rc = store_txn_begin(s, &t, 0))) goto fail;
     if ((rc = store_meta_get(t, "model_dir", &model_dir)) ||
         (rc = context_length(t, &n_positions)))
@@ -147,6 +161,11 @@ int cmd_import(int argc, char **argv, const cli_globals *g)
         for (size_t k = 0; k < res[i].n_problems; k++)
             if (shown++ < MAX_SHOWN)
                 fprintf(stderr, "%s\n", res[i].problems[k].message);
+        if (!rc && !res[i].n_facts && !res[i].n_bad)
+            fprintf(stderr, "stamp: note: %s: no facts (%s)\n",
+                    file_name(files[i]), res[i].format == INGEST_CSV
+                                             ? "only a header"
+                                             : "no records");
     }
     rc = 0;
     size_t n_problems = n_bad + n_fatal;
@@ -161,6 +180,12 @@ int cmd_import(int argc, char **argv, const cli_globals *g)
     if (n_bad && !skip_bad) {
         cli_fail("%zu bad record%s; nothing imported (--skip-bad imports "
                  "the good ones)", n_bad, n_bad == 1 ? "" : "s");
+        goto out;
+    }
+    if (!n_good && !n_bad) { /* noted above, file by file */
+        printf("nothing imported: no facts in %s\n",
+               n_files == 1 ? file_name(files[0]) : "the files");
+        exit_code = EXIT_OK;
         goto out;
     }
 
@@ -225,7 +250,7 @@ int cmd_import(int argc, char **argv, const cli_globals *g)
                             (json_int_t)n_bad);
     for (size_t i = 0; rec && i < n_files; i++)
         json_array_append_new(json_object_get(rec, "files"),
-                              json_string(files[i]));
+                              json_string(file_name(files[i])));
     char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
     snprintf(key, sizeof key, "import.%llu", (unsigned long long)import_id);

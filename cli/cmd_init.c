@@ -128,11 +128,11 @@ int cmd_init(int argc, char **argv, const cli_globals *g)
     const char *model = NULL, *hparams_file = NULL;
     int c;
     if (cli_wants_help(argc, argv, "init")) return EXIT_OK;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "m:", opts, NULL)) != -1) {
+    cli_options_begin();
+    while ((c = getopt_long(argc, argv, ":m:", opts, NULL)) != -1) {
         if (c == 'm') model = optarg;
         else if (c == 'H') hparams_file = optarg;
-        else return cli_usage_error("init", "unknown option");
+        else return cli_option_error("init", c, argv);
     }
     if (optind < argc)
         return cli_usage_error("init", "unexpected argument '%s'",

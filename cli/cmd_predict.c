@@ -149,21 +149,18 @@ int cmd_predict(int argc, char **argv, const cli_globals *g)
     const char *model_dir = NULL;
     size_t top_k = 5;
     int json_out = 0, ch;
-    optind = 0;
-    while ((ch = getopt_long(argc, argv, "m:k:j", opts, NULL)) != -1) {
+    cli_options_begin();
+    while ((ch = getopt_long(argc, argv, ":m:k:j", opts, NULL)) != -1) {
         switch (ch) {
         case 'm': model_dir = optarg; break;
-        case 'k': {
-            char *end;
-            unsigned long long k = strtoull(optarg, &end, 10);
-            if (!*optarg || *end || optarg[0] == '-' || k == 0 || k > 1000000)
+        case 'k':
+            if (cli_parse_size(optarg, &top_k) || top_k == 0 ||
+                top_k > 1000000)
                 return cli_usage_error("predict", "--top wants a count from "
                                        "1 to 1000000, not '%s'", optarg);
-            top_k = (size_t)k;
             break;
-        }
         case 'j': json_out = 1; break;
-        default: return cli_usage_error("predict", "unknown option");
+        default: return cli_option_error("predict", ch, argv);
         }
     }
     if (optind >= argc) return cli_usage_error("predict", "no TEXT to predict from");
@@ -187,7 +184,7 @@ int cmd_predict(int argc, char **argv, const cli_globals *g)
         if ((rc = gpt2_model_load(&m, model_dir))) goto fail;
         if ((rc = tokenizer_open_dir(&tok, model_dir))) goto fail;
     } else {
-        if ((rc = store_open(&s, g->store_dir))) goto fail;
+        if ((rc = cli_store_open(&s, g))) goto fail;
         if ((rc = store_txn_begin(s, &t, 0))) goto fail;
         if ((rc = modelview_load(&m, t))) goto fail;
         if ((rc = modelview_tokenizer(t, &tok))) goto fail;

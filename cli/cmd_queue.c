@@ -72,20 +72,16 @@ int cmd_queue(int argc, char **argv, const cli_globals *g)
     int json_out = 0, c;
     size_t limit = 0;
     if (cli_wants_help(argc, argv, "queue")) return EXIT_OK;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "jn:", opts, NULL)) != -1) {
+    cli_options_begin();
+    while ((c = getopt_long(argc, argv, ":jn:", opts, NULL)) != -1) {
         switch (c) {
         case 'j': json_out = 1; break;
-        case 'n': {
-            char *end;
-            long long v = strtoll(optarg, &end, 10);
-            if (*end || end == optarg || v <= 0)
+        case 'n':
+            if (cli_parse_size(optarg, &limit) || limit == 0)
                 return cli_usage_error("queue", "--limit wants a positive "
                                        "number, not '%s'", optarg);
-            limit = (size_t)v;
             break;
-        }
-        default: return cli_usage_error("queue", "unknown option");
+        default: return cli_option_error("queue", c, argv);
         }
     }
     if (optind < argc)
@@ -98,7 +94,7 @@ int cmd_queue(int argc, char **argv, const cli_globals *g)
     int rc, exit_code = EXIT_FAIL;
     static char outbuf[1 << 20];
     setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
-    if ((rc = store_open(&s, g->store_dir)) ||
+    if ((rc = cli_store_open(&s, g)) ||
         (rc = store_txn_begin(s, &t, 0)) ||
         (rc = store_queue_count(t, &total)))
         goto fail;
@@ -121,11 +117,7 @@ int cmd_queue(int argc, char **argv, const cli_globals *g)
         printf(":\n");
         if ((rc = store_queue_foreach(t, limit, emit_text, NULL))) goto fail;
     }
-    if (fflush(stdout) || ferror(stdout)) {
-        cli_fail("cannot write the output");
-        goto out;
-    }
-    exit_code = EXIT_OK;
+    exit_code = cli_finish_output(EXIT_OK);
     goto out;
 fail:
     cli_fail_code(rc);

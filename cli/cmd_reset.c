@@ -36,11 +36,11 @@ int cmd_reset(int argc, char **argv, const cli_globals *g)
     };
     if (cli_wants_help(argc, argv, "reset")) return EXIT_OK;
     int json_out = 0, c;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    cli_options_begin();
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         switch (c) {
         case 'j': json_out = 1; break;
-        default: return cli_usage_error("reset", "unknown option");
+        default: return cli_option_error("reset", c, argv);
         }
     }
     if (optind >= argc)
@@ -55,9 +55,15 @@ int cmd_reset(int argc, char **argv, const cli_globals *g)
     history_result r;
     uint64_t id = 0;
     int rc;
-    if ((rc = store_open(&s, g->store_dir))) goto fail;
+    if ((rc = cli_store_open(&s, g))) goto fail;
     if ((rc = store_txn_begin(s, &t, 1))) goto fail;
-    if ((rc = history_resolve(t, argv[optind], &id))) goto fail;
+    if ((rc = history_resolve(t, argv[optind], &id)) == ERR_INVALID) {
+        /* a malformed name is bad usage; an unknown commit a failure */
+        store_txn_abort(t);
+        store_close(s);
+        return cli_usage_error("reset", "%s", err_message(rc));
+    }
+    if (rc) goto fail;
     if ((rc = history_reset(t, id, &r))) goto fail;
     rc = r.commits ? store_txn_commit(t) : 0;
     if (!r.commits) store_txn_abort(t);

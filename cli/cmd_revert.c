@@ -46,12 +46,12 @@ int cmd_revert(int argc, char **argv, const cli_globals *g)
     if (cli_wants_help(argc, argv, "revert")) return EXIT_OK;
     const char *message = NULL;
     int json_out = 0, c;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "m:", opts, NULL)) != -1) {
+    cli_options_begin();
+    while ((c = getopt_long(argc, argv, ":m:", opts, NULL)) != -1) {
         switch (c) {
         case 'm': message = optarg; break;
         case 'j': json_out = 1; break;
-        default: return cli_usage_error("revert", "unknown option");
+        default: return cli_option_error("revert", c, argv);
         }
     }
     if (optind >= argc)
@@ -66,9 +66,15 @@ int cmd_revert(int argc, char **argv, const cli_globals *g)
     history_result r;
     uint64_t id = 0;
     int rc;
-    if ((rc = store_open(&s, g->store_dir))) goto fail;
+    if ((rc = cli_store_open(&s, g))) goto fail;
     if ((rc = store_txn_begin(s, &t, 1))) goto fail;
-    if ((rc = history_resolve(t, spec, &id))) goto fail;
+    if ((rc = history_resolve(t, spec, &id)) == ERR_INVALID) {
+        /* a malformed name is bad usage; an unknown commit a failure */
+        store_txn_abort(t);
+        store_close(s);
+        return cli_usage_error("revert", "%s", err_message(rc));
+    }
+    if (rc) goto fail;
     if ((rc = history_revert(t, id, message, &r))) goto fail;
     rc = store_txn_commit(t);
     t = NULL;

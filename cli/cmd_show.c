@@ -1,14 +1,14 @@
-/* show: one commit (its record, its facts, a per-layer table) or one
- * subject's history (every version of each of its slots: state, target,
- * source file and line, commit). A number or HEAD names a commit when
- * such a commit exists; anything else is a subject. A read command: no
- * writer lock. */
+/* show: one commit (its record, its fate, its facts, a per-layer table)
+ * or one subject's history (every version of each of its slots: state,
+ * target, source file and line, commit). A number or HEAD names a commit
+ * when such a commit exists; anything else is a subject. A read command:
+ * no writer lock. */
 #include "cli/cli.h"
 #include "base/errors.h"
+#include "repo/history.h"
 #include "store/factjson.h"
 #include "store/store.h"
 
-#include <ctype.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -18,13 +18,16 @@
 const char cmd_show_usage[] =
     "stamp show COMMIT|SUBJECT [--json]\n"
     "\n"
-    "COMMIT (a commit id or HEAD): the commit's record, its facts and the\n"
-    "per-layer table of its weight update. SUBJECT: every version of every\n"
-    "fact about it, oldest first, with its state (queued, committed,\n"
-    "superseded, reverted), source file:line and commit.\n"
+    "COMMIT (a commit id or HEAD): the commit's record, whether it was\n"
+    "reverted (by a later revert commit, or exactly: off HEAD's chain),\n"
+    "its facts and the per-layer table of its weight update; scores over\n"
+    "no prompts show as n/a. SUBJECT: every version of every fact about\n"
+    "it, oldest first, with its state (queued, committed, superseded,\n"
+    "reverted), source file:line and commit.\n"
     "\n"
-    "  --json   one JSON document: {\"commit\": record, \"facts\": [...]}\n"
-    "           or {\"subject\": S, \"versions\": [...]}\n";
+    "  --json   one JSON document: {\"commit\": record, \"facts\": [...],\n"
+    "           \"head\", \"on_chain\", \"reverted\", \"reverted_by\"} or\n"
+    "           {\"subject\": S, \"versions\": [...]}\n";
 
 static double num(json_t *o, const char *key, int *have)
 {
@@ -41,11 +44,14 @@ static const char *str(json_t *o, const char *key)
 
 static void print_scores(const char *label, json_t *sc)
 {
-    int h1, h2, h3;
-    double es = num(sc, "es", &h1), ps = num(sc, "ps", &h2),
-           ns = num(sc, "ns", &h3);
-    if (!h1 && !h2 && !h3) return;
-    printf("%-9s ES %.1f  PS %.1f  NS %.1f\n", label, es, ps, ns);
+    char es[32], ps[32], ns[32];
+    if (!json_object_get(sc, "es") && !json_object_get(sc, "ps") &&
+        !json_object_get(sc, "ns"))
+        return;
+    printf("%-9s ES %s  PS %s  NS %s\n", label,
+           cli_score_text(es, sizeof es, sc, "es", 1),
+           cli_score_text(ps, sizeof ps, sc, "ps", 1),
+           cli_score_text(ns, sizeof ns, sc, "ns", 1));
 }
 
 static void print_version_line(const store_version *v)
@@ -71,6 +77,12 @@ static int show_commit(store_txn *t, uint64_t id, uint64_t head, int json_out)
         return err_set(ERR_STORE, "the record of commit %llu is not a JSON "
                        "object", (unsigned long long)id);
     }
+    int on_chain = 0;
+    uint64_t by = 0;
+    if ((rc = history_fate(t, id, &on_chain, &by))) {
+        json_decref(rec);
+        return rc;
+    }
     json_t *facts = json_array();
     json_t *vs = json_object_get(rec, "versions");
     store_version *list = NULL;
@@ -89,23 +101,34 @@ static int show_commit(store_txn *t, uint64_t id, uint64_t head, int json_out)
         n++;
     }
     if (json_out) {
-        json_t *doc = json_pack("{s:O,s:O,s:b}", "commit", rec, "facts",
-                                facts, "head", id == head);
+        json_t *doc = json_pack("{s:O,s:O,s:b,s:b,s:b,s:o}", "commit", rec,
+                                "facts", facts, "head", id == head,
+                                "on_chain", on_chain, "reverted",
+                                !on_chain || by, "reverted_by",
+                                by ? json_integer((json_int_t)by)
+                                   : json_null());
         json_dumpf(doc, stdout, JSON_INDENT(2));
         fputc('\n', stdout);
         json_decref(doc);
         goto out;
     }
     json_t *kind = json_object_get(rec, "kind");
-    printf("commit %llu%s\n", (unsigned long long)id,
-           id == head ? " (HEAD)" : "");
+    int is_revert = json_is_string(kind) &&
+                    !strcmp(json_string_value(kind), "revert");
+    printf("commit %llu%s%s\n", (unsigned long long)id,
+           id == head ? " (HEAD)" : "", !on_chain || by ? " (reverted)" : "");
+    if (by)
+        printf("reverted  by commit %llu\n", (unsigned long long)by);
+    else if (!on_chain)
+        printf("reverted  exactly: off HEAD's chain (reverted while HEAD, "
+               "or reset away)\n");
     printf("parent    %lld\n",
            (long long)json_integer_value(json_object_get(rec, "parent")));
-    if (json_is_string(kind) && !strcmp(json_string_value(kind), "revert"))
-        printf("reverts   %lld\n",
+    if (is_revert)
+        printf("reverts   commit %lld (this commit subtracts its change)\n",
                (long long)json_integer_value(json_object_get(rec, "reverts")));
     printf("time      %s\n", str(rec, "time"));
-    printf("method    %s\n", str(rec, "method"));
+    if (!is_revert) printf("method    %s\n", str(rec, "method"));
     printf("message   %s\n", str(rec, "message"));
     json_t *failed = json_object_get(rec, "failed");
     printf("facts     %zu", n);
@@ -250,10 +273,10 @@ int cmd_show(int argc, char **argv, const cli_globals *g)
     };
     int json_out = 0, c;
     if (cli_wants_help(argc, argv, "show")) return EXIT_OK;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "j", opts, NULL)) != -1) {
+    cli_options_begin();
+    while ((c = getopt_long(argc, argv, ":j", opts, NULL)) != -1) {
         if (c == 'j') json_out = 1;
-        else return cli_usage_error("show", "unknown option");
+        else return cli_option_error("show", c, argv);
     }
     if (argc - optind != 1)
         return cli_usage_error("show", "give one COMMIT or SUBJECT");
@@ -264,10 +287,8 @@ int cmd_show(int argc, char **argv, const cli_globals *g)
     store_version *v = NULL;
     size_t n = 0;
     uint64_t head = 0, id = 0;
-    int rc, exit_code = EXIT_FAIL, is_number = what[0] != '\0';
-    for (const char *p = what; *p; p++)
-        if (!isdigit((unsigned char)*p)) is_number = 0;
-    if ((rc = store_open(&s, g->store_dir)) ||
+    int rc, exit_code = EXIT_FAIL, is_number = !cli_parse_u64(what, &id);
+    if ((rc = cli_store_open(&s, g)) ||
         (rc = store_txn_begin(s, &t, 0)) || (rc = store_head(t, &head)))
         goto fail;
     if (!strcmp(what, "HEAD")) {
@@ -276,9 +297,8 @@ int cmd_show(int argc, char **argv, const cli_globals *g)
             goto out;
         }
         id = head;
-    } else if (is_number && strlen(what) < 20) {
+    } else if (is_number) {
         char *json = NULL;
-        id = strtoull(what, NULL, 10);
         rc = store_commit_get(t, id, &json);
         free(json);
         if (rc == ERR_NOTFOUND) id = 0;

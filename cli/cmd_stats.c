@@ -51,20 +51,18 @@ int cmd_stats(int argc, char **argv, const cli_globals *g)
     const char *corpus = NULL, *layers_arg = NULL;
     size_t samples = 0;
     int json_out = 0, c;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        char *end;
+    cli_options_begin();
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         switch (c) {
         case 'c': corpus = optarg; break;
         case 's':
-            samples = strtoul(optarg, &end, 10);
-            if (*end || !*optarg || samples == 0)
+            if (cli_parse_size(optarg, &samples) || samples == 0)
                 return cli_usage_error("stats", "--samples wants a positive "
                                        "number, not '%s'", optarg);
             break;
         case 'L': layers_arg = optarg; break;
         case 'j': json_out = 1; break;
-        default: return cli_usage_error("stats", "unknown option");
+        default: return cli_option_error("stats", c, argv);
         }
     }
     if (optind < argc)
@@ -77,15 +75,20 @@ int cmd_stats(int argc, char **argv, const cli_globals *g)
     char *stored = NULL, *abs_corpus = NULL;
     int rc, computed = 0;
     json_t *out = json_array();
-    if ((rc = store_open(&s, g->store_dir))) goto fail;
+    if ((rc = cli_store_open(&s, g))) goto fail;
     if ((rc = store_txn_begin(s, &t, corpus != NULL))) goto fail;
     if ((rc = store_config(t, &cfg))) goto fail;
     hparams_default(&h, &cfg);
     rc = store_meta_get(t, "hparams", &stored);
     if (rc == ERR_NOTFOUND) { err_clear(); rc = 0; }
     else if (!rc) rc = hparams_apply_json(&h, stored, &cfg);
-    if (!rc && layers_arg) rc = hparams_parse_layers(&h, layers_arg, &cfg);
     if (rc) goto fail;
+    if (layers_arg && (rc = hparams_parse_layers(&h, layers_arg, &cfg))) {
+        if (rc != ERR_INVALID) goto fail;
+        /* a malformed --layers is bad usage, not a failed operation */
+        rc = cli_usage_error("stats", "--layers: %s", err_message(rc));
+        goto out;
+    }
     if (corpus) {
         if (!(abs_corpus = realpath(corpus, NULL))) {
             rc = err_set(ERR_NOTFOUND, "corpus '%s' does not exist", corpus);

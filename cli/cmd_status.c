@@ -1,8 +1,10 @@
 /* status: where the store is, which base model it edits, HEAD, how many
- * facts are queued and committed, and how big the store is on disk. A
- * read command: no writer lock. */
+ * facts are queued and committed, how many commits there are (counted as
+ * `stamp log` lists them, the reverted ones apart) and how big the store
+ * is on disk. A read command: no writer lock. */
 #include "cli/cli.h"
 #include "base/errors.h"
+#include "repo/history.h"
 #include "store/store.h"
 
 #include <getopt.h>
@@ -18,8 +20,12 @@ const char cmd_status_usage[] =
     "\n"
     "Shows the store directory, its base model, HEAD, the number of queued\n"
     "and committed facts, the number of commits and the store's size.\n"
+    "Commits are those of HEAD's chain, as 'stamp log' lists them; of\n"
+    "them, the ones a later revert commit undid are counted apart, and so\n"
+    "are the commits off the chain (reverted while HEAD, or reset away).\n"
     "\n"
-    "  --json   one JSON document\n";
+    "  --json   one JSON document (\"commits\": on the chain, \"reverted\":\n"
+    "           of those, undone by a revert commit, \"off_chain\")\n";
 
 static void human(char *buf, size_t size, double bytes)
 {
@@ -40,10 +46,10 @@ int cmd_status(int argc, char **argv, const cli_globals *g)
     };
     int json_out = 0, c;
     if (cli_wants_help(argc, argv, "status")) return EXIT_OK;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "j", opts, NULL)) != -1) {
+    cli_options_begin();
+    while ((c = getopt_long(argc, argv, ":j", opts, NULL)) != -1) {
         if (c == 'j') json_out = 1;
-        else return cli_usage_error("status", "unknown option");
+        else return cli_option_error("status", c, argv);
     }
     if (optind < argc)
         return cli_usage_error("status", "unexpected argument '%s'",
@@ -52,16 +58,19 @@ int cmd_status(int argc, char **argv, const cli_globals *g)
     store *s = NULL;
     store_txn *t = NULL;
     store_version *committed = NULL;
+    history_link *chain = NULL;
     char *model_dir = NULL, *model_id = NULL, *created = NULL;
-    uint64_t head = 0, *ids = NULL;
-    size_t queued = 0, n_committed = 0, n_commits = 0;
+    uint64_t head = 0;
+    size_t queued = 0, n_committed = 0, n_chain = 0, off_chain = 0,
+           reverted = 0;
     int rc, exit_code = EXIT_FAIL;
-    if ((rc = store_open(&s, g->store_dir)) ||
+    if ((rc = cli_store_open(&s, g)) ||
         (rc = store_txn_begin(s, &t, 0)) || (rc = store_head(t, &head)) ||
         (rc = store_queue_count(t, &queued)) ||
         (rc = store_committed_list(t, 0, &committed, &n_committed)) ||
-        (rc = store_commit_ids(t, &ids, &n_commits)))
+        (rc = history_chain(t, &chain, &n_chain, &off_chain)))
         goto fail;
+    for (size_t i = 0; i < n_chain; i++) reverted += chain[i].reverted_by != 0;
     if ((rc = store_meta_get(t, "model_dir", &model_dir)) ||
         (rc = store_meta_get(t, "model_id", &model_id)))
         goto fail;
@@ -78,12 +87,13 @@ int cmd_status(int argc, char **argv, const cli_globals *g)
     }
     if (json_out) {
         json_t *doc = json_pack(
-            "{s:s,s:s,s:s,s:s?,s:I,s:I,s:I,s:I,s:I,s:I}", "store", abs,
-            "model_dir", model_dir, "model_id", model_id, "created", created,
-            "head", (json_int_t)head, "queued", (json_int_t)queued,
+            "{s:s,s:s,s:s,s:s?,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "store",
+            abs, "model_dir", model_dir, "model_id", model_id, "created",
+            created, "head", (json_int_t)head, "queued", (json_int_t)queued,
             "committed", (json_int_t)n_committed, "commits",
-            (json_int_t)n_commits, "size_bytes", (json_int_t)bytes,
-            "disk_bytes", (json_int_t)disk);
+            (json_int_t)n_chain, "reverted", (json_int_t)reverted,
+            "off_chain", (json_int_t)off_chain, "size_bytes",
+            (json_int_t)bytes, "disk_bytes", (json_int_t)disk);
         if (!doc) {
             rc = err_set(ERR_NOMEM, "out of memory");
             goto fail;
@@ -102,7 +112,13 @@ int cmd_status(int argc, char **argv, const cli_globals *g)
         printf("queued     %zu fact%s\n", queued, queued == 1 ? "" : "s");
         printf("committed  %zu fact%s\n", n_committed,
                n_committed == 1 ? "" : "s");
-        printf("commits    %zu\n", n_commits);
+        printf("commits    %zu", n_chain);
+        if (reverted)
+            printf(" (%zu of them reverted by a later commit", reverted);
+        if (off_chain)
+            printf("%s%zu more off the chain: reverted while HEAD, or "
+                   "reset away", reverted ? "; " : " (", off_chain);
+        printf("%s\n", reverted || off_chain ? ")" : "");
         printf("size       %s on disk\n", size_text);
     }
     exit_code = EXIT_OK;
@@ -113,7 +129,7 @@ out:
     free(model_dir);
     free(model_id);
     free(created);
-    free(ids);
+    free(chain);
     store_versions_free(committed, n_committed);
     store_txn_abort(t);
     store_close(s);

@@ -40,7 +40,7 @@ expect_grep "its history" "subject '東京': 1 version" "$T/out"
 
 printf 'subject,prompt,target_new\n' > header-only.csv
 expect_ok "a header without rows" "$STAMP" import header-only.csv
-expect_grep "queues nothing" "0 queued" "$T/out"
+expect_grep "queues nothing" "nothing imported" "$T/out"
 
 cat > cf.json <<'EOF'
 [

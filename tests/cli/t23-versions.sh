@@ -86,7 +86,7 @@ is "newest first" "$(jq -c '[.commits[].id]' "$T/out")" '[2,1]'
 expect_ok "log after HEAD moved back" "$STAMP" log --json
 is "follows the chain from HEAD" "$(jq -c '[.commits[].id]' "$T/out")" '[1]'
 expect_ok "show 2 still shows the commit reset away" "$STAMP" show 2
-expect_grep "not as HEAD" "^commit 2$" "$T/out"
+expect_grep "not as HEAD" "^commit 2 \(reverted\)$" "$T/out"
 expect_ok "a number that is no commit is a subject" "$STAMP" import <(printf '%s\n1984,{} was written by,Huxley,Orwell\n' "$H")
 expect_ok "show 1984" "$STAMP" show 1984
 expect_grep "shows the subject" "subject '1984'" "$T/out"
