@@ -989,13 +989,16 @@ int hf_open(tokenizer **out, const char *path)
     L.hf = hf;
     hf->bos_id = -1;
     hf->path = strdup(path);
-    json_t *root = json_load_file(path, JSON_ALLOW_NUL, &jerr);
+    /* read whole: jansson's own file reading goes a getc at a time */
+    char *data = NULL;
+    size_t size = 0;
+    json_t *root = NULL;
+    if ((rc = tok_read_file(path, &data, &size))) goto fail;
+    root = json_loadb(data, size, JSON_ALLOW_NUL, &jerr);
+    free(data);
     if (!root) {
-        if (jerr.line < 0 || jerr.position == 0)
-            rc = err_set(ERR_IO, "'%s': %s", path, jerr.text);
-        else
-            rc = err_set(ERR_FORMAT, "'%s':%d: bad JSON at column %d: %s", path,
-                         jerr.line, jerr.column, jerr.text);
+        rc = err_set(ERR_FORMAT, "'%s':%d: bad JSON at column %d: %s", path,
+                     jerr.line, jerr.column, jerr.text);
         goto fail;
     }
     if (!json_is_object(root)) {
