@@ -4,13 +4,15 @@
  * sleeps (GOMP_SPINCOUNT, 300,000 turns, about 3 ms, unless
  * OMP_WAIT_POLICY or GOMP_SPINCOUNT say otherwise). On a machine whose
  * cores are busy with other processes the spinning thread takes the core
- * the thread with the work needs: a commit with two threads took three
- * to five times as long as with one (docs/performance.md). Stamp's
+ * the thread with the work needs: a commit with two threads took two to
+ * four times as long as with one (bench/threads_busy.sh). Stamp's
  * threads sleep as soon as they wait (OMP_WAIT_POLICY=PASSIVE) unless
  * the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT. libgomp reads them once,
  * when it is loaded, before main: so main sets the variable and executes
- * the program again. The thread counts are not touched: all cores unless
- * --threads, OMP_NUM_THREADS or OPENBLAS_NUM_THREADS say otherwise. */
+ * the program again. The thread counts are not touched (all cores unless
+ * --threads, OMP_NUM_THREADS or OPENBLAS_NUM_THREADS say otherwise): a
+ * world's bytes, and a commit's last bits, depend on the thread count,
+ * and should not on the neighbours' load. */
 #ifndef STAMP_THREADS_H
 #define STAMP_THREADS_H
 
