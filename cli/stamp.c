@@ -57,10 +57,15 @@ int main(int argc, char **argv)
             printf("stamp %s\nOpenBLAS kernels: %s\nOpenMP waiting: %s\n",
                    STAMP_VERSION, blas_cpu_core(), threads_wait_policy());
             return EXIT_OK;
-        } else if (!strcmp(argv[i], "--store") && i + 1 < argc) {
-            g.store_dir = argv[++i];
-        } else if (!strncmp(argv[i], "--store=", 8)) {
-            g.store_dir = argv[i] + 8;
+        } else if (!strcmp(argv[i], "--store") ||
+                   !strncmp(argv[i], "--store=", 8)) {
+            const char *dir = argv[i][7] == '=' ? argv[i] + 8
+                              : i + 1 < argc    ? argv[++i] : NULL;
+            if (!dir || !*dir) {
+                fputs("stamp: option '--store' needs a directory\n", stderr);
+                return EXIT_USAGE;
+            }
+            g.store_dir = dir;
         } else {
             fprintf(stderr, "stamp: unknown option '%s'\n", argv[i]);
             print_usage(stderr);
@@ -77,5 +82,7 @@ int main(int argc, char **argv)
         print_usage(stderr);
         return EXIT_USAGE;
     }
-    return c->run(argc - i, argv + i, &g);
+    /* output that could not be written (a full disk, /dev/full) fails
+     * the command, whatever it printed */
+    return cli_finish_output(c->run(argc - i, argv + i, &g));
 }

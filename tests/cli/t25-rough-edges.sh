@@ -244,14 +244,16 @@ expect_exit "queue --json > /dev/full fails" 1 sh -c '"$0" queue --json > /dev/f
 expect_grep "saying why" "^stamp: error: cannot write output: No space left on device$" "$T/err"
 # the other read commands check it where every command ends, in the
 # dispatch (cli/stamp.c calls cli_finish_output)
-if grep -q 'cli_finish_output' "$REPO/cli/stamp.c"; then
-  for c in "log --json" "log" "status" "show 1" "show 1 --json" "diff base" "eval --sample 0" "fsck"; do
-    expect_exit "$c > /dev/full fails" 1 sh -c '"$0" '"$c"' > /dev/full' "$STAMP"
-    expect_grep "$c: one message" "^stamp: error: cannot write output: No space left on device$" "$T/err"
-  done
-else
-  echo "skip log/status/show/diff/eval/fsck > /dev/full: cli/stamp.c does not call cli_finish_output yet"
-fi
+for c in "log --json" "log" "status" "show 1" "show 1 --json" "diff base" "eval --sample 0" "fsck"; do
+  expect_exit "$c > /dev/full fails" 1 sh -c '"$0" '"$c"' > /dev/full' "$STAMP"
+  expect_grep "$c: one message" "^stamp: error: cannot write output: No space left on device$" "$T/err"
+done
+
+# ---- --store without its directory is bad usage, said once
+expect_exit "--store without a directory: exit 2" 2 "$STAMP" --store
+expect_grep "it says the option needs a directory" "^stamp: option '--store' needs a directory$" "$T/err"
+[ "$(wc -l < "$T/err")" = 1 ] && pass "one line" || fail "one line" "$(cat "$T/err")"
+expect_exit "--store= (empty): exit 2" 2 "$STAMP" --store= log
 
 # ---- a writer that finds the lock held says that it waits
 "$FIXTURE" hold --store "$T/store" 30 > hold.out 2>&1 &
