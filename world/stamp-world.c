@@ -823,173 +823,542 @@ static void set_defaults(args *a, size_t n_facts, size_t n_sentences)
         a->lr = file ? 2e-3f : 3e-3f;
 }
 
+/* ---- the command line -------------------------------------------------- */
+
+enum { O_SYN = 256, O_FACTS, O_FORMAT, O_LIMIT, O_SKIP, O_OUT, O_SEED,
+       O_THREADS, O_LAYERS, O_EMBD, O_HEADS, O_FF, O_CTX, O_VOCAB,
+       O_STEPS, O_LR, O_BATCH, O_LOSS, O_GOAL, O_GOALP, O_EVAL, O_QUIET,
+       O_WD, O_DISTRACT, O_EXTRA, O_HOLDP, O_PHRASE, O_CKPT, O_NOCKPT, O_PPHRASE };
+
+static const struct option long_opts[] = {
+    {"synthetic", required_argument, 0, O_SYN},
+    {"facts", required_argument, 0, O_FACTS},
+    {"format", required_argument, 0, O_FORMAT},
+    {"limit", required_argument, 0, O_LIMIT},
+    {"skip-bad", no_argument, 0, O_SKIP},
+    {"out", required_argument, 0, O_OUT},
+    {"seed", required_argument, 0, O_SEED},
+    {"threads", required_argument, 0, O_THREADS},
+    {"layers", required_argument, 0, O_LAYERS},
+    {"embd", required_argument, 0, O_EMBD},
+    {"heads", required_argument, 0, O_HEADS},
+    {"ff", required_argument, 0, O_FF},
+    {"ctx", required_argument, 0, O_CTX},
+    {"vocab", required_argument, 0, O_VOCAB},
+    {"steps", required_argument, 0, O_STEPS},
+    {"lr", required_argument, 0, O_LR},
+    {"wd", required_argument, 0, O_WD},
+    {"batch", required_argument, 0, O_BATCH},
+    {"loss", required_argument, 0, O_LOSS},
+    {"goal", required_argument, 0, O_GOAL},
+    {"goal-para", required_argument, 0, O_GOALP},
+    {"eval-every", required_argument, 0, O_EVAL},
+    {"quiet", no_argument, 0, O_QUIET},
+    {"distractors", required_argument, 0, O_DISTRACT},
+    {"extra-facts", required_argument, 0, O_EXTRA},
+    {"hold-out-paraphrases", required_argument, 0, O_HOLDP},
+    {"phrasings", required_argument, 0, O_PHRASE},
+    {"paraphrase-phrasings", required_argument, 0, O_PPHRASE},
+    {"checkpoint", required_argument, 0, O_CKPT},
+    {"no-checkpoint", no_argument, 0, O_NOCKPT},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0}};
+
+/* What the parse functions return to go on; anything else is main's
+ * exit status. */
+#define ARGS_OK (-1)
+
+/* The plain count options (--limit, the model's sizes, --steps, --batch,
+ * --eval-every), each checked against its range. */
+static int parse_count_option(args *a, int c, char **argv)
+{
+    static const struct { int opt; size_t lo, hi; } lim[] = {
+        {O_LIMIT, 1, 10000000}, {O_LAYERS, 1, 64}, {O_EMBD, 8, 4096},
+        {O_HEADS, 1, 64}, {O_FF, 8, 65536}, {O_CTX, 8, 4096},
+        {O_VOCAB, 257, 200000}, {O_STEPS, 1, 100000000},
+        {O_BATCH, 1, 65536}, {O_EVAL, 1, 100000000}};
+    size_t *dst[] = {&a->limit, &a->layers, &a->embd, &a->heads, &a->ff,
+                     &a->ctx, &a->vocab, &a->steps, &a->batch,
+                     &a->eval_every};
+    size_t k = 0, v;
+    while (k < sizeof lim / sizeof lim[0] && lim[k].opt != c)
+        k++;
+    if (k == sizeof lim / sizeof lim[0])
+        return usage_error("unexpected option");
+    if (parse_size(optarg, &v, lim[k].lo, lim[k].hi))
+        return usage_error("bad value '%s' for %s (%zu..%zu)", optarg,
+                           argv[optind - 1], lim[k].lo, lim[k].hi);
+    *dst[k] = v;
+    return ARGS_OK;
+}
+
+/* One option getopt_long returned (c, with optarg) into *a. */
+static int parse_option(args *a, int c, char **argv, int *goal_para_given)
+{
+    size_t v;
+    double d;
+    switch (c) {
+    case 'h':
+        fputs(usage_text, stdout);
+        return 0;
+    case O_SYN: a->synthetic = optarg; break;
+    case O_FACTS: a->facts_path = optarg; break;
+    case O_OUT: a->out = optarg; break;
+    case O_SKIP: a->skip_bad = 1; break;
+    case O_QUIET: a->quiet = 1; break;
+    case O_CKPT: a->checkpoint = optarg; break;
+    case O_NOCKPT: a->no_checkpoint = 1; break;
+    case O_HOLDP:
+        if (parse_size(optarg, &a->hold_out_para, 0, (size_t)-1))
+            return usage_error("bad --hold-out-paraphrases '%s' (a "
+                               "count of facts)", optarg);
+        break;
+    case O_DISTRACT:
+        if (parse_size(optarg, &a->distractors, 0, 64))
+            return usage_error("bad --distractors '%s' (0..64)", optarg);
+        break;
+    case O_PHRASE:
+        if (parse_size(optarg, &a->phrasings, 0, 64))
+            return usage_error("bad --phrasings '%s' (0..64)", optarg);
+        break;
+    case O_PPHRASE:
+        if (parse_size(optarg, &a->para_phrasings, 0, 64))
+            return usage_error("bad --paraphrase-phrasings '%s' (0..64)",
+                               optarg);
+        break;
+    case O_EXTRA:
+        if (parse_size(optarg, &a->extra_facts, 0, 64))
+            return usage_error("bad --extra-facts '%s' (0..64)", optarg);
+        break;
+    case O_FORMAT:
+        if ((a->format = ingest_format_parse(optarg)) < 0)
+            return usage_error("unknown format '%s'", optarg);
+        break;
+    case O_LOSS:
+        if (!strcmp(optarg, "all"))
+            a->loss = TRAIN_LOSS_ALL;
+        else if (!strcmp(optarg, "answer"))
+            a->loss = TRAIN_LOSS_ANSWER;
+        else
+            return usage_error("--loss takes all or answer, not '%s'",
+                               optarg);
+        break;
+    case O_LR:
+        if (parse_real(optarg, &d, 1e-7, 1.0))
+            return usage_error("bad --lr '%s'", optarg);
+        a->lr = (float)d;
+        break;
+    case O_WD:
+        if (parse_real(optarg, &a->wd, 0.0, 10.0))
+            return usage_error("bad --wd '%s' (0..10)", optarg);
+        break;
+    case O_GOAL:
+    case O_GOALP:
+        if (parse_real(optarg, &d, 0.0, 2.0))
+            return usage_error("bad goal '%s' (0..1, >1 = never stop "
+                               "early)", optarg);
+        *(c == O_GOAL ? &a->goal : &a->goal_para) = d;
+        *goal_para_given |= c == O_GOALP;
+        break;
+    case O_SEED:
+        if (parse_size(optarg, &v, 0, (size_t)-1))
+            return usage_error("bad --seed '%s'", optarg);
+        a->seed = v;
+        break;
+    case O_THREADS:
+        if (parse_size(optarg, &v, 1, 256))
+            return usage_error("bad --threads '%s' (1..256)", optarg);
+        a->threads = (int)v;
+        break;
+    case '?':
+        return usage_error("unknown or incomplete option '%s'",
+                           argv[optind - 1]);
+    default:
+        return parse_count_option(a, c, argv);
+    }
+    return ARGS_OK;
+}
+
+/* The command line into *a, defaults first, then checked as a whole. */
+static int parse_args(int argc, char **argv, args *a)
+{
+    *a = (args){.format = INGEST_AUTO, .seed = 1, .loss = TRAIN_LOSS_ALL,
+                .goal = 0.99, .goal_para = 0.95, .wd = 0.1};
+    a->threads = omp_get_num_procs();
+    int c, goal_para_given = 0, status;
+    opterr = 0;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1)
+        if ((status = parse_option(a, c, argv, &goal_para_given)) != ARGS_OK)
+            return status;
+    if (optind < argc)
+        return usage_error("unexpected argument '%s'", argv[optind]);
+    if (a->hold_out_para && !goal_para_given)
+        a->goal_para = 0; /* they are not taught: do not wait for them */
+    if (!a->synthetic == !a->facts_path)
+        return usage_error("give exactly one of --synthetic and --facts");
+    if (!a->out)
+        return usage_error("--out DIR is required");
+    /* "DIR/" is DIR: its temporary is DIR.tmp.PID beside it, not inside */
+    for (size_t n = strlen(a->out); n > 1 && a->out[n - 1] == '/'; n--)
+        a->out[n - 1] = '\0';
+    if (a->limit && !a->facts_path)
+        return usage_error("--limit goes with --facts");
+    if (a->checkpoint && a->no_checkpoint)
+        return usage_error("--checkpoint and --no-checkpoint together");
+    if (a->embd && a->heads && a->embd % a->heads)
+        return usage_error("--embd %zu is not divisible by --heads %zu",
+                           a->embd, a->heads);
+    return ARGS_OK;
+}
+
+/* ---- the build, step by step ------------------------------------------ */
+
+/* What the steps of a build hand on to each other. Each step returns 0,
+ * or 1 once it has said what failed; build_free cleans up after any. */
+typedef struct {
+    args *a;
+    world w;
+    buf corpus;           /* the training text: prompt + answer a line */
+    tokenizer *tok;
+    size_t n_merges;
+    double t_bpe;         /* seconds spent on the vocabulary */
+    gpt2_config cfg;
+    gpt2_model m;
+    train_options to;
+    train_report rep;
+    size_t n_extra;       /* extra facts' sequences, watched in training */
+    size_t ev_extra, ev_held; /* their recall and the held-out
+                               * paraphrases' in rep.recall */
+    double neighbor_recall;
+    char tmp[4096];       /* DIR.tmp.PID; "" when there is none to remove */
+    char ckpt[4200];      /* the checkpoint file */
+} build;
+
+static void build_free(build *b)
+{
+    if (b->tmp[0])
+        tmpdir_remove(b->tmp);
+    free(b->corpus.p);
+    tokenizer_close(b->tok);
+    gpt2_model_free(&b->m);
+    world_free(&b->w);
+}
+
+/* Says a library error's message; returns 1. */
+static int die_rc(int rc)
+{
+    return die("%s", err_message(rc));
+}
+
+/* Steps 1 and 2: the facts, the training text (also as one string, for
+ * the vocabulary and corpus.txt) and the defaults that depend on them. */
+static int build_text(build *b)
+{
+    args *a = b->a;
+    world *w = &b->w;
+    int rc;
+    if (load_facts(w, a))
+        return 1;
+    if ((rc = build_sentences(w, a->hold_out_para, a->phrasings,
+                              a->para_phrasings, a->distractors, a->extra_facts, a->seed)))
+        return die_rc(rc);
+    set_defaults(a, w->n_facts, w->n_sent);
+    if (a->embd % a->heads)
+        return die("--embd %zu is not divisible by --heads %zu", a->embd,
+                   a->heads);
+    say(a, "%zu facts, %zu training sentences (%zu repeated, %zu "
+        "conflicting prompts left out, %zu repeated facts left out)",
+        w->n_facts, w->n_sent, w->n_dup, w->n_conflict, w->n_dropped_facts);
+    for (size_t i = 0; i < w->n_sent; i++) {
+        if ((rc = buf_add(&b->corpus, w->sent[i].prompt,
+                          strlen(w->sent[i].prompt))) ||
+            (rc = buf_add(&b->corpus, w->sent[i].answer,
+                          strlen(w->sent[i].answer))) ||
+            (rc = buf_add(&b->corpus, "\n", 1)))
+            return die_rc(rc);
+    }
+    return 0;
+}
+
+/* The empty temporary DIR.tmp.PID, once dead runs' ones are removed. */
+static int make_tmpdir(build *b)
+{
+    int rc;
+    tmpdir_sweep_stale(b->a->out, stale_removed, b->a);
+    if ((rc = tmpdir_name(b->tmp, sizeof b->tmp, b->a->out)))
+        return die_rc(rc);
+    tmpdir_remove(b->tmp);
+    if (mkdir(b->tmp, 0755)) {
+        die("cannot create '%s': %s", b->tmp, strerror(errno));
+        b->tmp[0] = '\0';
+        return 1;
+    }
+    return 0;
+}
+
+/* Step 3: the vocabulary, trained on the corpus and written into the
+ * temporary; the world tokenized with it. */
+static int make_vocabulary(build *b)
+{
+    args *a = b->a;
+    world *w = &b->w;
+    bpe_train_options bo = {.vocab_size = a->vocab};
+    bpe_train_result bpe;
+    int rc;
+    double t0 = clock_seconds();
+    if ((rc = bpe_train_run(&bpe, b->corpus.p, b->corpus.len, &bo)))
+        return die_rc(rc);
+    rc = bpe_train_write(&bpe, b->tmp);
+    b->n_merges = bpe.n_merges;
+    bpe_train_free(&bpe);
+    if (rc || (rc = tokenizer_open_dir(&b->tok, b->tmp)))
+        return die_rc(rc);
+    b->t_bpe = clock_seconds() - t0;
+    if ((rc = tokenize_world(w, b->tok, a->ctx, a->hold_out_para)))
+        return die_rc(rc);
+    say(a, "vocabulary of %zu tokens (%zu merges) in %.2fs; %.2f tokens a "
+        "subject; %zu sequences (%zu too long for %zu positions)",
+        tokenizer_vocab_size(b->tok), b->n_merges, b->t_bpe,
+        w->subject_tokens, w->n_seqs, w->n_too_long, a->ctx);
+    if (w->n_seqs == 0 || w->n_rewrite == 0)
+        return die("no fact fits in %zu positions", a->ctx);
+    return 0;
+}
+
+/* The training options from the command line. */
+static void set_train_options(build *b)
+{
+    args *a = b->a;
+    train_options *to = &b->to;
+    train_options_default(to);
+    to->steps = a->steps;
+    to->batch_size = a->batch;
+    to->lr = a->lr;
+    to->warmup = a->steps / 20 < 100 ? a->steps / 20 : 100;
+    to->loss = a->loss;
+    to->weight_decay = (float)a->wd;
+    to->seed = a->seed;
+    to->threads = a->threads;
+    to->eval_every = a->eval_every;
+    to->progress = a->quiet ? NULL : progress;
+    to->progress_ctx = a;
+    to->checkpoint = a->no_checkpoint ? NULL : b->ckpt;
+}
+
+/* The line that sums up the training. */
+static void say_trained(const build *b)
+{
+    const train_report *rep = &b->rep;
+    char extra_note[128] = "";
+    if (b->n_extra)
+        snprintf(extra_note, sizeof extra_note, ", extra facts %.3f",
+                 rep->recall[b->ev_extra]);
+    if (b->w.n_para_held)
+        snprintf(extra_note + strlen(extra_note),
+                 sizeof extra_note - strlen(extra_note),
+                 ", held-out paraphrases %.3f", rep->recall[b->ev_held]);
+    say(b->a, "trained %zu steps in %.1fs: loss %.4f, recall rewrite %.3f, "
+        "paraphrase %.3f, neighbourhood %.3f%s%s", rep->steps, rep->seconds,
+        rep->loss, rep->recall[0], rep->recall[1], b->neighbor_recall,
+        extra_note, rep->reached_goal ? " (goal reached)" : "");
+}
+
+/* Step 4: the model, initialised and trained until it recalls the facts
+ * (or out of steps); the neighbourhood's recall measured after. */
+static int train_world(build *b)
+{
+    args *a = b->a;
+    world *w = &b->w;
+    int rc;
+    b->cfg = (gpt2_config){.n_layer = a->layers, .n_head = a->heads,
+                           .n_embd = a->embd, .n_positions = a->ctx,
+                           .vocab_size = tokenizer_vocab_size(b->tok),
+                           .n_inner = a->ff, .layer_norm_epsilon = 1e-5f};
+    if ((rc = gpt2_model_init(&b->m, &b->cfg)))
+        return die_rc(rc);
+    gpt2_model_init_random(&b->m, a->seed);
+    say(a, "model: %zu layers, n_embd %zu, %zu heads, d_ff %zu, context "
+        "%zu, vocabulary %zu: %zu parameters; %d threads",
+        b->cfg.n_layer, b->cfg.n_embd, b->cfg.n_head, b->cfg.n_inner,
+        b->cfg.n_positions, b->cfg.vocab_size, b->m.num_parameters,
+        a->threads);
+    set_train_options(b);
+    /* the extra facts and held-out paraphrases are watched, not waited for */
+    b->n_extra = w->n_seqs - w->first_extra;
+    size_t n_taught = w->n_para - w->n_para_held;
+    train_eval ev[4] = {
+        {"rewrite", w->rewrite, w->n_rewrite, a->goal},
+        {"paraphrase", w->para + w->n_para_held, n_taught,
+         n_taught ? a->goal_para : 0}};
+    size_t n_ev = 2;
+    if (b->n_extra) {
+        b->ev_extra = n_ev;
+        ev[n_ev++] = (train_eval){"extra", w->seqs + w->first_extra,
+                                  b->n_extra, 0};
+    }
+    if (w->n_para_held) {
+        b->ev_held = n_ev;
+        ev[n_ev++] = (train_eval){"held-out paraphrase", w->para,
+                                  w->n_para_held, 0};
+    }
+    if ((rc = train_run(&b->m, w->seqs, w->n_seqs, ev, n_ev, &b->to,
+                        &b->rep)))
+        return die_rc(rc);
+    if (b->rep.checkpoint == CHECKPOINT_LOADED)
+        say(a, "continued from step %zu of %s", b->rep.resumed_from, b->ckpt);
+    else if (b->rep.checkpoint == CHECKPOINT_OTHER)
+        say(a, "replaced %s: the state of another training", b->ckpt);
+    else if (b->rep.checkpoint == CHECKPOINT_DAMAGED)
+        say(a, "replaced %s: not an intact checkpoint", b->ckpt);
+    if (w->n_nbr &&
+        (rc = train_recall(&b->m, w->nbr, w->n_nbr, a->threads,
+                           &b->neighbor_recall, NULL)))
+        return die_rc(rc);
+    say_trained(b);
+    return 0;
+}
+
+/* world.json's document: sizes, seed, timings, recall. NULL: no memory. */
+static json_t *world_json(const build *b)
+{
+    const args *a = b->a;
+    const world *w = &b->w;
+    const gpt2_config *cfg = &b->cfg;
+    const train_report *rep = &b->rep;
+    size_t n_distractor = 0, n_extra_sent = 0, n_phrasing = 0;
+    size_t n_para_phrasing = 0;
+    for (size_t i = 0; i < w->n_sent; i++) {
+        n_distractor += w->sent[i].kind == KIND_DISTRACTOR;
+        n_phrasing += w->sent[i].kind == KIND_PHRASING;
+        n_para_phrasing += w->sent[i].kind == KIND_PARA_PHRASING;
+        n_extra_sent += w->sent[i].kind == KIND_EXTRA;
+    }
+    json_t *info = json_pack(
+        "{s:s, s:s, s:I, s:i, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
+        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
+        " s:{s:s, s:I, s:I, s:f, s:I, s:f, s:f, s:f, s:f, s:s, s:b, s:I},"
+        " s:{s:f, s:f, s:f, s:I, s:I, s:I},"
+        " s:{s:f, s:f, s:f}}",
+        "source", a->synthetic ? "synthetic" : "facts",
+        "name", a->synthetic ? a->synthetic : a->facts_path,
+        "seed", (json_int_t)a->seed, "threads", a->threads,
+        "model", "n_layer", (json_int_t)cfg->n_layer,
+        "n_head", (json_int_t)cfg->n_head, "n_embd", (json_int_t)cfg->n_embd,
+        "n_inner", (json_int_t)cfg->n_inner,
+        "n_positions", (json_int_t)cfg->n_positions,
+        "vocab_size", (json_int_t)cfg->vocab_size,
+        "parameters", (json_int_t)b->m.num_parameters,
+        "data", "facts", (json_int_t)w->n_facts,
+        "sentences", (json_int_t)w->n_sent,
+        "sequences", (json_int_t)w->n_seqs,
+        "too_long", (json_int_t)w->n_too_long,
+        "conflicting_prompts", (json_int_t)w->n_conflict,
+        "repeated_facts", (json_int_t)w->n_dropped_facts,
+        "subject_tokens_mean", w->subject_tokens,
+        "paraphrases_held_out",
+        (json_int_t)(a->hold_out_para < w->n_facts ? a->hold_out_para : w->n_facts),
+        "phrasings_per_fact", (json_int_t)a->phrasings,
+        "phrasing_sentences", (json_int_t)n_phrasing,
+        "paraphrase_phrasings_per_fact", (json_int_t)a->para_phrasings,
+        "paraphrase_phrasing_sentences", (json_int_t)n_para_phrasing,
+        "distractors_per_fact", (json_int_t)a->distractors,
+        "distractor_sentences", (json_int_t)n_distractor,
+        "extra_facts_per_fact", (json_int_t)a->extra_facts,
+        "extra_fact_sentences", (json_int_t)n_extra_sent,
+        "training", "optimizer", "adamw",
+        "steps", (json_int_t)rep->steps, "max_steps", (json_int_t)a->steps,
+        "lr", tidy(a->lr), "batch", (json_int_t)a->batch,
+        "weight_decay", tidy(b->to.weight_decay), "beta1", tidy(b->to.beta1),
+        "beta2", tidy(b->to.beta2), "final_loss", rep->loss,
+        "loss", a->loss == TRAIN_LOSS_ALL ? "all" : "answer",
+        "reached_goal", rep->reached_goal,
+        "resumed_from_step", (json_int_t)rep->resumed_from,
+        "recall", "rewrite", rep->recall[0], "paraphrase", rep->recall[1],
+        "neighborhood", b->neighbor_recall,
+        "rewrite_prompts", (json_int_t)w->n_rewrite,
+        "paraphrase_prompts", (json_int_t)w->n_para,
+        "neighborhood_prompts", (json_int_t)w->n_nbr,
+        "seconds", "vocabulary", b->t_bpe, "training", rep->seconds,
+        "total", clock_seconds() - t_start);
+    if (!info)
+        return NULL;
+    if (b->n_extra)
+        json_object_set_new(json_object_get(info, "recall"), "extra_facts",
+                            json_real(rep->recall[b->ev_extra]));
+    if (w->n_para_held)
+        json_object_set_new(json_object_get(info, "recall"),
+                            "paraphrase_held_out",
+                            json_real(rep->recall[b->ev_held]));
+    return info;
+}
+
+/* Step 5: the world's files, written into the temporary. */
+static int write_world(build *b)
+{
+    char path[4200];
+    int rc;
+    if ((rc = gpt2_model_save(&b->m, b->tmp)))
+        return die_rc(rc);
+    snprintf(path, sizeof path, "%s/facts.csv", b->tmp);
+    if ((rc = write_facts_csv(&b->w, path)))
+        return die_rc(rc);
+    snprintf(path, sizeof path, "%s/corpus.txt", b->tmp);
+    if ((rc = write_file(path, b->corpus.p, b->corpus.len)))
+        return die_rc(rc);
+    json_t *info = world_json(b);
+    if (!info)
+        return die_rc(err_set(ERR_NOMEM, "cannot make world.json"));
+    snprintf(path, sizeof path, "%s/world.json", b->tmp);
+    int bad = json_dump_file(info, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+                                             JSON_REAL_PRECISION(10));
+    json_decref(info);
+    if (bad)
+        return die_rc(err_set(ERR_IO, "'%s': write failed", path));
+    return 0;
+}
+
+/* The temporary put in DIR's place (exchanged with an old world, which
+ * build_free then removes with the temporary); the checkpoint removed. */
+static int swap_into_place(build *b)
+{
+    args *a = b->a;
+    int exists = 0;
+    struct stat st;
+    if (!stat(a->out, &st))
+        exists = 1;
+    if (exists) {
+        if (!replaceable(a->out, &exists))
+            return die("'%s' appeared and is not a world: not replacing it",
+                       a->out);
+    }
+    if (exists) {
+        if (renameat2(AT_FDCWD, b->tmp, AT_FDCWD, a->out, RENAME_EXCHANGE))
+            return die("cannot replace '%s': %s", a->out, strerror(errno));
+        /* tmp now holds the old world */
+    } else if (rename(b->tmp, a->out)) {
+        return die("cannot rename '%s' to '%s': %s", b->tmp, a->out,
+                   strerror(errno));
+    }
+    if (!exists)
+        b->tmp[0] = '\0';
+    say(a, "wrote %s in %.1fs", a->out, clock_seconds() - t_start);
+    /* the world is whole: its training has nothing left to continue */
+    if (b->to.checkpoint && unlink(b->ckpt) && errno != ENOENT)
+        say(a, "could not remove %s: %s", b->ckpt, strerror(errno));
+    return 0;
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 int main(int argc, char **argv)
 {
     threads_init(argv);
     t_start = clock_seconds();
-    args a = {.format = INGEST_AUTO, .seed = 1, .loss = TRAIN_LOSS_ALL,
-              .goal = 0.99, .goal_para = 0.95, .wd = 0.1};
-    a.threads = omp_get_num_procs();
-    enum { O_SYN = 256, O_FACTS, O_FORMAT, O_LIMIT, O_SKIP, O_OUT, O_SEED,
-           O_THREADS, O_LAYERS, O_EMBD, O_HEADS, O_FF, O_CTX, O_VOCAB,
-           O_STEPS, O_LR, O_BATCH, O_LOSS, O_GOAL, O_GOALP, O_EVAL, O_QUIET,
-           O_WD, O_DISTRACT, O_EXTRA, O_HOLDP, O_PHRASE, O_CKPT, O_NOCKPT, O_PPHRASE };
-    static const struct option opts[] = {
-        {"synthetic", required_argument, 0, O_SYN},
-        {"facts", required_argument, 0, O_FACTS},
-        {"format", required_argument, 0, O_FORMAT},
-        {"limit", required_argument, 0, O_LIMIT},
-        {"skip-bad", no_argument, 0, O_SKIP},
-        {"out", required_argument, 0, O_OUT},
-        {"seed", required_argument, 0, O_SEED},
-        {"threads", required_argument, 0, O_THREADS},
-        {"layers", required_argument, 0, O_LAYERS},
-        {"embd", required_argument, 0, O_EMBD},
-        {"heads", required_argument, 0, O_HEADS},
-        {"ff", required_argument, 0, O_FF},
-        {"ctx", required_argument, 0, O_CTX},
-        {"vocab", required_argument, 0, O_VOCAB},
-        {"steps", required_argument, 0, O_STEPS},
-        {"lr", required_argument, 0, O_LR},
-        {"wd", required_argument, 0, O_WD},
-        {"batch", required_argument, 0, O_BATCH},
-        {"loss", required_argument, 0, O_LOSS},
-        {"goal", required_argument, 0, O_GOAL},
-        {"goal-para", required_argument, 0, O_GOALP},
-        {"eval-every", required_argument, 0, O_EVAL},
-        {"quiet", no_argument, 0, O_QUIET},
-        {"distractors", required_argument, 0, O_DISTRACT},
-        {"extra-facts", required_argument, 0, O_EXTRA},
-        {"hold-out-paraphrases", required_argument, 0, O_HOLDP},
-        {"phrasings", required_argument, 0, O_PHRASE},
-        {"paraphrase-phrasings", required_argument, 0, O_PPHRASE},
-        {"checkpoint", required_argument, 0, O_CKPT},
-        {"no-checkpoint", no_argument, 0, O_NOCKPT},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    int c, goal_para_given = 0;
-    size_t v;
-    double d;
-    opterr = 0;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'h':
-            fputs(usage_text, stdout);
-            return 0;
-        case O_SYN: a.synthetic = optarg; break;
-        case O_FACTS: a.facts_path = optarg; break;
-        case O_OUT: a.out = optarg; break;
-        case O_SKIP: a.skip_bad = 1; break;
-        case O_QUIET: a.quiet = 1; break;
-        case O_CKPT: a.checkpoint = optarg; break;
-        case O_NOCKPT: a.no_checkpoint = 1; break;
-        case O_HOLDP:
-            if (parse_size(optarg, &a.hold_out_para, 0, (size_t)-1))
-                return usage_error("bad --hold-out-paraphrases '%s' (a "
-                                   "count of facts)", optarg);
-            break;
-        case O_DISTRACT:
-            if (parse_size(optarg, &a.distractors, 0, 64))
-                return usage_error("bad --distractors '%s' (0..64)", optarg);
-            break;
-        case O_PHRASE:
-            if (parse_size(optarg, &a.phrasings, 0, 64))
-                return usage_error("bad --phrasings '%s' (0..64)", optarg);
-            break;
-        case O_PPHRASE:
-            if (parse_size(optarg, &a.para_phrasings, 0, 64))
-                return usage_error("bad --paraphrase-phrasings '%s' (0..64)",
-                                   optarg);
-            break;
-        case O_EXTRA:
-            if (parse_size(optarg, &a.extra_facts, 0, 64))
-                return usage_error("bad --extra-facts '%s' (0..64)", optarg);
-            break;
-        case O_FORMAT:
-            if ((a.format = ingest_format_parse(optarg)) < 0)
-                return usage_error("unknown format '%s'", optarg);
-            break;
-        case O_LOSS:
-            if (!strcmp(optarg, "all"))
-                a.loss = TRAIN_LOSS_ALL;
-            else if (!strcmp(optarg, "answer"))
-                a.loss = TRAIN_LOSS_ANSWER;
-            else
-                return usage_error("--loss takes all or answer, not '%s'",
-                                   optarg);
-            break;
-        case O_LR:
-            if (parse_real(optarg, &d, 1e-7, 1.0))
-                return usage_error("bad --lr '%s'", optarg);
-            a.lr = (float)d;
-            break;
-        case O_WD:
-            if (parse_real(optarg, &a.wd, 0.0, 10.0))
-                return usage_error("bad --wd '%s' (0..10)", optarg);
-            break;
-        case O_GOAL:
-        case O_GOALP:
-            if (parse_real(optarg, &d, 0.0, 2.0))
-                return usage_error("bad goal '%s' (0..1, >1 = never stop "
-                                   "early)", optarg);
-            *(c == O_GOAL ? &a.goal : &a.goal_para) = d;
-            goal_para_given |= c == O_GOALP;
-            break;
-        case O_SEED:
-            if (parse_size(optarg, &v, 0, (size_t)-1))
-                return usage_error("bad --seed '%s'", optarg);
-            a.seed = v;
-            break;
-        case O_THREADS:
-            if (parse_size(optarg, &v, 1, 256))
-                return usage_error("bad --threads '%s' (1..256)", optarg);
-            a.threads = (int)v;
-            break;
-        case '?':
-            return usage_error("unknown or incomplete option '%s'",
-                               argv[optind - 1]);
-        default: {
-            static const struct { int opt; size_t lo, hi; } lim[] = {
-                {O_LIMIT, 1, 10000000}, {O_LAYERS, 1, 64}, {O_EMBD, 8, 4096},
-                {O_HEADS, 1, 64}, {O_FF, 8, 65536}, {O_CTX, 8, 4096},
-                {O_VOCAB, 257, 200000}, {O_STEPS, 1, 100000000},
-                {O_BATCH, 1, 65536}, {O_EVAL, 1, 100000000}};
-            size_t *dst[] = {&a.limit, &a.layers, &a.embd, &a.heads, &a.ff,
-                             &a.ctx, &a.vocab, &a.steps, &a.batch,
-                             &a.eval_every};
-            size_t k = 0;
-            while (k < sizeof lim / sizeof lim[0] && lim[k].opt != c)
-                k++;
-            if (k == sizeof lim / sizeof lim[0])
-                return usage_error("unexpected option");
-            if (parse_size(optarg, &v, lim[k].lo, lim[k].hi))
-                return usage_error("bad value '%s' for %s (%zu..%zu)", optarg,
-                                   argv[optind - 1], lim[k].lo, lim[k].hi);
-            *dst[k] = v;
-        }
-        }
-    }
-    if (optind < argc)
-        return usage_error("unexpected argument '%s'", argv[optind]);
-    if (a.hold_out_para && !goal_para_given)
-        a.goal_para = 0; /* they are not taught: do not wait for them */
-    if (!a.synthetic == !a.facts_path)
-        return usage_error("give exactly one of --synthetic and --facts");
-    if (!a.out)
-        return usage_error("--out DIR is required");
-    /* "DIR/" is DIR: its temporary is DIR.tmp.PID beside it, not inside */
-    for (size_t n = strlen(a.out); n > 1 && a.out[n - 1] == '/'; n--)
-        a.out[n - 1] = '\0';
-    if (a.limit && !a.facts_path)
-        return usage_error("--limit goes with --facts");
-    if (a.checkpoint && a.no_checkpoint)
-        return usage_error("--checkpoint and --no-checkpoint together");
-    if (a.embd && a.heads && a.embd % a.heads)
-        return usage_error("--embd %zu is not divisible by --heads %zu",
-                           a.embd, a.heads);
+    args a;
+    int status = parse_args(argc, argv, &a);
+    if (status != ARGS_OK)
+        return status;
 
     omp_set_num_threads(a.threads);
     openblas_set_num_threads(a.threads);
@@ -999,266 +1368,13 @@ int main(int argc, char **argv)
         return die("'%s' exists and is not a world (no world.json): not "
                    "replacing it", a.out);
 
-    world w = {0};
-    gpt2_model m = {0};
-    tokenizer *tok = NULL;
-    buf corpus = {0};
-    json_t *info = NULL;
-    int status = 1, rc;
-    char tmp[4096], path[4200], ckpt[4200];
-    tmp[0] = '\0';
+    build b = {.a = &a};
     if (a.checkpoint)
-        snprintf(ckpt, sizeof ckpt, "%s", a.checkpoint);
+        snprintf(b.ckpt, sizeof b.ckpt, "%s", a.checkpoint);
     else
-        snprintf(ckpt, sizeof ckpt, "%s.checkpoint", a.out);
-
-    if (load_facts(&w, &a))
-        goto out;
-    if ((rc = build_sentences(&w, a.hold_out_para, a.phrasings,
-                              a.para_phrasings, a.distractors, a.extra_facts, a.seed)))
-        goto fail;
-    set_defaults(&a, w.n_facts, w.n_sent);
-    if (a.embd % a.heads) {
-        die("--embd %zu is not divisible by --heads %zu", a.embd, a.heads);
-        goto out;
-    }
-    say(&a, "%zu facts, %zu training sentences (%zu repeated, %zu "
-        "conflicting prompts left out, %zu repeated facts left out)",
-        w.n_facts, w.n_sent, w.n_dup, w.n_conflict, w.n_dropped_facts);
-
-    for (size_t i = 0; i < w.n_sent; i++) {
-        if ((rc = buf_add(&corpus, w.sent[i].prompt,
-                          strlen(w.sent[i].prompt))) ||
-            (rc = buf_add(&corpus, w.sent[i].answer,
-                          strlen(w.sent[i].answer))) ||
-            (rc = buf_add(&corpus, "\n", 1)))
-            goto fail;
-    }
-
-    tmpdir_sweep_stale(a.out, stale_removed, &a);
-    if ((rc = tmpdir_name(tmp, sizeof tmp, a.out)))
-        goto fail;
-    tmpdir_remove(tmp);
-    if (mkdir(tmp, 0755)) {
-        die("cannot create '%s': %s", tmp, strerror(errno));
-        tmp[0] = '\0';
-        goto out;
-    }
-
-    /* vocabulary */
-    bpe_train_options bo = {.vocab_size = a.vocab};
-    bpe_train_result bpe;
-    double t_bpe = clock_seconds();
-    if ((rc = bpe_train_run(&bpe, corpus.p, corpus.len, &bo)))
-        goto fail;
-    rc = bpe_train_write(&bpe, tmp);
-    size_t n_merges = bpe.n_merges;
-    bpe_train_free(&bpe);
-    if (rc || (rc = tokenizer_open_dir(&tok, tmp)))
-        goto fail;
-    t_bpe = clock_seconds() - t_bpe;
-    if ((rc = tokenize_world(&w, tok, a.ctx, a.hold_out_para)))
-        goto fail;
-    say(&a, "vocabulary of %zu tokens (%zu merges) in %.2fs; %.2f tokens a "
-        "subject; %zu sequences (%zu too long for %zu positions)",
-        tokenizer_vocab_size(tok), n_merges, t_bpe, w.subject_tokens,
-        w.n_seqs, w.n_too_long, a.ctx);
-    if (w.n_seqs == 0 || w.n_rewrite == 0) {
-        die("no fact fits in %zu positions", a.ctx);
-        goto out;
-    }
-
-    /* model */
-    gpt2_config cfg = {.n_layer = a.layers, .n_head = a.heads,
-                       .n_embd = a.embd, .n_positions = a.ctx,
-                       .vocab_size = tokenizer_vocab_size(tok),
-                       .n_inner = a.ff, .layer_norm_epsilon = 1e-5f};
-    if ((rc = gpt2_model_init(&m, &cfg)))
-        goto fail;
-    gpt2_model_init_random(&m, a.seed);
-    say(&a, "model: %zu layers, n_embd %zu, %zu heads, d_ff %zu, context "
-        "%zu, vocabulary %zu: %zu parameters; %d threads",
-        cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.n_inner, cfg.n_positions,
-        cfg.vocab_size, m.num_parameters, a.threads);
-
-    train_options to;
-    train_options_default(&to);
-    to.steps = a.steps;
-    to.batch_size = a.batch;
-    to.lr = a.lr;
-    to.warmup = a.steps / 20 < 100 ? a.steps / 20 : 100;
-    to.loss = a.loss;
-    to.weight_decay = (float)a.wd;
-    to.seed = a.seed;
-    to.threads = a.threads;
-    to.eval_every = a.eval_every;
-    to.progress = a.quiet ? NULL : progress;
-    to.progress_ctx = &a;
-    to.checkpoint = a.no_checkpoint ? NULL : ckpt;
-    /* the extra facts and held-out paraphrases are watched, not waited for */
-    size_t n_extra = w.n_seqs - w.first_extra;
-    size_t n_taught = w.n_para - w.n_para_held;
-    train_eval ev[4] = {
-        {"rewrite", w.rewrite, w.n_rewrite, a.goal},
-        {"paraphrase", w.para + w.n_para_held, n_taught,
-         n_taught ? a.goal_para : 0}};
-    size_t n_ev = 2, ev_extra = 0, ev_held = 0;
-    if (n_extra) {
-        ev_extra = n_ev;
-        ev[n_ev++] = (train_eval){"extra", w.seqs + w.first_extra, n_extra, 0};
-    }
-    if (w.n_para_held) {
-        ev_held = n_ev;
-        ev[n_ev++] = (train_eval){"held-out paraphrase", w.para,
-                                  w.n_para_held, 0};
-    }
-    train_report rep;
-    if ((rc = train_run(&m, w.seqs, w.n_seqs, ev, n_ev, &to, &rep)))
-        goto fail;
-    if (rep.checkpoint == CHECKPOINT_LOADED)
-        say(&a, "continued from step %zu of %s", rep.resumed_from, ckpt);
-    else if (rep.checkpoint == CHECKPOINT_OTHER)
-        say(&a, "replaced %s: the state of another training", ckpt);
-    else if (rep.checkpoint == CHECKPOINT_DAMAGED)
-        say(&a, "replaced %s: not an intact checkpoint", ckpt);
-    double neighbor_recall = 0;
-    if (w.n_nbr &&
-        (rc = train_recall(&m, w.nbr, w.n_nbr, a.threads, &neighbor_recall,
-                           NULL)))
-        goto fail;
-    char extra_note[128] = "";
-    if (n_extra)
-        snprintf(extra_note, sizeof extra_note, ", extra facts %.3f",
-                 rep.recall[ev_extra]);
-    if (w.n_para_held)
-        snprintf(extra_note + strlen(extra_note),
-                 sizeof extra_note - strlen(extra_note),
-                 ", held-out paraphrases %.3f", rep.recall[ev_held]);
-    say(&a, "trained %zu steps in %.1fs: loss %.4f, recall rewrite %.3f, "
-        "paraphrase %.3f, neighbourhood %.3f%s%s", rep.steps, rep.seconds,
-        rep.loss, rep.recall[0], rep.recall[1], neighbor_recall, extra_note,
-        rep.reached_goal ? " (goal reached)" : "");
-
-    /* files */
-    if ((rc = gpt2_model_save(&m, tmp)))
-        goto fail;
-    snprintf(path, sizeof path, "%s/facts.csv", tmp);
-    if ((rc = write_facts_csv(&w, path)))
-        goto fail;
-    snprintf(path, sizeof path, "%s/corpus.txt", tmp);
-    if ((rc = write_file(path, corpus.p, corpus.len)))
-        goto fail;
-    size_t n_distractor = 0, n_extra_sent = 0, n_phrasing = 0;
-    size_t n_para_phrasing = 0;
-    for (size_t i = 0; i < w.n_sent; i++) {
-        n_distractor += w.sent[i].kind == KIND_DISTRACTOR;
-        n_phrasing += w.sent[i].kind == KIND_PHRASING;
-        n_para_phrasing += w.sent[i].kind == KIND_PARA_PHRASING;
-        n_extra_sent += w.sent[i].kind == KIND_EXTRA;
-    }
-    info = json_pack(
-        "{s:s, s:s, s:I, s:i, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
-        " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
-        " s:{s:s, s:I, s:I, s:f, s:I, s:f, s:f, s:f, s:f, s:s, s:b, s:I},"
-        " s:{s:f, s:f, s:f, s:I, s:I, s:I},"
-        " s:{s:f, s:f, s:f}}",
-        "source", a.synthetic ? "synthetic" : "facts",
-        "name", a.synthetic ? a.synthetic : a.facts_path,
-        "seed", (json_int_t)a.seed, "threads", a.threads,
-        "model", "n_layer", (json_int_t)cfg.n_layer,
-        "n_head", (json_int_t)cfg.n_head, "n_embd", (json_int_t)cfg.n_embd,
-        "n_inner", (json_int_t)cfg.n_inner,
-        "n_positions", (json_int_t)cfg.n_positions,
-        "vocab_size", (json_int_t)cfg.vocab_size,
-        "parameters", (json_int_t)m.num_parameters,
-        "data", "facts", (json_int_t)w.n_facts,
-        "sentences", (json_int_t)w.n_sent,
-        "sequences", (json_int_t)w.n_seqs,
-        "too_long", (json_int_t)w.n_too_long,
-        "conflicting_prompts", (json_int_t)w.n_conflict,
-        "repeated_facts", (json_int_t)w.n_dropped_facts,
-        "subject_tokens_mean", w.subject_tokens,
-        "paraphrases_held_out",
-        (json_int_t)(a.hold_out_para < w.n_facts ? a.hold_out_para : w.n_facts),
-        "phrasings_per_fact", (json_int_t)a.phrasings,
-        "phrasing_sentences", (json_int_t)n_phrasing,
-        "paraphrase_phrasings_per_fact", (json_int_t)a.para_phrasings,
-        "paraphrase_phrasing_sentences", (json_int_t)n_para_phrasing,
-        "distractors_per_fact", (json_int_t)a.distractors,
-        "distractor_sentences", (json_int_t)n_distractor,
-        "extra_facts_per_fact", (json_int_t)a.extra_facts,
-        "extra_fact_sentences", (json_int_t)n_extra_sent,
-        "training", "optimizer", "adamw",
-        "steps", (json_int_t)rep.steps, "max_steps", (json_int_t)a.steps,
-        "lr", tidy(a.lr), "batch", (json_int_t)a.batch,
-        "weight_decay", tidy(to.weight_decay), "beta1", tidy(to.beta1),
-        "beta2", tidy(to.beta2), "final_loss", rep.loss,
-        "loss", a.loss == TRAIN_LOSS_ALL ? "all" : "answer",
-        "reached_goal", rep.reached_goal,
-        "resumed_from_step", (json_int_t)rep.resumed_from,
-        "recall", "rewrite", rep.recall[0], "paraphrase", rep.recall[1],
-        "neighborhood", neighbor_recall,
-        "rewrite_prompts", (json_int_t)w.n_rewrite,
-        "paraphrase_prompts", (json_int_t)w.n_para,
-        "neighborhood_prompts", (json_int_t)w.n_nbr,
-        "seconds", "vocabulary", t_bpe, "training", rep.seconds,
-        "total", clock_seconds() - t_start);
-    if (!info) {
-        rc = err_set(ERR_NOMEM, "cannot make world.json");
-        goto fail;
-    }
-    if (n_extra)
-        json_object_set_new(json_object_get(info, "recall"), "extra_facts",
-                            json_real(rep.recall[ev_extra]));
-    if (w.n_para_held)
-        json_object_set_new(json_object_get(info, "recall"),
-                            "paraphrase_held_out",
-                            json_real(rep.recall[ev_held]));
-    snprintf(path, sizeof path, "%s/world.json", tmp);
-    if (json_dump_file(info, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
-                                       JSON_REAL_PRECISION(10))) {
-        rc = err_set(ERR_IO, "'%s': write failed", path);
-        goto fail;
-    }
-
-    /* swap into place */
-    exists = 0;
-    struct stat st;
-    if (!stat(a.out, &st))
-        exists = 1;
-    if (exists) {
-        if (!replaceable(a.out, &exists)) {
-            die("'%s' appeared and is not a world: not replacing it", a.out);
-            goto out;
-        }
-    }
-    if (exists) {
-        if (renameat2(AT_FDCWD, tmp, AT_FDCWD, a.out, RENAME_EXCHANGE)) {
-            die("cannot replace '%s': %s", a.out, strerror(errno));
-            goto out;
-        }
-        /* tmp now holds the old world */
-    } else if (rename(tmp, a.out)) {
-        die("cannot rename '%s' to '%s': %s", tmp, a.out, strerror(errno));
-        goto out;
-    }
-    if (!exists)
-        tmp[0] = '\0';
-    say(&a, "wrote %s in %.1fs", a.out, clock_seconds() - t_start);
-    /* the world is whole: its training has nothing left to continue */
-    if (to.checkpoint && unlink(ckpt) && errno != ENOENT)
-        say(&a, "could not remove %s: %s", ckpt, strerror(errno));
-    status = 0;
-    goto out;
-fail:
-    die("%s", err_message(rc));
-out:
-    if (tmp[0])
-        tmpdir_remove(tmp);
-    json_decref(info);
-    free(corpus.p);
-    tokenizer_close(tok);
-    gpt2_model_free(&m);
-    world_free(&w);
+        snprintf(b.ckpt, sizeof b.ckpt, "%s.checkpoint", a.out);
+    status = build_text(&b) || make_tmpdir(&b) || make_vocabulary(&b) ||
+             train_world(&b) || write_world(&b) || swap_into_place(&b);
+    build_free(&b);
     return status;
 }
