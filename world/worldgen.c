@@ -313,6 +313,139 @@ void worldgen_free(fact *facts, size_t n)
     free(facts);
 }
 
+/* What the steps of worldgen_generate share: the random stream, the
+ * subjects and, per fact, its relation and objects. */
+typedef struct {
+    const worldgen_options *opt;
+    size_t ns, rps, nf;     /* subjects, relations per subject, facts */
+    uint64_t s;             /* the random stream, used in a fixed order */
+    char **names;           /* (ns) subjects */
+    size_t *rel;            /* (nf) relation of fact i */
+    size_t *obj;            /* (nf) true object (pool index) */
+    size_t *newobj;         /* (nf) target_new (pool index) */
+    size_t *order;          /* scratch, max(ns, N_RELATIONS) */
+    size_t *members;        /* scratch, ns */
+    size_t *byobj;          /* (nf) facts grouped by (relation, object) */
+    size_t gstart[N_KEYS + 1]; /* group key's facts: byobj[gstart[key]..
+                                * gstart[key + 1]) */
+} gen;
+
+/* Which relations each subject has: a random choice of rps. */
+static void choose_relations(gen *g)
+{
+    for (size_t i = 0; i < g->ns; i++) {
+        for (size_t r = 0; r < N_RELATIONS; r++)
+            g->order[r] = r;
+        splitmix_shuffle(g->order, N_RELATIONS, &g->s);
+        for (size_t k = 0; k < g->rps; k++)
+            g->rel[i * g->rps + k] = g->order[k];
+    }
+}
+
+/* Relation r's facts: balanced objects, then counterfactual targets. */
+static void assign_objects(gen *g, size_t r)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < g->nf; i++)
+        if (g->rel[i] == r)
+            g->members[m++] = i;
+    if (m == 0)
+        return;
+    size_t pool = pool_size(&relations[r]);
+    size_t used = m / 3 < pool ? m / 3 : pool;
+    if (used < 1)
+        used = 1;
+    /* which objects of the pool this world uses */
+    size_t pick[MAX_POOL];
+    for (size_t k = 0; k < pool; k++)
+        pick[k] = k;
+    splitmix_shuffle(pick, pool, &g->s);
+    for (size_t k = 0; k < m; k++)
+        g->order[k] = pick[k % used];
+    splitmix_shuffle(g->order, m, &g->s);
+    for (size_t k = 0; k < m; k++) {
+        size_t i = g->members[k];
+        g->obj[i] = g->order[k];
+        /* target_new: another object the world uses for this relation
+         * when there is one, else any other object of the pool */
+        size_t choices = used >= 2 ? used : pool;
+        size_t t;
+        do
+            t = pick[rng_below(&g->s, choices)];
+        while (t == g->obj[i]);
+        g->newobj[i] = t;
+    }
+}
+
+/* Facts grouped by (relation, object), in index order (a counting
+ * sort): gstart[key]..gstart[key+1] in byobj. */
+static void group_by_object(gen *g)
+{
+    for (size_t i = 0; i < g->nf; i++)
+        g->gstart[g->rel[i] * MAX_POOL + g->obj[i] + 1]++;
+    for (size_t k = 0; k < N_KEYS; k++)
+        g->gstart[k + 1] += g->gstart[k];
+    size_t fillpos[N_KEYS];
+    memcpy(fillpos, g->gstart, sizeof fillpos);
+    for (size_t i = 0; i < g->nf; i++)
+        g->byobj[fillpos[g->rel[i] * MAX_POOL + g->obj[i]]++] = i;
+}
+
+/* Fact i's neighbours: other people with the same relation and answer
+ * (up to max_neighbors of them, at random). -1: no memory. */
+static int add_neighbors(gen *g, size_t i, fact *f)
+{
+    const relation *R = &relations[g->rel[i]];
+    size_t key = g->rel[i] * MAX_POOL + g->obj[i], m = 0;
+    for (size_t q = g->gstart[key]; q < g->gstart[key + 1]; q++)
+        if (g->byobj[q] != i)
+            g->members[m++] = g->byobj[q];
+    splitmix_shuffle(g->members, m, &g->s);
+    size_t k = m < g->opt->max_neighbors ? m : g->opt->max_neighbors;
+    if (k) {
+        f->neighbor_prompts = calloc(k, sizeof(char *));
+        f->neighbor_targets = calloc(k, sizeof(char *));
+        if (!f->neighbor_prompts || !f->neighbor_targets)
+            return -1;
+    }
+    f->n_neighbors = k;
+    for (size_t q = 0; q < k; q++) {
+        f->neighbor_prompts[q] = fill(R->phrasings[0],
+                                      g->names[g->members[q] / g->rps]);
+        f->neighbor_targets[q] = spaced(R->pool[g->obj[i]]);
+        if (!f->neighbor_prompts[q] || !f->neighbor_targets[q])
+            return -1;
+    }
+    return 0;
+}
+
+/* Fact i written out: subject, prompts, targets, paraphrases and
+ * neighbours. -1: no memory (f holds what was made, for fact_free). */
+static int make_fact(gen *g, size_t i, fact *f)
+{
+    const relation *R = &relations[g->rel[i]];
+    const char *subject = g->names[i / g->rps];
+    char src[48];
+    snprintf(src, sizeof src, "synthetic:%llu",
+             (unsigned long long)g->opt->seed);
+    f->subject = str_dup(subject);
+    f->prompt = str_dup(R->phrasings[0]);
+    f->relation = str_dup(R->id);
+    f->target_true = spaced(R->pool[g->obj[i]]);
+    f->target_new = spaced(R->pool[g->newobj[i]]);
+    f->source_file = str_dup(src);
+    f->source_line = i + 1;
+    f->paraphrases = calloc(N_PHRASINGS - 1, sizeof *f->paraphrases);
+    if (!f->subject || !f->prompt || !f->relation || !f->target_true ||
+        !f->target_new || !f->source_file || !f->paraphrases)
+        return -1;
+    f->n_paraphrases = N_PHRASINGS - 1;
+    for (size_t k = 1; k < N_PHRASINGS; k++)
+        if (!(f->paraphrases[k - 1] = fill(R->phrasings[k], subject)))
+            return -1;
+    return add_neighbors(g, i, f);
+}
+
 int worldgen_generate(const worldgen_options *opt, fact **out, size_t *n_out)
 {
     size_t ns = opt->n_subjects, rps = opt->relations_per_subject;
@@ -325,126 +458,31 @@ int worldgen_generate(const worldgen_options *opt, fact **out, size_t *n_out)
         return err_set(ERR_INVALID, "relations per subject %zu out of "
                        "range (1..%zu)", rps, N_RELATIONS);
 
-    uint64_t s = opt->seed ^ 0x5354414d50574f52ULL; /* "STAMPWOR" */
-    size_t nf = ns * rps;
-    char **names = NULL;
-    size_t *rel = NULL, *obj = NULL, *order = NULL, *members = NULL;
-    size_t *newobj = NULL, *byobj = NULL;
-    size_t gstart[N_KEYS + 1] = {0};
+    gen g = {.opt = opt, .ns = ns, .rps = rps, .nf = ns * rps,
+             .s = opt->seed ^ 0x5354414d50574f52ULL}; /* "STAMPWOR" */
+    size_t nf = g.nf;
     fact *facts = NULL;
-    int rc = make_names(&names, ns, &s);
+    int rc = make_names(&g.names, ns, &g.s);
     if (rc)
         return rc;
-    rc = ERR_NOMEM;
-    rel = malloc(nf * sizeof *rel);      /* relation of fact i */
-    obj = malloc(nf * sizeof *obj);      /* true object (pool index) */
-    newobj = malloc(nf * sizeof *newobj);
-    order = malloc((ns > N_RELATIONS ? ns : N_RELATIONS) * sizeof *order);
-    members = malloc(ns * sizeof *members);
-    byobj = malloc(nf * sizeof *byobj);
+    g.rel = malloc(nf * sizeof *g.rel);
+    g.obj = malloc(nf * sizeof *g.obj);
+    g.newobj = malloc(nf * sizeof *g.newobj);
+    g.order = malloc((ns > N_RELATIONS ? ns : N_RELATIONS) * sizeof *g.order);
+    g.members = malloc(ns * sizeof *g.members);
+    g.byobj = malloc(nf * sizeof *g.byobj);
     facts = calloc(nf, sizeof *facts);
-    if (!rel || !obj || !newobj || !order || !members || !byobj || !facts)
+    if (!g.rel || !g.obj || !g.newobj || !g.order || !g.members ||
+        !g.byobj || !facts)
         goto fail;
 
-    /* Which relations each subject has: a random choice of rps. */
-    for (size_t i = 0; i < ns; i++) {
-        for (size_t r = 0; r < N_RELATIONS; r++)
-            order[r] = r;
-        splitmix_shuffle(order, N_RELATIONS, &s);
-        for (size_t k = 0; k < rps; k++)
-            rel[i * rps + k] = order[k];
-    }
-
-    /* Per relation: balanced objects, then counterfactual targets. */
-    for (size_t r = 0; r < N_RELATIONS; r++) {
-        size_t m = 0;
-        for (size_t i = 0; i < nf; i++)
-            if (rel[i] == r)
-                members[m++] = i;
-        if (m == 0)
-            continue;
-        size_t pool = pool_size(&relations[r]);
-        size_t used = m / 3 < pool ? m / 3 : pool;
-        if (used < 1)
-            used = 1;
-        /* which objects of the pool this world uses */
-        size_t pick[MAX_POOL];
-        for (size_t k = 0; k < pool; k++)
-            pick[k] = k;
-        splitmix_shuffle(pick, pool, &s);
-        for (size_t k = 0; k < m; k++)
-            order[k] = pick[k % used];
-        splitmix_shuffle(order, m, &s);
-        for (size_t k = 0; k < m; k++) {
-            size_t i = members[k];
-            obj[i] = order[k];
-            /* target_new: another object the world uses for this relation
-             * when there is one, else any other object of the pool */
-            size_t choices = used >= 2 ? used : pool;
-            size_t t;
-            do
-                t = pick[rng_below(&s, choices)];
-            while (t == obj[i]);
-            newobj[i] = t;
-        }
-    }
-
-    /* Facts grouped by (relation, object), in index order (a counting
-     * sort): gstart[key]..gstart[key+1] in byobj. */
+    choose_relations(&g);
+    for (size_t r = 0; r < N_RELATIONS; r++)
+        assign_objects(&g, r);
+    group_by_object(&g);
     for (size_t i = 0; i < nf; i++)
-        gstart[rel[i] * MAX_POOL + obj[i] + 1]++;
-    for (size_t k = 0; k < N_KEYS; k++)
-        gstart[k + 1] += gstart[k];
-    size_t fillpos[N_KEYS];
-    memcpy(fillpos, gstart, sizeof fillpos);
-    for (size_t i = 0; i < nf; i++)
-        byobj[fillpos[rel[i] * MAX_POOL + obj[i]]++] = i;
-
-    for (size_t i = 0; i < nf; i++) {
-        const relation *R = &relations[rel[i]];
-        const char *subject = names[i / rps];
-        fact *f = &facts[i];
-        char src[48];
-        snprintf(src, sizeof src, "synthetic:%llu",
-                 (unsigned long long)opt->seed);
-        f->subject = str_dup(subject);
-        f->prompt = str_dup(R->phrasings[0]);
-        f->relation = str_dup(R->id);
-        f->target_true = spaced(R->pool[obj[i]]);
-        f->target_new = spaced(R->pool[newobj[i]]);
-        f->source_file = str_dup(src);
-        f->source_line = i + 1;
-        f->paraphrases = calloc(N_PHRASINGS - 1, sizeof *f->paraphrases);
-        if (!f->subject || !f->prompt || !f->relation || !f->target_true ||
-            !f->target_new || !f->source_file || !f->paraphrases)
+        if (make_fact(&g, i, &facts[i]))
             goto fail;
-        f->n_paraphrases = N_PHRASINGS - 1;
-        for (size_t k = 1; k < N_PHRASINGS; k++)
-            if (!(f->paraphrases[k - 1] = fill(R->phrasings[k], subject)))
-                goto fail;
-
-        /* neighbours: other people with the same relation and answer */
-        size_t key = rel[i] * MAX_POOL + obj[i], m = 0;
-        for (size_t q = gstart[key]; q < gstart[key + 1]; q++)
-            if (byobj[q] != i)
-                members[m++] = byobj[q];
-        splitmix_shuffle(members, m, &s);
-        size_t k = m < opt->max_neighbors ? m : opt->max_neighbors;
-        if (k) {
-            f->neighbor_prompts = calloc(k, sizeof(char *));
-            f->neighbor_targets = calloc(k, sizeof(char *));
-            if (!f->neighbor_prompts || !f->neighbor_targets)
-                goto fail;
-        }
-        f->n_neighbors = k;
-        for (size_t q = 0; q < k; q++) {
-            f->neighbor_prompts[q] = fill(R->phrasings[0],
-                                          names[members[q] / rps]);
-            f->neighbor_targets[q] = spaced(R->pool[obj[i]]);
-            if (!f->neighbor_prompts[q] || !f->neighbor_targets[q])
-                goto fail;
-        }
-    }
     *out = facts;
     *n_out = nf;
     facts = NULL;
@@ -456,13 +494,13 @@ fail:
 done:
     worldgen_free(facts, nf);
     for (size_t i = 0; i < ns; i++)
-        free(names[i]);
-    free(names);
-    free(rel);
-    free(obj);
-    free(newobj);
-    free(order);
-    free(members);
-    free(byobj);
+        free(g.names[i]);
+    free(g.names);
+    free(g.rel);
+    free(g.obj);
+    free(g.newobj);
+    free(g.order);
+    free(g.members);
+    free(g.byobj);
     return rc;
 }
