@@ -48,6 +48,9 @@ const char cmd_commit_usage[] =
     "  --no-scores        skip the ES/PS/NS scores before and after\n"
     "  --json             print the commit record as JSON\n"
     "\n"
+    "With --json a commit that does not happen prints {\"committed\": false,\n"
+    "\"error\": ..., \"exit\": N} on stdout as well.\n"
+    "\n"
     "Exit status: 0 committed, 1 failed (nothing changed), 2 bad usage,\n"
     "3 nothing to commit (the queue is empty).\n";
 
@@ -75,10 +78,19 @@ static void print_summary(const commit_result *r, double seconds)
            (unsigned long long)r->id, n, n == 1 ? "" : "s", L == 1 ? "" : "s");
     for (size_t i = 0; i < L; i++) printf("%s%zu", i ? "," : " ", h->layers[i]);
     printf(" (%s, %.1fs)\n", commit_method_name(r->method), seconds);
-    if (r->scored)
-        printf("  efficacy %.1f -> %.1f   paraphrase %.1f -> %.1f   "
-               "neighbourhood %.1f -> %.1f\n", r->before.es, r->after.es,
-               r->before.ps, r->after.ps, r->before.ns, r->after.ns);
+    if (r->scored) {
+        /* a score over no prompts (a CSV without paraphrases) is n/a */
+        char b[3][16], a[3][16];
+        size_t np = r->after.n_paraphrase, nn = r->after.n_neighbor;
+        snprintf(b[0], 16, "%.1f", r->before.es);
+        snprintf(a[0], 16, "%.1f", r->after.es);
+        snprintf(b[1], 16, np ? "%.1f" : "n/a", r->before.ps);
+        snprintf(a[1], 16, np ? "%.1f" : "n/a", r->after.ps);
+        snprintf(b[2], 16, nn ? "%.1f" : "n/a", r->before.ns);
+        snprintf(a[2], 16, nn ? "%.1f" : "n/a", r->after.ns);
+        printf("  efficacy %s -> %s   paraphrase %s -> %s   "
+               "neighbourhood %s -> %s\n", b[0], a[0], b[1], a[1], b[2], a[2]);
+    }
     printf("  target vectors: %zu of %zu make the new answer likely "
            "(NLL < 0.5)\n", r->rounds[0].z_likely, n);
     if (!rome) {
@@ -130,30 +142,30 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     const char *method = "memit", **sets = calloc((size_t)argc, sizeof *sets);
     commit_options o = {0};
     int json_out = 0, c, rc = 0;
-    optind = 0;
-    while (rc == 0 && (c = getopt_long(argc, argv, "m:", opts, NULL)) != -1) {
-        char *end;
+    size_t threads = 0;
+    cli_options_begin();
+    while (rc == 0 && (c = getopt_long(argc, argv, ":m:", opts, NULL)) != -1) {
         switch (c) {
         case 'm': o.message = optarg; break;
         case 'l':
-            o.limit = strtoul(optarg, &end, 10);
-            if (*end || !*optarg || o.limit == 0)
+            if (cli_parse_size(optarg, &o.limit) || o.limit == 0)
                 rc = cli_usage_error("commit", "--limit wants a positive "
                                      "number, not '%s'", optarg);
             break;
         case 'M': method = optarg; break;
         case 't':
-            o.threads = (int)strtol(optarg, &end, 10);
-            if (*end || o.threads <= 0)
+            if (cli_parse_size(optarg, &threads) || threads == 0 ||
+                threads > 4096)
                 rc = cli_usage_error("commit", "--threads wants a positive "
                                      "number, not '%s'", optarg);
+            o.threads = (int)threads;
             break;
         case 'L': o.layers = optarg; break;
         case 's': sets[o.n_sets++] = optarg; break;
         case 'c': o.corpus = optarg; break;
         case 'n': o.no_scores = 1; break;
         case 'j': json_out = 1; break;
-        default: rc = cli_usage_error("commit", "unknown option");
+        default: rc = cli_option_error("commit", c, argv);
         }
     }
     if (!rc && !strcmp(method, "rome")) o.method = COMMIT_ROME;
@@ -173,10 +185,24 @@ int cmd_commit(int argc, char **argv, const cli_globals *g)
     store *s = NULL;
     commit_result res = {0};
     int exit_code = EXIT_OK;
-    if ((rc = store_open(&s, g->store_dir)) ||
+    if ((rc = cli_store_open(&s, g)) ||
         (rc = commit_run(s, &o, on_event, NULL, &res))) {
-        cli_fail_code(rc);
-        exit_code = rc == ERR_EMPTY ? EXIT_NOTHING : EXIT_FAIL;
+        /* --json answers on every outcome: what did not happen, and why */
+        json_t *why = json_out ? json_pack("{s:b,s:s}", "committed", 0,
+                                           "error", err_message(rc)) : NULL;
+        if (res.bad_option) {
+            exit_code = cli_usage_error("commit", "%s", err_message(rc));
+        } else {
+            cli_fail_code(rc);
+            exit_code = rc == ERR_EMPTY ? EXIT_NOTHING : EXIT_FAIL;
+        }
+        if (why) {
+            json_object_set_new(why, "exit", json_integer(exit_code));
+            char *out = json_dumps(why, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+            if (out) puts(out);
+            free(out);
+            json_decref(why);
+        }
     } else if (json_out) {
         char *out = json_dumps(res.record, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         puts(out);

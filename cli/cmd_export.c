@@ -34,11 +34,11 @@ int cmd_export(int argc, char **argv, const cli_globals *g)
     };
     if (cli_wants_help(argc, argv, "export")) return EXIT_OK;
     int force = 0, c;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "f", opts, NULL)) != -1) {
+    cli_options_begin();
+    while ((c = getopt_long(argc, argv, ":f", opts, NULL)) != -1) {
         switch (c) {
         case 'f': force = 1; break;
-        default: return cli_usage_error("export", "unknown option");
+        default: return cli_option_error("export", c, argv);
         }
     }
     if (optind >= argc)
@@ -52,7 +52,7 @@ int cmd_export(int argc, char **argv, const cli_globals *g)
     store *s = NULL;
     export_result r;
     int rc = export_check_dir(dir, force, NULL);
-    if (!rc) rc = store_open(&s, g->store_dir);
+    if (!rc) rc = cli_store_open(&s, g);
     if (!rc) rc = export_hf(s, dir, force, &r);
     store_close(s);
     if (rc) return cli_fail_code(rc);

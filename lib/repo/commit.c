@@ -579,8 +579,12 @@ int commit_run(store *s, const commit_options *opt,
         omp_set_num_threads(opt->threads);
         openblas_set_num_threads(opt->threads);
     }
-    if ((rc = commit_begin(&st, s)) || (rc = commit_hparams(&st)) ||
-        (rc = commit_statistics(&st)) || (rc = commit_requests(&st)) ||
+    if ((rc = commit_begin(&st, s))) goto out;
+    if ((rc = commit_hparams(&st))) {
+        out->bad_option = opt->layers || opt->n_sets;
+        goto out;
+    }
+    if ((rc = commit_statistics(&st)) || (rc = commit_requests(&st)) ||
         (rc = commit_first_targets(&st)))
         goto out;
     /* scores before, on the facts that go in (z left the model as it was) */

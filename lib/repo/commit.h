@@ -136,6 +136,9 @@ typedef struct {
                                  (a static string) */
     int factored;             /* the Cholesky factors were formed */
     commit_timings timings;
+    int bad_option;           /* on failure: the options' layers or sets
+                                 were malformed (bad usage, not a failed
+                                 operation) */
 } commit_result;
 
 /* Runs a commit of the queue of store s (see the top of this file) in a

@@ -100,6 +100,7 @@ is "its facts come from <stdin>, line by line" \
 
 # ---- scores over no prompts: n/a, null in JSON
 expect_ok "commit 1 (no paraphrases, no neighbourhood prompts)" commit -m one
+expect_grep "commit: paraphrase and neighbourhood n/a" "^  efficacy [0-9.]+ -> [0-9.]+   paraphrase n/a -> n/a   neighbourhood n/a -> n/a$" "$T/out"
 expect_ok "log" "$STAMP" log
 expect_grep "log: PS and NS are n/a, ES a number" "^1 .* ES [0-9]+\.[0-9]{2} PS n/a NS n/a  one$" "$T/out"
 expect_ok "show 1" "$STAMP" show 1
@@ -203,6 +204,8 @@ expect_ok "diff --help explains the columns" "$STAMP" diff --help
 expect_grep "the help too" "share of the tensor's norm at A" "$T/out"
 
 # ---- strict numbers and names; bad usage exits 2, one message each
+printf 'subject,prompt,target_new,target_true\nErin Gray,{} drives a,truck,car\n' > e.csv
+"$STAMP" import e.csv >/dev/null   # a queue, so that commit reaches its options
 snapshot before.txt
 one_message "eval --sample -5" 2 "^stamp eval: --sample wants a count" "$STAMP" eval --sample -5
 one_message "eval --sample 5x" 2 "--sample wants a count .* not '5x'" "$STAMP" eval --sample 5x
@@ -230,12 +233,18 @@ one_message "diff HEAD~-1" 2 "bad commit name 'HEAD~-1'" "$STAMP" diff HEAD~-1
 one_message "diff 'HEAD~ 1'" 2 "bad commit name 'HEAD~ 1'" "$STAMP" diff 'HEAD~ 1'
 expect_exit "reset to a commit that does not exist fails (1)" 1 "$STAMP" reset 99
 expect_grep "naming it" "no commit 99" "$T/err"
-for c in init import queue status log show diff revert reset eval stats predict fsck; do
+one_message "commit --limit -3" 2 "^stamp commit: --limit wants a positive number, not '-3'" "$STAMP" commit --limit -3
+one_message "commit --threads 0" 2 "^stamp commit: --threads wants a positive number" "$STAMP" commit --threads 0
+one_message "commit --layers 3-1" 2 "^stamp commit: layers '3-1': expected a list" "$STAMP" commit --layers 3-1
+one_message "commit --set foo=1" 2 "^stamp commit: hparams: unknown key 'foo'" "$STAMP" commit --set foo=1
+one_message "commit --set without =" 2 "^stamp commit: --set 'rounds': expected KEY=VALUE" "$STAMP" commit --set rounds
+for c in init import queue status log show diff revert reset eval stats predict fsck commit export report; do
   one_message "$c --bogus" 2 "^stamp $c: unknown option '--bogus'$" "$STAMP" "$c" --bogus
 done
 one_message "a missing value" 2 "^stamp eval: option '--sample' needs a value$" "$STAMP" eval --sample
 one_message "a value where none goes" 2 "^stamp log: option '--json' takes no value$" "$STAMP" log --json=1
 one_message "an unknown short option" 2 "^stamp queue: unknown option '-x'$" "$STAMP" queue -x
+one_message "commit --json on bad usage" 2 "^stamp commit: unknown option" "$STAMP" commit --json --bogus
 snapshot after.txt
 expect_same "the refused commands changed nothing" before.txt after.txt
 
