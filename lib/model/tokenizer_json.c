@@ -753,7 +753,10 @@ static int parse_post(loader *L, const json_t *o, int depth)
 
 /* ---- model and added tokens ---- */
 
-static int parse_model(loader *L, const json_t *model, const json_t *added)
+/* The model object holds a BPE model with a 'vocab' object and a
+ * 'merges' array, in a form this tokenizer supports; its flags go into
+ * hf. 'added_tokens', when there, is an array. */
+static int check_model(loader *L, const json_t *model, const json_t *added)
 {
     hf_tok *hf = L->hf;
     int rc;
@@ -782,14 +785,20 @@ static int parse_model(loader *L, const json_t *model, const json_t *added)
         (rc = get_bool(L, model, "fuse_unk", 0, &hf->fuse_unk, "model BPE")) ||
         (rc = get_bool(L, model, "ignore_merges", 0, &hf->ignore_merges, "model BPE")))
         return rc;
+    return 0;
+}
 
-    /* the id space: ids must be integers, not far past the entry count */
-    size_t count = json_object_size(vocab) + json_array_size(added);
+/* The id space: ids must be integers, not far past the entry count
+ * (count: vocab and added tokens); n_vocab = n_all = the largest + 1. */
+static int check_ids(loader *L, const json_t *vocab, const json_t *added,
+                     size_t count)
+{
+    hf_tok *hf = L->hf;
     json_int_t limit = (json_int_t)(2 * count + 1024), max = -1;
     const char *key;
-    size_t klen, i;
+    size_t i;
     json_t *val, *e;
-    json_object_keylen_foreach((json_t *)vocab, key, klen, val) {
+    json_object_foreach((json_t *)vocab, key, val) {
         if (!json_is_integer(val))
             return fail(L, "model BPE: token '%s': id is not an integer", key);
         json_int_t id = json_integer_value(val);
@@ -811,8 +820,22 @@ static int parse_model(loader *L, const json_t *model, const json_t *added)
     }
     if (max < 0) return fail(L, "model BPE: the vocabulary is empty");
     hf->n_vocab = hf->n_all = (size_t)max + 1;
+    return 0;
+}
+
+/* The vocabulary's and the added tokens' strings into the pool, the
+ * id tables and the string map (sized for them and the merges'
+ * virtual tokens). Each added token's s holds its pool offset until
+ * parse_model fixes it: the pool may move until the merges are in. */
+static int load_tokens(loader *L, const json_t *vocab, const json_t *added,
+                       size_t count, size_t merges_n)
+{
+    hf_tok *hf = L->hf;
+    int rc;
+    const char *key;
+    size_t klen, i;
+    json_t *val, *e;
     if ((rc = set_id(L, (int)hf->n_all - 1, 0, 0, ID_NONE))) return rc;
-    size_t merges_n = json_array_size(merges);
     hf->map_cap = tok_pow2_above(count + 2 * merges_n + 64);
     hf->map = malloc(hf->map_cap * sizeof *hf->map);
     hf->map_off = malloc(hf->map_cap * sizeof *hf->map_off);
@@ -846,13 +869,20 @@ static int parse_model(loader *L, const json_t *model, const json_t *added)
                                     (rs ? HF_RSTRIP : 0));
         map_put(hf, off, json_string_length(c), id);
         hf->added[hf->n_added++] = (hf_added){id, ls, rs, NULL, json_string_length(c)};
-        hf->added[hf->n_added - 1].s = (const char *)(uintptr_t)off; /* fixed below */
+        hf->added[hf->n_added - 1].s = (const char *)(uintptr_t)off; /* fixed in parse_model */
     }
+    return 0;
+}
 
-    /* merges: ranks by position, a later duplicate replacing an earlier
-     * one (the reference's Map) */
+/* merges: ranks by position, a later duplicate replacing an earlier
+ * one (the reference's Map) */
+static int load_merges(loader *L, const json_t *merges)
+{
     tokenizer *t = L->t;
-    t->pair_cap = tok_pow2_above(merges_n);
+    int rc = 0;
+    size_t i;
+    json_t *e;
+    t->pair_cap = tok_pow2_above(json_array_size(merges));
     t->pairs = malloc(t->pair_cap * sizeof *t->pairs);
     if (!t->pairs) return nomem(L);
     for (size_t k = 0; k < t->pair_cap; k++) t->pairs[k].key = PAIR_EMPTY;
@@ -898,11 +928,16 @@ static int parse_model(loader *L, const json_t *model, const json_t *added)
         t->pairs[h] = (pair_slot){k, (int32_t)i, im};
     }
     free(joined.p);
-    if (rc) return rc;
-    for (size_t k = 0; k < hf->n_added; k++)
-        hf->added[k].s = hf->pool + (uintptr_t)hf->added[k].s;
+    return rc;
+}
 
-    /* unk, byte fallback, one-character strings */
+/* unk, byte fallback, one-character strings */
+static int set_fallbacks(loader *L, const json_t *model)
+{
+    hf_tok *hf = L->hf;
+    const char *s;
+    size_t n;
+    int rc;
     hf->unk_id = -1;
     if ((rc = get_str(L, model, "unk_token", 0, &s, &n, "model BPE"))) return rc;
     if (s) {
@@ -926,6 +961,25 @@ static int parse_model(loader *L, const json_t *model, const json_t *added)
         hf->cp_id[cp] = hf_lookup(hf, u, ul);
     }
     return 0;
+}
+
+/* The model (BPE: vocabulary, merges, unk and byte fallback) and the
+ * added tokens. */
+static int parse_model(loader *L, const json_t *model, const json_t *added)
+{
+    hf_tok *hf = L->hf;
+    int rc = check_model(L, model, added);
+    if (rc) return rc;
+    json_t *vocab = json_object_get(model, "vocab");
+    json_t *merges = json_object_get(model, "merges");
+    size_t count = json_object_size(vocab) + json_array_size(added);
+    if ((rc = check_ids(L, vocab, added, count)) ||
+        (rc = load_tokens(L, vocab, added, count, json_array_size(merges))) ||
+        (rc = load_merges(L, merges)))
+        return rc;
+    for (size_t k = 0; k < hf->n_added; k++)
+        hf->added[k].s = hf->pool + (uintptr_t)hf->added[k].s;
+    return set_fallbacks(L, model);
 }
 
 static int added_cmp(const void *pa, const void *pb)
