@@ -168,11 +168,15 @@ static int commit_hparams(commit_state *st)
     if (rc == ERR_NOTFOUND) { err_clear(); rc = 0; }
     else if (!rc) rc = hparams_apply_json(h, stored, c);
     free(stored);
-    if (!rc && st->opt->layers)
+    if (rc) return rc;
+    if (st->opt->layers)
         rc = hparams_parse_layers(h, st->opt->layers, c);
     for (size_t i = 0; !rc && i < st->opt->n_sets; i++)
         rc = apply_set(h, st->opt->sets[i], c);
-    if (rc) return rc;
+    if (rc) {
+        st->bad_option = 1;
+        return rc;
+    }
     if (st->rome) { /* one layer: the top of the band, where z is found */
         h->layers[0] = h->layers[h->n_layers - 1];
         h->n_layers = 1;
@@ -581,7 +585,7 @@ int commit_run(store *s, const commit_options *opt,
     }
     if ((rc = commit_begin(&st, s))) goto out;
     if ((rc = commit_hparams(&st))) {
-        out->bad_option = opt->layers || opt->n_sets;
+        out->bad_option = st.bad_option;
         goto out;
     }
     if ((rc = commit_statistics(&st)) || (rc = commit_requests(&st)) ||

@@ -23,6 +23,7 @@ typedef struct {
     const char *round_prefix; /* "round 2/5" while a later round runs:
                                  its progress labels are prefixed */
     int rome, scores;
+    int bad_option;       /* the options' layers or a --set was refused */
     double t_start;
 
     store_txn *t;             /* the write transaction, start to end */

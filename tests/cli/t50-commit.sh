@@ -120,17 +120,17 @@ expect_ok "init with --hparams" env STAMP_STORE="$T/s3" "$STAMP" init --model "$
 STAMP_STORE="$T/s3" "$STAMP" import one.csv >/dev/null 2>&1
 STAMP_STORE="$T/s3" "$STAMP" queue --json > q-before.json
 STAMP_STORE="$T/s3" "$STAMP" log --json > l-before.json
-expect_exit "an unknown --set key fails" 1 env STAMP_STORE="$T/s3" "$STAMP" commit --set nope=1
+expect_exit "an unknown --set key is bad usage" 2 env STAMP_STORE="$T/s3" "$STAMP" commit --set nope=1
 expect_grep "the unknown key is named" "unknown key 'nope'" "$T/err"
-expect_exit "a negative number of rounds fails" 1 env STAMP_STORE="$T/s3" "$STAMP" commit --set rounds=-1
+expect_exit "a negative number of rounds is bad usage" 2 env STAMP_STORE="$T/s3" "$STAMP" commit --set rounds=-1
 expect_grep "the bad rounds are named" "'rounds' must be a non-negative integer" "$T/err"
-expect_exit "a fractional number of rounds fails" 1 env STAMP_STORE="$T/s3" "$STAMP" commit --set rounds=2.5
+expect_exit "a fractional number of rounds is bad usage" 2 env STAMP_STORE="$T/s3" "$STAMP" commit --set rounds=2.5
 expect_grep "the fractional rounds are named" "'rounds' must be a non-negative integer" "$T/err"
-expect_exit "a negative round_min_shift fails" 1 env STAMP_STORE="$T/s3" "$STAMP" commit --set round_min_shift=-0.5
+expect_exit "a negative round_min_shift is bad usage" 2 env STAMP_STORE="$T/s3" "$STAMP" commit --set round_min_shift=-0.5
 expect_grep "the bad round_min_shift is named" "'round_min_shift' must be a non-negative number" "$T/err"
-expect_exit "a fractional round_halvings fails" 1 env STAMP_STORE="$T/s3" "$STAMP" commit --set round_halvings=1.5
+expect_exit "a fractional round_halvings is bad usage" 2 env STAMP_STORE="$T/s3" "$STAMP" commit --set round_halvings=1.5
 expect_grep "the bad round_halvings is named" "'round_halvings' must be a non-negative integer" "$T/err"
-expect_exit "a layer outside the model fails" 1 env STAMP_STORE="$T/s3" "$STAMP" commit --layers 99
+expect_exit "a layer outside the model is bad usage" 2 env STAMP_STORE="$T/s3" "$STAMP" commit --layers 99
 expect_grep "the bad layer is named" "layer 99" "$T/err"
 expect_exit "a missing corpus fails" 1 env STAMP_STORE="$T/s3" "$STAMP" stats --corpus "$T/no-such-corpus.txt"
 expect_grep "the missing corpus is named" "no-such-corpus.txt" "$T/err"
@@ -279,9 +279,9 @@ expect_grep "revert is exact" "reverted commit 1 exactly" "$T/out"
 STAMP_STORE="$T/sj1" "$STAMP" init --model "$W" >/dev/null 2>&1
 STAMP_STORE="$T/sj1" "$STAMP" import batch.csv >/dev/null 2>&1
 STAMP_STORE="$T/sj1" "$STAMP" queue --json > q-before.json
-expect_exit "joint_layers 2 fails" 1 env STAMP_STORE="$T/sj1" "$STAMP" commit --set joint_layers=2
+expect_exit "joint_layers 2 is bad usage" 2 env STAMP_STORE="$T/sj1" "$STAMP" commit --set joint_layers=2
 expect_grep "the bad joint_layers is named" "'joint_layers' must be 0 or 1" "$T/err"
-expect_exit "joint_layers with a null space fails" 1 env STAMP_STORE="$T/sj1" "$STAMP" commit --set joint_layers=1 --set nullspace_threshold=0.01
+expect_exit "joint_layers with a null space is bad usage" 2 env STAMP_STORE="$T/sj1" "$STAMP" commit --set joint_layers=1 --set nullspace_threshold=0.01
 expect_grep "the conflict is named" "joint_layers and nullspace_threshold cannot be used together" "$T/err"
 STAMP_STORE="$T/sj1" "$STAMP" queue --json > q-after.json
 expect_same "refused joint commits leave the queue as it was" q-before.json q-after.json
