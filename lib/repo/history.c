@@ -1356,56 +1356,64 @@ static int fsck_config(store_txn *t, json_t *problems)
     return 0;
 }
 
-int history_fsck(store_txn *t, json_t *problems, history_fsck_counts *c)
-{
-    uint64_t *chain = NULL, *all = NULL;
-    json_t **recs = NULL;
-    size_t n_chain = 0, cap = 0, n_all = 0;
-    char **names = NULL;
-    size_t n_names = 0;
-    history_ws *ws = NULL, *replay = NULL;
-    int chain_ok = 1, rc;
-    memset(c, 0, sizeof *c);
+/* The chain from HEAD back to the base, as history_fsck reads it. */
+typedef struct {
+    uint64_t *ids;   /* (n) commit ids, HEAD first */
+    json_t **recs;   /* (n) their records */
+    size_t n;
+    int ok;          /* 0: a link could not be read, the chain is cut */
+} fsck_chain;
 
-    /* the chain */
-    if ((rc = store_head(t, &c->head))) return rc;
-    for (uint64_t cur = c->head; cur;) {
+/* Reads the chain from head, following "parent"; a link that cannot be
+ * read is a problem and ends it (ok = 0). */
+static int fsck_read_chain(store_txn *t, uint64_t head, json_t *problems,
+                           fsck_chain *ch)
+{
+    size_t cap = 0;
+    for (uint64_t cur = head; cur;) {
         json_t *rec = NULL;
         int e = history_record(t, cur, &rec);
-        if (e == ERR_NOMEM) { rc = e; goto out; }
+        if (e == ERR_NOMEM) return e;
         if (e) {
             problem(problems, "the chain from HEAD is broken at commit %llu: "
                     "%s", (unsigned long long)cur, err_message(e));
-            chain_ok = 0;
+            ch->ok = 0;
             break;
         }
-        if (n_chain == cap) {
+        if (ch->n == cap) {
             cap = cap ? 2 * cap : 16;
-            uint64_t *a = realloc(chain, cap * sizeof *a);
-            json_t **b = a ? realloc(recs, cap * sizeof *b) : NULL;
-            if (a) chain = a;
+            uint64_t *a = realloc(ch->ids, cap * sizeof *a);
+            json_t **b = a ? realloc(ch->recs, cap * sizeof *b) : NULL;
+            if (a) ch->ids = a;
             if (!a || !b) {
                 json_decref(rec);
-                rc = err_set(ERR_NOMEM, "out of memory");
-                goto out;
+                return err_set(ERR_NOMEM, "out of memory");
             }
-            recs = b;
+            ch->recs = b;
         }
-        chain[n_chain] = cur;
-        recs[n_chain++] = rec;
+        ch->ids[ch->n] = cur;
+        ch->recs[ch->n++] = rec;
         cur = json_u64(rec, "parent");
     }
-    c->chain = n_chain;
+    return 0;
+}
 
-    /* every record and its diffs */
-    if ((rc = store_commit_ids(t, &all, &n_all))) goto out;
+/* Every commit's record and its diffs (fsck_diffs); HEAD must name a
+ * commit that exists. */
+static int fsck_records(store_txn *t, const fsck_chain *ch, json_t *problems,
+                        history_fsck_counts *c)
+{
+    uint64_t *all = NULL;
+    size_t n_all = 0;
+    int rc = store_commit_ids(t, &all, &n_all);
+    if (rc) goto out;
     c->commits = n_all;
     for (size_t i = 0; i < n_all; i++) {
         json_t *rec = NULL;
         int e = history_record(t, all[i], &rec);
         if (e == ERR_NOMEM) { rc = e; goto out; }
         if (e) {
-            if (!u64_in(chain, n_chain, all[i]))
+            if (!u64_in(ch->ids, ch->n, all[i]))
                 problem(problems, "commit %llu's record is unreadable: %s",
                         (unsigned long long)all[i], err_message(e));
             continue;
@@ -1417,33 +1425,47 @@ int history_fsck(store_txn *t, json_t *problems, history_fsck_counts *c)
     if (c->head && !u64_in(all, n_all, c->head))
         problem(problems, "HEAD names commit %llu, which does not exist",
                 (unsigned long long)c->head);
+out:
+    free(all);
+    return rc;
+}
 
-    /* the base model */
-    int e = modelview_verify_base(t);
-    if (e == ERR_NOMEM) { rc = e; goto out; }
+/* The base model's files against what init recorded; *ws opened on it,
+ * or left NULL when it cannot be opened (a problem). */
+static int fsck_base(store_txn *t, json_t *problems, history_fsck_counts *c,
+                     history_ws **ws)
+{
+    int rc, e = modelview_verify_base(t);
+    if (e == ERR_NOMEM) return e;
     if (e) problem(problems, "%s", err_message(e));
-    if ((rc = fsck_config(t, problems))) goto out;
-    e = history_ws_open(&ws, t);
-    if (e == ERR_NOMEM) { rc = e; goto out; }
+    if ((rc = fsck_config(t, problems))) return rc;
+    e = history_ws_open(ws, t);
+    if (e == ERR_NOMEM) return e;
     if (e) {
         problem(problems, "the base model cannot be opened: %s",
                 err_message(e));
-        goto facts;
+        return 0;
     }
     {
-        st_file *bf = ws->base;
+        st_file *bf = (*ws)->base;
         c->base_tensors = safetensors_count(bf);
     }
+    return 0;
+}
 
-    /* the overlay against the newest commit that touched each tensor */
-    if ((rc = store_tensor_names(t, &names, &n_names))) goto out;
+/* The overlay against the newest commit that touched each tensor:
+ * names[0..n_names) are the overlay's tensors. */
+static int fsck_overlay(history_ws *ws, const fsck_chain *ch, char **names,
+                        size_t n_names, json_t *problems,
+                        history_fsck_counts *c)
+{
     for (size_t i = 0; i < n_names; i++) {
         float *d = NULL;
         size_t n = 0;
         char h[33];
         c->overlay++;
-        e = history_ws_tensor(ws, names[i], &d, &n, NULL);
-        if (e == ERR_NOMEM) { rc = e; goto out; }
+        int e = history_ws_tensor(ws, names[i], &d, &n, NULL);
+        if (e == ERR_NOMEM) return e;
         if (e) {
             problem(problems, "overlay tensor '%s': %s", names[i],
                     err_message(e));
@@ -1452,12 +1474,12 @@ int history_fsck(store_txn *t, json_t *problems, history_fsck_counts *c)
         hash_hex(h, d, n * sizeof(float));
         size_t k = 0;
         json_t *tv = NULL;
-        for (; k < n_chain; k++)
-            if ((tv = json_object_get(json_object_get(recs[k], "tensors"),
+        for (; k < ch->n; k++)
+            if ((tv = json_object_get(json_object_get(ch->recs[k], "tensors"),
                                       names[i])))
                 break;
-        if (k == n_chain) {
-            if (chain_ok)
+        if (k == ch->n) {
+            if (ch->ok)
                 problem(problems, "overlay tensor '%s' was written by no "
                         "commit on the chain", names[i]);
             continue;
@@ -1466,16 +1488,24 @@ int history_fsck(store_txn *t, json_t *problems, history_fsck_counts *c)
         if (!want || strcmp(want, h))
             problem(problems, "overlay tensor '%s' hashes to %s, but commit "
                     "%llu left it at %s", names[i], h,
-                    (unsigned long long)chain[k], want ? want : "(none)");
+                    (unsigned long long)ch->ids[k], want ? want : "(none)");
     }
-    /* touched tensors missing from the overlay must be at the base */
-    for (size_t k = 0; k < n_chain; k++) {
+    return 0;
+}
+
+/* Touched tensors missing from the overlay (names[0..n_names)) must be
+ * at the base, as the newest commit that touched them left them. */
+static int fsck_not_in_overlay(history_ws *ws, const fsck_chain *ch,
+                               char **names, size_t n_names,
+                               json_t *problems)
+{
+    for (size_t k = 0; k < ch->n; k++) {
         const char *name;
         json_t *tv;
-        json_object_foreach(json_object_get(recs[k], "tensors"), name, tv) {
+        json_object_foreach(json_object_get(ch->recs[k], "tensors"), name, tv) {
             int seen = 0;
             for (size_t j = 0; j < k && !seen; j++)
-                seen = json_object_get(json_object_get(recs[j], "tensors"),
+                seen = json_object_get(json_object_get(ch->recs[j], "tensors"),
                                        name) != NULL;
             for (size_t j = 0; j < n_names && !seen; j++)
                 seen = !strcmp(names[j], name);
@@ -1483,11 +1513,11 @@ int history_fsck(store_txn *t, json_t *problems, history_fsck_counts *c)
             const float *b = NULL;
             size_t n = 0;
             char h[33];
-            e = history_ws_base(ws, name, &b, &n);
-            if (e == ERR_NOMEM) { rc = e; goto out; }
+            int e = history_ws_base(ws, name, &b, &n);
+            if (e == ERR_NOMEM) return e;
             if (e) {
                 problem(problems, "commit %llu edits '%s': %s",
-                        (unsigned long long)chain[k], name, err_message(e));
+                        (unsigned long long)ch->ids[k], name, err_message(e));
                 continue;
             }
             hash_hex(h, b, n * sizeof(float));
@@ -1495,47 +1525,73 @@ int history_fsck(store_txn *t, json_t *problems, history_fsck_counts *c)
             if (!want || strcmp(want, h))
                 problem(problems, "tensor '%s' is missing from the overlay, "
                         "but commit %llu left it edited",
-                        name, (unsigned long long)chain[k]);
+                        name, (unsigned long long)ch->ids[k]);
         }
     }
+    return 0;
+}
 
-    /* replay the chain back to the base */
-    if (chain_ok) {
-        e = history_ws_open(&replay, t);
-        for (size_t k = 0; !e && k < n_chain; k++) {
-            e = history_ws_undo(replay, chain[k], recs[k], NULL);
-            if (e == ERR_NOMEM) { rc = e; goto out; }
-            if (e)
-                problem(problems, "undoing the chain from HEAD fails at "
-                        "commit %llu: %s", (unsigned long long)chain[k],
-                        err_message(e));
-            else
-                c->replayed += json_object_size(
-                    json_object_get(recs[k], "tensors"));
-        }
-        for (size_t i = 0; !e && i < history_ws_count(replay); i++) {
-            const char *name = history_ws_name(replay, i);
-            float *d = NULL;
-            const float *b = NULL;
-            size_t n = 0;
-            if ((rc = history_ws_tensor(replay, name, &d, &n, NULL)) ||
-                (rc = history_ws_base(replay, name, &b, &n)))
-                goto out;
-            if (memcmp(d, b, n * sizeof(float)))
-                problem(problems, "undoing the whole chain does not give back "
-                        "the base model's '%s'", name);
-        }
+/* Replays the whole chain back to the base: every undo must work and
+ * end at the base model's values. */
+static int fsck_replay(store_txn *t, const fsck_chain *ch, json_t *problems,
+                       history_fsck_counts *c)
+{
+    history_ws *replay = NULL;
+    int rc = 0, e = history_ws_open(&replay, t);
+    for (size_t k = 0; !e && k < ch->n; k++) {
+        e = history_ws_undo(replay, ch->ids[k], ch->recs[k], NULL);
+        if (e == ERR_NOMEM) { rc = e; goto out; }
+        if (e)
+            problem(problems, "undoing the chain from HEAD fails at "
+                    "commit %llu: %s", (unsigned long long)ch->ids[k],
+                    err_message(e));
+        else
+            c->replayed += json_object_size(
+                json_object_get(ch->recs[k], "tensors"));
     }
-
-facts:
-    rc = fsck_facts(t, chain, recs, n_chain, problems, c);
+    for (size_t i = 0; !e && i < history_ws_count(replay); i++) {
+        const char *name = history_ws_name(replay, i);
+        float *d = NULL;
+        const float *b = NULL;
+        size_t n = 0;
+        if ((rc = history_ws_tensor(replay, name, &d, &n, NULL)) ||
+            (rc = history_ws_base(replay, name, &b, &n)))
+            goto out;
+        if (memcmp(d, b, n * sizeof(float)))
+            problem(problems, "undoing the whole chain does not give back "
+                    "the base model's '%s'", name);
+    }
 out:
-    for (size_t i = 0; i < n_chain; i++) json_decref(recs[i]);
-    free(recs);
-    free(chain);
-    free(all);
+    history_ws_close(replay);
+    return rc;
+}
+
+int history_fsck(store_txn *t, json_t *problems, history_fsck_counts *c)
+{
+    fsck_chain ch = {.ok = 1};
+    char **names = NULL;
+    size_t n_names = 0;
+    history_ws *ws = NULL;
+    int rc;
+    memset(c, 0, sizeof *c);
+
+    if ((rc = store_head(t, &c->head))) return rc;
+    if ((rc = fsck_read_chain(t, c->head, problems, &ch))) goto out;
+    c->chain = ch.n;
+    if ((rc = fsck_records(t, &ch, problems, c))) goto out;
+    if ((rc = fsck_base(t, problems, c, &ws))) goto out;
+    if (ws && /* else the base cannot be opened: only the facts remain */
+        ((rc = store_tensor_names(t, &names, &n_names)) ||
+         (rc = fsck_overlay(ws, &ch, names, n_names, problems, c)) ||
+         (rc = fsck_not_in_overlay(ws, &ch, names, n_names, problems)) ||
+         (ch.ok && (rc = fsck_replay(t, &ch, problems, c)))))
+        goto out;
+    rc = fsck_facts(t, ch.ids, ch.recs, ch.n, problems, c);
+out:
+    for (size_t i = 0; i < ch.n; i++) json_decref(ch.recs[i]);
+    free(ch.recs);
+    free(ch.ids);
     store_strings_free(names, n_names);
     history_ws_close(ws);
-    history_ws_close(replay);
     return rc;
 }
