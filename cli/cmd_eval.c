@@ -200,7 +200,58 @@ static json_t *lost_json(const fact *facts, size_t n, const int *kept,
     return a;
 }
 
-int cmd_eval(int argc, char **argv, const cli_globals *g)
+/* The command line. */
+typedef struct {
+    const char *retention_file; /* NULL: the model's facts.csv, if any */
+    size_t sample;
+    uint64_t commit_id;         /* 0: every committed fact */
+    int json_out, list_facts;
+} eval_cli_args;
+
+/* What eval measured, and what it holds to measure it. */
+typedef struct {
+    store_version *committed;   /* (n_committed) the facts scored */
+    store_version *all_committed; /* (n_all) every committed fact */
+    size_t n_committed, n_all;
+    gpt2_model model, base;     /* the current and the base model */
+    tokenizer *tok;
+    char *dir;                  /* the base model's directory */
+    char *json_text;            /* COMMIT's record (it exists) */
+    fact *facts;                /* (n_committed) committed's facts */
+    eval_scores sc;
+    eval_fact_outcome *each;    /* (n_committed) with --facts */
+    const char *retention_file; /* as given, or default_ret, or NULL */
+    char default_ret[PATH_MAX];
+    ingest_result ires;
+    fact *ret;                  /* (n_ret) sampled; the first n_known the
+                                 * base model knew */
+    size_t n_ret, n_known;
+    double retained;            /* share kept; -1: not measured */
+    int *kept;                  /* (n_known) with --facts */
+    char **now;                 /* (n_now) answers now to the facts lost */
+    size_t n_now;
+} eval_cli_run;
+
+static void eval_cli_run_free(eval_cli_run *r)
+{
+    store_versions_free(r->committed, r->n_committed);
+    store_versions_free(r->all_committed, r->n_all);
+    gpt2_model_free(&r->model);
+    gpt2_model_free(&r->base);
+    tokenizer_close(r->tok);
+    ingest_result_free(&r->ires);
+    free(r->facts);
+    free(r->each);
+    free(r->kept);
+    for (size_t i = 0; i < r->n_now; i++) free(r->now[i]);
+    free(r->now);
+    free(r->ret);
+    free(r->dir);
+    free(r->json_text);
+}
+
+/* The options and COMMIT into *a; 0, or the exit code of bad usage. */
+static int parse_options(int argc, char **argv, eval_cli_args *a)
 {
     static const struct option opts[] = {
         {"retention", required_argument, 0, 'r'},
@@ -209,22 +260,18 @@ int cmd_eval(int argc, char **argv, const cli_globals *g)
         {"json", no_argument, 0, 'j'},
         {0, 0, 0, 0},
     };
-    if (cli_wants_help(argc, argv, "eval")) return EXIT_OK;
-    const char *retention_file = NULL;
-    size_t sample = 200;
-    uint64_t commit_id = 0;
-    int json_out = 0, list_facts = 0, c;
+    int c;
     cli_options_begin();
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         switch (c) {
-        case 'r': retention_file = optarg; break;
+        case 'r': a->retention_file = optarg; break;
         case 's':
-            if (cli_parse_size(optarg, &sample))
+            if (cli_parse_size(optarg, &a->sample))
                 return cli_usage_error("eval", "--sample wants a count (0 "
                                        "or more), not '%s'", optarg);
             break;
-        case 'f': list_facts = 1; break;
-        case 'j': json_out = 1; break;
+        case 'f': a->list_facts = 1; break;
+        case 'j': a->json_out = 1; break;
         default: return cli_option_error("eval", c, argv);
         }
     }
@@ -232,144 +279,165 @@ int cmd_eval(int argc, char **argv, const cli_globals *g)
         return cli_usage_error("eval", "unexpected argument '%s'",
                                argv[optind + 1]);
     if (optind < argc &&
-        (cli_parse_u64(argv[optind], &commit_id) || commit_id == 0))
+        (cli_parse_u64(argv[optind], &a->commit_id) || a->commit_id == 0))
         return cli_usage_error("eval", "'%s' is not a commit id (1, 2, ...)",
                                argv[optind]);
+    return 0;
+}
+
+/* The CounterFact scores of COMMIT's facts (or every committed fact) on
+ * the current model; each fact's outcome too with --facts. */
+static int score_facts(store_txn *t, const eval_cli_args *a,
+                       eval_cli_run *r)
+{
+    int rc;
+    if (a->commit_id &&
+        (rc = store_commit_get(t, a->commit_id, &r->json_text))) {
+        if (rc == ERR_NOTFOUND)
+            err_set(rc, "no commit %llu in the store",
+                    (unsigned long long)a->commit_id);
+        return rc;
+    }
+    if ((rc = store_committed_list(t, a->commit_id, &r->committed,
+                                   &r->n_committed)))
+        return rc;
+    if ((rc = store_committed_list(t, 0, &r->all_committed, &r->n_all)))
+        return rc;
+    if ((rc = modelview_load(&r->model, t))) return rc;
+    if ((rc = modelview_tokenizer(t, &r->tok))) return rc;
+    size_t n = r->n_committed;
+    r->facts = malloc((n ? n : 1) * sizeof *r->facts);
+    if (!r->facts) return ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) r->facts[i] = r->committed[i].f;
+    if (a->list_facts && !(r->each = malloc((n ? n : 1) * sizeof *r->each)))
+        return ERR_NOMEM;
+    if ((rc = eval_facts(&r->model, r->tok, r->facts, n, &r->sc, r->each,
+                         cli_progress_fn, NULL)))
+        return rc;
+    cli_progress_done();
+    return 0;
+}
+
+/* Retention: of the sampled untouched facts the base model answers
+ * top-1, the share the current model still does (with --facts, which
+ * are lost and what the model answers now). Not measured without a
+ * fact list or with --sample 0. */
+static int measure_retention(store_txn *t, const eval_cli_args *a,
+                             eval_cli_run *r)
+{
+    int rc;
+    if ((rc = modelview_model_dir(t, &r->dir))) return rc;
+    if (!r->retention_file) {
+        struct stat st;
+        snprintf(r->default_ret, sizeof r->default_ret, "%s/facts.csv",
+                 r->dir);
+        if (stat(r->default_ret, &st) == 0)
+            r->retention_file = r->default_ret;
+    }
+    if (!r->retention_file || !a->sample) return 0;
+    rc = retention_facts(r->retention_file, r->all_committed, r->n_all,
+                         a->sample, &r->ires, &r->ret, &r->n_ret);
+    if (!rc) rc = gpt2_model_load(&r->base, r->dir);
+    if (!rc) rc = known_facts(&r->base, r->tok, r->ret, r->n_ret, &r->n_known);
+    if (!rc && a->list_facts &&
+        !(r->kept = malloc((r->n_known ? r->n_known : 1) * sizeof *r->kept)))
+        rc = ERR_NOMEM;
+    if (!rc)
+        rc = eval_retention(&r->model, r->tok, r->ret, r->n_known,
+                            &r->retained, r->kept);
+    if (!rc && r->kept)
+        rc = lost_answers(&r->model, r->tok, r->ret, r->n_known, r->kept,
+                          &r->now, &r->n_now);
+    if (rc) return rc;
+    if (!r->n_known) r->retained = -1;
+    return 0;
+}
+
+static void print_eval_json(const eval_cli_args *a, const eval_cli_run *r)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "commit", a->commit_id
+                                         ? json_integer((json_int_t)a->commit_id)
+                                         : json_null());
+    json_object_set_new(o, "scores", commit_scores_json(&r->sc));
+    json_t *ret = json_object();
+    json_object_set_new(ret, "file", r->retention_file
+                                         ? json_string(r->retention_file)
+                                         : json_null());
+    json_object_set_new(ret, "sampled", json_integer((json_int_t)r->n_ret));
+    json_object_set_new(ret, "known_before",
+                        json_integer((json_int_t)r->n_known));
+    json_object_set_new(ret, "retained", r->retained >= 0
+                                             ? json_real(r->retained)
+                                             : json_null());
+    if (r->kept)
+        json_object_set_new(ret, "lost", lost_json(r->ret, r->n_known,
+                                                   r->kept, r->now));
+    json_object_set_new(o, "retention", ret);
+    if (r->each)
+        json_object_set_new(o, "facts", outcomes_json(r->committed, r->each,
+                                                      r->n_committed));
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    puts(text);
+    free(text);
+    json_decref(o);
+}
+
+static void print_eval_text(const eval_cli_args *a, const eval_cli_run *r)
+{
+    const eval_scores *sc = &r->sc;
+    if (a->commit_id) printf("commit %llu: ", (unsigned long long)a->commit_id);
+    printf("%zu committed fact%s scored\n", sc->n_facts,
+           sc->n_facts == 1 ? "" : "s");
+    if (sc->n_facts) {
+        printf("  efficacy       %5.1f%%  (magnitude %+.3f, top-1 %5.1f%%)\n",
+               sc->es, sc->es_mag, sc->es_acc);
+        if (sc->n_paraphrase)
+            printf("  paraphrase     %5.1f%%  (magnitude %+.3f, top-1 "
+                   "%5.1f%%)  over %zu prompts\n", sc->ps, sc->ps_mag,
+                   sc->ps_acc, sc->n_paraphrase);
+        else
+            printf("  paraphrase       n/a   (the facts have no "
+                   "paraphrases)\n");
+        if (sc->n_neighbor)
+            printf("  neighbourhood  %5.1f%%  (magnitude %+.3f, top-1 "
+                   "%5.1f%%)  over %zu prompts\n", sc->ns, sc->ns_mag,
+                   sc->ns_acc, sc->n_neighbor);
+        else
+            printf("  neighbourhood    n/a   (the facts have no "
+                   "neighbourhood prompts)\n");
+        printf("  score          %5.1f   (harmonic mean of the scores "
+               "that apply)\n", sc->score);
+    }
+    if (r->retained >= 0)
+        printf("  retention      %5.1f%%  of %zu untouched facts the base "
+               "model knew\n", r->retained, r->n_known);
+    if (r->each) print_not_taken(r->committed, r->each, r->n_committed);
+    if (r->kept) print_lost(r->ret, r->n_known, r->kept, r->now);
+}
+
+int cmd_eval(int argc, char **argv, const cli_globals *g)
+{
+    if (cli_wants_help(argc, argv, "eval")) return EXIT_OK;
+    eval_cli_args a = {.sample = 200};
+    int rc = parse_options(argc, argv, &a);
+    if (rc) return rc;
 
     store *s = NULL;
     store_txn *t = NULL;
-    store_version *committed = NULL, *all_committed = NULL;
-    size_t n_committed = 0, n_all = 0, n_ret = 0, n_known = 0;
-    gpt2_model model = {0}, base = {0};
-    tokenizer *tok = NULL;
-    fact *facts = NULL, *ret = NULL;
-    ingest_result ires = {0};
-    char *dir = NULL, *json_text = NULL, default_ret[PATH_MAX];
-    eval_scores sc = {0};
-    eval_fact_outcome *each = NULL;
-    int *kept = NULL;
-    char **now = NULL;
-    size_t n_now = 0;
-    double retained = -1;
-    int rc;
-    if ((rc = cli_store_open(&s, g))) goto fail;
-    if ((rc = store_txn_begin(s, &t, 0))) goto fail;
-    if (commit_id && (rc = store_commit_get(t, commit_id, &json_text))) {
-        if (rc == ERR_NOTFOUND)
-            err_set(rc, "no commit %llu in the store", (unsigned long long)commit_id);
-        goto fail;
-    }
-    if ((rc = store_committed_list(t, commit_id, &committed, &n_committed)))
-        goto fail;
-    if ((rc = store_committed_list(t, 0, &all_committed, &n_all))) goto fail;
-    if ((rc = modelview_load(&model, t))) goto fail;
-    if ((rc = modelview_tokenizer(t, &tok))) goto fail;
-    facts = malloc((n_committed ? n_committed : 1) * sizeof *facts);
-    if (!facts) { rc = ERR_NOMEM; goto fail; }
-    for (size_t i = 0; i < n_committed; i++) facts[i] = committed[i].f;
-    if (list_facts &&
-        !(each = malloc((n_committed ? n_committed : 1) * sizeof *each))) {
-        rc = ERR_NOMEM;
-        goto fail;
-    }
-    if ((rc = eval_facts(&model, tok, facts, n_committed, &sc, each,
-                         cli_progress_fn, NULL)))
-        goto fail;
-    cli_progress_done();
-
-    if ((rc = modelview_model_dir(t, &dir))) goto fail;
-    if (!retention_file) {
-        struct stat st;
-        snprintf(default_ret, sizeof default_ret, "%s/facts.csv", dir);
-        if (stat(default_ret, &st) == 0) retention_file = default_ret;
-    }
-    if (retention_file && sample) {
-        rc = retention_facts(retention_file, all_committed, n_all, sample,
-                             &ires, &ret, &n_ret);
-        if (!rc) rc = gpt2_model_load(&base, dir);
-        if (!rc) rc = known_facts(&base, tok, ret, n_ret, &n_known);
-        if (!rc && list_facts &&
-            !(kept = malloc((n_known ? n_known : 1) * sizeof *kept)))
-            rc = ERR_NOMEM;
-        if (!rc) rc = eval_retention(&model, tok, ret, n_known, &retained, kept);
-        if (!rc && kept)
-            rc = lost_answers(&model, tok, ret, n_known, kept, &now, &n_now);
-        if (rc) goto fail;
-        if (!n_known) retained = -1;
-    }
-
-    if (json_out) {
-        json_t *o = json_object();
-        json_object_set_new(o, "commit", commit_id ? json_integer((json_int_t)commit_id)
-                                                   : json_null());
-        json_object_set_new(o, "scores", commit_scores_json(&sc));
-        json_t *r = json_object();
-        json_object_set_new(r, "file", retention_file ? json_string(retention_file)
-                                                      : json_null());
-        json_object_set_new(r, "sampled", json_integer((json_int_t)n_ret));
-        json_object_set_new(r, "known_before", json_integer((json_int_t)n_known));
-        json_object_set_new(r, "retained", retained >= 0 ? json_real(retained)
-                                                         : json_null());
-        if (kept)
-            json_object_set_new(r, "lost", lost_json(ret, n_known, kept, now));
-        json_object_set_new(o, "retention", r);
-        if (each)
-            json_object_set_new(o, "facts", outcomes_json(committed, each,
-                                                          n_committed));
-        char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        puts(text);
-        free(text);
-        json_decref(o);
+    eval_cli_run r = {.retained = -1, .retention_file = a.retention_file};
+    if ((rc = cli_store_open(&s, g)) || (rc = store_txn_begin(s, &t, 0)) ||
+        (rc = score_facts(t, &a, &r)) || (rc = measure_retention(t, &a, &r))) {
+        rc = cli_fail_code(rc);
     } else {
-        if (commit_id) printf("commit %llu: ", (unsigned long long)commit_id);
-        printf("%zu committed fact%s scored\n", sc.n_facts,
-               sc.n_facts == 1 ? "" : "s");
-        if (sc.n_facts) {
-            printf("  efficacy       %5.1f%%  (magnitude %+.3f, top-1 %5.1f%%)\n",
-                   sc.es, sc.es_mag, sc.es_acc);
-            if (sc.n_paraphrase)
-                printf("  paraphrase     %5.1f%%  (magnitude %+.3f, top-1 "
-                       "%5.1f%%)  over %zu prompts\n", sc.ps, sc.ps_mag,
-                       sc.ps_acc, sc.n_paraphrase);
-            else
-                printf("  paraphrase       n/a   (the facts have no "
-                       "paraphrases)\n");
-            if (sc.n_neighbor)
-                printf("  neighbourhood  %5.1f%%  (magnitude %+.3f, top-1 "
-                       "%5.1f%%)  over %zu prompts\n", sc.ns, sc.ns_mag,
-                       sc.ns_acc, sc.n_neighbor);
-            else
-                printf("  neighbourhood    n/a   (the facts have no "
-                       "neighbourhood prompts)\n");
-            printf("  score          %5.1f   (harmonic mean of the scores "
-                   "that apply)\n", sc.score);
-        }
-        if (retained >= 0)
-            printf("  retention      %5.1f%%  of %zu untouched facts the base "
-                   "model knew\n", retained, n_known);
-        if (each) print_not_taken(committed, each, n_committed);
-        if (kept) print_lost(ret, n_known, kept, now);
+        if (a.json_out)
+            print_eval_json(&a, &r);
+        else
+            print_eval_text(&a, &r);
+        rc = EXIT_OK;
     }
-    rc = EXIT_OK;
-    goto out;
-fail:
-    rc = cli_fail_code(rc);
-out:
     store_txn_abort(t);
     store_close(s);
-    store_versions_free(committed, n_committed);
-    store_versions_free(all_committed, n_all);
-    gpt2_model_free(&model);
-    gpt2_model_free(&base);
-    tokenizer_close(tok);
-    ingest_result_free(&ires);
-    free(facts);
-    free(each);
-    free(kept);
-    for (size_t i = 0; i < n_now; i++) free(now[i]);
-    free(now);
-    free(ret);
-    free(dir);
-    free(json_text);
+    eval_cli_run_free(&r);
     return rc;
 }
