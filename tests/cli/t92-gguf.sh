@@ -127,6 +127,7 @@ expect_same "the refused exports left the existing file as it was" before.gguf e
 # a full disk (a small tmpfs; needs root, as the test machines are)
 mkdir full
 if mount -t tmpfs -o size=400k tmpfs full 2>/dev/null; then
+  trap 'umount "$T/full" 2>/dev/null; rm -rf "$T"' EXIT
   echo "an old file" > full/m.gguf
   expect_exit "a full disk fails the export" 1 "$STAMP" export --format gguf full/m.gguf
   expect_grep "... saying so" "cannot write 'full/m.gguf': No space left on device" "$T/err"
