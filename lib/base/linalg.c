@@ -1,6 +1,8 @@
 /* linalg: the GPT-2 layer kernels (see linalg.h), after karpathy/llm.c's
  * train_gpt2.c, with every matmul on OpenBLAS sgemm and the weights in
- * Hugging Face's (IN, OUT) orientation.
+ * Hugging Face's (IN, OUT) orientation; at the end, the Llama family's
+ * kernels, whose weights stay in their stored dtype (nn.Linear's (OUT,
+ * IN) orientation) and are converted as they are multiplied.
  *
  * Assumptions: every size fits in an int (BLAS's index type); pointers
  * of one call do not alias unless a contract says so. Parallel loops use
@@ -23,9 +25,11 @@
 #include "base/linalg_naive.h"
 
 #include <cblas.h>
+#include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
@@ -993,5 +997,1024 @@ void linalg_crossentropy_softmax_backward_naive(float *dlogits,
             double p = exp(x[v] - m) / s;
             dlogits[n * V + v] += (float)(dlosses[n] * (p - ((int)v == targets[n])));
         }
+    }
+}
+
+/* ======================================================================
+ * The Llama family's kernels (see linalg.h): weights in F32, F16 or BF16
+ * converted a block at a time, RMSNorm, rotary embeddings, SwiGLU and
+ * grouped-query attention; input gradients only.
+ * ====================================================================== */
+
+static size_t dtype_size(linalg_dtype d) { return d == LINALG_F32 ? 4 : 2; }
+
+/* IEEE half -> single, exact for every input (as safetensors.c's). */
+static inline float half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
+    if (exp == 0x1f) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else if (exp != 0) {
+        bits = sign | ((exp + 112) << 23) | (man << 13);
+    } else if (man == 0) {
+        bits = sign;
+    } else { /* subnormal: man * 2^-24, exact in single precision */
+        float v = (float)man * 0x1p-24f;
+        memcpy(&bits, &v, 4);
+        bits |= sign;
+    }
+    float out;
+    memcpy(&out, &bits, 4);
+    return out;
+}
+
+/* The conversion loops. BF16 is the top half of a float: a shift, which
+ * the compiler vectorizes; F16 needs the hardware's conversion (F16C,
+ * AVX-512) to be fast. Loads go through memcpy: no alignment needed. */
+static inline __attribute__((always_inline)) void
+bf16_loop(float *out, const unsigned char *p, size_t n)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        uint32_t b = (uint32_t)h << 16;
+        memcpy(out + i, &b, 4);
+    }
+}
+
+static void to_f32_base(float *out, const unsigned char *p, linalg_dtype dt,
+                        size_t n)
+{
+    if (dt == LINALG_F32) {
+        memcpy(out, p, 4 * n);
+    } else if (dt == LINALG_BF16) {
+        bf16_loop(out, p, n);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            out[i] = half_to_float(h);
+        }
+    }
+}
+
+__attribute__((target("avx2,fma,f16c"))) static void
+to_f32_avx2(float *out, const unsigned char *p, linalg_dtype dt, size_t n)
+{
+    if (dt != LINALG_F16) {
+        if (dt == LINALG_BF16) bf16_loop(out, p, n);
+        else memcpy(out, p, 4 * n);
+        return;
+    }
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(
+                                      (const __m128i *)(p + 2 * i))));
+    for (; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        out[i] = half_to_float(h);
+    }
+}
+
+__attribute__((target(ISA_AVX512))) static void
+to_f32_avx512(float *out, const unsigned char *p, linalg_dtype dt, size_t n)
+{
+    if (dt != LINALG_F16) {
+        if (dt == LINALG_BF16) bf16_loop(out, p, n);
+        else memcpy(out, p, 4 * n);
+        return;
+    }
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(out + i, _mm512_cvtph_ps(_mm256_loadu_si256(
+                                      (const __m256i *)(p + 2 * i))));
+    for (; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        out[i] = half_to_float(h);
+    }
+}
+
+static void to_f32_range(float *out, const unsigned char *p, linalg_dtype dt,
+                         size_t n)
+{
+    int isa = (int)widest_isa(); /* a few loads: libgcc caches cpuid */
+    if (isa == LINALG_ISA_AVX512) to_f32_avx512(out, p, dt, n);
+    else if (isa == LINALG_ISA_AVX2) to_f32_avx2(out, p, dt, n);
+    else to_f32_base(out, p, dt, n);
+}
+
+void linalg_to_f32(float *out, const void *src, linalg_dtype dtype, size_t n)
+{
+    to_f32_range(out, src, dtype, n);
+}
+
+/* The (r, c) block at (r0, c0) of a matrix of dtype dt with row stride
+ * ld (elements), as floats into dst (r, c). */
+static void block_to_f32(float *dst, const void *w, linalg_dtype dt,
+                         size_t ld, size_t r0, size_t c0, size_t r, size_t c)
+{
+    size_t es = dtype_size(dt);
+    const unsigned char *p = (const unsigned char *)w + (r0 * ld + c0) * es;
+    for (size_t i = 0; i < r; i++) to_f32_range(dst + i * c, p + i * ld * es,
+                                                dt, c);
+}
+
+/* The linear kernels take one of two routes.
+ *
+ * Few input rows (N <= LIN_DOT_N: a prompt's last position, the logit
+ * rows of a z step): the pass is bound by reading the weight, so each
+ * weight row is read once, converted in registers and dotted with the N
+ * input rows while it sits in L1 (forward), or added, scaled, into the N
+ * gradient rows (backward). On a 2048 x 8192 BF16 weight and one row this
+ * ran 10x faster than the blocked sgemm route below (bench/llama_layer).
+ *
+ * More rows: blocked sgemm. A tile is LIN_M input rows by LIN_N output
+ * columns (forward: weight rows; backward: weight columns); the inner
+ * dimension is walked LIN_K at a time, each weight block converted into
+ * a per-thread buffer and multiplied with one single-threaded sgemm that
+ * accumulates into the tile. An F32 weight at a float-aligned address is
+ * read in place, in the same blocks.
+ *
+ * Either way the blocks and the order of every sum depend on N, IN and
+ * OUT only, so results are the same bits for any thread count, and for a
+ * weight in any dtype holding the same values (the dot route's sums
+ * depend on the instruction set too). */
+#define LIN_DOT_N 8
+#define LIN_M 512
+#define LIN_N 128
+#define LIN_K 512
+#define LIN_COLS 256 /* gradient columns per task of the small backward */
+
+static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
+
+static int weight_in_place(const void *w, linalg_dtype dt)
+{
+    return dt == LINALG_F32 && (uintptr_t)w % _Alignof(float) == 0;
+}
+
+/* One weight element as a float (the scalar tails). */
+static inline float weight_elem(const unsigned char *p, linalg_dtype dt,
+                                size_t i)
+{
+    float x;
+    uint16_t h;
+    if (dt == LINALG_F32) {
+        memcpy(&x, p + 4 * i, 4);
+        return x;
+    }
+    memcpy(&h, p + 2 * i, 2);
+    if (dt == LINALG_F16) return half_to_float(h);
+    uint32_t b = (uint32_t)h << 16;
+    memcpy(&x, &b, 4);
+    return x;
+}
+
+/* out[n*OUT + o] = dot(inp row n, weight row o) + bias[o], o in [o0, o1):
+ * one routine per instruction set; dt is a constant after inlining. */
+static inline __attribute__((always_inline)) void
+dot_rows_base_loop(float *out, const float *inp, const unsigned char *w,
+                   linalg_dtype dt, const float *bias, size_t N, size_t IN,
+                   size_t OUT, size_t o0, size_t o1)
+{
+    size_t es = dtype_size(dt);
+    for (size_t o = o0; o < o1; o++) {
+        const unsigned char *wr = w + o * IN * es;
+        for (size_t n = 0; n < N; n++) {
+            const float *x = inp + n * IN;
+            float s = 0;
+            for (size_t k = 0; k < IN; k++) s += x[k] * weight_elem(wr, dt, k);
+            out[n * OUT + o] = s + (bias ? bias[o] : 0.0f);
+        }
+    }
+}
+
+static void dot_rows_base(float *out, const float *inp, const unsigned char *w,
+                          linalg_dtype dt, const float *bias, size_t N,
+                          size_t IN, size_t OUT, size_t o0, size_t o1)
+{
+    dot_rows_base_loop(out, inp, w, dt, bias, N, IN, OUT, o0, o1);
+}
+
+__attribute__((target("avx2,fma,f16c"))) static inline __m256
+load8_avx2(const unsigned char *p, linalg_dtype dt)
+{
+    if (dt == LINALG_F32) return _mm256_loadu_ps((const float *)p);
+    __m128i h = _mm_loadu_si128((const __m128i *)p);
+    if (dt == LINALG_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+__attribute__((target("avx2,fma,f16c"))) static inline float
+hsum_avx2(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma,f16c"))) static inline void
+dot_rows_avx2_loop(float *out, const float *inp, const unsigned char *w,
+                   linalg_dtype dt, const float *bias, size_t N, size_t IN,
+                   size_t OUT, size_t o0, size_t o1)
+{
+    size_t es = dtype_size(dt);
+    for (size_t o = o0; o < o1; o++) {
+        const unsigned char *wr = w + o * IN * es;
+        for (size_t n = 0; n < N; n++) {
+            const float *x = inp + n * IN;
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+            size_t k = 0;
+            for (; k + 16 <= IN; k += 16) {
+                a0 = _mm256_fmadd_ps(load8_avx2(wr + k * es, dt),
+                                     _mm256_loadu_ps(x + k), a0);
+                a1 = _mm256_fmadd_ps(load8_avx2(wr + (k + 8) * es, dt),
+                                     _mm256_loadu_ps(x + k + 8), a1);
+            }
+            float s = hsum_avx2(_mm256_add_ps(a0, a1));
+            for (; k < IN; k++) s += x[k] * weight_elem(wr, dt, k);
+            out[n * OUT + o] = s + (bias ? bias[o] : 0.0f);
+        }
+    }
+}
+
+__attribute__((target("avx2,fma,f16c"))) static void
+dot_rows_avx2(float *out, const float *inp, const unsigned char *w,
+              linalg_dtype dt, const float *bias, size_t N, size_t IN,
+              size_t OUT, size_t o0, size_t o1)
+{
+    switch (dt) {
+    case LINALG_F32:
+        dot_rows_avx2_loop(out, inp, w, LINALG_F32, bias, N, IN, OUT, o0, o1);
+        return;
+    case LINALG_F16:
+        dot_rows_avx2_loop(out, inp, w, LINALG_F16, bias, N, IN, OUT, o0, o1);
+        return;
+    case LINALG_BF16:
+        dot_rows_avx2_loop(out, inp, w, LINALG_BF16, bias, N, IN, OUT, o0, o1);
+        return;
+    }
+}
+
+__attribute__((target(ISA_AVX512))) static inline __m512
+load16_avx512(const unsigned char *p, linalg_dtype dt)
+{
+    if (dt == LINALG_F32) return _mm512_loadu_ps((const float *)p);
+    __m256i h = _mm256_loadu_si256((const __m256i *)p);
+    if (dt == LINALG_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+__attribute__((target(ISA_AVX512))) static inline void
+dot_rows_avx512_loop(float *out, const float *inp, const unsigned char *w,
+                     linalg_dtype dt, const float *bias, size_t N, size_t IN,
+                     size_t OUT, size_t o0, size_t o1)
+{
+    size_t es = dtype_size(dt);
+    for (size_t o = o0; o < o1; o++) {
+        const unsigned char *wr = w + o * IN * es;
+        for (size_t n = 0; n < N; n++) {
+            const float *x = inp + n * IN;
+            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+            size_t k = 0;
+            for (; k + 32 <= IN; k += 32) {
+                a0 = _mm512_fmadd_ps(load16_avx512(wr + k * es, dt),
+                                     _mm512_loadu_ps(x + k), a0);
+                a1 = _mm512_fmadd_ps(load16_avx512(wr + (k + 16) * es, dt),
+                                     _mm512_loadu_ps(x + k + 16), a1);
+            }
+            float s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+            for (; k < IN; k++) s += x[k] * weight_elem(wr, dt, k);
+            out[n * OUT + o] = s + (bias ? bias[o] : 0.0f);
+        }
+    }
+}
+
+__attribute__((target(ISA_AVX512))) static void
+dot_rows_avx512(float *out, const float *inp, const unsigned char *w,
+                linalg_dtype dt, const float *bias, size_t N, size_t IN,
+                size_t OUT, size_t o0, size_t o1)
+{
+    switch (dt) {
+    case LINALG_F32:
+        dot_rows_avx512_loop(out, inp, w, LINALG_F32, bias, N, IN, OUT, o0, o1);
+        return;
+    case LINALG_F16:
+        dot_rows_avx512_loop(out, inp, w, LINALG_F16, bias, N, IN, OUT, o0, o1);
+        return;
+    case LINALG_BF16:
+        dot_rows_avx512_loop(out, inp, w, LINALG_BF16, bias, N, IN, OUT, o0, o1);
+        return;
+    }
+}
+
+/* dot_rows for the widest instruction set the CPU has. */
+static void dot_rows(float *out, const float *inp, const void *w,
+                     linalg_dtype dt, const float *bias, size_t N, size_t IN,
+                     size_t OUT, size_t o0, size_t o1)
+{
+    int isa = (int)widest_isa(); /* a few loads: libgcc caches cpuid */
+    if (isa == LINALG_ISA_AVX512)
+        dot_rows_avx512(out, inp, w, dt, bias, N, IN, OUT, o0, o1);
+    else if (isa == LINALG_ISA_AVX2)
+        dot_rows_avx2(out, inp, w, dt, bias, N, IN, OUT, o0, o1);
+    else
+        dot_rows_base(out, inp, w, dt, bias, N, IN, OUT, o0, o1);
+}
+
+/* dinp[:, i0 .. i0+ni) (N rows of stride IN) += dout (N,OUT) @ the same
+ * columns of the weight, adding the weight's rows in order: one routine
+ * per instruction set, as dot_rows. */
+static void axpy_cols_base(float *dinp, const float *dout,
+                           const unsigned char *w, linalg_dtype dt, size_t N,
+                           size_t IN, size_t OUT, size_t i0, size_t ni)
+{
+    float row[LIN_COLS];
+    size_t es = dtype_size(dt);
+    for (size_t c0 = i0; c0 < i0 + ni; c0 += LIN_COLS) {
+        size_t nc = min_size(LIN_COLS, i0 + ni - c0);
+        for (size_t o = 0; o < OUT; o++) {
+            to_f32_base(row, w + (o * IN + c0) * es, dt, nc);
+            for (size_t n = 0; n < N; n++) {
+                float d = dout[n * OUT + o], *g = dinp + n * IN + c0;
+                for (size_t i = 0; i < nc; i++) g[i] += d * row[i];
+            }
+        }
+    }
+}
+
+__attribute__((target("avx2,fma,f16c"))) static inline void
+axpy_cols_avx2_loop(float *dinp, const float *dout, const unsigned char *w,
+                    linalg_dtype dt, size_t N, size_t IN, size_t OUT,
+                    size_t i0, size_t ni)
+{
+    size_t es = dtype_size(dt);
+    for (size_t o = 0; o < OUT; o++) {
+        const unsigned char *wr = w + (o * IN + i0) * es;
+        size_t i = 0;
+        for (; i + 8 <= ni; i += 8) {
+            __m256 wv = load8_avx2(wr + i * es, dt);
+            for (size_t n = 0; n < N; n++) {
+                float *g = dinp + n * IN + i0 + i;
+                _mm256_storeu_ps(g, _mm256_fmadd_ps(
+                                        _mm256_set1_ps(dout[n * OUT + o]), wv,
+                                        _mm256_loadu_ps(g)));
+            }
+        }
+        for (; i < ni; i++) {
+            float x = weight_elem(wr, dt, i);
+            for (size_t n = 0; n < N; n++)
+                dinp[n * IN + i0 + i] += dout[n * OUT + o] * x;
+        }
+    }
+}
+
+__attribute__((target("avx2,fma,f16c"))) static void
+axpy_cols_avx2(float *dinp, const float *dout, const unsigned char *w,
+               linalg_dtype dt, size_t N, size_t IN, size_t OUT, size_t i0,
+               size_t ni)
+{
+    switch (dt) {
+    case LINALG_F32:
+        axpy_cols_avx2_loop(dinp, dout, w, LINALG_F32, N, IN, OUT, i0, ni);
+        return;
+    case LINALG_F16:
+        axpy_cols_avx2_loop(dinp, dout, w, LINALG_F16, N, IN, OUT, i0, ni);
+        return;
+    case LINALG_BF16:
+        axpy_cols_avx2_loop(dinp, dout, w, LINALG_BF16, N, IN, OUT, i0, ni);
+        return;
+    }
+}
+
+__attribute__((target(ISA_AVX512))) static inline void
+axpy_cols_avx512_loop(float *dinp, const float *dout, const unsigned char *w,
+                      linalg_dtype dt, size_t N, size_t IN, size_t OUT,
+                      size_t i0, size_t ni)
+{
+    size_t es = dtype_size(dt);
+    for (size_t o = 0; o < OUT; o++) {
+        const unsigned char *wr = w + (o * IN + i0) * es;
+        size_t i = 0;
+        for (; i + 16 <= ni; i += 16) {
+            __m512 wv = load16_avx512(wr + i * es, dt);
+            for (size_t n = 0; n < N; n++) {
+                float *g = dinp + n * IN + i0 + i;
+                _mm512_storeu_ps(g, _mm512_fmadd_ps(
+                                        _mm512_set1_ps(dout[n * OUT + o]), wv,
+                                        _mm512_loadu_ps(g)));
+            }
+        }
+        for (; i < ni; i++) {
+            float x = weight_elem(wr, dt, i);
+            for (size_t n = 0; n < N; n++)
+                dinp[n * IN + i0 + i] += dout[n * OUT + o] * x;
+        }
+    }
+}
+
+__attribute__((target(ISA_AVX512))) static void
+axpy_cols_avx512(float *dinp, const float *dout, const unsigned char *w,
+                 linalg_dtype dt, size_t N, size_t IN, size_t OUT, size_t i0,
+                 size_t ni)
+{
+    switch (dt) {
+    case LINALG_F32:
+        axpy_cols_avx512_loop(dinp, dout, w, LINALG_F32, N, IN, OUT, i0, ni);
+        return;
+    case LINALG_F16:
+        axpy_cols_avx512_loop(dinp, dout, w, LINALG_F16, N, IN, OUT, i0, ni);
+        return;
+    case LINALG_BF16:
+        axpy_cols_avx512_loop(dinp, dout, w, LINALG_BF16, N, IN, OUT, i0, ni);
+        return;
+    }
+}
+
+static void axpy_cols(float *dinp, const float *dout, const void *w,
+                      linalg_dtype dt, size_t N, size_t IN, size_t OUT,
+                      size_t i0, size_t ni)
+{
+    int isa = (int)widest_isa(); /* a few loads: libgcc caches cpuid */
+    if (isa == LINALG_ISA_AVX512)
+        axpy_cols_avx512(dinp, dout, w, dt, N, IN, OUT, i0, ni);
+    else if (isa == LINALG_ISA_AVX2)
+        axpy_cols_avx2(dinp, dout, w, dt, N, IN, OUT, i0, ni);
+    else
+        axpy_cols_base(dinp, dout, w, dt, N, IN, OUT, i0, ni);
+}
+
+static void linear_forward_dot(float *out, const float *inp, const void *w,
+                               linalg_dtype dt, const float *bias, size_t N,
+                               size_t IN, size_t OUT)
+{
+    size_t chunk = 64, tasks = ceil_div(OUT, chunk);
+    int small = (double)N * IN * OUT <= SMALL_GEMM;
+#pragma omp parallel for schedule(dynamic) if (!omp_in_parallel() && !small)
+    for (size_t t = 0; t < tasks; t++)
+        dot_rows(out, inp, w, dt, bias, N, IN, OUT, t * chunk,
+                 min_size(OUT, t * chunk + chunk));
+}
+
+/* dinp (N,IN) += dout (N,OUT) @ weight for few rows: each task owns
+ * LIN_COLS gradient columns. */
+static void linear_backward_axpy(float *dinp, const float *dout,
+                                 const void *w, linalg_dtype dt, size_t N,
+                                 size_t IN, size_t OUT)
+{
+    size_t tasks = ceil_div(IN, LIN_COLS);
+    int small = (double)N * IN * OUT <= SMALL_GEMM;
+#pragma omp parallel for schedule(dynamic) if (!omp_in_parallel() && !small)
+    for (size_t t = 0; t < tasks; t++)
+        axpy_cols(dinp, dout, w, dt, N, IN, OUT, t * LIN_COLS,
+                  min_size(LIN_COLS, IN - t * LIN_COLS));
+}
+
+void linalg_linear_forward(float *out, const float *inp, const void *weight,
+                           linalg_dtype wdtype, const float *bias, size_t N,
+                           size_t IN, size_t OUT)
+{
+    if (N <= LIN_DOT_N) {
+        linear_forward_dot(out, inp, weight, wdtype, bias, N, IN, OUT);
+        return;
+    }
+    size_t tm = ceil_div(N, LIN_M), tn = ceil_div(OUT, LIN_N);
+    int direct = weight_in_place(weight, wdtype);
+    int small = (double)N * IN * OUT <= SMALL_GEMM; /* see gemm() */
+#pragma omp parallel if (!omp_in_parallel() && !small)
+    {
+        float *buf = direct ? NULL : malloc(LIN_N * LIN_K * sizeof *buf);
+#pragma omp for schedule(dynamic)
+        for (size_t t = 0; t < tm * tn; t++) {
+            size_t m0 = t / tn * LIN_M, n0 = t % tn * LIN_N;
+            size_t mm = min_size(LIN_M, N - m0), nn = min_size(LIN_N, OUT - n0);
+            float *o = out + m0 * OUT + n0;
+            if (!direct && !buf) { /* no memory for the buffer: no blocks */
+                dot_rows(out + m0 * OUT, inp + m0 * IN, weight, wdtype, bias,
+                         mm, IN, OUT, n0, n0 + nn);
+                continue;
+            }
+            for (size_t i = 0; bias && i < mm; i++)
+                memcpy(o + i * OUT, bias + n0, nn * sizeof *o);
+            for (size_t k0 = 0; k0 < IN; k0 += LIN_K) {
+                size_t kk = min_size(LIN_K, IN - k0), ldb = kk;
+                const float *b = buf;
+                if (direct) {
+                    b = (const float *)weight + n0 * IN + k0;
+                    ldb = IN;
+                } else {
+                    block_to_f32(buf, weight, wdtype, IN, n0, k0, nn, kk);
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)mm,
+                            (int)nn, (int)kk, 1.0f, inp + m0 * IN + k0,
+                            (int)IN, b, (int)ldb, bias || k0 ? 1.0f : 0.0f, o,
+                            (int)OUT);
+            }
+        }
+        free(buf);
+    }
+}
+
+void linalg_linear_backward(float *dinp, const float *dout,
+                            const void *weight, linalg_dtype wdtype,
+                            size_t N, size_t IN, size_t OUT)
+{
+    if (N <= LIN_DOT_N) {
+        linear_backward_axpy(dinp, dout, weight, wdtype, N, IN, OUT);
+        return;
+    }
+    size_t tm = ceil_div(N, LIN_M), tn = ceil_div(IN, LIN_N);
+    int direct = weight_in_place(weight, wdtype);
+    int small = (double)N * IN * OUT <= SMALL_GEMM;
+#pragma omp parallel if (!omp_in_parallel() && !small)
+    {
+        float *buf = direct ? NULL : malloc(LIN_N * LIN_K * sizeof *buf);
+#pragma omp for schedule(dynamic)
+        for (size_t t = 0; t < tm * tn; t++) {
+            size_t m0 = t / tn * LIN_M, i0 = t % tn * LIN_N;
+            size_t mm = min_size(LIN_M, N - m0), ni = min_size(LIN_N, IN - i0);
+            if (!direct && !buf) { /* no memory for the buffer: no blocks */
+                axpy_cols(dinp + m0 * IN, dout + m0 * OUT, weight, wdtype, mm,
+                          IN, OUT, i0, ni);
+                continue;
+            }
+            for (size_t k0 = 0; k0 < OUT; k0 += LIN_K) {
+                size_t kk = min_size(LIN_K, OUT - k0), ldb = ni;
+                const float *b = buf;
+                if (direct) {
+                    b = (const float *)weight + k0 * IN + i0;
+                    ldb = IN;
+                } else {
+                    block_to_f32(buf, weight, wdtype, IN, k0, i0, kk, ni);
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                            (int)mm, (int)ni, (int)kk, 1.0f,
+                            dout + m0 * OUT + k0, (int)OUT, b, (int)ldb, 1.0f,
+                            dinp + m0 * IN + i0, (int)IN);
+            }
+        }
+        free(buf);
+    }
+}
+
+void linalg_embedding_forward(float *out, const int *inp, const void *table,
+                              linalg_dtype dtype, size_t N, size_t C)
+{
+    size_t es = dtype_size(dtype);
+#pragma omp parallel for if (!omp_in_parallel() && N * C > 32768)
+    for (size_t n = 0; n < N; n++)
+        to_f32_range(out + n * C,
+                     (const unsigned char *)table + (size_t)inp[n] * C * es,
+                     dtype, C);
+}
+
+/* ---- RMSNorm ---------------------------------------------------------- */
+
+void linalg_rmsnorm_forward(float *out, float *rstd, const float *inp,
+                            const float *weight, size_t N, size_t C,
+                            float eps)
+{
+#pragma omp parallel for if (!omp_in_parallel() && N * C > 4096)
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * C;
+        float *o = out + n * C;
+        double s = 0;
+        for (size_t i = 0; i < C; i++) s += (double)x[i] * x[i];
+        float r = (float)(1.0 / sqrt(s / (double)C + eps));
+        for (size_t i = 0; i < C; i++) o[i] = x[i] * r * weight[i];
+        if (rstd) rstd[n] = r;
+    }
+}
+
+void linalg_rmsnorm_backward(float *dinp, const float *dout, const float *inp,
+                             const float *weight, const float *rstd, size_t N,
+                             size_t C)
+{
+    /* y = w x r, r = (mean(x^2) + eps)^-1/2, dr/dx_j = -r^3 x_j / C:
+     * dx_j = r (w_j d_j - x_j r^2 sum_i(w_i d_i x_i) / C) */
+#pragma omp parallel for if (!omp_in_parallel() && N * C > 4096)
+    for (size_t n = 0; n < N; n++) {
+        const float *d = dout + n * C, *x = inp + n * C;
+        float r = rstd[n];
+        double dot = 0;
+        for (size_t i = 0; i < C; i++) dot += (double)weight[i] * d[i] * x[i];
+        float k = (float)(dot * r * r / (double)C);
+        float *g = dinp + n * C;
+        for (size_t i = 0; i < C; i++) g[i] += r * (weight[i] * d[i] - x[i] * k);
+    }
+}
+
+/* ---- rotary embeddings -------------------------------------------------- */
+
+void linalg_rope_forward(float *out, const float *inp, const float *cos,
+                         const float *sin, const size_t *pos, size_t N,
+                         size_t NH, size_t D)
+{
+    size_t h2 = D / 2;
+#pragma omp parallel for if (!omp_in_parallel() && N * NH * D > 32768)
+    for (size_t n = 0; n < N; n++) {
+        const float *c = cos + pos[n] * h2, *s = sin + pos[n] * h2;
+        for (size_t h = 0; h < NH; h++) {
+            const float *x = inp + (n * NH + h) * D;
+            float *o = out + (n * NH + h) * D;
+            for (size_t i = 0; i < h2; i++) {
+                float a = x[i], b = x[i + h2];
+                o[i] = a * c[i] - b * s[i];
+                o[i + h2] = b * c[i] + a * s[i];
+            }
+        }
+    }
+}
+
+void linalg_rope_backward(float *dinp, const float *dout, const float *cos,
+                          const float *sin, const size_t *pos, size_t N,
+                          size_t NH, size_t D)
+{
+    size_t h2 = D / 2;
+#pragma omp parallel for if (!omp_in_parallel() && N * NH * D > 32768)
+    for (size_t n = 0; n < N; n++) {
+        const float *c = cos + pos[n] * h2, *s = sin + pos[n] * h2;
+        for (size_t h = 0; h < NH; h++) {
+            const float *d = dout + (n * NH + h) * D;
+            float *g = dinp + (n * NH + h) * D;
+            for (size_t i = 0; i < h2; i++) {
+                float a = d[i], b = d[i + h2];
+                g[i] += a * c[i] + b * s[i];
+                g[i + h2] += b * c[i] - a * s[i];
+            }
+        }
+    }
+}
+
+/* ---- SwiGLU --------------------------------------------------------------- */
+
+void linalg_swiglu_forward(float *out, const float *gate, const float *up,
+                           size_t N)
+{
+#pragma omp parallel for if (!omp_in_parallel() && N > 65536)
+    for (size_t i = 0; i < N; i++) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+void linalg_swiglu_backward(float *dgate, float *dup, const float *dout,
+                            const float *gate, const float *up, size_t N)
+{
+#pragma omp parallel for if (!omp_in_parallel() && N > 65536)
+    for (size_t i = 0; i < N; i++) {
+        float g = gate[i], sig = 1.0f / (1.0f + expf(-g));
+        if (dgate) dgate[i] += dout[i] * up[i] * sig * (1.0f + g * (1.0f - sig));
+        if (dup) dup[i] += dout[i] * g * sig;
+    }
+}
+
+/* ---- grouped-query attention ------------------------------------------- */
+
+/* The query rows of sequence b: f .. n-1, and where its output rows
+ * start (out row of query f). */
+static void gqa_rows(size_t b, size_t T, const size_t *from, const size_t *len,
+                     const size_t *off, size_t *f, size_t *n, size_t *orow)
+{
+    *f = from ? from[b] : 0;
+    *n = len ? len[b] : T;
+    *orow = off ? off[b] : b * T + *f;
+}
+
+void linalg_gqa_attention_forward(float *out, float *att, const float *q,
+                                  const float *k, const float *v, size_t B,
+                                  size_t T, size_t NH, size_t NKV, size_t D,
+                                  const size_t *from, const size_t *len,
+                                  const size_t *off)
+{
+    size_t rep = NH / NKV, QS = NH * D, KS = NKV * D;
+    float scale = (float)(1.0 / sqrt((double)D));
+    int small = (double)T * T * D <= SMALL_GEMM; /* see gemm() */
+#pragma omp parallel for if (!omp_in_parallel() && !small)
+    for (size_t bh = 0; bh < B * NH; bh++) {
+        size_t b = bh / NH, h = bh % NH, kvh = h / rep, f, n, orow;
+        gqa_rows(b, T, from, len, off, &f, &n, &orow);
+        if (f >= n) continue;
+        size_t nq = n - f;
+        const float *qb = q + (b * T + f) * QS + h * D,
+                    *kb = k + b * T * KS + kvh * D,
+                    *vb = v + b * T * KS + kvh * D;
+        float *a = att + bh * T * T + f * T;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)n,
+                    (int)D, scale, qb, (int)QS, kb, (int)KS, 0.0f, a, (int)T);
+        for (size_t i = 0; i < nq; i++) causal_softmax_row(a + i * T, f + i, n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)D,
+                    (int)n, 1.0f, a, (int)T, vb, (int)KS, 0.0f,
+                    out + orow * QS + h * D, (int)QS);
+    }
+}
+
+void linalg_gqa_attention_backward(float *dq, float *dk, float *dv,
+                                   float *datt, const float *dout,
+                                   const float *q, const float *k,
+                                   const float *v, const float *att, size_t B,
+                                   size_t T, size_t NH, size_t NKV, size_t D,
+                                   const size_t *from, const size_t *len,
+                                   const size_t *off)
+{
+    size_t rep = NH / NKV, QS = NH * D, KS = NKV * D;
+    float scale = (float)(1.0 / sqrt((double)D));
+    int small = (double)T * T * D * rep <= SMALL_GEMM;
+    /* one task per (sequence, key/value head): the query heads that share
+     * it add into its dk and dv in a fixed order */
+#pragma omp parallel for if (!omp_in_parallel() && !small)
+    for (size_t bk = 0; bk < B * NKV; bk++) {
+        size_t b = bk / NKV, kvh = bk % NKV, f, n, orow;
+        gqa_rows(b, T, from, len, off, &f, &n, &orow);
+        if (f >= n) continue;
+        size_t nq = n - f;
+        const float *kb = k + b * T * KS + kvh * D,
+                    *vb = v + b * T * KS + kvh * D;
+        float *dkb = dk + b * T * KS + kvh * D, *dvb = dv + b * T * KS + kvh * D;
+        for (size_t h = kvh * rep; h < (kvh + 1) * rep; h++) {
+            size_t bh = b * NH + h;
+            const float *qb = q + (b * T + f) * QS + h * D,
+                        *d = dout + orow * QS + h * D,
+                        *a = att + bh * T * T + f * T;
+            float *da = datt + bh * T * T + f * T,
+                  *dqb = dq + (b * T + f) * QS + h * D;
+            /* datt (nq,n) = dout @ v^T; dv (n,D) += att^T @ dout */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq,
+                        (int)n, (int)D, 1.0f, d, (int)QS, vb, (int)KS, 0.0f,
+                        da, (int)T);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n,
+                        (int)D, (int)nq, 1.0f, a, (int)T, d, (int)QS, 1.0f,
+                        dvb, (int)KS);
+            for (size_t i = 0; i < nq; i++)
+                causal_softmax_backward_row(a + i * T, da + i * T, f + i, n,
+                                            scale);
+            /* dq (nq,D) += dscores @ k; dk (n,D) += dscores^T @ q */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq,
+                        (int)D, (int)n, 1.0f, da, (int)T, kb, (int)KS, 1.0f,
+                        dqb, (int)QS);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n,
+                        (int)D, (int)nq, 1.0f, da, (int)T, qb, (int)QS, 1.0f,
+                        dkb, (int)KS);
+        }
+    }
+}
+
+/* ---- naive twins of the Llama family's kernels ----------------------------- */
+
+void linalg_to_f32_naive(float *out, const void *src, linalg_dtype dtype,
+                         size_t n)
+{
+    const unsigned char *p = src;
+    for (size_t i = 0; i < n; i++) {
+        if (dtype == LINALG_F32) {
+            memcpy(out + i, p + 4 * i, 4);
+            continue;
+        }
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        if (dtype == LINALG_BF16) { /* the high half of a float */
+            uint32_t b = (uint32_t)h << 16;
+            memcpy(out + i, &b, 4);
+            continue;
+        }
+        /* F16: sign, 5 exponent bits (bias 15), 10 mantissa bits */
+        int e = (h >> 10) & 0x1f, m = h & 0x3ff;
+        double sign = (h & 0x8000) ? -1.0 : 1.0, v;
+        if (e == 0) v = ldexp(m, -24);
+        else if (e == 31) v = m ? NAN : INFINITY;
+        else v = ldexp(1024 + m, e - 25);
+        out[i] = (float)(sign * v);
+    }
+}
+
+static float weight_at(const void *w, linalg_dtype dt, size_t i)
+{
+    float x;
+    linalg_to_f32_naive(&x, (const unsigned char *)w + i * dtype_size(dt), dt,
+                        1);
+    return x;
+}
+
+void linalg_linear_forward_naive(float *out, const float *inp,
+                                 const void *weight, linalg_dtype wdtype,
+                                 const float *bias, size_t N, size_t IN,
+                                 size_t OUT)
+{
+    for (size_t n = 0; n < N; n++)
+        for (size_t o = 0; o < OUT; o++) {
+            double s = bias ? bias[o] : 0.0;
+            for (size_t i = 0; i < IN; i++)
+                s += (double)inp[n * IN + i] * weight_at(weight, wdtype, o * IN + i);
+            out[n * OUT + o] = (float)s;
+        }
+}
+
+void linalg_linear_backward_naive(float *dinp, const float *dout,
+                                  const void *weight, linalg_dtype wdtype,
+                                  size_t N, size_t IN, size_t OUT)
+{
+    for (size_t n = 0; n < N; n++)
+        for (size_t i = 0; i < IN; i++) {
+            double s = 0;
+            for (size_t o = 0; o < OUT; o++)
+                s += (double)dout[n * OUT + o] * weight_at(weight, wdtype, o * IN + i);
+            dinp[n * IN + i] += (float)s;
+        }
+}
+
+void linalg_embedding_forward_naive(float *out, const int *inp,
+                                    const void *table, linalg_dtype dtype,
+                                    size_t N, size_t C)
+{
+    for (size_t n = 0; n < N; n++)
+        for (size_t c = 0; c < C; c++)
+            out[n * C + c] = weight_at(table, dtype, (size_t)inp[n] * C + c);
+}
+
+void linalg_rmsnorm_forward_naive(float *out, float *rstd, const float *inp,
+                                  const float *weight, size_t N, size_t C,
+                                  float eps)
+{
+    for (size_t n = 0; n < N; n++) {
+        double s = 0;
+        for (size_t i = 0; i < C; i++) s += (double)inp[n * C + i] * inp[n * C + i];
+        double r = 1.0 / sqrt(s / (double)C + eps);
+        for (size_t i = 0; i < C; i++)
+            out[n * C + i] = (float)(inp[n * C + i] * r * weight[i]);
+        if (rstd) rstd[n] = (float)r;
+    }
+}
+
+void linalg_rmsnorm_backward_naive(float *dinp, const float *dout,
+                                   const float *inp, const float *weight,
+                                   const float *rstd, size_t N, size_t C)
+{
+    /* the Jacobian written out: d out_i / d x_j = w_i (r [i = j]
+     * - r^3 x_i x_j / C) */
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * C;
+        double r = rstd[n];
+        for (size_t j = 0; j < C; j++) {
+            double s = 0;
+            for (size_t i = 0; i < C; i++) {
+                double J = weight[i] * ((i == j ? r : 0.0) -
+                                        r * r * r * x[i] * x[j] / (double)C);
+                s += dout[n * C + i] * J;
+            }
+            dinp[n * C + j] += (float)s;
+        }
+    }
+}
+
+void linalg_rope_forward_naive(float *out, const float *inp, const float *cos,
+                               const float *sin, const size_t *pos, size_t N,
+                               size_t NH, size_t D)
+{
+    /* q cos + rotate_half(q) sin, rotate_half(x) = cat(-x2, x1) */
+    size_t h2 = D / 2;
+    float *rot = malloc(D * sizeof *rot), *x = malloc(D * sizeof *x);
+    for (size_t n = 0; n < N; n++)
+        for (size_t h = 0; h < NH; h++) {
+            memcpy(x, inp + (n * NH + h) * D, D * sizeof *x);
+            for (size_t i = 0; i < h2; i++) {
+                rot[i] = -x[i + h2];
+                rot[i + h2] = x[i];
+            }
+            for (size_t i = 0; i < D; i++) {
+                size_t j = pos[n] * h2 + i % h2;
+                out[(n * NH + h) * D + i] = x[i] * cos[j] + rot[i] * sin[j];
+            }
+        }
+    free(rot);
+    free(x);
+}
+
+void linalg_rope_backward_naive(float *dinp, const float *dout,
+                                const float *cos, const float *sin,
+                                const size_t *pos, size_t N, size_t NH,
+                                size_t D)
+{
+    /* dx_j = sum_i dout_i d out_i / d x_j over the 2x2 rotations */
+    size_t h2 = D / 2;
+    for (size_t n = 0; n < N; n++)
+        for (size_t h = 0; h < NH; h++)
+            for (size_t j = 0; j < D; j++) {
+                const float *d = dout + (n * NH + h) * D;
+                size_t f = pos[n] * h2 + j % h2;
+                double s = (double)d[j] * cos[f];
+                if (j < h2) s += (double)d[j + h2] * sin[f];  /* out[j+h2] has + x_j s */
+                else s -= (double)d[j - h2] * sin[f];         /* out[j-h2] has - x_j s */
+                dinp[(n * NH + h) * D + j] += (float)s;
+            }
+}
+
+void linalg_swiglu_forward_naive(float *out, const float *gate,
+                                 const float *up, size_t N)
+{
+    for (size_t i = 0; i < N; i++) {
+        double g = gate[i];
+        out[i] = (float)(g / (1.0 + exp(-g)) * up[i]);
+    }
+}
+
+void linalg_swiglu_backward_naive(float *dgate, float *dup, const float *dout,
+                                  const float *gate, const float *up,
+                                  size_t N)
+{
+    for (size_t i = 0; i < N; i++) {
+        double g = gate[i], sig = 1.0 / (1.0 + exp(-g));
+        if (dgate) dgate[i] += (float)(dout[i] * up[i] * (sig + g * sig * (1 - sig)));
+        if (dup) dup[i] += (float)(dout[i] * g * sig);
+    }
+}
+
+void linalg_gqa_attention_forward_naive(float *out, float *att, const float *q,
+                                        const float *k, const float *v,
+                                        size_t B, size_t T, size_t NH,
+                                        size_t NKV, size_t D,
+                                        const size_t *from, const size_t *len,
+                                        const size_t *off)
+{
+    size_t QS = NH * D, KS = NKV * D;
+    double scale = 1.0 / sqrt((double)D);
+    for (size_t b = 0; b < B; b++) {
+        size_t f, n, orow;
+        gqa_rows(b, T, from, len, off, &f, &n, &orow);
+        for (size_t t = f; t < n; t++)
+            for (size_t h = 0; h < NH; h++) {
+                size_t kvh = h / (NH / NKV);
+                const float *qr = q + (b * T + t) * QS + h * D;
+                float *a = att + ((b * NH + h) * T + t) * T;
+                double maxval = -INFINITY, sum = 0;
+                for (size_t t2 = 0; t2 <= t; t2++) {
+                    const float *kr = k + (b * T + t2) * KS + kvh * D;
+                    double s = 0;
+                    for (size_t i = 0; i < D; i++) s += (double)qr[i] * kr[i];
+                    a[t2] = (float)(s * scale);
+                    if (a[t2] > maxval) maxval = a[t2];
+                }
+                for (size_t t2 = 0; t2 <= t; t2++) {
+                    a[t2] = (float)exp(a[t2] - maxval);
+                    sum += a[t2];
+                }
+                for (size_t t2 = 0; t2 < n; t2++)
+                    a[t2] = t2 <= t ? (float)(a[t2] / sum) : 0.0f;
+                float *o = out + (orow + t - f) * QS + h * D;
+                for (size_t i = 0; i < D; i++) {
+                    double s = 0;
+                    for (size_t t2 = 0; t2 <= t; t2++)
+                        s += (double)a[t2] * v[(b * T + t2) * KS + kvh * D + i];
+                    o[i] = (float)s;
+                }
+            }
+    }
+}
+
+void linalg_gqa_attention_backward_naive(float *dq, float *dk, float *dv,
+                                         float *datt, const float *dout,
+                                         const float *q, const float *k,
+                                         const float *v, const float *att,
+                                         size_t B, size_t T, size_t NH,
+                                         size_t NKV, size_t D,
+                                         const size_t *from,
+                                         const size_t *len, const size_t *off)
+{
+    size_t QS = NH * D, KS = NKV * D;
+    double scale = 1.0 / sqrt((double)D);
+    for (size_t b = 0; b < B; b++) {
+        size_t f, n, orow;
+        gqa_rows(b, T, from, len, off, &f, &n, &orow);
+        for (size_t t = f; t < n; t++)
+            for (size_t h = 0; h < NH; h++) {
+                size_t kvh = h / (NH / NKV);
+                const float *a = att + ((b * NH + h) * T + t) * T;
+                float *da = datt + ((b * NH + h) * T + t) * T;
+                const float *d = dout + (orow + t - f) * QS + h * D;
+                /* d att, d v */
+                for (size_t t2 = 0; t2 <= t; t2++) {
+                    double s = 0;
+                    for (size_t i = 0; i < D; i++) {
+                        s += (double)d[i] * v[(b * T + t2) * KS + kvh * D + i];
+                        dv[(b * T + t2) * KS + kvh * D + i] += a[t2] * d[i];
+                    }
+                    da[t2] = (float)s;
+                }
+                /* softmax: dscore_j = a_j (da_j - sum_i a_i da_i) */
+                double dot = 0;
+                for (size_t t2 = 0; t2 <= t; t2++) dot += (double)a[t2] * da[t2];
+                for (size_t t2 = 0; t2 <= t; t2++) {
+                    double ds = a[t2] * (da[t2] - dot) * scale;
+                    for (size_t i = 0; i < D; i++) {
+                        dq[(b * T + t) * QS + h * D + i] +=
+                            (float)(ds * k[(b * T + t2) * KS + kvh * D + i]);
+                        dk[(b * T + t2) * KS + kvh * D + i] +=
+                            (float)(ds * q[(b * T + t) * QS + h * D + i]);
+                    }
+                }
+            }
     }
 }

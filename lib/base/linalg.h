@@ -1,4 +1,6 @@
-/* linalg: the layer-level kernels of the GPT-2 network, in the style of
+/* linalg: the layer-level kernels of the GPT-2 network (and, in the last
+ * section, of the Llama family: weights in F32, F16 or BF16, RMSNorm,
+ * rotary embeddings, SwiGLU, grouped-query attention), in the style of
  * karpathy/llm.c: each layer has a *_forward and a *_backward; arguments
  * are outputs first, then inputs, then sizes; gradients are prefixed d.
  * Backward kernels ACCUMULATE (+=) into their gradient outputs, so the
@@ -132,5 +134,93 @@ void linalg_crossentropy_softmax_backward(float *dlogits, const float *dlosses,
                                           const float *logits,
                                           const int *targets, size_t N,
                                           size_t V);
+
+/* ======================================================================
+ * The Llama family (Llama, Mistral, Qwen2, Qwen3): weights in their
+ * stored dtype, RMSNorm, rotary embeddings, SwiGLU, grouped-query
+ * attention. The backward kernels here compute input gradients only
+ * (MEMIT's target vectors need no weight gradients); they accumulate.
+ * ====================================================================== */
+
+/* A weight's element type as safetensors stores it. Weights of these
+ * types are read with memcpy: their data needs no alignment. */
+typedef enum { LINALG_F32, LINALG_F16, LINALG_BF16 } linalg_dtype;
+
+/* out (n) = src (n elements of dtype), exactly (every F16 and BF16 value
+ * is a float). */
+void linalg_to_f32(float *out, const void *src, linalg_dtype dtype, size_t n);
+
+/* ---- linear layer, nn.Linear orientation, weight of any dtype --------
+ * out (N,OUT) = inp (N,IN) @ weight^T + bias; weight (OUT,IN) in dtype
+ * wdtype, bias (OUT) or NULL. The weight is converted to float a block
+ * at a time into a per-thread buffer and multiplied with sgemm; the
+ * blocks depend on IN and OUT only (the same bits for any thread count
+ * and any dtype holding the same values). */
+void linalg_linear_forward(float *out, const float *inp, const void *weight,
+                           linalg_dtype wdtype, const float *bias, size_t N,
+                           size_t IN, size_t OUT);
+/* dinp (N,IN) += dout (N,OUT) @ weight, weight (OUT,IN) in wdtype. */
+void linalg_linear_backward(float *dinp, const float *dout,
+                            const void *weight, linalg_dtype wdtype,
+                            size_t N, size_t IN, size_t OUT);
+
+/* ---- embedding lookup ------------------------------------------------
+ * out (N,C) = table[inp[n]], table (V,C) in dtype; inp (N) in [0, V). */
+void linalg_embedding_forward(float *out, const int *inp, const void *table,
+                              linalg_dtype dtype, size_t N, size_t C);
+
+/* ---- RMSNorm over the last dimension ----------------------------------
+ * out (N,C) = inp * rstd * weight, rstd (N) = 1 / sqrt(mean(inp^2) + eps)
+ * (kept for the backward pass; may be NULL). out may equal inp. */
+void linalg_rmsnorm_forward(float *out, float *rstd, const float *inp,
+                            const float *weight, size_t N, size_t C,
+                            float eps);
+/* dinp (N,C) += the input gradient of the forward above. */
+void linalg_rmsnorm_backward(float *dinp, const float *dout, const float *inp,
+                             const float *weight, const float *rstd, size_t N,
+                             size_t C);
+
+/* ---- rotary position embedding, Hugging Face's rotate_half form ------
+ * Rows of NH heads of D channels (D even), row n at position pos[n]:
+ * for i < D/2, with c = cos[p*D/2 + i], s = sin[p*D/2 + i],
+ *   out[i] = x[i] c - x[i + D/2] s,  out[i + D/2] = x[i + D/2] c + x[i] s.
+ * inp, out (N, NH*D); out may equal inp; cos, sin (maxpos, D/2). */
+void linalg_rope_forward(float *out, const float *inp, const float *cos,
+                         const float *sin, const size_t *pos, size_t N,
+                         size_t NH, size_t D);
+/* dinp (N, NH*D) += the rotation's transpose applied to dout. */
+void linalg_rope_backward(float *dinp, const float *dout, const float *cos,
+                          const float *sin, const size_t *pos, size_t N,
+                          size_t NH, size_t D);
+
+/* ---- SwiGLU ------------------------------------------------------------
+ * out (N) = silu(gate) * up, silu(x) = x / (1 + exp(-x)). */
+void linalg_swiglu_forward(float *out, const float *gate, const float *up,
+                           size_t N);
+/* dgate, dup (N) += ; either may be NULL. */
+void linalg_swiglu_backward(float *dgate, float *dup, const float *dout,
+                            const float *gate, const float *up, size_t N);
+
+/* ---- causal grouped-query attention -----------------------------------
+ * q (B,T,NH*D), k and v (B,T,NKV*D); query head h reads key/value head
+ * h / (NH/NKV) (NKV divides NH). att (B,NH,T,T) gets softmax(q k^T /
+ * sqrt(D)) with zeros above the diagonal; out = att @ v, heads side by
+ * side. from, len, off: NULL for every row; else only query rows
+ * from[b] .. len[b]-1 of sequence b against keys 0 .. len[b]-1, with out
+ * compact (row of (b, t) = off[b] + t - from[b]); att keeps its layout. */
+void linalg_gqa_attention_forward(float *out, float *att, const float *q,
+                                  const float *k, const float *v, size_t B,
+                                  size_t T, size_t NH, size_t NKV, size_t D,
+                                  const size_t *from, const size_t *len,
+                                  const size_t *off);
+/* dq (B,T,NH*D) += on the computed query rows; dk, dv (B,T,NKV*D) +=
+ * on rows 0..len-1; datt (B,NH,T,T) is scratch. dout laid out as out. */
+void linalg_gqa_attention_backward(float *dq, float *dk, float *dv,
+                                   float *datt, const float *dout,
+                                   const float *q, const float *k,
+                                   const float *v, const float *att, size_t B,
+                                   size_t T, size_t NH, size_t NKV, size_t D,
+                                   const size_t *from, const size_t *len,
+                                   const size_t *off);
 
 #endif
