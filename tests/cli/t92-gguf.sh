@@ -6,7 +6,8 @@
 # log-probabilities of stamp's top 10 within each type's tolerance
 # (docs/gguf.md); a committed edit shows in llama.cpp's answer. Bad
 # input (a missing directory, a full disk, an architecture GGUF cannot
-# express, refused option combinations) fails clearly and leaves no file.
+# express, q8_0 for rows it cannot block, refused option combinations)
+# fails clearly and leaves no file.
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 
@@ -149,5 +150,18 @@ expect_exit "its gguf export is refused" 1 \
 expect_grep "... naming the field" "sets scale_attn_by_inverse_layer_idx to true, which GGUF's gpt2 architecture cannot express" "$T/err"
 ls attn.gguf* > /dev/null 2>&1 && fail "... and writing nothing" "$(ls attn.gguf*)" ||
   pass "... and writing nothing"
+
+# q8_0 for rows that are not a multiple of 32 values: refused by name
+expect_ok "a model of n_embd 48 (stamp-world, untrained)" \
+  "$BUILD/stamp-world" --synthetic 20 --embd 48 --heads 2 --ff 96 --layers 1 \
+  --steps 2 --threads 1 --quiet --out w48
+expect_ok "init on it" env STAMP_STORE="$T/store3" "$STAMP" init --model w48
+expect_exit "its q8_0 export is refused" 1 \
+  env STAMP_STORE="$T/store3" "$STAMP" export --format gguf --type q8_0 w48.gguf
+expect_grep "... naming the tensor" "tensor 'token_embd.weight' cannot be stored as q8_0: its rows have 48 values, not a multiple of 32" "$T/err"
+ls w48.gguf* > /dev/null 2>&1 && fail "... and writing nothing" "$(ls w48.gguf*)" ||
+  pass "... and writing nothing"
+expect_ok "its f16 export is written" \
+  env STAMP_STORE="$T/store3" "$STAMP" export --format gguf --type f16 w48.gguf
 
 finish
