@@ -137,6 +137,24 @@ int cli_wants_help(int argc, char **argv, const char *command)
     return 0;
 }
 
+int cli_json_only_options(int argc, char **argv, const char *command,
+                          int *json_out)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    *json_out = 0;
+    if (cli_wants_help(argc, argv, command)) return EXIT_OK;
+    cli_options_begin();
+    while ((c = getopt_long(argc, argv, ":j", opts, NULL)) != -1) {
+        if (c == 'j') *json_out = 1;
+        else return cli_option_error(command, c, argv);
+    }
+    return -1;
+}
+
 static int progress_shown(void)
 {
     const char *env = getenv("STAMP_PROGRESS");

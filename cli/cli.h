@@ -90,6 +90,12 @@ const cli_command *cli_find(const char *name);
  * returns 1 (the caller returns EXIT_OK); else 0. Call it first. */
 int cli_wants_help(int argc, char **argv, const char *command);
 
+/* The options of a read command whose only option is --json: -1 when
+ * the command is to run (*json_out set, optind at its first operand),
+ * else the exit code to return (--help printed, or bad usage). */
+int cli_json_only_options(int argc, char **argv, const char *command,
+                          int *json_out);
+
 /* A progress line on stderr ("\r<label> [#####.....] i/n  eta 12s"),
  * drawn only when stderr is a terminal or STAMP_PROGRESS=1, at most ten
  * times a second; cli_progress_done ends the line. Thread-safe enough

@@ -267,17 +267,8 @@ static int show_subject(store_txn *t, const char *subject,
 
 int cmd_show(int argc, char **argv, const cli_globals *g)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'},
-        {NULL, 0, NULL, 0},
-    };
-    int json_out = 0, c;
-    if (cli_wants_help(argc, argv, "show")) return EXIT_OK;
-    cli_options_begin();
-    while ((c = getopt_long(argc, argv, ":j", opts, NULL)) != -1) {
-        if (c == 'j') json_out = 1;
-        else return cli_option_error("show", c, argv);
-    }
+    int json_out, early = cli_json_only_options(argc, argv, "show", &json_out);
+    if (early >= 0) return early;
     if (argc - optind != 1)
         return cli_usage_error("show", "give one COMMIT or SUBJECT");
     const char *what = argv[optind];

@@ -40,17 +40,8 @@ static void human(char *buf, size_t size, double bytes)
 
 int cmd_status(int argc, char **argv, const cli_globals *g)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'},
-        {NULL, 0, NULL, 0},
-    };
-    int json_out = 0, c;
-    if (cli_wants_help(argc, argv, "status")) return EXIT_OK;
-    cli_options_begin();
-    while ((c = getopt_long(argc, argv, ":j", opts, NULL)) != -1) {
-        if (c == 'j') json_out = 1;
-        else return cli_option_error("status", c, argv);
-    }
+    int json_out, early = cli_json_only_options(argc, argv, "status", &json_out);
+    if (early >= 0) return early;
     if (optind < argc)
         return cli_usage_error("status", "unexpected argument '%s'",
                                argv[optind]);
