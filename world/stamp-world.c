@@ -885,9 +885,13 @@ static int parse_count_option(args *a, int c, char **argv)
         k++;
     if (k == sizeof lim / sizeof lim[0])
         return usage_error("unexpected option");
+    (void)argv;
+    const char *name = "?";   /* the option's own name, however given */
+    for (size_t i = 0; long_opts[i].name; i++)
+        if (long_opts[i].val == c) name = long_opts[i].name;
     if (parse_size(optarg, &v, lim[k].lo, lim[k].hi))
-        return usage_error("bad value '%s' for %s (%zu..%zu)", optarg,
-                           argv[optind - 1], lim[k].lo, lim[k].hi);
+        return usage_error("bad value '%s' for --%s (%zu..%zu)", optarg,
+                           name, lim[k].lo, lim[k].hi);
     *dst[k] = v;
     return ARGS_OK;
 }
