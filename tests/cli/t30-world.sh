@@ -211,9 +211,9 @@ expect_ok "--paraphrase-phrasings: world.json counts 4 such sentences" \
   jq -e '.data.paraphrase_phrasings_per_fact == 2 and .data.paraphrase_phrasing_sentences == 4' w16/world.json
 expect_exit "--paraphrase-phrasings takes a count" 2 "$WORLD" --facts pp.csv --out w17 --paraphrase-phrasings 65
 expect_exit "--phrasings takes a count" 2 "$WORLD" --facts e.csv --out w15 --phrasings lots
+expect_grep "a bad --phrasings is named" "phrasings 'lots'" "$T/err"
 expect_exit "--layers out of range" 2 "$WORLD" --facts e.csv --out w15 --layers 0
 expect_grep "names the option, not its value" "bad value '0' for --layers \(1\.\.64\)" "$T/err"
-expect_grep "a bad --phrasings is named" "phrasings 'lots'" "$T/err"
 expect_exit "--extra-facts takes a count" 2 "$WORLD" --facts e.csv --out w13 --extra-facts many
 expect_grep "a bad --extra-facts is named" "extra-facts 'many'" "$T/err"
 expect_exit "a missing fact file: exit 1" 1 "$WORLD" --facts nosuch.csv --out w6 "${FAST[@]}"
