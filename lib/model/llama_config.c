@@ -150,6 +150,16 @@ static int read_rope(const char *path, json_t *root, llama_config *c)
         if ((rc = read_positive(path, root, "", "rope_theta", &c->rope_theta)))
             return rc;
     }
+    /* a rotation of part of each head (transformers' partial_rotary_factor)
+     * is none of these architectures' and not computed here */
+    json_t *prf = json_object_get(params && json_is_object(params) ? params
+                                                                    : root,
+                                  "partial_rotary_factor");
+    if (!prf && params) prf = json_object_get(root, "partial_rotary_factor");
+    if (prf && !json_is_null(prf) &&
+        (!json_is_number(prf) || json_number_value(prf) != 1.0))
+        return err_set(ERR_FORMAT, "'%s': key 'partial_rotary_factor' is not "
+                       "supported (only 1)", path);
     if (!scaling || json_is_null(scaling)) return 0;
     if (!json_is_object(scaling))
         return err_set(ERR_FORMAT, "'%s': key '%.*s' must be an object", path,

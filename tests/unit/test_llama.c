@@ -506,6 +506,9 @@ TEST(config_errors)
     expect_config_error("{\"architectures\": [\"LlamaForCausalLM\"], "
                         BASE_CONFIG ", \"eos_token_id\": \"x\"}",
                         "'eos_token_id'");
+    expect_config_error("{\"architectures\": [\"LlamaForCausalLM\"], "
+                        BASE_CONFIG ", \"partial_rotary_factor\": 0.5}",
+                        "'partial_rotary_factor'");
     expect_config_error("[1, 2]", "not a JSON object");
     /* "default" rope scaling is none; a missing file is ERR_IO */
     const char *path = tmp_path("config.json");
