@@ -323,63 +323,43 @@ static double ymap(double v, double lo, double hi)
     return MT + (VH - MT - MB) * (1 - (v - lo) / (hi - lo));
 }
 
-void chart_draw(rbuf *b, const chart_spec *c)
+/* The y range of the grouped values gy (n_series, m): the chart's own
+ * when it sets one, else the data's widened to round steps. */
+static void chart_range(const chart_spec *c, const double *gy, size_t m,
+                        double *lo_out, double *hi_out)
 {
-    size_t n = c->n, g = 1;
-    if (c->max_points && n > c->max_points)
-        g = (n + c->max_points - 1) / c->max_points;
-    size_t m = n ? (n + g - 1) / g : 0;
-    double *gy = calloc((m ? m : 1) * (c->n_series ? c->n_series : 1),
-                        sizeof *gy);
-    if (!gy) {
-        b->oom = 1;
-        return;
-    }
-    for (size_t k = 0; k < c->n_series; k++)
-        group_means(c->s[k].y, n, g, gy + k * m, m);
-
-    /* the range of the values */
     double lo = 0, hi = 0;
     if (c->y_max > c->y_min) {
-        lo = c->y_min;
-        hi = c->y_max;
-    } else {
-        for (size_t j = 0; j < m; j++) {
-            double tot = 0;
-            for (size_t k = 0; k < c->n_series; k++) {
-                double v = gy[k * m + j];
-                if (isnan(v)) continue;
-                if (c->kind == CHART_STACKED) tot += v;
-                else {
-                    if (v > hi) hi = v;
-                    if (v < lo) lo = v;
-                }
-            }
-            if (tot > hi) hi = tot;
-        }
-        if (hi <= lo) hi = lo + 1;
-        double step = nice_step((hi - lo) / 4);
-        hi = ceil(hi / step - 1e-9) * step;
-        lo = floor(lo / step + 1e-9) * step;
+        *lo_out = c->y_min;
+        *hi_out = c->y_max;
+        return;
     }
+    for (size_t j = 0; j < m; j++) {
+        double tot = 0;
+        for (size_t k = 0; k < c->n_series; k++) {
+            double v = gy[k * m + j];
+            if (isnan(v)) continue;
+            if (c->kind == CHART_STACKED) tot += v;
+            else {
+                if (v > hi) hi = v;
+                if (v < lo) lo = v;
+            }
+        }
+        if (tot > hi) hi = tot;
+    }
+    if (hi <= lo) hi = lo + 1;
+    double step = nice_step((hi - lo) / 4);
+    *hi_out = ceil(hi / step - 1e-9) * step;
+    *lo_out = floor(lo / step + 1e-9) * step;
+}
+
+/* The grid with its y labels, the unit, and the commit ids under up to
+ * 8 of the m points (slot wide each, groups of g commits). */
+static void chart_axes(rbuf *b, const chart_spec *c, double lo, double hi,
+                       size_t m, size_t g, double slot)
+{
     double step = nice_step((hi - lo) / 4);
     int decimals = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
-
-    rb_printf(b, "<figure class=\"chart\" id=\"%s\">\n", c->id);
-    rb_printf(b, "<svg viewBox=\"0 0 %d %d\" role=\"img\" "
-              "aria-labelledby=\"%s-t\" aria-describedby=\"%s-d\" "
-              "preserveAspectRatio=\"xMidYMid meet\">\n<title id=\"%s-t\">",
-              VW, VH, c->id, c->id, c->id);
-    rb_esc(b, c->title);
-    rb_printf(b, "</title>\n<desc id=\"%s-d\">", c->id);
-    if (c->what) {
-        rb_esc(b, c->what);
-        rb_put(b, ". ");
-    }
-    describe(b, c, g);
-    rb_put(b, "</desc>\n");
-
-    /* grid and y labels */
     rb_put(b, "<g class=\"grid\">");
     for (double v = lo; v <= hi + step / 2; v += step) {
         double y = ymap(v, lo, hi);
@@ -392,9 +372,6 @@ void chart_draw(rbuf *b, const chart_spec *c)
         rb_printf(b, "<text x=\"12\" y=\"%d\" class=\"unit\" transform=\"rotate(-90 12 %d)\">%s</text>\n",
                   MT + (VH - MT - MB) / 2, MT + (VH - MT - MB) / 2,
                   !strcmp(c->unit, "%") ? "%" : c->unit);
-
-    /* x labels: the commit ids under up to 8 points */
-    double slot = m ? (double)(VW - ML - MR) / (double)m : 0;
     size_t labels = m < 8 ? m : 8;
     rb_put(b, "<g class=\"xl\">");
     for (size_t k = 0; k < labels; k++) {
@@ -407,57 +384,71 @@ void chart_draw(rbuf *b, const chart_spec *c)
     rb_printf(b, "</g>\n<text x=\"%d\" y=\"%d\" class=\"axis\">commit%s</text>\n",
               ML + (VW - ML - MR) / 2, VH - 8,
               g > 1 ? " (first of each group)" : "");
+}
 
-    if (c->kind == CHART_STACKED) {
-        double w = slot * 0.8 > 1 ? slot * 0.8 : slot;
-        for (size_t k = 0; k < c->n_series; k++) {
-            rb_printf(b, "<g fill=\"%s\">", colours[k % N_COLOURS]);
-            for (size_t j = 0; j < m; j++) {
-                double below = 0, v = gy[k * m + j];
-                if (isnan(v) || v <= 0) continue;
-                for (size_t q = 0; q < k; q++)
-                    if (!isnan(gy[q * m + j])) below += gy[q * m + j];
-                double y1 = ymap(below + v, lo, hi), y0 = ymap(below, lo, hi);
-                rb_printf(b, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" "
-                          "height=\"%.2f\"/>",
-                          ML + slot * (double)j + (slot - w) / 2, y1, w, y0 - y1);
-            }
-            rb_put(b, "</g>\n");
+/* Stacked bars, one per point, a series per colour. */
+static void chart_bars(rbuf *b, const chart_spec *c, const double *gy,
+                       size_t m, double lo, double hi, double slot)
+{
+    double w = slot * 0.8 > 1 ? slot * 0.8 : slot;
+    for (size_t k = 0; k < c->n_series; k++) {
+        rb_printf(b, "<g fill=\"%s\">", colours[k % N_COLOURS]);
+        for (size_t j = 0; j < m; j++) {
+            double below = 0, v = gy[k * m + j];
+            if (isnan(v) || v <= 0) continue;
+            for (size_t q = 0; q < k; q++)
+                if (!isnan(gy[q * m + j])) below += gy[q * m + j];
+            double y1 = ymap(below + v, lo, hi), y0 = ymap(below, lo, hi);
+            rb_printf(b, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" "
+                      "height=\"%.2f\"/>",
+                      ML + slot * (double)j + (slot - w) / 2, y1, w, y0 - y1);
         }
-    } else {
-        for (size_t k = 0; k < c->n_series; k++) {
-            const double *y = gy + k * m;
-            const char *colour = colours[k % N_COLOURS];
-            rb_printf(b, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"2\"",
-                      colour);
-            if (*dashes[k % N_DASHES])
-                rb_printf(b, " stroke-dasharray=\"%s\"", dashes[k % N_DASHES]);
-            rb_put(b, " d=\"");
-            int pen = 0;
-            for (size_t j = 0; j < m; j++) {
-                if (isnan(y[j])) continue;
-                rb_printf(b, "%c%.1f %.1f ", pen ? 'L' : 'M',
-                          ML + slot * ((double)j + 0.5), ymap(y[j], lo, hi));
-                pen = 1;
-            }
-            rb_put(b, "\"/>\n");
-            if (m > 60) continue;
-            /* points, each with its value as a tooltip */
-            rb_printf(b, "<g fill=\"%s\">", colour);
-            for (size_t j = 0; j < m; j++) {
-                char v[48];
-                if (isnan(y[j])) continue;
-                rb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\"><title>"
-                          "commit %llu: ", ML + slot * ((double)j + 0.5),
-                          ymap(y[j], lo, hi), (unsigned long long)c->x[j]);
-                rb_esc(b, c->s[k].name);
-                rb_escf(b, " %s", fmt_value(v, sizeof v, y[j], c->unit));
-                rb_put(b, "</title></circle>");
-            }
-            rb_put(b, "</g>\n");
-        }
+        rb_put(b, "</g>\n");
     }
-    rb_put(b, "</svg>\n<ul class=\"legend\" aria-hidden=\"true\">");
+}
+
+/* A line per series; up to 60 points also drawn, each with its value as
+ * a tooltip. */
+static void chart_lines(rbuf *b, const chart_spec *c, const double *gy,
+                        size_t m, double lo, double hi, double slot)
+{
+    for (size_t k = 0; k < c->n_series; k++) {
+        const double *y = gy + k * m;
+        const char *colour = colours[k % N_COLOURS];
+        rb_printf(b, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"2\"",
+                  colour);
+        if (*dashes[k % N_DASHES])
+            rb_printf(b, " stroke-dasharray=\"%s\"", dashes[k % N_DASHES]);
+        rb_put(b, " d=\"");
+        int pen = 0;
+        for (size_t j = 0; j < m; j++) {
+            if (isnan(y[j])) continue;
+            rb_printf(b, "%c%.1f %.1f ", pen ? 'L' : 'M',
+                      ML + slot * ((double)j + 0.5), ymap(y[j], lo, hi));
+            pen = 1;
+        }
+        rb_put(b, "\"/>\n");
+        if (m > 60) continue;
+        rb_printf(b, "<g fill=\"%s\">", colour);
+        for (size_t j = 0; j < m; j++) {
+            char v[48];
+            if (isnan(y[j])) continue;
+            rb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\"><title>"
+                      "commit %llu: ", ML + slot * ((double)j + 0.5),
+                      ymap(y[j], lo, hi), (unsigned long long)c->x[j]);
+            rb_esc(b, c->s[k].name);
+            rb_escf(b, " %s", fmt_value(v, sizeof v, y[j], c->unit));
+            rb_put(b, "</title></circle>");
+        }
+        rb_put(b, "</g>\n");
+    }
+}
+
+/* The legend (hidden from screen readers: the caption says it) and the
+ * caption in words. */
+static void chart_legend(rbuf *b, const chart_spec *c, size_t g)
+{
+    rb_put(b, "<ul class=\"legend\" aria-hidden=\"true\">");
     for (size_t k = 0; k < c->n_series; k++) {
         const char *colour = colours[k % N_COLOURS];
         if (c->kind == CHART_STACKED)
@@ -475,6 +466,44 @@ void chart_draw(rbuf *b, const chart_spec *c)
     rb_esc(b, c->title);
     rb_put(b, ".</strong> ");
     describe(b, c, g);
-    rb_put(b, "</figcaption>\n</figure>\n");
+    rb_put(b, "</figcaption>\n");
+}
+
+void chart_draw(rbuf *b, const chart_spec *c)
+{
+    size_t n = c->n, g = 1;
+    if (c->max_points && n > c->max_points)
+        g = (n + c->max_points - 1) / c->max_points;
+    size_t m = n ? (n + g - 1) / g : 0;
+    double *gy = calloc((m ? m : 1) * (c->n_series ? c->n_series : 1),
+                        sizeof *gy);
+    if (!gy) {
+        b->oom = 1;
+        return;
+    }
+    for (size_t k = 0; k < c->n_series; k++)
+        group_means(c->s[k].y, n, g, gy + k * m, m);
+    double lo, hi, slot = m ? (double)(VW - ML - MR) / (double)m : 0;
+    chart_range(c, gy, m, &lo, &hi);
+
+    rb_printf(b, "<figure class=\"chart\" id=\"%s\">\n", c->id);
+    rb_printf(b, "<svg viewBox=\"0 0 %d %d\" role=\"img\" "
+              "aria-labelledby=\"%s-t\" aria-describedby=\"%s-d\" "
+              "preserveAspectRatio=\"xMidYMid meet\">\n<title id=\"%s-t\">",
+              VW, VH, c->id, c->id, c->id);
+    rb_esc(b, c->title);
+    rb_printf(b, "</title>\n<desc id=\"%s-d\">", c->id);
+    if (c->what) {
+        rb_esc(b, c->what);
+        rb_put(b, ". ");
+    }
+    describe(b, c, g);
+    rb_put(b, "</desc>\n");
+    chart_axes(b, c, lo, hi, m, g, slot);
+    if (c->kind == CHART_STACKED) chart_bars(b, c, gy, m, lo, hi, slot);
+    else chart_lines(b, c, gy, m, lo, hi, slot);
+    rb_put(b, "</svg>\n");
+    chart_legend(b, c, g);
+    rb_put(b, "</figure>\n");
     free(gy);
 }
