@@ -24,8 +24,15 @@ const char cmd_status_usage[] =
     "them, the ones a later revert commit undid are counted apart, and so\n"
     "are the commits off the chain (reverted while HEAD, or reset away).\n"
     "\n"
+    "The space section shows, for each of the store's databases, its\n"
+    "entries and the bytes its pages take, then the free pages inside the\n"
+    "file ('stamp gc' gives them back) and the file's size.\n"
+    "\n"
     "  --json   one JSON document (\"commits\": on the chain, \"reverted\":\n"
-    "           of those, undone by a revert commit, \"off_chain\")\n";
+    "           of those, undone by a revert commit, \"off_chain\";\n"
+    "           \"space\": {\"databases\": {NAME: {\"entries\", \"bytes\"}},\n"
+    "           \"meta_bytes\", \"freelist_bytes\", \"free_bytes\",\n"
+    "           \"used_bytes\", \"file_bytes\", \"page_size\"})\n";
 
 static void human(char *buf, size_t size, double bytes)
 {
@@ -52,6 +59,7 @@ int cmd_status(int argc, char **argv, const cli_globals *g)
     history_link *chain = NULL;
     char *model_dir = NULL, *model_id = NULL, *created = NULL;
     uint64_t head = 0;
+    store_space space;
     size_t queued = 0, n_committed = 0, n_chain = 0, off_chain = 0,
            reverted = 0;
     int rc, exit_code = EXIT_FAIL;
@@ -59,7 +67,8 @@ int cmd_status(int argc, char **argv, const cli_globals *g)
         (rc = store_txn_begin(s, &t, 0)) || (rc = store_head(t, &head)) ||
         (rc = store_queue_count(t, &queued)) ||
         (rc = store_committed_list(t, 0, &committed, &n_committed)) ||
-        (rc = history_chain(t, &chain, &n_chain, &off_chain)))
+        (rc = history_chain(t, &chain, &n_chain, &off_chain)) ||
+        (rc = store_space_get(t, &space)))
         goto fail;
     for (size_t i = 0; i < n_chain; i++) reverted += chain[i].reverted_by != 0;
     if ((rc = store_meta_get(t, "model_dir", &model_dir)) ||
@@ -85,7 +94,23 @@ int cmd_status(int argc, char **argv, const cli_globals *g)
             (json_int_t)n_chain, "reverted", (json_int_t)reverted,
             "off_chain", (json_int_t)off_chain, "size_bytes",
             (json_int_t)bytes, "disk_bytes", (json_int_t)disk);
-        if (!doc) {
+        json_t *dbs = json_object();
+        for (size_t i = 0; dbs && i < space.n_db; i++)
+            json_object_set_new(dbs, space.db[i].name,
+                                json_pack("{s:I,s:I}", "entries",
+                                          (json_int_t)space.db[i].entries,
+                                          "bytes",
+                                          (json_int_t)space.db[i].bytes));
+        json_t *sp = json_pack(
+            "{s:o?,s:I,s:I,s:I,s:I,s:I,s:I}", "databases", dbs, "meta_bytes",
+            (json_int_t)space.meta_bytes, "freelist_bytes",
+            (json_int_t)space.freelist_bytes, "free_bytes",
+            (json_int_t)(space.free_pages * space.page_size), "used_bytes",
+            (json_int_t)space.used_bytes, "file_bytes",
+            (json_int_t)space.file_bytes, "page_size",
+            (json_int_t)space.page_size);
+        if (!doc || !sp || json_object_set_new(doc, "space", sp)) {
+            json_decref(doc);
             rc = err_set(ERR_NOMEM, "out of memory");
             goto fail;
         }
@@ -111,6 +136,18 @@ int cmd_status(int argc, char **argv, const cli_globals *g)
                    "reset away", reverted ? "; " : " (", off_chain);
         printf("%s\n", reverted || off_chain ? ")" : "");
         printf("size       %s on disk\n", size_text);
+        printf("space      %-9s %10s %12s\n", "database", "entries", "bytes");
+        for (size_t i = 0; i < space.n_db; i++)
+            printf("           %-9s %10llu %12llu\n", space.db[i].name,
+                   (unsigned long long)space.db[i].entries,
+                   (unsigned long long)space.db[i].bytes);
+        printf("           %-9s %10s %12llu\n", "(meta)", "",
+               (unsigned long long)space.meta_bytes);
+        printf("           %-9s %10s %12llu\n", "(free)", "",
+               (unsigned long long)(space.free_pages * space.page_size +
+                                    space.freelist_bytes));
+        printf("           %-9s %10s %12llu\n", "file", "",
+               (unsigned long long)space.file_bytes);
     }
     exit_code = EXIT_OK;
     goto out;

@@ -62,6 +62,8 @@ struct store {
     MDB_dbi dbi[DB_COUNT];
     char *dir;
     int readonly;   /* opened without write access to the directory */
+    int open_fd;    /* lock.mdb, flock'ed shared while the env is open
+                       (store_compact takes it exclusive), or -1 */
     store_lock_wait_fn lock_wait;   /* told before a writer waits, or NULL */
     void *lock_wait_ctx;
 };
@@ -516,6 +518,30 @@ fail:
     return rc;
 }
 
+/* Every open store holds a shared flock() on DIR/lock.mdb for as long
+ * as its environment is open, taken before mdb_env_open: store_compact
+ * replaces data.mdb only while it holds that lock exclusive, so no other
+ * process maps the old file afterwards. (flock and LMDB's own fcntl locks
+ * on the same file are independent on Linux.) Openers wait while a
+ * compaction runs. A store directory we cannot write, without lock.mdb,
+ * goes without. */
+static int open_lock_take(store *s)
+{
+    char path[4096];
+    int rc;
+    if ((rc = path_join(path, sizeof path, s->dir, "lock.mdb"))) return rc;
+    s->open_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s->open_fd < 0) s->open_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (s->open_fd < 0) return 0;
+    while (flock(s->open_fd, LOCK_SH)) {
+        if (errno == EINTR) continue;
+        close(s->open_fd);
+        s->open_fd = -1;
+        break; /* no flock here (some file systems): go without */
+    }
+    return 0;
+}
+
 int store_open(store **out, const char *dir)
 {
     char path[4096];
@@ -531,6 +557,8 @@ int store_open(store **out, const char *dir)
         free(s);
         return err_set(ERR_NOMEM, "out of memory opening '%s'", dir);
     }
+    s->open_fd = -1;
+    if ((rc = open_lock_take(s))) goto fail;
     if ((rc = env_setup(&s->env))) {
         rc = lmdb_fail(s, rc, "opening it");
         goto fail;
@@ -593,6 +621,7 @@ void store_close(store *s)
 {
     if (!s) return;
     if (s->env) mdb_env_close(s->env);
+    if (s->open_fd >= 0) close(s->open_fd); /* and its shared flock */
     free(s->dir);
     free(s);
 }
@@ -1541,4 +1570,187 @@ int store_stats_put(store_txn *t, const char *model_id, size_t layer,
     if (!rc) rc = stats_key(k, model_id, layer, &klen);
     if (rc) return rc;
     return db_put(t, DB_STATS, k, klen, data, len, 0);
+}
+
+/* ---- space and compaction ------------------------------------------ */
+
+static uint64_t stat_bytes(const MDB_stat *st)
+{
+    return ((uint64_t)st->ms_branch_pages + st->ms_leaf_pages +
+            st->ms_overflow_pages) * st->ms_psize;
+}
+
+int store_space_get(store_txn *t, store_space *out)
+{
+    store *s = t->s;
+    MDB_stat st;
+    MDB_envinfo info;
+    MDB_cursor *c = NULL;
+    int rc;
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < DB_COUNT; i++) {
+        if ((rc = mdb_stat(t->txn, s->dbi[i], &st)))
+            return lmdb_fail(s, rc, "measuring its databases");
+        out->db[i].name = db_names[i];
+        out->db[i].entries = st.ms_entries;
+        out->db[i].bytes = stat_bytes(&st);
+    }
+    out->n_db = DB_COUNT;
+    if ((rc = mdb_env_stat(s->env, &st)) ||
+        (rc = mdb_env_info(s->env, &info)))
+        return lmdb_fail(s, rc, "measuring it");
+    out->page_size = st.ms_psize;
+    /* the main DB (the named databases' records) and the two meta pages */
+    out->meta_bytes = stat_bytes(&st) + 2 * (uint64_t)st.ms_psize;
+    out->used_bytes = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    if ((rc = mdb_stat(t->txn, 0, &st)))
+        return lmdb_fail(s, rc, "measuring its free list");
+    out->freelist_bytes = stat_bytes(&st);
+    /* free pages: each free-DB record is an ID list, its count first */
+    if ((rc = mdb_cursor_open(t->txn, 0, &c)))
+        return lmdb_fail(s, rc, "reading its free list");
+    MDB_val k, v;
+    while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0)
+        if (v.mv_size >= sizeof(size_t))
+            out->free_pages += *(const size_t *)v.mv_data;
+    mdb_cursor_close(c);
+    if (rc != MDB_NOTFOUND) return lmdb_fail(s, rc, "reading its free list");
+    char path[4096];
+    struct stat fst;
+    if ((rc = path_join(path, sizeof path, s->dir, "data.mdb"))) return rc;
+    if (stat(path, &fst) == 0) out->file_bytes = (uint64_t)fst.st_size;
+    return 0;
+}
+
+/* STAMP_TEST_GC_SLEEP=P:S: store_compact sleeps S seconds at point P
+ * (copy: the compacted copy is written to the temporary file, not yet
+ * synced nor renamed; renamed: the new file is in place, the directory
+ * not yet synced), so that tests can kill it there. */
+static void gc_test_sleep(const char *point)
+{
+    const char *env = getenv("STAMP_TEST_GC_SLEEP");
+    size_t n = strlen(point);
+    if (!env || strncmp(env, point, n) || env[n] != ':') return;
+    double sec = strtod(env + n + 1, NULL);
+    if (sec <= 0) return;
+    struct timespec ts = {(time_t)sec,
+                          (long)((sec - (double)(time_t)sec) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+static int fsync_path(const char *path, int dir)
+{
+    int fd = open(path, (dir ? O_RDONLY | O_DIRECTORY : O_RDWR) | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* Copies what the environment holds into `fd`, compacted, and syncs. */
+static int compact_to(store *s, int fd)
+{
+    int rc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
+    if (rc) return lmdb_fail(s, rc, "writing its compacted copy");
+    gc_test_sleep("copy");
+    if (fsync(fd))
+        return err_set(ERR_IO, "cannot sync the compacted copy of '%s': %s",
+                       s->dir, strerror(errno));
+    return 0;
+}
+
+int store_compact(store *s, uint64_t *before, uint64_t *after)
+{
+    char data[4096], tmp[4096];
+    struct stat st;
+    int rc, lock_fd = -1, fd = -1, exclusive = 0;
+    *before = *after = 0;
+    if (s->readonly)
+        return err_set(ERR_IO, "no write access to the store '%s'", s->dir);
+    if ((rc = path_join(data, sizeof data, s->dir, "data.mdb")) ||
+        (rc = path_join(tmp, sizeof tmp, s->dir, "data.mdb.gc-tmp")))
+        return rc;
+    if ((rc = writer_lock(s, &lock_fd))) return rc;
+    if (s->open_fd < 0) {
+        rc = err_set(ERR_IO, "cannot lock '%s/lock.mdb' against other "
+                     "processes; the store was not compacted", s->dir);
+        goto out;
+    }
+    if (flock(s->open_fd, LOCK_EX | LOCK_NB)) {
+        rc = errno == EWOULDBLOCK
+                 ? err_set(ERR_BUSY, "the store '%s' is open in another "
+                           "process; compact it when nothing else uses it",
+                           s->dir)
+                 : err_set(ERR_IO, "cannot lock '%s/lock.mdb': %s", s->dir,
+                           strerror(errno));
+        goto out;
+    }
+    exclusive = 1;
+    /* A reader that went without the flock (a read-only opener) still
+     * shows in LMDB's reader table. */
+    int dead = 0;
+    mdb_reader_check(s->env, &dead);
+    if (stat(data, &st)) {
+        rc = err_set(ERR_IO, "cannot stat '%s': %s", data, strerror(errno));
+        goto out;
+    }
+    *before = (uint64_t)st.st_size;
+    unlink(tmp); /* what a killed compaction left */
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = err_set(ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
+        goto out;
+    }
+    if ((rc = compact_to(s, fd))) goto out;
+    close(fd);
+    fd = -1;
+    /* rename is atomic: a kill leaves either the old file or the new one,
+     * both whole; lock.mdb is rebuilt from the file by the next opener,
+     * which is the first (this process held everyone else off) */
+    if (rename(tmp, data)) {
+        rc = err_set(ERR_IO, "cannot replace '%s': %s", data,
+                     strerror(errno));
+        goto out;
+    }
+    gc_test_sleep("renamed");
+    if (fsync_path(s->dir, 1)) {
+        rc = err_set(ERR_IO, "cannot sync the store directory '%s': %s",
+                     s->dir, strerror(errno));
+        goto out;
+    }
+    /* our environment still maps the old file: reopen it on the new one */
+    mdb_env_close(s->env);
+    s->env = NULL;
+    if ((rc = env_setup(&s->env)) ||
+        (rc = mdb_env_open(s->env, s->dir, 0, 0644))) {
+        if (s->env) mdb_env_close(s->env);
+        s->env = NULL;
+        rc = lmdb_fail(s, rc, "reopening it after compaction");
+        goto out;
+    }
+    MDB_txn *txn = NULL;
+    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn))) {
+        rc = lmdb_fail(s, rc, "reopening it after compaction");
+        goto out;
+    }
+    for (int i = 0; i < DB_COUNT && !rc; i++)
+        rc = mdb_dbi_open(txn, db_names[i], 0, &s->dbi[i]);
+    if (rc) {
+        mdb_txn_abort(txn);
+        rc = lmdb_fail(s, rc, "reopening its databases after compaction");
+        goto out;
+    }
+    if ((rc = mdb_txn_commit(txn))) {
+        rc = lmdb_fail(s, rc, "reopening its databases after compaction");
+        goto out;
+    }
+    if (stat(data, &st) == 0) *after = (uint64_t)st.st_size;
+out:
+    if (fd >= 0) {
+        close(fd);
+        unlink(tmp);
+    }
+    if (exclusive) flock(s->open_fd, LOCK_SH);
+    writer_unlock(lock_fd);
+    return rc;
 }

@@ -190,4 +190,38 @@ int store_stats_put(store_txn *t, const char *model_id, size_t layer,
 
 void store_strings_free(char **names, size_t n);
 
+/* ---- space ----------------------------------------------------------- */
+
+typedef struct {
+    const char *name;   /* static: "meta", "facts", ... */
+    uint64_t entries;
+    uint64_t bytes;     /* (branch + leaf + overflow pages) x page size */
+} store_space_db;
+
+typedef struct {
+    store_space_db db[8];   /* each named database */
+    size_t n_db;
+    uint64_t page_size;
+    uint64_t meta_bytes;     /* the two meta pages and the main DB */
+    uint64_t freelist_bytes; /* the free list's own pages */
+    uint64_t free_pages;     /* pages free for reuse inside the file */
+    uint64_t used_bytes;     /* pages in use up to the last: the sum of
+                                the above (free pages x page size) and
+                                pages held for readers; <= file_bytes */
+    uint64_t file_bytes;     /* data.mdb's size */
+} store_space;
+
+/* The space the store takes, by kind, as of transaction t. */
+int store_space_get(store_txn *t, store_space *out);
+
+/* Rewrites data.mdb compacted (LMDB's compacting copy: free pages
+ * dropped, every tree packed) through DIR/data.mdb.gc-tmp and an atomic
+ * rename, synced: a kill at any moment leaves the old file or the new,
+ * whole. Holds the writer lock; refuses with ERR_BUSY while another
+ * process has the store open. No transaction of `s` may be open. *before
+ * and *after: data.mdb's size in bytes. The environment is reopened on
+ * the new file; on failure after the rename `s` may be unusable (close
+ * it). */
+int store_compact(store *s, uint64_t *before, uint64_t *after);
+
 #endif
