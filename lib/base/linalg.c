@@ -23,6 +23,7 @@
 
 #include "base/cpu_features.h"
 #include "base/linalg_naive.h"
+#include "base/half.h"
 
 #include <cblas.h>
 #include <immintrin.h>
@@ -1007,27 +1008,6 @@ void linalg_crossentropy_softmax_backward_naive(float *dlogits,
  * ====================================================================== */
 
 static size_t dtype_size(linalg_dtype d) { return d == LINALG_F32 ? 4 : 2; }
-
-/* IEEE half -> single, exact for every input (as safetensors.c's). */
-static inline float half_to_float(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else if (exp != 0) {
-        bits = sign | ((exp + 112) << 23) | (man << 13);
-    } else if (man == 0) {
-        bits = sign;
-    } else { /* subnormal: man * 2^-24, exact in single precision */
-        float v = (float)man * 0x1p-24f;
-        memcpy(&bits, &v, 4);
-        bits |= sign;
-    }
-    float out;
-    memcpy(&out, &bits, 4);
-    return out;
-}
 
 /* The conversion loops. BF16 is the top half of a float: a shift, which
  * the compiler vectorizes; F16 needs the hardware's conversion (F16C,

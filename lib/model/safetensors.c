@@ -12,6 +12,7 @@
 #include "model/safetensors.h"
 #include "base/atomic_file.h"
 #include "base/errors.h"
+#include "base/half.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -313,29 +314,6 @@ const st_tensor *safetensors_find(const st_file *f, const char *name)
     return NULL;
 }
 
-/* IEEE half -> single, exact for every input (subnormals, inf, NaN
- * payloads). The naive twin in tests/unit/test_safetensors.c computes the
- * value arithmetically and must agree on all 65,536 inputs. */
-static inline float f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else if (exp != 0) {
-        bits = sign | ((exp + 112) << 23) | (man << 13);
-    } else if (man == 0) {
-        bits = sign;
-    } else { /* subnormal: man * 2^-24, exact in single precision */
-        float v = (float)man * 0x1p-24f;
-        memcpy(&bits, &v, 4);
-        bits |= sign;
-    }
-    float out;
-    memcpy(&out, &bits, 4);
-    return out;
-}
-
 void safetensors_to_f32(const st_tensor *t, float *out)
 {
     const unsigned char *p = t->data;
@@ -346,14 +324,13 @@ void safetensors_to_f32(const st_tensor *t, float *out)
         for (size_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, p + 2 * i, 2);
-            out[i] = f16_to_f32(h);
+            out[i] = half_to_float(h);
         }
     } else {
         for (size_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, p + 2 * i, 2);
-            uint32_t bits = (uint32_t)h << 16;
-            memcpy(&out[i], &bits, 4);
+            out[i] = bf16_to_float(h);
         }
     }
 }

@@ -5,6 +5,7 @@
 #include "repo/gguf.h"
 #include "base/atomic_file.h"
 #include "base/errors.h"
+#include "base/half.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -107,58 +108,6 @@ size_t gguf_type_size(gguf_type t, size_t n)
     return 0;
 }
 
-static uint32_t f32_bits(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    return u;
-}
-
-uint16_t gguf_f32_to_f16(float x)
-{
-    uint32_t u = f32_bits(x), a = u & 0x7fffffffu;
-    uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
-    if (a >= 0x7f800000u) /* inf, NaN */
-        return sign | (a > 0x7f800000u ? 0x7e00 : 0x7c00);
-    if (a >= 0x477ff000u) return sign | 0x7c00; /* >= 65520: inf */
-    if (a < 0x38800000u) { /* below 2^-14: an f16 subnormal, or 0 */
-        int e = (int)(a >> 23);
-        if (e < 101) return sign; /* below 2^-25 */
-        uint32_t m = (a & 0x7fffffu) | 0x800000u;
-        int shift = 126 - e; /* x * 2^24 = m >> shift */
-        uint32_t q = m >> shift, rem = m & ((1u << shift) - 1),
-                 half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (q & 1))) q++;
-        return sign | (uint16_t)q;
-    }
-    uint32_t h = (a >> 13) - (112u << 10), rem = a & 0x1fffu;
-    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++;
-    return sign | (uint16_t)h;
-}
-
-float gguf_f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1f,
-             m = h & 0x3ff;
-    float x;
-    if (e == 0) {
-        x = ldexpf((float)m, -24);
-        return sign ? -x : x;
-    }
-    uint32_t u = sign | (e == 31 ? 0x7f800000u | (m << 13)
-                                 : ((e + 112) << 23) | (m << 13));
-    memcpy(&x, &u, 4);
-    return x;
-}
-
-uint16_t gguf_f32_to_bf16(float x)
-{
-    uint32_t u = f32_bits(x);
-    if ((u & 0x7fffffffu) > 0x7f800000u) /* NaN: keep it quiet */
-        return (uint16_t)((u >> 16) | 0x40);
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
-}
-
 void gguf_quantize_q8_0(void *out, const float *x, size_t n)
 {
     unsigned char *o = out;
@@ -167,7 +116,7 @@ void gguf_quantize_q8_0(void *out, const float *x, size_t n)
         for (int i = 0; i < GGUF_QK8_0; i++)
             if (fabsf(x[i]) > amax) amax = fabsf(x[i]);
         float d = amax / 127, id = d ? 1 / d : 0;
-        uint16_t dh = gguf_f32_to_f16(d);
+        uint16_t dh = float_to_half(d);
         memcpy(o, &dh, 2);
         for (int i = 0; i < GGUF_QK8_0; i++)
             o[2 + i] = (unsigned char)(int8_t)roundf(x[i] * id);
@@ -287,13 +236,13 @@ static void convert(unsigned char *out, const gguf_tensor *t)
     case GGUF_F32: memcpy(out, t->data, 4 * n); break;
     case GGUF_F16:
         for (size_t i = 0; i < n; i++) {
-            uint16_t h = gguf_f32_to_f16(t->data[i]);
+            uint16_t h = float_to_half(t->data[i]);
             memcpy(out + 2 * i, &h, 2);
         }
         break;
     case GGUF_BF16:
         for (size_t i = 0; i < n; i++) {
-            uint16_t h = gguf_f32_to_bf16(t->data[i]);
+            uint16_t h = float_to_bf16(t->data[i]);
             memcpy(out + 2 * i, &h, 2);
         }
         break;

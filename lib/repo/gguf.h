@@ -41,11 +41,6 @@ const char *gguf_type_name(gguf_type t);
 /* Bytes that n values (a multiple of 32 for Q8_0) take in type t. */
 size_t gguf_type_size(gguf_type t, size_t n);
 
-/* Scalar conversions (round to nearest, ties to even; NaN stays NaN). */
-uint16_t gguf_f32_to_f16(float x);
-float gguf_f16_to_f32(uint16_t h);
-uint16_t gguf_f32_to_bf16(float x);
-
 /* n values (a multiple of 32) as n/32 Q8_0 blocks into out
  * (gguf_type_size(GGUF_Q8_0, n) bytes). */
 void gguf_quantize_q8_0(void *out, const float *x, size_t n);
