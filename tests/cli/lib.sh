@@ -10,6 +10,8 @@ set -u
 : "${STAMP:?STAMP must name the stamp binary}"
 : "${BUILD:?BUILD must name the build directory}"
 WORLD_TINY=${WORLD_TINY:-$BUILD/world-tiny}
+# the repository (before the cd below)
+TEST_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 T=$(mktemp -d "${TMPDIR:-/tmp}/stamp-test.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 export STAMP_STORE="$T/store"
@@ -41,4 +43,18 @@ expect_same() {
 finish() {
   echo "$passed passed, $failed failed"
   [ "$failed" -eq 0 ]
+}
+
+# A tiny random GPT-2 in ./model (4 layers, width 16, GPT-2's own
+# vocabulary; stamp-fixture) and ./corpus.txt, 400 lines of made-up words
+# for its key statistics (fixed seed): real MEMIT commits in seconds.
+# Returns 1 (after a failed check) when the fixture cannot be made.
+fixture_model_and_corpus() {
+  "$BUILD/tools/stamp-fixture" model --out model --layers 4 --embd 16 --seed 3 \
+    --vocab "$TEST_REPO/tests/data/gpt2-vocab" >/dev/null || { fail "fixture model"; return 1; }
+  awk 'BEGIN { srand(7); split("ka lo mi ne su ra to pe vi da go ul an er is or ment tion the of and in to", s, " ");
+    for (i = 0; i < 400; i++) { line = "";
+      for (j = 0; j < 14; j++) { w = ""; n = 1 + int(rand() * 3);
+        for (k = 0; k < n; k++) w = w s[1 + int(rand() * 24)]; line = line (j ? " " : "") w }
+      print line "." } }' > corpus.txt
 }

@@ -8,14 +8,7 @@
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$(dirname "$0")/lib.sh"
 
-"$BUILD/tools/stamp-fixture" model --out model --layers 4 --embd 16 --seed 3 \
-  --vocab "$REPO/tests/data/gpt2-vocab" >/dev/null || { fail "fixture model"; finish; exit 1; }
-# a varied corpus for the key statistics (fixed seed)
-awk 'BEGIN { srand(7); split("ka lo mi ne su ra to pe vi da go ul an er is or ment tion the of and in to", s, " ");
-  for (i = 0; i < 400; i++) { line = "";
-    for (j = 0; j < 14; j++) { w = ""; n = 1 + int(rand() * 3);
-      for (k = 0; k < n; k++) w = w s[1 + int(rand() * 24)]; line = line (j ? " " : "") w }
-    print line "." } }' > corpus.txt
+fixture_model_and_corpus || { finish; exit 1; }
 cat > a.csv <<'EOF'
 subject,prompt,target_new,target_true
 Alice Smith,{} plays the,guitar,piano
