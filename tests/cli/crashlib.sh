@@ -59,7 +59,7 @@ state_snapshot() {
     sha256sum < "$out.queue" | cut -d' ' -f1
     rm -f "$out.queue"
     echo "== status"
-    "$STAMP" status --json | jq -S 'del(.size_bytes, .disk_bytes)'
+    "$STAMP" status --json | jq -S 'del(.size_bytes, .disk_bytes, .space)'
     for s in "$@"; do
       echo "== subject $s"
       "$STAMP" show "$s" --json | jq -c '.versions[] | [.version, .state, .commit, .target_new]'

@@ -48,7 +48,7 @@ for k in $(seq 1 20); do
   if [ "$k" = 10 ]; then
     "$STAMP" export at10 > /dev/null 2>&1
     "$STAMP" log --json > log10.json
-    "$STAMP" status --json | jq -S 'del(.size_bytes, .disk_bytes, .off_chain)' > status10.json
+    "$STAMP" status --json | jq -S 'del(.size_bytes, .disk_bytes, .space, .off_chain)' > status10.json
   fi
 done
 [ "$commits_ok" = 20 ] && pass "20 sequential commits of 3 facts ($((SECONDS - start)) s with the statistics)"
@@ -118,7 +118,7 @@ if [ "$n_t" -ge 1 ] && [ "$n_ok" = "$n_t" ]; then
 fi
 "$STAMP" log --json > log.json
 expect_same "log after reset 10 is the log at commit 10" log10.json log.json
-"$STAMP" status --json | jq -S 'del(.size_bytes, .disk_bytes, .off_chain)' > status.json
+"$STAMP" status --json | jq -S 'del(.size_bytes, .disk_bytes, .space, .off_chain)' > status.json
 expect_same "status counts after reset 10 are those at commit 10" status10.json status.json
 st11=$("$STAMP" show "$(subject_of 11 1)" --json | jq -r '[.versions[].state] | join(",")')
 st10=$("$STAMP" show "$(subject_of 10 2)" --json | jq -r '[.versions[].state] | join(",")')
