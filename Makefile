@@ -111,7 +111,7 @@ WORLD_TINY ?= $(BUILD)/world-tiny
 WORLD_TOOL ?= $(STAMP_WORLD)
 $(WORLD_TINY)/model.safetensors: $(WORLD_TOOL)
 	$(call say,WORLD,$(WORLD_TINY))
-	@echo "  training the tiny world model once (about 2 minutes on 2 cores; cached in $(WORLD_TINY))"
+	@echo "  training the tiny world model once (12 s on 2 idle cores, more on a busy machine; cached in $(WORLD_TINY))"
 	$(Q)$(WORLD_TOOL) --synthetic tiny --out $(WORLD_TINY)
 world-tiny: deps all $(WORLD_TINY)/model.safetensors
 
