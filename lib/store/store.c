@@ -26,6 +26,8 @@
  * mutex so that a waiting writer can give up after $STAMP_LOCK_WAIT
  * seconds and name the holder (its pid is written into the lock file). */
 #include "store/store.h"
+#include "store/store_check.h"
+#include "store/store_format.h"
 #include "base/errors.h"
 #include "base/hash.h"
 #include "base/tmpdir.h"
@@ -44,24 +46,19 @@
 #include <unistd.h>
 #include <dirent.h>
 
-enum {
-    DB_META, DB_FACTS, DB_VERSIONS, DB_QUEUE, DB_COMMITS, DB_DIFFS,
-    DB_TENSORS, DB_STATS, DB_COUNT
-};
-static const char *const db_names[DB_COUNT] = {
-    "meta", "facts", "versions", "queue", "commits", "diffs", "tensors",
-    "stats",
-};
+#define db_names store_db_names
 
 #define STORE_MAP_SIZE ((size_t)1 << 40) /* 1 TiB of address space */
 #define VERSION_FORMAT 1                 /* first byte of a version record */
 #define MAX_NAME 400                     /* tensor names, meta keys */
+#define MAX_KEY_BYTES 511                /* LMDB's largest key */
 
 struct store {
     MDB_env *env;
     MDB_dbi dbi[DB_COUNT];
     char *dir;
     int readonly;   /* opened without write access to the directory */
+    int format;     /* STORE_FORMAT, or STORE_FORMAT_LEGACY: no checksums */
     int open_fd;    /* lock.mdb, flock'ed shared while the env is open
                        (store_compact takes it exclusive), or -1 */
     store_lock_wait_fn lock_wait;   /* told before a writer waits, or NULL */
@@ -164,6 +161,11 @@ static int env_setup(MDB_env **env)
     }
     return rc;
 }
+
+static int val_put(MDB_txn *txn, MDB_dbi dbi, int db, int format,
+                   MDB_val *k, const void *val, size_t vlen, unsigned flags,
+                   void **out);
+static int val_open(const store *s, int db, const MDB_val *k, MDB_val *v);
 
 /* ---- version records ----------------------------------------------- */
 
@@ -433,6 +435,15 @@ static int dir_state(const char *dir, int *exists, int *empty, int *is_store)
     return 0;
 }
 
+/* The format a new store gets: STORE_FORMAT, or the old one without
+ * checksums when STAMP_TEST_STORE_FORMAT=1 (for the tests of stores an
+ * older stamp wrote). */
+static int create_format(void)
+{
+    const char *env = getenv("STAMP_TEST_STORE_FORMAT");
+    return env && !strcmp(env, "1") ? STORE_FORMAT_LEGACY : STORE_FORMAT;
+}
+
 int store_create(const char *dir, const char *const *keys,
                  const char *const *values, size_t n)
 {
@@ -483,14 +494,23 @@ int store_create(const char *dir, const char *const *keys,
         }
         if (i == DB_META) meta = dbi;
     }
+    /* the format is the store's, whatever the caller passed */
+    int format = create_format();
+    char fv[2] = {(char)('0' + format), '\0'};
+    MDB_val fk = {14, "format_version"};
+    if ((rc = val_put(txn, meta, DB_META, format, &fk, fv, 1, 0, NULL))) {
+        rc = lmdb_fail(&s, rc, "writing its meta data");
+        goto fail;
+    }
     for (size_t i = 0; i < n; i++) {
         MDB_val k = {strlen(keys[i]), (void *)keys[i]};
-        MDB_val v = {strlen(values[i]), (void *)values[i]};
         if (k.mv_size == 0 || k.mv_size > MAX_NAME) {
             rc = err_set(ERR_INVALID, "bad meta key '%s'", keys[i]);
             goto fail;
         }
-        if ((rc = mdb_put(txn, meta, &k, &v, 0))) {
+        if (!strcmp(keys[i], "format_version")) continue;
+        if ((rc = val_put(txn, meta, DB_META, format, &k, values[i],
+                          strlen(values[i]), 0, NULL))) {
             rc = lmdb_fail(&s, rc, "writing its meta data");
             goto fail;
         }
@@ -542,6 +562,61 @@ static int open_lock_take(store *s)
     return 0;
 }
 
+/* Begins the read transaction store_open looks through, once the
+ * structure of its snapshot in data.mdb checks (store_check.h): LMDB
+ * reads no page of a damaged or truncated file, and the snapshot's pages
+ * cannot be reused while the check reads them. */
+static int open_checked(store *s, MDB_txn **txn)
+{
+    for (int tries = 0;; tries++) {
+        store_check_report r;
+        int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+        if (rc) return lmdb_fail(s, rc, "opening it");
+        rc = store_check_file(s->dir, (uint64_t)mdb_txn_id(*txn), 0, &r);
+        if (rc == ERR_NOTFOUND && tries < 10) { /* a writer moved on */
+            store_check_report_free(&r);
+            mdb_txn_abort(*txn);
+            continue;
+        }
+        if (!rc && r.fatal) {
+            size_t i = 0;
+            while (!r.problems[i].fatal) i++;
+            rc = err_set(ERR_STORE, "the store '%s' is damaged: %s%s; `stamp "
+                         "fsck` lists the damage", s->dir, r.problems[i].text,
+                         r.n_problems > 1 ? " (and more)" : "");
+        } else if (rc == ERR_NOTFOUND) {
+            rc = err_set(ERR_BUSY, "the store '%s' changed under every "
+                         "attempt to check it", s->dir);
+        }
+        store_check_report_free(&r);
+        if (rc) {
+            mdb_txn_abort(*txn);
+            *txn = NULL;
+        }
+        return rc;
+    }
+}
+
+/* Reads meta "format_version" (see store_format.h) into s->format. */
+static int open_format(store *s, MDB_txn *txn)
+{
+    MDB_val k = {14, "format_version"}, v;
+    int rc = mdb_get(txn, s->dbi[DB_META], &k, &v);
+    s->format = STORE_FORMAT;
+    if (rc == MDB_NOTFOUND) return 0;
+    if (rc) return lmdb_fail(s, rc, "reading its format");
+    if (v.mv_size == 1 && *(const char *)v.mv_data == '1') {
+        s->format = STORE_FORMAT_LEGACY;
+        return 0;
+    }
+    if ((rc = val_open(s, DB_META, &k, &v))) return rc;
+    if (v.mv_size == 1 && *(const char *)v.mv_data == '2') return 0;
+    return err_set(ERR_STORE, "the store '%s' has format version '%.*s'; "
+                   "this stamp reads versions 1 and 2", s->dir,
+                   (int)(v.mv_size > 20 ? 20 : v.mv_size),
+                   (char *)v.mv_data);
+}
+
 int store_open(store **out, const char *dir)
 {
     char path[4096];
@@ -581,10 +656,7 @@ int store_open(store **out, const char *dir)
     int dead = 0;
     mdb_reader_check(s->env, &dead); /* slots of killed readers */
     MDB_txn *txn = NULL;
-    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn))) {
-        rc = lmdb_fail(s, rc, "opening it");
-        goto fail;
-    }
+    if ((rc = open_checked(s, &txn))) goto fail;
     for (int i = 0; i < DB_COUNT; i++) {
         if ((rc = mdb_dbi_open(txn, db_names[i], 0, &s->dbi[i]))) {
             mdb_txn_abort(txn);
@@ -596,14 +668,8 @@ int store_open(store **out, const char *dir)
             goto fail;
         }
     }
-    MDB_val k = {14, "format_version"}, v;
-    rc = mdb_get(txn, s->dbi[DB_META], &k, &v);
-    if (rc == 0 && !(v.mv_size == 1 && *(char *)v.mv_data == '1')) {
+    if ((rc = open_format(s, txn))) {
         mdb_txn_abort(txn);
-        rc = err_set(ERR_STORE, "the store '%s' has format version '%.*s'; "
-                     "this stamp reads version 1", dir,
-                     (int)(v.mv_size > 20 ? 20 : v.mv_size),
-                     (char *)v.mv_data);
         goto fail;
     }
     if ((rc = mdb_txn_commit(txn))) { /* keeps the dbi handles */
@@ -780,6 +846,50 @@ static int txn_keep(store_txn *t, void *buf)
 
 /* ---- generic get/put ------------------------------------------------ */
 
+/* The error for a value of database `db` under key k that fails its
+ * checksum: it names the record, never hands out its bytes. */
+static int damaged(const store *s, int db, const MDB_val *k)
+{
+    char what[600];
+    store_key_describe(what, sizeof what, db, k->mv_data, k->mv_size);
+    return err_set(ERR_STORE, "the store '%s' is damaged: %s (database "
+                   "'%s') fails its checksum; `stamp fsck` lists the damage, "
+                   "`stamp fsck --repair` mends what can be mended", s->dir,
+                   what, db_names[db]);
+}
+
+/* Checks a value just read from database `db` under key k: in format 2
+ * its checksum, and takes the trailer off *v. Every value read goes
+ * through here. */
+static int val_open(const store *s, int db, const MDB_val *k, MDB_val *v)
+{
+    if (s->format == STORE_FORMAT_LEGACY) return 0;
+    if (!store_value_intact(db, k->mv_data, k->mv_size, v->mv_data,
+                            v->mv_size))
+        return damaged(s, db, k);
+    v->mv_size -= STORE_SUM_BYTES;
+    return 0;
+}
+
+/* Writes `vlen` bytes at val (NULL: left to the caller through *out)
+ * under k in database db of an environment in `format`, with the
+ * checksum trailer in format 2 (sealed here when val is given). Returns
+ * an LMDB code. */
+static int val_put(MDB_txn *txn, MDB_dbi dbi, int db, int format,
+                   MDB_val *k, const void *val, size_t vlen, unsigned flags,
+                   void **out)
+{
+    size_t extra = format == STORE_FORMAT_LEGACY ? 0 : STORE_SUM_BYTES;
+    MDB_val v = {vlen + extra, NULL};
+    int rc = mdb_put(txn, dbi, k, &v, flags | MDB_RESERVE);
+    if (rc) return rc;
+    if (val && vlen) memcpy(v.mv_data, val, vlen);
+    if (val && extra)
+        store_value_seal(db, k->mv_data, k->mv_size, v.mv_data, vlen);
+    if (out) *out = v.mv_data;
+    return 0;
+}
+
 static int db_get(store_txn *t, int db, const void *key, size_t klen,
                   MDB_val *v)
 {
@@ -787,14 +897,15 @@ static int db_get(store_txn *t, int db, const void *key, size_t klen,
     int rc = mdb_get(t->txn, t->s->dbi[db], &k, v);
     if (rc == MDB_NOTFOUND) return ERR_NOTFOUND;
     if (rc) return lmdb_fail(t->s, rc, "reading");
-    return 0;
+    return val_open(t->s, db, &k, v);
 }
 
 static int db_put(store_txn *t, int db, const void *key, size_t klen,
                   const void *val, size_t vlen, unsigned flags)
 {
-    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
-    int rc = mdb_put(t->txn, t->s->dbi[db], &k, &v, flags);
+    MDB_val k = {klen, (void *)key};
+    int rc = val_put(t->txn, t->s->dbi[db], db, t->s->format, &k,
+                     val ? val : "", vlen, flags, NULL);
     if (rc) return lmdb_fail(t->s, rc, "writing");
     return 0;
 }
@@ -820,6 +931,7 @@ static int db_last_id(store_txn *t, int db, uint64_t *id)
     *id = 0;
     if (rc == MDB_NOTFOUND) return 0;
     if (rc) return lmdb_fail(t->s, rc, "reading");
+    if ((rc = val_open(t->s, db, &k, &v))) return rc;
     if (k.mv_size < 8)
         return err_set(ERR_STORE, "store '%s': database '%s' has a bad key",
                        t->s->dir, db_names[db]);
@@ -954,11 +1066,15 @@ static int version_write(store_txn *t, uint64_t id, const rec_head *h,
 {
     unsigned char k8[8];
     be64_put(k8, id);
-    MDB_val k = {8, k8}, v = {version_size(f), NULL};
-    int rc = mdb_put(t->txn, t->s->dbi[DB_VERSIONS], &k, &v,
-                     flags | MDB_RESERVE);
+    MDB_val k = {8, k8};
+    size_t n = version_size(f);
+    void *p;
+    int rc = val_put(t->txn, t->s->dbi[DB_VERSIONS], DB_VERSIONS,
+                     t->s->format, &k, NULL, n, flags, &p);
     if (rc) return lmdb_fail(t->s, rc, "writing a version");
-    encode_version(v.mv_data, h, f);
+    encode_version(p, h, f);
+    if (t->s->format != STORE_FORMAT_LEGACY)
+        store_value_seal(DB_VERSIONS, k8, 8, p, n);
     return 0;
 }
 
@@ -1074,6 +1190,7 @@ int store_queue_list(store_txn *t, size_t limit, store_version **out,
                          t->s->dir);
             goto fail;
         }
+        if ((rc = val_open(t->s, DB_QUEUE, &k, &v))) goto fail;
         store_version *sv = list_push(&l);
         if (!sv) {
             rc = err_set(ERR_NOMEM, "out of memory listing the queue");
@@ -1121,6 +1238,7 @@ int store_queue_foreach(store_txn *t, size_t limit,
         }
         store_version sv;
         uint64_t id = be64_get(k.mv_data);
+        if ((rc = val_open(t->s, DB_QUEUE, &k, &v))) goto out;
         if ((rc = version_read(t, id, &sv, NULL))) {
             if (rc == ERR_NOTFOUND)
                 rc = err_set(ERR_STORE, "store '%s': queued version %llu "
@@ -1176,6 +1294,7 @@ int store_subject_history(store_txn *t, const char *subject,
     for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen)) break;
+        if ((rc = val_open(t->s, DB_FACTS, &k, &v))) goto fail;
         if (v.mv_size != 8) {
             rc = err_set(ERR_STORE, "store '%s': a slot of '%s' is corrupt",
                          t->s->dir, subject);
@@ -1235,6 +1354,7 @@ int store_committed_list(store_txn *t, uint64_t commit_id,
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         rec_head h;
         uint64_t id = k.mv_size == 8 ? be64_get(k.mv_data) : 0;
+        if ((rc = val_open(t->s, DB_VERSIONS, &k, &v))) goto fail;
         if (!id || decode_head(&v, &h)) {
             rc = err_set(ERR_STORE, "store '%s': version %llu is corrupt",
                          t->s->dir, (unsigned long long)id);
@@ -1365,8 +1485,15 @@ int store_commit_ids(store_txn *t, uint64_t **ids, size_t *n)
         return lmdb_fail(t->s, rc, "reading commits");
     }
     for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 &&
-         m < st.ms_entries; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+         m < st.ms_entries; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        int e = val_open(t->s, DB_COMMITS, &k, &v);
+        if (e) {
+            mdb_cursor_close(c);
+            free(a);
+            return e;
+        }
         if (k.mv_size == 8) a[m++] = be64_get(k.mv_data);
+    }
     mdb_cursor_close(c);
     if (rc && rc != MDB_NOTFOUND) {
         free(a);
@@ -1753,4 +1880,79 @@ out:
     if (exclusive) flock(s->open_fd, LOCK_SH);
     writer_unlock(lock_fd);
     return rc;
+}
+
+/* ---- format, upgrade and repair -------------------------------------- */
+
+int store_format(const store *s) { return s->format; }
+
+/* Rewrites every record of database db with its checksum. */
+static int upgrade_db(store *s, MDB_txn *txn, int db)
+{
+    MDB_cursor *c;
+    MDB_val k, v;
+    unsigned char key[MAX_KEY_BYTES];
+    int rc = mdb_cursor_open(txn, s->dbi[db], &c);
+    if (rc) return lmdb_fail(s, rc, "upgrading it");
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        size_t klen = k.mv_size;
+        void *copy = malloc(v.mv_size ? v.mv_size : 1);
+        if (!copy || klen > sizeof key) {
+            free(copy);
+            mdb_cursor_close(c);
+            return err_set(ERR_NOMEM, "out of memory upgrading '%s'", s->dir);
+        }
+        memcpy(key, k.mv_data, klen);
+        memcpy(copy, v.mv_data, v.mv_size);
+        MDB_val kk = {klen, key};
+        rc = val_put(txn, s->dbi[db], db, STORE_FORMAT, &kk, copy, v.mv_size,
+                     0, NULL);
+        free(copy);
+        if (rc) break;
+        /* back to where we were: the put may have moved the cursor */
+        kk = (MDB_val){klen, key};
+        if ((rc = mdb_cursor_get(c, &kk, &v, MDB_SET))) break;
+    }
+    mdb_cursor_close(c);
+    if (rc != MDB_NOTFOUND) return lmdb_fail(s, rc, "upgrading it");
+    return 0;
+}
+
+int store_upgrade(store *s, int *upgraded)
+{
+    store_txn *t;
+    *upgraded = 0;
+    if (s->format != STORE_FORMAT_LEGACY) return 0;
+    int rc = store_txn_begin(s, &t, 1);
+    if (rc) return rc;
+    for (int db = 0; db < DB_COUNT && !rc; db++)
+        rc = upgrade_db(s, t->txn, db);
+    if (!rc) {
+        MDB_val k = {14, "format_version"};
+        char two = '2';
+        rc = val_put(t->txn, s->dbi[DB_META], DB_META, STORE_FORMAT, &k, &two,
+                     1, 0, NULL);
+        if (rc) rc = lmdb_fail(s, rc, "upgrading it");
+    }
+    if (rc) {
+        store_txn_abort(t);
+        return rc;
+    }
+    if ((rc = store_txn_commit(t))) return rc;
+    s->format = STORE_FORMAT;
+    *upgraded = 1;
+    return 0;
+}
+
+int store_record_drop(store_txn *t, const char *db, const void *key,
+                      size_t klen)
+{
+    int rc = need_write(t, "store_record_drop");
+    if (rc) return rc;
+    int i = store_db_index(db, strlen(db));
+    if (i < 0) return err_set(ERR_INVALID, "no database '%s'", db);
+    if (klen == 0 || klen > MAX_KEY_BYTES)
+        return err_set(ERR_INVALID, "bad key of %zu bytes", klen);
+    return db_del(t, i, key, klen);
 }

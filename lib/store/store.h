@@ -224,4 +224,24 @@ int store_space_get(store_txn *t, store_space *out);
  * it). */
 int store_compact(store *s, uint64_t *before, uint64_t *after);
 
+/* ---- format and repair ----------------------------------------------- */
+
+/* The store's format: 2, whose every value carries a checksum that every
+ * read checks (a damaged value is an ERR_STORE naming the record), or 1
+ * (written by a stamp before checksums; read and written as it is until
+ * store_upgrade). docs/store.md. */
+int store_format(const store *s);
+
+/* Rewrites every value of a format-1 store with its checksum and marks
+ * it format 2, in one write transaction of its own (all or nothing; no
+ * transaction of `s` may be open). *upgraded = 0 when there was nothing
+ * to do. Values are taken as they are: check the store first. */
+int store_upgrade(store *s, int *upgraded);
+
+/* Deletes the record under `key` of database `db` ("queue", "stats",
+ * ... as store_check names them) without reading its value: the way to
+ * drop a damaged record. ERR_NOTFOUND when there is none. */
+int store_record_drop(store_txn *t, const char *db, const void *key,
+                      size_t klen);
+
 #endif
