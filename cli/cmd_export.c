@@ -17,7 +17,7 @@
 
 const char cmd_export_usage[] =
     "stamp export DIR [--force]\n"
-    "stamp export --format gguf FILE [--type f32|f16|bf16|q8_0]\n"
+    "stamp export --format gguf FILE [--type f32|f16|bf16|q8_0] [--model DIR]\n"
     "\n"
     "Writes the current model (the base model with every edit in effect)\n"
     "to DIR in the Hugging Face layout: config.json, model.safetensors (the\n"
@@ -28,34 +28,46 @@ const char cmd_export_usage[] =
     "  --force        write into DIR even when it is not empty (files of\n"
     "                 the same names are replaced, others left alone)\n"
     "  --format F     hf (the default: the directory above) or gguf: one\n"
-    "                 GGUF v3 file that llama.cpp loads (GPT-2's metadata,\n"
-    "                 tokenizer and tensors under llama.cpp's names),\n"
+    "                 GGUF v3 file that llama.cpp loads (GPT-2, Llama,\n"
+    "                 Mistral, Qwen2, Qwen3: metadata, tokenizer and\n"
+    "                 tensors under llama.cpp's names; docs/gguf.md),\n"
     "                 written to a temporary beside FILE and renamed; an\n"
     "                 existing FILE is replaced\n"
     "  --type T       how gguf stores the matrices: f32 (the default), f16,\n"
     "                 bf16 or q8_0; norms, biases and position_embd stay f32\n"
+    "  --model DIR    with --format gguf: convert the model directory DIR\n"
+    "                 as it is, without a store\n"
     "\n"
     "DIR is created when missing; a non-empty DIR is refused without\n"
     "--force, and so is the base model's own directory. FILE's directory\n"
     "must exist.\n";
 
-/* --format gguf: one file, written whole or not at all */
+/* --format gguf: one file, written whole or not at all; the store's
+ * model, or model_dir's when given */
 static int export_gguf_file(const char *path, gguf_type type,
-                            const cli_globals *g)
+                            const char *model_dir, const cli_globals *g)
 {
     store *s = NULL;
     export_result r;
-    int rc = cli_store_open(&s, g);
-    if (!rc) rc = export_gguf(s, path, type, &r);
-    store_close(s);
+    int rc;
+    if (model_dir) {
+        rc = export_gguf_dir(model_dir, path, type, &r);
+    } else {
+        rc = cli_store_open(&s, g);
+        if (!rc) rc = export_gguf(s, path, type, &r);
+        store_close(s);
+    }
     if (rc) return cli_fail_code(rc);
-    if (r.head)
+    if (model_dir)
+        printf("exported the model '%s' to '%s'", model_dir, path);
+    else if (r.head)
         printf("exported commit %llu to '%s'", (unsigned long long)r.head,
                path);
     else
         printf("exported the base model (no commits) to '%s'", path);
-    printf(": gguf %s, %zu tensors, %zu edited\n", gguf_type_name(type),
-           r.n_tensors, r.n_edited);
+    printf(": gguf %s, %zu tensors", gguf_type_name(type), r.n_tensors);
+    if (model_dir) printf("\n");
+    else printf(", %zu edited\n", r.n_edited);
     return EXIT_OK;
 }
 
@@ -65,11 +77,12 @@ int cmd_export(int argc, char **argv, const cli_globals *g)
         {"force", no_argument, 0, 'f'},
         {"format", required_argument, 0, 'F'},
         {"type", required_argument, 0, 't'},
+        {"model", required_argument, 0, 'm'},
         {0, 0, 0, 0},
     };
     if (cli_wants_help(argc, argv, "export")) return EXIT_OK;
     int force = 0, gguf = 0, c;
-    const char *type_name = NULL;
+    const char *type_name = NULL, *model_dir = NULL;
     cli_options_begin();
     while ((c = getopt_long(argc, argv, ":f", opts, NULL)) != -1) {
         switch (c) {
@@ -82,6 +95,7 @@ int cmd_export(int argc, char **argv, const cli_globals *g)
                                        "or gguf)", optarg);
             break;
         case 't': type_name = optarg; break;
+        case 'm': model_dir = optarg; break;
         default: return cli_option_error("export", c, argv);
         }
     }
@@ -95,6 +109,9 @@ int cmd_export(int argc, char **argv, const cli_globals *g)
     if (!gguf && type_name)
         return cli_usage_error("export", "--type is for --format gguf; the "
                                "hf format is always f32");
+    if (!gguf && model_dir)
+        return cli_usage_error("export", "--model is for --format gguf; the "
+                               "hf format exports the store's model");
     if (gguf && force)
         return cli_usage_error("export", "--force is for --format hf; a gguf "
                                "file is replaced whole");
@@ -102,7 +119,7 @@ int cmd_export(int argc, char **argv, const cli_globals *g)
     if (type < 0)
         return cli_usage_error("export", "unknown --type '%s' (f32, f16, bf16 "
                                "or q8_0)", type_name);
-    if (gguf) return export_gguf_file(dir, (gguf_type)type, g);
+    if (gguf) return export_gguf_file(dir, (gguf_type)type, model_dir, g);
 
     /* DIR is checked before the store is opened (export_hf checks again) */
     store *s = NULL;

@@ -1,9 +1,14 @@
-/* export_gguf: the current GPT-2 model as a GGUF file (export_gguf.h).
- * Names and layouts follow llama.cpp's GPT-2 conversion
+/* export_gguf: a model as a GGUF file (export_gguf.h): the store's
+ * current model or a model directory, dispatched by family; GPT-2 is
+ * written here, the Llama family in export_gguf_llama.c; the vocabulary
+ * and path helpers both use (export_gguf_impl.h) are here too. GPT-2's
+ * names and layouts follow llama.cpp's GPT-2 conversion
  * (convert_hf_to_gguf.py, GPT2Model) and its loader (LLM_ARCH_GPT2). */
 #include "repo/export_gguf.h"
 #include "base/errors.h"
+#include "repo/export_gguf_impl.h"
 #include "model/gpt2.h"
+#include "model/llama.h"
 #include "store/modelview.h"
 
 #include <errno.h>
@@ -14,8 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* The directory of path must exist and path must not be a directory. */
-static int check_path(const char *path)
+int export_gguf_check_path(const char *path)
 {
     char dir[PATH_MAX];
     struct stat sb;
@@ -61,28 +65,76 @@ static int check_config(const char *base_dir)
     return rc;
 }
 
-typedef struct {
-    char **tokens;   /* (V) vocab.json's keys by id */
-    size_t *lens;
-    int32_t *types;  /* (V) 1 normal, 3 control */
-    char **merges;   /* (n_merges) "a b" */
-    size_t *merge_lens, n_merges;
-    int eot;         /* the id of <|endoftext|>, or -1 */
-} vocab;
-
-static void vocab_free(vocab *v, size_t V)
+uint32_t export_gguf_file_type(gguf_type t)
 {
-    for (size_t i = 0; v->tokens && i < V; i++) free(v->tokens[i]);
+    return t == GGUF_F32 ? 0 : t == GGUF_F16 ? 1 : t == GGUF_Q8_0 ? 7 : 32;
+}
+
+int gguf_vocab_alloc(gguf_vocab *v, size_t n, int with_scores)
+{
+    v->n = n;
+    v->tokens = calloc(n, sizeof *v->tokens);
+    v->lens = calloc(n, sizeof *v->lens);
+    v->types = calloc(n, sizeof *v->types);
+    v->scores = with_scores ? calloc(n, sizeof *v->scores) : NULL;
+    v->eot = -1;
+    if (!v->tokens || !v->lens || !v->types || (with_scores && !v->scores))
+        return err_set(ERR_NOMEM, "out of memory");
+    return 0;
+}
+
+int gguf_vocab_add_merge(gguf_vocab *v, const char *s, size_t len)
+{
+    if ((v->n_merges & (v->n_merges - 1)) == 0) { /* 0 or a power of two */
+        size_t cap = v->n_merges ? 2 * v->n_merges : 1024;
+        if (cap < 1024) cap = 1024;
+        char **m = realloc(v->merges, cap * sizeof *m);
+        if (m) v->merges = m;
+        size_t *l = m ? realloc(v->merge_lens, cap * sizeof *l) : NULL;
+        if (l) v->merge_lens = l;
+        if (!m || !l) return err_set(ERR_NOMEM, "out of memory");
+    }
+    if (!(v->merges[v->n_merges] = strndup(s, len)))
+        return err_set(ERR_NOMEM, "out of memory");
+    v->merge_lens[v->n_merges++] = len;
+    return 0;
+}
+
+void gguf_vocab_free(gguf_vocab *v)
+{
+    for (size_t i = 0; v->tokens && i < v->n; i++) free(v->tokens[i]);
     for (size_t i = 0; v->merges && i < v->n_merges; i++) free(v->merges[i]);
     free(v->tokens);
     free(v->lens);
     free(v->types);
+    free(v->scores);
     free(v->merges);
     free(v->merge_lens);
+    memset(v, 0, sizeof *v);
+}
+
+int gguf_vocab_write(gguf_writer *w, const gguf_vocab *v)
+{
+    int rc;
+    if ((rc = gguf_set_str_array(w, "tokenizer.ggml.tokens",
+                                 (const char *const *)v->tokens, v->lens,
+                                 v->n)) ||
+        (rc = gguf_set_i32_array(w, "tokenizer.ggml.token_type", v->types,
+                                 v->n)))
+        return rc;
+    if (v->scores &&
+        (rc = gguf_set_f32_array(w, "tokenizer.ggml.scores", v->scores, v->n)))
+        return rc;
+    if (v->merges &&
+        (rc = gguf_set_str_array(w, "tokenizer.ggml.merges",
+                                 (const char *const *)v->merges,
+                                 v->merge_lens, v->n_merges)))
+        return rc;
+    return 0;
 }
 
 /* vocab.json: every id 0..V-1 exactly once */
-static int read_tokens(vocab *v, const char *base_dir, size_t V)
+static int read_tokens(gguf_vocab *v, const char *base_dir, size_t V)
 {
     char path[PATH_MAX + 32];
     json_error_t jerr;
@@ -91,15 +143,8 @@ static int read_tokens(vocab *v, const char *base_dir, size_t V)
     snprintf(path, sizeof path, "%s/vocab.json", base_dir);
     json_t *root = json_load_file(path, 0, &jerr);
     if (!root) return err_set(ERR_FORMAT, "'%s': %s", path, jerr.text);
-    int rc = 0;
-    v->tokens = calloc(V, sizeof *v->tokens);
-    v->lens = calloc(V, sizeof *v->lens);
-    v->types = calloc(V, sizeof *v->types);
-    v->eot = -1;
-    if (!v->tokens || !v->lens || !v->types) {
-        rc = err_set(ERR_NOMEM, "out of memory");
-        goto out;
-    }
+    int rc = gguf_vocab_alloc(v, V, 0);
+    if (rc) goto out;
     json_object_foreach(root, key, val) {
         json_int_t id = json_is_integer(val) ? json_integer_value(val) : -1;
         if (id < 0 || (size_t)id >= V || v->tokens[id]) {
@@ -131,10 +176,10 @@ out:
 }
 
 /* merges.txt: one "a b" a line after the "#version" line */
-static int read_merges(vocab *v, const char *base_dir)
+static int read_merges(gguf_vocab *v, const char *base_dir)
 {
     char path[PATH_MAX + 32], *line = NULL;
-    size_t cap = 0, alloc = 0;
+    size_t cap = 0;
     ssize_t n;
     int rc = 0;
     snprintf(path, sizeof path, "%s/merges.txt", base_dir);
@@ -144,22 +189,7 @@ static int read_merges(vocab *v, const char *base_dir)
     while ((n = getline(&line, &cap, f)) > 0) {
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
         if (!n || (!v->n_merges && !strncmp(line, "#version", 8))) continue;
-        if (v->n_merges == alloc) {
-            alloc = alloc ? 2 * alloc : 1024;
-            char **m = realloc(v->merges, alloc * sizeof *m);
-            size_t *l = m ? realloc(v->merge_lens, alloc * sizeof *l) : NULL;
-            if (m) v->merges = m;
-            if (l) v->merge_lens = l;
-            if (!m || !l) {
-                rc = err_set(ERR_NOMEM, "out of memory");
-                break;
-            }
-        }
-        if (!(v->merges[v->n_merges] = strndup(line, (size_t)n))) {
-            rc = err_set(ERR_NOMEM, "out of memory");
-            break;
-        }
-        v->merge_lens[v->n_merges++] = (size_t)n;
+        if ((rc = gguf_vocab_add_merge(v, line, (size_t)n))) break;
     }
     if (!rc && ferror(f))
         rc = err_set(ERR_IO, "cannot read '%s': %s", path, strerror(errno));
@@ -169,10 +199,9 @@ static int read_merges(vocab *v, const char *base_dir)
 }
 
 static int set_metadata(gguf_writer *w, const gpt2_config *c, gguf_type type,
-                        const vocab *v)
+                        const gguf_vocab *v)
 {
-    uint32_t file_type = type == GGUF_F32 ? 0 : type == GGUF_F16 ? 1
-                         : type == GGUF_Q8_0 ? 7 : 32; /* LlamaFileType */
+    uint32_t file_type = export_gguf_file_type(type);
     int rc;
     if ((rc = gguf_set_str(w, "general.architecture", "gpt2")) ||
         (rc = gguf_set_str(w, "general.name", "stamp export")) ||
@@ -187,14 +216,7 @@ static int set_metadata(gguf_writer *w, const gpt2_config *c, gguf_type type,
                            c->layer_norm_epsilon)) ||
         (rc = gguf_set_str(w, "tokenizer.ggml.model", "gpt2")) ||
         (rc = gguf_set_str(w, "tokenizer.ggml.pre", "gpt-2")) ||
-        (rc = gguf_set_str_array(w, "tokenizer.ggml.tokens",
-                                 (const char *const *)v->tokens, v->lens,
-                                 c->vocab_size)) ||
-        (rc = gguf_set_i32_array(w, "tokenizer.ggml.token_type", v->types,
-                                 c->vocab_size)) ||
-        (rc = gguf_set_str_array(w, "tokenizer.ggml.merges",
-                                 (const char *const *)v->merges,
-                                 v->merge_lens, v->n_merges)) ||
+        (rc = gguf_vocab_write(w, v)) ||
         (rc = gguf_set_bool(w, "tokenizer.ggml.add_bos_token", 0)))
         return rc;
     if (v->eot >= 0 &&
@@ -265,43 +287,98 @@ static int add_tensors(gguf_writer *w, const gpt2_model *m, gguf_type type,
     return 0;
 }
 
+/* The GPT-2 model m of base_dir (its config.json, vocab.json and
+ * merges.txt) to path. */
+static int write_gpt2(const gpt2_model *m, const char *base_dir,
+                      const char *path, gguf_type type, size_t *n_tensors)
+{
+    gguf_writer *w = NULL;
+    gguf_vocab v = {0};
+    float *scratch = NULL;
+    int rc;
+    if ((rc = check_config(base_dir)) ||
+        (rc = read_tokens(&v, base_dir, m->config.vocab_size)) ||
+        (rc = read_merges(&v, base_dir)) || (rc = gguf_writer_new(&w)) ||
+        (rc = set_metadata(w, &m->config, type, &v)) ||
+        (rc = add_tensors(w, m, type, &scratch, n_tensors)))
+        goto out;
+    rc = gguf_writer_write(w, path);
+out:
+    free(scratch);
+    gguf_writer_free(w);
+    gguf_vocab_free(&v);
+    return rc;
+}
+
 int export_gguf(store *s, const char *path, gguf_type type,
                 export_result *out)
 {
     store_txn *t = NULL;
     gpt2_model m = {0};
-    gguf_writer *w = NULL;
-    vocab v = {0};
     char *base_dir = NULL, **overlay = NULL;
-    float *scratch = NULL;
     size_t n_overlay = 0, n_tensors = 0;
     uint64_t head = 0;
     int rc;
 
-    if ((rc = check_path(path))) return rc;
+    if ((rc = export_gguf_check_path(path))) return rc;
     if ((rc = store_txn_begin(s, &t, 0)) || (rc = store_head(t, &head)) ||
         (rc = modelview_model_dir(t, &base_dir)) ||
-        (rc = check_config(base_dir)) ||
         (rc = modelview_load(&m, t)) ||
-        (rc = store_tensor_names(t, &overlay, &n_overlay)) ||
-        (rc = read_tokens(&v, base_dir, m.config.vocab_size)) ||
-        (rc = read_merges(&v, base_dir)) || (rc = gguf_writer_new(&w)) ||
-        (rc = set_metadata(w, &m.config, type, &v)) ||
-        (rc = add_tensors(w, &m, type, &scratch, &n_tensors)) ||
-        (rc = gguf_writer_write(w, path)))
+        (rc = store_tensor_names(t, &overlay, &n_overlay)))
         goto out;
-    if (out) {
+    rc = write_gpt2(&m, base_dir, path, type, &n_tensors);
+    if (!rc && out) {
         out->head = head;
         out->n_tensors = n_tensors;
         out->n_edited = n_overlay;
     }
 out:
-    free(scratch);
-    gguf_writer_free(w);
-    vocab_free(&v, m.config.vocab_size);
     store_strings_free(overlay, n_overlay);
     gpt2_model_free(&m);
     store_txn_abort(t);
     free(base_dir);
+    return rc;
+}
+
+/* config.json's first architecture; "GPT2LMHeadModel" when it names none
+ * (old GPT-2 directories). *arch is malloc'ed. */
+static int read_arch(const char *dir, char **arch)
+{
+    char path[PATH_MAX + 32];
+    json_error_t jerr;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    json_t *root = json_load_file(path, 0, &jerr);
+    if (!root) return err_set(ERR_FORMAT, "'%s': %s", path, jerr.text);
+    const char *a = json_string_value(
+        json_array_get(json_object_get(root, "architectures"), 0));
+    *arch = strdup(a ? a : "GPT2LMHeadModel");
+    json_decref(root);
+    return *arch ? 0 : err_set(ERR_NOMEM, "out of memory");
+}
+
+int export_gguf_dir(const char *dir, const char *path, gguf_type type,
+                    export_result *out)
+{
+    gpt2_model g = {0};
+    llama_model l = {0};
+    char *arch = NULL;
+    size_t n_tensors = 0;
+    int rc;
+    if ((rc = export_gguf_check_path(path)) || (rc = read_arch(dir, &arch)))
+        goto out;
+    int gpt2 = !strcmp(arch, "GPT2LMHeadModel");
+    if ((rc = gpt2 ? gpt2_model_load(&g, dir) : llama_model_load(&l, dir)))
+        goto out;
+    rc = gpt2 ? write_gpt2(&g, dir, path, type, &n_tensors)
+              : export_gguf_llama(&l, dir, path, type, &n_tensors);
+    if (!rc && out) {
+        out->head = 0;
+        out->n_tensors = n_tensors;
+        out->n_edited = 0;
+    }
+out:
+    free(arch);
+    gpt2_model_free(&g);
+    llama_model_free(&l);
     return rc;
 }

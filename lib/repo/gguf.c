@@ -1,7 +1,8 @@
 /* gguf: GGUF v3 files built in memory and written atomically (gguf.h).
  * The metadata is serialized as it is set (its bytes are final then);
- * the tensors are converted from the caller's f32 one at a time while
- * the file is written, so the memory needed is one tensor's. */
+ * the tensors are converted from the caller's f32 (or made by the
+ * caller's fill function) one at a time while the file is written, so
+ * the memory needed is one tensor's. */
 #include "repo/gguf.h"
 #include "base/atomic_file.h"
 #include "base/errors.h"
@@ -23,7 +24,9 @@ typedef struct {
     int ndim;
     size_t shape[2];   /* row-major */
     gguf_type type;
-    const float *data; /* the caller's, (shape) */
+    const float *data; /* the caller's, (shape); or NULL and: */
+    gguf_fill_fn fill; /* makes it at write time */
+    const void *ctx;
     size_t offset;     /* into the data section */
     size_t nbytes;
 } gguf_tensor;
@@ -195,10 +198,22 @@ int gguf_set_i32_array(gguf_writer *w, const char *key,
     return kv_end(w);
 }
 
+int gguf_set_f32_array(gguf_writer *w, const char *key,
+                       const float *values, size_t n)
+{
+    put_str(&w->kv, key, strlen(key));
+    put_u32(&w->kv, KV_ARRAY);
+    put_u32(&w->kv, KV_FLOAT32);
+    put_u64(&w->kv, n);
+    buf_put(&w->kv, values, 4 * n);
+    return kv_end(w);
+}
+
 static size_t align_up(size_t n) { return (n + GGUF_ALIGN - 1) / GGUF_ALIGN * GGUF_ALIGN; }
 
-int gguf_add_tensor(gguf_writer *w, const char *name, const size_t *shape,
-                    int ndim, gguf_type type, const float *data)
+static int add_tensor(gguf_writer *w, const char *name, const size_t *shape,
+                      int ndim, gguf_type type, const float *data,
+                      gguf_fill_fn fill, const void *ctx)
 {
     if (ndim < 1 || ndim > 2)
         return err_set(ERR_INVALID, "tensor '%s': %d dimensions", name, ndim);
@@ -221,6 +236,8 @@ int gguf_add_tensor(gguf_writer *w, const char *name, const size_t *shape,
     t->shape[1] = ndim == 2 ? shape[1] : 1;
     t->type = type;
     t->data = data;
+    t->fill = fill;
+    t->ctx = ctx;
     t->nbytes = gguf_type_size(type, numel);
     t->offset = w->data_size;
     w->data_size += align_up(t->nbytes);
@@ -228,25 +245,39 @@ int gguf_add_tensor(gguf_writer *w, const char *name, const size_t *shape,
     return 0;
 }
 
-/* The tensor t converted to its type into out (t->nbytes). */
-static void convert(unsigned char *out, const gguf_tensor *t)
+int gguf_add_tensor(gguf_writer *w, const char *name, const size_t *shape,
+                    int ndim, gguf_type type, const float *data)
+{
+    return add_tensor(w, name, shape, ndim, type, data, NULL, NULL);
+}
+
+int gguf_add_tensor_fill(gguf_writer *w, const char *name,
+                         const size_t *shape, int ndim, gguf_type type,
+                         gguf_fill_fn fill, const void *ctx)
+{
+    return add_tensor(w, name, shape, ndim, type, NULL, fill, ctx);
+}
+
+/* The tensor t's f32 values x converted to its type into out
+ * (t->nbytes). */
+static void convert(unsigned char *out, const gguf_tensor *t, const float *x)
 {
     size_t n = t->shape[0] * t->shape[1];
     switch (t->type) {
-    case GGUF_F32: memcpy(out, t->data, 4 * n); break;
+    case GGUF_F32: memcpy(out, x, 4 * n); break;
     case GGUF_F16:
         for (size_t i = 0; i < n; i++) {
-            uint16_t h = float_to_half(t->data[i]);
+            uint16_t h = float_to_half(x[i]);
             memcpy(out + 2 * i, &h, 2);
         }
         break;
     case GGUF_BF16:
         for (size_t i = 0; i < n; i++) {
-            uint16_t h = float_to_bf16(t->data[i]);
+            uint16_t h = float_to_bf16(x[i]);
             memcpy(out + 2 * i, &h, 2);
         }
         break;
-    case GGUF_Q8_0: gguf_quantize_q8_0(out, t->data, n); break;
+    case GGUF_Q8_0: gguf_quantize_q8_0(out, x, n); break;
     }
 }
 
@@ -256,7 +287,8 @@ int gguf_writer_write(const gguf_writer *w, const char *path)
     buf head = {0};
     atomic_file *f = NULL;
     unsigned char *scratch = NULL;
-    size_t max_bytes = 0;
+    float *filled = NULL;
+    size_t max_bytes = 0, max_fill = 0;
     int rc;
 
     buf_put(&head, "GGUF", 4);
@@ -273,9 +305,12 @@ int gguf_writer_write(const gguf_writer *w, const char *path)
         put_u32(&head, t->type);
         put_u64(&head, t->offset);
         if (t->nbytes > max_bytes) max_bytes = t->nbytes;
+        if (t->fill && t->shape[0] * t->shape[1] > max_fill)
+            max_fill = t->shape[0] * t->shape[1];
     }
     buf_put(&head, zeros, align_up(head.n) - head.n);
-    if (head.failed || !(scratch = malloc(max_bytes ? max_bytes : 1))) {
+    if (head.failed || !(scratch = malloc(max_bytes ? max_bytes : 1)) ||
+        !(filled = malloc(max_fill ? max_fill * sizeof *filled : 1))) {
         rc = err_set(ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -284,7 +319,8 @@ int gguf_writer_write(const gguf_writer *w, const char *path)
         goto out;
     for (size_t i = 0; i < w->n_tensors; i++) {
         const gguf_tensor *t = &w->tensors[i];
-        convert(scratch, t);
+        if (t->fill) t->fill(t->ctx, filled);
+        convert(scratch, t, t->fill ? filled : t->data);
         if ((rc = atomic_file_write(f, scratch, t->nbytes)) ||
             (rc = atomic_file_write(f, zeros, align_up(t->nbytes) -
                                                   t->nbytes)))
@@ -294,6 +330,7 @@ int gguf_writer_write(const gguf_writer *w, const char *path)
     f = NULL;
 out:
     atomic_file_abort(f);
+    free(filled);
     free(scratch);
     free(head.p);
     return rc;

@@ -54,12 +54,14 @@ int gguf_set_u32(gguf_writer *w, const char *key, uint32_t value);
 int gguf_set_f32(gguf_writer *w, const char *key, float value);
 int gguf_set_bool(gguf_writer *w, const char *key, int value);
 /* An array of n strings (each with its length: strings may hold any
- * bytes), or of n int32. The values are copied. */
+ * bytes), of n int32 or of n float32. The values are copied. */
 int gguf_set_str_array(gguf_writer *w, const char *key,
                        const char *const *values, const size_t *lens,
                        size_t n);
 int gguf_set_i32_array(gguf_writer *w, const char *key,
                        const int32_t *values, size_t n);
+int gguf_set_f32_array(gguf_writer *w, const char *key,
+                       const float *values, size_t n);
 
 /* A tensor of row-major shape (ndim 1 or 2) stored as type. data is the
  * caller's f32, read only by gguf_writer_write, and must outlive it.
@@ -67,6 +69,16 @@ int gguf_set_i32_array(gguf_writer *w, const char *key,
  * ERR_INVALID, naming the tensor. */
 int gguf_add_tensor(gguf_writer *w, const char *name, const size_t *shape,
                     int ndim, gguf_type type, const float *data);
+
+/* A tensor whose f32 values are made at write time: fill(ctx, out)
+ * writes its numel values, row-major, to out. The writer calls it once,
+ * converts and writes the tensor, and reuses out for the next one, so a
+ * model whose matrices are stored in another layout or dtype is written
+ * with one tensor's f32 in memory. ctx must outlive gguf_writer_write. */
+typedef void (*gguf_fill_fn)(const void *ctx, float *out);
+int gguf_add_tensor_fill(gguf_writer *w, const char *name,
+                         const size_t *shape, int ndim, gguf_type type,
+                         gguf_fill_fn fill, const void *ctx);
 
 /* Writes the file to path atomically (see above). Errors name the path:
  * ERR_IO (the directory is missing, the disk is full, ...). */
