@@ -367,6 +367,14 @@ int export_gguf_dir(const char *dir, const char *path, gguf_type type,
     if ((rc = export_gguf_check_path(path)) || (rc = read_arch(dir, &arch)))
         goto out;
     int gpt2 = !strcmp(arch, "GPT2LMHeadModel");
+    if (!gpt2) { /* what GGUF cannot express, before reading the weights */
+        llama_config c;
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        if ((rc = llama_config_read(&c, path)) ||
+            (rc = export_gguf_llama_check(&c, dir)))
+            goto out;
+    }
     if ((rc = gpt2 ? gpt2_model_load(&g, dir) : llama_model_load(&l, dir)))
         goto out;
     rc = gpt2 ? write_gpt2(&g, dir, path, type, &n_tensors)

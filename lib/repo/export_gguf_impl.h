@@ -7,6 +7,7 @@
 #ifndef STAMP_EXPORT_GGUF_IMPL_H
 #define STAMP_EXPORT_GGUF_IMPL_H
 
+#include "model/llama_config.h"
 #include "repo/gguf.h"
 
 #include <stddef.h>
@@ -47,5 +48,10 @@ int export_gguf_check_path(const char *path);
 /* general.file_type (llama.cpp's LlamaFileType) of files whose matrices
  * are of type t. */
 uint32_t export_gguf_file_type(gguf_type t);
+
+/* What llama.cpp's architecture cannot express in the Llama-family
+ * config c of dir, refused by name (ERR_INVALID); checked before the
+ * weights are read. */
+int export_gguf_llama_check(const llama_config *c, const char *dir);
 
 #endif

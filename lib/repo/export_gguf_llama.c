@@ -45,7 +45,7 @@ static const char *gguf_arch(llama_arch a)
                                                                    : "llama";
 }
 
-static int check_model(const llama_config *c, const char *dir)
+int export_gguf_llama_check(const llama_config *c, const char *dir)
 {
     const char *arch = gguf_arch(c->arch), *what = NULL;
     if (c->rope_llama3 && c->arch != LLAMA_ARCH_LLAMA &&
@@ -500,7 +500,7 @@ int export_gguf_llama(const llama_model *m, const char *dir,
     tensor_list t = {.type = type, .cap = 4 + 18 * c->n_layer};
     float *freqs = NULL;
     int rc;
-    if ((rc = export_gguf_check_path(path)) || (rc = check_model(c, dir)) ||
+    if ((rc = export_gguf_check_path(path)) || (rc = export_gguf_llama_check(c, dir)) ||
         (rc = gguf_writer_new(&t.w)))
         return rc;
     if (!(t.src = malloc(t.cap * sizeof *t.src))) {

@@ -6,13 +6,17 @@
 //   node llama_cpp_check.mjs MODEL.gguf CASES.json [NODE_MODULES_DIR]
 //
 // CASES.json: [{"prompt": TEXT, "tokens": [ids], "top": [{"id", "logprob"}]}]
-// (stamp predict's --json answer with the prompt added). For each case
-// llama.cpp tokenizes the prompt (no BOS, no special tokens), evaluates
+// (stamp predict's --json answer with the prompt added; tools/llama_top's
+// output, which may say "bos": true). For each case llama.cpp tokenizes
+// the prompt (no special tokens; its BOS first when the case says "bos"
+// and the model's metadata asks for one: add_bos_token), evaluates
 // it and takes the raw logits of the next token, log-softmaxed here in
 // double precision. Prints one JSON object:
 //   {"cases": [{"prompt", "tokens", "tokens_same", "top1_stamp",
-//     "top1_llama", "top": [{"id", "logprob"}] (llama.cpp's top 10),
-//     "max_abs_diff"}], "tokens_same", "top1_same", "max_abs_diff"}
+//     "top1_llama", "top1_llama_stamp_logprob" (stamp's log-probability of
+//     llama.cpp's top-1, null when not in stamp's list), "top":
+//     [{"id", "logprob"}] (llama.cpp's top 10), "max_abs_diff"}],
+//     "tokens_same", "top1_same", "max_abs_diff"}
 // where max_abs_diff is the largest |logprob_stamp - logprob_llama| over
 // the ids of stamp's top list. The caller applies the tolerance.
 import { createRequire } from "node:module";
@@ -57,6 +61,7 @@ if (process.env.LLAMA_CPP_CHECK_TIMES) console.error(`loaded in ${Date.now() - t
 const out = { cases: [], tokens_same: true, top1_same: true, max_abs_diff: 0 };
 for (const c of cases) {
   const tokens = Array.from(model.tokenize(c.prompt, false));
+  if (c.bos && model.tokens.shouldPrependBosToken) tokens.unshift(model.tokens.bos);
   await sequence.clearHistory();
   const input = tokens.map((t, i) =>
     i === tokens.length - 1 ? [t, { generateNext: { logits: true } }] : t);
@@ -85,6 +90,7 @@ for (const c of cases) {
     tokens_same: tokensSame,
     top1_stamp: c.top[0].id,
     top1_llama: top[0].id,
+    top1_llama_stamp_logprob: c.top.find((t) => t.id === top[0].id)?.logprob ?? null,
     top,
     max_abs_diff: diff,
   };
