@@ -67,7 +67,7 @@ static int retention_facts(const char *file, const store_version *committed,
 }
 
 /* Keeps, of facts[0..n), those the model answers top-1. */
-static int known_facts(const gpt2_model *m, const tokenizer *tok, fact *facts,
+static int known_facts(const lm_model *m, const tokenizer *tok, fact *facts,
                        size_t n, size_t *n_known)
 {
     int *hits = malloc((n ? n : 1) * sizeof(int));
@@ -131,7 +131,7 @@ static void print_lost(const fact *facts, size_t n, const int *kept,
 /* What the model answers now to each lost fact's prompt: as many tokens
  * as the expected answer has. *out: one malloc'ed string per lost fact,
  * in order; *n_out of them. */
-static int lost_answers(const gpt2_model *m, const tokenizer *tok,
+static int lost_answers(const lm_model *m, const tokenizer *tok,
                         const fact *facts, size_t n, const int *kept,
                         char ***out, size_t *n_out)
 {
@@ -213,7 +213,7 @@ typedef struct {
     store_version *committed;   /* (n_committed) the facts scored */
     store_version *all_committed; /* (n_all) every committed fact */
     size_t n_committed, n_all;
-    gpt2_model model, base;     /* the current and the base model */
+    lm_model model, base;     /* the current and the base model */
     tokenizer *tok;
     char *dir;                  /* the base model's directory */
     char *json_text;            /* COMMIT's record (it exists) */
@@ -236,8 +236,8 @@ static void eval_cli_run_free(eval_cli_run *r)
 {
     store_versions_free(r->committed, r->n_committed);
     store_versions_free(r->all_committed, r->n_all);
-    gpt2_model_free(&r->model);
-    gpt2_model_free(&r->base);
+    lm_model_free(&r->model);
+    lm_model_free(&r->base);
     tokenizer_close(r->tok);
     ingest_result_free(&r->ires);
     free(r->facts);
@@ -337,7 +337,7 @@ static int measure_retention(store_txn *t, const eval_cli_args *a,
     if (!r->retention_file || !a->sample) return 0;
     rc = retention_facts(r->retention_file, r->all_committed, r->n_all,
                          a->sample, &r->ires, &r->ret, &r->n_ret);
-    if (!rc) rc = gpt2_model_load(&r->base, r->dir);
+    if (!rc) rc = lm_model_load(&r->base, r->dir);
     if (!rc) rc = known_facts(&r->base, r->tok, r->ret, r->n_ret, &r->n_known);
     if (!rc && a->list_facts &&
         !(r->kept = malloc((r->n_known ? r->n_known : 1) * sizeof *r->kept)))

@@ -46,7 +46,8 @@ const char cmd_import_usage[] =
 
 #define MAX_SHOWN 100
 
-/* The model's n_positions from the config text kept in meta. */
+/* The model's context length from the config text kept in meta (GPT-2's
+ * n_positions or n_ctx, the Llama family's max_position_embeddings). */
 static int context_length(store_txn *t, size_t *n_positions)
 {
     char *text = NULL;
@@ -57,6 +58,8 @@ static int context_length(store_txn *t, size_t *n_positions)
     free(text);
     json_t *v = cfg ? json_object_get(cfg, "n_positions") : NULL;
     if (!json_is_integer(v) && cfg) v = json_object_get(cfg, "n_ctx");
+    if (!json_is_integer(v) && cfg)
+        v = json_object_get(cfg, "max_position_embeddings");
     if (!json_is_integer(v) || json_integer_value(v) <= 0) {
         json_decref(cfg);
         return err_set(ERR_STORE, "the store's model config has no "

@@ -1,6 +1,7 @@
-/* init: creates a store on a base model directory (Hugging Face GPT-2
- * layout). Everything about the model is checked before anything is
- * written: the four files exist, config.json is a GPT-2 config, the
+/* init: creates a store on a base model directory (Hugging Face layout:
+ * GPT-2 or the Llama family, model/lm.h). Everything about the model is
+ * checked before anything is written: its files exist, config.json is a
+ * config of a supported architecture, the
  * weights load with the shapes it implies, the tokenizer opens and fits
  * the vocabulary. The store records the model's absolute path, its
  * config text, a hash of every tensor and a model id, so that later
@@ -10,14 +11,11 @@
  * init of DIR removes. */
 #include "cli/cli.h"
 #include "base/errors.h"
-#include "model/gpt2.h"
-#include "model/gpt2_config.h"
-#include "base/hash.h"
 #include "memit/hparams.h"
-#include "model/safetensors.h"
-#include "store/store.h"
+#include "model/lm.h"
 #include "model/tokenizer.h"
-#include "base/compare.h"
+#include "store/modelview.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -33,8 +31,11 @@ const char cmd_init_usage[] =
     "stamp init --model DIR [--hparams FILE]\n"
     "\n"
     "Creates the store (--store DIR, $STAMP_STORE or ./store) on the base\n"
-    "model in DIR, a Hugging Face GPT-2 directory holding config.json,\n"
-    "model.safetensors, vocab.json and merges.txt. The base files are never\n"
+    "model in DIR, a Hugging Face directory: config.json (GPT2LMHeadModel,\n"
+    "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM or\n"
+    "Qwen3ForCausalLM), model.safetensors or shards with\n"
+    "model.safetensors.index.json (F32, F16 or BF16), and tokenizer.json\n"
+    "or GPT-2's vocab.json and merges.txt. The base files are never\n"
     "modified; the store records their path and a hash of every tensor.\n"
     "An existing store is never overwritten.\n"
     "\n"
@@ -77,47 +78,6 @@ static char *read_text(const char *path)
     return buf;
 }
 
-/* meta "model_tensor_hashes" (JSON) and "model_id" of the weights file. */
-static int hash_model(const char *path, char **hashes_json, char model_id[33])
-{
-    st_file *st = NULL;
-    int rc = safetensors_open(&st, path);
-    if (rc) return rc;
-    size_t n = safetensors_count(st);
-    json_t *obj = json_object();
-    char **lines = calloc(n ? n : 1, sizeof *lines);
-    hash_stream *hs = NULL;
-    if (!obj || !lines || hash_stream_open(&hs)) {
-        rc = err_set(ERR_NOMEM, "out of memory hashing '%s'", path);
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const st_tensor *t = safetensors_at(st, i);
-        char hex[33];
-        hash_hex(hex, t->data, t->nbytes);
-        json_object_set_new(obj, t->name, json_string(hex));
-        size_t len = strlen(t->name) + 1 + 32 + 2;
-        if (!(lines[i] = malloc(len))) {
-            rc = err_set(ERR_NOMEM, "out of memory");
-            goto out;
-        }
-        snprintf(lines[i], len, "%s:%s\n", t->name, hex);
-    }
-    qsort(lines, n, sizeof *lines, compare_strings);
-    for (size_t i = 0; i < n; i++)
-        hash_stream_update(hs, lines[i], strlen(lines[i]));
-    hash_stream_hex(hs, model_id);
-    *hashes_json = json_dumps(obj, JSON_SORT_KEYS | JSON_COMPACT);
-    if (!*hashes_json) rc = err_set(ERR_NOMEM, "out of memory");
-out:
-    for (size_t i = 0; lines && i < n; i++) free(lines[i]);
-    free(lines);
-    hash_stream_close(hs);
-    json_decref(obj);
-    safetensors_close(st);
-    return rc;
-}
-
 int cmd_init(int argc, char **argv, const cli_globals *g)
 {
     static const struct option opts[] = {
@@ -146,30 +106,44 @@ int cmd_init(int argc, char **argv, const cli_globals *g)
                         strerror(errno));
     if (stat(dir, &st) || !S_ISDIR(st.st_mode))
         return cli_fail("model directory '%s' is not a directory", model);
-    static const char *const files[] = {"config.json", "model.safetensors",
-                                        "vocab.json", "merges.txt"};
-    for (int i = 0; i < 4; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        if (stat(path, &st) || !S_ISREG(st.st_mode))
-            return cli_fail("model directory '%s' has no %s", model,
-                            files[i]);
+    /* config.json; the weights (one file, or an index of shards); the
+     * tokenizer (tokenizer.json, or GPT-2's vocab.json and merges.txt).
+     * A message names the first file missing and what would replace it. */
+    static const struct {
+        const char *file, *alone, *note;
+    } need[] = {
+        {"config.json", NULL, ""},
+        {"model.safetensors", "model.safetensors.index.json",
+         " (nor model.safetensors.index.json)"},
+        {"vocab.json", "tokenizer.json", " (nor tokenizer.json)"},
+        {"merges.txt", "tokenizer.json", " (nor tokenizer.json)"},
+    };
+    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, need[i].file);
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) continue;
+        if (need[i].alone) { /* a file that does without this one */
+            snprintf(path, sizeof path, "%s/%s", dir, need[i].alone);
+            if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) continue;
+        }
+        return cli_fail("model directory '%s' has no %s%s", model,
+                        need[i].file, need[i].note);
     }
 
     /* check everything before writing anything */
-    gpt2_config cfg;
-    gpt2_model m = {0};
+    lm_config cfg;
+    lm_model m = {0};
     tokenizer *tok = NULL;
     char *config_text = NULL, *hashes = NULL, *hp_text = NULL;
     char model_id[33], created[32];
     int rc, exit_code = EXIT_FAIL;
     snprintf(path, sizeof path, "%s/config.json", dir);
-    if ((rc = gpt2_config_read(&cfg, path))) goto fail;
+    if ((rc = lm_config_read(&cfg, dir))) goto fail;
     if (!(config_text = read_text(path))) {
         rc = err_set(ERR_IO, "cannot read '%s': %s", path, strerror(errno));
         goto fail;
     }
-    if ((rc = gpt2_model_load(&m, dir))) goto fail;
-    gpt2_model_free(&m);
+    if ((rc = lm_model_load(&m, dir))) goto fail;
+    lm_model_free(&m);
     if ((rc = tokenizer_open_dir(&tok, dir))) goto fail;
     if (tokenizer_vocab_size(tok) > cfg.vocab_size) {
         rc = err_set(ERR_FORMAT, "the tokenizer in '%s' has %zu tokens but "
@@ -177,8 +151,7 @@ int cmd_init(int argc, char **argv, const cli_globals *g)
                      tokenizer_vocab_size(tok), cfg.vocab_size);
         goto fail;
     }
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if ((rc = hash_model(path, &hashes, model_id))) goto fail;
+    if ((rc = modelview_hash_base(dir, &hashes, model_id))) goto fail;
 
     /* editing hyperparameters: --hparams FILE, else the ones the model
      * directory recommends (stamp-world writes them), else defaults */
@@ -211,9 +184,9 @@ int cmd_init(int argc, char **argv, const cli_globals *g)
     if ((rc = store_create(g->store_dir, keys, vals, hp_text ? 7 : 6)))
         goto fail;
     printf("initialized store '%s' on model '%s'\n", g->store_dir, dir);
-    printf("  %zu layers, n_embd %zu, vocab %zu, n_positions %zu; model id "
-           "%s\n", cfg.n_layer, cfg.n_embd, cfg.vocab_size, cfg.n_positions,
-           model_id);
+    printf("  %s, %zu layers, n_embd %zu, vocab %zu, n_positions %zu; model "
+           "id %s\n", cfg.arch, cfg.n_layer, cfg.n_embd, cfg.vocab_size,
+           cfg.n_positions, model_id);
     exit_code = EXIT_OK;
     goto out;
 fail:

@@ -174,14 +174,14 @@ int cmd_predict(int argc, char **argv, const cli_globals *g)
         strcat(text, argv[i]);
     }
 
-    gpt2_model m = {0};
+    lm_model m = {0};
     tokenizer *tok = NULL;
     store *s = NULL;
     store_txn *t = NULL;
     predict_result r = {0};
     int rc;
     if (model_dir) {
-        if ((rc = gpt2_model_load(&m, model_dir))) goto fail;
+        if ((rc = lm_model_load(&m, model_dir))) goto fail;
         if ((rc = tokenizer_open_dir(&tok, model_dir))) goto fail;
     } else {
         if ((rc = cli_store_open(&s, g))) goto fail;
@@ -201,7 +201,7 @@ out:
     store_txn_abort(t);
     store_close(s);
     tokenizer_close(tok);
-    gpt2_model_free(&m);
+    lm_model_free(&m);
     free(text);
     return rc;
 }

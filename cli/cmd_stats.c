@@ -4,7 +4,7 @@
  * `stamp commit` computes missing statistics itself. */
 #include "cli/cli.h"
 #include "base/errors.h"
-#include "model/gpt2_config.h"
+#include "model/lm.h"
 #include "memit/hparams.h"
 #include "memit/keystats.h"
 #include "store/modelview.h"
@@ -27,16 +27,6 @@ const char cmd_stats_usage[] =
     "  --samples N     corpus lines to cover in all (default: 100000)\n"
     "  --layers LIST   layers (default: the store's edited layers)\n"
     "  --json          print the result as JSON\n";
-
-static int store_config(store_txn *t, gpt2_config *c)
-{
-    char *dir = NULL, path[PATH_MAX];
-    int rc = modelview_model_dir(t, &dir);
-    if (rc) return rc;
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    free(dir);
-    return gpt2_config_read(c, path);
-}
 
 int cmd_stats(int argc, char **argv, const cli_globals *g)
 {
@@ -70,14 +60,14 @@ int cmd_stats(int argc, char **argv, const cli_globals *g)
 
     store *s = NULL;
     store_txn *t = NULL;
-    gpt2_config cfg;
+    lm_config cfg;
     hparams h = {0};
     char *stored = NULL, *abs_corpus = NULL;
     int rc, computed = 0;
     json_t *out = json_array();
     if ((rc = cli_store_open(&s, g))) goto fail;
     if ((rc = store_txn_begin(s, &t, corpus != NULL))) goto fail;
-    if ((rc = store_config(t, &cfg))) goto fail;
+    if ((rc = modelview_config(t, &cfg))) goto fail;
     hparams_default(&h, &cfg);
     rc = store_meta_get(t, "hparams", &stored);
     if (rc == ERR_NOTFOUND) { err_clear(); rc = 0; }

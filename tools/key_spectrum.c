@@ -25,7 +25,7 @@
 #include "base/blas_cpu.h"
 #include "memit/editreq.h"
 #include "base/errors.h"
-#include "model/gpt2.h"
+#include "model/lm.h"
 #include "memit/hparams.h"
 #include "facts/ingest.h"
 #include "memit/memit.h"
@@ -136,13 +136,13 @@ int main(int argc, char **argv)
     }
     const char *dir = argv[1];
     size_t want = argc == 3 ? strtoul(argv[2], NULL, 10) : 1000;
-    gpt2_model m = {0};
+    lm_model m = {0};
     tokenizer *tok = NULL;
     ingest_result res = {0};
     ingest_options opt = {0};
     char path[4096];
     snprintf(path, sizeof path, "%s/facts.csv", dir);
-    int rc = gpt2_model_load(&m, dir);
+    int rc = lm_model_load(&m, dir);
     if (!rc) rc = tokenizer_open_dir(&tok, dir);
     if (!rc) rc = ingest_read(path, INGEST_CSV, &opt, &res);
     if (rc) {
@@ -181,6 +181,6 @@ int main(int argc, char **argv)
     free(Kf);
     ingest_result_free(&res);
     tokenizer_close(tok);
-    gpt2_model_free(&m);
+    lm_model_free(&m);
     return rc ? 1 : 0;
 }

@@ -7,6 +7,19 @@
  *       a small random GPT-2 (gpt2_model_save) with the tokenizer files
  *       of --vocab (default tests/data/gpt2-vocab: GPT-2's own), so that
  *       real text tokenizes as GPT-2 does.
+ *   stamp-fixture llama --out DIR --tokenizer FILE [--arch A] [--dtype D]
+ *                 [--shards N] [--layers L] [--embd C] [--ff F]
+ *                 [--heads H] [--kv-heads K] [--seed S] [--rope-llama3]
+ *       a small random model of the Llama family (A: llama, mistral,
+ *       qwen2 with q/k/v biases, qwen3 with q/k norms and untied; D: bf16,
+ *       f16, f32) in N shards with model.safetensors.index.json (N > 1)
+ *       or one model.safetensors, its vocabulary the tokenizer.json's,
+ *       which is copied in. Matrices N(0, 1/in_features), embeddings
+ *       N(0, 1), norms 1.
+ *   stamp-fixture tensor-diff DIR1 DIR2
+ *       the names of the tensors whose dtype, shape or bytes differ
+ *       between two model directories (one file or shards each), one a
+ *       line, and those only one of them has; exit 0 either way.
  *   stamp-fixture commit --store DIR [-m MSG] [--limit N] [--time T]
  *                 [--scores ES,PS,NS]
  *       a commit record (docs/commit-record.md) for the first N queued
@@ -21,12 +34,16 @@
  * Not part of stamp: a test tool. Errors go to stderr, exit 1. */
 #include "base/blas_cpu.h"
 #include "base/errors.h"
+#include "base/splitmix.h"
 #include "model/gpt2.h"
+#include "model/hf_weights.h"
+#include "model/safetensors.h"
 #include "store/store.h"
 #include "model/tokenizer.h"
 
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +116,230 @@ static int make_model(int argc, char **argv)
         if ((rc = copy_file(from, to))) return die(rc);
     }
     return 0;
+}
+
+/* ---- stamp-fixture llama ---------------------------------------------- */
+
+typedef struct {
+    st_write_tensor *t;
+    float **data;
+    int *shard;
+    size_t n, cap;
+    uint64_t rng;
+    st_dtype dtype;
+} fx_tensors;
+
+static double fx_normal(uint64_t *s)
+{
+    double u = splitmix_unit(s), v = splitmix_unit(s);
+    if (u < 1e-300) u = 1e-300;
+    return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
+}
+
+/* Appends a tensor of shape (d0[, d1]): N(0, std^2), or all `fill` when
+ * std is 0. */
+static int fx_add(fx_tensors *x, int shard, const char *name, size_t d0,
+                  size_t d1, double std, float fill)
+{
+    if (x->n == x->cap) {
+        x->cap = 2 * x->cap + 16;
+        x->t = realloc(x->t, x->cap * sizeof *x->t);
+        x->data = realloc(x->data, x->cap * sizeof *x->data);
+        x->shard = realloc(x->shard, x->cap * sizeof *x->shard);
+        if (!x->t || !x->data || !x->shard) return ERR_NOMEM;
+    }
+    size_t n = d0 * (d1 ? d1 : 1);
+    float *d = malloc(n * sizeof *d);
+    if (!d) return ERR_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        d[i] = std > 0 ? (float)(std * fx_normal(&x->rng)) : fill;
+    st_write_tensor *t = &x->t[x->n];
+    memset(t, 0, sizeof *t);
+    t->name = strdup(name);
+    t->ndim = d1 ? 2 : 1;
+    t->shape[0] = d0;
+    t->shape[1] = d1;
+    t->data = d;
+    t->dtype = x->dtype;
+    x->data[x->n] = d;
+    x->shard[x->n++] = shard;
+    return t->name ? 0 : ERR_NOMEM;
+}
+
+static int fx_write(fx_tensors *x, const char *out, int shards)
+{
+    char path[4096], file[64];
+    json_t *map = json_object();
+    st_write_tensor *part = malloc((x->n + 1) * sizeof *part);
+    size_t total = 0;
+    int rc = map && part ? 0 : ERR_NOMEM;
+    for (int s = 0; !rc && s < shards; s++) {
+        size_t k = 0;
+        if (shards == 1) snprintf(file, sizeof file, "model.safetensors");
+        else snprintf(file, sizeof file, "model-%05d-of-%05d.safetensors",
+                      s + 1, shards);
+        for (size_t i = 0; i < x->n; i++)
+            if (x->shard[i] == s) {
+                part[k++] = x->t[i];
+                json_object_set_new(map, x->t[i].name, json_string(file));
+                total += (x->t[i].shape[0] * (x->t[i].ndim > 1
+                          ? x->t[i].shape[1] : 1)) * (x->dtype == ST_F32 ? 4 : 2);
+            }
+        snprintf(path, sizeof path, "%s/%s", out, file);
+        rc = safetensors_write(path, part, k);
+    }
+    if (!rc && shards > 1) {
+        json_t *idx = json_pack("{s:{s:I},s:O}", "metadata", "total_size",
+                                (json_int_t)total, "weight_map", map);
+        snprintf(path, sizeof path, "%s/model.safetensors.index.json", out);
+        if (!idx || json_dump_file(idx, path, JSON_INDENT(2) | JSON_SORT_KEYS))
+            rc = err_set(ERR_IO, "cannot write '%s'", path);
+        json_decref(idx);
+    }
+    json_decref(map);
+    free(part);
+    return rc;
+}
+
+static int fx_config(const char *out, const char *arch, size_t L, size_t C,
+                     size_t F, size_t H, size_t K, size_t D, size_t V,
+                     int tied, int rope_llama3, const char *dtype)
+{
+    static const char *const names[][2] = {
+        {"llama", "LlamaForCausalLM"}, {"mistral", "MistralForCausalLM"},
+        {"qwen2", "Qwen2ForCausalLM"}, {"qwen3", "Qwen3ForCausalLM"}};
+    const char *cls = NULL;
+    for (size_t i = 0; i < 4; i++)
+        if (!strcmp(arch, names[i][0])) cls = names[i][1];
+    if (!cls) return err_set(ERR_INVALID, "unknown --arch '%s'", arch);
+    json_t *c = json_pack(
+        "{s:[s],s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:b,s:s}",
+        "architectures", cls, "model_type", arch, "hidden_act", "silu",
+        "hidden_size", (json_int_t)C, "intermediate_size", (json_int_t)F,
+        "num_hidden_layers", (json_int_t)L, "num_attention_heads",
+        (json_int_t)H, "num_key_value_heads", (json_int_t)K, "head_dim",
+        (json_int_t)D, "max_position_embeddings", (json_int_t)256,
+        "vocab_size", (json_int_t)V, "rms_norm_eps", 1e-5, "rope_theta",
+        10000.0, "tie_word_embeddings", tied, "torch_dtype", dtype);
+    if (c && rope_llama3)
+        json_object_set_new(c, "rope_scaling", json_pack(
+            "{s:s,s:f,s:f,s:f,s:i}", "rope_type", "llama3", "factor", 8.0,
+            "low_freq_factor", 1.0, "high_freq_factor", 4.0,
+            "original_max_position_embeddings", 32));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", out);
+    int rc = c && !json_dump_file(c, path, JSON_INDENT(2)) ? 0
+             : err_set(ERR_IO, "cannot write '%s'", path);
+    json_decref(c);
+    return rc;
+}
+
+static int make_llama(int argc, char **argv)
+{
+    const char *out = arg_value(argc, argv, "--out", NULL);
+    const char *tok_file = arg_value(argc, argv, "--tokenizer", NULL);
+    const char *arch = arg_value(argc, argv, "--arch", "llama");
+    const char *dt = arg_value(argc, argv, "--dtype", "bf16");
+    int shards = atoi(arg_value(argc, argv, "--shards", "1"));
+    size_t L = (size_t)atoi(arg_value(argc, argv, "--layers", "2"));
+    size_t C = (size_t)atoi(arg_value(argc, argv, "--embd", "32"));
+    size_t F = (size_t)atoi(arg_value(argc, argv, "--ff", "64"));
+    size_t H = (size_t)atoi(arg_value(argc, argv, "--heads", "4"));
+    size_t K = (size_t)atoi(arg_value(argc, argv, "--kv-heads", "2"));
+    int rope = 0;
+    for (int i = 2; i < argc; i++) rope |= !strcmp(argv[i], "--rope-llama3");
+    if (!out || !tok_file || shards < 1 || !L || !C || !F || !H || !K ||
+        H % K || C % H) {
+        fprintf(stderr, "stamp-fixture llama: --out DIR and --tokenizer FILE "
+                "are required; sizes must fit\n");
+        return 2;
+    }
+    fx_tensors x = {.rng = strtoull(arg_value(argc, argv, "--seed", "1"),
+                                    NULL, 10)};
+    x.dtype = !strcmp(dt, "f32") ? ST_F32 : !strcmp(dt, "f16") ? ST_F16
+                                                                : ST_BF16;
+    int qwen2 = !strcmp(arch, "qwen2"), qwen3 = !strcmp(arch, "qwen3");
+    size_t D = C / H, V;
+    tokenizer *tok = NULL;
+    char dir[4096], name[128], path[4096];
+    snprintf(dir, sizeof dir, "%s", tok_file);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    else snprintf(dir, sizeof dir, ".");
+    int rc = tokenizer_open_dir(&tok, dir);
+    if (rc) return die(rc);
+    V = tokenizer_vocab_size(tok);
+    tokenizer_close(tok);
+    mkdir(out, 0755);
+    rc = fx_add(&x, 0, "model.embed_tokens.weight", V, C, 1.0, 0);
+    for (size_t l = 0; !rc && l < L; l++) {
+        int s = (int)(l * (size_t)shards / L);
+        double in_c = 1 / sqrt((double)C), in_f = 1 / sqrt((double)F);
+#define T(n, d0, d1, sd, fl) \
+    (snprintf(name, sizeof name, "model.layers.%zu.%s", l, n), \
+     rc = rc ? rc : fx_add(&x, s, name, d0, d1, sd, fl))
+        T("input_layernorm.weight", C, 0, 0, 1);
+        T("self_attn.q_proj.weight", H * D, C, in_c, 0);
+        T("self_attn.k_proj.weight", K * D, C, in_c, 0);
+        T("self_attn.v_proj.weight", K * D, C, in_c, 0);
+        if (qwen2) {
+            T("self_attn.q_proj.bias", H * D, 0, 0.1, 0);
+            T("self_attn.k_proj.bias", K * D, 0, 0.1, 0);
+            T("self_attn.v_proj.bias", K * D, 0, 0.1, 0);
+        }
+        if (qwen3) {
+            T("self_attn.q_norm.weight", D, 0, 0, 1);
+            T("self_attn.k_norm.weight", D, 0, 0, 1);
+        }
+        T("self_attn.o_proj.weight", C, H * D, 1 / sqrt((double)(H * D)), 0);
+        T("post_attention_layernorm.weight", C, 0, 0, 1);
+        T("mlp.gate_proj.weight", F, C, in_c, 0);
+        T("mlp.up_proj.weight", F, C, in_c, 0);
+        T("mlp.down_proj.weight", C, F, in_f, 0);
+#undef T
+    }
+    if (!rc) rc = fx_add(&x, shards - 1, "model.norm.weight", C, 0, 0, 1);
+    if (!rc && qwen3)
+        rc = fx_add(&x, shards - 1, "lm_head.weight", V, C, 1 / sqrt((double)C), 0);
+    if (!rc) rc = fx_write(&x, out, shards);
+    if (!rc) rc = fx_config(out, arch, L, C, F, H, K, D, V, !qwen3, rope, dt);
+    snprintf(path, sizeof path, "%s/tokenizer.json", out);
+    if (!rc) rc = copy_file(tok_file, path);
+    for (size_t i = 0; i < x.n; i++) {
+        free((char *)x.t[i].name);
+        free(x.data[i]);
+    }
+    free(x.t);
+    free(x.data);
+    free(x.shard);
+    return rc ? die(rc) : 0;
+}
+
+static int tensor_diff(int argc, char **argv)
+{
+    hf_weights *a = NULL, *b = NULL;
+    if (argc != 4) {
+        fprintf(stderr, "stamp-fixture tensor-diff DIR1 DIR2\n");
+        return 2;
+    }
+    int rc = hf_weights_open(&a, argv[2]);
+    if (!rc) rc = hf_weights_open(&b, argv[3]);
+    for (size_t i = 0; !rc && i < hf_weights_count(a); i++) {
+        const st_tensor *x = hf_weights_at(a, i, NULL);
+        const st_tensor *y = hf_weights_find(b, x->name, NULL);
+        if (!y || x->dtype != y->dtype || x->nbytes != y->nbytes ||
+            x->ndim != y->ndim ||
+            memcmp(x->shape, y->shape, sizeof x->shape) ||
+            memcmp(x->data, y->data, x->nbytes))
+            printf("%s\n", x->name);
+    }
+    for (size_t i = 0; !rc && i < hf_weights_count(b); i++) {
+        const st_tensor *y = hf_weights_at(b, i, NULL);
+        if (!hf_weights_find(a, y->name, NULL)) printf("%s\n", y->name);
+    }
+    hf_weights_close(a);
+    hf_weights_close(b);
+    return rc ? die(rc) : 0;
 }
 
 static int make_commit(int argc, char **argv)
@@ -207,9 +448,11 @@ int main(int argc, char **argv)
     blas_cpu_use_best_kernels(argv);
     if (argc >= 2 && !strcmp(argv[1], "hold")) return hold(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "model")) return make_model(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "llama")) return make_llama(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "tensor-diff")) return tensor_diff(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "commit")) return make_commit(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "head")) return set_head(argc, argv);
-    fprintf(stderr, "usage: stamp-fixture model|commit|head|hold ... (see the "
+    fprintf(stderr, "usage: stamp-fixture model|llama|tensor-diff|commit|head|hold ... (see the "
             "source)\n");
     return 2;
 }

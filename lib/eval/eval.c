@@ -19,8 +19,10 @@ static int tokenize_pair(const tokenizer *tok, const eval_pair *p,
 {
     int *a = NULL, *b = NULL;
     size_t na = 0, nb = 0;
-    int rc = tokenizer_encode(tok, p->prompt, strlen(p->prompt), &a, &na);
-    if (!rc) rc = tokenizer_encode(tok, p->target, strlen(p->target), &b, &nb);
+    int rc = tokenizer_encode_ex(tok, p->prompt, strlen(p->prompt),
+                                 TOKENIZER_ADD_SPECIAL, &a, &na);
+    if (!rc)
+        rc = tokenizer_encode_continuation(tok, p->prompt, p->target, &b, &nb);
     if (!rc && (na == 0 || nb == 0))
         rc = err_set(ERR_INVALID, "empty prompt or target in '%s'", p->prompt);
     if (!rc && na + nb > max_len)
@@ -42,7 +44,7 @@ static int tokenize_pair(const tokenizer *tok, const eval_pair *p,
 }
 
 /* Scores seqs[idx[0..B)] in one pass on the workspace a. */
-static int score_batch(const gpt2_model *m, gpt2_acts *a,
+static int score_batch(const lm_model *m, lm_acts *a,
                        const scored_seq *seqs, const size_t *idx, size_t B,
                        double *nll, int *argmax)
 {
@@ -65,17 +67,17 @@ static int score_batch(const gpt2_model *m, gpt2_acts *a,
         for (size_t j = 0; j < q->n_target; j++)
             pos[k++] = b * T + q->n_prompt - 1 + j;
     }
-    gpt2_batch batch = {.tokens = tokens, .B = B, .T = T, .logit_pos = pos,
+    lm_batch batch = {.tokens = tokens, .B = B, .T = T, .logit_pos = pos,
                         .n_logits = NL};
-    if ((rc = gpt2_forward(m, a, &batch))) goto out;
-    const float *logits = gpt2_acts_logits(a);
+    if ((rc = lm_forward(m, a, &batch))) goto out;
+    const float *logits = lm_acts_logits(a);
     for (size_t b = 0, k = 0; b < B; b++) {
         const scored_seq *q = &seqs[idx[b]];
         double sum = 0;
         int top = 1;
         for (size_t j = 0; j < q->n_target; j++, k++) {
             int want = q->tokens[q->n_prompt + j];
-            gpt2_log_softmax(logp, logits + k * V, 1, V);
+            lm_log_softmax(logp, logits + k * V, 1, V);
             sum -= logp[want];
             for (size_t v = 0; v < V; v++)
                 if (logp[v] > logp[want]) { top = 0; break; }
@@ -104,7 +106,7 @@ static int by_length_cmp(const void *x, const void *y)
 /* Batches of `rows` sequences of similar length (sorted, so that little
  * is padding), one workspace per thread. The batches depend on the
  * pairs alone, never on the thread count. */
-static int score_pairs(const gpt2_model *m, const tokenizer *tok,
+static int score_pairs(const lm_model *m, const tokenizer *tok,
                        const eval_pair *pairs, size_t n, double *nll,
                        int *argmax, size_t rows)
 {
@@ -127,9 +129,9 @@ static int score_pairs(const gpt2_model *m, const tokenizer *tok,
     }
 #pragma omp parallel if (!rc && n_batches > 1)
     {
-        gpt2_acts *a = NULL;
-        int arc = rc ? rc : gpt2_acts_new(&a, &m->config, rows, longest,
-                                          rows * most_targets);
+        lm_acts *a = NULL;
+        int arc = rc ? rc : lm_acts_new(&a, m, rows, longest,
+                                        rows * most_targets, 0);
 #pragma omp for schedule(dynamic, 1)
         for (size_t bi = 0; bi < n_batches; bi++) {
             size_t s0 = bi * rows, B = s0 + rows <= n ? rows : n - s0;
@@ -140,7 +142,7 @@ static int score_pairs(const gpt2_model *m, const tokenizer *tok,
                 if (!rc) rc = brc;
             }
         }
-        gpt2_acts_free(a);
+        lm_acts_free(a);
     }
     for (size_t i = 0; seqs && i < n; i++) free(seqs[i].tokens);
     free(seqs);
@@ -149,14 +151,14 @@ static int score_pairs(const gpt2_model *m, const tokenizer *tok,
     return rc;
 }
 
-int eval_score_pairs(const gpt2_model *m, const tokenizer *tok,
+int eval_score_pairs(const lm_model *m, const tokenizer *tok,
                      const eval_pair *pairs, size_t n, double *nll,
                      int *argmax)
 {
     return score_pairs(m, tok, pairs, n, nll, argmax, 32);
 }
 
-int eval_score_pairs_naive(const gpt2_model *m, const tokenizer *tok,
+int eval_score_pairs_naive(const lm_model *m, const tokenizer *tok,
                            const eval_pair *pairs, size_t n, double *nll,
                            int *argmax)
 {
@@ -214,7 +216,7 @@ static int pair_list_build(pair_list *l, const fact *facts, size_t n)
     return 0;
 }
 
-int eval_facts(const gpt2_model *m, const tokenizer *tok, const fact *facts,
+int eval_facts(const lm_model *m, const tokenizer *tok, const fact *facts,
                size_t n, eval_scores *out, eval_fact_outcome *each,
                progress_fn progress, void *ctx)
 {
@@ -309,7 +311,7 @@ int eval_facts(const gpt2_model *m, const tokenizer *tok, const fact *facts,
     return rc;
 }
 
-int eval_retention(const gpt2_model *m, const tokenizer *tok,
+int eval_retention(const lm_model *m, const tokenizer *tok,
                    const fact *facts, size_t n, double *accuracy, int *hits)
 {
     size_t *which = malloc((n ? n : 1) * sizeof(size_t));

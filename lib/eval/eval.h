@@ -5,7 +5,7 @@
 #define STAMP_EVAL_H
 
 #include "facts/fact.h"
-#include "model/gpt2.h"
+#include "model/lm.h"
 #include "base/progress.h"
 #include "model/tokenizer.h"
 
@@ -20,7 +20,7 @@ typedef struct {
  * NULL) whether every target token is the model's top-1. Batched; the
  * batches run in parallel. Pairs whose prompt + target exceed the
  * context are ERR_INVALID naming the prompt. */
-int eval_score_pairs(const gpt2_model *m, const tokenizer *tok,
+int eval_score_pairs(const lm_model *m, const tokenizer *tok,
                      const eval_pair *pairs, size_t n, double *nll,
                      int *argmax);
 
@@ -47,14 +47,14 @@ typedef struct {
 /* Scores facts (with their target_new and target_true) on the model.
  * Facts without target_true are skipped (not counted). each (n entries,
  * may be NULL) gets every fact's own outcome. */
-int eval_facts(const gpt2_model *m, const tokenizer *tok, const fact *facts,
+int eval_facts(const lm_model *m, const tokenizer *tok, const fact *facts,
                size_t n, eval_scores *out, eval_fact_outcome *each,
                progress_fn progress, void *ctx);
 
 /* Retention: share (0..100) of facts whose target_true is top-1 on the
  * rewrite prompt, token by token; hits (n) or NULL gets each fact's
  * outcome (0 for facts without target_true, which are not counted). */
-int eval_retention(const gpt2_model *m, const tokenizer *tok,
+int eval_retention(const lm_model *m, const tokenizer *tok,
                    const fact *facts, size_t n, double *accuracy, int *hits);
 
 #endif

@@ -9,7 +9,7 @@
 
 /* The same by running each pair alone through a full forward pass (the
  * test oracle for the batching). */
-int eval_score_pairs_naive(const gpt2_model *m, const tokenizer *tok,
+int eval_score_pairs_naive(const lm_model *m, const tokenizer *tok,
                            const eval_pair *pairs, size_t n, double *nll,
                            int *argmax);
 

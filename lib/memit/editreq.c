@@ -26,7 +26,8 @@ int editreq_lookup(const tokenizer *tok, const char *text, size_t *pos)
 {
     int *ids = NULL;
     size_t n = 0;
-    int rc = tokenizer_encode(tok, text, strlen(text), &ids, &n);
+    int rc = tokenizer_encode_ex(tok, text, strlen(text),
+                                 TOKENIZER_ADD_SPECIAL, &ids, &n);
     free(ids);
     if (rc) return rc;
     if (n == 0) return err_set(ERR_INVALID, "empty subject in '%s'", text);
@@ -55,7 +56,9 @@ static int build_seq(editreq_seq *s, const tokenizer *tok, const char *head,
     free(head_before);
     if (!through || !full) goto out;
     if ((rc = editreq_lookup(tok, through, &s->lookup))) goto out;
-    if ((rc = tokenizer_encode(tok, full, strlen(full), &ids, &n))) goto out;
+    if ((rc = tokenizer_encode_ex(tok, full, strlen(full),
+                                  TOKENIZER_ADD_SPECIAL, &ids, &n)))
+        goto out;
     if (n == 0 || s->lookup >= n) {
         rc = err_set(ERR_INVALID, "cannot find subject '%s' in '%s'",
                      subject, full);
@@ -86,8 +89,20 @@ int editreq_build(editreq *r, const fact *f, const tokenizer *tok,
                   char *const *prefixes, size_t n_prefixes, size_t max_len)
 {
     memset(r, 0, sizeof *r);
-    int rc = tokenizer_encode(tok, f->target_new, strlen(f->target_new),
-                              &r->target, &r->n_target);
+    /* the target's tokens as they follow the bare prompt (tokenizer.h) */
+    const char *brace = strstr(f->prompt, "{}");
+    char *bare = NULL;
+    if (brace) {
+        char *head = strndup(f->prompt, (size_t)(brace - f->prompt));
+        bare = head ? concat3(head, f->subject, brace + 2) : NULL;
+        free(head);
+    } else {
+        bare = strdup(f->prompt);
+    }
+    if (!bare) return err_set(ERR_NOMEM, "out of memory");
+    int rc = tokenizer_encode_continuation(tok, bare, f->target_new,
+                                           &r->target, &r->n_target);
+    free(bare);
     if (rc) return rc;
     if (r->n_target == 0) {
         rc = err_set(ERR_INVALID, "empty target for subject '%s'", f->subject);
@@ -137,20 +152,20 @@ double editreq_key_weight(const editreq *r, size_t i)
 }
 
 /* Samples `extra` tokens after ids[0..n) with top-k sampling. */
-static int sample_tokens(const gpt2_model *m, int *ids, size_t n,
+static int sample_tokens(const lm_model *m, int *ids, size_t n,
                          size_t extra, uint64_t *state)
 {
     size_t V = m->config.vocab_size, T = n + extra, K = 10;
-    gpt2_acts *a = NULL;
+    lm_acts *a = NULL;
     float *logp = malloc(V * sizeof(float));
-    int rc = logp ? gpt2_acts_new(&a, &m->config, 1, T, 1) : ERR_NOMEM;
+    int rc = logp ? lm_acts_new(&a, m, 1, T, 1, 0) : ERR_NOMEM;
     for (size_t t = n; !rc && t < T; t++) {
         size_t pos = t - 1;
-        gpt2_batch b = {.tokens = ids, .B = 1, .T = T, .logit_pos = &pos,
+        lm_batch b = {.tokens = ids, .B = 1, .T = T, .logit_pos = &pos,
                         .n_logits = 1};
         for (size_t j = t; j < T; j++) ids[j] = ids[0];
-        if ((rc = gpt2_forward(m, a, &b))) break;
-        gpt2_log_softmax(logp, gpt2_acts_logits(a), 1, V);
+        if ((rc = lm_forward(m, a, &b))) break;
+        lm_log_softmax(logp, lm_acts_logits(a), 1, V);
         /* top K by repeated selection (K is small) */
         size_t top[10];
         double mass[10], total = 0;
@@ -171,12 +186,12 @@ static int sample_tokens(const gpt2_model *m, int *ids, size_t n,
         while (k + 1 < K && u > mass[k]) u -= mass[k++];
         ids[t] = (int)top[k];
     }
-    gpt2_acts_free(a);
+    lm_acts_free(a);
     free(logp);
     return rc;
 }
 
-int editreq_prefixes(char ***out, const gpt2_model *m, const tokenizer *tok,
+int editreq_prefixes(char ***out, const lm_model *m, const tokenizer *tok,
                      size_t n, size_t tokens, uint64_t seed)
 {
     static const char *starts[] = {"The", "Therefore", "Because", "I", "You"};
@@ -187,7 +202,8 @@ int editreq_prefixes(char ***out, const gpt2_model *m, const tokenizer *tok,
         const char *start = starts[i % 5];
         int *ids = NULL, *seq = NULL;
         size_t n_ids = 0, len = 0;
-        if ((rc = tokenizer_encode(tok, start, strlen(start), &ids, &n_ids)))
+        if ((rc = tokenizer_encode_ex(tok, start, strlen(start),
+                                      TOKENIZER_ADD_SPECIAL, &ids, &n_ids)))
             break;
         size_t total = n_ids + tokens;
         if (total > m->config.n_positions) total = m->config.n_positions;
@@ -196,7 +212,9 @@ int editreq_prefixes(char ***out, const gpt2_model *m, const tokenizer *tok,
         memcpy(seq, ids, n_ids * sizeof(int));
         free(ids);
         rc = sample_tokens(m, seq, n_ids, total - n_ids, &state);
-        if (!rc) rc = tokenizer_decode(tok, seq, total, &p[i], &len);
+        if (!rc)
+            rc = tokenizer_decode_ex(tok, seq, total, TOKENIZER_SKIP_SPECIAL,
+                                     &p[i], &len);
         free(seq);
         if (rc) break;
         /* braces would break the "{}" template; newlines the prompt */

@@ -9,7 +9,7 @@
 #define STAMP_EDITREQ_H
 
 #include "facts/fact.h"
-#include "model/gpt2.h"
+#include "model/lm.h"
 #include "model/tokenizer.h"
 
 #include <stddef.h>
@@ -52,7 +52,7 @@ double editreq_key_weight(const editreq *r, size_t i);
  * from "The", "Therefore", "Because", "I", "You" in turn (top-k 10
  * sampling, deterministic for a seed). *out is a malloc'ed array of
  * malloc'ed strings; free with editreq_prefixes_free. */
-int editreq_prefixes(char ***out, const gpt2_model *m, const tokenizer *tok,
+int editreq_prefixes(char ***out, const lm_model *m, const tokenizer *tok,
                      size_t n, size_t tokens, uint64_t seed);
 void editreq_prefixes_free(char **p, size_t n);
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void hparams_default(hparams *h, const gpt2_config *c)
+void hparams_default(hparams *h, const lm_config *c)
 {
     memset(h, 0, sizeof *h);
     size_t L = c->n_layer;
@@ -33,6 +33,19 @@ void hparams_default(hparams *h, const gpt2_config *c)
     h->protect_committed = 1;
     h->rounds = 1;
     h->round_halvings = 3;
+    if (L >= 12 && c->family == LM_LLAMA) {
+        /* the Llama family: AlphaEdit's and MEMIT's published settings
+         * for Llama 3 8B (hparams/AlphaEdit/Llama3-8B.json: layers 4-8 of
+         * 32, lambda 15000, 25 steps at lr 0.1), the band scaled to the
+         * model's depth */
+        for (size_t l = (L * 4 + 16) / 32; l <= (L * 8 + 16) / 32 &&
+                                           h->n_layers < HPARAMS_MAX_LAYERS; l++)
+            h->layers[h->n_layers++] = l;
+        h->mom2_update_weight = 15000;
+        h->v_lr = 0.1;
+        h->v_num_grad_steps = 25;
+        return;
+    }
     if (L >= 12) {
         /* GPT-2-sized models: a band of early-middle layers, as the
          * papers find facts there (GPT-2 XL edits 13-17 of 48) */
@@ -56,7 +69,7 @@ void hparams_default(hparams *h, const gpt2_config *c)
     h->n_prefixes = 0;
 }
 
-static int check_layers(const hparams *h, const gpt2_config *c)
+static int check_layers(const hparams *h, const lm_config *c)
 {
     if (h->n_layers == 0)
         return err_set(ERR_INVALID, "hparams: 'layers' is empty");
@@ -70,7 +83,7 @@ static int check_layers(const hparams *h, const gpt2_config *c)
     return 0;
 }
 
-int hparams_parse_layers(hparams *h, const char *text, const gpt2_config *c)
+int hparams_parse_layers(hparams *h, const char *text, const lm_config *c)
 {
     hparams tmp = *h;
     tmp.n_layers = 0;
@@ -128,7 +141,7 @@ static const field fields[] = {
 #undef Z
 static const size_t n_fields = sizeof fields / sizeof fields[0];
 
-int hparams_apply_json(hparams *h, const char *json, const gpt2_config *c)
+int hparams_apply_json(hparams *h, const char *json, const lm_config *c)
 {
     json_error_t jerr;
     json_t *root = json_loads(json, 0, &jerr);

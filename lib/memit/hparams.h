@@ -4,7 +4,7 @@
 #ifndef STAMP_HPARAMS_H
 #define STAMP_HPARAMS_H
 
-#include "model/gpt2_config.h"
+#include "model/lm.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -58,17 +58,17 @@ typedef struct {
 } hparams;
 
 /* Defaults for a model shape (layers chosen by depth). */
-void hparams_default(hparams *h, const gpt2_config *c);
+void hparams_default(hparams *h, const lm_config *c);
 
 /* Applies the fields present in JSON text `json` over h (unknown keys
  * and bad values are ERR_INVALID naming the key). Validates layers
  * against c (ascending, < n_layer). */
-int hparams_apply_json(hparams *h, const char *json, const gpt2_config *c);
+int hparams_apply_json(hparams *h, const char *json, const lm_config *c);
 
 /* The full set as compact JSON text (malloc'ed). */
 char *hparams_to_json(const hparams *h);
 
 /* Parses "1,2,3" or "1-3" into h->layers (validated against c). */
-int hparams_parse_layers(hparams *h, const char *text, const gpt2_config *c);
+int hparams_parse_layers(hparams *h, const char *text, const lm_config *c);
 
 #endif

@@ -4,7 +4,7 @@
  * the same C_l. */
 #include "memit/keystats.h"
 #include "base/errors.h"
-#include "model/gpt2.h"
+#include "model/lm.h"
 #include "store/modelview.h"
 #include "model/tokenizer.h"
 
@@ -103,7 +103,7 @@ int keystats_ensure(store_txn *t, const size_t *layers, size_t n,
     keystats_sum *cov = calloc(n, sizeof *cov);
     char *id = NULL, *path = NULL, *dir = NULL, **lines = NULL;
     size_t n_lines = 0, from = SIZE_MAX;
-    gpt2_model base = {0};
+    lm_model base = {0};
     tokenizer *tok = NULL;
     int rc = cov ? model_id(t, &id) : ERR_NOMEM;
     *computed = 0;
@@ -122,7 +122,7 @@ int keystats_ensure(store_txn *t, const size_t *layers, size_t n,
         if (!rc && from < n_lines) {
             size_t upto = sequences < n_lines ? sequences : n_lines;
             rc = modelview_model_dir(t, &dir);
-            if (!rc) rc = gpt2_model_load(&base, dir);
+            if (!rc) rc = lm_model_load(&base, dir);
             if (!rc) rc = tokenizer_open_dir(&tok, dir);
             /* layers that consumed the same lines go through the corpus
              * together, in one pass of the model; layers may differ when
@@ -179,7 +179,7 @@ int keystats_ensure(store_txn *t, const size_t *layers, size_t n,
     free(id);
     free(path);
     free(dir);
-    gpt2_model_free(&base);
+    lm_model_free(&base);
     tokenizer_close(tok);
     return rc;
 }

@@ -91,7 +91,7 @@ typedef struct {
     float **keys;     /* (n_layers) keys gathered, (cap, F) each */
     size_t *n_keys;   /* (n_layers) */
     float *outer;     /* (F, F) add_keys' workspace */
-    gpt2_acts *acts;  /* (rows, T) forward workspace up to layer top */
+    lm_acts *acts;  /* (rows, T) forward workspace up to layer top */
 } stats_batch;
 
 static void stats_batch_free(stats_batch *sb)
@@ -104,12 +104,12 @@ static void stats_batch_free(stats_batch *sb)
     free(sb->keys);
     free(sb->n_keys);
     free(sb->outer);
-    gpt2_acts_free(sb->acts);
+    lm_acts_free(sb->acts);
 }
 
 /* Grows the batch's buffers to sequences of T tokens; the keys gathered
  * so far are kept. */
-static int stats_batch_fit(stats_batch *sb, const gpt2_model *m, size_t T)
+static int stats_batch_fit(stats_batch *sb, const lm_model *m, size_t T)
 {
     if (T <= sb->T) return 0;
     int *packed = realloc(sb->packed, sb->rows * T * sizeof(int));
@@ -121,9 +121,9 @@ static int stats_batch_fit(stats_batch *sb, const gpt2_model *m, size_t T)
         if (!k) return ERR_NOMEM;
         sb->keys[i] = k;
     }
-    gpt2_acts_free(sb->acts);
+    lm_acts_free(sb->acts);
     sb->acts = NULL;
-    int rc = gpt2_acts_new(&sb->acts, &m->config, sb->rows, T, 1);
+    int rc = lm_acts_new(&sb->acts, m, sb->rows, T, 1, LM_ACTS_FORWARD_ONLY);
     if (!rc) sb->T = T;
     return rc;
 }
@@ -138,8 +138,8 @@ static int stats_batch_encode(stats_batch *sb, const tokenizer *tok,
         free(sb->ids[b]);
         sb->ids[b] = NULL;
         size_t len = 0;
-        int rc = tokenizer_encode(tok, texts[b], strlen(texts[b]),
-                                  &sb->ids[b], &len);
+        int rc = tokenizer_encode_ex(tok, texts[b], strlen(texts[b]),
+                                     TOKENIZER_ADD_SPECIAL, &sb->ids[b], &len);
         if (rc) return rc;
         if (len > maxT) len = maxT;
         sb->lens[b] = len;
@@ -149,7 +149,7 @@ static int stats_batch_encode(stats_batch *sb, const tokenizer *tok,
 }
 
 int keystats_sum_accumulate(keystats_sum *cov, const size_t *layers,
-                          size_t n_layers, const gpt2_model *m,
+                          size_t n_layers, const lm_model *m,
                           const tokenizer *tok, char *const *texts, size_t n,
                           progress_fn progress, void *ctx)
 {
@@ -174,12 +174,12 @@ int keystats_sum_accumulate(keystats_sum *cov, const size_t *layers,
             for (size_t t = 0; t < T; t++)
                 sb.packed[b * T + t] = t < sb.lens[b] ? sb.ids[b][t]
                                        : sb.lens[b]   ? sb.ids[b][0] : 0;
-        gpt2_batch batch = {.tokens = sb.packed, .B = B, .T = T,
+        lm_batch batch = {.tokens = sb.packed, .B = B, .T = T,
                             .end_layer = sb.top + 1}; /* none above is read */
-        if ((rc = gpt2_forward(m, sb.acts, &batch))) break;
+        if ((rc = lm_forward(m, sb.acts, &batch))) break;
         int last = start + B >= n;
         for (size_t i = 0; i < n_layers; i++) {
-            const float *k = gpt2_acts_mlp_key(sb.acts, layers[i]);
+            const float *k = lm_acts_mlp_key(sb.acts, layers[i]);
             for (size_t b = 0; b < B; b++) {
                 memcpy(sb.keys[i] + sb.n_keys[i] * F, k + b * T * F,
                        sb.lens[b] * F * sizeof(float));

@@ -6,7 +6,7 @@
 #ifndef STAMP_KEYSTATS_SUM_H
 #define STAMP_KEYSTATS_SUM_H
 
-#include "model/gpt2.h"
+#include "model/lm.h"
 #include "base/progress.h"
 #include "model/tokenizer.h"
 
@@ -29,13 +29,13 @@ void keystats_sum_free(keystats_sum *c); /* accepts NULL */
 
 /* Runs the model over texts[0..n) (each one sequence, cut at the model's
  * context) and adds the keys of every token of layers[i] into cov[i].
- * Sequences are batched 32 at a time; gpt2_forward uses every core and
+ * Sequences are batched 32 at a time; lm_forward uses every core and
  * runs no block above the highest layer asked for. The workspace follows
  * the longest sequence seen, not the model's n_positions: it needs
  * (KEYSTATS_SUM_FLUSH_KEYS + 32 * T) * F floats per layer for the keys it
  * gathers, T the longest sequence in tokens. */
 int keystats_sum_accumulate(keystats_sum *cov, const size_t *layers,
-                          size_t n_layers, const gpt2_model *m,
+                          size_t n_layers, const lm_model *m,
                           const tokenizer *tok, char *const *texts, size_t n,
                           progress_fn progress, void *ctx);
 

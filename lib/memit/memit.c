@@ -16,25 +16,33 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Adds dW (F, C, float64) to the layer's mlp.c_proj and measures it. */
-static void add_update(gpt2_model *m, size_t layer, const double *dW,
-                       memit_layer_stats *st)
+/* Adds dW (F, C, float64) to the layer's edited matrix (in its stored
+ * layout, each weight rounded to its stored dtype: lm.h) and measures
+ * the realized change. */
+static int add_update(lm_model *m, size_t layer, const double *dW,
+                      memit_layer_stats *st)
 {
     size_t F = m->config.n_inner, C = m->config.n_embd;
-    float *W = m->p.fcprojw + layer * F * C;
+    lm_edit_view v;
+    int rc = lm_edit_view_get(m, layer, &v);
+    if (rc) return rc;
     double dn = 0, wn = 0, mx = 0;
-    for (size_t i = 0; i < F * C; i++) {
-        float before = W[i];
-        W[i] = (float)((double)W[i] + dW[i]);
-        double d = (double)W[i] - before; /* the realized change */
-        dn += d * d;
-        wn += (double)before * before;
-        if (fabs(d) > mx) mx = fabs(d);
-    }
+    for (size_t f = 0; f < F; f++)
+        for (size_t c = 0; c < C; c++) {
+            float *w = v.w + f * v.key_stride + c * v.out_stride;
+            float before = *w;
+            *w = lm_round_value(v.stored,
+                                (float)((double)before + dW[f * C + c]));
+            double d = (double)*w - before; /* the realized change */
+            dn += d * d;
+            wn += (double)before * before;
+            if (fabs(d) > mx) mx = fabs(d);
+        }
     st->layer = layer;
     st->delta_norm = sqrt(dn);
     st->rel_norm = wn > 0 ? sqrt(dn / wn) : 0;
     st->max_abs = mx;
+    return 0;
 }
 
 /* Mean over the n edits of ||z - H|| (rows of C); when resid is not NULL
@@ -57,7 +65,7 @@ static double mean_gap(const float *z, const float *H, size_t n, size_t C,
 
 /* memit_gap with the caller's scratch space, K (n, F) and H (n, C),
  * and pass cache (may be NULL) */
-static int gap_with(const gpt2_model *m, const editreq *r, size_t n,
+static int gap_with(const lm_model *m, const editreq *r, size_t n,
                     const hparams *h, const float *z, float *K, float *H,
                     memit_keys_cache *pc, double *gap)
 {
@@ -315,7 +323,7 @@ int memit_joint_delta_naive(const double *const *cov_mean,
  * each scaled by sqrt(weight): rows of the least-squares problem whose
  * residual is 0. Through their own pass cache, keeping the input of
  * block save (keys_layers_cached). */
-static int kept_keys(const gpt2_model *m, const editreq *keep, size_t n_keep,
+static int kept_keys(const lm_model *m, const editreq *keep, size_t n_keep,
                      const size_t *layers, size_t nlay, size_t zlayer,
                      const hparams *h, float *const *K, size_t at,
                      memit_keys_cache *pc, size_t save)
@@ -405,7 +413,7 @@ static int layer_delta(const hparams *h, size_t li,
     return rc;
 }
 
-int memit_apply(gpt2_model *m, const editreq *r, size_t n,
+int memit_apply(lm_model *m, const editreq *r, size_t n,
                 const editreq *keep, size_t n_keep, const float *z,
                 const hparams *h, const double *const *cov_mean,
                 const double *const *cov_chol,
@@ -462,8 +470,8 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n,
         else
             rc = layer_delta(h, li, cov_mean, cov_chol, K[0], resid, nk, F, C,
                              dW, lev, &stats[li].nullspace_dim);
+        if (!rc) rc = add_update(m, layer, dW, &stats[li]);
         if (rc) break;
-        add_update(m, layer, dW, &stats[li]);
         double ls = 0; /* this layer's leverages (row 0), the new edits' */
         for (size_t f = 0; f < n; f++) ls += lev[f];
         stats[li].leverage = n ? ls / (double)n : 0;
@@ -483,7 +491,7 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n,
     return rc;
 }
 
-int memit_gap(const gpt2_model *m, const editreq *r, size_t n,
+int memit_gap(const lm_model *m, const editreq *r, size_t n,
               const hparams *h, const float *z, double *gap)
 {
     size_t F = m->config.n_inner, C = m->config.n_embd;
@@ -495,16 +503,21 @@ int memit_gap(const gpt2_model *m, const editreq *r, size_t n,
     return rc;
 }
 
-/* The edited tensors (h->layers' mlp.c_proj) set to saved (n_layers, F, C). */
-static void set_edited(gpt2_model *m, const hparams *h, const float *saved)
+/* The edited matrices (h->layers') set to saved (n_layers, F * C, each
+ * in its stored layout). */
+static int set_edited(lm_model *m, const hparams *h, const float *saved)
 {
     size_t FC = m->config.n_inner * m->config.n_embd;
-    for (size_t i = 0; i < h->n_layers; i++)
-        memcpy(m->p.fcprojw + h->layers[i] * FC, saved + i * FC,
-               FC * sizeof(float));
+    for (size_t i = 0; i < h->n_layers; i++) {
+        lm_edit_view v;
+        int rc = lm_edit_view_get(m, h->layers[i], &v);
+        if (rc) return rc;
+        memcpy(v.w, saved + i * FC, FC * sizeof(float));
+    }
+    return 0;
 }
 
-int memit_halve(gpt2_model *m, const editreq *r, size_t n,
+int memit_halve(lm_model *m, const editreq *r, size_t n,
                 const editreq *keep, size_t n_keep, const float *z,
                 const hparams *h, const double *const *cov_mean,
                 const double *const *cov_chol, const float *start,
@@ -518,7 +531,7 @@ int memit_halve(gpt2_model *m, const editreq *r, size_t n,
     float *H = malloc(n * C * sizeof(float) + 1); /* block outputs */
     float *zs = malloc(n * C * sizeof(float) + 1); /* the nearer targets */
     int rc = h0 && K && H && zs ? 0 : ERR_NOMEM;
-    set_edited(m, h, start);
+    if (!rc) rc = set_edited(m, h, start);
     if (!rc && h->round_halvings)
         rc = memit_keys(m, r, n, zlayer, zlayer, h, K, h0);
     double share = 1;
@@ -539,7 +552,7 @@ int memit_halve(gpt2_model *m, const editreq *r, size_t n,
             *shift_written = written;
             break;
         }
-        set_edited(m, h, start);
+        rc = set_edited(m, h, start);
     }
     free(h0);
     free(K);
@@ -558,7 +571,7 @@ double memit_shift_written(double resid_before, double resid_after,
     return resid_before > 1e-4 * zn ? 1 - resid_after / resid_before : 1;
 }
 
-int rome_apply(gpt2_model *m, const editreq *r, const float *z, size_t layer,
+int rome_apply(lm_model *m, const editreq *r, const float *z, size_t layer,
                const hparams *h, const double *cov_mean,
                memit_layer_stats *stats)
 {
@@ -588,7 +601,7 @@ int rome_apply(gpt2_model *m, const editreq *r, const float *z, size_t layer,
             for (size_t c = 0; c < C; c++)
                 s += ((double)z[c] - hv[c]) * ((double)z[c] - hv[c]);
             stats->resid_before = sqrt(s);
-            add_update(m, layer, dW, stats);
+            rc = add_update(m, layer, dW, stats);
         }
     }
     free(k);

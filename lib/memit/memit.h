@@ -1,12 +1,13 @@
 /* memit: the closed-form weight updates (docs/memit.md, step 2, and ROME).
- * Pure computation: takes the model (its mlp.c_proj weights are updated
- * in place), the edit requests, their target vectors z and the key
+ * Pure computation: takes the model (its edited matrices, GPT-2's
+ * mlp.c_proj or the Llama family's mlp.down_proj, are updated in place
+ * through lm_edit_view: model/lm.h), the edit requests, their target vectors z and the key
  * statistics; returns per-layer numbers. No I/O. */
 #ifndef STAMP_MEMIT_H
 #define STAMP_MEMIT_H
 
 #include "memit/editreq.h"
-#include "model/gpt2.h"
+#include "model/lm.h"
 #include "memit/hparams.h"
 #include "memit/memit_keys.h"
 #include "base/progress.h"
@@ -28,7 +29,8 @@ typedef struct {
 /* MEMIT: spreads (z - h) over h->layers (ascending): for each layer l,
  * K from the current weights, resid = (Z - H) / (layers left),
  * (lambda C_l + K^T K) X = K^T solved in float64, dW = X resid^T added
- * to mlp.c_proj of layer l ([F, C], HF orientation).
+ * to the edited matrix of layer l (dW[f, c] at the view's place of key
+ * f and output c, rounded to the tensor's stored dtype).
  * keep (n_keep, may be 0): edits already in the model (the committed
  * facts) whose keys the update should leave mapped where they are: rows
  * of the least-squares problem with residual 0, weighted by
@@ -48,7 +50,7 @@ typedef struct {
  * nullspace_threshold is set. stats has n_layers entries.
  * *resid_after (may be NULL): mean ||z - h|| over the edits after the
  * last layer, to compare with stats[0].resid_before. */
-int memit_apply(gpt2_model *m, const editreq *r, size_t n,
+int memit_apply(lm_model *m, const editreq *r, size_t n,
                 const editreq *keep, size_t n_keep, const float *z,
                 const hparams *h, const double *const *cov_mean,
                 const double *const *cov_chol,
@@ -58,7 +60,7 @@ int memit_apply(gpt2_model *m, const editreq *r, size_t n,
 /* *gap = mean ||z - h|| over the edits, h the output of the last edited
  * layer's block at each edit's lookup in the model as it is now (what
  * memit_apply's *resid_after measures). */
-int memit_gap(const gpt2_model *m, const editreq *r, size_t n,
+int memit_gap(const lm_model *m, const editreq *r, size_t n,
               const hparams *h, const float *z, double *gap);
 /* The share of the target shift an update wrote: 1 - resid_after /
  * resid_before (stats[0].resid_before and memit_apply's *resid_after).
@@ -71,7 +73,8 @@ double memit_shift_written(double resid_before, double resid_after,
  * shift left (below 0: it left the target vectors further away) is
  * solved again toward nearer targets: with h0 the outputs of the last
  * edited layer's block in the model before the round, whose edited
- * tensors (h->layers' mlp.c_proj) were start (n_layers, F, C), the
+ * matrices (h->layers') were start (n_layers, F * C, each in its
+ * stored layout), the
  * update from start toward h0 + share * (z - h0), share 1/2, 1/4, ...,
  * h->round_halvings times (the other arguments as memit_apply's). The
  * first whose memit_gap to z writes round_min_shift of resid_before is
@@ -81,7 +84,7 @@ double memit_shift_written(double resid_before, double resid_after,
  * itself does not serve: in a layer-by-layer solve each layer's update
  * answers the ones before it, and a share of all of them can move the
  * targets further than the whole (measured in docs/world-models.md). */
-int memit_halve(gpt2_model *m, const editreq *r, size_t n,
+int memit_halve(lm_model *m, const editreq *r, size_t n,
                 const editreq *keep, size_t n_keep, const float *z,
                 const hparams *h, const double *const *cov_mean,
                 const double *const *cov_chol, const float *start,
@@ -89,7 +92,7 @@ int memit_halve(gpt2_model *m, const editreq *r, size_t n,
                 double *resid_after, double *shift_written);
 /* One layer's least-squares update: with A = lambda * cov_mean + K^T K
  * (K is (n, F): one key per row), solves A X = K^T and returns
- * dW = X resid (F, C) in float64: the change of mlp.c_proj ([F, C]) that
+ * dW = X resid (F, C) in float64: the change of the edited matrix that
  * maps each key to its residual (n, C) while staying small along the
  * directions cov_mean says ordinary text uses. leverage (n, may be NULL)
  * gets k_i^T A^-1 k_i, the diagonal of the map from the residuals to what
@@ -150,7 +153,7 @@ int memit_joint_delta(const double *const *cov_chol, const float *const *K,
 
 /* ROME: one edit, one layer: u = (C + ridge) ^-1 k*, dW = u d^T / (u.k*)
  * with d = z - h, z found at block `layer`. */
-int rome_apply(gpt2_model *m, const editreq *r, const float *z, size_t layer,
+int rome_apply(lm_model *m, const editreq *r, const float *z, size_t layer,
                const hparams *h, const double *cov_mean,
                memit_layer_stats *stats);
 

@@ -35,7 +35,7 @@ void memit_keys_cache_free(memit_keys_cache *c)
  * thread): one forward pass reads them all. With in (may be NULL) the
  * pass starts at block from on it (memit_keys_cache); with save > 0 it
  * keeps the input of block save in *saved for the next pass. */
-static int keys_group(const gpt2_model *m, const editreq *r, size_t G,
+static int keys_group(const lm_model *m, const editreq *r, size_t G,
                       const size_t *layers, size_t nlay, size_t zlayer,
                       float *const *K, size_t f0, float *H, size_t from,
                       const float *in, size_t save, float **saved)
@@ -48,8 +48,8 @@ static int keys_group(const gpt2_model *m, const editreq *r, size_t G,
             if (r[f].seq[s].lookup + 1 > T) T = r[f].seq[s].lookup + 1;
     }
     int *tokens = calloc(B * T, sizeof(int));
-    gpt2_acts *a = NULL;
-    int rc = tokens ? gpt2_acts_new(&a, &m->config, B, T, 1) : ERR_NOMEM;
+    lm_acts *a = NULL;
+    int rc = tokens ? lm_acts_new(&a, m, B, T, 1, LM_ACTS_FORWARD_ONLY) : ERR_NOMEM;
     if (rc) goto out;
     for (size_t f = 0, b = 0; f < G; f++)
         for (size_t s = 0; s < r[f].n_rewrite; s++, b++) {
@@ -60,19 +60,19 @@ static int keys_group(const gpt2_model *m, const editreq *r, size_t G,
     size_t top = H ? zlayer : 0;
     for (size_t j = 0; j < nlay; j++)
         if (layers[j] > top) top = layers[j];
-    gpt2_batch batch = {.tokens = tokens, .B = B, .T = T, .end_layer = top + 1,
+    lm_batch batch = {.tokens = tokens, .B = B, .T = T, .end_layer = top + 1,
                         .start_layer = in ? from : 0, .input = in};
-    if ((rc = gpt2_forward(m, a, &batch))) goto out;
+    if ((rc = lm_forward(m, a, &batch))) goto out;
     if (save) {
         if (!*saved && !(*saved = malloc(B * T * C * sizeof(float)))) {
             rc = err_set(ERR_NOMEM, "out of memory");
             goto out;
         }
-        memcpy(*saved, gpt2_acts_block_out(a, save - 1),
+        memcpy(*saved, lm_acts_block_out(a, save - 1),
                B * T * C * sizeof(float));
     }
     for (size_t j = 0; j < nlay; j++) {
-        const float *keys = gpt2_acts_mlp_key(a, layers[j]);
+        const float *keys = lm_acts_mlp_key(a, layers[j]);
         for (size_t f = 0, b = 0; f < G; f++) {
             float *k = K[j] + (f0 + f) * F;
             memset(k, 0, F * sizeof(float));
@@ -84,18 +84,18 @@ static int keys_group(const gpt2_model *m, const editreq *r, size_t G,
         }
     }
     if (H) {
-        const float *out = gpt2_acts_block_out(a, zlayer);
+        const float *out = lm_acts_block_out(a, zlayer);
         for (size_t f = 0, b = 0; f < G; b += r[f].n_rewrite, f++)
             memcpy(H + (f0 + f) * C, out + (b * T + r[f].seq[0].lookup) * C,
                    C * sizeof(float));
     }
 out:
-    gpt2_acts_free(a);
+    lm_acts_free(a);
     free(tokens);
     return rc;
 }
 
-int memit_keys_cached(const gpt2_model *m, const editreq *r, size_t n,
+int memit_keys_cached(const lm_model *m, const editreq *r, size_t n,
                       const size_t *layers, size_t nlay, size_t zlayer,
                       const hparams *h, float *const *K, float *H,
                       memit_keys_cache *pc, size_t save)
@@ -128,14 +128,14 @@ int memit_keys_cached(const gpt2_model *m, const editreq *r, size_t n,
     return rc;
 }
 
-int memit_keys_layers(const gpt2_model *m, const editreq *r, size_t n,
+int memit_keys_layers(const lm_model *m, const editreq *r, size_t n,
                       const size_t *layers, size_t nlay, size_t zlayer,
                       const hparams *h, float *const *K, float *H)
 {
     return memit_keys_cached(m, r, n, layers, nlay, zlayer, h, K, H, NULL, 0);
 }
 
-int memit_keys(const gpt2_model *m, const editreq *r, size_t n,
+int memit_keys(const lm_model *m, const editreq *r, size_t n,
                size_t layer, size_t zlayer, const hparams *h, float *K,
                float *H)
 {

@@ -7,20 +7,20 @@
 #define STAMP_MEMIT_KEYS_H
 
 #include "memit/editreq.h"
-#include "model/gpt2.h"
+#include "model/lm.h"
 #include "memit/hparams.h"
 
 /* For each edit: the key of `layer` at the subject's last token, averaged
  * over its rewriting prompts (editreq_key_weight), into K (n, F), and the
  * output of block zlayer at the bare prompt's lookup into H (n, C) (H may
  * be NULL). Groups of h->facts_per_group run in parallel. */
-int memit_keys(const gpt2_model *m, const editreq *r, size_t n,
+int memit_keys(const lm_model *m, const editreq *r, size_t n,
                size_t layer, size_t zlayer, const hparams *h, float *K,
                float *H);
 
 /* The same for the nlay layers layers[j], into K[j] (n, F) each, from
  * one forward pass per group. */
-int memit_keys_layers(const gpt2_model *m, const editreq *r, size_t n,
+int memit_keys_layers(const lm_model *m, const editreq *r, size_t n,
                       const size_t *layers, size_t nlay, size_t zlayer,
                       const hparams *h, float *const *K, float *H);
 
@@ -38,7 +38,7 @@ void memit_keys_cache_free(memit_keys_cache *c); /* accepts NULL */
  * the highest block it reads) for the next pass, which must come before
  * any change to the blocks below save. Keys and outputs are those of a
  * full pass, to the bit. */
-int memit_keys_cached(const gpt2_model *m, const editreq *r, size_t n,
+int memit_keys_cached(const lm_model *m, const editreq *r, size_t n,
                       const size_t *layers, size_t nlay, size_t zlayer,
                       const hparams *h, float *const *K, float *H,
                       memit_keys_cache *c, size_t save);

@@ -53,7 +53,7 @@ static void zgroup_shape(const editreq *r, size_t G, size_t *B, size_t *T,
     }
 }
 
-static int zgroup_init(zgroup *g, const gpt2_model *m, const editreq *r,
+static int zgroup_init(zgroup *g, const lm_model *m, const editreq *r,
                        size_t G)
 {
     memset(g, 0, sizeof *g);
@@ -119,31 +119,23 @@ static double norm2(const float *x, size_t n)
  * only) over the rows' ranges row_from..step_len in the blocks above
  * zlayer, and the head at n_logits logit rows. Attention at position t
  * reads t + 1 keys. */
-static void layer_flops(const gpt2_config *c, double *mat, double *head)
-{
-    double C = (double)c->n_embd, F = (double)(c->n_inner ? c->n_inner
-                                                           : 4 * c->n_embd);
-    *mat = 2 * C * (4 * C + 2 * F);
-    *head = 2 * C * (double)c->vocab_size;
-}
-
-static double zgroup_base_flops(const zgroup *g, const gpt2_config *c)
+static double zgroup_base_flops(const zgroup *g, const lm_config *c)
 {
     double mat, head, L = (double)c->n_layer, C = (double)c->n_embd, f = 0;
-    layer_flops(c, &mat, &head);
+    lm_flops(c, &mat, &head);
     for (size_t b = 0; b < g->B; b++)
         for (size_t t = 0; t < g->row_len[b]; t++)
             f += L * (mat + 4 * (double)(t + 1) * C);
     return f + (double)g->n_logits * head;
 }
 
-static void zgroup_step_flops(const zgroup *g, const gpt2_config *c,
+static void zgroup_step_flops(const zgroup *g, const lm_config *c,
                               size_t zlayer, const size_t *step_len,
                               size_t n_logits, double *fwd, double *bwd)
 {
     double mat, head, C = (double)c->n_embd;
     double above = (double)c->n_layer - (double)zlayer - 1;
-    layer_flops(c, &mat, &head);
+    lm_flops(c, &mat, &head);
     *fwd = *bwd = (double)n_logits * head;
     for (size_t b = 0; b < g->B; b++)
         for (size_t t = g->row_from[b]; t < step_len[b]; t++) {
@@ -193,7 +185,7 @@ static int zactive_init(zactive *s, const zgroup *g)
 }
 
 static void zactive_set(zactive *s, const zgroup *g, const int *done,
-                        const gpt2_config *c, size_t zlayer)
+                        const lm_config *c, size_t zlayer)
 {
     s->n_hook = s->n_logits = 0;
     for (size_t b = 0; b < g->B; b++) {
@@ -217,7 +209,7 @@ static void zactive_set(zactive *s, const zgroup *g, const int *done,
 /* Runs one group of G facts to completion on the workspace a (big enough
  * for the group). A fact leaves the lockstep when it stops: the later
  * steps run only the rows of the facts still stepping. */
-static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
+static int zgroup_run(const lm_model *m, lm_acts *a, const editreq *r,
                       size_t G, size_t zlayer, const hparams *h, float *z,
                       float *h0, ztarget_info *info)
 {
@@ -253,12 +245,12 @@ static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
         if (g.logit_target[k] < 0) kl_row[g.logit_fact[k]] = k;
 
     /* The unedited pass: h0 and the KL reference distribution. */
-    gpt2_batch base = {.tokens = g.tokens, .B = B, .T = g.T,
+    lm_batch base = {.tokens = g.tokens, .B = B, .T = g.T,
                        .logit_pos = g.logit_pos, .n_logits = NL};
     double flops = zgroup_base_flops(&g, &m->config);
-    if ((rc = gpt2_forward(m, a, &base))) goto out;
-    gpt2_log_softmax(logp, gpt2_acts_logits(a), NL, V);
-    const float *block = gpt2_acts_block_out(a, zlayer);
+    if ((rc = lm_forward(m, a, &base))) goto out;
+    lm_log_softmax(logp, lm_acts_logits(a), NL, V);
+    const float *block = lm_acts_block_out(a, zlayer);
     for (size_t b = 0, f = 0; b < B; b++) { /* the bare prompt of fact f */
         if (g.row_fact[b] != f) continue;
         memcpy(h0 + f * C, block + g.hook_pos[b] * C, C * sizeof(float));
@@ -267,8 +259,8 @@ static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
     for (size_t f = 0; f < G; f++)
         memcpy(kl_init + f * V, logp + kl_row[f] * V, V * sizeof(float));
 
-    gpt2_hook hook = {.layer = zlayer, .pos = act.hook_pos, .vec = hook_vec};
-    gpt2_batch step = base;
+    lm_hook hook = {.layer = zlayer, .pos = act.hook_pos, .vec = hook_vec};
+    lm_batch step = base;
     step.start_layer = zlayer + 1;
     step.hook = &hook;
     step.logit_pos = act.logit_pos;
@@ -285,9 +277,9 @@ static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
         for (size_t i = 0; i < act.n_hook; i++)
             memcpy(hook_vec + i * C,
                    delta + g.row_fact[act.hook_row[i]] * C, C * sizeof(float));
-        if ((rc = gpt2_forward(m, a, &step))) goto out;
+        if ((rc = lm_forward(m, a, &step))) goto out;
         flops += act.fwd_flops;
-        gpt2_log_softmax(logp, gpt2_acts_logits(a), act.n_logits, V);
+        lm_log_softmax(logp, lm_acts_logits(a), act.n_logits, V);
         for (size_t f = 0; f < G; f++) loss[f] = nll[f] = 0;
         for (size_t i = 0; i < act.n_logits; i++) {
             size_t k = act.logit_row[i], f = g.logit_fact[k];
@@ -342,7 +334,7 @@ static int zgroup_run(const gpt2_model *m, gpt2_acts *a, const editreq *r,
                                    ((double)lp[v] - l0[v] - kl[f]));
             }
         }
-        if ((rc = gpt2_backward(m, a, &step, dlogits, NULL, dvec))) goto out;
+        if ((rc = lm_backward(m, a, &step, dlogits, dvec))) goto out;
         flops += act.bwd_flops;
         memset(grad, 0, G * C * sizeof(float));
         for (size_t i = 0; i < act.n_hook; i++) {
@@ -400,7 +392,7 @@ out:
     return rc;
 }
 
-int ztarget_compute(const gpt2_model *m, const editreq *r, size_t n,
+int ztarget_compute(const lm_model *m, const editreq *r, size_t n,
                     size_t zlayer, const hparams *h, float *z, float *h0,
                     ztarget_info *info, progress_fn progress, void *ctx)
 {
@@ -431,8 +423,8 @@ int ztarget_compute(const gpt2_model *m, const editreq *r, size_t n,
     }
 #pragma omp parallel
     {
-        gpt2_acts *a = NULL;
-        int arc = gpt2_acts_new(&a, &m->config, maxB, maxT, maxNL);
+        lm_acts *a = NULL;
+        int arc = lm_acts_new(&a, m, maxB, maxT, maxNL, 0);
 #pragma omp for schedule(dynamic, 1)
         for (size_t gi = 0; gi < n_groups; gi++) {
             size_t f0 = gi * n / n_groups, cnt = (gi + 1) * n / n_groups - f0;
@@ -446,7 +438,7 @@ int ztarget_compute(const gpt2_model *m, const editreq *r, size_t n,
                 if (progress) progress(ctx, "target vectors", finished, n);
             }
         }
-        gpt2_acts_free(a);
+        lm_acts_free(a);
     }
     free(own_h0);
     return rc;

@@ -14,7 +14,7 @@
 #define STAMP_ZTARGET_H
 
 #include "memit/editreq.h"
-#include "model/gpt2.h"
+#include "model/lm.h"
 #include "memit/hparams.h"
 #include "base/progress.h"
 
@@ -28,7 +28,7 @@ typedef struct {
 
 /* z and h0 are (n, C); info is (n). Returns an error only when the work
  * itself failed (memory, model); per-fact failures are in info. */
-int ztarget_compute(const gpt2_model *m, const editreq *r, size_t n,
+int ztarget_compute(const lm_model *m, const editreq *r, size_t n,
                     size_t zlayer, const hparams *h, float *z, float *h0,
                     ztarget_info *info, progress_fn progress, void *ctx);
 

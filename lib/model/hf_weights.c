@@ -280,3 +280,13 @@ const st_tensor *hf_weights_at(const hf_weights *w, size_t i,
 size_t hf_weights_files(const hf_weights *w) { return w->n_files; }
 size_t hf_weights_bytes(const hf_weights *w) { return w->bytes; }
 const char *hf_weights_path(const hf_weights *w) { return w->path; }
+
+const char *hf_weights_file(const hf_weights *w, size_t i)
+{
+    return i < w->n_files ? w->files[i] : NULL;
+}
+
+const st_file *hf_weights_file_tensors(const hf_weights *w, size_t i)
+{
+    return i < w->n_files ? w->st[i] : NULL;
+}

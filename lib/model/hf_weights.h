@@ -43,5 +43,9 @@ const st_tensor *hf_weights_at(const hf_weights *w, size_t i,
 size_t hf_weights_files(const hf_weights *w);
 size_t hf_weights_bytes(const hf_weights *w);
 const char *hf_weights_path(const hf_weights *w);
+/* File i (0 .. hf_weights_files - 1): its path, and its tensors in the
+ * file's own order; NULL when i is out of range. */
+const char *hf_weights_file(const hf_weights *w, size_t i);
+const st_file *hf_weights_file_tensors(const hf_weights *w, size_t i);
 
 #endif

@@ -24,17 +24,18 @@ void predict_result_free(predict_result *r)
     memset(r, 0, sizeof *r);
 }
 
-int predict_run(const gpt2_model *m, const tokenizer *tok, const char *text,
+int predict_run(const lm_model *m, const tokenizer *tok, const char *text,
                 size_t top_k, predict_result *out)
 {
     memset(out, 0, sizeof *out);
     size_t V = m->config.vocab_size, n = 0;
     int *ids = NULL;
-    gpt2_acts *a = NULL;
+    lm_acts *a = NULL;
     float *logp = NULL;
     predict_token *all = NULL;
     if (!top_k) return err_set(ERR_INVALID, "top-k must be at least 1");
-    int rc = tokenizer_encode(tok, text, strlen(text), &ids, &n);
+    int rc = tokenizer_encode_ex(tok, text, strlen(text),
+                                 TOKENIZER_ADD_SPECIAL, &ids, &n);
     if (rc) return rc;
     if (!n) {
         rc = err_set(ERR_INVALID, "empty prompt: nothing to predict from");
@@ -53,17 +54,17 @@ int predict_run(const gpt2_model *m, const tokenizer *tok, const char *text,
             goto out;
         }
     size_t last = n - 1;
-    if ((rc = gpt2_acts_new(&a, &m->config, 1, n, 1))) goto out;
-    gpt2_batch b = {.tokens = ids, .B = 1, .T = n, .logit_pos = &last,
+    if ((rc = lm_acts_new(&a, m, 1, n, 1, 0))) goto out;
+    lm_batch b = {.tokens = ids, .B = 1, .T = n, .logit_pos = &last,
                     .n_logits = 1};
-    if ((rc = gpt2_forward(m, a, &b))) goto out;
+    if ((rc = lm_forward(m, a, &b))) goto out;
     logp = malloc(V * sizeof *logp);
     all = malloc(V * sizeof *all);
     if (!logp || !all) {
         rc = err_set(ERR_NOMEM, "no memory for %zu log-probabilities", V);
         goto out;
     }
-    gpt2_log_softmax(logp, gpt2_acts_logits(a), 1, V);
+    lm_log_softmax(logp, lm_acts_logits(a), 1, V);
     for (size_t v = 0; v < V; v++) {
         if (!isfinite(logp[v])) {
             rc = err_set(ERR_NUMERIC, "the model's log-probability of token "
@@ -87,11 +88,11 @@ out:
     free(ids);
     free(all);
     free(logp);
-    gpt2_acts_free(a);
+    lm_acts_free(a);
     return rc;
 }
 
-int predict_greedy(const gpt2_model *m, const tokenizer *tok,
+int predict_greedy(const lm_model *m, const tokenizer *tok,
                    const char *text, size_t n_tokens, char **out)
 {
     size_t base = strlen(text), len = base, cap = base + 64;

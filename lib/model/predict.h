@@ -1,12 +1,12 @@
 /* predict: next-token prediction of a GPT-2 model for a text prompt: the
  * prompt's token ids and the K most likely next tokens with their
- * log-probabilities. It works on any gpt2_model (a base model read from
+ * log-probabilities. It works on any lm_model (a base model read from
  * a directory, or the store's current model view), so `stamp predict`
  * and anything else that wants a prediction share it. No printing. */
 #ifndef STAMP_PREDICT_H
 #define STAMP_PREDICT_H
 
-#include "model/gpt2.h"
+#include "model/lm.h"
 #include "model/tokenizer.h"
 
 #include <stddef.h>
@@ -29,7 +29,7 @@ typedef struct {
  * context, a token id outside the model's vocabulary (tokenizer and
  * model do not belong together); ERR_NUMERIC for non-finite logits.
  * On success *out owns its arrays: free with predict_result_free. */
-int predict_run(const gpt2_model *m, const tokenizer *tok, const char *text,
+int predict_run(const lm_model *m, const tokenizer *tok, const char *text,
                 size_t top_k, predict_result *out);
 
 /* What the model answers after `text`: greedy decoding, up to n_tokens
@@ -37,7 +37,7 @@ int predict_run(const gpt2_model *m, const tokenizer *tok, const char *text,
  * stops early when the text fills the context. *out (malloc'ed,
  * NUL-terminated) holds the continuation's bytes, as they follow text
  * (" Paris"). Errors as predict_run's for the prompt itself. */
-int predict_greedy(const gpt2_model *m, const tokenizer *tok,
+int predict_greedy(const lm_model *m, const tokenizer *tok,
                    const char *text, size_t n_tokens, char **out);
 
 /* Frees the arrays and zeroes r; accepts NULL. */

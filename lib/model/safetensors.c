@@ -348,6 +348,22 @@ static size_t shape_numel(const st_write_tensor *t, int *overflow)
     return *overflow ? 0 : n;
 }
 
+/* The n values of t in its dtype (F16 and BF16 rounded to nearest). */
+static int write_data(atomic_file *af, const st_write_tensor *t, size_t n)
+{
+    if (t->dtype == ST_F32) return atomic_file_write(af, t->data, 4 * n);
+    uint16_t buf[4096];
+    for (size_t i = 0; i < n;) {
+        size_t k = 0;
+        for (; k < 4096 && i < n; k++, i++)
+            buf[k] = t->dtype == ST_F16 ? float_to_half(t->data[i])
+                                        : float_to_bf16(t->data[i]);
+        int rc = atomic_file_write(af, buf, 2 * k);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 int safetensors_write(const char *path, const st_write_tensor *t, size_t n)
 {
     int rc = 0;
@@ -374,8 +390,8 @@ int safetensors_write(const char *path, const st_write_tensor *t, size_t n)
                          t[i].name, t[i].ndim);
             goto out;
         }
-        size_t numel = shape_numel(&t[i], &ovf);
-        if (ovf || offset > SIZE_MAX - 4 * numel) {
+        size_t numel = shape_numel(&t[i], &ovf), es = t[i].dtype == ST_F32 ? 4 : 2;
+        if (ovf || offset > SIZE_MAX - es * numel) {
             rc = err_set(ERR_INVALID, "'%s': tensor '%s': shape too large",
                          path, t[i].name);
             goto out;
@@ -399,16 +415,17 @@ int safetensors_write(const char *path, const st_write_tensor *t, size_t n)
         }
         for (int d = 0; d < t[i].ndim; d++)
             json_array_append_new(shape, json_integer((json_int_t)t[i].shape[d]));
-        json_object_set_new(e, "dtype", json_string("F32"));
+        json_object_set_new(e, "dtype", json_string(
+            t[i].dtype == ST_F32 ? "F32" : t[i].dtype == ST_F16 ? "F16" : "BF16"));
         json_object_set_new(e, "shape", shape);
         json_object_set_new(e, "data_offsets",
                             json_pack("[I,I]", (json_int_t)offset,
-                                      (json_int_t)(offset + 4 * numel)));
+                                      (json_int_t)(offset + es * numel)));
         if (json_object_set_new(hdr, t[i].name, e) != 0) {
             rc = err_set(ERR_NOMEM, "'%s': out of memory", path);
             goto out;
         }
-        offset += 4 * numel;
+        offset += es * numel;
     }
     text = json_dumps(hdr, JSON_COMPACT);
     if (!text) {
@@ -427,7 +444,7 @@ int safetensors_write(const char *path, const st_write_tensor *t, size_t n)
     for (size_t i = 0; i < n; i++) {
         int ovf;
         size_t numel = shape_numel(&t[i], &ovf);
-        if (numel && (rc = atomic_file_write(af, t[i].data, 4 * numel)) != 0)
+        if (numel && (rc = write_data(af, &t[i], numel)) != 0)
             goto out;
     }
     rc = atomic_file_commit(af);

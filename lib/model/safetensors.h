@@ -44,15 +44,17 @@ const st_tensor *safetensors_find(const st_file *f, const char *name);
 /* Copies tensor `t` into `out` (t->numel floats), converting F16/BF16. */
 void safetensors_to_f32(const st_tensor *t, float *out);
 
-/* A tensor to write: F32 data of `numel` = product of shape. */
+/* A tensor to write: F32 data of `numel` = product of shape, stored as
+ * dtype (0 = ST_F32; F16 and BF16 rounded to nearest even). */
 typedef struct {
     const char *name;
     int ndim;
     size_t shape[SAFETENSORS_MAX_DIMS];
     const float *data;
+    st_dtype dtype;
 } st_write_tensor;
 
-/* Writes `n` F32 tensors to `path` in the order given: header padded
+/* Writes `n` tensors to `path` in the order given: header padded
  * with spaces to a multiple of 8, "__metadata__": {"format": "pt"}, data
  * contiguous in header order. Writes to a temporary file in the same
  * directory and renames it into place, so a crash never leaves half a

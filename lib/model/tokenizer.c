@@ -515,6 +515,32 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t len,
     return tokenizer_encode_ex(t, text, len, 0, ids, n);
 }
 
+int tokenizer_encode_continuation(const tokenizer *t, const char *context,
+                                  const char *text, int **ids, size_t *n)
+{
+    size_t lc = strlen(context), lt = strlen(text), nc = 0, nf = 0;
+    int *c = NULL, *full = NULL, rc;
+    if (!t->hf || !lc) return tokenizer_encode(t, text, lt, ids, n);
+    char *joined = malloc(lc + lt + 1);
+    if (!joined) return err_set(ERR_NOMEM, "out of memory");
+    memcpy(joined, context, lc);
+    memcpy(joined + lc, text, lt + 1);
+    rc = tokenizer_encode(t, context, lc, &c, &nc);
+    if (!rc) rc = tokenizer_encode(t, joined, lc + lt, &full, &nf);
+    free(joined);
+    if (!rc && nf > nc && !memcmp(c, full, nc * sizeof *c)) {
+        memmove(full, full + nc, (nf - nc) * sizeof *full);
+        *ids = full;
+        *n = nf - nc;
+        full = NULL;
+    } else if (!rc) { /* the text merged into the context's last token */
+        rc = tokenizer_encode(t, text, lt, ids, n);
+    }
+    free(c);
+    free(full);
+    return rc;
+}
+
 int tokenizer_encode_ex(const tokenizer *t, const char *text, size_t len,
                         unsigned flags, int **ids, size_t *n)
 {

@@ -52,6 +52,16 @@ enum {
 int tokenizer_encode_ex(const tokenizer *t, const char *text, size_t len,
                         unsigned flags, int **ids, size_t *n);
 
+/* The tokens of `text` as they follow `context` in one text: for a
+ * tokenizer.json, encode(context + text) past the tokens of
+ * encode(context) when those are its start (Llama 2's normalizer puts
+ * its "\u2581" before a whole text only, so " Paris" alone would not be
+ * the " Paris" of a sentence), else encode(text); for GPT-2's
+ * vocab.json and merges.txt, encode(text) as the reference code does.
+ * No special tokens. */
+int tokenizer_encode_continuation(const tokenizer *t, const char *context,
+                                  const char *text, int **ids, size_t *n);
+
 /* Decodes ids to text; *text is malloc'ed and NUL-terminated (caller
  * frees), *len excludes the NUL. Unknown ids are ERR_INVALID. GPT-2's
  * decode is the tokens' bytes; a tokenizer.json's runs its decoders

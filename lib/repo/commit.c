@@ -83,7 +83,7 @@ static size_t test_round(const char *name)
 }
 
 /* Applies KEY=VALUE (VALUE a JSON number or array) over h. */
-static int apply_set(hparams *h, const char *kv, const gpt2_config *c)
+static int apply_set(hparams *h, const char *kv, const lm_config *c)
 {
     const char *eq = strchr(kv, '=');
     if (!eq || eq == kv)
@@ -160,7 +160,7 @@ static int commit_begin(commit_state *st, store *s)
 /* Defaults for the model, then the store's, then the options'. */
 static int commit_hparams(commit_state *st)
 {
-    const gpt2_config *c = &st->model.config;
+    const lm_config *c = &st->model.config;
     hparams *h = &st->h;
     char *stored = NULL;
     hparams_default(h, c);
@@ -354,10 +354,12 @@ static int rounds_setup(commit_state *st)
         !st->round_start)
         return err_set(ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < L; i++) {
+        lm_edit_view v;
         st->old_tensors[i] = malloc(F * C * sizeof(float));
         if (!st->old_tensors[i]) return err_set(ERR_NOMEM, "out of memory");
-        memcpy(st->old_tensors[i], st->model.p.fcprojw + st->h.layers[i] * F * C,
-               F * C * sizeof(float));
+        int rc = lm_edit_view_get(&st->model, st->h.layers[i], &v);
+        if (rc) return rc;
+        memcpy(st->old_tensors[i], v.w, F * C * sizeof(float));
     }
     summarise_z(st->zinfo, st->n_ok, &st->rounds[0]);
     st->rounds[0].z_seconds = st->z0_seconds;
@@ -455,12 +457,13 @@ static int round_solve(commit_state *st, size_t r, int *stop)
     memit_layer_stats *ls = r ? st->lstats_later : st->lstats;
     size_t F = st->F, C = st->C;
     /* to solve this round again, or take it back, if it aims worse */
-    for (size_t i = 0; i < st->L; i++)
-        memcpy(st->round_start + i * F * C,
-               st->model.p.fcprojw + h->layers[i] * F * C,
-               F * C * sizeof(float));
-    double t0 = clock_seconds();
     int rc;
+    for (size_t i = 0; i < st->L; i++) {
+        lm_edit_view v;
+        if ((rc = lm_edit_view_get(&st->model, h->layers[i], &v))) return rc;
+        memcpy(st->round_start + i * F * C, v.w, F * C * sizeof(float));
+    }
+    double t0 = clock_seconds();
     if (st->rome)
         rc = rome_apply(&st->model, st->reqs, st->z, st->zlayer, h,
                         st->cov[0], ls);
@@ -530,7 +533,7 @@ static void commit_state_free(commit_state *st)
     free(st->round_start);
     store_versions_free(st->queue, st->n_queue);
     editreq_prefixes_free(st->prefixes, st->h.n_prefixes);
-    gpt2_model_free(&st->model);
+    lm_model_free(&st->model);
     tokenizer_close(st->tok);
     free(st->ok_index);
     free(st->ok_facts);

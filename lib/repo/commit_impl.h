@@ -9,7 +9,7 @@
 #include "repo/commit.h"
 #include "memit/editreq.h"
 #include "memit/ztarget.h"
-#include "model/gpt2.h"
+#include "model/lm.h"
 #include "model/tokenizer.h"
 
 #include <jansson.h>
@@ -29,7 +29,7 @@ typedef struct {
     store_txn *t;             /* the write transaction, start to end */
     store_version *queue;     /* n_queue: the queued versions committed */
     size_t n_queue;
-    gpt2_model model;         /* the store's current model, edited in
+    lm_model model;         /* the store's current model, edited in
                                  place round by round */
     tokenizer *tok;
     hparams h;                /* final: store's, --layers, --set, ROME */

@@ -56,26 +56,29 @@ static int write_tensors(commit_state *st, uint64_t id, json_t *layers,
 {
     size_t F = st->F, C = st->C;
     for (size_t i = 0; i < st->L; i++) {
-        char name[64], hb[33], ha[33];
+        char name[96], hb[33], ha[33];
         size_t layer = st->h.layers[i];
         const float *old = st->old_tensors[i];
-        const float *new_ = st->model.p.fcprojw + layer * F * C;
         const memit_layer_stats *ls = &st->lstats[i];
         void *blob = NULL;
         size_t len = 0;
         wdiff_stats ws;
-        int rc;
-        gpt2_tensor_name(name, sizeof name, GPT2_FCPROJW, layer);
+        lm_edit_view v;
+        int rc = lm_edit_view_get(&st->model, layer, &v);
+        if (rc) return rc;
+        const float *new_ = v.w;
+        size_t rows = v.rows, cols = v.cols;
+        lm_edit_name(&st->model, layer, name, sizeof name);
         hash_hex(hb, old, F * C * sizeof(float));
         hash_hex(ha, new_, F * C * sizeof(float));
         /* the change has rank <= the number of facts: a low-rank
          * encoding pays only when that is well below the matrix's size
          * (else it is an SVD spent to fall back to the plain one) */
         if (2 * st->n_ok < (F < C ? F : C))
-            rc = wdiff_encode_matrix(old, new_, F, C, &blob, &len);
+            rc = wdiff_encode_matrix(old, new_, rows, cols, &blob, &len);
         else
             rc = wdiff_encode(old, new_, F * C, &blob, &len);
-        if (!rc) rc = wdiff_stats_compute(old, new_, F, C, &ws);
+        if (!rc) rc = wdiff_stats_compute(old, new_, rows, cols, &ws);
         if (!rc) rc = store_diff_put(st->t, id, name, blob, len);
         free(blob);
         if (!rc) rc = store_tensor_put(st->t, name, new_, F * C);

@@ -1,11 +1,15 @@
 /* export: the current model as a Hugging Face directory, built in
- * DIR.tmp.PID and moved into place (see export.h). */
+ * DIR.tmp.PID and moved into place (see export.h). GPT-2's weights are
+ * written here; the Llama family's are the base's files patched
+ * (export_patch.c). */
 #include "repo/export.h"
 #include "base/atomic_file.h"
 #include "base/errors.h"
 #include "base/hash.h"
 #include "base/tmpdir.h"
-#include "model/gpt2.h"
+#include "model/lm.h"
+#include "repo/export_impl.h"
+#include "model/hf_weights.h"
 #include "model/safetensors.h"
 #include "store/modelview.h"
 
@@ -60,7 +64,7 @@ int export_check_dir(const char *dir, int force, int *exists)
     return 0;
 }
 
-static int copy_file(const char *from, const char *to)
+int export_copy_file(const char *from, const char *to)
 {
     FILE *in = fopen(from, "rb");
     atomic_file *out = NULL;
@@ -165,7 +169,7 @@ static int write_model_dir(const char *tmp, const gpt2_model *m,
         snprintf(from, sizeof from, "%s/%s", base_dir, name);
         snprintf(to, sizeof to, "%s/%s", tmp, name);
         if (i >= N_REQUIRED && access(from, R_OK)) continue;
-        if ((rc = copy_file(from, to))) return rc;
+        if ((rc = export_copy_file(from, to))) return rc;
     }
     chmod(tmp, 0755);
     return 0;
@@ -200,15 +204,18 @@ static int move_into_place(const char *tmp, const char *dir, int exists,
     return rc;
 }
 
-/* The base model must not be the destination, and must have its files. */
-static int check_base(const char *dir, int exists, const char *base_dir)
+/* The base model must not be the destination, and must have its files
+ * (a GPT-2 directory its config and tokenizer files; a Llama-family one
+ * is checked file by file as it is copied). */
+static int check_base(const char *dir, int exists, const char *base_dir,
+                      lm_family family)
 {
     char real_base[PATH_MAX], real_dir[PATH_MAX], path[PATH_MAX + 320];
     if (exists && realpath(dir, real_dir) && realpath(base_dir, real_base) &&
         !strcmp(real_dir, real_base))
         return err_set(ERR_INVALID, "'%s' is the base model's directory; the "
                        "base model is never overwritten", dir);
-    for (size_t i = 0; i < N_REQUIRED; i++) {
+    for (size_t i = 0; family == LM_GPT2 && i < N_REQUIRED; i++) {
         snprintf(path, sizeof path, "%s/%s", base_dir, required_files[i]);
         if (access(path, R_OK))
             return err_set(ERR_NOTFOUND, "base model '%s' has no readable %s",
@@ -220,7 +227,7 @@ static int check_base(const char *dir, int exists, const char *base_dir)
 int export_hf(store *s, const char *dir, int force, export_result *out)
 {
     store_txn *t = NULL;
-    gpt2_model m = {0};
+    lm_model m = {0};
     st_file *base = NULL;
     char *base_dir = NULL, **overlay = NULL;
     char clean[PATH_MAX], tmp[PATH_MAX], path[PATH_MAX + 320];
@@ -233,12 +240,13 @@ int export_hf(store *s, const char *dir, int force, export_result *out)
     snprintf(clean, sizeof clean, "%.*s", (int)len, dir);
     if ((rc = store_txn_begin(s, &t, 0)) || (rc = store_head(t, &head)) ||
         (rc = modelview_model_dir(t, &base_dir)) ||
-        (rc = check_base(dir, exists, base_dir)) ||
         (rc = modelview_load(&m, t)) ||
+        (rc = check_base(dir, exists, base_dir, m.config.family)) ||
         (rc = store_tensor_names(t, &overlay, &n_overlay)))
         goto out;
     snprintf(path, sizeof path, "%s/model.safetensors", base_dir);
-    if ((rc = safetensors_open(&base, path))) goto out;
+    if (m.config.family == LM_GPT2 && (rc = safetensors_open(&base, path)))
+        goto out;
 
     /* the temporary beside DIR; a killed export's goes first */
     tmpdir_sweep_stale(clean, NULL, NULL);
@@ -250,19 +258,21 @@ int export_hf(store *s, const char *dir, int force, export_result *out)
         goto out;
     }
     made_tmp = 1;
-    if ((rc = write_model_dir(tmp, &m, base, base_dir)) ||
-        (rc = move_into_place(tmp, dir, exists, &moved)))
-        goto out;
+    rc = m.config.family == LM_GPT2
+             ? write_model_dir(tmp, m.gpt2, base, base_dir)
+             : export_patched_dir(tmp, &m, base_dir, overlay, n_overlay);
+    if (rc || (rc = move_into_place(tmp, dir, exists, &moved))) goto out;
     if (out) {
         out->head = head;
-        out->n_tensors = safetensors_count(base);
+        out->n_tensors = base ? safetensors_count(base)
+                              : hf_weights_count(m.llama->weights);
         out->n_edited = n_overlay;
     }
 out:
     if (made_tmp && !moved) tmpdir_remove(tmp);
     safetensors_close(base);
     store_strings_free(overlay, n_overlay);
-    gpt2_model_free(&m);
+    lm_model_free(&m);
     store_txn_abort(t);
     free(base_dir);
     return rc;

@@ -9,6 +9,7 @@
 #include "repo/export_gguf_impl.h"
 #include "model/gpt2.h"
 #include "model/llama.h"
+#include "model/lm.h"
 #include "store/modelview.h"
 
 #include <errno.h>
@@ -314,7 +315,7 @@ int export_gguf(store *s, const char *path, gguf_type type,
                 export_result *out)
 {
     store_txn *t = NULL;
-    gpt2_model m = {0};
+    lm_model m = {0};
     char *base_dir = NULL, **overlay = NULL;
     size_t n_overlay = 0, n_tensors = 0;
     uint64_t head = 0;
@@ -326,7 +327,8 @@ int export_gguf(store *s, const char *path, gguf_type type,
         (rc = modelview_load(&m, t)) ||
         (rc = store_tensor_names(t, &overlay, &n_overlay)))
         goto out;
-    rc = write_gpt2(&m, base_dir, path, type, &n_tensors);
+    rc = m.gpt2 ? write_gpt2(m.gpt2, base_dir, path, type, &n_tensors)
+                : export_gguf_llama(m.llama, base_dir, path, type, &n_tensors);
     if (!rc && out) {
         out->head = head;
         out->n_tensors = n_tensors;
@@ -334,7 +336,7 @@ int export_gguf(store *s, const char *path, gguf_type type,
     }
 out:
     store_strings_free(overlay, n_overlay);
-    gpt2_model_free(&m);
+    lm_model_free(&m);
     store_txn_abort(t);
     free(base_dir);
     return rc;

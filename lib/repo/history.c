@@ -14,6 +14,7 @@
 #include "facts/fact.h"
 #include "base/hash.h"
 #include "store/modelview.h"
+#include "model/hf_weights.h"
 #include "model/safetensors.h"
 #include "repo/wdiff.h"
 #include "base/clock.h"
@@ -294,8 +295,7 @@ typedef struct {
 
 struct history_ws {
     store_txn *t;
-    char *model_path;  /* DIR/model.safetensors */
-    st_file *base;
+    hf_weights *base;  /* the base model's file or shards */
     ws_tensor *v;
     size_t n, cap;
 };
@@ -307,16 +307,13 @@ int history_ws_open(history_ws **out, store_txn *t)
     int rc = modelview_model_dir(t, &dir);
     if (rc) return rc;
     history_ws *ws = calloc(1, sizeof *ws);
-    size_t len = strlen(dir) + 32;
-    if (!ws || !(ws->model_path = malloc(len))) {
-        free(ws);
+    if (!ws) {
         free(dir);
         return err_set(ERR_NOMEM, "out of memory");
     }
-    snprintf(ws->model_path, len, "%s/model.safetensors", dir);
-    free(dir);
     ws->t = t;
-    rc = safetensors_open(&ws->base, ws->model_path);
+    rc = hf_weights_open(&ws->base, dir);
+    free(dir);
     if (rc) {
         history_ws_close(ws);
         return rc;
@@ -334,20 +331,19 @@ void history_ws_close(history_ws *ws)
         free(ws->v[i].base);
     }
     free(ws->v);
-    safetensors_close(ws->base);
-    free(ws->model_path);
+    hf_weights_close(ws->base);
     free(ws);
 }
 
 static const st_tensor *base_find(const history_ws *ws, const char *name)
 {
-    const st_tensor *st = safetensors_find(ws->base, name);
+    const st_tensor *st = hf_weights_find(ws->base, name, NULL);
     if (st) return st;
     if (!strncmp(name, "transformer.", 12))
-        return safetensors_find(ws->base, name + 12);
+        return hf_weights_find(ws->base, name + 12, NULL);
     char buf[512];
     snprintf(buf, sizeof buf, "transformer.%s", name);
-    return safetensors_find(ws->base, buf);
+    return hf_weights_find(ws->base, buf, NULL);
 }
 
 static ws_tensor *ws_find(history_ws *ws, const char *name)
@@ -367,7 +363,7 @@ static int ws_load(history_ws *ws, const char *name, ws_tensor **out)
     const st_tensor *st = base_find(ws, name);
     if (!st)
         return err_set(ERR_NOTFOUND, "tensor '%s' is not in the base model "
-                       "'%s'", name, ws->model_path);
+                       "'%s'", name, hf_weights_path(ws->base));
     if (ws->n == ws->cap) {
         size_t cap = ws->cap ? 2 * ws->cap : 8;
         ws_tensor *v = realloc(ws->v, cap * sizeof *v);
@@ -1446,10 +1442,7 @@ static int fsck_base(store_txn *t, json_t *problems, history_fsck_counts *c,
                 err_message(e));
         return 0;
     }
-    {
-        st_file *bf = (*ws)->base;
-        c->base_tensors = safetensors_count(bf);
-    }
+    c->base_tensors = hf_weights_count((*ws)->base);
     return 0;
 }
 

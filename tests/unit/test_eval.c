@@ -5,6 +5,7 @@
  * refused naming its prompt; each fact's outcome (eval_facts) agrees with
  * the pairs it is made of and adds up to the batch's scores. */
 #include "../harness.h"
+#include "../lm_wrap.h"
 #include "../tiny_vocab.h"
 #include "base/errors.h"
 #include "eval/eval.h"
@@ -71,10 +72,10 @@ TEST(batched_scores_match_the_naive_twin)
     double nll1[N], nll2[N], nll3[N];
     int top1[N], top2[N], top3[N];
     set_threads(2);
-    CHECK(eval_score_pairs(&model, tok, pairs, N, nll1, top1) == 0);
-    CHECK(eval_score_pairs_naive(&model, tok, pairs, N, nll2, top2) == 0);
+    CHECK(eval_score_pairs(lm_of(&model), tok, pairs, N, nll1, top1) == 0);
+    CHECK(eval_score_pairs_naive(lm_of(&model), tok, pairs, N, nll2, top2) == 0);
     set_threads(1);
-    CHECK(eval_score_pairs(&model, tok, pairs, N, nll3, top3) == 0);
+    CHECK(eval_score_pairs(lm_of(&model), tok, pairs, N, nll3, top3) == 0);
     set_threads(2);
     size_t bad = 0, same_top = 0;
     for (size_t i = 0; i < N; i++) {
@@ -94,7 +95,7 @@ TEST(a_pair_over_the_context_is_refused)
         at += (size_t)snprintf(p + at, sizeof p - at, "river ");
     eval_pair pairs[2] = {{"the river", " Paris"}, {p, " Paris"}};
     double nll[2];
-    int rc = eval_score_pairs(&model, tok, pairs, 2, nll, NULL);
+    int rc = eval_score_pairs(lm_of(&model), tok, pairs, 2, nll, NULL);
     CHECK(rc == ERR_INVALID);
     CHECK(strstr(err_message(rc), "river river") != NULL);
     err_clear();
@@ -123,7 +124,7 @@ TEST(each_facts_outcome_adds_up_to_the_scores)
     };
     eval_scores sc;
     eval_fact_outcome each[4];
-    CHECK(eval_facts(&model, tok, facts, 4, &sc, each, NULL, NULL) == 0);
+    CHECK(eval_facts(lm_of(&model), tok, facts, 4, &sc, each, NULL, NULL) == 0);
     CHECK(sc.n_facts == 3);
     CHECK(each[0].scored && each[1].scored && !each[2].scored && each[3].scored);
     CHECK(each[1].ps == -1 && each[1].ns == -1 && each[3].ps == -1);
@@ -135,7 +136,7 @@ TEST(each_facts_outcome_adds_up_to_the_scores)
         eval_pair pairs[2] = {{text, facts[i].target_new},
                               {text, facts[i].target_true}};
         double nll[2];
-        CHECK(eval_score_pairs_naive(&model, tok, pairs, 2, nll, NULL) == 0);
+        CHECK(eval_score_pairs_naive(lm_of(&model), tok, pairs, 2, nll, NULL) == 0);
         free(text);
         CHECK(fabs(each[i].p_new - exp(-nll[0])) < 1e-6);
         CHECK(fabs(each[i].p_true - exp(-nll[1])) < 1e-6);
@@ -149,7 +150,7 @@ TEST(each_facts_outcome_adds_up_to_the_scores)
     CHECK(n_ns == 2 && fabs(sc.ns - 100 * ns / 2) < 1e-9);
     /* without the outcomes: the same scores */
     eval_scores again;
-    CHECK(eval_facts(&model, tok, facts, 4, &again, NULL, NULL, NULL) == 0);
+    CHECK(eval_facts(lm_of(&model), tok, facts, 4, &again, NULL, NULL, NULL) == 0);
     CHECK(!memcmp(&sc, &again, sizeof sc));
 }
 

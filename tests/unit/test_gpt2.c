@@ -1198,6 +1198,7 @@ static int write_variant(const gpt2_model *m, const gpt2_config *cfg,
 {
     size_t L = m->config.n_layer, n = 0;
     st_write_tensor t[64];
+    memset(t, 0, sizeof t);
     char names[64][80];
     mkdir(dir, 0777);
     for (int i = 0; i < GPT2_NUM_TENSORS; i++)

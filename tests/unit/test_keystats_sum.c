@@ -5,6 +5,7 @@
  * partial last one; a corpus taken in two parts (as `stamp stats
  * --samples` extends) sums to the same keys as in one. */
 #include "../harness.h"
+#include "../lm_wrap.h"
 #include "../tiny_vocab.h"
 #include "memit/keystats_sum.h"
 #include "model/gpt2.h"
@@ -91,7 +92,7 @@ TEST(corpus_statistics_match_each_lines_keys_summed_naively)
         CHECK(keystats_sum_init(&fast[j], F) == 0);
         CHECK(keystats_sum_init(&slow[j], F) == 0);
     }
-    CHECK(keystats_sum_accumulate(fast, layers, 2, &model, tok, texts, N_LINES,
+    CHECK(keystats_sum_accumulate(fast, layers, 2, lm_of(&model), tok, texts, N_LINES,
                                 NULL, NULL) == 0);
     CHECK(naive_stats(slow, layers, 2, 0, N_LINES) == 0);
     for (int j = 0; j < 2; j++) {
@@ -119,12 +120,12 @@ TEST(a_corpus_in_two_parts_sums_the_same_keys)
     keystats_sum once, twice;
     CHECK(keystats_sum_init(&once, F) == 0);
     CHECK(keystats_sum_init(&twice, F) == 0);
-    CHECK(keystats_sum_accumulate(&once, &layer, 1, &model, tok, texts, N_LINES,
+    CHECK(keystats_sum_accumulate(&once, &layer, 1, lm_of(&model), tok, texts, N_LINES,
                                 NULL, NULL) == 0);
-    CHECK(keystats_sum_accumulate(&twice, &layer, 1, &model, tok, texts, cut,
+    CHECK(keystats_sum_accumulate(&twice, &layer, 1, lm_of(&model), tok, texts, cut,
                                 NULL, NULL) == 0);
     CHECK(twice.sequences == cut);
-    CHECK(keystats_sum_accumulate(&twice, &layer, 1, &model, tok, texts + cut,
+    CHECK(keystats_sum_accumulate(&twice, &layer, 1, lm_of(&model), tok, texts + cut,
                                 N_LINES - cut, NULL, NULL) == 0);
     CHECK(once.tokens == twice.tokens && once.sequences == twice.sequences);
     CHECK(worst_relative(&once, &twice) < 1e-5);

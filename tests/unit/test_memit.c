@@ -4,6 +4,7 @@
  * z vectors identical with 1 and 2 threads and lowering the loss, MEMIT
  * moving block outputs toward z, ROME hitting z exactly. */
 #include "../harness.h"
+#include "../lm_wrap.h"
 #include "memit/keystats_sum.h"
 #include "memit/editreq.h"
 #include "base/errors.h"
@@ -471,7 +472,7 @@ static void setup(void)
 
 static void test_hparams(hparams *h)
 {
-    hparams_default(h, &model.config);
+    hparams_default(h, &lm_of(&model)->config);
     size_t layers[] = {1, 2};
     memcpy(h->layers, layers, sizeof layers);
     h->n_layers = 2;
@@ -489,9 +490,9 @@ TEST(keys_of_several_layers_in_one_pass_equal_each_layers_own)
     float *K[3], *one = malloc(NF * F * sizeof(float));
     float *H = malloc(NF * C * sizeof(float)), *H1 = malloc(NF * C * sizeof(float));
     for (size_t j = 0; j < 3; j++) K[j] = malloc(NF * F * sizeof(float));
-    CHECK(memit_keys_layers(&model, reqs, NF, layers, 3, zlayer, &h, K, H) == 0);
+    CHECK(memit_keys_layers(lm_of(&model), reqs, NF, layers, 3, zlayer, &h, K, H) == 0);
     for (size_t j = 0; j < 3; j++) {
-        CHECK(memit_keys(&model, reqs, NF, layers[j], zlayer, &h, one, H1) == 0);
+        CHECK(memit_keys(lm_of(&model), reqs, NF, layers[j], zlayer, &h, one, H1) == 0);
         CHECK_MSG(memcmp(one, K[j], NF * F * sizeof(float)) == 0,
                   "layer %zu: keys differ", layers[j]);
         CHECK_MSG(memcmp(H1, H, NF * C * sizeof(float)) == 0,
@@ -514,14 +515,14 @@ TEST(z_is_identical_with_one_and_two_threads_and_lowers_the_loss)
     float *h0 = malloc(NF * C * sizeof(float));
     ztarget_info i1[5], i2[5], i0[5];
     omp_set_num_threads(1);
-    CHECK(ztarget_compute(&model, reqs, NF, 2, &h, z1, h0, i1, NULL, NULL) == 0);
+    CHECK(ztarget_compute(lm_of(&model), reqs, NF, 2, &h, z1, h0, i1, NULL, NULL) == 0);
     omp_set_num_threads(2);
-    CHECK(ztarget_compute(&model, reqs, NF, 2, &h, z2, NULL, i2, NULL, NULL) == 0);
+    CHECK(ztarget_compute(lm_of(&model), reqs, NF, 2, &h, z2, NULL, i2, NULL, NULL) == 0);
     CHECK(!memcmp(z1, z2, NF * C * sizeof(float)));
     hparams none = h;
     none.v_num_grad_steps = 0;
     float *z0 = malloc(NF * C * sizeof(float));
-    CHECK(ztarget_compute(&model, reqs, NF, 2, &none, z0, NULL, i0, NULL, NULL) == 0);
+    CHECK(ztarget_compute(lm_of(&model), reqs, NF, 2, &none, z0, NULL, i0, NULL, NULL) == 0);
     CHECK(!memcmp(z0, h0, NF * C * sizeof(float))); /* no steps: z = h0 */
     for (size_t f = 0; f < NF; f++) {
         CHECK(!i1[f].failed);
@@ -553,7 +554,7 @@ TEST(a_fact_steps_alike_in_a_group_and_alone)
     float *h0 = malloc(NF * C * sizeof(float));
     ztarget_info ig[5], ia[5];
     h.facts_per_group = 1;
-    CHECK(ztarget_compute(&model, reqs, NF, 2, &h, za, h0, ia, NULL, NULL) == 0);
+    CHECK(ztarget_compute(lm_of(&model), reqs, NF, 2, &h, za, h0, ia, NULL, NULL) == 0);
     double lo = ia[0].loss, hi = ia[0].loss;
     for (size_t f = 1; f < NF; f++) {
         lo = fmin(lo, ia[f].loss);
@@ -561,9 +562,9 @@ TEST(a_fact_steps_alike_in_a_group_and_alone)
     }
     CHECK_MSG(lo < hi, "final losses all %g", lo);
     h.nll_stop = (lo + hi) / 2;
-    CHECK(ztarget_compute(&model, reqs, NF, 2, &h, za, h0, ia, NULL, NULL) == 0);
+    CHECK(ztarget_compute(lm_of(&model), reqs, NF, 2, &h, za, h0, ia, NULL, NULL) == 0);
     h.facts_per_group = NF;
-    CHECK(ztarget_compute(&model, reqs, NF, 2, &h, zg, NULL, ig, NULL, NULL) == 0);
+    CHECK(ztarget_compute(lm_of(&model), reqs, NF, 2, &h, zg, NULL, ig, NULL, NULL) == 0);
     size_t fewest = ia[0].steps, most = ia[0].steps;
     for (size_t f = 0; f < NF; f++) {
         CHECK_MSG(ig[f].steps == ia[f].steps, "fact %zu: %zu steps in the "
@@ -619,7 +620,7 @@ static float *two_layer_setup(const hparams *h, double *cov[2], double *chol[2])
     size_t C = model.config.n_embd, F = model.config.n_inner;
     float *z = malloc(NF * C * sizeof(float));
     ztarget_info info[5];
-    CHECK(ztarget_compute(&model, reqs, NF, 2, h, z, NULL, info, NULL, NULL) == 0);
+    CHECK(ztarget_compute(lm_of(&model), reqs, NF, 2, h, z, NULL, info, NULL, NULL) == 0);
     cov[0] = random_cov(1);
     cov[1] = random_cov(2);
     for (size_t l = 0; l < 2; l++) CHECK(spd_cholesky(cov[l], F, &chol[l]) == 1);
@@ -655,15 +656,15 @@ TEST(memit_apply_equals_its_steps_by_hand)
         copy_model(&hand);
         memit_layer_stats st[2];
         double after = 0;
-        CHECK(memit_apply(&applied, reqs, n, reqs + n, n_keep, z, &h,
+        CHECK(memit_apply(lm_of(&applied), reqs, n, reqs + n, n_keep, z, &h,
                           (const double *const *)cov, (const double *const *)chol,
                           st, &after, NULL, NULL) == 0);
         for (size_t li = 0; li < 2; li++) {
             size_t left = 2 - li, rows = joint ? left : 1;
-            CHECK(memit_keys_layers(&hand, reqs, n, h.layers + li, rows, 2, &h, K, H) == 0);
+            CHECK(memit_keys_layers(lm_of(&hand), reqs, n, h.layers + li, rows, 2, &h, K, H) == 0);
             float *Kk[2] = {K[0] + n * F, K[1] + n * F};
             if (n_keep)
-                CHECK(memit_keys_layers(&hand, reqs + n, n_keep, h.layers + li, rows, 2,
+                CHECK(memit_keys_layers(lm_of(&hand), reqs + n, n_keep, h.layers + li, rows, 2,
                                         &h, Kk, NULL) == 0);
             for (size_t j = 0; j < rows; j++)
                 for (size_t i = 0; i < n_keep * F; i++)
@@ -686,7 +687,7 @@ TEST(memit_apply_equals_its_steps_by_hand)
                           model.num_parameters * sizeof(float)),
                   "variant %d: the update differs from its steps", v);
         double gap = -1;
-        CHECK(memit_gap(&hand, reqs, n, &h, z, &gap) == 0);
+        CHECK(memit_gap(lm_of(&hand), reqs, n, &h, z, &gap) == 0);
         CHECK_MSG(gap == after, "variant %d: gap %.17g, by hand %.17g", v, after, gap);
         gpt2_model_free(&applied);
         gpt2_model_free(&hand);
@@ -712,9 +713,9 @@ TEST(memit_apply_factored_matches_direct)
     copy_model(&factored);
     memit_layer_stats st[2], st2[2];
     double after = 0, after2 = 0;
-    CHECK(memit_apply(&direct, reqs, NF, NULL, 0, z, &h, (const double *const *)cov,
+    CHECK(memit_apply(lm_of(&direct), reqs, NF, NULL, 0, z, &h, (const double *const *)cov,
                       NULL, st, &after, NULL, NULL) == 0);
-    CHECK(memit_apply(&factored, reqs, NF, NULL, 0, z, &h, no_cov,
+    CHECK(memit_apply(lm_of(&factored), reqs, NF, NULL, 0, z, &h, no_cov,
                       (const double *const *)chol, st2, &after2, NULL, NULL) == 0);
     double worst = 0, scale = 0;
     for (size_t l = 1; l <= 2; l++)
@@ -751,10 +752,10 @@ TEST(memit_apply_joint_moves_block_outputs_to_z)
     copy_model(&joint);
     memit_layer_stats st[2], st2[2];
     double after_seq = 0, after_joint = 0;
-    CHECK(memit_apply(&seq, reqs, NF, NULL, 0, z, &h, (const double *const *)cov,
+    CHECK(memit_apply(lm_of(&seq), reqs, NF, NULL, 0, z, &h, (const double *const *)cov,
                       (const double *const *)chol, st, &after_seq, NULL, NULL) == 0);
     h.joint_layers = 1;
-    CHECK(memit_apply(&joint, reqs, NF, NULL, 0, z, &h, (const double *const *)cov,
+    CHECK(memit_apply(lm_of(&joint), reqs, NF, NULL, 0, z, &h, (const double *const *)cov,
                       (const double *const *)chol, st2, &after_joint, NULL, NULL) == 0);
     CHECK(st2[0].layer == 1 && st2[1].layer == 2);
     CHECK(st2[0].delta_norm > 0 && st2[1].delta_norm > 0);
@@ -767,11 +768,11 @@ TEST(memit_apply_joint_moves_block_outputs_to_z)
         CHECK(st2[l].leverage > 0 && st2[l].leverage < 1);
     /* without factors it says why; with a null space it refuses */
     const double *no_chol[2] = {chol[0], NULL};
-    CHECK(memit_apply(&joint, reqs, NF, NULL, 0, z, &h, (const double *const *)cov,
+    CHECK(memit_apply(lm_of(&joint), reqs, NF, NULL, 0, z, &h, (const double *const *)cov,
                       no_chol, st2, NULL, NULL, NULL) != 0);
     err_clear();
     h.nullspace_threshold = 0.01;
-    CHECK(memit_apply(&joint, reqs, NF, NULL, 0, z, &h, (const double *const *)cov,
+    CHECK(memit_apply(lm_of(&joint), reqs, NF, NULL, 0, z, &h, (const double *const *)cov,
                       (const double *const *)chol, st2, NULL, NULL, NULL) == ERR_INVALID);
     CHECK(strstr(err_message(ERR_INVALID), "joint_layers") != NULL);
     err_clear();
@@ -804,28 +805,28 @@ TEST(halving_solves_toward_a_share_of_the_shift_or_takes_the_round_back)
         memcpy(start + i * FC, model.p.fcprojw + h.layers[i] * FC, FC * sizeof(float));
     memit_layer_stats st[2], st2[2];
     double after = 0, gap = 0, step = -1, resid = -1, written = -2;
-    CHECK(memit_apply(&edited, reqs, NF, NULL, 0, z, &h, cv, ch, st, &after, NULL, NULL) == 0);
+    CHECK(memit_apply(lm_of(&edited), reqs, NF, NULL, 0, z, &h, cv, ch, st, &after, NULL, NULL) == 0);
     double whole = memit_shift_written(st[0].resid_before, after, z, NF, C);
     for (size_t i = 0; i < 2; i++)
         memcpy(full + i * FC, edited.p.fcprojw + h.layers[i] * FC, FC * sizeof(float));
-    CHECK(memit_gap(&edited, reqs, NF, &h, z, &gap) == 0);
+    CHECK(memit_gap(lm_of(&edited), reqs, NF, &h, z, &gap) == 0);
     CHECK_NEAR(gap, after, 1e-9 * after);
     /* the update toward half the shift, solved here from the model before */
     float *K = malloc(NF * F * sizeof(float)), *h0 = malloc(NF * C * sizeof(float));
     float *zhalf = malloc(NF * C * sizeof(float));
-    CHECK(memit_keys(&model, reqs, NF, 2, 2, &h, K, h0) == 0);
+    CHECK(memit_keys(lm_of(&model), reqs, NF, 2, 2, &h, K, h0) == 0);
     for (size_t j = 0; j < NF * C; j++) zhalf[j] = h0[j] + 0.5f * (z[j] - h0[j]);
-    CHECK(memit_apply(&half, reqs, NF, NULL, 0, zhalf, &h, cv, ch, st2, NULL, NULL, NULL) == 0);
+    CHECK(memit_apply(lm_of(&half), reqs, NF, NULL, 0, zhalf, &h, cv, ch, st2, NULL, NULL, NULL) == 0);
     /* asking for no more than nothing: the first halving is kept */
     h.round_halvings = 3;
     h.round_min_shift = 0;
-    CHECK(memit_halve(&edited, reqs, NF, NULL, 0, z, &h, cv, ch, start, st2,
+    CHECK(memit_halve(lm_of(&edited), reqs, NF, NULL, 0, z, &h, cv, ch, start, st2,
                       st[0].resid_before, &step, &resid, &written) == 0);
     CHECK_MSG(step == 0.5, "step %g", step);
     for (size_t i = 0; i < 2; i++)
         CHECK(memcmp(edited.p.fcprojw + h.layers[i] * FC,
                      half.p.fcprojw + h.layers[i] * FC, FC * sizeof(float)) == 0);
-    CHECK(memit_gap(&edited, reqs, NF, &h, z, &gap) == 0);
+    CHECK(memit_gap(lm_of(&edited), reqs, NF, &h, z, &gap) == 0);
     CHECK_NEAR(resid, gap, 1e-12);
     CHECK_NEAR(written, memit_shift_written(st[0].resid_before, gap, z, NF, C), 1e-12);
     CHECK_MSG(written > 0 && written < whole, "half wrote %g, the whole %g",
@@ -838,7 +839,7 @@ TEST(halving_solves_toward_a_share_of_the_shift_or_takes_the_round_back)
             memcpy(edited.p.fcprojw + h.layers[i] * FC, full + i * FC, FC * sizeof(float));
         h.round_halvings = tries[c][0];
         h.round_min_shift = (double)tries[c][1];
-        CHECK(memit_halve(&edited, reqs, NF, NULL, 0, z, &h, cv, ch, start, st2,
+        CHECK(memit_halve(lm_of(&edited), reqs, NF, NULL, 0, z, &h, cv, ch, start, st2,
                           st[0].resid_before, &step, &resid, &written) == 0);
         CHECK_MSG(step == 0, "case %zu: step %g", c, step);
         for (size_t i = 0; i < 2; i++)
@@ -866,17 +867,17 @@ TEST(memit_moves_block_outputs_to_z)
     float *z = malloc(NF * C * sizeof(float)), *h0 = malloc(NF * C * sizeof(float));
     float *K = malloc(NF * F * sizeof(float)), *H = malloc(NF * C * sizeof(float));
     ztarget_info info[5];
-    CHECK(ztarget_compute(&model, reqs, NF, 2, &h, z, h0, info, NULL, NULL) == 0);
+    CHECK(ztarget_compute(lm_of(&model), reqs, NF, 2, &h, z, h0, info, NULL, NULL) == 0);
     double *cov[2] = {random_cov(1), random_cov(2)};
     gpt2_model edited;
     copy_model(&edited);
     memit_layer_stats st[2];
     double after_mean = -1, after_sum = 0;
-    CHECK(memit_apply(&edited, reqs, NF, NULL, 0, z, &h, (const double *const *)cov, NULL,
+    CHECK(memit_apply(lm_of(&edited), reqs, NF, NULL, 0, z, &h, (const double *const *)cov, NULL,
                       st, &after_mean, NULL, NULL) == 0);
     CHECK(st[0].layer == 1 && st[1].layer == 2);
     CHECK(st[0].delta_norm > 0 && st[1].delta_norm > 0);
-    CHECK(memit_keys(&edited, reqs, NF, 2, 2, &h, K, H) == 0);
+    CHECK(memit_keys(lm_of(&edited), reqs, NF, 2, 2, &h, K, H) == 0);
     for (size_t f = 0; f < NF; f++) {
         double before = 0, after = 0;
         for (size_t c = 0; c < C; c++) {
@@ -926,7 +927,7 @@ static double kept_drift(const hparams *h, const double *cov_mean,
     gpt2_model edited;
     copy_model(&edited);
     memit_layer_stats st[1];
-    CHECK(memit_apply(&edited, reqs, 3, keep, n_keep, z, h,
+    CHECK(memit_apply(lm_of(&edited), reqs, 3, keep, n_keep, z, h,
                       (const double *const *)cov, cov_chol ? chol : NULL, st,
                       new_gap, NULL, NULL) == 0);
     const float *w0 = model.p.fcprojw + 2 * F * C, *w1 = edited.p.fcprojw + 2 * F * C;
@@ -954,8 +955,8 @@ TEST(kept_edits_stay_where_they_were)
     float *z = malloc(NF * C * sizeof(float)), *h0 = malloc(NF * C * sizeof(float));
     float *K = malloc(NF * F * sizeof(float));
     ztarget_info info[5];
-    CHECK(ztarget_compute(&model, reqs, 3, 2, &h, z, h0, info, NULL, NULL) == 0);
-    CHECK(memit_keys(&model, reqs + 3, 2, 2, 2, &h, K, NULL) == 0);
+    CHECK(ztarget_compute(lm_of(&model), reqs, 3, 2, &h, z, h0, info, NULL, NULL) == 0);
+    CHECK(memit_keys(lm_of(&model), reqs + 3, 2, 2, 2, &h, K, NULL) == 0);
     double gap_free = 0, gap_kept = 0;
     /* one set of statistics for both runs: only the kept rows differ */
     double *cov = random_cov(1), *chol = NULL;
@@ -993,13 +994,13 @@ TEST(rome_reaches_z_on_the_bare_prompt)
     float z[16], h0[16], K[64], H[16];
     (void)F;
     ztarget_info info;
-    CHECK(ztarget_compute(&model, &one, 1, layer, &h, z, h0, &info, NULL, NULL) == 0);
+    CHECK(ztarget_compute(lm_of(&model), &one, 1, layer, &h, z, h0, &info, NULL, NULL) == 0);
     double *cov = random_cov(layer);
     gpt2_model edited;
     copy_model(&edited);
     memit_layer_stats st;
-    CHECK(rome_apply(&edited, &one, z, layer, &h, cov, &st) == 0);
-    CHECK(memit_keys(&edited, &one, 1, layer, layer, &h, K, H) == 0);
+    CHECK(rome_apply(lm_of(&edited), &one, z, layer, &h, cov, &st) == 0);
+    CHECK(memit_keys(lm_of(&edited), &one, 1, layer, layer, &h, K, H) == 0);
     double err = 0, move = 0;
     for (size_t c = 0; c < C; c++) {
         err = fmax(err, fabs(H[c] - z[c]));
