@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "base/errors.h"
 #include "repo/history.h"
+#include "store/modelview.h"
 #include "store/store.h"
 
 #include <getopt.h>
@@ -64,6 +65,8 @@ int cmd_reset(int argc, char **argv, const cli_globals *g)
         return cli_usage_error("reset", "%s", err_message(rc));
     }
     if (rc) goto fail;
+    /* a damaged base model would be "restored" into damage: refuse it */
+    if ((rc = modelview_verify_base(t))) goto fail;
     if ((rc = history_reset(t, id, &r))) goto fail;
     rc = r.commits ? store_txn_commit(t) : 0;
     if (!r.commits) store_txn_abort(t);

@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "base/errors.h"
 #include "repo/history.h"
+#include "store/modelview.h"
 #include "store/store.h"
 
 #include <getopt.h>
@@ -75,6 +76,8 @@ int cmd_revert(int argc, char **argv, const cli_globals *g)
         return cli_usage_error("revert", "%s", err_message(rc));
     }
     if (rc) goto fail;
+    /* a damaged base model would be "restored" into damage: refuse it */
+    if ((rc = modelview_verify_base(t))) goto fail;
     if ((rc = history_revert(t, id, message, &r))) goto fail;
     rc = store_txn_commit(t);
     t = NULL;

@@ -615,6 +615,16 @@ static int pick_meta(walker *w, uint64_t txnid, meta_page *out)
                 (unsigned long long)m1.psize);
         return 0;
     }
+    /* transaction N writes meta page N % 2: the two hold consecutive
+     * transactions, or LMDB would pick a stale snapshot */
+    uint64_t hi = m0.txnid > m1.txnid ? m0.txnid : m1.txnid;
+    uint64_t lo = m0.txnid > m1.txnid ? m1.txnid : m0.txnid;
+    if (hi - lo != 1 || (m1.txnid > m0.txnid) != (int)(hi % 2)) {
+        problem(r, 1, -1, NULL, 0, "the meta pages hold transactions %llu "
+                "and %llu, not two consecutive ones: one of them is damaged",
+                (unsigned long long)m0.txnid, (unsigned long long)m1.txnid);
+        return 0;
+    }
     if (txnid) {
         if (m0.txnid == txnid) *out = m0;
         else if (m1.txnid == txnid) *out = m1;
