@@ -170,6 +170,8 @@ t1=$(scale_median 1 3); t2=$(scale_median 2 3)
 scale_runs=$(awk '{ printf "%s[%s,%s,%s]", (NR > 1 ? "," : ""), $1, $2, $3 }
                   END { print "" }' "$work/scale.runs")
 BENCH_OUT=$out_dir PAIRS=$THREAD_PAIRS bash bench/threads_busy.sh # (b) idle and busy, old and new waiting, on world-tiny
+# damage: byte flips, page headers and truncations of a small store (BENCH_DAMAGE=0 skips)
+[ "${BENCH_DAMAGE:-1}" = 0 ] || STAMP=$STAMP bash bench/bench_damage.sh || echo "bench_damage: failures (bench/results/damage-*.txt)"
 
 # (c) sequential nightly batches
 export STAMP_STORE=$work/nightly
