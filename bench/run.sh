@@ -14,6 +14,9 @@
 #   (d) how the scores fall with the batch size (SIZES, default 50 100 200
 #       500 1000; one fresh store and one commit each, bench/one_batch.sh;
 #       the size BATCH is the batch of (a), not committed twice);
+#   (f) a Llama-3.2-1B-shaped model (bench/llama_1b.sh): time and peak
+#       memory of init, predict, stats, a commit of 10 edits, revert and
+#       export (LLAMA_1B=0 skips it);
 #   (e) the batch of (a) again with other settings, one fresh store each
 #       (VARIANTS: `stamp commit` options, ';' between settings; default
 #       the layer-by-layer solve at the lambda that writes as much, which
@@ -170,6 +173,8 @@ t1=$(scale_median 1 3); t2=$(scale_median 2 3)
 scale_runs=$(awk '{ printf "%s[%s,%s,%s]", (NR > 1 ? "," : ""), $1, $2, $3 }
                   END { print "" }' "$work/scale.runs")
 BENCH_OUT=$out_dir PAIRS=$THREAD_PAIRS bash bench/threads_busy.sh # (b) idle and busy, old and new waiting, on world-tiny
+# (f) a model of real size: Llama 3.2 1B's shape, BF16 (LLAMA_1B=0 skips it)
+[ "${LLAMA_1B:-1}" = 0 ] || BENCH_OUT=$out_dir STAMP=$STAMP bash bench/llama_1b.sh
 # damage: byte flips, page headers and truncations of a small store (BENCH_DAMAGE=0 skips)
 [ "${BENCH_DAMAGE:-1}" = 0 ] || STAMP=$STAMP bash bench/bench_damage.sh || echo "bench_damage: failures (bench/results/damage-*.txt)"
 

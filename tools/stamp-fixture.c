@@ -10,12 +10,15 @@
  *   stamp-fixture llama --out DIR --tokenizer FILE [--arch A] [--dtype D]
  *                 [--shards N] [--layers L] [--embd C] [--ff F]
  *                 [--heads H] [--kv-heads K] [--seed S] [--rope-llama3]
+ *                 [--config FILE]
  *       a small random model of the Llama family (A: llama, mistral,
  *       qwen2 with q/k/v biases, qwen3 with q/k norms and untied; D: bf16,
  *       f16, f32) in N shards with model.safetensors.index.json (N > 1)
  *       or one model.safetensors, its vocabulary the tokenizer.json's,
  *       which is copied in. Matrices N(0, 1/in_features), embeddings
- *       N(0, 1), norms 1.
+ *       N(0, 1), norms 1. --config FILE: the shape and architecture of
+ *       that config.json (copied in as it is; Llama 3.2 1B's, say)
+ *       instead of the options.
  *   stamp-fixture tensor-diff DIR1 DIR2
  *       the names of the tensors whose dtype, shape or bytes differ
  *       between two model directories (one file or shards each), one a
@@ -37,6 +40,7 @@
 #include "base/splitmix.h"
 #include "model/gpt2.h"
 #include "model/hf_weights.h"
+#include "model/llama_config.h"
 #include "model/safetensors.h"
 #include "store/store.h"
 #include "model/tokenizer.h"
@@ -249,7 +253,7 @@ static int make_llama(int argc, char **argv)
     int rope = 0;
     for (int i = 2; i < argc; i++) rope |= !strcmp(argv[i], "--rope-llama3");
     if (!out || !tok_file || shards < 1 || !L || !C || !F || !H || !K ||
-        H % K || C % H) {
+        H % K || (C % H && !arg_value(argc, argv, "--config", NULL))) {
         fprintf(stderr, "stamp-fixture llama: --out DIR and --tokenizer FILE "
                 "are required; sizes must fit\n");
         return 2;
@@ -258,8 +262,21 @@ static int make_llama(int argc, char **argv)
                                     NULL, 10)};
     x.dtype = !strcmp(dt, "f32") ? ST_F32 : !strcmp(dt, "f16") ? ST_F16
                                                                 : ST_BF16;
+    const char *config = arg_value(argc, argv, "--config", NULL);
+    llama_config lc;
+    int tied = 1;
+    if (config) {
+        int crc = llama_config_read(&lc, config);
+        if (crc) return die(crc);
+        L = lc.n_layer, C = lc.n_embd, F = lc.n_inner, H = lc.n_head;
+        K = lc.n_kv_head;
+        tied = lc.tie_word_embeddings;
+        arch = lc.arch == LLAMA_ARCH_QWEN2 ? "qwen2"
+             : lc.arch == LLAMA_ARCH_QWEN3 ? "qwen3" : "llama";
+    }
     int qwen2 = !strcmp(arch, "qwen2"), qwen3 = !strcmp(arch, "qwen3");
-    size_t D = C / H, V;
+    size_t D = config ? lc.head_dim : C / H, V;
+    if (!config) tied = !qwen3;
     tokenizer *tok = NULL;
     char dir[4096], name[128], path[4096];
     snprintf(dir, sizeof dir, "%s", tok_file);
@@ -270,6 +287,12 @@ static int make_llama(int argc, char **argv)
     if (rc) return die(rc);
     V = tokenizer_vocab_size(tok);
     tokenizer_close(tok);
+    if (config && lc.vocab_size < V) {
+        fprintf(stderr, "stamp-fixture llama: '%s' has a vocabulary of %zu, "
+                "the tokenizer %zu\n", config, lc.vocab_size, V);
+        return 1;
+    }
+    if (config) V = lc.vocab_size;
     mkdir(out, 0755);
     rc = fx_add(&x, 0, "model.embed_tokens.weight", V, C, 1.0, 0);
     for (size_t l = 0; !rc && l < L; l++) {
@@ -299,10 +322,12 @@ static int make_llama(int argc, char **argv)
 #undef T
     }
     if (!rc) rc = fx_add(&x, shards - 1, "model.norm.weight", C, 0, 0, 1);
-    if (!rc && qwen3)
+    if (!rc && !tied)
         rc = fx_add(&x, shards - 1, "lm_head.weight", V, C, 1 / sqrt((double)C), 0);
     if (!rc) rc = fx_write(&x, out, shards);
-    if (!rc) rc = fx_config(out, arch, L, C, F, H, K, D, V, !qwen3, rope, dt);
+    snprintf(path, sizeof path, "%s/config.json", out);
+    if (!rc && config) rc = copy_file(config, path);
+    else if (!rc) rc = fx_config(out, arch, L, C, F, H, K, D, V, tied, rope, dt);
     snprintf(path, sizeof path, "%s/tokenizer.json", out);
     if (!rc) rc = copy_file(tok_file, path);
     for (size_t i = 0; i < x.n; i++) {

