@@ -4,7 +4,8 @@
  * matrices MEMIT asked to own. The layers are the linalg kernels; this
  * file owns the wiring: loading and checking the tensors, the activation
  * workspace, the forward pass with MEMIT's partial passes and hook, and
- * the backward pass to the hook.
+ * the backward pass: to the hook, or with weight gradients into a
+ * trainable model (llama_train.h) down to the embedding.
  *
  * The workspace follows gpt2.c's: per-layer buffers of the workspace's
  * maximum B x T rows, so a pass over fewer tokens keeps each layer's
@@ -17,6 +18,7 @@
  * LLAMA_ACTS_FORWARD_ONLY every buffer but the keys and the block
  * outputs has a layer stride of 0: the layers share it. */
 #include "model/llama.h"
+#include "model/llama_train.h"
 #include "base/errors.h"
 #include "base/linalg.h"
 
@@ -216,6 +218,7 @@ void llama_model_free(llama_model *m)
     free(m->layers);
     free(m->vectors);
     free(m->inv_freq);
+    free(m->params);
     hf_weights_close(m->weights);
     memset(m, 0, sizeof *m);
 }
@@ -225,7 +228,8 @@ size_t llama_model_owned_bytes(const llama_model *m)
     const llama_config *c = &m->config;
     size_t n = m->n_vectors * sizeof(float) +
                c->n_layer * (sizeof *m->layers + sizeof *m->owned) +
-               c->head_dim / 2 * sizeof *m->inv_freq;
+               c->head_dim / 2 * sizeof *m->inv_freq +
+               m->n_params * sizeof *m->params;
     for (size_t l = 0; m->owned && l < c->n_layer; l++)
         if (m->owned[l]) n += c->n_embd * c->n_inner * sizeof(float);
     return n;
@@ -238,6 +242,10 @@ int llama_model_down_f32(llama_model *m, size_t layer, float **out)
         return err_set(ERR_INVALID, "layer %zu is not a layer of the model",
                        layer);
     llama_mat *d = &m->layers[layer].down;
+    if (m->params) { /* a trainable model: F32 already, in its buffer */
+        *out = m->params + ((const float *)d->data - m->params);
+        return 0;
+    }
     if (!m->owned[layer]) {
         float *w = malloc(d->rows * d->cols * sizeof *w);
         if (!w)
@@ -758,55 +766,111 @@ static int alloc_grad_buffers(llama_acts *a)
     return 0;
 }
 
-/* The gradient of project_rope's input part: dx (n, C) += from dout (n,
- * H*D), the gradient of its output. d2, d3: scratch (n, H*D). */
+/* Where in the trainable model g the tensor g's own field p points to,
+ * writable (NULL for an absent tensor). */
+static float *grad_at(llama_model *g, const void *p)
+{
+    return p ? g->params + ((const float *)p - g->params) : NULL;
+}
+
+/* dW (OUT, IN) += dout^T inp and dbias += column sums of dout, for a
+ * linear layer of grads g (its weight w, its bias bias; either NULL). */
+static void linear_weight_backward(llama_model *g, const llama_mat *w,
+                                   const float *bias, const float *dout,
+                                   const float *inp, size_t n, size_t IN,
+                                   size_t OUT)
+{
+    linalg_matmul_nt_backward(NULL, grad_at(g, w->data), dout, inp, NULL, n,
+                              IN, OUT);
+    if (bias) llama_bias_backward(grad_at(g, bias), dout, n, OUT);
+}
+
+/* The gradient of project_rope: dx (n, C) += from dout (n, H*D), the
+ * gradient of its output; with grads (gw: the grads' layer, bias and
+ * norm weight), the projection's and the norm's weight gradients too.
+ * d2, d3: scratch (n, H*D). x: the projection's input. */
 static void project_rope_backward(const llama_acts *a, float *dx,
                                   const float *dout, float *d2, float *d3,
                                   const float *pre, const float *rstd,
                                   const llama_mat *w, const float *norm,
-                                  size_t n, size_t H)
+                                  size_t n, size_t H, llama_model *g,
+                                  const llama_mat *gw, const float *gbias,
+                                  const float *gnorm, const float *x)
 {
     size_t C = a->c.n_embd, D = a->c.head_dim, HD = H * D;
     memset(d2, 0, n * HD * sizeof(float));
     linalg_rope_backward(d2, dout, a->cos, a->sin, a->pos, n, H, D);
     if (norm) {
+        if (g)
+            llama_rmsnorm_weight_backward(grad_at(g, gnorm), d2, pre, rstd,
+                                          n * H, D);
         memset(d3, 0, n * HD * sizeof(float));
         linalg_rmsnorm_backward(d3, d2, pre, norm, rstd, n * H, D);
         d2 = d3;
     }
+    if (g) linear_weight_backward(g, gw, gbias, d2, x, n, C, HD);
     linalg_linear_backward(dx, d2, w->data, w->dtype, n, C, HD);
 }
 
-/* Block l backward over the n computed rows: a->dres holds dLoss/d(block
- * output) on entry and dLoss/d(block input) on exit; x: the block's input. */
-static void block_backward(const llama_model *m, llama_acts *a, size_t l,
-                           const float *x, size_t n, size_t B, size_t T)
+/* The MLP half of block l backward: a->dres holds dLoss/d(block output)
+ * on entry and dLoss/d(res2) on exit; with grads g, the MLP's weight
+ * gradients are added to g. */
+static void mlp_backward(const llama_model *m, llama_acts *a, size_t l,
+                         size_t n, llama_model *g)
 {
     const llama_layer *w = &m->layers[l];
-    size_t C = a->c.n_embd, F = a->c.n_inner, NH = a->c.n_head,
-           NKV = a->c.n_kv_head, D = a->c.head_dim, QD = NH * D, KD = NKV * D;
-    const float *rstd1 = lay(a, a->rstd1, l, 1), *q = lay(a, a->q, l, QD),
-                *k = lay(a, a->k, l, KD), *v = lay(a, a->v, l, KD),
-                *att = a->att + l * a->ls * a->maxB * NH * a->maxT * a->maxT,
-                *res2 = lay(a, a->res2, l, C), *rstd2 = lay(a, a->rstd2, l, 1),
-                *gate = lay(a, a->gate, l, F), *up = lay(a, a->up, l, F);
-    const float *qpre = a->c.qk_norm ? lay(a, a->qpre, l, QD) : NULL,
-                *kpre = a->c.qk_norm ? lay(a, a->kpre, l, KD) : NULL,
-                *qrstd = a->c.qk_norm ? lay(a, a->qrstd, l, NH) : NULL,
-                *krstd = a->c.qk_norm ? lay(a, a->krstd, l, NKV) : NULL;
-    /* MLP: out = res2 + down(silu(gate(ln2)) * up(ln2)), ln2 = norm(res2) */
+    const llama_layer *gl = g ? &g->layers[l] : NULL;
+    size_t C = a->c.n_embd, F = a->c.n_inner;
+    const float *res2 = lay(a, a->res2, l, C), *rstd2 = lay(a, a->rstd2, l, 1),
+                *ln2 = lay(a, a->ln2, l, C), *gate = lay(a, a->gate, l, F),
+                *up = lay(a, a->up, l, F), *key = a->key + l * a->maxBT * F;
+    /* out = res2 + down(silu(gate(ln2)) * up(ln2)), ln2 = norm(res2) */
+    if (g)
+        linear_weight_backward(g, &gl->down, gl->down_bias, a->dres, key, n,
+                               F, C);
     memset(a->dkey, 0, n * F * sizeof(float));
     linalg_linear_backward(a->dkey, a->dres, w->down.data, w->down.dtype, n, F,
                            C);
     memset(a->dgate, 0, n * F * sizeof(float));
     memset(a->dup, 0, n * F * sizeof(float));
     linalg_swiglu_backward(a->dgate, a->dup, a->dkey, gate, up, n * F);
+    if (g) {
+        linear_weight_backward(g, &gl->gate, gl->gate_bias, a->dgate, ln2, n,
+                               C, F);
+        linear_weight_backward(g, &gl->up, gl->up_bias, a->dup, ln2, n, C, F);
+    }
     memset(a->dln, 0, n * C * sizeof(float));
     linalg_linear_backward(a->dln, a->dgate, w->gate.data, w->gate.dtype, n, C,
                            F);
     linalg_linear_backward(a->dln, a->dup, w->up.data, w->up.dtype, n, C, F);
+    if (g)
+        llama_rmsnorm_weight_backward(grad_at(g, gl->mlp_norm), a->dln, res2,
+                                      rstd2, n, C);
     linalg_rmsnorm_backward(a->dres, a->dln, res2, w->mlp_norm, rstd2, n, C);
+}
+
+/* Block l backward over the n computed rows: a->dres holds dLoss/d(block
+ * output) on entry and dLoss/d(block input) on exit; x: the block's
+ * input; with grads g, the block's weight gradients are added to g. */
+static void block_backward(const llama_model *m, llama_acts *a, size_t l,
+                           const float *x, size_t n, size_t B, size_t T,
+                           llama_model *g)
+{
+    const llama_layer *w = &m->layers[l];
+    const llama_layer *gl = g ? &g->layers[l] : NULL;
+    size_t C = a->c.n_embd, NH = a->c.n_head, NKV = a->c.n_kv_head,
+           D = a->c.head_dim, QD = NH * D, KD = NKV * D;
+    const float *rstd1 = lay(a, a->rstd1, l, 1), *ln1 = lay(a, a->ln1, l, C),
+                *q = lay(a, a->q, l, QD), *k = lay(a, a->k, l, KD),
+                *v = lay(a, a->v, l, KD), *atty = lay(a, a->atty, l, QD),
+                *att = a->att + l * a->ls * a->maxB * NH * a->maxT * a->maxT;
+    const float *qpre = a->c.qk_norm ? lay(a, a->qpre, l, QD) : NULL,
+                *kpre = a->c.qk_norm ? lay(a, a->kpre, l, KD) : NULL,
+                *qrstd = a->c.qk_norm ? lay(a, a->qrstd, l, NH) : NULL,
+                *krstd = a->c.qk_norm ? lay(a, a->krstd, l, NKV) : NULL;
+    mlp_backward(m, a, l, n, g);
     /* attention: res2 = x + o(attn(q, k, v)), q, k, v of ln1 = norm(x) */
+    if (g) linear_weight_backward(g, &gl->o, gl->o_bias, a->dres, atty, n, QD, C);
     memset(a->datty, 0, n * QD * sizeof(float));
     linalg_linear_backward(a->datty, a->dres, w->o.data, w->o.dtype, n, QD, C);
     /* with row ranges the keys and values before the ranges get gradients
@@ -834,59 +898,122 @@ static void block_backward(const llama_model *m, llama_acts *a, size_t l,
     }
     memset(a->dln, 0, n * C * sizeof(float));
     project_rope_backward(a, a->dln, dq, a->dq2, a->dq3, qpre, qrstd, &w->q,
-                          w->q_norm, n, NH);
+                          w->q_norm, n, NH, g, gl ? &gl->q : NULL,
+                          gl ? gl->q_bias : NULL, gl ? gl->q_norm : NULL, ln1);
     project_rope_backward(a, a->dln, dk, a->dk2, a->dk3, kpre, krstd, &w->k,
-                          w->k_norm, n, NKV);
+                          w->k_norm, n, NKV, g, gl ? &gl->k : NULL,
+                          gl ? gl->k_bias : NULL, gl ? gl->k_norm : NULL, ln1);
+    if (g) linear_weight_backward(g, &gl->v, gl->v_bias, dv, ln1, n, C, KD);
     linalg_linear_backward(a->dln, dv, w->v.data, w->v.dtype, n, C, KD);
+    if (g)
+        llama_rmsnorm_weight_backward(grad_at(g, gl->attn_norm), a->dln, x,
+                                      rstd1, n, C);
     linalg_rmsnorm_backward(a->dres, a->dln, x, w->attn_norm, rstd1, n, C);
+}
+
+/* The checks of a backward pass: it follows a forward pass of b, and has
+ * what it needs (a hook and dvec without grads; a full pass with). */
+static int check_backward(const llama_model *m, const llama_acts *a,
+                          const llama_batch *b, const llama_model *g,
+                          const float *dvec)
+{
+    const llama_hook *h = b->hook;
+    if (a->flags & LLAMA_ACTS_FORWARD_ONLY)
+        return err_set(ERR_INVALID, "llama backward needs a workspace that "
+                       "keeps every layer (not FORWARD_ONLY)");
+    if (!a->has_forward || a->B != b->B || a->T != b->T ||
+        a->start_layer != b->start_layer || a->n_logits != b->n_logits ||
+        a->has_hook != (h != NULL) || (h && a->hook_layer != h->layer) ||
+        a->rows != (b->row_from != NULL) || !same_shape(&m->config, &a->c))
+        return err_set(ERR_INVALID, "llama backward does not follow a forward "
+                       "pass of the same batch");
+    if (!g) {
+        if (!h || !dvec)
+            return err_set(ERR_INVALID, "llama backward needs a hook and its "
+                           "gradient buffer");
+        return 0;
+    }
+    if (!g->params || !same_shape(&m->config, &g->config) ||
+        g->config.qkv_bias != m->config.qkv_bias ||
+        g->config.o_bias != m->config.o_bias ||
+        g->config.mlp_bias != m->config.mlp_bias ||
+        g->config.tie_word_embeddings != m->config.tie_word_embeddings)
+        return err_set(ERR_INVALID, "llama gradients need a trainable model "
+                       "of the model's shape");
+    if (b->start_layer || b->row_from)
+        return err_set(ERR_INVALID, "llama weight gradients need a pass from "
+                       "layer 0 without row ranges");
+    if (dvec && !h)
+        return err_set(ERR_INVALID, "llama backward: a vector gradient "
+                       "without a hook");
+    return 0;
+}
+
+/* The head and the final norm backward, on the logit rows: a->dres (n, C)
+ * gets dLoss/d(residual entering the final norm). */
+static void head_backward(const llama_model *m, llama_acts *a,
+                          const llama_batch *b, const float *dlogits,
+                          llama_model *g)
+{
+    size_t C = a->c.n_embd, V = a->c.vocab_size, NL = b->n_logits;
+    const size_t *row_of = a->rows ? a->compact : NULL;
+    memset(a->dres, 0, a->n_act * C * sizeof(float));
+    if (!NL) return;
+    if (g)
+        linalg_matmul_nt_backward(NULL, grad_at(g, g->lm_head.data), dlogits,
+                                  a->lnf, NULL, NL, C, V);
+    memset(a->dlnf, 0, NL * C * sizeof(float));
+    linalg_linear_backward(a->dlnf, dlogits, m->lm_head.data, m->lm_head.dtype,
+                           NL, C, V);
+    if (g)
+        llama_rmsnorm_weight_backward(grad_at(g, g->norm), a->dlnf, a->lnf_in,
+                                      a->lnf_rstd, NL, C);
+    memset(a->dlnf_in, 0, NL * C * sizeof(float));
+    linalg_rmsnorm_backward(a->dlnf_in, a->dlnf, a->lnf_in, m->norm,
+                            a->lnf_rstd, NL, C);
+    for (size_t i = 0; i < NL; i++) {
+        size_t at = row_of ? row_of[b->logit_pos[i]] : b->logit_pos[i];
+        float *dst = a->dres + at * C;
+        const float *src = a->dlnf_in + i * C;
+        for (size_t c = 0; c < C; c++) dst[c] += src[c];
+    }
+}
+
+int llama_backward_params(const llama_model *m, llama_acts *a,
+                          const llama_batch *b, const float *dlogits,
+                          llama_model *grads, float *dvec)
+{
+    size_t L = a->c.n_layer, C = a->c.n_embd, B = b->B, T = b->T;
+    const llama_hook *h = b->hook;
+    int rc = check_backward(m, a, b, grads, dvec);
+    if (rc) return rc;
+    if (!a->grad_memory && (rc = alloc_grad_buffers(a))) return rc;
+    size_t n = a->n_act;
+    const size_t *row_of = a->rows ? a->compact : NULL;
+    head_backward(m, a, b, dlogits, grads);
+    /* without weight gradients nothing below the hook matters */
+    size_t low = grads ? 0 : h->layer + 1;
+    for (size_t l = L; l-- > low;) {
+        if (h && dvec && l == h->layer)
+            for (size_t i = 0; i < h->n; i++) {
+                size_t at = row_of ? row_of[h->pos[i]] : h->pos[i];
+                memcpy(dvec + i * C, a->dres + at * C, C * sizeof(float));
+            }
+        block_backward(m, a, l, block_input(a, b, l), n, B, T, grads);
+    }
+    if (h && dvec && low == h->layer + 1)
+        for (size_t i = 0; i < h->n; i++) {
+            size_t at = row_of ? row_of[h->pos[i]] : h->pos[i];
+            memcpy(dvec + i * C, a->dres + at * C, C * sizeof(float));
+        }
+    if (grads)
+        llama_embedding_backward(grad_at(grads, grads->embed.data), a->dres,
+                                 a->tokens, B * T, C);
+    return 0;
 }
 
 int llama_backward(const llama_model *m, llama_acts *a, const llama_batch *b,
                    const float *dlogits, float *dvec)
 {
-    size_t L = a->c.n_layer, C = a->c.n_embd, V = a->c.vocab_size;
-    size_t B = b->B, T = b->T, s = b->start_layer, NL = b->n_logits;
-    const llama_hook *h = b->hook;
-    if (a->flags & LLAMA_ACTS_FORWARD_ONLY)
-        return err_set(ERR_INVALID, "llama backward needs a workspace that "
-                       "keeps every layer (not FORWARD_ONLY)");
-    if (!a->has_forward || a->B != B || a->T != T || a->start_layer != s ||
-        a->n_logits != NL || a->has_hook != (h != NULL) ||
-        (h && a->hook_layer != h->layer) || a->rows != (b->row_from != NULL) ||
-        !same_shape(&m->config, &a->c))
-        return err_set(ERR_INVALID, "llama backward does not follow a forward "
-                       "pass of the same batch");
-    if (!h || !dvec)
-        return err_set(ERR_INVALID, "llama backward needs a hook and its "
-                       "gradient buffer");
-    if (!a->grad_memory) {
-        int rc = alloc_grad_buffers(a);
-        if (rc) return rc;
-    }
-    size_t n = a->n_act;
-    const size_t *row_of = a->rows ? a->compact : NULL;
-    /* the head and the final norm, on the logit rows */
-    memset(a->dres, 0, n * C * sizeof(float));
-    if (NL) {
-        memset(a->dlnf, 0, NL * C * sizeof(float));
-        linalg_linear_backward(a->dlnf, dlogits, m->lm_head.data,
-                               m->lm_head.dtype, NL, C, V);
-        memset(a->dlnf_in, 0, NL * C * sizeof(float));
-        linalg_rmsnorm_backward(a->dlnf_in, a->dlnf, a->lnf_in, m->norm,
-                                a->lnf_rstd, NL, C);
-        for (size_t i = 0; i < NL; i++) {
-            size_t at = row_of ? row_of[b->logit_pos[i]] : b->logit_pos[i];
-            float *dst = a->dres + at * C;
-            const float *src = a->dlnf_in + i * C;
-            for (size_t c = 0; c < C; c++) dst[c] += src[c];
-        }
-    }
-    /* nothing below the hook matters: no weight gradients */
-    for (size_t l = L; l-- > h->layer + 1;)
-        block_backward(m, a, l, block_input(a, b, l), n, B, T);
-    for (size_t i = 0; i < h->n; i++) {
-        size_t at = row_of ? row_of[h->pos[i]] : h->pos[i];
-        memcpy(dvec + i * C, a->dres + at * C, C * sizeof(float));
-    }
-    return 0;
+    return llama_backward_params(m, a, b, dlogits, NULL, dvec);
 }

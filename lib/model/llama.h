@@ -73,6 +73,11 @@ typedef struct {
     size_t n_vectors;          /* floats in it */
     float **owned;             /* (L) down_proj made F32 (or NULL) */
     double *inv_freq;          /* (D/2) rotary frequencies */
+    /* A trainable model (llama_train.h) owns every parameter, F32, in
+     * one buffer the matrices and vectors above point into; weights and
+     * vectors are then NULL. NULL for a loaded model. */
+    float *params;             /* (n_params) */
+    size_t n_params;
 } llama_model;
 
 /* Loads DIR/config.json and the weights (hf_weights_open: one file or
@@ -151,5 +156,17 @@ const float *llama_acts_block_out(const llama_acts *a, size_t layer);
  * at the hook's block. */
 int llama_backward(const llama_model *m, llama_acts *a, const llama_batch *b,
                    const float *dlogits, float *dvec);
+
+/* llama_backward with weight gradients, as gpt2_backward's grads: grads
+ * is NULL (then this is llama_backward) or a trainable model of m's
+ * shape and options (llama_model_init) whose parameters accumulate (+=)
+ * dLoss/dparams for every tensor: the embedding, each block's norms,
+ * projections, biases and q/k norms, the final norm, and lm_head (into
+ * the embedding when tied). Weight gradients need a pass from layer 0
+ * without row ranges; the hook is optional then (dvec as above when
+ * both are given). */
+int llama_backward_params(const llama_model *m, llama_acts *a,
+                          const llama_batch *b, const float *dlogits,
+                          llama_model *grads, float *dvec);
 
 #endif

@@ -25,6 +25,8 @@
 #include "model/hf_weights.h"
 #include "model/llama.h"
 #include "model/llama_config.h"
+#include "model/llama_train.h"
+#include "model/llama_train_naive.h"
 #include "model/safetensors.h"
 #include "../harness.h"
 
@@ -1304,6 +1306,261 @@ TEST(bad_model_directories)
     expect_load_error(dir, ERR_FORMAT, INDEX, "bad JSON");
 }
 
+/* ---- trainable models: weight gradients, init, save --------------------- */
+
+TEST(kernel_weight_grads)
+{
+    size_t N = 300, C = 257, V = 40;
+    float *dout = fnew(N * C), *inp = fnew(N * C), *rstd = fnew(N);
+    fill(dout, N * C, -1, 1);
+    fill(inp, N * C, -2, 2);
+    fill(rstd, N, 0.2f, 3);
+    int *ids = malloc(N * sizeof *ids);
+    for (size_t n = 0; n < N; n++) ids[n] = (int)(urand() * V);
+    float *a = fnew(C), *b = fnew(C);
+    fill(a, C, -1, 1);
+    memcpy(b, a, C * sizeof *a);
+    for (int t = 1; t <= 2; t++) {
+        set_threads(t);
+        float *w = fdup(a, C), *bias = fdup(a, C);
+        llama_rmsnorm_weight_backward(w, dout, inp, rstd, N, C);
+        llama_bias_backward(bias, dout, N, C);
+        float *wn = fdup(b, C), *bn = fdup(b, C);
+        llama_rmsnorm_weight_backward_naive(wn, dout, inp, rstd, N, C);
+        llama_bias_backward_naive(bn, dout, N, C);
+        CHECK_CLOSE(w, wn, C, 1e-4, 1e-4);
+        CHECK_CLOSE(bias, bn, C, 1e-4, 1e-4);
+        CHECK(max_abs_diff(w, a, C) > 1e-2);
+        free(w); free(bias); free(wn); free(bn);
+    }
+    set_threads(2);
+    float *e = fnew(V * C), *en = fnew(V * C);
+    fill(e, V * C, -1, 1);
+    memcpy(en, e, V * C * sizeof *e);
+    llama_embedding_backward(e, dout, ids, N, C);
+    llama_embedding_backward_naive(en, dout, ids, N, C);
+    CHECK_CLOSE(e, en, V * C, 1e-4, 1e-4);
+    free(dout); free(inp); free(rstd); free(ids); free(a); free(b);
+    free(e); free(en);
+}
+
+/* A small config of each shape the trainable model has to cover. */
+static llama_config train_config(int k)
+{
+    llama_config c;
+    memset(&c, 0, sizeof c);
+    c.arch = k == 0 ? LLAMA_ARCH_LLAMA : k == 1 ? LLAMA_ARCH_QWEN3
+                                                : LLAMA_ARCH_QWEN2;
+    c.n_layer = 2;
+    c.n_embd = 16;
+    c.n_inner = 24;
+    c.n_head = 4;
+    c.n_kv_head = k == 1 ? 4 : 2;
+    c.head_dim = k == 1 ? 6 : 4;
+    c.vocab_size = 23;
+    c.n_positions = 16;
+    c.rms_norm_eps = 1e-5f;
+    c.rope_theta = 10000;
+    c.tie_word_embeddings = k != 0;
+    c.qkv_bias = k != 1;
+    c.o_bias = c.mlp_bias = k == 0;
+    c.qk_norm = k == 1;
+    c.bos_token_id = -1;
+    c.eos_token_ids[0] = 22;
+    c.n_eos = 1;
+    return c;
+}
+
+/* Every parameter moved off its initial value (norms and biases too),
+ * so that no gradient vanishes by symmetry. */
+static void train_perturb(llama_model *m, uint64_t seed)
+{
+    rng_state = seed;
+    for (size_t i = 0; i < m->n_params; i++)
+        m->params[i] += frand(-0.3f, 0.3f);
+}
+
+TEST(train_model_save_load)
+{
+    for (int k = 0; k < 3; k++) {
+        llama_config c = train_config(k);
+        llama_model m, l2;
+        CHECK(llama_model_init_random(&m, &c, 5) == 0);
+        train_perturb(&m, 11);
+        size_t nt = llama_model_tensors(&m, NULL, 0), sum = 0;
+        llama_tensor *t = calloc(nt, sizeof *t);
+        llama_model_tensors(&m, t, nt);
+        for (size_t i = 0; i < nt; i++) {
+            CHECK(t[i].offset == sum);
+            sum += t[i].numel;
+        }
+        CHECK(sum == m.n_params);
+        CHECK(nt == 2 + 9 * c.n_layer + !c.tie_word_embeddings +
+                        c.n_layer * (3 * c.qkv_bias + c.o_bias +
+                                     3 * c.mlp_bias + 2 * c.qk_norm));
+        free(t);
+        const char *dir = tmp_path(k == 0 ? "tr0" : k == 1 ? "tr1" : "tr2");
+        int rc = llama_model_save(&m, dir, ST_F32);
+        CHECK_MSG(rc == 0, "%s", err_message(rc));
+        rc = llama_model_load(&l2, dir);
+        CHECK_MSG(rc == 0, "%s", err_message(rc));
+        if (rc) { llama_model_free(&m); continue; }
+        CHECK(l2.config.arch == c.arch && l2.config.n_kv_head == c.n_kv_head &&
+              l2.config.tie_word_embeddings == c.tie_word_embeddings &&
+              l2.config.qkv_bias == c.qkv_bias && l2.config.o_bias == c.o_bias &&
+              l2.config.mlp_bias == c.mlp_bias && l2.config.qk_norm == c.qk_norm);
+        int tok[2 * 6] = {1, 5, 7, 22, 0, 3, 9, 9, 2, 14, 6, 21};
+        size_t pos[12];
+        for (size_t i = 0; i < 12; i++) pos[i] = i;
+        llama_batch b = {.tokens = tok, .B = 2, .T = 6, .logit_pos = pos,
+                         .n_logits = 12};
+        llama_acts *a1, *a2;
+        CHECK(llama_acts_new(&a1, &c, 2, 6, 12, 0) == 0);
+        CHECK(llama_acts_new(&a2, &c, 2, 6, 12, 0) == 0);
+        CHECK(llama_forward(&m, a1, &b) == 0 && llama_forward(&l2, a2, &b) == 0);
+        size_t V = c.vocab_size;
+        CHECK(!memcmp(llama_acts_logits(a1), llama_acts_logits(a2),
+                      12 * V * sizeof(float)));
+        llama_model_free(&l2);
+        CHECK(llama_model_save(&m, dir, ST_BF16) == 0);
+        CHECK(llama_model_load(&l2, dir) == 0);
+        CHECK(l2.embed.dtype == LINALG_BF16);
+        CHECK(llama_forward(&l2, a2, &b) == 0);
+        double d = max_abs_diff(llama_acts_logits(a1), llama_acts_logits(a2),
+                                12 * V);
+        CHECK_MSG(d > 0 && d < 0.05, "bf16 logits differ by %g", d);
+        llama_acts_free(a1);
+        llama_acts_free(a2);
+        llama_model_free(&l2);
+        llama_model_free(&m);
+    }
+}
+
+#define TG_B 2
+#define TG_T 6
+#define TG_NL 9
+
+typedef struct {
+    llama_model m;
+    llama_acts *a;
+    llama_batch batch;
+    int targets[TG_NL];
+} tg_case;
+
+static double tg_loss(tg_case *s)
+{
+    if (llama_forward(&s->m, s->a, &s->batch)) return NAN;
+    return linalg_crossentropy_forward(NULL, llama_acts_logits(s->a),
+                                       s->targets, TG_NL,
+                                       s->m.config.vocab_size) / TG_NL;
+}
+
+static double tg_central(tg_case *s, float *w, float eps)
+{
+    float orig = *w;
+    *w = orig + eps;
+    double lp = tg_loss(s);
+    *w = orig - eps;
+    double lm = tg_loss(s);
+    *w = orig;
+    return (lp - lm) / (2.0 * eps);
+}
+
+/* Weight gradients of config k (with a hook at layer 0 whose gradient is
+ * checked too) against central differences: entries of every tensor. */
+static void train_fd(int k)
+{
+    tg_case s;
+    memset(&s, 0, sizeof s);
+    llama_config c = train_config(k);
+    CHECK(llama_model_init_random(&s.m, &c, 7 + (uint64_t)k) == 0);
+    train_perturb(&s.m, 99 + (uint64_t)k);
+    llama_model g;
+    CHECK(llama_model_init(&g, &c) == 0);
+    size_t V = c.vocab_size, C = c.n_embd;
+    int tokens[TG_B * TG_T];
+    size_t lp[TG_NL] = {0, 1, 2, 4, 5, 6, 8, 10, 11}, hp[2] = {3, 8};
+    rng_state = 31 + (uint64_t)k;
+    for (size_t i = 0; i < TG_B * TG_T; i++) tokens[i] = (int)(urand() * V);
+    for (size_t i = 0; i < TG_NL; i++) s.targets[i] = (int)(urand() * V);
+    float *hv = fnew(2 * C);
+    fill(hv, 2 * C, -0.3f, 0.3f);
+    llama_hook h = {.layer = 0, .n = 2, .pos = hp, .vec = hv};
+    s.batch = (llama_batch){.tokens = tokens, .B = TG_B, .T = TG_T,
+                            .logit_pos = lp, .n_logits = TG_NL, .hook = &h};
+    CHECK(llama_acts_new(&s.a, &c, TG_B, TG_T, TG_NL, 0) == 0);
+    CHECK(isfinite(tg_loss(&s)));
+    float *dlogits = fnew(TG_NL * V), *dvec = fnew(2 * C);
+    float dl = 1.0f / TG_NL;
+    for (size_t i = 0; i < TG_NL; i++)
+        linalg_crossentropy_softmax_backward(dlogits + i * V, &dl,
+                                             llama_acts_logits(s.a) + i * V,
+                                             s.targets + i, 1, V);
+    int rc = llama_backward_params(&s.m, s.a, &s.batch, dlogits, &g, dvec);
+    CHECK_MSG(rc == 0, "%s", err_message(rc));
+    size_t nt = llama_model_tensors(&s.m, NULL, 0);
+    llama_tensor *t = calloc(nt, sizeof *t);
+    llama_model_tensors(&s.m, t, nt);
+    int bad = 0, checked = 0;
+    double worst = 0;
+    for (size_t i = 0; i < nt; i++) {
+        double gmax = 0;
+        for (size_t j = 0; j < t[i].numel; j++)
+            gmax = fmax(gmax, fabs(g.params[t[i].offset + j]));
+        CHECK_MSG(gmax > 1e-5, "%s: gradient all zero", t[i].name);
+        for (int r = 0; r < 6; r++) {
+            size_t j = r == 0 ? 0 : r == 1 ? t[i].numel - 1
+                                           : (size_t)(urand() * t[i].numel);
+            float *w = s.m.params + t[i].offset + j;
+            double an = g.params[t[i].offset + j];
+            double fd1 = tg_central(&s, w, 1e-2f), fd2 = tg_central(&s, w, 1e-3f);
+            int ok = fabs(an - fd1) <= 2e-4 + 1e-2 * fabs(fd1) &&
+                     fabs(an - fd2) <= 1e-3 + 2e-2 * fabs(fd2);
+            if (!ok && bad++ < 10)
+                fprintf(stderr, "  %s[%zu]: backward %.6g, fd %.6g / %.6g\n",
+                        t[i].name, j, an, fd1, fd2);
+            worst = fmax(worst, fabs(an - fd1) / (1e-3 + fabs(fd1)));
+            checked++;
+        }
+    }
+    for (size_t j = 0; j < 2 * C; j += 3) {
+        double fd = tg_central(&s, hv + j, 1e-2f);
+        if (!(fabs(dvec[j] - fd) <= 2e-4 + 1e-2 * fabs(fd)) && bad++ < 10)
+            fprintf(stderr, "  dvec[%zu]: backward %.6g, fd %.6g\n", j,
+                    dvec[j], fd);
+        checked++;
+    }
+    CHECK_MSG(bad == 0, "%d of %d gradients disagree", bad, checked);
+    printf("     fd trainable %s: %zu tensors, %d entries, worst |backward - "
+           "fd| / (1e-3 + |fd|) = %.2g\n", llama_arch_name(c.arch), nt,
+           checked, worst);
+    /* the gradient accumulates: a second backward doubles it */
+    float *once = fdup(g.params, g.n_params);
+    tg_loss(&s);
+    CHECK(llama_backward_params(&s.m, s.a, &s.batch, dlogits, &g, NULL) == 0);
+    int doubled = 1;
+    for (size_t i = 0; i < g.n_params; i++)
+        doubled &= fabs(g.params[i] - 2.0 * once[i]) <=
+                   1e-5 * (1e-3 + fabs(once[i]));
+    CHECK(doubled);
+    /* refusals: a partial pass, a model of another shape */
+    llama_config c2 = c;
+    c2.n_inner = 8;
+    llama_model g2;
+    CHECK(llama_model_init(&g2, &c2) == 0);
+    CHECK(llama_backward_params(&s.m, s.a, &s.batch, dlogits, &g2, NULL) ==
+          ERR_INVALID);
+    llama_model_free(&g2);
+    free(once); free(t); free(dlogits); free(dvec); free(hv);
+    llama_acts_free(s.a);
+    llama_model_free(&g);
+    llama_model_free(&s.m);
+}
+
+TEST(backward_params_llama_gqa_biases) { train_fd(0); }
+TEST(backward_params_qwen3_qk_norm_tied) { train_fd(1); }
+TEST(backward_params_qwen2_qkv_bias) { train_fd(2); }
+
 int main(void)
 {
     snprintf(tmp_root, sizeof tmp_root, "/tmp/test_llama.XXXXXX");
@@ -1333,6 +1590,11 @@ int main(void)
     RUN(determinism_threads_parallel_region);
     RUN(bad_arguments);
     RUN(bad_model_directories);
+    RUN(kernel_weight_grads);
+    RUN(train_model_save_load);
+    RUN(backward_params_llama_gqa_biases);
+    RUN(backward_params_qwen3_qk_norm_tied);
+    RUN(backward_params_qwen2_qkv_bias);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_root);
