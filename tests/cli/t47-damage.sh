@@ -12,13 +12,13 @@
 # it), the key statistics (dropped; `stamp stats` makes them again), a
 # queue entry (rewritten), a version record (dropped from the queue), and
 # a damaged base model (revert and reset refuse to claim "bit for bit").
-# Prints the counts. DAMAGE_FLIPS (random flips, default 16) and
+# Prints the counts. DAMAGE_FLIPS (random flips, default 12) and
 # DAMAGE_HEADER_ROUNDS (header bytes per page, default 1) make it larger:
 # bench/bench_damage.sh runs it so.
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$(dirname "$0")/lib.sh"
 
-FLIPS=${DAMAGE_FLIPS:-16}
+FLIPS=${DAMAGE_FLIPS:-12}
 ROUNDS=${DAMAGE_HEADER_ROUNDS:-1}
 RANDOM=${DAMAGE_SEED:-4711}
 fixture_model_and_corpus || { finish; exit 1; }
@@ -92,7 +92,7 @@ trial() {
     silent=$((silent + 1))
     fail "damage that fsck passes changes the commands' output: $what"
   fi
-  [ -n "${DAMAGE_KEEP:-}" ] && [ "$bad" -eq 1 ] && cp -a w "$DAMAGE_KEEP/$trials"
+  if [ -n "${DAMAGE_KEEP:-}" ] && [ "$bad" -eq 1 ]; then cp -a w "$DAMAGE_KEEP/$trials"; fi
 }
 fresh() { rm -rf w; cp -a good w; }
 flip() { # FILE OFFSET XOR
