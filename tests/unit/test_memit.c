@@ -30,6 +30,34 @@ static double urand(void)
     return (double)(rng >> 11) / 9007199254740992.0;
 }
 
+/* Default layers by family and depth: GPT-2 sizes a band from L/4; the
+ * Llama family AlphaEdit's Llama 3 8B band (4-8 of 32) scaled; small
+ * models layers 0-1. */
+TEST(hparams_default_layers_by_family_and_depth)
+{
+    static const struct {
+        lm_family family;
+        size_t L, first, last;
+    } want[] = {
+        {LM_LLAMA, 32, 4, 8}, {LM_LLAMA, 16, 2, 4}, {LM_LLAMA, 28, 4, 7},
+        {LM_GPT2, 48, 12, 16}, {LM_GPT2, 12, 3, 4}, {LM_LLAMA, 6, 0, 1},
+        {LM_GPT2, 6, 0, 1},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        lm_config c = {.family = want[i].family, .n_layer = want[i].L};
+        hparams h;
+        hparams_default(&h, &c);
+        CHECK_MSG(h.n_layers == want[i].last - want[i].first + 1 &&
+                  h.layers[0] == want[i].first &&
+                  h.layers[h.n_layers - 1] == want[i].last,
+                  "family %d, %zu layers: %zu layers from %zu", want[i].family,
+                  want[i].L, h.n_layers, h.layers[0]);
+        if (want[i].family == LM_LLAMA && want[i].L >= 12)
+            CHECK(h.mom2_update_weight == 15000 && h.v_lr == 0.1 &&
+                  h.v_num_grad_steps == 25);
+    }
+}
+
 TEST(spd_solve_matches_naive)
 {
     size_t n = 24, m = 5;
@@ -1031,6 +1059,7 @@ int main(void)
     RUN(memit_apply_equals_its_steps_by_hand);
     RUN(memit_apply_joint_moves_block_outputs_to_z);
     RUN(halving_solves_toward_a_share_of_the_shift_or_takes_the_round_back);
+    RUN(hparams_default_layers_by_family_and_depth);
     RUN(memit_moves_block_outputs_to_z);
     RUN(kept_edits_stay_where_they_were);
     RUN(rome_reaches_z_on_the_bare_prompt);
