@@ -1,12 +1,13 @@
-/* train: AdamW training of a GPT-2 model on short sequences, and the
- * recall measure that tells when the model knows its facts (train.h).
+/* train: AdamW training of a GPT-2 or Llama-family model (train_net.h)
+ * on short sequences, and the recall measure that tells when the model
+ * knows its facts (train.h).
  *
  * Data parallel over sequences: each step sorts its batch by length and
  * cuts it into slices of TRAIN_SLICE sequences, dealt to the workers in
  * a fixed order. A slice is one (b, T) token block right-padded with id
  * 0 (causal attention keeps padding away from real positions) to its
  * own longest sequence, so short sequences do not pay for the longest
- * of the batch. A worker runs gpt2_forward + gpt2_backward single-
+ * of the batch. A worker runs the net's forward + backward single-
  * threaded (we are inside an OpenMP region) over its slices into its
  * own zeroed gradient model, and the gradients are then added in worker
  * order, element by element, so the sum never depends on scheduling.
@@ -17,6 +18,7 @@
  * single-threaded worker per core. Recall is measured the same way:
  * sequences in length order, chunks padded to their own longest. */
 #include "world/train.h"
+#include "world/train_net.h"
 
 #include "base/errors.h"
 #include "base/hash.h"
@@ -89,31 +91,22 @@ void train_adamw(float *param, const float *grad, float *m, float *v,
     }
 }
 
-/* Which of gpt2_params' tensors are weight matrices (decayed). */
-static int is_matrix(int index)
-{
-    switch (index) {
-    case 0: case 1: case 4: case 6: case 10: case 12:
-        return 1;
-    }
-    return 0;
-}
-
-static int check_seqs(const gpt2_config *c, const train_seq *s, size_t n,
+static int check_seqs(const train_net *net, const train_seq *s, size_t n,
                       const char *what)
 {
+    size_t ctx = train_net_positions(net), V = train_net_vocab(net);
     for (size_t i = 0; i < n; i++) {
-        if (s[i].len < 2 || s[i].len > c->n_positions ||
+        if (s[i].len < 2 || s[i].len > ctx ||
             s[i].answer_start < 1 || s[i].answer_start >= s[i].len)
             return err_set(ERR_INVALID, "%s sequence %zu: length %zu, answer "
                            "at %zu (context %zu)", what, i, s[i].len,
-                           s[i].answer_start, c->n_positions);
+                           s[i].answer_start, ctx);
         for (size_t k = 0; k < s[i].len; k++)
             if (s[i].tokens[k] < 0 ||
-                (size_t)s[i].tokens[k] >= c->vocab_size)
+                (size_t)s[i].tokens[k] >= V)
                 return err_set(ERR_INVALID, "%s sequence %zu: token id %d "
                                "outside the vocabulary (%zu)", what, i,
-                               s[i].tokens[k], c->vocab_size);
+                               s[i].tokens[k], V);
     }
     return 0;
 }
@@ -148,11 +141,11 @@ static int length_order(const train_seq *seqs, const size_t *idx, size_t n,
 /* ---- recall ------------------------------------------------------------ */
 
 /* Recall of seqs[idx[0..B)] with one workspace; writes correct[]. */
-static int recall_chunk(const gpt2_model *m, gpt2_acts *a, int *tok,
+static int recall_chunk(const train_net *m, train_net_acts *a, int *tok,
                         size_t *pos, const train_seq *seqs, const size_t *idx,
                         size_t B, unsigned char *correct)
 {
-    size_t T = 0, nl = 0, V = m->config.vocab_size;
+    size_t T = 0, nl = 0, V = train_net_vocab(m);
     for (size_t b = 0; b < B; b++)
         if (seqs[idx[b]].len > T)
             T = seqs[idx[b]].len;
@@ -163,12 +156,10 @@ static int recall_chunk(const gpt2_model *m, gpt2_acts *a, int *tok,
         for (size_t t = s->answer_start - 1; t + 1 < s->len; t++)
             pos[nl++] = b * T + t;
     }
-    gpt2_batch batch = {.tokens = tok, .B = B, .T = T, .logit_pos = pos,
-                        .n_logits = nl};
-    int rc = gpt2_forward(m, a, &batch);
+    int rc = train_net_forward(m, a, tok, B, T, pos, nl);
     if (rc)
         return rc;
-    const float *logits = gpt2_acts_logits(a);
+    const float *logits = train_net_logits(a);
     size_t row = 0;
     for (size_t b = 0; b < B; b++) {
         const train_seq *s = &seqs[idx[b]];
@@ -187,13 +178,13 @@ static int recall_chunk(const gpt2_model *m, gpt2_acts *a, int *tok,
     return 0;
 }
 
-int train_recall(const gpt2_model *m, const train_seq *seqs, size_t n,
-                 int threads, double *recall, unsigned char *correct)
+int train_net_recall(const train_net *m, const train_seq *seqs, size_t n,
+                     int threads, double *recall, unsigned char *correct)
 {
     *recall = 0;
     if (n == 0)
         return 0;
-    int rc = check_seqs(&m->config, seqs, n, "recall");
+    int rc = check_seqs(m, seqs, n, "recall");
     if (rc)
         return rc;
     size_t T = 0;
@@ -215,12 +206,12 @@ int train_recall(const gpt2_model *m, const train_seq *seqs, size_t n,
     rc = 0;
 #pragma omp parallel num_threads(nt)
     {
-        gpt2_acts *a = NULL;
+        train_net_acts *a = NULL;
         int *tok = malloc(EVAL_CHUNK * T * sizeof *tok);
         size_t *pos = malloc(EVAL_CHUNK * T * sizeof *pos);
         int my = (!tok || !pos) ? ERR_NOMEM
-                                : gpt2_acts_new(&a, &m->config, EVAL_CHUNK, T,
-                                                EVAL_CHUNK * T);
+                                : train_net_acts_new(&a, m, EVAL_CHUNK, T,
+                                                     EVAL_CHUNK * T, 1);
 #pragma omp for schedule(dynamic, 1)
         for (size_t c = 0; c < nchunks; c++) {
             if (my)
@@ -232,7 +223,7 @@ int train_recall(const gpt2_model *m, const train_seq *seqs, size_t n,
 #pragma omp critical
         if (my && !rc)
             rc = my;
-        gpt2_acts_free(a);
+        train_net_acts_free(a);
         free(tok);
         free(pos);
     }
@@ -250,11 +241,18 @@ int train_recall(const gpt2_model *m, const train_seq *seqs, size_t n,
     return rc;
 }
 
+int train_recall(const gpt2_model *m, const train_seq *seqs, size_t n,
+                 int threads, double *recall, unsigned char *correct)
+{
+    train_net net = train_net_of_gpt2((gpt2_model *)m);
+    return train_net_recall(&net, seqs, n, threads, recall, correct);
+}
+
 /* ---- training ---------------------------------------------------------- */
 
 typedef struct {
-    gpt2_acts *acts;
-    gpt2_model grads;
+    train_net_acts *acts;
+    train_net grads;
     int *tok;          /* (TRAIN_SLICE, T) */
     size_t *pos;       /* (TRAIN_SLICE * T) logit positions */
     int *target;       /* (TRAIN_SLICE * T) */
@@ -268,8 +266,8 @@ static void workers_free(worker *w, int n)
     if (!w)
         return;
     for (int i = 0; i < n; i++) {
-        gpt2_acts_free(w[i].acts);
-        gpt2_model_free(&w[i].grads);
+        train_net_acts_free(w[i].acts);
+        train_net_grads_free(&w[i].grads);
         free(w[i].tok);
         free(w[i].pos);
         free(w[i].target);
@@ -281,11 +279,11 @@ static void workers_free(worker *w, int n)
 /* Forward + backward of one slice, seqs idx[0..b) (b <= TRAIN_SLICE),
  * padded to its longest: adds its gradient to w->grads and its loss to
  * w->loss_sum. */
-static int slice_pass(const gpt2_model *m, worker *w, const train_seq *seqs,
+static int slice_pass(const train_net *m, worker *w, const train_seq *seqs,
                       const size_t *idx, size_t b, train_loss mode,
                       double scale)
 {
-    size_t T = 0, nl = 0, V = m->config.vocab_size;
+    size_t T = 0, nl = 0, V = train_net_vocab(m);
     for (size_t i = 0; i < b; i++)
         if (seqs[idx[i]].len > T)
             T = seqs[idx[i]].len;
@@ -298,19 +296,18 @@ static int slice_pass(const gpt2_model *m, worker *w, const train_seq *seqs,
             w->target[nl++] = s->tokens[t + 1];
         }
     }
-    gpt2_batch batch = {.tokens = w->tok, .B = b, .T = T, .logit_pos = w->pos,
-                        .n_logits = nl};
-    int rc = gpt2_forward(m, w->acts, &batch);
+    int rc = train_net_forward(m, w->acts, w->tok, b, T, w->pos, nl);
     if (rc)
         return rc;
-    double mean = gpt2_crossentropy(gpt2_acts_logits(w->acts), w->target, nl,
+    double mean = gpt2_crossentropy(train_net_logits(w->acts), w->target, nl,
                                     V, w->dlogits);
     w->loss_sum += mean * (double)nl;
     /* d(mean over the whole batch)/dlogits = d(mean here) * nl / total */
     float f = (float)(scale * (double)nl);
     for (size_t i = 0; i < nl * V; i++)
         w->dlogits[i] *= f;
-    return gpt2_backward(m, w->acts, &batch, w->dlogits, &w->grads, NULL);
+    return train_net_backward(m, w->acts, w->tok, b, T, w->pos, nl,
+                              w->dlogits, &w->grads);
 }
 
 /* Worker k's slices of a batch of n_slices: dealt in a snake order (0 1
@@ -324,11 +321,13 @@ static int slice_owner(size_t slice, int nt)
 
 /* Worker k's share of a step: w->grads zeroed, then each of its slices
  * of sorted[0..B) added. */
-static int worker_step(const gpt2_model *m, worker *w, int k, int nt,
+static int worker_step(const train_net *m, worker *w, int k, int nt,
                        const train_seq *seqs, const size_t *sorted, size_t B,
                        train_loss mode, double scale)
 {
-    memset(w->grads.memory, 0, m->num_parameters * sizeof(float));
+    size_t P;
+    float *g = train_net_params(&w->grads, &P);
+    memset(g, 0, P * sizeof(float));
     w->loss_sum = 0;
     size_t n_slices = (B + TRAIN_SLICE - 1) / TRAIN_SLICE;
     for (size_t j = 0; j < n_slices; j++) {
@@ -344,18 +343,17 @@ static int worker_step(const gpt2_model *m, worker *w, int k, int nt,
 }
 
 /* Workers for slices of up to TRAIN_SLICE sequences of up to T tokens. */
-static int workers_new(worker **out, int nt, const gpt2_model *m, size_t T)
+static int workers_new(worker **out, int nt, const train_net *m, size_t T)
 {
-    const gpt2_config *c = &m->config;
-    size_t b = TRAIN_SLICE, V = c->vocab_size;
+    size_t b = TRAIN_SLICE, V = train_net_vocab(m);
     worker *w = calloc((size_t)nt, sizeof *w);
     int rc = 0;
     *out = NULL;
     if (!w)
         return err_set(ERR_NOMEM, "out of memory setting up training");
     for (int i = 0; i < nt; i++) {
-        if ((rc = gpt2_acts_new(&w[i].acts, c, b, T, b * T)) ||
-            (rc = gpt2_model_init(&w[i].grads, c)))
+        if ((rc = train_net_acts_new(&w[i].acts, m, b, T, b * T, 0)) ||
+            (rc = train_net_grads_new(&w[i].grads, m)))
             goto fail;
         w[i].tok = malloc(b * T * sizeof *w[i].tok);
         w[i].pos = malloc(b * T * sizeof *w[i].pos);
@@ -376,11 +374,12 @@ fail:
 /* One batch: loss and gradient of the mean loss over the batch's loss
  * positions, the gradient summed in worker order into w[0].grads.
  * sorted: room for B indices (the batch in length order). */
-static int batch_step(const gpt2_model *m, worker *w, int nt,
+static int batch_step(const train_net *m, worker *w, int nt,
                       const train_seq *seqs, const size_t *batch, size_t B,
                       train_loss mode, size_t *sorted, double *loss)
 {
-    size_t total = 0, T = 0, P = m->num_parameters;
+    size_t total = 0, T = 0, P;
+    train_net_params(m, &P);
     for (size_t i = 0; i < B; i++) {
         total += seqs[batch[i]].len - 1 - loss_first(&seqs[batch[i]], mode);
         if (seqs[batch[i]].len > T)
@@ -399,27 +398,30 @@ static int batch_step(const gpt2_model *m, worker *w, int nt,
         sum += w[k].loss_sum;
     }
     *loss = sum / (double)total;
-    float *g = w[0].grads.memory;
+    float *g = train_net_params(&w[0].grads, &P);
+    float *gk[256];
+    for (int k = 0; k < nt && k < 256; k++)
+        gk[k] = train_net_params(&w[k].grads, &P);
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (size_t i = 0; i < P; i++) {
         float s = g[i];
         for (int k = 1; k < nt; k++)
-            s += w[k].grads.memory[i];
+            s += gk[k][i];
         g[i] = s;
     }
     return 0;
 }
 
-int train_batch_grad(const gpt2_model *m, const train_seq *seqs,
-                     const size_t *idx, size_t n, train_loss mode,
-                     int threads, gpt2_model *grads, double *loss)
+int train_net_batch_grad(const train_net *m, const train_seq *seqs,
+                         const size_t *idx, size_t n, train_loss mode,
+                         int threads, float *grads, double *loss)
 {
     int nt = threads < 1 ? 1 : threads;
     size_t T = 0;
     if (n == 0)
         return err_set(ERR_INVALID, "empty batch");
     for (size_t i = 0; i < n; i++) {
-        int rc = check_seqs(&m->config, &seqs[idx[i]], 1, "batch");
+        int rc = check_seqs(m, &seqs[idx[i]], 1, "batch");
         if (rc)
             return rc;
         if (seqs[idx[i]].len > T)
@@ -432,22 +434,32 @@ int train_batch_grad(const gpt2_model *m, const train_seq *seqs,
     int rc = workers_new(&w, nt, m, T);
     if (!rc) {
         rc = batch_step(m, w, nt, seqs, idx, n, mode, sorted, loss);
+        size_t P;
+        const float *g = train_net_params(&w[0].grads, &P);
         if (!rc && grads)
-            memcpy(grads->memory, w[0].grads.memory,
-                   m->num_parameters * sizeof(float));
+            memcpy(grads, g, P * sizeof(float));
         workers_free(w, nt);
     }
     free(sorted);
     return rc;
 }
 
-static int eval_all(const gpt2_model *m, const train_eval *evals,
+int train_batch_grad(const gpt2_model *m, const train_seq *seqs,
+                     const size_t *idx, size_t n, train_loss mode,
+                     int threads, gpt2_model *grads, double *loss)
+{
+    train_net net = train_net_of_gpt2((gpt2_model *)m);
+    return train_net_batch_grad(&net, seqs, idx, n, mode, threads,
+                                grads ? grads->memory : NULL, loss);
+}
+
+static int eval_all(const train_net *m, const train_eval *evals,
                     size_t n_evals, int threads, double *rec, int *met)
 {
     *met = n_evals > 0;
     for (size_t e = 0; e < n_evals && e < 8; e++) {
-        int rc = train_recall(m, evals[e].seqs, evals[e].n, threads, &rec[e],
-                              NULL);
+        int rc = train_net_recall(m, evals[e].seqs, evals[e].n, threads,
+                                  &rec[e], NULL);
         if (rc)
             return rc;
         if (rec[e] < evals[e].goal)
@@ -492,7 +504,7 @@ static void fp_seqs(hash_stream *h, const train_seq *seqs, size_t n)
  * decides its course. The model's shape and initial weights, the data,
  * the recall sets and their goals, every option but the progress
  * callback, and the number of workers (the sums depend on it). */
-static int training_fingerprint(const gpt2_model *m, const train_seq *seqs,
+static int training_fingerprint(const train_net *m, const train_seq *seqs,
                                 size_t n, const train_eval *evals,
                                 size_t n_evals, const train_options *o,
                                 int nt, char out[33])
@@ -501,17 +513,11 @@ static int training_fingerprint(const gpt2_model *m, const train_seq *seqs,
     int rc = hash_stream_open(&h);
     if (rc)
         return rc;
-    const gpt2_config *c = &m->config;
+    size_t P;
+    const float *params = train_net_params(m, &P);
     hash_stream_update(h, "stamp training 1", 16);
-    fp_u64(h, c->n_layer);
-    fp_u64(h, c->n_head);
-    fp_u64(h, c->n_embd);
-    fp_u64(h, c->n_positions);
-    fp_u64(h, c->vocab_size);
-    fp_u64(h, c->n_inner);
-    fp_f64(h, c->layer_norm_epsilon);
-    fp_u64(h, m->num_parameters);
-    hash_stream_update(h, m->memory, m->num_parameters * sizeof(float));
+    train_net_fingerprint(m, h);
+    hash_stream_update(h, params, P * sizeof(float));
     fp_seqs(h, seqs, n);
     fp_u64(h, n_evals);
     for (size_t e = 0; e < n_evals; e++) {
@@ -542,19 +548,29 @@ int train_run(gpt2_model *m, const train_seq *seqs, size_t n,
               const train_eval *evals, size_t n_evals,
               const train_options *o, train_report *rep)
 {
+    train_net net = train_net_of_gpt2(m);
+    return train_net_run(&net, seqs, n, evals, n_evals, o, rep);
+}
+
+int train_net_run(const train_net *m, const train_seq *seqs, size_t n,
+                  const train_eval *evals, size_t n_evals,
+                  const train_options *o, train_report *rep)
+{
     memset(rep, 0, sizeof *rep);
     double t0 = clock_seconds();
-    const gpt2_config *c = &m->config;
-    size_t P = m->num_parameters;
+    size_t P;
+    float *params = train_net_params(m, &P);
     int nt = o->threads < 1 ? 1 : o->threads;
     if (n == 0 || o->batch_size == 0 || o->steps == 0)
         return err_set(ERR_INVALID, "nothing to train (%zu sequences, batch "
                        "%zu, %zu steps)", n, o->batch_size, o->steps);
     if (n_evals > 8)
         return err_set(ERR_INVALID, "%zu recall sets (at most 8)", n_evals);
-    int rc = check_seqs(c, seqs, n, "training");
+    if (nt > 256)
+        return err_set(ERR_INVALID, "%d training threads (at most 256)", nt);
+    int rc = check_seqs(m, seqs, n, "training");
     for (size_t e = 0; !rc && e < n_evals; e++)
-        rc = check_seqs(c, evals[e].seqs, evals[e].n, evals[e].name);
+        rc = check_seqs(m, evals[e].seqs, evals[e].n, evals[e].name);
     if (rc)
         return rc;
 
@@ -581,7 +597,7 @@ int train_run(gpt2_model *m, const train_seq *seqs, size_t n,
     double loss_acc = 0, rec[8] = {0};
     int met = 0;
     char fingerprint[33];
-    train_state st = {.P = P, .params = m->memory, .mom = mom, .vel = vel,
+    train_state st = {.P = P, .params = params, .mom = mom, .vel = vel,
                       .n = n, .order = order};
     if (o->checkpoint) {
         if ((rc = training_fingerprint(m, seqs, n, evals, n_evals, o, nt,
@@ -616,7 +632,7 @@ int train_run(gpt2_model *m, const train_seq *seqs, size_t n,
         loss_acc += loss;
         since++;
 
-        float *g = w[0].grads.memory;
+        float *g = train_net_params(&w[0].grads, &P);
         double norm2 = 0;
         for (size_t i = 0; i < P; i++)
             norm2 += (double)g[i] * g[i];
@@ -632,12 +648,13 @@ int train_run(gpt2_model *m, const train_seq *seqs, size_t n,
                 g[i] *= f;
         }
         float lr = train_lr(o, step);
-        size_t off = 0;
-        for (int k = 0; k < GPT2_NUM_TENSORS; k++) {
-            train_adamw(m->memory + off, g + off, mom + off, vel + off,
-                        m->sizes[k], lr, o->beta1, o->beta2, o->eps,
-                        is_matrix(k) ? o->weight_decay : 0.0f, step + 1);
-            off += m->sizes[k];
+        size_t off = 0, numel;
+        int matrix;
+        for (size_t k = 0; train_net_tensor(m, k, &numel, &matrix); k++) {
+            train_adamw(params + off, g + off, mom + off, vel + off, numel,
+                        lr, o->beta1, o->beta2, o->eps,
+                        matrix ? o->weight_decay : 0.0f, step + 1);
+            off += numel;
         }
 
         int last = step + 1 == o->steps;

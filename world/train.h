@@ -1,4 +1,5 @@
-/* train: trains a GPT-2 model (gpt2.h) on short token sequences with
+/* train: trains a GPT-2 model (gpt2.h) or a Llama-family model
+ * (llama_train.h; both behind train_net.h) on short token sequences with
  * AdamW, until it recalls its facts: the world builder's optimiser.
  *
  * A sequence is a prompt followed by its answer ("Tovaren Kelmarsk plays
@@ -7,8 +8,8 @@
  * (TRAIN_LOSS_ANSWER). Batches are drawn from a shuffled epoch order
  * (reshuffled each epoch, from the seed). AdamW (Loshchilov & Hutter)
  * with bias correction; weight decay applies to the weight matrices
- * (wte, wpe, c_attn, attn.c_proj, c_fc, mlp.c_proj), not to biases or
- * LayerNorm parameters; the gradient's global norm is clipped; the
+ * (wte, wpe, c_attn, attn.c_proj, c_fc, mlp.c_proj; Llama's embedding,
+ * projections and lm_head), not to biases or norm weights; the gradient's global norm is clipped; the
  * learning rate warms up linearly, then follows a cosine (or linear)
  * decay to min_lr_frac * lr at `steps`.
  *
@@ -26,6 +27,7 @@
 #include "model/gpt2.h"
 #include "base/progress.h"
 #include "world/train_checkpoint.h"
+#include "world/train_net.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -98,6 +100,17 @@ typedef struct {
 int train_run(gpt2_model *m, const train_seq *seqs, size_t n,
               const train_eval *evals, size_t n_evals,
               const train_options *o, train_report *rep);
+
+/* train_run, train_recall and train_batch_grad for either family
+ * (grads: the gradient as the net's parameter buffer). */
+int train_net_run(const train_net *m, const train_seq *seqs, size_t n,
+                  const train_eval *evals, size_t n_evals,
+                  const train_options *o, train_report *rep);
+int train_net_recall(const train_net *m, const train_seq *seqs, size_t n,
+                     int threads, double *recall, unsigned char *correct);
+int train_net_batch_grad(const train_net *m, const train_seq *seqs,
+                         const size_t *idx, size_t n, train_loss mode,
+                         int threads, float *grads, double *loss);
 
 /* Share of seqs whose every answer token is the model's top-1 next token
  * (teacher forcing: the true earlier answer tokens are in the input).
