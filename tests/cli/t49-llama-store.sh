@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# t48-llama-store: a store on each kind of Llama-family model people run
+# t49-llama-store: a store on each kind of Llama-family model people run
 # (small random weights in real layouts, real tokenizer.json files):
 #   llama    BF16, three shards with an index, llama3 rope scaling, tied,
 #            Llama 3's tokenizer
