@@ -17,6 +17,14 @@ override CFLAGS  += -Wall -Wextra -std=c11 -fopenmp -D_GNU_SOURCE -ffp-contract=
 override LDLIBS  += -llmdb -lopenblas -llapacke -lcsv -ljansson -lpcre2-8 -lzstd -lxxhash -lm
 override LDFLAGS += -fopenmp
 
+# MPI (lib/base/dist.c only): Open MPI's flags when mpicc is there (make
+# deps installs it), else a build without MPI that says so. Expanded
+# lazily, at compile and link time, so a fresh clone's `make test` sees
+# the MPI that `make deps` has just installed.
+MPI_LIBS   = $(shell mpicc --showme:link 2>/dev/null)
+MPI_CFLAGS = $(if $(MPI_LIBS),-DSTAMP_MPI $(shell mpicc --showme:compile 2>/dev/null))
+override LDLIBS += $(MPI_LIBS)
+
 BUILD   ?= build
 Q       := $(if $(V),,@)
 say      = $(if $(V),,@printf '  %-6s %s\n' $(1) $(2);)
@@ -60,6 +68,8 @@ $(BUILD)/lib/%.o: lib/%.c
 	$(call say,CC,$<)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -Ilib -c -o $@ $<
+
+$(BUILD)/lib/base/dist.o: override CFLAGS += $(MPI_CFLAGS)
 
 $(BUILD)/%.o: %.c
 	$(call say,CC,$<)

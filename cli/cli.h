@@ -116,4 +116,8 @@ void cli_progress_fn(void *ctx, const char *label, size_t done, size_t total);
 const char *cli_score_text(char *buf, size_t size, const json_t *scores,
                            const char *key, int decimals);
 
+/* An MPI rank > 0 (cli/worker.c): serves rank 0 until it ends the
+ * distributed work; returns the exit code. */
+int cli_worker_main(int argc, char **argv);
+
 #endif

@@ -3,6 +3,7 @@
  * extends them with more corpus lines); without, it shows what is kept.
  * `stamp commit` computes missing statistics itself. */
 #include "cli/cli.h"
+#include "base/dist.h"
 #include "base/errors.h"
 #include "model/lm.h"
 #include "memit/hparams.h"
@@ -88,6 +89,9 @@ int cmd_stats(int argc, char **argv, const cli_globals *g)
                              samples ? samples : h.stats_samples, abs_corpus,
                              NULL, &computed, cli_progress_fn, NULL);
         cli_progress_done();
+        /* the MPI ranks have delivered: they exit before anything is
+         * written, which rank 0 then does alone */
+        if (!rc) rc = dist_finish();
         if (!rc) rc = store_meta_put(t, "corpus", abs_corpus);
         if (rc) goto fail;
     }

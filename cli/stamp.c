@@ -3,6 +3,8 @@
  * command = one file src/cmd/cmd_NAME.c defining cmd_NAME and
  * cmd_NAME_usage, plus one line in the table. */
 #include "base/blas_cpu.h"
+#include "base/dist.h"
+#include "base/errors.h"
 #include "base/threads.h"
 #include "cli/cli.h"
 
@@ -31,7 +33,7 @@ const cli_command *cli_find(const char *name)
 
 static void print_usage(FILE *out)
 {
-    fputs("usage: stamp [--store DIR] COMMAND [ARGS...]\n"
+    fputs("usage: stamp [--store DIR] [--mpi] COMMAND [ARGS...]\n"
           "       stamp --help | --version\n\n"
           "Keeps a versioned database of facts and stamps them into a\n"
           "language model's weights in batches (MEMIT), one reversible\n"
@@ -39,7 +41,10 @@ static void print_usage(FILE *out)
     for (size_t i = 0; i < n_commands; i++)
         fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
     fputs("\nThe store is --store DIR, else $STAMP_STORE, else ./store.\n"
-          "'stamp COMMAND --help' describes one command.\n", out);
+          "'stamp COMMAND --help' describes one command.\n"
+          "Under Open MPI's mpirun (or with --mpi), stats and commit share\n"
+          "their key statistics and target vectors among the ranks; rank 0\n"
+          "alone prints and writes the store.\n", out);
 }
 
 int main(int argc, char **argv)
@@ -48,15 +53,18 @@ int main(int argc, char **argv)
     cli_globals g = {0};
     const char *env = getenv("STAMP_STORE");
     g.store_dir = env && *env ? env : "store";
-    int i = 1;
+    int i = 1, mpi = 0;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             print_usage(stdout);
             return EXIT_OK;
         } else if (!strcmp(argv[i], "--version")) {
-            printf("stamp %s\nOpenBLAS kernels: %s\nOpenMP waiting: %s\n",
-                   STAMP_VERSION, blas_cpu_core(), threads_wait_policy());
+            printf("stamp %s\nOpenBLAS kernels: %s\nOpenMP waiting: %s\n"
+                   "MPI: %s\n", STAMP_VERSION, blas_cpu_core(),
+                   threads_wait_policy(), dist_library());
             return EXIT_OK;
+        } else if (!strcmp(argv[i], "--mpi")) {
+            mpi = 1;
         } else if (!strcmp(argv[i], "--store") ||
                    !strncmp(argv[i], "--store=", 8)) {
             const char *dir = argv[i][7] == '=' ? argv[i] + 8
@@ -82,7 +90,14 @@ int main(int argc, char **argv)
         print_usage(stderr);
         return EXIT_USAGE;
     }
+    /* under mpirun (or --mpi): rank 0 runs the command, stats and commit
+     * share their heavy phases with the other ranks, which serve it */
+    if (dist_init(&argc, &argv, mpi))
+        return cli_fail_code(ERR_INVALID);
+    if (dist_rank() > 0) return cli_worker_main(argc, argv);
     /* output that could not be written (a full disk, /dev/full) fails
      * the command, whatever it printed */
-    return cli_finish_output(c->run(argc - i, argv + i, &g));
+    int rc = c->run(argc - i, argv + i, &g);
+    if (dist_finish() && rc == EXIT_OK) rc = cli_fail_code(ERR_IO);
+    return cli_finish_output(rc);
 }

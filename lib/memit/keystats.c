@@ -3,6 +3,7 @@
  * computed on it, never on an edited one, so every commit's update uses
  * the same C_l. */
 #include "memit/keystats.h"
+#include "base/dist.h"
 #include "base/errors.h"
 #include "model/lm.h"
 #include "store/modelview.h"
@@ -59,8 +60,7 @@ int keystats_load(store_txn *t, size_t layer, keystats_sum *c)
     return rc;
 }
 
-/* Reads the non-empty lines of a corpus file. */
-static int read_lines(const char *path, char ***lines, size_t *n)
+int keystats_read_corpus(const char *path, char ***lines, size_t *n)
 {
     FILE *fp = fopen(path, "r");
     if (!fp) return err_set(ERR_IO, "cannot open corpus '%s'", path);
@@ -118,7 +118,7 @@ int keystats_ensure(store_txn *t, const size_t *layers, size_t n,
     }
     if (!rc && from != SIZE_MAX) {
         rc = keystats_corpus_path(t, corpus_path, &path);
-        if (!rc) rc = read_lines(path, &lines, &n_lines);
+        if (!rc) rc = keystats_read_corpus(path, &lines, &n_lines);
         if (!rc && from < n_lines) {
             size_t upto = sequences < n_lines ? sequences : n_lines;
             rc = modelview_model_dir(t, &dir);
@@ -143,9 +143,15 @@ int keystats_ensure(store_txn *t, const size_t *layers, size_t n,
                         group[k] = cov[i];
                         group_layers[k++] = layers[i];
                     }
-                rc = keystats_sum_accumulate(group, group_layers, k, &base, tok,
-                                           lines + start, upto - start,
-                                           progress, ctx);
+                if (dist_active()) /* shared with the MPI ranks */
+                    rc = keystats_dist_accumulate(group, group_layers, k,
+                                                  &base, tok, lines, start,
+                                                  upto, dir, path, progress,
+                                                  ctx);
+                else
+                    rc = keystats_sum_accumulate(group, group_layers, k,
+                                                 &base, tok, lines + start,
+                                                 upto - start, progress, ctx);
                 for (size_t i = 0, j = 0; i < n; i++) /* counts came back */
                     if (cov[i].sequences == start) cov[i] = group[j++];
                 for (size_t i = 0; !rc && i < n; i++) {

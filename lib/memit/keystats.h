@@ -15,6 +15,35 @@
 int keystats_corpus_path(store_txn *t, const char *explicit_path,
                          char **path);
 
+/* The non-empty lines of a corpus file (*lines and each line
+ * malloc'ed), as keystats_ensure reads them. */
+int keystats_read_corpus(const char *path, char ***lines, size_t *n);
+
+/* keystats_sum_accumulate over lines[start..upto) of the corpus at
+ * corpus_path, shared among the MPI ranks (base/dist.h): rank 0 sends
+ * each worker a share of contiguous lines, split where the whole call
+ * would add its gathered keys (keystats_sum_flush_points), sums its own
+ * share into cov and adds the workers' float64 sums in rank order. The
+ * result differs from one process's only in the order of those float64
+ * additions, and is the same, bit for bit, for a given rank count. The
+ * workers read the model from model_dir and the corpus from corpus_path,
+ * paths that must be the same on every machine. Rank 0 only. */
+int keystats_dist_accumulate(keystats_sum *cov, const size_t *layers,
+                             size_t k, const lm_model *m,
+                             const tokenizer *tok, char *const *lines,
+                             size_t start, size_t upto, const char *model_dir,
+                             const char *corpus_path, progress_fn progress,
+                             void *ctx);
+
+/* A worker rank's side of keystats_dist_accumulate: the model, tokenizer
+ * and corpus it loaded for earlier shares (kept for the next). */
+typedef struct keystats_worker keystats_worker;
+
+/* Computes and sends rank 0 the share of the DIST_CMD_STATS just
+ * received; a failure of its own is sent to rank 0 too (and returned). */
+int keystats_worker_job(keystats_worker **w);
+void keystats_worker_free(keystats_worker *w); /* accepts NULL */
+
 /* Loads the stored statistics of `layer` into c (ERR_NOTFOUND when
  * there are none). */
 int keystats_load(store_txn *t, size_t layer, keystats_sum *c);

@@ -198,6 +198,37 @@ int keystats_sum_accumulate(keystats_sum *cov, const size_t *layers,
     return rc;
 }
 
+int keystats_sum_flush_points(const lm_model *m, const tokenizer *tok,
+                              char *const *texts, size_t n, size_t **points,
+                              size_t *n_points)
+{
+    const size_t rows = 32, maxT = m->config.n_positions; /* as accumulate */
+    size_t *out = malloc(((n + rows - 1) / rows + 1) * sizeof *out), count = 0;
+    size_t n_keys = 0;
+    if (!out) return ERR_NOMEM;
+    for (size_t start = 0; start < n; start += rows) {
+        size_t B = start + rows <= n ? rows : n - start;
+        for (size_t b = 0; b < B; b++) {
+            int *ids = NULL;
+            size_t len = 0;
+            int rc = tokenizer_encode_ex(tok, texts[start + b],
+                                         strlen(texts[start + b]),
+                                         TOKENIZER_ADD_SPECIAL, &ids, &len);
+            free(ids);
+            if (rc) { free(out); return rc; }
+            n_keys += len > maxT ? maxT : len;
+        }
+        if (n_keys && (n_keys >= KEYSTATS_SUM_FLUSH_KEYS || start + B >= n)) {
+            out[count++] = start + B;
+            n_keys = 0;
+        }
+    }
+    if (count == 0 || out[count - 1] != n) out[count++] = n;
+    *points = out;
+    *n_points = count;
+    return 0;
+}
+
 int keystats_sum_mean(const keystats_sum *c, double *mean)
 {
     if (c->tokens == 0)

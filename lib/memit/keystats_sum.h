@@ -39,6 +39,16 @@ int keystats_sum_accumulate(keystats_sum *cov, const size_t *layers,
                           const tokenizer *tok, char *const *texts, size_t n,
                           progress_fn progress, void *ctx);
 
+/* The lines of texts[0..n) after which keystats_sum_accumulate(...,
+ * texts, n, ...) adds its gathered keys into the sums (ascending; the
+ * last is n). A call over texts[a..b) with a and b two of these points
+ * (or 0 and n) gathers and adds exactly the same keys, in the same
+ * groups, as the whole call does between them: a split there changes
+ * only the order of the float64 additions. Tokenizes every text. */
+int keystats_sum_flush_points(const lm_model *m, const tokenizer *tok,
+                              char *const *texts, size_t n, size_t **points,
+                              size_t *n_points);
+
 /* The fast path used by keystats_sum_accumulate (ssyrk). */
 void keystats_sum_add(keystats_sum *c, const float *keys, size_t n_keys);
 

@@ -392,28 +392,57 @@ out:
     return rc;
 }
 
+/* The groups of n facts: an even number of balanced sizes (at most G
+ * facts each), so two threads get equal shares. The split depends on n
+ * and G only, never on the thread or rank count, so z is the same for
+ * any thread count and any share of the groups. */
+static size_t ztarget_groups(size_t n, const hparams *h)
+{
+    size_t G = h->facts_per_group ? h->facts_per_group : 1;
+    size_t n_groups = (n + G - 1) / G;
+    if (n_groups > 1 && n_groups % 2 && n_groups < n) n_groups++;
+    return n_groups;
+}
+
+void ztarget_share(size_t n, const hparams *h, int part, int parts,
+                   size_t *first, size_t *end)
+{
+    size_t n_groups = ztarget_groups(n, h);
+    size_t g0 = n_groups * (size_t)part / (size_t)parts;
+    size_t g1 = n_groups * (size_t)(part + 1) / (size_t)parts;
+    *first = n_groups ? g0 * n / n_groups : 0;
+    *end = n_groups ? g1 * n / n_groups : 0;
+}
+
 int ztarget_compute(const lm_model *m, const editreq *r, size_t n,
                     size_t zlayer, const hparams *h, float *z, float *h0,
                     ztarget_info *info, progress_fn progress, void *ctx)
 {
-    size_t C = m->config.n_embd, G = h->facts_per_group ? h->facts_per_group : 1;
-    /* An even number of groups of balanced sizes (at most G facts each):
-     * two threads get equal shares. The split depends on n and G only,
-     * never on the thread count, so z is the same for any thread count. */
-    size_t n_groups = (n + G - 1) / G, finished = 0;
-    if (n_groups > 1 && n_groups % 2 && n_groups < n) n_groups++;
+    return ztarget_compute_share(m, r, n, zlayer, h, 0, 1, z, h0, info,
+                                 progress, ctx);
+}
+
+int ztarget_compute_share(const lm_model *m, const editreq *r, size_t n,
+                          size_t zlayer, const hparams *h, int part,
+                          int parts, float *z, float *h0, ztarget_info *info,
+                          progress_fn progress, void *ctx)
+{
+    size_t C = m->config.n_embd, n_groups = ztarget_groups(n, h), finished = 0;
+    size_t g0 = n_groups * (size_t)part / (size_t)parts;
+    size_t g1 = n_groups * (size_t)(part + 1) / (size_t)parts, first, end;
+    ztarget_share(n, h, part, parts, &first, &end);
     if (zlayer >= m->config.n_layer)
         return err_set(ERR_INVALID, "z layer %zu is outside the model", zlayer);
-    float *own_h0 = h0 ? NULL : malloc(n * C * sizeof(float));
+    float *own_h0 = h0 ? NULL : malloc((n ? n : 1) * C * sizeof(float));
     if (!h0 && !own_h0) return ERR_NOMEM;
     if (!h0) h0 = own_h0;
     memset(info, 0, n * sizeof *info);
     int rc = 0;
-    if (progress) progress(ctx, "target vectors", 0, n);
+    if (progress) progress(ctx, "target vectors", 0, end - first);
     /* one workspace per thread, for the largest group: allocating one
      * per group costs page faults that two threads serialise on */
     size_t maxB = 1, maxT = 1, maxNL = 1;
-    for (size_t gi = 0; gi < n_groups; gi++) {
+    for (size_t gi = g0; gi < g1; gi++) {
         size_t f0 = gi * n / n_groups, cnt = (gi + 1) * n / n_groups - f0;
         size_t B, T, NL;
         zgroup_shape(r + f0, cnt, &B, &T, &NL);
@@ -426,7 +455,7 @@ int ztarget_compute(const lm_model *m, const editreq *r, size_t n,
         lm_acts *a = NULL;
         int arc = lm_acts_new(&a, m, maxB, maxT, maxNL, 0);
 #pragma omp for schedule(dynamic, 1)
-        for (size_t gi = 0; gi < n_groups; gi++) {
+        for (size_t gi = g0; gi < g1; gi++) {
             size_t f0 = gi * n / n_groups, cnt = (gi + 1) * n / n_groups - f0;
             int grc = arc ? arc : zgroup_run(m, a, r + f0, cnt, zlayer, h,
                                              z + f0 * C, h0 + f0 * C,
@@ -435,7 +464,8 @@ int ztarget_compute(const lm_model *m, const editreq *r, size_t n,
             {
                 if (grc && !rc) rc = grc;
                 finished += cnt;
-                if (progress) progress(ctx, "target vectors", finished, n);
+                if (progress)
+                    progress(ctx, "target vectors", finished, end - first);
             }
         }
         lm_acts_free(a);

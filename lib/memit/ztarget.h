@@ -32,4 +32,16 @@ int ztarget_compute(const lm_model *m, const editreq *r, size_t n,
                     size_t zlayer, const hparams *h, float *z, float *h0,
                     ztarget_info *info, progress_fn progress, void *ctx);
 
+/* The same for the facts of share `part` of `parts` of the groups
+ * (parts MPI ranks, repo/commit): only z, h0 and info of the facts
+ * [first, end) that ztarget_share names are written (info's others are
+ * zeroed). Each fact's z is the one ztarget_compute finds, bit for bit:
+ * the groups do not depend on the share. */
+int ztarget_compute_share(const lm_model *m, const editreq *r, size_t n,
+                          size_t zlayer, const hparams *h, int part,
+                          int parts, float *z, float *h0, ztarget_info *info,
+                          progress_fn progress, void *ctx);
+void ztarget_share(size_t n, const hparams *h, int part, int parts,
+                   size_t *first, size_t *end);
+
 #endif

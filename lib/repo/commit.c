@@ -9,6 +9,7 @@
 #include "repo/commit_impl.h"
 #include "base/clock.h"
 #include "base/compare.h"
+#include "base/dist.h"
 #include "base/errors.h"
 #include "memit/keystats.h"
 #include "memit/spd.h"
@@ -306,8 +307,10 @@ static int commit_first_targets(commit_state *st)
     st->z = malloc((n_req ? n_req : 1) * C * sizeof(float));
     st->zinfo = calloc(n_req ? n_req : 1, sizeof *st->zinfo);
     if (!st->z || !st->zinfo) return err_set(ERR_NOMEM, "out of memory");
-    int rc = ztarget_compute(&st->model, st->reqs, n_req, st->zlayer, &st->h,
-                             st->z, NULL, st->zinfo, on_progress, st);
+    int rc = dist_active()
+        ? commit_dist_targets(st, n_req, 1, on_progress, st)
+        : ztarget_compute(&st->model, st->reqs, n_req, st->zlayer, &st->h,
+                          st->z, NULL, st->zinfo, on_progress, st);
     phase_end(st);
     if (rc) return rc;
     st->z0_seconds = clock_seconds() - t0;
@@ -375,8 +378,10 @@ static int round_targets(commit_state *st, size_t r, int *stop)
     commit_round *rs = &st->rounds[r];
     size_t n_ok = st->n_ok;
     double t0 = clock_seconds();
-    int rc = ztarget_compute(&st->model, st->reqs, n_ok, st->zlayer, &st->h,
-                             st->z, NULL, st->zinfo, on_progress, st);
+    int rc = dist_active()
+        ? commit_dist_targets(st, n_ok, 0, on_progress, st)
+        : ztarget_compute(&st->model, st->reqs, n_ok, st->zlayer, &st->h,
+                          st->z, NULL, st->zinfo, on_progress, st);
     phase_end(st);
     if (rc) return rc;
     rs->z_seconds = clock_seconds() - t0;
@@ -597,7 +602,11 @@ int commit_run(store *s, const commit_options *opt,
     /* scores before, on the facts that go in (z left the model as it was) */
     if (st.scores && (rc = timed_scores(&st, &st.before, &st.tm.scores_before)))
         goto out;
-    if ((rc = commit_rounds(&st))) goto out;
+    rc = commit_rounds(&st);
+    /* the MPI workers' part is over: they exit, rank 0 goes on alone
+     * (nothing is written before every rank has delivered) */
+    if (!rc) rc = dist_finish();
+    if (rc) goto out;
     if (st.scores && (rc = timed_scores(&st, &st.after, &st.tm.scores_after)))
         goto out;
     if ((rc = commit_write(&st, &out->id, &out->parent, &out->record)))

@@ -167,4 +167,12 @@ const char *commit_method_name(commit_method m);
  * when no fact was scored), with its magnitude and accuracy. */
 json_t *commit_scores_json(const eval_scores *s);
 
+/* An MPI worker rank's side of a commit (base/dist.h, commit_dist.c):
+ * on each DIST_CMD_Z it computes its share of the target vectors and
+ * sends them to rank 0; it never opens the store. The model it loaded is
+ * kept for the next round. */
+typedef struct commit_worker commit_worker;
+int commit_worker_job(commit_worker **w);
+void commit_worker_free(commit_worker *w); /* accepts NULL */
+
 #endif
