@@ -38,9 +38,9 @@ PS=$(getconf PAGESIZE)
 
 # The commands every trial runs, in a store directory $1, outputs in $2:
 # each one's stdout (export: the exported file's checksum) and status.
+# (predict reads what export reads: the targeted damage below runs it)
 CMDS=("log --json" "queue --json" "show Alice\\ Smith --json"
-      "diff base --json" "status --json" "predict Alice\\ Smith\\ plays\\ the"
-      "export" "reset base")
+      "diff base --json" "export" "reset base")
 run_all() {
   local dir=$1 out=$2 i=0 c
   mkdir -p "$out"
@@ -54,7 +54,6 @@ run_all() {
     else
       eval "STAMP_STORE=\$dir timeout 120 \"\$STAMP\" $c" > "$out/$i.out" 2> "$out/$i.err"
       echo $? > "$out/$i.rc"
-      [ "$c" = "status --json" ] && { jq -S 'del(.size_bytes, .disk_bytes, .space, .store)' "$out/$i.out" > "$out/s" 2>/dev/null; mv "$out/s" "$out/$i.out"; }
     fi
   done
 }
@@ -64,6 +63,7 @@ if diff -r base base2 > /dev/null; then pass "the commands' outputs are repeatab
 else fail "the commands' outputs are repeatable" "$(diff -r base base2 | head -5)"; fi
 rm -rf good1 good2
 
+base_sum=$(cat base/*.out base/*.rc | cksum)
 reported=0; harmless=0; signals=0; silent=0; spread=0; trials=0
 # Runs one trial on ./w (already damaged): $1 names the damage.
 trial() {
@@ -72,6 +72,10 @@ trial() {
   STAMP_STORE=$T/w timeout 120 "$STAMP" fsck > fsck.out 2> fsck.err; fsck_rc=$?
   [ "$fsck_rc" -ge 128 ] && { signals=$((signals + 1)); fail "fsck dies by signal $fsck_rc: $what"; }
   rm -rf got; run_all "$T/w" got
+  if [ "$(cat got/*.out got/*.rc | cksum)" = "$base_sum" ]; then
+    [ "$fsck_rc" -eq 1 ] && reported=$((reported + 1)) || harmless=$((harmless + 1))
+    return
+  fi
   for i in $(seq ${#CMDS[@]}); do
     local rc; rc=$(cat "got/$i.rc")
     if [ "$rc" -ge 128 ]; then
