@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "base/dist.h"
 #include "base/errors.h"
+#include "base/hash.h"
 #include "model/lm.h"
 #include "memit/hparams.h"
 #include "memit/keystats.h"
@@ -110,10 +111,12 @@ int cmd_stats(int argc, char **argv, const cli_globals *g)
                     "its %zu MLP units; the statistics are singular until "
                     "they cover more text\n", h.layers[i],
                     (unsigned long long)cov.tokens, cov.F);
-        json_array_append_new(out, json_pack("{s:I,s:b,s:I,s:I,s:I}", "layer",
-            (json_int_t)h.layers[i], "present", 1, "tokens",
+        char hash[33]; /* of the float64 sums: equal sums, equal hash */
+        hash_hex(hash, cov.sum, cov.F * cov.F * sizeof *cov.sum);
+        json_array_append_new(out, json_pack("{s:I,s:b,s:I,s:I,s:I,s:s}",
+            "layer", (json_int_t)h.layers[i], "present", 1, "tokens",
             (json_int_t)cov.tokens, "sequences", (json_int_t)cov.sequences,
-            "size", (json_int_t)cov.F));
+            "size", (json_int_t)cov.F, "sum_hash", hash));
         keystats_sum_free(&cov);
     }
     if (corpus && (rc = store_txn_commit(t))) { t = NULL; goto fail; }
