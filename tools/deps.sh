@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(gcc make pkg-config liblmdb-dev lmdb-utils libopenblas-openmp-dev
           liblapacke-dev libcsv-dev libjansson-dev libpcre2-dev libzstd-dev
           libxxhash-dev xxhash jq time
+          libopenmpi-dev openmpi-bin  # mpirun -np N stamp stats|commit (base/dist.c); t45-mpi
           chromium libxml2-utils    # t90-report: the page rendered, and parsed as XML
           python3-torch)            # t94-llama-predict: the PyTorch reference (/usr/bin/python3)
 # test_tokenizer_json fetches the reference tokenizer.json files with npm
