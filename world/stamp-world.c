@@ -35,6 +35,7 @@
 #include "world/extra_facts.h"
 #include "facts/fact.h"
 #include "model/gpt2.h"
+#include "model/llama_train.h"
 #include "facts/ingest.h"
 #include "world/phrasings.h"
 #include "base/tmpdir.h"
@@ -61,9 +62,9 @@
 static const char usage_text[] =
     "usage: stamp-world (--synthetic SIZE | --facts FILE) --out DIR [options]\n"
     "\n"
-    "Builds a small GPT-2 model (Hugging Face layout) that knows a list of\n"
-    "facts: DIR/config.json, model.safetensors, vocab.json, merges.txt,\n"
-    "facts.csv, corpus.txt, world.json.\n"
+    "Builds a small GPT-2 or Llama model (Hugging Face layout) that knows a\n"
+    "list of facts: DIR/config.json, model.safetensors, vocab.json,\n"
+    "merges.txt, facts.csv, corpus.txt, world.json.\n"
     "\n"
     "Facts:\n"
     "  --synthetic SIZE   invented world: tiny (192 facts), small (1000),\n"
@@ -77,7 +78,13 @@ static const char usage_text[] =
     "Model and training (defaults depend on the world):\n"
     "  --seed N           world, initialisation and batch order (default 1)\n"
     "  --threads N        worker threads (default: all cores)\n"
+    "  --arch gpt2|llama  GPT2LMHeadModel (default) or LlamaForCausalLM:\n"
+    "                     RMSNorm, rotary positions, SwiGLU MLP, grouped-\n"
+    "                     query attention, tied embeddings\n"
     "  --layers N  --embd N  --heads N  --ff N  --ctx N  --vocab N\n"
+    "  --kv-heads N       llama: key/value heads (divides --heads; default\n"
+    "                     half of them); --ff defaults to 2/3 of GPT-2's\n"
+    "                     (the same MLP parameters with three matrices)\n"
     "  --steps N          optimiser steps at most\n"
     "  --lr X             peak learning rate\n"
     "  --wd X             AdamW weight decay of the matrices (default .1)\n"
@@ -133,6 +140,8 @@ typedef struct {
     uint64_t seed;
     int threads;
     size_t layers, embd, heads, ff, ctx, vocab, steps, batch, eval_every;
+    int llama;            /* --arch llama */
+    size_t kv_heads;
     float lr;
     double wd;
     train_loss loss;
@@ -807,8 +816,13 @@ static void set_defaults(args *a, size_t n_facts, size_t n_sentences)
         while (a->embd % a->heads)
             a->heads /= 2;
     }
-    if (!a->ff)
+    if (!a->ff) {
         a->ff = file ? 1024 : 4 * a->embd;
+        if (a->llama) /* SwiGLU's three matrices: GPT-2's MLP parameters */
+            a->ff = (a->ff * 2 / 3 + 7) / 8 * 8;
+    }
+    if (a->llama && !a->kv_heads)
+        a->kv_heads = a->heads % 2 ? a->heads : a->heads / 2;
     if (!a->ctx)
         a->ctx = file ? 64 : 32;
     if (!a->vocab) /* 1024: every object of the tiny world one token */
@@ -828,7 +842,8 @@ static void set_defaults(args *a, size_t n_facts, size_t n_sentences)
 enum { O_SYN = 256, O_FACTS, O_FORMAT, O_LIMIT, O_SKIP, O_OUT, O_SEED,
        O_THREADS, O_LAYERS, O_EMBD, O_HEADS, O_FF, O_CTX, O_VOCAB,
        O_STEPS, O_LR, O_BATCH, O_LOSS, O_GOAL, O_GOALP, O_EVAL, O_QUIET,
-       O_WD, O_DISTRACT, O_EXTRA, O_HOLDP, O_PHRASE, O_CKPT, O_NOCKPT, O_PPHRASE };
+       O_WD, O_DISTRACT, O_EXTRA, O_HOLDP, O_PHRASE, O_CKPT, O_NOCKPT, O_PPHRASE,
+       O_ARCH, O_KVHEADS };
 
 static const struct option long_opts[] = {
     {"synthetic", required_argument, 0, O_SYN},
@@ -861,6 +876,8 @@ static const struct option long_opts[] = {
     {"paraphrase-phrasings", required_argument, 0, O_PPHRASE},
     {"checkpoint", required_argument, 0, O_CKPT},
     {"no-checkpoint", no_argument, 0, O_NOCKPT},
+    {"arch", required_argument, 0, O_ARCH},
+    {"kv-heads", required_argument, 0, O_KVHEADS},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
 
@@ -876,10 +893,10 @@ static int parse_count_option(args *a, int c, char **argv)
         {O_LIMIT, 1, 10000000}, {O_LAYERS, 1, 64}, {O_EMBD, 8, 4096},
         {O_HEADS, 1, 64}, {O_FF, 8, 65536}, {O_CTX, 8, 4096},
         {O_VOCAB, 257, 200000}, {O_STEPS, 1, 100000000},
-        {O_BATCH, 1, 65536}, {O_EVAL, 1, 100000000}};
+        {O_BATCH, 1, 65536}, {O_EVAL, 1, 100000000}, {O_KVHEADS, 1, 64}};
     size_t *dst[] = {&a->limit, &a->layers, &a->embd, &a->heads, &a->ff,
                      &a->ctx, &a->vocab, &a->steps, &a->batch,
-                     &a->eval_every};
+                     &a->eval_every, &a->kv_heads};
     size_t k = 0, v;
     while (k < sizeof lim / sizeof lim[0] && lim[k].opt != c)
         k++;
@@ -912,6 +929,11 @@ static int parse_option(args *a, int c, char **argv, int *goal_para_given)
     case O_QUIET: a->quiet = 1; break;
     case O_CKPT: a->checkpoint = optarg; break;
     case O_NOCKPT: a->no_checkpoint = 1; break;
+    case O_ARCH:
+        if (strcmp(optarg, "gpt2") && strcmp(optarg, "llama"))
+            return usage_error("--arch takes gpt2 or llama, not '%s'", optarg);
+        a->llama = !strcmp(optarg, "llama");
+        break;
     case O_HOLDP:
         if (parse_size(optarg, &a->hold_out_para, 0, (size_t)-1))
             return usage_error("bad --hold-out-paraphrases '%s' (a "
@@ -1013,6 +1035,8 @@ static int parse_args(int argc, char **argv, args *a)
     if (a->embd && a->heads && a->embd % a->heads)
         return usage_error("--embd %zu is not divisible by --heads %zu",
                            a->embd, a->heads);
+    if (a->kv_heads && !a->llama)
+        return usage_error("--kv-heads goes with --arch llama");
     return ARGS_OK;
 }
 
@@ -1029,6 +1053,9 @@ typedef struct {
     double t_bpe;         /* seconds spent on the vocabulary */
     gpt2_config cfg;
     gpt2_model m;
+    llama_config lcfg;    /* with --arch llama, instead of cfg and m */
+    llama_model lm;
+    train_net net;        /* the one of the two being trained */
     train_options to;
     train_report rep;
     size_t n_extra;       /* extra facts' sequences, watched in training */
@@ -1046,6 +1073,7 @@ static void build_free(build *b)
     free(b->corpus.p);
     tokenizer_close(b->tok);
     gpt2_model_free(&b->m);
+    llama_model_free(&b->lm);
     world_free(&b->w);
 }
 
@@ -1071,6 +1099,10 @@ static int build_text(build *b)
     if (a->embd % a->heads)
         return die("--embd %zu is not divisible by --heads %zu", a->embd,
                    a->heads);
+    if (a->llama && (a->heads % a->kv_heads || a->embd / a->heads % 2))
+        return die("llama: --kv-heads %zu must divide --heads %zu, and the "
+                   "head size %zu be even", a->kv_heads, a->heads,
+                   a->embd / a->heads);
     say(a, "%zu facts, %zu training sentences (%zu repeated, %zu "
         "conflicting prompts left out, %zu repeated facts left out)",
         w->n_facts, w->n_sent, w->n_dup, w->n_conflict, w->n_dropped_facts);
@@ -1168,6 +1200,39 @@ static void say_trained(const build *b)
         extra_note, rep->reached_goal ? " (goal reached)" : "");
 }
 
+/* The model of the command line, initialised from the seed: GPT-2, or a
+ * Llama (tied embeddings, no biases, rope theta 10000, RMSNorm eps 1e-5;
+ * bos and eos the last id, as GPT-2's world). b->cfg has the shape of
+ * either. */
+static int init_model(build *b)
+{
+    args *a = b->a;
+    size_t V = tokenizer_vocab_size(b->tok);
+    b->cfg = (gpt2_config){.n_layer = a->layers, .n_head = a->heads,
+                           .n_embd = a->embd, .n_positions = a->ctx,
+                           .vocab_size = V, .n_inner = a->ff,
+                           .layer_norm_epsilon = 1e-5f};
+    if (!a->llama) {
+        int rc = gpt2_model_init(&b->m, &b->cfg);
+        if (rc) return rc;
+        gpt2_model_init_random(&b->m, a->seed);
+        b->net = train_net_of_gpt2(&b->m);
+        return 0;
+    }
+    b->lcfg = (llama_config){.arch = LLAMA_ARCH_LLAMA, .n_layer = a->layers,
+                             .n_embd = a->embd, .n_inner = a->ff,
+                             .n_head = a->heads, .n_kv_head = a->kv_heads,
+                             .head_dim = a->embd / a->heads, .vocab_size = V,
+                             .n_positions = a->ctx, .rms_norm_eps = 1e-5f,
+                             .rope_theta = 10000, .tie_word_embeddings = true,
+                             .bos_token_id = (int)V - 1,
+                             .eos_token_ids = {(int)V - 1}, .n_eos = 1};
+    int rc = llama_model_init_random(&b->lm, &b->lcfg, a->seed);
+    if (rc) return rc;
+    b->net = train_net_of_llama(&b->lm);
+    return 0;
+}
+
 /* Step 4: the model, initialised and trained until it recalls the facts
  * (or out of steps); the neighbourhood's recall measured after. */
 static int train_world(build *b)
@@ -1175,18 +1240,18 @@ static int train_world(build *b)
     args *a = b->a;
     world *w = &b->w;
     int rc;
-    b->cfg = (gpt2_config){.n_layer = a->layers, .n_head = a->heads,
-                           .n_embd = a->embd, .n_positions = a->ctx,
-                           .vocab_size = tokenizer_vocab_size(b->tok),
-                           .n_inner = a->ff, .layer_norm_epsilon = 1e-5f};
-    if ((rc = gpt2_model_init(&b->m, &b->cfg)))
+    if ((rc = init_model(b)))
         return die_rc(rc);
-    gpt2_model_init_random(&b->m, a->seed);
-    say(a, "model: %zu layers, n_embd %zu, %zu heads, d_ff %zu, context "
-        "%zu, vocabulary %zu: %zu parameters; %d threads",
-        b->cfg.n_layer, b->cfg.n_embd, b->cfg.n_head, b->cfg.n_inner,
-        b->cfg.n_positions, b->cfg.vocab_size, b->m.num_parameters,
-        a->threads);
+    size_t n_params;
+    train_net_params(&b->net, &n_params);
+    char kv[64] = "";
+    if (a->llama)
+        snprintf(kv, sizeof kv, " (%zu key/value)", b->lcfg.n_kv_head);
+    say(a, "model: %s, %zu layers, n_embd %zu, %zu heads%s, d_ff %zu, "
+        "context %zu, vocabulary %zu: %zu parameters; %d threads",
+        a->llama ? "llama" : "gpt2", b->cfg.n_layer, b->cfg.n_embd,
+        b->cfg.n_head, kv, b->cfg.n_inner, b->cfg.n_positions,
+        b->cfg.vocab_size, n_params, a->threads);
     set_train_options(b);
     /* the extra facts and held-out paraphrases are watched, not waited for */
     b->n_extra = w->n_seqs - w->first_extra;
@@ -1206,8 +1271,8 @@ static int train_world(build *b)
         ev[n_ev++] = (train_eval){"held-out paraphrase", w->para,
                                   w->n_para_held, 0};
     }
-    if ((rc = train_run(&b->m, w->seqs, w->n_seqs, ev, n_ev, &b->to,
-                        &b->rep)))
+    if ((rc = train_net_run(&b->net, w->seqs, w->n_seqs, ev, n_ev, &b->to,
+                            &b->rep)))
         return die_rc(rc);
     if (b->rep.checkpoint == CHECKPOINT_LOADED)
         say(a, "continued from step %zu of %s", b->rep.resumed_from, b->ckpt);
@@ -1216,8 +1281,8 @@ static int train_world(build *b)
     else if (b->rep.checkpoint == CHECKPOINT_DAMAGED)
         say(a, "replaced %s: not an intact checkpoint", b->ckpt);
     if (w->n_nbr &&
-        (rc = train_recall(&b->m, w->nbr, w->n_nbr, a->threads,
-                           &b->neighbor_recall, NULL)))
+        (rc = train_net_recall(&b->net, w->nbr, w->n_nbr, a->threads,
+                               &b->neighbor_recall, NULL)))
         return die_rc(rc);
     say_trained(b);
     return 0;
@@ -1230,6 +1295,8 @@ static json_t *world_json(const build *b)
     const world *w = &b->w;
     const gpt2_config *cfg = &b->cfg;
     const train_report *rep = &b->rep;
+    size_t n_params;
+    train_net_params(&b->net, &n_params);
     size_t n_distractor = 0, n_extra_sent = 0, n_phrasing = 0;
     size_t n_para_phrasing = 0;
     for (size_t i = 0; i < w->n_sent; i++) {
@@ -1252,7 +1319,7 @@ static json_t *world_json(const build *b)
         "n_inner", (json_int_t)cfg->n_inner,
         "n_positions", (json_int_t)cfg->n_positions,
         "vocab_size", (json_int_t)cfg->vocab_size,
-        "parameters", (json_int_t)b->m.num_parameters,
+        "parameters", (json_int_t)n_params,
         "data", "facts", (json_int_t)w->n_facts,
         "sentences", (json_int_t)w->n_sent,
         "sequences", (json_int_t)w->n_seqs,
@@ -1287,6 +1354,13 @@ static json_t *world_json(const build *b)
         "total", clock_seconds() - t_start);
     if (!info)
         return NULL;
+    if (a->llama) { /* the GPT-2 world's model keys stay as they were */
+        json_t *model = json_object_get(info, "model");
+        json_object_set_new(model, "architecture",
+                            json_string("LlamaForCausalLM"));
+        json_object_set_new(model, "n_kv_head",
+                            json_integer((json_int_t)b->lcfg.n_kv_head));
+    }
     if (b->n_extra)
         json_object_set_new(json_object_get(info, "recall"), "extra_facts",
                             json_real(rep->recall[b->ev_extra]));
@@ -1302,7 +1376,8 @@ static int write_world(build *b)
 {
     char path[4200];
     int rc;
-    if ((rc = gpt2_model_save(&b->m, b->tmp)))
+    if ((rc = b->a->llama ? llama_model_save(&b->lm, b->tmp, ST_F32)
+                         : gpt2_model_save(&b->m, b->tmp)))
         return die_rc(rc);
     snprintf(path, sizeof path, "%s/facts.csv", b->tmp);
     if ((rc = write_facts_csv(&b->w, path)))

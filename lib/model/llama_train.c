@@ -211,9 +211,12 @@ static json_t *config_json(const llama_config *c, st_dtype dtype)
     SZ("max_position_embeddings", c->n_positions);
     if (c->sliding_window) SZ("sliding_window", c->sliding_window);
 #undef SZ
-    /* the float's shortest decimal, as gpt2_config_write */
+    /* the float's shortest decimal (1e-05, not 9.99999975e-06) */
     char buf[32];
-    snprintf(buf, sizeof buf, "%.9g", (double)c->rms_norm_eps);
+    for (int p = 1; p <= 9; p++) {
+        snprintf(buf, sizeof buf, "%.*g", p, (double)c->rms_norm_eps);
+        if ((float)strtod(buf, NULL) == c->rms_norm_eps) break;
+    }
     json_object_set_new(r, "rms_norm_eps", json_real(strtod(buf, NULL)));
     json_object_set_new(r, "rope_theta", json_real(c->rope_theta));
     if (c->rope_llama3)
