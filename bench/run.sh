@@ -175,6 +175,9 @@ scale_runs=$(awk '{ printf "%s[%s,%s,%s]", (NR > 1 ? "," : ""), $1, $2, $3 }
 BENCH_OUT=$out_dir PAIRS=$THREAD_PAIRS bash bench/threads_busy.sh # (b) idle and busy, old and new waiting, on world-tiny
 # (f) a model of real size: Llama 3.2 1B's shape, BF16 (LLAMA_1B=0 skips it)
 [ "${LLAMA_1B:-1}" = 0 ] || BENCH_OUT=$out_dir STAMP=$STAMP bash bench/llama_1b.sh
+# MPI: stats and commit on 1 rank against 2 ranks of 1 thread (BENCH_MPI=0 skips it)
+[ "${BENCH_MPI:-1}" = 0 ] || BENCH_OUT=$out_dir STAMP=$STAMP WORLD=$WORLD bash bench/mpi.sh ||
+  echo "bench/mpi.sh failed"
 # damage: byte flips, page headers and truncations of a small store (BENCH_DAMAGE=0 skips)
 [ "${BENCH_DAMAGE:-1}" = 0 ] || STAMP=$STAMP bash bench/bench_damage.sh || echo "bench_damage: failures (bench/results/damage-*.txt)"
 
