@@ -17,6 +17,10 @@
 #   (f) a Llama-3.2-1B-shaped model (bench/llama_1b.sh): time and peak
 #       memory of init, predict, stats, a commit of 10 edits, revert and
 #       export (LLAMA_1B=0 skips it);
+#   (g) the batch of (a) on a Llama-shaped world of the same size and
+#       data (RMSNorm, RoPE, GQA, SwiGLU) next to this world's
+#       (bench/world_llama.sh, which builds build/world-cf-llama when
+#       missing: over an hour; BENCH_LLAMA_WORLD=0 skips it);
 #   (e) the batch of (a) again with other settings, one fresh store each
 #       (VARIANTS: `stamp commit` options, ';' between settings; default
 #       the layer-by-layer solve at the lambda that writes as much, which
@@ -175,6 +179,8 @@ scale_runs=$(awk '{ printf "%s[%s,%s,%s]", (NR > 1 ? "," : ""), $1, $2, $3 }
 BENCH_OUT=$out_dir PAIRS=$THREAD_PAIRS bash bench/threads_busy.sh # (b) idle and busy, old and new waiting, on world-tiny
 # (f) a model of real size: Llama 3.2 1B's shape, BF16 (LLAMA_1B=0 skips it)
 [ "${LLAMA_1B:-1}" = 0 ] || BENCH_OUT=$out_dir STAMP=$STAMP bash bench/llama_1b.sh
+# the batch on a Llama-shaped world of the same size and data against this world (BENCH_LLAMA_WORLD=0 skips)
+[ "${BENCH_LLAMA_WORLD:-1}" = 0 ] || BENCH_OUT=$out_dir STAMP=$STAMP WORLD=$WORLD BATCH=$BATCH RETENTION_SAMPLE=$RETENTION_SAMPLE bash bench/world_llama.sh || echo "world_llama: failed"
 # MPI: stats and commit on 1 rank against 2 ranks of 1 thread (BENCH_MPI=0 skips it)
 [ "${BENCH_MPI:-1}" = 0 ] || BENCH_OUT=$out_dir STAMP=$STAMP WORLD=$WORLD bash bench/mpi.sh ||
   echo "bench/mpi.sh failed"
