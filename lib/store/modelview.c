@@ -138,20 +138,30 @@ int modelview_verify_base(store_txn *t)
                      hf_weights_count(w), json_object_size(hashes));
         goto out;
     }
+    /* every damaged tensor is named: the first with its file, the rest
+     * after it ("; also ...") */
+    char first[1024] = "", also[1024] = "";
+    size_t bad = 0, used = 0;
     for (size_t i = 0; i < hf_weights_count(w); i++) {
         const char *file = NULL;
         const st_tensor *st = hf_weights_at(w, i, &file);
         const char *want = json_string_value(json_object_get(hashes, st->name));
         char have[33];
         hash_hex(have, st->data, st->nbytes);
-        if (!want || strcmp(want, have)) {
-            rc = err_set(ERR_FORMAT, "base model '%s' changed behind the "
-                         "store's back: tensor '%s' %s", file, st->name,
-                         want ? "differs from its recorded hash"
-                              : "was not there at init");
-            goto out;
-        }
+        if (want && !strcmp(want, have)) continue;
+        if (bad++ == 0)
+            snprintf(first, sizeof first, "base model '%s' changed behind "
+                     "the store's back: tensor '%s' %s", file, st->name,
+                     want ? "differs from its recorded hash"
+                          : "was not there at init");
+        else if (used < sizeof also)
+            used += (size_t)snprintf(also + used, sizeof also - used,
+                                     "%s'%s'", bad > 2 ? ", " : "", st->name);
     }
+    if (bad == 1) rc = err_set(ERR_FORMAT, "%s", first);
+    else if (bad > 1)
+        rc = err_set(ERR_FORMAT, "%s; also %s (%zu tensors in all)", first,
+                     also, bad);
 out:
     hf_weights_close(w);
     json_decref(hashes);
