@@ -260,5 +260,8 @@ void dist_test_pause(void)
     const char *env = getenv("STAMP_TEST_DIST_PAUSE");
     if (paused || dist_rank() == 0 || !env || atoi(env) <= 0) return;
     paused = 1;
+    fprintf(stderr, "stamp: test: rank %d pauses for %d s\n", dist_rank(),
+            atoi(env));
+    fflush(stderr);
     sleep((unsigned)atoi(env));
 }

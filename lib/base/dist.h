@@ -75,7 +75,8 @@ void dist_share(size_t n, int rank, int size, size_t *first, size_t *end);
 int dist_finish(void);
 
 /* Test hook: when $STAMP_TEST_DIST_PAUSE is N > 0, a worker sleeps N
- * seconds before it delivers its first share (a test kills it then). */
+ * seconds before it delivers its first share, saying so on stderr (a
+ * test kills it then). */
 void dist_test_pause(void);
 
 #endif
