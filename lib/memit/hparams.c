@@ -47,9 +47,11 @@ void hparams_default(hparams *h, const lm_config *c)
         return;
     }
     if (L >= 12) {
-        /* GPT-2-sized models: a band of early-middle layers, as the
-         * papers find facts there (GPT-2 XL edits 13-17 of 48) */
-        for (size_t l = L / 4; l <= L / 4 + L / 10 && h->n_layers < HPARAMS_MAX_LAYERS; l++)
+        /* GPT-2-sized models: MEMIT's band for GPT-2 XL (layers 13-17
+         * of 48, hparams/MEMIT/gpt2-xl.json), scaled to the depth:
+         * GPT-2 small 3-4, medium 7-9, large 10-13 */
+        for (size_t l = (13 * L + 24) / 48; l <= (17 * L + 24) / 48 &&
+                                            h->n_layers < HPARAMS_MAX_LAYERS; l++)
             h->layers[h->n_layers++] = l;
         return;
     }

@@ -30,7 +30,8 @@ static double urand(void)
     return (double)(rng >> 11) / 9007199254740992.0;
 }
 
-/* Default layers by family and depth: GPT-2 sizes a band from L/4; the
+/* Default layers by family and depth: GPT-2 sizes MEMIT's GPT-2 XL band
+ * (13-17 of 48) scaled; the
  * Llama family AlphaEdit's Llama 3 8B band (4-8 of 32) scaled; small
  * models layers 0-1. */
 TEST(hparams_default_layers_by_family_and_depth)
@@ -40,7 +41,8 @@ TEST(hparams_default_layers_by_family_and_depth)
         size_t L, first, last;
     } want[] = {
         {LM_LLAMA, 32, 4, 8}, {LM_LLAMA, 16, 2, 4}, {LM_LLAMA, 28, 4, 7},
-        {LM_GPT2, 48, 12, 16}, {LM_GPT2, 12, 3, 4}, {LM_LLAMA, 6, 0, 1},
+        {LM_GPT2, 48, 13, 17}, {LM_GPT2, 12, 3, 4}, {LM_GPT2, 24, 7, 9},
+        {LM_GPT2, 36, 10, 13}, {LM_LLAMA, 6, 0, 1},
         {LM_GPT2, 6, 0, 1},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
