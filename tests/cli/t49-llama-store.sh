@@ -49,8 +49,9 @@ check_model() {
   expect_ok "$name: import" "$STAMP" import facts.csv
   expect_ok "$name: stats" "$STAMP" stats --corpus corpus.txt
   "$STAMP" predict --json "Paris is the capital of" > "$T/$name-before.json"
-  local opts=()
+  local opts=(--set rounds=1)   # the bytes are the point here, not the scores
   [ "$method" = rome ] && opts=(--method rome --limit 1)
+  [ "$name" = llama ] && opts=()  # one model commits with the defaults
   expect_ok "$name: commit ($method)" "$STAMP" commit -m one "${opts[@]}"
   expect_ok "$name: fsck after the commit" "$STAMP" fsck
 
