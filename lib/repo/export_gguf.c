@@ -199,6 +199,12 @@ static int read_merges(gguf_vocab *v, const char *base_dir)
     return rc;
 }
 
+int gguf_vocab_read_gpt2(gguf_vocab *v, const char *dir, size_t V)
+{
+    int rc = read_tokens(v, dir, V);
+    return rc ? rc : read_merges(v, dir);
+}
+
 static int set_metadata(gguf_writer *w, const gpt2_config *c, gguf_type type,
                         const gguf_vocab *v)
 {

@@ -41,6 +41,10 @@ void gguf_vocab_free(gguf_vocab *v); /* accepts a zeroed one */
  * v has them. */
 int gguf_vocab_write(gguf_writer *w, const gguf_vocab *v);
 
+/* GPT-2's vocab.json (ids 0..V-1 each once; "<|endoftext|>" is the eot)
+ * and merges.txt of dir into v (allocated here). */
+int gguf_vocab_read_gpt2(gguf_vocab *v, const char *dir, size_t V);
+
 /* The directory of path must exist and path must not be a directory:
  * ERR_NOTFOUND, ERR_EXISTS, ERR_INVALID (an empty or too long path). */
 int export_gguf_check_path(const char *path);

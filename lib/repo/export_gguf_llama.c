@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 size_t export_gguf_qk_row(size_t row, size_t head_dim)
 {
@@ -340,8 +341,32 @@ static int set_specials(gguf_writer *w, const tok_files *f,
     return rc;
 }
 
+/* A model with GPT-2's vocab.json and merges.txt instead of a
+ * tokenizer.json (stamp-world's Llama worlds): llama.cpp's "gpt2"
+ * vocabulary with the gpt-2 pre-tokenizer, no BOS added. */
+static int set_gpt2_tokenizer(gguf_writer *w, const char *dir,
+                              const llama_config *c)
+{
+    gguf_vocab v = {0};
+    int rc = gguf_vocab_read_gpt2(&v, dir, c->vocab_size);
+    if (!rc && !(rc = gguf_set_str(w, "tokenizer.ggml.model", "gpt2")) &&
+        !(rc = gguf_set_str(w, "tokenizer.ggml.pre", "gpt-2")) &&
+        !(rc = gguf_vocab_write(w, &v)))
+        rc = gguf_set_bool(w, "tokenizer.ggml.add_bos_token", 0);
+    if (!rc && v.eot >= 0 &&
+        !(rc = gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)v.eot)))
+        rc = gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)v.eot);
+    gguf_vocab_free(&v);
+    return rc;
+}
+
 static int set_tokenizer(gguf_writer *w, const char *dir, const llama_config *c)
 {
+    char gpt2_vocab[PATH_MAX + 32], tok_json[PATH_MAX + 32];
+    snprintf(tok_json, sizeof tok_json, "%s/tokenizer.json", dir);
+    snprintf(gpt2_vocab, sizeof gpt2_vocab, "%s/vocab.json", dir);
+    if (access(tok_json, F_OK) && !access(gpt2_vocab, R_OK))
+        return set_gpt2_tokenizer(w, dir, c);
     tok_files f = {0};
     gguf_vocab v = {0};
     const char *pre = NULL;
