@@ -73,8 +73,9 @@ static int write_tensors(commit_state *st, uint64_t id, json_t *layers,
         hash_hex(ha, new_, F * C * sizeof(float));
         /* the change has rank <= the number of facts: a low-rank
          * encoding pays only when that is well below the matrix's size
-         * (else it is an SVD spent to fall back to the plain one) */
-        if (2 * st->n_ok < (F < C ? F : C))
+         * (else it is an SVD spent to fall back to the plain one), and
+         * only in F32: rounding to BF16 or F16 makes it full-rank */
+        if (v.stored == LINALG_F32 && 2 * st->n_ok < (F < C ? F : C))
             rc = wdiff_encode_matrix(old, new_, rows, cols, &blob, &len);
         else
             rc = wdiff_encode(old, new_, F * C, &blob, &len);
