@@ -7,7 +7,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd) # before lib.sh moves to a temporary d
 . "$(dirname "$0")/lib.sh"
 W=$WORLD_TINY
 mkdir -p "$T/report"
-expect_ok "bench/run.sh on the tiny world" env BENCH_OUT="$T/report" BENCH_DAMAGE=0 \
+expect_ok "bench/run.sh on the tiny world" env BENCH_OUT="$T/report" BENCH_DAMAGE=0 BENCH_MPI=0 LLAMA_1B=0 \
   WORLD="$W" BATCH=24 NIGHTS=2 NIGHTLY=10 SCALE_BATCH=10 THREAD_PAIRS=2 SIZES="10 24" \
   RETENTION_SAMPLE=100 VARIANTS="--set joint_layers=1;--set rounds=1 --set mom2_update_weight=500" \
   bash "$root/bench/run.sh"
@@ -85,7 +85,7 @@ cp -r "$root/bench" old-tree/
 ln -s "$W" old-tree/build/world-cf
 ln -s "$STAMP" old-tree/build/stamp
 ln -s "$BUILD/tools/bench_sgemm" old-tree/build/tools/bench_sgemm
-expect_ok "bench/run.sh on an old default world" env -u WORLD BENCH_OUT="$T/report-old" BENCH_DAMAGE=0 \
+expect_ok "bench/run.sh on an old default world" env -u WORLD BENCH_OUT="$T/report-old" BENCH_DAMAGE=0 BENCH_MPI=0 LLAMA_1B=0 \
   STAMP="$STAMP" BATCH=12 NIGHTS=1 NIGHTLY=6 SCALE_BATCH=6 SIZES="6" \
   RETENTION_SAMPLE=50 bash old-tree/bench/run.sh
 expect_grep "the old world is named" "warning: .*world-cf has d_ff 256, bench/world.sh builds [0-9]+;" "$T/err"
