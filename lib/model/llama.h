@@ -9,7 +9,9 @@
  * F16 or BF16): the model holds pointers into the maps and the kernels
  * convert a block at a time as they multiply (linalg_linear_*), so a
  * loaded model's memory is its files' size, not twice it. Only the small
- * vectors (norm weights, biases) are converted to F32 copies at load.
+ * vectors (norm weights, biases) are converted to F32 copies at load. A
+ * trainable model (llama_train.h) owns every parameter in one F32
+ * buffer instead, and llama_backward_params adds its weight gradients.
  * Matrices are in nn.Linear's orientation, (out_features, in_features),
  * byte for byte the tensors of the files.
  *
