@@ -32,6 +32,7 @@
 #include "base/linalg.h"
 #include "model/hf_weights.h"
 #include "model/llama_config.h"
+#include "model/lm_batch.h"
 
 #include <stddef.h>
 
@@ -104,29 +105,9 @@ int llama_model_down_f32(llama_model *m, size_t layer, float **out);
 
 /* ---- running the network (as gpt2.h; the structs have gpt2's fields) --- */
 
-/* Adds vec[i] to the output of block `layer` at flat position pos[i]. */
-typedef struct {
-    size_t layer;
-    size_t n;
-    const size_t *pos;  /* (n) flat positions b*T + t */
-    const float *vec;   /* (n, C) */
-} llama_hook;
-
-/* One pass over B right-padded sequences of T tokens. Every field means
- * what it means in gpt2_batch (read gpt2.h): start_layer, hook,
- * logit_pos, row ranges, end_layer, input. */
-typedef struct {
-    const int *tokens;        /* (B, T) */
-    size_t B, T;
-    size_t start_layer;
-    const llama_hook *hook;
-    const size_t *logit_pos;  /* (n_logits) */
-    size_t n_logits;
-    const size_t *row_from;   /* (B) or NULL */
-    const size_t *row_len;    /* (B) or NULL */
-    size_t end_layer;
-    const float *input;       /* (B * T, C) or NULL */
-} llama_batch;
+/* A pass and its hook: lm_batch.h says what each field means. */
+typedef lm_hook llama_hook;
+typedef lm_batch llama_batch;
 
 typedef struct llama_acts llama_acts; /* opaque: activations of one pass */
 

@@ -1,6 +1,5 @@
 /* lm: the family dispatch behind lm.h. Each call goes to gpt2.c or
- * llama.c; the batch and hook structs have the same fields in all three
- * headers and are copied across field by field. */
+ * llama.c, which take the same lm_batch. */
 #include "model/lm.h"
 #include "base/errors.h"
 
@@ -162,69 +161,18 @@ void lm_acts_free(lm_acts *a)
     free(a);
 }
 
-#define COPY_BATCH(dst, src)                                              \
-    do {                                                                  \
-        (dst).tokens = (src)->tokens; (dst).B = (src)->B;                 \
-        (dst).T = (src)->T; (dst).start_layer = (src)->start_layer;       \
-        (dst).logit_pos = (src)->logit_pos;                               \
-        (dst).n_logits = (src)->n_logits;                                 \
-        (dst).row_from = (src)->row_from; (dst).row_len = (src)->row_len; \
-        (dst).end_layer = (src)->end_layer; (dst).input = (src)->input;   \
-    } while (0)
-#define COPY_HOOK(dst, src)                                               \
-    do {                                                                  \
-        (dst).layer = (src)->layer; (dst).n = (src)->n;                   \
-        (dst).pos = (src)->pos; (dst).vec = (src)->vec;                   \
-    } while (0)
-
-/* The family's batch for b (its hook in *gh / *lh). */
-static void gpt2_batch_of(const lm_batch *b, gpt2_batch *g, gpt2_hook *h)
-{
-    memset(g, 0, sizeof *g);
-    COPY_BATCH(*g, b);
-    if (b->hook) {
-        COPY_HOOK(*h, b->hook);
-        g->hook = h;
-    }
-}
-
-static void llama_batch_of(const lm_batch *b, llama_batch *l, llama_hook *h)
-{
-    memset(l, 0, sizeof *l);
-    COPY_BATCH(*l, b);
-    if (b->hook) {
-        COPY_HOOK(*h, b->hook);
-        l->hook = h;
-    }
-}
-
 int lm_forward(const lm_model *m, lm_acts *a, const lm_batch *b)
 {
-    if (a->family == LM_GPT2) {
-        gpt2_batch g;
-        gpt2_hook h;
-        gpt2_batch_of(b, &g, &h);
-        return gpt2_forward(m->gpt2, a->gpt2, &g);
-    }
-    llama_batch l;
-    llama_hook h;
-    llama_batch_of(b, &l, &h);
-    return llama_forward(m->llama, a->llama, &l);
+    return a->family == LM_GPT2 ? gpt2_forward(m->gpt2, a->gpt2, b)
+                                : llama_forward(m->llama, a->llama, b);
 }
 
 int lm_backward(const lm_model *m, lm_acts *a, const lm_batch *b,
                 const float *dlogits, float *dvec)
 {
-    if (a->family == LM_GPT2) {
-        gpt2_batch g;
-        gpt2_hook h;
-        gpt2_batch_of(b, &g, &h);
-        return gpt2_backward(m->gpt2, a->gpt2, &g, dlogits, NULL, dvec);
-    }
-    llama_batch l;
-    llama_hook h;
-    llama_batch_of(b, &l, &h);
-    return llama_backward(m->llama, a->llama, &l, dlogits, dvec);
+    if (a->family == LM_GPT2)
+        return gpt2_backward(m->gpt2, a->gpt2, b, dlogits, NULL, dvec);
+    return llama_backward(m->llama, a->llama, b, dlogits, dvec);
 }
 
 const float *lm_acts_logits(const lm_acts *a)

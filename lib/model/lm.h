@@ -70,25 +70,8 @@ void lm_from_gpt2(lm_model *m, gpt2_model *g);
 
 /* ---- passes ------------------------------------------------------------ */
 
-typedef struct {
-    size_t layer;
-    size_t n;
-    const size_t *pos;  /* (n) flat positions b*T + t */
-    const float *vec;   /* (n, C) */
-} lm_hook;
-
-typedef struct {
-    const int *tokens;        /* (B, T) */
-    size_t B, T;
-    size_t start_layer;
-    const lm_hook *hook;
-    const size_t *logit_pos;  /* (n_logits) */
-    size_t n_logits;
-    const size_t *row_from;   /* (B) or NULL */
-    const size_t *row_len;    /* (B) or NULL */
-    size_t end_layer;
-    const float *input;       /* (B * T, C) or NULL */
-} lm_batch;
+/* lm_batch and lm_hook: model/lm_batch.h (gpt2_batch and llama_batch
+ * are the same type). */
 
 typedef struct lm_acts lm_acts; /* opaque: activations of one pass */
 

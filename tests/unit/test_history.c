@@ -57,7 +57,7 @@ static void make_store(void)
             snprintf(names[l], 64, "transformer.h.%d.mlp.c_proj.weight", l);
         else
             snprintf(names[l], 64, "transformer.wte.weight");
-        t[l] = (st_write_tensor){names[l], 2, {ROWS, COLS}, w[l]};
+        t[l] = (st_write_tensor){names[l], 2, {ROWS, COLS}, w[l], ST_F32};
     }
     snprintf(path, sizeof path, "%s/model.safetensors", model_dir);
     if (safetensors_write(path, t, N_LAYERS + 1)) abort();

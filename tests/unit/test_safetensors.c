@@ -218,10 +218,10 @@ TEST(write_read_round_trip)
     float big[1000];
     for (int i = 0; i < 1000; i++) big[i] = sinf((float)i) * 1e3f;
     st_write_tensor t[] = {
-        {"h.0.attn.c_attn.weight", 2, {2, 3}, w},
-        {"scalar", 0, {0}, &s},
-        {"empty", 2, {0, 5}, NULL},
-        {"big", 3, {10, 10, 10}, big},
+        {"h.0.attn.c_attn.weight", 2, {2, 3}, w, ST_F32},
+        {"scalar", 0, {0}, &s, ST_F32},
+        {"empty", 2, {0, 5}, NULL, ST_F32},
+        {"big", 3, {10, 10, 10}, big, ST_F32},
     };
     char *p = tmp_path("rt.safetensors");
     int rc = safetensors_write(p, t, 4);
@@ -282,21 +282,21 @@ static int count_files(void)
 TEST(write_errors_leave_old_file)
 {
     float x[2] = {1, 2};
-    st_write_tensor good[] = {{"x", 1, {2}, x}};
+    st_write_tensor good[] = {{"x", 1, {2}, x, ST_F32}};
     char *p = tmp_path("keep.safetensors");
     CHECK(safetensors_write(p, good, 1) == 0);
     struct stat before, after;
     stat(p, &before);
-    st_write_tensor dup[] = {{"x", 1, {2}, x}, {"x", 1, {1}, x}};
+    st_write_tensor dup[] = {{"x", 1, {2}, x, ST_F32}, {"x", 1, {1}, x, ST_F32}};
     int rc = safetensors_write(p, dup, 2);
     CHECK(rc == ERR_INVALID && strstr(err_message(rc), "duplicate"));
-    st_write_tensor dims[] = {{"y", 9, {1}, x}};
+    st_write_tensor dims[] = {{"y", 9, {1}, x, ST_F32}};
     CHECK(safetensors_write(p, dims, 1) == ERR_INVALID);
-    st_write_tensor meta[] = {{"__metadata__", 1, {2}, x}};
+    st_write_tensor meta[] = {{"__metadata__", 1, {2}, x, ST_F32}};
     CHECK(safetensors_write(p, meta, 1) == ERR_INVALID);
-    st_write_tensor nodata[] = {{"y", 1, {2}, NULL}};
+    st_write_tensor nodata[] = {{"y", 1, {2}, NULL, ST_F32}};
     CHECK(safetensors_write(p, nodata, 1) == ERR_INVALID);
-    st_write_tensor huge[] = {{"y", 2, {(size_t)1 << 40, (size_t)1 << 40}, x}};
+    st_write_tensor huge[] = {{"y", 2, {(size_t)1 << 40, (size_t)1 << 40}, x, ST_F32}};
     CHECK(safetensors_write(p, huge, 1) == ERR_INVALID);
     stat(p, &after);
     CHECK(before.st_ino == after.st_ino && before.st_size == after.st_size);
@@ -314,7 +314,7 @@ TEST(write_errors_leave_old_file)
 TEST(truncations_and_corruptions_never_crash)
 {
     float w[6] = {1, 2, 3, 4, 5, 6};
-    st_write_tensor t[] = {{"a", 2, {2, 2}, w}, {"b", 1, {2}, w + 4}};
+    st_write_tensor t[] = {{"a", 2, {2, 2}, w, ST_F32}, {"b", 1, {2}, w + 4, ST_F32}};
     char *p = tmp_path("src.safetensors");
     CHECK(safetensors_write(p, t, 2) == 0);
     FILE *fp = fopen(p, "rb");
