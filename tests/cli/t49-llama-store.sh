@@ -9,9 +9,9 @@
 # For each: init, import, stats, a MEMIT commit (ROME on one), fsck, and
 # the bytes: the export keeps every file but the edited shards byte for
 # byte, and in those only the edited tensors differ (in the file's
-# dtype); the exported directory predicts as the store does; revert and
-# reset give back the base files exactly; the store holds the edited
-# tensors only. Then the model directories a user may hand init by
+# dtype); the exported directory predicts as the store does; revert (and
+# on the first model a second commit and reset) give back the base files
+# exactly; the store holds the edited tensors only. Then the model directories a user may hand init by
 # mistake: each refused with exit 1, the file and the problem named,
 # and no store written.
 . "$(dirname "$0")/lib.sh"
@@ -93,14 +93,18 @@ check_model() {
     fail "$name: after revert every file equals the base's"
   "$STAMP" predict --json "Paris is the capital of" > "$T/$name-after.json"
   expect_same "$name: after revert the store predicts as before" "$T/$name-before.json" "$T/$name-after.json"
-  expect_ok "$name: import new targets" "$STAMP" import facts2.csv
-  expect_ok "$name: commit again" "$STAMP" commit -m two "${opts[@]}"
-  expect_ok "$name: reset base" "$STAMP" reset base
-  expect_ok "$name: export after reset" "$STAMP" export "$T/$name-reset"
-  same=1
-  for f in $(cat "$T/f1"); do cmp -s "$m/$f" "$T/$name-reset/$f" || same=0; done
-  [ $same = 1 ] && pass "$name: after reset every file equals the base's" ||
-    fail "$name: after reset every file equals the base's"
+  # a second commit and reset base: on the first model (sharded BF16)
+  # only: the others would repeat the same steps, slow under ASan
+  if [ "$name" = llama ]; then
+    expect_ok "$name: import new targets" "$STAMP" import facts2.csv
+    expect_ok "$name: commit again" "$STAMP" commit -m two "${opts[@]}"
+    expect_ok "$name: reset base" "$STAMP" reset base
+    expect_ok "$name: export after reset" "$STAMP" export "$T/$name-reset"
+    same=1
+    for f in $(cat "$T/f1"); do cmp -s "$m/$f" "$T/$name-reset/$f" || same=0; done
+    [ $same = 1 ] && pass "$name: after reset every file equals the base's" ||
+      fail "$name: after reset every file equals the base's"
+  fi
   expect_ok "$name: fsck at the end" "$STAMP" fsck
 }
 
