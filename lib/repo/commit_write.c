@@ -9,6 +9,7 @@
 #include "base/clock.h"
 #include "base/errors.h"
 #include "base/hash.h"
+#include "base/threads.h"
 #include "repo/wdiff.h"
 
 #include <omp.h>
@@ -209,6 +210,8 @@ static int record_fill(const commit_state *st, json_t *rec, uint64_t id,
     json_object_set_new(rec, "hparams", json_loads(hp_json, 0, NULL));
     free(hp_json);
     json_object_set_new(rec, "threads", json_integer(omp_get_max_threads()));
+    /* how the threads waited: a busy machine's timings depend on it */
+    json_object_set_new(rec, "omp_wait", json_string(threads_wait_policy()));
     json_object_set_new(rec, "diff_bytes", json_integer((json_int_t)diff_total));
     json_object_set_new(rec, "stats_computed", json_boolean(st->stats_computed));
     if (st->scores)

@@ -2,8 +2,9 @@
 # with nothing set, libgomp itself runs OMP_WAIT_POLICY=PASSIVE (its own
 # report, OMP_DISPLAY_ENV, says so), reached by executing stamp once
 # more, never twice; a user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins;
-# stamp-world does the same; and the second execution keeps the
-# arguments (spaces too), stdin and the exit code.
+# stamp-world does the same; the second execution keeps the arguments
+# (spaces too), stdin and the exit code; and a commit records the waiting
+# it ran with ("omp_wait"), the user's ACTIVE kept.
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$(dirname "$0")/lib.sh"
 unset OMP_WAIT_POLICY GOMP_SPINCOUNT OMP_DISPLAY_ENV
@@ -63,4 +64,18 @@ expect_grep "... arrives as one prompt of several tokens" "^tokens \([2-9]" "$T/
 expect_exit "an unknown command exits 2 through it" 2 "$STAMP" frobnicate
 "$STAMP" --store "$T/empty" init --model "$W" > /dev/null
 expect_exit "an empty queue exits 3 through it" 3 "$STAMP" --store "$T/empty" commit --no-scores
+
+# the commit names the waiting it ran with, stamp's or the user's
+cp -a "$store" "$T/active"
+expect_ok "a commit" "$STAMP" --store "$store" commit --no-scores --json --set rounds=1
+if [ "$(jq -r .omp_wait "$T/out")" = "OMP_WAIT_POLICY=PASSIVE" ]
+then pass "the commit records stamp's waiting (omp_wait)"
+else fail "the commit records stamp's waiting" "$(jq -c '{omp_wait, threads}' "$T/out")"; fi
+OMP_WAIT_POLICY=ACTIVE "$STAMP" --store "$T/active" commit --no-scores --json --set rounds=1 \
+  > "$T/out" 2> "$T/err"
+if [ "$(jq -r .omp_wait "$T/out")" = "OMP_WAIT_POLICY=ACTIVE" ]
+then pass "... and the user's OMP_WAIT_POLICY=ACTIVE, kept"
+else fail "... and the user's OMP_WAIT_POLICY=ACTIVE, kept" "$(cat "$T/err"; jq -c '{omp_wait}' "$T/out")"; fi
+expect_ok "show --json has it" "$STAMP" --store "$T/active" show HEAD --json
+expect_grep "... as stored" '"omp_wait": *"OMP_WAIT_POLICY=ACTIVE"' "$T/out"
 finish
