@@ -1,8 +1,11 @@
-/* gpt2: the GPT-2 network (see gpt2.h). The parameters live in one
- * contiguous buffer in gpt2_params order, each tensor in Hugging Face's
- * layout, so a slice of the buffer is byte for byte the tensor of
- * model.safetensors. The layers are the linalg kernels; this file owns
- * the wiring: parameter table, loading and saving, the activation
+/* gpt2: the GPT-2 network (see gpt2.h). The parameters are found per
+ * layer through one pointer table (gpt2_model.tensors), each tensor in
+ * Hugging Face's layout, byte for byte the tensor of model.safetensors:
+ * a model made here points it into one contiguous buffer in gpt2_params
+ * order; a loaded one into the read-only map of its file, except for
+ * the copies it owns (converted dtypes, tensors handed out writable).
+ * The layers are the linalg kernels; this file owns the wiring:
+ * parameter table, loading (in place) and saving, the activation
  * workspace, the forward pass with MEMIT's partial passes and hook, and
  * the backward pass.
  *
@@ -63,16 +66,31 @@ static void tensor_shape(const gpt2_config *c, int i, size_t shape[2],
 
 static float **param_ptr(gpt2_params *p, int i) { return (float **)p + i; }
 
+/* Layer l's slice of tensor i (global tensors: l = 0). */
+#define W(m, i, l) gpt2_layer_tensor((m), (i), (l))
+
+static int alloc_table(gpt2_model *m)
+{
+    size_t n = GPT2_NUM_TENSORS * m->config.n_layer;
+    m->tensors = calloc(n, sizeof *m->tensors);
+    return m->tensors ? 0 : err_set(ERR_NOMEM, "no memory for gpt2 tensors");
+}
+
 static void set_pointers(gpt2_model *m)
 {
     float *ptr = m->memory;
+    size_t L = m->config.n_layer;
     for (int i = 0; i < GPT2_NUM_TENSORS; i++) {
         *param_ptr(&m->p, i) = ptr;
+        size_t layers = tensor_per_layer(i) ? L : 1;
+        for (size_t l = 0; l < layers; l++)
+            m->tensors[(size_t)i * L + l] = ptr + l * (m->sizes[i] / layers);
         ptr += m->sizes[i];
     }
 }
 
-int gpt2_model_init(gpt2_model *m, const gpt2_config *c)
+/* Checks c and sets m's config and tensor sizes (nothing allocated). */
+static int set_shape(gpt2_model *m, const gpt2_config *c)
 {
     memset(m, 0, sizeof *m);
     gpt2_config k = *c;
@@ -99,10 +117,17 @@ int gpt2_model_init(gpt2_model *m, const gpt2_config *c)
         m->sizes[i] = s[i];
         m->num_parameters += s[i];
     }
+    return 0;
+}
+
+int gpt2_model_init(gpt2_model *m, const gpt2_config *c)
+{
+    int rc = set_shape(m, c);
+    if (rc) return rc;
     m->memory = calloc(m->num_parameters, sizeof(float));
-    if (!m->memory) {
+    if (!m->memory || alloc_table(m)) {
         size_t n = m->num_parameters;
-        memset(m, 0, sizeof *m);
+        gpt2_model_free(m);
         return err_set(ERR_NOMEM, "no memory for %zu gpt2 parameters", n);
     }
     set_pointers(m);
@@ -112,8 +137,27 @@ int gpt2_model_init(gpt2_model *m, const gpt2_config *c)
 void gpt2_model_free(gpt2_model *m)
 {
     if (!m) return;
+    for (size_t i = 0; m->owned && i < GPT2_NUM_TENSORS * m->config.n_layer;
+         i++)
+        free(m->owned[i]);
+    free(m->owned);
+    free(m->tensors);
     free(m->memory);
+    safetensors_close(m->file);
     memset(m, 0, sizeof *m);
+}
+
+size_t gpt2_model_owned_bytes(const gpt2_model *m)
+{
+    if (m->memory) return m->num_parameters * sizeof(float);
+    size_t n = 0, L = m->config.n_layer;
+    for (int i = 0; m->owned && i < GPT2_NUM_TENSORS; i++) {
+        size_t layers = tensor_per_layer(i) ? L : 1;
+        for (size_t l = 0; l < layers; l++)
+            if (m->owned[(size_t)i * L + l])
+                n += m->sizes[i] / layers * sizeof(float);
+    }
+    return n;
 }
 
 static double rng_normal(uint64_t *s)
@@ -167,25 +211,61 @@ static int parse_name(const char *name, size_t *layer)
     return -1;
 }
 
-float *gpt2_tensor(const gpt2_model *m, const char *name, size_t *numel,
-                   size_t shape[2], int *ndim)
+/* The table index of `name` and the values per layer; -1 when unknown. */
+static long tensor_index(const gpt2_model *m, const char *name, size_t *per,
+                         size_t sh[2], int *nd)
 {
-    size_t layer, sh[2];
-    int nd, i = parse_name(name, &layer);
-    if (i < 0 || !m->memory) return NULL;
-    size_t per = m->sizes[i];
+    size_t layer;
+    int i = parse_name(name, &layer);
+    if (i < 0 || !m->tensors) return -1;
+    *per = m->sizes[i];
     if (tensor_per_layer(i)) {
-        if (layer >= m->config.n_layer) return NULL;
-        per /= m->config.n_layer;
+        if (layer >= m->config.n_layer) return -1;
+        *per /= m->config.n_layer;
     }
-    tensor_shape(&m->config, i, sh, &nd);
+    tensor_shape(&m->config, i, sh, nd);
+    return (long)((size_t)i * m->config.n_layer + layer);
+}
+
+const float *gpt2_tensor(const gpt2_model *m, const char *name,
+                         size_t *numel, size_t shape[2], int *ndim)
+{
+    size_t per, sh[2];
+    int nd;
+    long k = tensor_index(m, name, &per, sh, &nd);
+    if (k < 0) return NULL;
     if (numel) *numel = per;
     if (shape) {
         shape[0] = sh[0];
         shape[1] = sh[1];
     }
     if (ndim) *ndim = nd;
-    return *param_ptr((gpt2_params *)&m->p, i) + layer * per;
+    return m->tensors[k];
+}
+
+float *gpt2_tensor_mut(gpt2_model *m, const char *name, size_t *numel)
+{
+    size_t per, sh[2];
+    int nd;
+    long k = tensor_index(m, name, &per, sh, &nd);
+    if (numel) *numel = 0;
+    if (k < 0) {
+        err_set(ERR_FORMAT, "'%s' is not a tensor of the model", name);
+        return NULL;
+    }
+    if (numel) *numel = per;
+    if (m->memory) return (float *)m->tensors[k]; /* our own buffer */
+    if (!m->owned[k]) {
+        float *copy = malloc(per * sizeof *copy);
+        if (!copy) {
+            err_set(ERR_NOMEM, "no memory to copy tensor '%s'", name);
+            return NULL;
+        }
+        memcpy(copy, m->tensors[k], per * sizeof *copy);
+        m->owned[k] = copy;
+        m->tensors[k] = copy;
+    }
+    return m->owned[k];
 }
 
 void gpt2_tensor_name(char *buf, size_t size, int index, size_t layer)
@@ -259,15 +339,72 @@ static int check_extra_tensors(const gpt2_model *m, const st_file *f,
             if (t->ndim != 2 || t->shape[0] != V || t->shape[1] != C)
                 return err_set(ERR_FORMAT, "'%s': tensor 'lm_head.weight' "
                                "does not have wte's shape", path);
-            float *tmp = malloc(V * C * sizeof *tmp);
-            if (!tmp) return err_set(ERR_NOMEM, "no memory to read '%s'", path);
-            safetensors_to_f32(t, tmp);
-            int same = !memcmp(tmp, m->p.wte, V * C * sizeof *tmp);
-            free(tmp);
+            int same;
+            if (t->dtype == ST_F32) { /* compared in the map, not copied */
+                same = !memcmp(t->data, W(m, GPT2_WTE, 0),
+                               V * C * sizeof(float));
+            } else {
+                float *tmp = malloc(V * C * sizeof *tmp);
+                if (!tmp)
+                    return err_set(ERR_NOMEM, "no memory to read '%s'", path);
+                safetensors_to_f32(t, tmp);
+                same = !memcmp(tmp, W(m, GPT2_WTE, 0), V * C * sizeof *tmp);
+                free(tmp);
+            }
             if (!same)
                 return err_set(ERR_FORMAT, "'%s': tensor 'lm_head.weight' "
                                "differs from wte (untied heads are not "
                                "supported)", path);
+        }
+    }
+    return 0;
+}
+
+/* Points table entry k at tensor t of the map when it is F32 and 4-byte
+ * aligned; otherwise converts it into an owned F32 copy. */
+static int use_tensor(gpt2_model *m, size_t k, const st_tensor *t,
+                      const char *path)
+{
+    if (t->dtype == ST_F32 && (uintptr_t)t->data % sizeof(float) == 0) {
+        m->tensors[k] = t->data;
+        return 0;
+    }
+    float *copy = malloc((t->numel ? t->numel : 1) * sizeof *copy);
+    if (!copy)
+        return err_set(ERR_NOMEM, "'%s': no memory to convert tensor '%s'",
+                       path, t->name);
+    safetensors_to_f32(t, copy);
+    m->owned[k] = copy;
+    m->tensors[k] = copy;
+    return 0;
+}
+
+/* Finds, checks and uses every tensor GPT-2 needs from f. */
+static int use_tensors(gpt2_model *m, const st_file *f, const char *spath)
+{
+    for (int i = 0; i < GPT2_NUM_TENSORS; i++) {
+        size_t layers = tensor_per_layer(i) ? m->config.n_layer : 1;
+        for (size_t l = 0; l < layers; l++) {
+            char name[128], have[96], want[96];
+            size_t shape[2];
+            int ndim, rc;
+            const st_tensor *t;
+            gpt2_tensor_name(name, sizeof name, i, l);
+            if ((rc = find_tensor(f, spath, name, &t))) return rc;
+            tensor_shape(&m->config, i, shape, &ndim);
+            int ok = t->ndim == ndim &&
+                     t->numel == m->sizes[i] / layers;
+            for (int d = 0; ok && d < ndim; d++) ok = t->shape[d] == shape[d];
+            if (!ok) {
+                format_shape(have, sizeof have, t->shape, t->ndim);
+                format_shape(want, sizeof want, shape, ndim);
+                return err_set(ERR_FORMAT, "'%s': tensor '%s' has shape %s, "
+                               "config.json implies %s", spath, t->name, have,
+                               want);
+            }
+            if ((rc = use_tensor(m, (size_t)i * m->config.n_layer + l, t,
+                                 spath)))
+                return rc;
         }
     }
     return 0;
@@ -278,7 +415,6 @@ int gpt2_model_load(gpt2_model *m, const char *dir)
     memset(m, 0, sizeof *m);
     char *cpath = path_join(dir, "config.json");
     char *spath = path_join(dir, "model.safetensors");
-    st_file *f = NULL;
     gpt2_config c;
     int rc = 0;
     if (!cpath || !spath) {
@@ -286,42 +422,26 @@ int gpt2_model_load(gpt2_model *m, const char *dir)
         goto out;
     }
     if ((rc = gpt2_config_read(&c, cpath))) goto out;
-    if ((rc = gpt2_model_init(m, &c))) {
+    if ((rc = set_shape(m, &c))) {
         char why[512];
         snprintf(why, sizeof why, "%s", err_message(rc));
         err_set(rc, "'%s': %s", cpath, why);
         goto out;
     }
-    if ((rc = safetensors_open(&f, spath))) goto fail;
-    for (int i = 0; i < GPT2_NUM_TENSORS; i++) {
-        size_t layers = tensor_per_layer(i) ? m->config.n_layer : 1;
-        for (size_t l = 0; l < layers; l++) {
-            char name[128], have[96], want[96];
-            size_t shape[2], numel;
-            int ndim;
-            const st_tensor *t;
-            gpt2_tensor_name(name, sizeof name, i, l);
-            if ((rc = find_tensor(f, spath, name, &t))) goto fail;
-            float *dst = gpt2_tensor(m, name, &numel, shape, &ndim);
-            int ok = t->ndim == ndim && t->numel == numel;
-            for (int d = 0; ok && d < ndim; d++) ok = t->shape[d] == shape[d];
-            if (!ok) {
-                format_shape(have, sizeof have, t->shape, t->ndim);
-                format_shape(want, sizeof want, shape, ndim);
-                rc = err_set(ERR_FORMAT, "'%s': tensor '%s' has shape %s, "
-                             "config.json implies %s", spath, t->name, have,
-                             want);
-                goto fail;
-            }
-            safetensors_to_f32(t, dst);
-        }
+    if ((rc = alloc_table(m))) goto fail;
+    m->owned = calloc(GPT2_NUM_TENSORS * m->config.n_layer, sizeof *m->owned);
+    if (!m->owned) {
+        rc = err_set(ERR_NOMEM, "no memory for gpt2 tensors");
+        goto fail;
     }
-    if ((rc = check_extra_tensors(m, f, spath))) goto fail;
+    if ((rc = safetensors_open(&m->file, spath)) ||
+        (rc = use_tensors(m, m->file, spath)) ||
+        (rc = check_extra_tensors(m, m->file, spath)))
+        goto fail;
     goto out;
 fail:
     gpt2_model_free(m);
 out:
-    safetensors_close(f);
     free(cpath);
     free(spath);
     return rc;
@@ -354,8 +474,8 @@ int gpt2_model_save(const gpt2_model *m, const char *dir)
             i = 2 + (int)((slot - 2) % 12);
         } else i = 14 + (int)(slot - 2 - 12 * L);
         char *name = names + k * 80, base[64];
-        size_t shape[2];
-        int ndim;
+        size_t shape[2] = {0, 0};
+        int ndim = 0;
         gpt2_tensor_name(base, sizeof base, i, l);
         snprintf(name, 80, "transformer.%s", base);
         t[k].name = name;
@@ -543,7 +663,7 @@ static int check_batch(const gpt2_model *m, const gpt2_acts *a,
                        const gpt2_batch *b)
 {
     const gpt2_config *c = &m->config;
-    if (!m->memory || !same_shape(c, &a->c))
+    if (!m->tensors || !same_shape(c, &a->c))
         return err_set(ERR_INVALID, "gpt2 workspace and model differ in shape");
     if (!b->B || !b->T || b->B > a->maxB || b->T > a->maxT)
         return err_set(ERR_INVALID, "batch of %zu x %zu tokens does not fit "
@@ -652,30 +772,28 @@ static const float *block_input(const gpt2_acts *a, const gpt2_batch *b,
 static void block_forward_after_attention(const gpt2_model *m, gpt2_acts *a,
                                           size_t l, const float *x, size_t n)
 {
-    const gpt2_params *p = &m->p;
     size_t C = a->c.n_embd, F = a->c.n_inner, mBT = a->maxBT;
     float eps = m->config.layer_norm_epsilon;
     float *atty = a->atty + l * mBT * C, *res2 = a->res2 + l * mBT * C,
           *ln2 = a->ln2 + l * mBT * C, *ln2_mean = a->ln2_mean + l * mBT,
           *ln2_rstd = a->ln2_rstd + l * mBT, *fch = a->fch + l * mBT * F,
           *fchg = a->fchg + l * mBT * F, *res3 = a->res3 + l * mBT * C;
-    linalg_matmul_forward(a->scratch, atty, p->attprojw + l * C * C,
-                          p->attprojb + l * C, n, C, C);
+    linalg_matmul_forward(a->scratch, atty, W(m, GPT2_ATTPROJW, l),
+                          W(m, GPT2_ATTPROJB, l), n, C, C);
     linalg_residual_forward(res2, x, a->scratch, n * C);
-    linalg_layernorm_forward(ln2, ln2_mean, ln2_rstd, res2, p->ln2w + l * C,
-                             p->ln2b + l * C, n, C, eps);
-    linalg_matmul_forward(fch, ln2, p->fcw + l * C * F, p->fcb + l * F, n,
+    linalg_layernorm_forward(ln2, ln2_mean, ln2_rstd, res2, W(m, GPT2_LN2W, l),
+                             W(m, GPT2_LN2B, l), n, C, eps);
+    linalg_matmul_forward(fch, ln2, W(m, GPT2_FCW, l), W(m, GPT2_FCB, l), n,
                           C, F);
     linalg_gelu_forward(fchg, fch, n * F);
-    linalg_matmul_forward(a->scratch, fchg, p->fcprojw + l * F * C,
-                          p->fcprojb + l * C, n, F, C);
+    linalg_matmul_forward(a->scratch, fchg, W(m, GPT2_FCPROJW, l),
+                          W(m, GPT2_FCPROJB, l), n, F, C);
     linalg_residual_forward(res3, res2, a->scratch, n * C);
 }
 
 static void block_forward(const gpt2_model *m, gpt2_acts *a, size_t l,
                           const float *x, size_t B, size_t T)
 {
-    const gpt2_params *p = &m->p;
     size_t C = a->c.n_embd, NH = a->c.n_head, BT = B * T;
     size_t mBT = a->maxBT;
     float eps = m->config.layer_norm_epsilon;
@@ -683,10 +801,10 @@ static void block_forward(const gpt2_model *m, gpt2_acts *a, size_t l,
           *ln1_rstd = a->ln1_rstd + l * mBT, *qkv = a->qkv + l * mBT * 3 * C,
           *atty = a->atty + l * mBT * C,
           *att = a->att + l * a->maxB * NH * a->maxT * a->maxT;
-    linalg_layernorm_forward(ln1, ln1_mean, ln1_rstd, x, p->ln1w + l * C,
-                             p->ln1b + l * C, BT, C, eps);
-    linalg_matmul_forward(qkv, ln1, p->qkvw + l * C * 3 * C,
-                          p->qkvb + l * 3 * C, BT, C, 3 * C);
+    linalg_layernorm_forward(ln1, ln1_mean, ln1_rstd, x, W(m, GPT2_LN1W, l),
+                             W(m, GPT2_LN1B, l), BT, C, eps);
+    linalg_matmul_forward(qkv, ln1, W(m, GPT2_QKVW, l),
+                          W(m, GPT2_QKVB, l), BT, C, 3 * C);
     linalg_attention_forward(atty, att, qkv, B, T, C, NH);
     block_forward_after_attention(m, a, l, x, BT);
 }
@@ -714,7 +832,6 @@ static void set_rows(gpt2_acts *a, const gpt2_batch *b)
 static void block_forward_rows(const gpt2_model *m, gpt2_acts *a, size_t l,
                                const float *x, size_t B, size_t T)
 {
-    const gpt2_params *p = &m->p;
     size_t C = a->c.n_embd, NH = a->c.n_head, N = a->n_act;
     size_t mBT = a->maxBT;
     float eps = m->config.layer_norm_epsilon;
@@ -722,10 +839,10 @@ static void block_forward_rows(const gpt2_model *m, gpt2_acts *a, size_t l,
           *ln1_rstd = a->ln1_rstd + l * mBT, *qkv = a->qkv + l * mBT * 3 * C,
           *atty = a->atty + l * mBT * C,
           *att = a->att + l * a->maxB * NH * a->maxT * a->maxT;
-    linalg_layernorm_forward(ln1, ln1_mean, ln1_rstd, x, p->ln1w + l * C,
-                             p->ln1b + l * C, N, C, eps);
-    linalg_matmul_forward(a->qkv_c, ln1, p->qkvw + l * C * 3 * C,
-                          p->qkvb + l * 3 * C, N, C, 3 * C);
+    linalg_layernorm_forward(ln1, ln1_mean, ln1_rstd, x, W(m, GPT2_LN1W, l),
+                             W(m, GPT2_LN1B, l), N, C, eps);
+    linalg_matmul_forward(a->qkv_c, ln1, W(m, GPT2_QKVW, l),
+                          W(m, GPT2_QKVB, l), N, C, 3 * C);
     for (size_t i = 0; i < N; i++)
         memcpy(qkv + a->act_pos[i] * 3 * C, a->qkv_c + i * 3 * C,
                3 * C * sizeof(float));
@@ -738,7 +855,6 @@ int gpt2_forward(const gpt2_model *m, gpt2_acts *a, const gpt2_batch *b)
 {
     int rc = check_batch(m, a, b);
     if (rc) return rc;
-    const gpt2_params *p = &m->p;
     size_t L = a->c.n_layer, C = a->c.n_embd, V = a->c.vocab_size;
     size_t B = b->B, T = b->T, BT = B * T, s = b->start_layer;
     const gpt2_hook *h = b->hook;
@@ -748,7 +864,8 @@ int gpt2_forward(const gpt2_model *m, gpt2_acts *a, const gpt2_batch *b)
         a->B = B;
         a->T = T;
         a->valid_layers = 0;
-        linalg_encoder_forward(a->encoded, b->tokens, p->wte, p->wpe, B, T, C);
+        linalg_encoder_forward(a->encoded, b->tokens, W(m, GPT2_WTE, 0),
+                               W(m, GPT2_WPE, 0), B, T, C);
     } else if (b->input) { /* the caller's copy of block s-1's output */
         memcpy(a->tokens, b->tokens, BT * sizeof *b->tokens);
         a->B = B;
@@ -791,9 +908,11 @@ int gpt2_forward(const gpt2_model *m, gpt2_acts *a, const gpt2_batch *b)
 head:
     if (b->n_logits) {
         linalg_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->lnf_in,
-                                 p->lnfw, p->lnfb, b->n_logits, C,
+                                 W(m, GPT2_LNFW, 0), W(m, GPT2_LNFB, 0),
+                                 b->n_logits, C,
                                  m->config.layer_norm_epsilon);
-        linalg_matmul_nt_forward(a->logits, a->lnf, p->wte, b->n_logits, C, V);
+        linalg_matmul_nt_forward(a->logits, a->lnf, W(m, GPT2_WTE, 0),
+                                 b->n_logits, C, V);
     }
     a->has_forward = 1;
     a->start_layer = s;
@@ -826,7 +945,6 @@ static int alloc_grad_buffers(gpt2_acts *a)
 static void block_backward(const gpt2_model *m, gpt2_acts *a, gpt2_params *g,
                            size_t l, const float *x, size_t B, size_t T)
 {
-    const gpt2_params *p = &m->p;
     size_t C = a->c.n_embd, F = a->c.n_inner, NH = a->c.n_head, BT = B * T;
     size_t mBT = a->maxBT;
     const float *ln1 = a->ln1 + l * mBT * C, *ln1_mean = a->ln1_mean + l * mBT,
@@ -841,26 +959,27 @@ static void block_backward(const gpt2_model *m, gpt2_acts *a, gpt2_params *g,
     /* MLP: res3 = res2 + c_proj(gelu(c_fc(ln_2(res2)))) */
     memset(a->dfchg, 0, BT * F * sizeof(float));
     linalg_matmul_backward(a->dfchg, G(fcprojw, l * F * C), G(fcprojb, l * C),
-                           a->dres, fchg, p->fcprojw + l * F * C, BT, F, C);
+                           a->dres, fchg, W(m, GPT2_FCPROJW, l), BT, F, C);
     memset(a->dfch, 0, BT * F * sizeof(float));
     linalg_gelu_backward(a->dfch, fch, a->dfchg, BT * F);
     memset(a->dln, 0, BT * C * sizeof(float));
     linalg_matmul_backward(a->dln, G(fcw, l * C * F), G(fcb, l * F), a->dfch,
-                           ln2, p->fcw + l * C * F, BT, C, F);
+                           ln2, W(m, GPT2_FCW, l), BT, C, F);
     linalg_layernorm_backward(a->dres, G(ln2w, l * C), G(ln2b, l * C), a->dln,
-                              res2, p->ln2w + l * C, ln2_mean, ln2_rstd, BT, C);
+                              res2, W(m, GPT2_LN2W, l), ln2_mean, ln2_rstd,
+                              BT, C);
     /* attention: res2 = x + c_proj(attn(c_attn(ln_1(x)))) */
     memset(a->datty, 0, BT * C * sizeof(float));
     linalg_matmul_backward(a->datty, G(attprojw, l * C * C), G(attprojb, l * C),
-                           a->dres, atty, p->attprojw + l * C * C, BT, C, C);
+                           a->dres, atty, W(m, GPT2_ATTPROJW, l), BT, C, C);
     memset(a->dqkv, 0, BT * 3 * C * sizeof(float));
     linalg_attention_backward(a->dqkv, a->datt, a->datty, qkv, att, B, T, C,
                               NH);
     memset(a->dln, 0, BT * C * sizeof(float));
     linalg_matmul_backward(a->dln, G(qkvw, l * C * 3 * C), G(qkvb, l * 3 * C),
-                           a->dqkv, ln1, p->qkvw + l * C * 3 * C, BT, C, 3 * C);
+                           a->dqkv, ln1, W(m, GPT2_QKVW, l), BT, C, 3 * C);
     linalg_layernorm_backward(a->dres, G(ln1w, l * C), G(ln1b, l * C), a->dln,
-                              x, p->ln1w + l * C, ln1_mean, ln1_rstd, BT, C);
+                              x, W(m, GPT2_LN1W, l), ln1_mean, ln1_rstd, BT, C);
 #undef G
 }
 
@@ -869,7 +988,6 @@ static void block_backward(const gpt2_model *m, gpt2_acts *a, gpt2_params *g,
 static void block_backward_rows(const gpt2_model *m, gpt2_acts *a, size_t l,
                                 const float *x, size_t B, size_t T)
 {
-    const gpt2_params *p = &m->p;
     size_t C = a->c.n_embd, F = a->c.n_inner, NH = a->c.n_head, N = a->n_act;
     size_t mBT = a->maxBT;
     const float *ln1 = a->ln1 + l * mBT * C, *ln1_mean = a->ln1_mean + l * mBT,
@@ -882,17 +1000,17 @@ static void block_backward_rows(const gpt2_model *m, gpt2_acts *a, size_t l,
                 *fchg = a->fchg + l * mBT * F;
     memset(a->dfchg, 0, N * F * sizeof(float));
     linalg_matmul_backward(a->dfchg, NULL, NULL, a->dres, fchg,
-                           p->fcprojw + l * F * C, N, F, C);
+                           W(m, GPT2_FCPROJW, l), N, F, C);
     memset(a->dfch, 0, N * F * sizeof(float));
     linalg_gelu_backward(a->dfch, fch, a->dfchg, N * F);
     memset(a->dln, 0, N * C * sizeof(float));
     linalg_matmul_backward(a->dln, NULL, NULL, a->dfch, ln2,
-                           p->fcw + l * C * F, N, C, F);
+                           W(m, GPT2_FCW, l), N, C, F);
     linalg_layernorm_backward(a->dres, NULL, NULL, a->dln, res2,
-                              p->ln2w + l * C, ln2_mean, ln2_rstd, N, C);
+                              W(m, GPT2_LN2W, l), ln2_mean, ln2_rstd, N, C);
     memset(a->datty, 0, N * C * sizeof(float));
     linalg_matmul_backward(a->datty, NULL, NULL, a->dres, atty,
-                           p->attprojw + l * C * C, N, C, C);
+                           W(m, GPT2_ATTPROJW, l), N, C, C);
     /* the attention reaches keys and values before the ranges too; their
      * gradients are dropped (those positions do not depend on the hook) */
     memset(a->dqkv, 0, B * T * 3 * C * sizeof(float));
@@ -903,15 +1021,14 @@ static void block_backward_rows(const gpt2_model *m, gpt2_acts *a, size_t l,
                3 * C * sizeof(float));
     memset(a->dln, 0, N * C * sizeof(float));
     linalg_matmul_backward(a->dln, NULL, NULL, a->dqkv_c, ln1,
-                           p->qkvw + l * C * 3 * C, N, C, 3 * C);
+                           W(m, GPT2_QKVW, l), N, C, 3 * C);
     linalg_layernorm_backward(a->dres, NULL, NULL, a->dln, x,
-                              p->ln1w + l * C, ln1_mean, ln1_rstd, N, C);
+                              W(m, GPT2_LN1W, l), ln1_mean, ln1_rstd, N, C);
 }
 
 int gpt2_backward(const gpt2_model *m, gpt2_acts *a, const gpt2_batch *b,
                   const float *dlogits, gpt2_model *grads, float *dvec)
 {
-    const gpt2_params *p = &m->p;
     size_t L = a->c.n_layer, C = a->c.n_embd, V = a->c.vocab_size;
     size_t B = b->B, T = b->T, BT = B * T, s = b->start_layer, NL = b->n_logits;
     const gpt2_hook *h = b->hook;
@@ -940,11 +1057,12 @@ int gpt2_backward(const gpt2_model *m, gpt2_acts *a, const gpt2_batch *b,
     if (NL) {
         memset(a->dlnf, 0, NL * C * sizeof(float));
         linalg_matmul_nt_backward(a->dlnf, g ? g->wte : NULL, dlogits, a->lnf,
-                                  p->wte, NL, C, V);
+                                  W(m, GPT2_WTE, 0), NL, C, V);
         memset(a->dlnf_in, 0, NL * C * sizeof(float));
         linalg_layernorm_backward(a->dlnf_in, g ? g->lnfw : NULL,
                                   g ? g->lnfb : NULL, a->dlnf, a->lnf_in,
-                                  p->lnfw, a->lnf_mean, a->lnf_rstd, NL, C);
+                                  W(m, GPT2_LNFW, 0), a->lnf_mean, a->lnf_rstd,
+                                  NL, C);
         for (size_t i = 0; i < NL; i++) {
             size_t at = row_of ? row_of[b->logit_pos[i]] : b->logit_pos[i];
             float *dst = a->dres + at * C;

@@ -6,6 +6,11 @@
  * Weights are kept in Hugging Face's orientation (Conv1D weights are
  * [in, out]), so a tensor of the buffer is byte-for-byte the tensor of
  * model.safetensors: an edited tensor can be written back unchanged.
+ * A model from gpt2_model_init owns one buffer; a loaded model uses its
+ * F32 tensors in place from the read-only map of model.safetensors and
+ * owns only copies: of tensors stored in F16/BF16 or unaligned
+ * (converted at load), and of tensors handed out writable
+ * (gpt2_tensor_mut: MEMIT's edited c_proj, store overlays).
  * Every matmul goes through OpenBLAS sgemm; GELU is the tanh form
  * (gelu_new); lm_head is tied to wte.
  *
@@ -17,13 +22,16 @@
 
 #include "model/gpt2_config.h"
 #include "model/lm_batch.h"
+#include "model/safetensors.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 #define GPT2_NUM_TENSORS 16
 
-/* Pointers into gpt2_model.memory. L layers, C = n_embd, F = n_inner,
+/* Pointers into gpt2_model.memory (gpt2_model_init's models only; a
+ * loaded model leaves them NULL: its tensors are in gpt2_model.tensors,
+ * one pointer per layer). L layers, C = n_embd, F = n_inner,
  * V = vocab_size, maxT = n_positions. */
 typedef struct {
     float *wte;      /* (V, C)        wte.weight, also the lm_head */
@@ -48,8 +56,14 @@ typedef struct {
     gpt2_config config;
     size_t sizes[GPT2_NUM_TENSORS]; /* floats per tensor, in struct order */
     size_t num_parameters;
-    float *memory;                  /* all parameters, contiguous */
-    gpt2_params p;
+    float *memory;   /* all parameters, contiguous; NULL when loaded */
+    gpt2_params p;   /* into memory; zeroed when loaded */
+    /* Every tensor of every layer: tensors[i * n_layer + l] is layer l's
+     * slice of tensor i (global tensors at l = 0), pointing into memory,
+     * into the map of `file`, or to owned[i * n_layer + l]. */
+    const float **tensors;
+    float **owned;   /* loaded models: the copies the model owns, or NULL */
+    st_file *file;   /* loaded models: the mapped model.safetensors */
 } gpt2_model;
 
 /* Allocates a zeroed model of the given shape (n_inner 0 means 4 n_embd,
@@ -65,23 +79,49 @@ void gpt2_model_init_random(gpt2_model *m, uint64_t seed);
 /* Loads DIR/config.json and DIR/model.safetensors (names with or without
  * the "transformer." prefix; extra tensors such as attn.bias ignored).
  * Every tensor GPT-2 needs must be present with the shape config.json
- * implies; errors name the file and the tensor. */
+ * implies; errors name the file and the tensor. The file stays mapped
+ * read-only until gpt2_model_free: F32 tensors are used in place, F16 and
+ * BF16 ones (and any F32 tensor not 4-byte aligned in the file) are
+ * converted to owned F32 copies. */
 int gpt2_model_load(gpt2_model *m, const char *dir);
+
+/* Bytes of parameters the model holds in memory of its own: all of them
+ * for gpt2_model_init's models, the owned copies for a loaded one. */
+size_t gpt2_model_owned_bytes(const gpt2_model *m);
 
 /* Writes DIR/config.json and DIR/model.safetensors with transformers'
  * names ("transformer.h.0.attn.c_attn.weight", ...), atomically. */
 int gpt2_model_save(const gpt2_model *m, const char *dir);
 
 /* The tensor called `name` in HF naming ("h.3.mlp.c_proj.weight", with
- * or without "transformer."): pointer into m->memory, its element count
- * and shape (shape may be NULL; up to 2 dims). NULL when unknown. */
-float *gpt2_tensor(const gpt2_model *m, const char *name, size_t *numel,
-                   size_t shape[2], int *ndim);
+ * or without "transformer."), read-only (a loaded model's may be in its
+ * read-only map), its element count and shape (shape may be NULL; up to
+ * 2 dims). NULL when unknown. */
+const float *gpt2_tensor(const gpt2_model *m, const char *name,
+                         size_t *numel, size_t shape[2], int *ndim);
+
+/* The same tensor, writable: a loaded model copies it out of the map on
+ * the first call (the copy is then what every pass uses). NULL with an
+ * error set when unknown or out of memory. */
+float *gpt2_tensor_mut(gpt2_model *m, const char *name, size_t *numel);
 
 /* Writes the HF name of parameter tensor `index` (0..GPT2_NUM_TENSORS-1)
  * of layer `layer` into buf ("h.3.mlp.c_proj.weight", "wte.weight"). */
 void gpt2_tensor_name(char *buf, size_t size, int index, size_t layer);
-enum { GPT2_FCPROJW = 12 }; /* index of fcprojw in gpt2_params */
+/* The indices of gpt2_params' fields (GPT2_FCPROJW: MEMIT's). */
+enum {
+    GPT2_WTE, GPT2_WPE, GPT2_LN1W, GPT2_LN1B, GPT2_QKVW, GPT2_QKVB,
+    GPT2_ATTPROJW, GPT2_ATTPROJB, GPT2_LN2W, GPT2_LN2B, GPT2_FCW, GPT2_FCB,
+    GPT2_FCPROJW, GPT2_FCPROJB, GPT2_LNFW, GPT2_LNFB
+};
+
+/* Layer `layer`'s slice of tensor `index` (a GPT2_* index; global
+ * tensors: layer 0), read-only, as gpt2_tensor. No range checks. */
+static inline const float *gpt2_layer_tensor(const gpt2_model *m, int index,
+                                             size_t layer)
+{
+    return m->tensors[(size_t)index * m->config.n_layer + layer];
+}
 
 /* ---- running the network -------------------------------------------- */
 

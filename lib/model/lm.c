@@ -235,7 +235,9 @@ int lm_edit_view_get(lm_model *m, size_t layer, lm_edit_view *v)
         return err_set(ERR_INVALID, "layer %zu is not a layer of the model "
                        "(%zu layers)", layer, m->config.n_layer);
     if (m->config.family == LM_GPT2) {
-        v->w = m->gpt2->p.fcprojw + layer * F * C;
+        char name[64];
+        lm_edit_name(m, layer, name, sizeof name);
+        if (!(v->w = gpt2_tensor_mut(m->gpt2, name, NULL))) return ERR_NOMEM;
         v->rows = F;
         v->cols = C;
         v->key_stride = C;
@@ -266,9 +268,7 @@ float *lm_overlay_tensor(lm_model *m, const char *name, size_t *numel)
 {
     *numel = 0;
     if (m->config.family == LM_GPT2) {
-        float *t = gpt2_tensor(m->gpt2, name, numel, NULL, NULL);
-        if (!t) err_set(ERR_FORMAT, "'%s' is not a tensor of the model", name);
-        return t;
+        return gpt2_tensor_mut(m->gpt2, name, numel);
     }
     size_t layer = 0;
     char canon[96];

@@ -111,8 +111,9 @@ typedef struct {
     linalg_dtype stored;   /* the dtype of the model's file */
 } lm_edit_view;
 
-/* Layer l's edited matrix, writable (the Llama family converts it to F32
- * once, on first use). ERR_INVALID for a layer out of range. */
+/* Layer l's edited matrix, writable: a loaded model makes it an F32
+ * copy of its own once, on first use (GPT-2 copies it out of the map, the
+ * Llama family converts it). ERR_INVALID for a layer out of range. */
 int lm_edit_view_get(lm_model *m, size_t layer, lm_edit_view *v);
 
 /* x rounded to the nearest value of dtype (x itself for F32). */

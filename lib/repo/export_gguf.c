@@ -246,7 +246,6 @@ static int add_tensors(gguf_writer *w, const gpt2_model *m, gguf_type type,
                        float **scratch, size_t *n_tensors)
 {
     const gpt2_config *c = &m->config;
-    const gpt2_params *p = &m->p;
     size_t L = c->n_layer, C = c->n_embd, F = c->n_inner, V = c->vocab_size;
     size_t per_layer = 3 * C * C + C * C + 2 * C * F;
     float *t = *scratch = malloc(L * per_layer * sizeof(float));
@@ -254,6 +253,7 @@ static int add_tensors(gguf_writer *w, const gpt2_model *m, gguf_type type,
     int rc;
     *n_tensors = 0;
     if (!t) return err_set(ERR_NOMEM, "out of memory");
+#define P(tensor, l) gpt2_layer_tensor(m, GPT2_##tensor, (l))
 #define ADD(nm, data, r, k, ty)                                               \
     do {                                                                      \
         size_t shape_[2] = {(r), (k)};                                        \
@@ -262,35 +262,37 @@ static int add_tensors(gguf_writer *w, const gpt2_model *m, gguf_type type,
             return rc;                                                        \
         (*n_tensors)++;                                                       \
     } while (0)
-    ADD("token_embd.weight", p->wte, V, C, type);
-    ADD("position_embd.weight", p->wpe, c->n_positions, C, GGUF_F32);
+    ADD("token_embd.weight", P(WTE, 0), V, C, type);
+    ADD("position_embd.weight", P(WPE, 0), c->n_positions, C,
+        GGUF_F32);
     for (size_t l = 0; l < L; l++) {
         float *qkv = t, *proj = qkv + 3 * C * C, *up = proj + C * C,
               *down = up + C * F;
         t += per_layer;
-        transpose(qkv, p->qkvw + l * C * 3 * C, C, 3 * C);
-        transpose(proj, p->attprojw + l * C * C, C, C);
-        transpose(up, p->fcw + l * C * F, C, F);
-        transpose(down, p->fcprojw + l * F * C, F, C);
+        transpose(qkv, P(QKVW, l), C, 3 * C);
+        transpose(proj, P(ATTPROJW, l), C, C);
+        transpose(up, P(FCW, l), C, F);
+        transpose(down, P(FCPROJW, l), F, C);
 #define BLK(suffix) (snprintf(name, sizeof name, "blk.%zu.%s", l, suffix), name)
-        ADD(BLK("attn_norm.weight"), p->ln1w + l * C, C, 0, GGUF_F32);
-        ADD(BLK("attn_norm.bias"), p->ln1b + l * C, C, 0, GGUF_F32);
+        ADD(BLK("attn_norm.weight"), P(LN1W, l), C, 0, GGUF_F32);
+        ADD(BLK("attn_norm.bias"), P(LN1B, l), C, 0, GGUF_F32);
         ADD(BLK("attn_qkv.weight"), qkv, 3 * C, C, type);
-        ADD(BLK("attn_qkv.bias"), p->qkvb + l * 3 * C, 3 * C, 0, GGUF_F32);
+        ADD(BLK("attn_qkv.bias"), P(QKVB, l), 3 * C, 0, GGUF_F32);
         ADD(BLK("attn_output.weight"), proj, C, C, type);
-        ADD(BLK("attn_output.bias"), p->attprojb + l * C, C, 0, GGUF_F32);
-        ADD(BLK("ffn_norm.weight"), p->ln2w + l * C, C, 0, GGUF_F32);
-        ADD(BLK("ffn_norm.bias"), p->ln2b + l * C, C, 0, GGUF_F32);
+        ADD(BLK("attn_output.bias"), P(ATTPROJB, l), C, 0, GGUF_F32);
+        ADD(BLK("ffn_norm.weight"), P(LN2W, l), C, 0, GGUF_F32);
+        ADD(BLK("ffn_norm.bias"), P(LN2B, l), C, 0, GGUF_F32);
         ADD(BLK("ffn_up.weight"), up, F, C, type);
-        ADD(BLK("ffn_up.bias"), p->fcb + l * F, F, 0, GGUF_F32);
+        ADD(BLK("ffn_up.bias"), P(FCB, l), F, 0, GGUF_F32);
         ADD(BLK("ffn_down.weight"), down, C, F, type);
-        ADD(BLK("ffn_down.bias"), p->fcprojb + l * C, C, 0, GGUF_F32);
+        ADD(BLK("ffn_down.bias"), P(FCPROJB, l), C, 0, GGUF_F32);
 #undef BLK
     }
-    ADD("output_norm.weight", p->lnfw, C, 0, GGUF_F32);
-    ADD("output_norm.bias", p->lnfb, C, 0, GGUF_F32);
-    ADD("output.weight", p->wte, V, C, type); /* GPT-2's tied lm_head */
+    ADD("output_norm.weight", P(LNFW, 0), C, 0, GGUF_F32);
+    ADD("output_norm.bias", P(LNFB, 0), C, 0, GGUF_F32);
+    ADD("output.weight", P(WTE, 0), V, C, type); /* GPT-2's tied head */
 #undef ADD
+#undef P
     return 0;
 }
 

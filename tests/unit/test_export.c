@@ -62,7 +62,7 @@ static int setup(void)
         goto out;
     /* one tensor edited in the overlay: the base's plus a step */
     size_t n = 0;
-    float *w = gpt2_tensor(&m, edited, &n, NULL, NULL);
+    float *w = gpt2_tensor_mut(&m, edited, &n);
     for (size_t i = 0; i < n; i++) w[i] += 0.25f * (float)(i % 3);
     store_txn *t = NULL;
     if ((rc = store_txn_begin(st, &t, 1))) goto out;

@@ -11,6 +11,7 @@
  * - the PyTorch golden log-probabilities of tests/data/gpt2-tiny;
  * - saving and loading, and the errors of bad model directories. */
 #include "base/errors.h"
+#include "base/half.h"
 #include "model/gpt2.h"
 #include "model/gpt2_config.h"
 #include "base/linalg.h"
@@ -418,7 +419,7 @@ TEST(model_init_and_tensors)
 
     size_t numel, shape[2];
     int ndim;
-    float *t = gpt2_tensor(&m, "h.1.mlp.c_proj.weight", &numel, shape, &ndim);
+    const float *t = gpt2_tensor(&m, "h.1.mlp.c_proj.weight", &numel, shape, &ndim);
     CHECK(t == m.p.fcprojw + F * C && numel == F * C && ndim == 2 &&
           shape[0] == F && shape[1] == C);
     CHECK(gpt2_tensor(&m, "transformer.h.1.mlp.c_proj.weight", NULL, NULL, NULL) == t);
@@ -440,7 +441,7 @@ TEST(model_init_and_tensors)
     for (int i = 0; i < GPT2_NUM_TENSORS; i++) /* every name round-trips */
         for (size_t l = 0; l < L; l++) {
             gpt2_tensor_name(name, sizeof name, i, l);
-            float *p = gpt2_tensor(&m, name, &numel, NULL, NULL);
+            const float *p = gpt2_tensor(&m, name, &numel, NULL, NULL);
             size_t per = (i >= 2 && i <= 13) ? m.sizes[i] / L : m.sizes[i];
             CHECK_MSG(p == ((float **)&m.p)[i] + ((i >= 2 && i <= 13) ? l * per : 0)
                       && numel == per, "%s", name);
@@ -1228,6 +1229,23 @@ static int write_variant(const gpt2_model *m, const gpt2_config *cfg,
     return rc ? rc : gpt2_config_write(cfg, path);
 }
 
+/* Every tensor of a equals b's, bit for bit. */
+static int same_weights(const gpt2_model *a, const gpt2_model *b)
+{
+    if (a->num_parameters != b->num_parameters) return 0;
+    for (int i = 0; i < GPT2_NUM_TENSORS; i++)
+        for (size_t l = 0; l < ((i >= 2 && i <= 13) ? a->config.n_layer : 1);
+             l++) {
+            char name[64];
+            size_t na = 0, nb = 0;
+            gpt2_tensor_name(name, sizeof name, i, l);
+            const float *x = gpt2_tensor(a, name, &na, NULL, NULL);
+            const float *y = gpt2_tensor(b, name, &nb, NULL, NULL);
+            if (!x || !y || na != nb || memcmp(x, y, na * sizeof *x)) return 0;
+        }
+    return 1;
+}
+
 /* Loading dir fails with ERR_FORMAT and a message naming every needle. */
 static void expect_load_error(const char *dir, const char *n1, const char *n2)
 {
@@ -1256,7 +1274,8 @@ TEST(save_load_round_trip)
         CHECK(back.num_parameters == m.num_parameters);
         CHECK(back.config.n_layer == 2 && back.config.n_inner == 64 &&
               back.config.vocab_size == 37 && back.config.n_positions == 8);
-        CHECK(!memcmp(back.memory, m.memory, m.num_parameters * sizeof(float)));
+        CHECK(same_weights(&back, &m));
+        CHECK(back.memory == NULL && gpt2_model_owned_bytes(&back) == 0);
         gpt2_model_free(&back);
     }
     char path[256];
@@ -1286,9 +1305,98 @@ TEST(save_load_round_trip)
     rc = gpt2_model_load(&back, hub);
     CHECK_MSG(rc == 0, "%s", err_message(rc));
     if (!rc) {
-        CHECK(!memcmp(back.memory, m.memory, m.num_parameters * sizeof(float)));
+        CHECK(same_weights(&back, &m));
         gpt2_model_free(&back);
     }
+    gpt2_model_free(&m);
+}
+
+/* Rewrites src/model.safetensors (F32) as dst/model.safetensors with the
+ * tensor `half` stored as F16 and, when odd, a 2-byte F16 tensor first,
+ * so that every tensor after it is 2 bytes off 4-byte alignment. */
+static int rewrite_dtypes(const char *src, const char *dst, const char *half,
+                          int odd)
+{
+    char in[256], out[256], cfg_in[256], cfg_out[256];
+    snprintf(in, sizeof in, "%s/model.safetensors", src);
+    snprintf(out, sizeof out, "%s/model.safetensors", dst);
+    snprintf(cfg_in, sizeof cfg_in, "%s/config.json", src);
+    snprintf(cfg_out, sizeof cfg_out, "%s/config.json", dst);
+    st_file *f = NULL;
+    int rc = safetensors_open(&f, in);
+    if (rc) return rc;
+    size_t n = safetensors_count(f), k = 0;
+    st_write_tensor t[64];
+    float one = 1.0f;
+    memset(t, 0, sizeof t);
+    if (odd)
+        t[k++] = (st_write_tensor){.name = "h.0.attn.masked_bias", .ndim = 0,
+                                   .data = &one, .dtype = ST_F16};
+    for (size_t i = 0; i < n && k < 64; i++, k++) {
+        const st_tensor *x = safetensors_at(f, i);
+        t[k].name = x->name;
+        t[k].ndim = x->ndim;
+        memcpy(t[k].shape, x->shape, sizeof x->shape);
+        t[k].data = x->data;
+        t[k].dtype = strstr(x->name, half) ? ST_F16 : ST_F32;
+    }
+    mkdir(dst, 0777);
+    rc = safetensors_write(out, t, k);
+    safetensors_close(f);
+    gpt2_config c;
+    return rc ? rc : (rc = gpt2_config_read(&c, cfg_in)) ? rc
+                                                       : gpt2_config_write(&c, cfg_out);
+}
+
+TEST(loaded_f32_weights_are_used_in_place)
+{
+    gpt2_config c = tiny_config();
+    gpt2_model m, back, again;
+    const char *edited = "h.1.mlp.c_proj.weight";
+    size_t F = 64, C = 16, n = 0;
+    gpt2_model_init(&m, &c);
+    randomize(&m, 79);
+    CHECK(gpt2_model_owned_bytes(&m) == m.num_parameters * sizeof(float));
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s", tmp_dir("in-place"));
+    CHECK(gpt2_model_save(&m, dir) == 0);
+    int rc = gpt2_model_load(&back, dir);
+    CHECK_MSG(rc == 0, "%s", err_message(rc));
+    if (rc) { gpt2_model_free(&m); return; }
+    /* nothing copied at load; a writable tensor is a copy made once */
+    CHECK(gpt2_model_owned_bytes(&back) == 0);
+    const float *mapped = gpt2_tensor(&back, edited, NULL, NULL, NULL);
+    float *w = gpt2_tensor_mut(&back, edited, &n);
+    CHECK(w && w != mapped && n == F * C && !memcmp(w, mapped, n * sizeof *w));
+    CHECK(gpt2_tensor(&back, edited, NULL, NULL, NULL) == w);
+    CHECK(gpt2_tensor_mut(&back, "transformer.h.1.mlp.c_proj.weight", NULL) == w);
+    CHECK(gpt2_model_owned_bytes(&back) == F * C * sizeof(float));
+    CHECK(!gpt2_tensor_mut(&back, "h.2.mlp.c_proj.weight", NULL) &&
+          strstr(err_message(ERR_FORMAT), "h.2.mlp.c_proj.weight"));
+    w[3] += 1.0f; /* the copy changes, the file does not */
+    CHECK(gpt2_model_load(&again, dir) == 0);
+    CHECK(!same_weights(&back, &again) && same_weights(&again, &m));
+    gpt2_model_free(&again);
+    gpt2_model_free(&back);
+    /* F16 tensors are converted to owned copies, F32 ones stay mapped */
+    char half[128];
+    snprintf(half, sizeof half, "%s", tmp_dir("half"));
+    CHECK(rewrite_dtypes(dir, half, "h.0.mlp.c_fc.weight", 0) == 0);
+    CHECK(gpt2_model_load(&back, half) == 0);
+    CHECK(gpt2_model_owned_bytes(&back) == C * F * sizeof(float));
+    const float *fc = gpt2_tensor(&back, "h.0.mlp.c_fc.weight", NULL, NULL, NULL);
+    int rounded = fc != NULL;
+    for (size_t i = 0; fc && i < C * F; i++)
+        rounded &= fc[i] == half_to_float(float_to_half(m.p.fcw[i]));
+    CHECK_MSG(rounded, "F16 tensor not converted to its F16 values");
+    gpt2_model_free(&back);
+    /* an F16 tensor of 2 bytes first: every F32 tensor is unaligned, so
+     * each is converted, to the same values */
+    CHECK(rewrite_dtypes(dir, tmp_dir("unaligned"), "no-such-tensor", 1) == 0);
+    CHECK(gpt2_model_load(&back, tmp_dir("unaligned")) == 0);
+    CHECK(gpt2_model_owned_bytes(&back) == m.num_parameters * sizeof(float));
+    CHECK(same_weights(&back, &m));
+    gpt2_model_free(&back);
     gpt2_model_free(&m);
 }
 
@@ -1360,6 +1468,7 @@ int main(void)
     RUN(bad_arguments);
     RUN(golden_pytorch);
     RUN(save_load_round_trip);
+    RUN(loaded_f32_weights_are_used_in_place);
     RUN(bad_model_directories);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);

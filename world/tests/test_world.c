@@ -111,7 +111,7 @@ TEST(files_load_and_recall_agrees)
     CHECK_MSG(rc == 0, "%s", err_message(rc));
     rc = tokenizer_open_dir(&tok, dir);
     CHECK_MSG(rc == 0, "%s", err_message(rc));
-    if (!tok || !m.memory)
+    if (!tok || !m.tensors)
         goto out;
     CHECK(m.config.n_layer == 2 && m.config.n_embd == 32 &&
           m.config.n_inner == 128 && m.config.n_positions == 32);
