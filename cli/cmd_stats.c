@@ -30,6 +30,15 @@ const char cmd_stats_usage[] =
     "  --layers LIST   layers (default: the store's edited layers)\n"
     "  --json          print the result as JSON\n";
 
+/* A keystats_note_fn: what the statistics need in memory, on stderr
+ * before they are computed. */
+static void stats_note(void *ctx, const char *text)
+{
+    (void)ctx;
+    cli_progress_done();
+    fprintf(stderr, "stamp: %s\n", text);
+}
+
 int cmd_stats(int argc, char **argv, const cli_globals *g)
 {
     static const struct option opts[] = {
@@ -88,7 +97,7 @@ int cmd_stats(int argc, char **argv, const cli_globals *g)
         }
         rc = keystats_ensure(t, h.layers, h.n_layers,
                              samples ? samples : h.stats_samples, abs_corpus,
-                             NULL, &computed, cli_progress_fn, NULL);
+                             &computed, stats_note, cli_progress_fn, NULL);
         cli_progress_done();
         /* the MPI ranks have delivered: they exit before anything is
          * written, which rank 0 then does alone */

@@ -5,6 +5,7 @@
 #include "memit/keystats.h"
 #include "base/dist.h"
 #include "base/errors.h"
+#include "base/meminfo.h"
 #include "model/lm.h"
 #include "store/modelview.h"
 #include "model/tokenizer.h"
@@ -48,16 +49,84 @@ static int model_id(store_txn *t, char **id)
     return rc;
 }
 
-int keystats_load(store_txn *t, size_t layer, keystats_sum *c)
+/* The stored record of `layer`: LMDB memory, valid until the txn ends,
+ * to be given back with store_stats_release. */
+static int stats_blob(store_txn *t, size_t layer, const void **blob,
+                      size_t *len)
 {
     char *id = NULL;
-    const void *blob = NULL; /* LMDB memory: valid until the txn ends */
-    size_t len = 0;
     int rc = model_id(t, &id);
-    if (!rc) rc = store_stats_get(t, id, layer, &blob, &len);
-    if (!rc) rc = keystats_sum_decode(c, blob, len);
+    if (!rc) rc = store_stats_get(t, id, layer, blob, len);
     free(id);
     return rc;
+}
+
+int keystats_load(store_txn *t, size_t layer, keystats_sum *c)
+{
+    const void *blob = NULL;
+    size_t len = 0;
+    int rc = stats_blob(t, layer, &blob, &len);
+    if (!rc) rc = keystats_sum_decode(c, blob, len);
+    if (blob) store_stats_release(t, blob, len);
+    return rc;
+}
+
+int keystats_info(store_txn *t, size_t layer, size_t *F, uint64_t *tokens,
+                  uint64_t *sequences, size_t *bytes)
+{
+    const void *blob = NULL;
+    size_t len = 0;
+    int rc = stats_blob(t, layer, &blob, &len);
+    if (!rc) rc = keystats_sum_peek(blob, len, F, tokens, sequences);
+    if (!rc && bytes) *bytes = len;
+    if (blob) store_stats_release(t, blob, len);
+    return rc;
+}
+
+int keystats_load_mean(store_txn *t, size_t layer, int upper, double **mean,
+                       size_t *F)
+{
+    const void *blob = NULL;
+    size_t len = 0;
+    keystats_sum c = {0};
+    *mean = NULL;
+    int rc = stats_blob(t, layer, &blob, &len);
+    if (!rc && upper) {
+        rc = keystats_sum_decode_mean_upper(blob, len, mean, F);
+    } else if (!rc) {
+        rc = keystats_sum_decode(&c, blob, len);
+        if (!rc) *F = c.F;
+        if (!rc) rc = keystats_sum_take_mean(&c, mean);
+        keystats_sum_free(&c);
+    }
+    if (blob) store_stats_release(t, blob, len);
+    return rc;
+}
+
+int keystats_check_memory(uint64_t need, const char *what,
+                          keystats_note_fn note, void *ctx)
+{
+    uint64_t avail = 0;
+    char a[32], b[32];
+    int rc = meminfo_available(&avail);
+    if (rc == ERR_NOTFOUND) { /* not Linux: nothing to check against */
+        err_clear();
+        return 0;
+    }
+    if (rc) return rc;
+    if (note) {
+        char text[256];
+        snprintf(text, sizeof text, "key statistics: %s = %s in memory at "
+                 "once (%s available)", what, meminfo_format(a, sizeof a, need),
+                 meminfo_format(b, sizeof b, avail));
+        note(ctx, text);
+    }
+    if (need <= avail) return 0;
+    return err_set(ERR_NOMEM, "not enough memory for the key statistics: "
+                   "they need %s at once (%s) and the machine has %s "
+                   "available (MemAvailable); edit fewer layers (--layers) "
+                   "or free memory", meminfo_format(a, sizeof a, need), what,
+                   meminfo_format(b, sizeof b, avail));
 }
 
 int keystats_read_corpus(const char *path, char ***lines, size_t *n)
@@ -95,97 +164,128 @@ int keystats_read_corpus(const char *path, char ***lines, size_t *n)
     return 0;
 }
 
-int keystats_ensure(store_txn *t, const size_t *layers, size_t n,
-                    size_t sequences, const char *corpus_path,
-                    double **means, int *computed, progress_fn progress,
-                    void *ctx)
+/* Runs corpus lines through the base model for the layers whose stored
+ * statistics (seqs[i] lines) cover fewer than `upto`, and stores them:
+ * layers that consumed the same lines go through the corpus together, in
+ * one pass of the model (they differ when an earlier run asked for other
+ * layers). Each layer's sum is freed as soon as it is stored. */
+static int compute_missing(store_txn *t, const size_t *layers, size_t n,
+                           const uint64_t *seqs, size_t upto, char **lines,
+                           const char *path, const char *id,
+                           keystats_note_fn note, progress_fn progress,
+                           void *ctx)
 {
-    keystats_sum *cov = calloc(n, sizeof *cov);
-    char *id = NULL, *path = NULL, *dir = NULL, **lines = NULL;
-    size_t n_lines = 0, from = SIZE_MAX;
+    lm_config cfg;
     lm_model base = {0};
     tokenizer *tok = NULL;
-    int rc = cov ? model_id(t, &id) : ERR_NOMEM;
+    char *dir = NULL, what[128];
+    size_t k_new = 0;
+    for (size_t i = 0; i < n; i++) k_new += seqs[i] < upto;
+    int rc = modelview_config(t, &cfg);
+    if (rc) return rc;
+    size_t F = cfg.n_inner;
+    snprintf(what, sizeof what, "%zu layer%s x %zu^2 x 8 bytes of float64 "
+             "sums", k_new, k_new == 1 ? "" : "s", F);
+    if ((rc = keystats_check_memory((uint64_t)k_new * F * F * 8, what, note,
+                                    ctx)))
+        return rc;
+    keystats_sum *cov = calloc(n, sizeof *cov), *group = calloc(n, sizeof *group);
+    size_t *group_layers = calloc(n, sizeof *group_layers);
+    char *active = calloc(n, 1);
+    if (!cov || !group || !group_layers || !active) rc = ERR_NOMEM;
+    if (!rc) rc = modelview_model_dir(t, &dir);
+    if (!rc) rc = lm_model_load(&base, dir);
+    if (!rc) rc = tokenizer_open_dir(&tok, dir);
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (seqs[i] >= upto) continue;
+        active[i] = 1;
+        rc = keystats_load(t, layers[i], &cov[i]);
+        if (rc == ERR_NOTFOUND) {
+            err_clear();
+            rc = keystats_sum_init(&cov[i], base.config.n_inner);
+        }
+    }
+    while (!rc) {
+        size_t start = SIZE_MAX, k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (active[i] && cov[i].sequences < start) start = cov[i].sequences;
+        if (start == SIZE_MAX) break;
+        for (size_t i = 0; i < n; i++)
+            if (active[i] && cov[i].sequences == start) {
+                group[k] = cov[i];
+                group_layers[k++] = layers[i];
+            }
+        if (dist_active()) /* shared with the MPI ranks */
+            rc = keystats_dist_accumulate(group, group_layers, k, &base, tok,
+                                          lines, start, upto, dir, path,
+                                          progress, ctx);
+        else
+            rc = keystats_sum_accumulate(group, group_layers, k, &base, tok,
+                                         lines + start, upto - start,
+                                         progress, ctx);
+        for (size_t i = 0, j = 0; i < n; i++) /* counts came back */
+            if (active[i] && cov[i].sequences == start) cov[i] = group[j++];
+        for (size_t i = 0; !rc && i < n; i++) {
+            if (!active[i] || cov[i].sequences != upto) continue;
+            void *blob = NULL;
+            size_t len = 0;
+            rc = keystats_sum_encode(&cov[i], &blob, &len);
+            if (!rc) rc = store_stats_put(t, id, layers[i], blob, len);
+            free(blob);
+            keystats_sum_free(&cov[i]);
+            active[i] = 0;
+        }
+    }
+    for (size_t i = 0; cov && i < n; i++) keystats_sum_free(&cov[i]);
+    free(cov);
+    free(group);
+    free(group_layers);
+    free(active);
+    free(dir);
+    lm_model_free(&base);
+    tokenizer_close(tok);
+    return rc;
+}
+
+int keystats_ensure(store_txn *t, const size_t *layers, size_t n,
+                    size_t sequences, const char *corpus_path, int *computed,
+                    keystats_note_fn note, progress_fn progress, void *ctx)
+{
+    uint64_t *tokens = calloc(n ? n : 1, sizeof *tokens);
+    uint64_t *seqs = calloc(n ? n : 1, sizeof *seqs);
+    char *id = NULL, *path = NULL, **lines = NULL;
+    size_t n_lines = 0, from = SIZE_MAX;
+    int rc = tokens && seqs ? model_id(t, &id) : ERR_NOMEM;
     *computed = 0;
     for (size_t i = 0; !rc && i < n; i++) {
-        rc = keystats_load(t, layers[i], &cov[i]);
+        rc = keystats_info(t, layers[i], NULL, &tokens[i], &seqs[i], NULL);
         if (rc == ERR_NOTFOUND) {
             err_clear();
             rc = 0;
         }
-        if (!rc && cov[i].sequences < sequences && cov[i].sequences < from)
-            from = cov[i].sequences;
+        if (!rc && seqs[i] < sequences && seqs[i] < from) from = seqs[i];
     }
     if (!rc && from != SIZE_MAX) {
         rc = keystats_corpus_path(t, corpus_path, &path);
         if (!rc) rc = keystats_read_corpus(path, &lines, &n_lines);
         if (!rc && from < n_lines) {
             size_t upto = sequences < n_lines ? sequences : n_lines;
-            rc = modelview_model_dir(t, &dir);
-            if (!rc) rc = lm_model_load(&base, dir);
-            if (!rc) rc = tokenizer_open_dir(&tok, dir);
-            /* layers that consumed the same lines go through the corpus
-             * together, in one pass of the model; layers may differ when
-             * an earlier run asked for other layers */
-            keystats_sum *group = calloc(n, sizeof *group);
-            size_t *group_layers = calloc(n, sizeof *group_layers);
-            if (!group || !group_layers) rc = ERR_NOMEM;
-            for (size_t i = 0; !rc && i < n; i++)
-                if (cov[i].F == 0) rc = keystats_sum_init(&cov[i], base.config.n_inner);
-            while (!rc) {
-                size_t start = SIZE_MAX, k = 0;
-                for (size_t i = 0; i < n; i++)
-                    if (cov[i].sequences < upto && cov[i].sequences < start)
-                        start = cov[i].sequences;
-                if (start == SIZE_MAX) break;
-                for (size_t i = 0; i < n; i++)
-                    if (cov[i].sequences == start) {
-                        group[k] = cov[i];
-                        group_layers[k++] = layers[i];
-                    }
-                if (dist_active()) /* shared with the MPI ranks */
-                    rc = keystats_dist_accumulate(group, group_layers, k,
-                                                  &base, tok, lines, start,
-                                                  upto, dir, path, progress,
-                                                  ctx);
-                else
-                    rc = keystats_sum_accumulate(group, group_layers, k,
-                                                 &base, tok, lines + start,
-                                                 upto - start, progress, ctx);
-                for (size_t i = 0, j = 0; i < n; i++) /* counts came back */
-                    if (cov[i].sequences == start) cov[i] = group[j++];
-                for (size_t i = 0; !rc && i < n; i++) {
-                    if (cov[i].sequences != upto) continue;
-                    void *blob = NULL;
-                    size_t len = 0;
-                    rc = keystats_sum_encode(&cov[i], &blob, &len);
-                    if (!rc) rc = store_stats_put(t, id, layers[i], blob, len);
-                    free(blob);
-                }
-                *computed = 1;
-            }
-            free(group);
-            free(group_layers);
+            rc = compute_missing(t, layers, n, seqs, upto, lines, path, id,
+                                 note, progress, ctx);
+            *computed = !rc;
         }
     }
-    for (size_t i = 0; !rc && i < n; i++) {
-        if (cov[i].tokens == 0) {
+    for (size_t i = 0; !rc && i < n; i++) { /* the counts now stored */
+        rc = keystats_info(t, layers[i], NULL, &tokens[i], NULL, NULL);
+        if (rc == ERR_NOTFOUND || (!rc && tokens[i] == 0))
             rc = err_set(ERR_NOTFOUND, "no key statistics for layer %zu",
                          layers[i]);
-            break;
-        }
-        if (means) rc = keystats_sum_take_mean(&cov[i], &means[i]);
     }
-    if (rc && means)
-        for (size_t i = 0; i < n; i++) { free(means[i]); means[i] = NULL; }
-    for (size_t i = 0; cov && i < n; i++) keystats_sum_free(&cov[i]);
     for (size_t i = 0; i < n_lines; i++) free(lines[i]);
     free(lines);
-    free(cov);
+    free(tokens);
+    free(seqs);
     free(id);
     free(path);
-    free(dir);
-    lm_model_free(&base);
-    tokenizer_close(tok);
     return rc;
 }

@@ -44,19 +44,48 @@ typedef struct keystats_worker keystats_worker;
 int keystats_worker_job(keystats_worker **w);
 void keystats_worker_free(keystats_worker *w); /* accepts NULL */
 
+/* Something a caller may show its user ("key statistics: ...": what
+ * the statistics need in memory before they are computed). */
+typedef void (*keystats_note_fn)(void *ctx, const char *text);
+
+/* Checks that `need` bytes, held at once by the statistics and described
+ * by `what` ("3 layers x 8192^2 x 8 bytes"), fit in the machine's
+ * available memory (base/meminfo.h): ERR_NOMEM with both numbers when
+ * they do not. With note non-NULL it is told both first. */
+int keystats_check_memory(uint64_t need, const char *what,
+                          keystats_note_fn note, void *ctx);
+
+/* The header of the stored statistics of `layer` (ERR_NOTFOUND when
+ * there are none): F, tokens, sequences and the record's size in bytes
+ * (any pointer may be NULL). Decodes no sum. */
+int keystats_info(store_txn *t, size_t layer, size_t *F, uint64_t *tokens,
+                  uint64_t *sequences, size_t *bytes);
+
 /* Loads the stored statistics of `layer` into c (ERR_NOTFOUND when
  * there are none). */
 int keystats_load(store_txn *t, size_t layer, keystats_sum *c);
 
+/* The mean C_l of `layer`'s stored statistics, *mean a malloc'ed (F, F)
+ * that the caller frees: full and symmetric, or with `upper` only its
+ * upper triangle written (keystats_sum_decode_mean_upper: a triangle's
+ * memory, for spd_cholesky_in_place). The values are the same bits
+ * either way. ERR_NOTFOUND, ERR_EMPTY (no tokens). Only one layer's
+ * record is in memory at a time: the store's pages are given back. */
+int keystats_load_mean(store_txn *t, size_t layer, int upper, double **mean,
+                       size_t *F);
+
 /* Makes sure each of layers[0..n) has statistics over at least
- * `sequences` corpus lines (or the whole corpus, if shorter): loads
- * them, and runs the base model over the corpus lines not yet consumed
- * when more are wanted, storing the result in the write transaction t.
- * With `means` non-NULL, means[i] gets a malloc'ed (F, F) C_l.
- * *computed tells whether anything was computed. */
+ * `sequences` corpus lines (or the whole corpus, if shorter): runs the
+ * base model over the corpus lines not yet consumed when more are
+ * wanted, storing the result in the write transaction t. Before it
+ * computes anything it tells `note` what the float64 sums need (those
+ * of the layers computed, held together through one pass of the corpus)
+ * and refuses with ERR_NOMEM when that does not fit the machine
+ * (keystats_check_memory). Reads only the records' headers of the
+ * layers it does not extend. *computed tells whether anything was
+ * computed. */
 int keystats_ensure(store_txn *t, const size_t *layers, size_t n,
-                    size_t sequences, const char *corpus_path,
-                    double **means, int *computed, progress_fn progress,
-                    void *ctx);
+                    size_t sequences, const char *corpus_path, int *computed,
+                    keystats_note_fn note, progress_fn progress, void *ctx);
 
 #endif

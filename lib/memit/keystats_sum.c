@@ -274,19 +274,56 @@ int keystats_sum_encode(const keystats_sum *c, void **blob, size_t *len)
     return 0;
 }
 
-int keystats_sum_decode(keystats_sum *c, const void *blob, size_t len)
+int keystats_sum_peek(const void *blob, size_t len, size_t *F,
+                      uint64_t *tokens, uint64_t *sequences)
 {
     const unsigned char *p = blob;
     uint32_t version;
-    uint64_t F;
+    uint64_t f;
     if (len < COV_HEADER || memcmp(p, COV_MAGIC, 4))
         return err_set(ERR_FORMAT, "keystats_sum record: bad header");
     memcpy(&version, p + 4, 4);
-    memcpy(&F, p + 8, 8);
-    if (version != COV_VERSION || F == 0 || F > (1u << 20) ||
-        len != COV_HEADER + F * (F + 1) / 2 * sizeof(double))
+    memcpy(&f, p + 8, 8);
+    if (version != COV_VERSION || f == 0 || f > (1u << 20) ||
+        len != COV_HEADER + f * (f + 1) / 2 * sizeof(double))
         return err_set(ERR_FORMAT, "keystats_sum record: bad size or version");
-    int rc = keystats_sum_init(c, F);
+    if (F) *F = (size_t)f;
+    if (tokens) memcpy(tokens, p + 16, 8);
+    if (sequences) memcpy(sequences, p + 24, 8);
+    return 0;
+}
+
+int keystats_sum_decode_mean_upper(const void *blob, size_t len,
+                                   double **mean, size_t *F_out)
+{
+    const unsigned char *u = (const unsigned char *)blob + COV_HEADER;
+    size_t F;
+    uint64_t tokens;
+    *mean = NULL;
+    int rc = keystats_sum_peek(blob, len, &F, &tokens, NULL);
+    if (rc) return rc;
+    if (tokens == 0)
+        return err_set(ERR_EMPTY, "no key statistics collected");
+    double *m = calloc(F * F, sizeof *m), inv = 1.0 / (double)tokens;
+    if (!m) return err_set(ERR_NOMEM, "out of memory for a %zu x %zu mean",
+                           F, F);
+    /* packed row i holds (i, i..F-1); the products are take_mean's */
+    for (size_t i = 0, k = 0; i < F; k += F - i, i++) {
+        double *row = m + i * F + i;
+        memcpy(row, u + k * sizeof(double), (F - i) * sizeof(double));
+        for (size_t j = 0; j < F - i; j++) row[j] *= inv;
+    }
+    *mean = m;
+    *F_out = F;
+    return 0;
+}
+
+int keystats_sum_decode(keystats_sum *c, const void *blob, size_t len)
+{
+    const unsigned char *p = blob;
+    size_t F;
+    int rc = keystats_sum_peek(blob, len, &F, NULL, NULL);
+    if (!rc) rc = keystats_sum_init(c, F);
     if (rc) return rc;
     memcpy(&c->tokens, p + 16, 8);
     memcpy(&c->sequences, p + 24, 8);

@@ -64,4 +64,18 @@ int keystats_sum_take_mean(keystats_sum *c, double **mean);
 int keystats_sum_encode(const keystats_sum *c, void **blob, size_t *len);
 int keystats_sum_decode(keystats_sum *c, const void *blob, size_t len);
 
+/* A record's header alone, checked against its length: F, tokens and
+ * sequences (any pointer may be NULL). Decodes no sum. */
+int keystats_sum_peek(const void *blob, size_t len, size_t *F,
+                      uint64_t *tokens, uint64_t *sequences);
+
+/* From a record straight to the mean C_l = sum / tokens in the upper
+ * triangle of a calloc'ed (F, F) *mean: no full sum in between, and the
+ * strict lower triangle is never written (its pages stay unmapped, so
+ * the mean costs a triangle's memory until something writes there).
+ * The values are keystats_sum_take_mean's, bit for bit. ERR_EMPTY when
+ * the record has no tokens. */
+int keystats_sum_decode_mean_upper(const void *blob, size_t len,
+                                   double **mean, size_t *F);
+
 #endif

@@ -45,6 +45,17 @@ int spd_cholesky(const double *A, size_t n, double **U)
     return 1;
 }
 
+int spd_cholesky_in_place(double *A, size_t n)
+{
+    /* as spd_cholesky: row-major upper is column-major lower, and dpotrf
+     * 'L' references that triangle only */
+    lapack_int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', (lapack_int)n, A,
+                                     (lapack_int)n);
+    if (info < 0)
+        return err_set(ERR_INVALID, "dpotrf: bad argument %d", (int)-info);
+    return info == 0;
+}
+
 int spd_is_definite(const double *A, size_t n)
 {
     double *U;

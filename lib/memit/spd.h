@@ -18,6 +18,15 @@ int spd_solve(double *A, double *B, size_t n, size_t m);
  * positive definite, or an error (ERR_NOMEM). A is left as it was. */
 int spd_cholesky(const double *A, size_t n, double **U);
 
+/* The same factor in place, without a copy: A (n, n) row-major, of
+ * which only the upper triangle is read, gets U in its upper triangle.
+ * The strict lower triangle is neither read nor written (so pages the
+ * caller never touched there, as calloc's, stay unmapped: U then costs
+ * the memory of a triangle). Returns 1 when factored, 0 when A is not
+ * numerically positive definite (its upper triangle is then partly
+ * overwritten), or an error. U is the bits spd_cholesky gives. */
+int spd_cholesky_in_place(double *A, size_t n);
+
 /* 1 when A (n, n) row-major, symmetric, is numerically positive definite
  * (its Cholesky factorisation succeeds), 0 when it is not, ERR_NOMEM.
  * A is left as it was. */

@@ -189,11 +189,48 @@ static int commit_hparams(commit_state *st)
     return 0;
 }
 
+/* A keystats_note_fn: the statistics' memory, as a NOTE event. */
+static void on_note(void *ctx, const char *text)
+{
+    tell(ctx, COMMIT_EVENT_NOTE, "%s", text);
+}
+
+/* Layer i's C_l with this commit's ridge, factored in place when `factor`
+ * (only the upper triangle is ever written: the factor costs a
+ * triangle's memory) into st->chol[i]; kept whole in st->cov[i] when it
+ * is not to be factored or is not positive definite (the direct solve
+ * then says why). */
+static int layer_statistics(commit_state *st, size_t i, int factor)
+{
+    size_t F = 0, layer = st->h.layers[i];
+    double t0 = clock_seconds(), *mean = NULL;
+    int rc = keystats_load_mean(st->t, layer, factor, &mean, &F);
+    if (!rc && F != st->F)
+        rc = err_set(ERR_FORMAT, "layer %zu: the key statistics are %zu x "
+                     "%zu, the model's keys %zu", layer, F, F, st->F);
+    if (rc) { free(mean); return rc; }
+    /* the ridge goes on this commit's copy, never into the store */
+    spd_add_ridge(mean, F, st->h.mom2_ridge);
+    st->tm.stats += clock_seconds() - t0;
+    if (!factor) { st->cov[i] = mean; return 0; }
+    t0 = clock_seconds();
+    int factored = spd_cholesky_in_place(mean, F);
+    st->tm.factor += clock_seconds() - t0;
+    if (factored > 0) { st->chol[i] = mean; return 0; }
+    free(mean);
+    if (factored < 0) return factored;
+    return layer_statistics(st, i, 0);
+}
+
 /* The key statistics of the edited layers (computed into the store when
  * missing), the ridge on this commit's copy, and each layer's Cholesky
  * factor, once for every round (a round's solve is then O(F^2 n) instead
  * of O(F^3)); C_l itself stays only where it is not positive definite
- * (the direct solve says why) or the null space update needs it. */
+ * or ROME or the null space update needs it. One layer at a time: its
+ * record read, its mean formed and factored in place, the store's pages
+ * given back, before the next, so that at most one layer's record and
+ * the factors so far are in memory: the factors cost the stored size (a
+ * triangle each), and that with one layer's (F, F) must fit. */
 static int commit_statistics(commit_state *st)
 {
     const hparams *h = &st->h;
@@ -203,25 +240,28 @@ static int commit_statistics(commit_state *st)
     st->chol = calloc(L, sizeof *st->chol);
     if (!st->cov || !st->chol) return err_set(ERR_NOMEM, "out of memory");
     int rc = keystats_ensure(st->t, h->layers, L, h->stats_samples,
-                             st->opt->corpus, st->cov, &st->stats_computed,
+                             st->opt->corpus, &st->stats_computed, on_note,
                              on_progress, st);
     phase_end(st);
     if (rc) return rc;
-    /* the ridge goes on this commit's copy, never into the store */
-    for (size_t i = 0; i < L; i++) spd_add_ridge(st->cov[i], F, h->mom2_ridge);
     st->tm.stats = clock_seconds() - t0;
-
-    if (st->rome || h->nullspace_threshold > 0 || h->mom2_update_weight <= 0)
-        return 0;
-    t0 = clock_seconds();
-    for (size_t i = 0; i < L; i++) {
-        int factored = spd_cholesky(st->cov[i], F, &st->chol[i]);
-        if (factored < 0) return factored;
-        if (factored) { free(st->cov[i]); st->cov[i] = NULL; }
-    }
-    st->factored = 1;
-    st->tm.factor = clock_seconds() - t0;
-    return 0;
+    int factor = !(st->rome || h->nullspace_threshold > 0 ||
+                   h->mom2_update_weight <= 0);
+    uint64_t FF = (uint64_t)F * F * 8, tri = (uint64_t)F * (F + 1) / 2 * 8;
+    char what[160];
+    if (factor)
+        snprintf(what, sizeof what, "%zu factor%s of a triangle of %zu^2 x 8 "
+                 "bytes, and one layer's %zu^2 x 8 bytes while it is loaded",
+                 L, L == 1 ? "" : "s", F, F);
+    else
+        snprintf(what, sizeof what, "%zu layer%s x %zu^2 x 8 bytes", L,
+                 L == 1 ? "" : "s", F);
+    if ((rc = keystats_check_memory(factor ? L * tri + FF : L * FF, what,
+                                    NULL, NULL)))
+        return rc;
+    for (size_t i = 0; !rc && i < L; i++) rc = layer_statistics(st, i, factor);
+    st->factored = factor;
+    return rc;
 }
 
 /* Records a fact left queued (the record's "failed"). */
@@ -347,22 +387,18 @@ static int commit_first_targets(commit_state *st)
 static int rounds_setup(commit_state *st)
 {
     size_t L = st->L, F = st->F, C = st->C;
-    st->old_tensors = calloc(L, sizeof *st->old_tensors);
+    st->old_tensors = malloc(L * F * C * sizeof *st->old_tensors);
     st->lstats = calloc(L, sizeof *st->lstats);
     st->lstats_later = calloc(L, sizeof *st->lstats_later);
     st->n_rounds = st->rome || st->h.rounds == 0 ? 1 : st->h.rounds;
     st->rounds = calloc(st->n_rounds, sizeof *st->rounds);
-    st->round_start = malloc(L * F * C * sizeof *st->round_start);
-    if (!st->old_tensors || !st->lstats || !st->lstats_later || !st->rounds ||
-        !st->round_start)
+    if (!st->old_tensors || !st->lstats || !st->lstats_later || !st->rounds)
         return err_set(ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < L; i++) {
         lm_edit_view v;
-        st->old_tensors[i] = malloc(F * C * sizeof(float));
-        if (!st->old_tensors[i]) return err_set(ERR_NOMEM, "out of memory");
         int rc = lm_edit_view_get(&st->model, st->h.layers[i], &v);
         if (rc) return rc;
-        memcpy(st->old_tensors[i], v.w, F * C * sizeof(float));
+        memcpy(st->old_tensors + i * F * C, v.w, F * C * sizeof(float));
     }
     summarise_z(st->zinfo, st->n_ok, &st->rounds[0]);
     st->rounds[0].z_seconds = st->z0_seconds;
@@ -422,7 +458,8 @@ static int round_halve(commit_state *st, size_t r, double t0, int *stop)
     double full_written = rs->shift_written;
     int rc = memit_halve(&st->model, st->reqs, st->n_ok, st->keep, st->n_keep,
                          st->z, h, (const double *const *)st->cov,
-                         (const double *const *)st->chol, st->round_start,
+                         (const double *const *)st->chol,
+                         r ? st->round_start : st->old_tensors,
                          r ? st->lstats_later : st->lstats, rs->resid_before,
                          &rs->step, &rs->resid_after, &rs->shift_written);
     if (rc) return rc;
@@ -461,9 +498,14 @@ static int round_solve(commit_state *st, size_t r, int *stop)
     const hparams *h = &st->h;
     memit_layer_stats *ls = r ? st->lstats_later : st->lstats;
     size_t F = st->F, C = st->C;
-    /* to solve this round again, or take it back, if it aims worse */
+    /* to solve this round again, or take it back, if it aims worse: the
+     * first round starts from the matrices before the commit, kept
+     * anyway for the diffs, so only a later round needs a copy */
     int rc;
-    for (size_t i = 0; i < st->L; i++) {
+    if (r && !st->round_start &&
+        !(st->round_start = malloc(st->L * F * C * sizeof *st->round_start)))
+        return err_set(ERR_NOMEM, "out of memory");
+    for (size_t i = 0; r && i < st->L; i++) {
         lm_edit_view v;
         if ((rc = lm_edit_view_get(&st->model, h->layers[i], &v))) return rc;
         memcpy(st->round_start + i * F * C, v.w, F * C * sizeof(float));
@@ -532,8 +574,6 @@ static void commit_state_free(commit_state *st)
     free(st->cov);
     for (size_t i = 0; st->chol && i < st->L; i++) free(st->chol[i]);
     free(st->chol);
-    for (size_t i = 0; st->old_tensors && i < st->L; i++)
-        free(st->old_tensors[i]);
     free(st->old_tensors);
     free(st->round_start);
     store_versions_free(st->queue, st->n_queue);

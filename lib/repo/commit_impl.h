@@ -37,8 +37,10 @@ typedef struct {
     size_t L, C, F;           /* edited layers, n_embd, n_inner */
 
     double **cov;             /* L: C_l (F, F) of h.layers[i], or NULL
-                                 once factored */
-    double **chol;            /* L: their Cholesky factors, or NULL */
+                                 when factored */
+    double **chol;            /* L: their Cholesky factors U (F, F), upper
+                                 triangle only (the lower is never
+                                 written: a triangle's memory), or NULL */
     int stats_computed, factored;
 
     char **prefixes;          /* h.n_prefixes context prefixes */
@@ -57,8 +59,11 @@ typedef struct {
     float *z;                 /* (n_req, C) target vectors */
     ztarget_info *zinfo;      /* n_req */
     double z0_seconds;        /* the first round's z phase */
-    float **old_tensors;      /* L: (F, C) mlp.c_proj before the commit */
-    float *round_start;       /* (L, F, C): the same before this round */
+    float *old_tensors;       /* (L, F, C): the edited matrices before
+                                 the commit, each in its stored layout;
+                                 also the first round's start */
+    float *round_start;       /* (L, F, C): the same before a later
+                                 round (allocated for round 2), or NULL */
     memit_layer_stats *lstats;       /* L: the first round's update */
     memit_layer_stats *lstats_later; /* L: a later round's */
     commit_round *rounds;     /* n_rounds */

@@ -59,7 +59,7 @@ static int write_tensors(commit_state *st, uint64_t id, json_t *layers,
     for (size_t i = 0; i < st->L; i++) {
         char name[96], hb[33], ha[33];
         size_t layer = st->h.layers[i];
-        const float *old = st->old_tensors[i];
+        const float *old = st->old_tensors + i * F * C;
         const memit_layer_stats *ls = &st->lstats[i];
         void *blob = NULL;
         size_t len = 0;

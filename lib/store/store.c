@@ -39,7 +39,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -73,6 +75,8 @@ struct store_txn {
     uint64_t next_version;  /* write: cached next version id (0: unknown) */
     void **bufs;            /* aligned copies handed out until txn end */
     size_t n_bufs;
+    int stats_put;          /* write: statistics were put (their pages are
+                               the txn's own, not the map's) */
 };
 
 /* ---- small helpers -------------------------------------------------- */
@@ -1696,7 +1700,20 @@ int store_stats_put(store_txn *t, const char *model_id, size_t layer,
     int rc = need_write(t, "store_stats_put");
     if (!rc) rc = stats_key(k, model_id, layer, &klen);
     if (rc) return rc;
+    t->stats_put = 1;
     return db_put(t, DB_STATS, k, klen, data, len, 0);
+}
+
+void store_stats_release(store_txn *t, const void *data, size_t len)
+{
+    /* Without MDB_WRITEMAP, a value a transaction did not write lies on
+     * the read-only shared map of data.mdb: dropping its pages loses
+     * nothing. Only whole pages inside the value are dropped. */
+    long page = sysconf(_SC_PAGESIZE);
+    if (!t || !data || t->stats_put || page <= 0) return;
+    uintptr_t lo = (uintptr_t)data, hi = lo + len, p = (uintptr_t)page;
+    uintptr_t a = (lo + p - 1) / p * p, b = hi / p * p;
+    if (b > a) (void)madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
 /* ---- space and compaction ------------------------------------------ */

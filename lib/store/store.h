@@ -188,6 +188,14 @@ int store_stats_get(store_txn *t, const char *model_id, size_t layer,
 int store_stats_put(store_txn *t, const char *model_id, size_t layer,
                     const void *data, size_t len);
 
+/* Says the caller is done with a blob store_stats_get returned in t: the
+ * pages of the store's map it lies on are dropped from the process (they
+ * stay in the page cache; a later read maps them again), so a statistics
+ * record read once does not stay in the process's memory for the rest
+ * of the transaction. Does nothing when t has put statistics itself (its
+ * blobs may then be the transaction's own pages). data stays readable. */
+void store_stats_release(store_txn *t, const void *data, size_t len);
+
 void store_strings_free(char **names, size_t n);
 
 /* ---- space ----------------------------------------------------------- */

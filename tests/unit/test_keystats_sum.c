@@ -3,14 +3,21 @@
  * sum) against naive loops over each line's keys alone, on a random model
  * with a small trained vocabulary; enough lines for several flushes and a
  * partial last one; a corpus taken in two parts (as `stamp stats
- * --samples` extends) sums to the same keys as in one. */
+ * --samples` extends) sums to the same keys as in one. A stored record
+ * decoded straight to the upper triangle of its mean gives
+ * keystats_sum_take_mean's bits there and leaves the lower triangle
+ * unwritten, and the Cholesky factor made in place on it is
+ * spd_cholesky's, bit for bit, with the lower triangle untouched (what
+ * lets a commit keep each layer's factor in a triangle's memory). */
 #include "../harness.h"
 #include "../lm_wrap.h"
 #include "../tiny_vocab.h"
+#include "base/errors.h"
 #include "memit/keystats_sum.h"
 #include "model/gpt2.h"
 #include "model/tokenizer.h"
 #include "memit/keystats_sum_naive.h"
+#include "memit/spd.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -133,6 +140,69 @@ TEST(a_corpus_in_two_parts_sums_the_same_keys)
     keystats_sum_free(&twice);
 }
 
+TEST(a_record_decodes_to_the_upper_mean_and_factors_in_place)
+{
+    size_t layer = 2, F = model.config.n_inner, G = 0;
+    keystats_sum c, d;
+    void *blob = NULL;
+    size_t len = 0;
+    uint64_t tokens = 0, seqs = 0;
+    double *full = NULL, *upper = NULL, *U = NULL;
+    CHECK(keystats_sum_init(&c, F) == 0);
+    CHECK(keystats_sum_accumulate(&c, &layer, 1, lm_of(&model), tok, texts,
+                                  400, NULL, NULL) == 0);
+    CHECK(keystats_sum_encode(&c, &blob, &len) == 0);
+    CHECK(keystats_sum_peek(blob, len, &G, &tokens, &seqs) == 0);
+    CHECK(G == F && tokens == c.tokens && seqs == 400);
+    CHECK(keystats_sum_peek(blob, len - 8, NULL, NULL, NULL) == ERR_FORMAT);
+    CHECK(keystats_sum_decode(&d, blob, len) == 0);
+    CHECK(keystats_sum_take_mean(&d, &full) == 0);
+    CHECK(keystats_sum_decode_mean_upper(blob, len, &upper, &G) == 0);
+    CHECK(G == F);
+    int same = 1, zeros = 1;
+    for (size_t i = 0; i < F; i++)
+        for (size_t j = 0; j < F; j++) {
+            if (j >= i) same &= !memcmp(&upper[i * F + j], &full[i * F + j],
+                                        sizeof(double));
+            else zeros &= upper[i * F + j] == 0;
+        }
+    CHECK_MSG(same, "the upper triangle differs from take_mean's bits");
+    CHECK_MSG(zeros, "the lower triangle was written");
+    /* in place, with NaN below the diagonal: never read, never written */
+    spd_add_ridge(full, F, 1e-3);
+    spd_add_ridge(upper, F, 1e-3);
+    for (size_t i = 1; i < F; i++)
+        for (size_t j = 0; j < i; j++) upper[i * F + j] = NAN;
+    CHECK(spd_cholesky(full, F, &U) == 1);
+    CHECK(spd_cholesky_in_place(upper, F) == 1);
+    same = 1;
+    int untouched = 1;
+    for (size_t i = 0; i < F; i++)
+        for (size_t j = 0; j < F; j++) {
+            if (j >= i) same &= !memcmp(&upper[i * F + j], &U[i * F + j],
+                                        sizeof(double));
+            else untouched &= isnan(upper[i * F + j]);
+        }
+    CHECK_MSG(same, "the factor in place differs from spd_cholesky's bits");
+    CHECK_MSG(untouched, "the factor in place touched the lower triangle");
+    /* a singular matrix: 0, as spd_cholesky says */
+    memset(upper, 0, F * F * sizeof *upper);
+    CHECK(spd_cholesky_in_place(upper, F) == 0);
+    keystats_sum z;
+    CHECK(keystats_sum_init(&z, F) == 0);
+    free(blob);
+    CHECK(keystats_sum_encode(&z, &blob, &len) == 0);
+    free(upper);
+    CHECK(keystats_sum_decode_mean_upper(blob, len, &upper, &G) == ERR_EMPTY);
+    CHECK(upper == NULL);
+    err_clear();
+    keystats_sum_free(&z);
+    keystats_sum_free(&c);
+    free(blob);
+    free(full);
+    free(U);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_keystats_sum.XXXXXX");
@@ -142,6 +212,7 @@ int main(void)
     }
     RUN(corpus_statistics_match_each_lines_keys_summed_naively);
     RUN(a_corpus_in_two_parts_sums_the_same_keys);
+    RUN(a_record_decodes_to_the_upper_mean_and_factors_in_place);
     tokenizer_close(tok);
     gpt2_model_free(&model);
     tiny_vocab_remove(tmpdir);
