@@ -916,6 +916,191 @@ int wdiff_singular_values_naive(const double *a, size_t rows, size_t cols,
     return 0;
 }
 
+/* ---- the rank of a change -------------------------------------------
+ *
+ * A commit's change has rank at most its keys times its rounds, far below
+ * the matrix's sides, plus rounding. The rank is found from a sketch of
+ * k columns (k = 16, 64, 256, ... up to half the smaller side): M the
+ * tall view of a (a, or its transpose when wide), Q an orthonormal basis
+ * of M Omega (Omega a fixed pseudo-random (n, k)), B = Q^T M (k, n) and
+ * the residual R = M - Q B. Since M^T M = B^T B + R^T R, each singular
+ * value of M lies in [s_i(B), sqrt(s_i(B)^2 + |R|^2)], and those past k
+ * below |R| (|R| <= |R|_F, computed exactly). When each value is then
+ * surely above or surely not above wdiff_rank's tolerance, the rank is
+ * certain: the same count as the full SVD's, at O(rows cols k). Else a
+ * larger sketch, or (when the change is not low-rank: the residual keeps
+ * most of the energy or shrinks little) the full problem: the SVD for a
+ * small side, the eigenvalues of the Gram matrix of the smaller side for
+ * a large one (a quarter of an SVD's work; the tolerance squared is far
+ * above double rounding of the squares). */
+
+enum { RANK_SKETCH_FIRST = 16, RANK_SVD_SIDE = 256, RANK_BLOCK = 256 };
+
+/* Row i of the tall view of a (rows, cols): a's row, or its column. */
+static void tall_row(const double *a, size_t rows, size_t cols, int wide,
+                     size_t i, double *out)
+{
+    if (!wide) { memcpy(out, a + i * cols, cols * sizeof *out); return; }
+    for (size_t j = 0; j < rows; j++) out[j] = a[j * cols + i];
+}
+
+/* B = Q^T M (k, n) and |R|_F^2 = |M - Q B|_F^2 for the (m, k) basis Q. */
+static void sketch_project(const double *a, size_t rows, size_t cols,
+                           const double *Q, size_t k, double *B,
+                           double *scratch, double *resid2)
+{
+    int wide = rows < cols;
+    size_t m = wide ? cols : rows, n = wide ? rows : cols;
+    if (!wide)
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)k,
+                    (int)cols, (int)rows, 1.0, Q, (int)k, a, (int)cols, 0.0,
+                    B, (int)n);
+    else /* Q^T a^T */
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)k, (int)rows,
+                    (int)cols, 1.0, Q, (int)k, a, (int)cols, 0.0, B, (int)n);
+    double r2 = 0;
+    for (size_t r0 = 0; r0 < m; r0 += RANK_BLOCK) {
+        size_t nb = m - r0 < RANK_BLOCK ? m - r0 : RANK_BLOCK;
+        for (size_t i = 0; i < nb; i++)
+            tall_row(a, rows, cols, wide, r0 + i, scratch + i * n);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nb,
+                    (int)n, (int)k, -1.0, Q + r0 * k, (int)k, B, (int)n, 1.0,
+                    scratch, (int)n);
+        r2 += cblas_ddot((int)(nb * n), scratch, 1, scratch, 1);
+    }
+    *resid2 = r2;
+}
+
+/* One sketch of k columns: *certain when the rank (into *rank, with the
+ * largest singular value of B in *s_max) is sure; *resid2 = |R|_F^2. */
+static int rank_sketch(const double *a, size_t rows, size_t cols, size_t k,
+                       size_t *rank, double *s_max, double *resid2,
+                       int *certain)
+{
+    int wide = rows < cols;
+    size_t m = wide ? cols : rows, n = wide ? rows : cols;
+    double *om = malloc(n * k * sizeof *om), *Q = malloc(m * k * sizeof *Q);
+    double *B = malloc(k * n * sizeof *B), *tau = malloc(k * sizeof *tau);
+    double *s = malloc(k * sizeof *s);
+    double *scratch = malloc(RANK_BLOCK * n * sizeof *scratch);
+    int rc = om && Q && B && tau && s && scratch
+        ? 0 : err_set(ERR_NOMEM, "out of memory for a rank sketch");
+    uint64_t seed = 0x5ca1ab1eull + k; /* the same sketch every time */
+    for (size_t i = 0; !rc && i < n * k; i++)
+        om[i] = 2 * splitmix_unit(&seed) - 1;
+    if (!rc) {
+        if (!wide)
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows,
+                        (int)k, (int)cols, 1.0, a, (int)cols, om, (int)k, 0.0,
+                        Q, (int)k);
+        else
+            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)cols,
+                        (int)k, (int)rows, 1.0, a, (int)cols, om, (int)k, 0.0,
+                        Q, (int)k);
+        lapack_int info = LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, (lapack_int)m,
+                                         (lapack_int)k, Q, (lapack_int)k, tau);
+        if (!info)
+            info = LAPACKE_dorgqr(LAPACK_ROW_MAJOR, (lapack_int)m,
+                                  (lapack_int)k, (lapack_int)k, Q,
+                                  (lapack_int)k, tau);
+        if (info) rc = err_set(ERR_NUMERIC, "rank sketch: qr failed (%d)",
+                               (int)info);
+    }
+    if (!rc) {
+        sketch_project(a, rows, cols, Q, k, B, scratch, resid2);
+        rc = wdiff_singular_values(B, k, n, s);
+    }
+    if (!rc) {
+        double c = (double)(rows > cols ? rows : cols) * FLT_EPSILON;
+        double e2 = *resid2, lo = c * s[0], hi = c * sqrt(s[0] * s[0] + e2);
+        size_t r = 0;
+        int sure = s[0] > 0 && (k == n || e2 <= lo * lo);
+        for (size_t i = 0; i < k; i++) {
+            if (s[i] > hi) r++;
+            else if (s[i] * s[i] + e2 > lo * lo) sure = 0;
+        }
+        *certain = sure;
+        *rank = r;
+        *s_max = s[0];
+    }
+    free(om);
+    free(Q);
+    free(B);
+    free(tau);
+    free(s);
+    free(scratch);
+    return rc;
+}
+
+/* The full problem through the Gram matrix of the smaller side. */
+static int rank_gram(const double *a, size_t rows, size_t cols, size_t *rank,
+                     double *s_max)
+{
+    int wide = rows < cols;
+    size_t n = wide ? rows : cols;
+    double *G = malloc(n * n * sizeof *G), *w = malloc(n * sizeof *w);
+    int rc = G && w ? 0 : err_set(ERR_NOMEM, "out of memory for a %zu x %zu "
+                                  "gram matrix", n, n);
+    if (!rc) {
+        cblas_dsyrk(CblasRowMajor, CblasUpper, wide ? CblasNoTrans : CblasTrans,
+                    (int)n, (int)(wide ? cols : rows), 1.0, a, (int)cols, 0.0,
+                    G, (int)n);
+        lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'N', 'U',
+                                         (lapack_int)n, G, (lapack_int)n, w);
+        if (info) rc = err_set(ERR_NUMERIC, "eigenvalues of a %zu x %zu gram "
+                               "matrix did not converge", n, n);
+    }
+    if (!rc) { /* ascending eigenvalues: the singular values descending */
+        for (size_t i = 0; i < n; i++) G[i] = sqrt(fmax(w[n - 1 - i], 0));
+        *rank = wdiff_rank(G, n, rows, cols);
+        *s_max = G[0];
+    }
+    free(G);
+    free(w);
+    return rc;
+}
+
+int wdiff_matrix_rank_naive(const double *a, size_t rows, size_t cols,
+                            size_t *rank, double *s_max)
+{
+    size_t k = rows < cols ? rows : cols;
+    double *s = malloc((k ? k : 1) * sizeof *s);
+    if (!s) return err_set(ERR_NOMEM, "out of memory");
+    int rc = wdiff_singular_values(a, rows, cols, s);
+    *rank = rc || !k ? 0 : wdiff_rank(s, k, rows, cols);
+    *s_max = rc || !k ? 0 : s[0];
+    free(s);
+    return rc;
+}
+
+int wdiff_matrix_rank(const double *a, size_t rows, size_t cols,
+                      size_t *rank, double *s_max)
+{
+    size_t n = rows < cols ? rows : cols;
+    *rank = 0;
+    *s_max = 0;
+    if (!n) return 0;
+    if (rows > (size_t)INT32_MAX || cols > (size_t)INT32_MAX ||
+        rows > SIZE_MAX / sizeof(double) / cols)
+        return err_set(ERR_INVALID, "matrix %zu x %zu is too large for its "
+                       "rank", rows, cols);
+    double energy = cblas_ddot((int)(rows * cols), a, 1, a, 1), last = -1;
+    if (!(energy > 0)) return 0;
+    for (size_t k = RANK_SKETCH_FIRST; 2 * k <= n; k *= 4) {
+        double e2;
+        int certain = 0;
+        int rc = rank_sketch(a, rows, cols, k, rank, s_max, &e2, &certain);
+        if (rc || certain) return rc;
+        /* not low-rank at this size: the residual holds most of the
+         * change, or a 4x larger sketch took little of it */
+        if (e2 > energy / 4 || (last >= 0 && e2 > last / 4)) break;
+        last = e2;
+    }
+    return n <= RANK_SVD_SIDE ? wdiff_matrix_rank_naive(a, rows, cols, rank,
+                                                        s_max)
+                              : rank_gram(a, rows, cols, rank, s_max);
+}
+
 int wdiff_stats_compute(const float *old, const float *new_, size_t rows,
                         size_t cols, wdiff_stats *out)
 {
@@ -923,15 +1108,11 @@ int wdiff_stats_compute(const float *old, const float *new_, size_t rows,
     if (rows && cols > SIZE_MAX / sizeof(double) / rows)
         return err_set(ERR_INVALID, "tensor %zu x %zu is too large", rows,
                        cols);
-    size_t n = rows * cols, k = rows < cols ? rows : cols;
+    size_t n = rows * cols;
     double *d = malloc((n ? n : 1) * sizeof *d);
-    double *s = malloc((k ? k : 1) * sizeof *s);
-    if (!d || !s) {
-        free(d);
-        free(s);
+    if (!d)
         return err_set(ERR_NOMEM, "out of memory for the statistics of a "
                        "%zu x %zu change", rows, cols);
-    }
     double dd = 0, oo = 0, mx = 0;
     size_t changed = 0;
     for (size_t i = 0; i < n; i++) {
@@ -952,14 +1133,8 @@ int wdiff_stats_compute(const float *old, const float *new_, size_t rows,
     out->rel_norm = oo > 0 ? out->delta_norm / out->old_norm : 0;
     out->max_abs = mx;
     out->changed = changed;
-    if (dd > 0) {
-        rc = wdiff_singular_values(d, rows, cols, s);
-        if (rc) goto out;
-        out->s_max = s[0];
-        out->rank = wdiff_rank(s, k, rows, cols);
-    }
+    if (dd > 0) rc = wdiff_matrix_rank(d, rows, cols, &out->rank, &out->s_max);
 out:
     free(d);
-    free(s);
     return rc;
 }

@@ -143,9 +143,10 @@ typedef struct {
 
 /* Statistics of new - old viewed as a (rows, cols) row-major matrix. The
  * delta is formed in double (exact for floats within 2^29 of each
- * other's scale). Rank = number of singular values (LAPACK dgesdd) above
- * max(rows, cols) * FLT_EPSILON * s_max: the data are floats, so
- * anything below float rounding of the largest direction is noise.
+ * other's scale). Rank = number of singular values above
+ * max(rows, cols) * FLT_EPSILON * s_max (wdiff_rank): the data are
+ * floats, so anything below float rounding of the largest direction is
+ * noise; found by wdiff_matrix_rank, at a cost that follows the rank.
  * rows * cols must not overflow; a tensor with NaN or Inf in the delta
  * is ERR_NUMERIC. */
 int wdiff_stats_compute(const float *old, const float *new_, size_t rows,
@@ -156,6 +157,17 @@ int wdiff_stats_compute(const float *old, const float *new_, size_t rows,
  * a is not modified. */
 int wdiff_singular_values(const double *a, size_t rows, size_t cols,
                           double *s);
+
+/* The numerical rank of the (rows, cols) row-major matrix a by
+ * wdiff_rank's rule, and its largest singular value (to about 1e-10
+ * relative), at O(rows cols k) for a change of rank well below k: a
+ * sketch of k columns whose residual bounds every singular value, taken
+ * only when that makes the count certain (wdiff.c says how), else the
+ * full problem. The same rank as the full SVD's (wdiff_naive.h) except
+ * for a singular value within rounding of the tolerance. a is not
+ * modified. */
+int wdiff_matrix_rank(const double *a, size_t rows, size_t cols,
+                      size_t *rank, double *s_max);
 
 /* Numerical rank of descending singular values s (k of them) of a
  * (rows, cols) matrix of float data, with the rule above. */

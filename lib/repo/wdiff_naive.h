@@ -13,4 +13,10 @@
 int wdiff_singular_values_naive(const double *a, size_t rows, size_t cols,
                                 double *s);
 
+/* Naive twin of wdiff_matrix_rank: every singular value by the full SVD
+ * (wdiff_singular_values, dgesdd), then wdiff_rank, as the rank was
+ * computed before the sketch. */
+int wdiff_matrix_rank_naive(const double *a, size_t rows, size_t cols,
+                            size_t *rank, double *s_max);
+
 #endif

@@ -2,6 +2,8 @@
  * not, every transform and layout, odd float values), why subtraction is
  * not enough, rejection of corrupt, truncated and mismatched blobs, the
  * statistics of a change (norms, numerical rank) against naive twins,
+ * the rank found by a sketch (or the Gram matrix) against the full SVD on
+ * random low-rank, full-rank and graded matrices of every orientation,
  * and the compression ratio of a MEMIT-like low-rank update. */
 #include "base/errors.h"
 #include "base/hash.h"
@@ -382,6 +384,93 @@ TEST(statistics_of_a_low_rank_update)
     }
 }
 
+/* sum_i scale_i u_i v_i^T + noise * N, (rows, cols), u v N gaussian */
+static double *spectrum_matrix(size_t rows, size_t cols, const double *scale,
+                               size_t r, double noise)
+{
+    double *a = calloc(rows * cols, sizeof *a);
+    double *u = malloc(rows * sizeof *u), *v = malloc(cols * sizeof *v);
+    for (size_t k = 0; k < r; k++) {
+        for (size_t i = 0; i < rows; i++) u[i] = rng_normal() / sqrt(rows);
+        for (size_t j = 0; j < cols; j++) v[j] = rng_normal() / sqrt(cols);
+        for (size_t i = 0; i < rows; i++)
+            for (size_t j = 0; j < cols; j++)
+                a[i * cols + j] += scale[k] * u[i] * v[j];
+    }
+    for (size_t i = 0; noise > 0 && i < rows * cols; i++)
+        a[i] += noise * rng_normal();
+    free(u);
+    free(v);
+    return a;
+}
+
+/* wdiff_matrix_rank against the full SVD: the same rank, s_max to 1e-9 */
+static int same_rank_as_the_svd(const double *a, size_t rows, size_t cols,
+                                size_t *rank)
+{
+    size_t r_fast = 0, r_full = 1;
+    double s_fast = 0, s_full = -1;
+    if (wdiff_matrix_rank(a, rows, cols, &r_fast, &s_fast) ||
+        wdiff_matrix_rank_naive(a, rows, cols, &r_full, &s_full))
+        return 0;
+    if (rank) *rank = r_fast;
+    if (r_fast != r_full || fabs(s_fast - s_full) > 1e-9 * s_full) {
+        printf("  %zu x %zu: rank %zu s_max %.17g, the svd's %zu %.17g\n",
+               rows, cols, r_fast, s_fast, r_full, s_full);
+        return 0;
+    }
+    return 1;
+}
+
+TEST(matrix_rank_matches_the_full_svd)
+{
+    /* tall and wide; small (no sketch), a sketch, the Gram matrix */
+    size_t shapes[][2] = {{40, 20}, {20, 40}, {192, 48}, {48, 192},
+                          {600, 300}, {300, 600}};
+    size_t ranks[] = {1, 3, 10, 40};
+    double scale[40];
+    for (size_t k = 0; k < 40; k++) scale[k] = 1 + (double)k / 7;
+    for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++) {
+        size_t rows = shapes[sh][0], cols = shapes[sh][1], got = 0;
+        size_t n = rows < cols ? rows : cols;
+        for (size_t t = 0; t < 4; t++) { /* low rank, exact and with noise */
+            if (ranks[t] > n) continue;
+            for (int noisy = 0; noisy < 2; noisy++) {
+                double *a = spectrum_matrix(rows, cols, scale, ranks[t],
+                                            noisy ? 1e-9 : 0);
+                CHECK_MSG(same_rank_as_the_svd(a, rows, cols, &got) &&
+                          got == ranks[t], "%zu x %zu rank %zu%s: got %zu",
+                          rows, cols, ranks[t], noisy ? " + noise" : "", got);
+                free(a);
+            }
+        }
+        /* full rank */
+        double *a = spectrum_matrix(rows, cols, scale, 0, 1);
+        CHECK_MSG(same_rank_as_the_svd(a, rows, cols, &got) && got == n,
+                  "%zu x %zu full rank: got %zu", rows, cols, got);
+        free(a);
+        /* graded: singular values 10^(-k/2) across the tolerance */
+        double graded[30];
+        for (size_t k = 0; k < 30; k++) graded[k] = pow(10, -(double)k / 2);
+        a = spectrum_matrix(rows, cols, graded, n < 30 ? n : 30, 0);
+        CHECK_MSG(same_rank_as_the_svd(a, rows, cols, NULL),
+                  "%zu x %zu graded", rows, cols);
+        free(a);
+        /* a float low-rank update with its rounding, as commits make */
+        float *old = random_tensor(rows * cols, 0.02);
+        float *new_ = low_rank_update(old, rows, cols, 5, 0.01);
+        a = malloc(rows * cols * sizeof *a);
+        for (size_t i = 0; i < rows * cols; i++)
+            a[i] = (double)new_[i] - old[i];
+        CHECK_MSG(same_rank_as_the_svd(a, rows, cols, &got) && got == 5,
+                  "%zu x %zu float update of rank 5: got %zu", rows, cols,
+                  got);
+        free(a);
+        free(old);
+        free(new_);
+    }
+}
+
 TEST(statistics_of_no_change_and_of_non_finite_values)
 {
     size_t n = 60;
@@ -713,6 +802,7 @@ int main(void)
     RUN(mismatched_tensors_are_refused_and_left_alone);
     RUN(singular_values_match_the_jacobi_twin);
     RUN(statistics_of_a_low_rank_update);
+    RUN(matrix_rank_matches_the_full_svd);
     RUN(statistics_of_no_change_and_of_non_finite_values);
     RUN(low_rank_changes_round_trip_exactly);
     RUN(low_rank_diffs_survive_odd_values);
