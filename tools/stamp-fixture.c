@@ -3,10 +3,13 @@
  * without running the whole pipeline:
  *
  *   stamp-fixture model --out DIR [--vocab DIR] [--positions N]
- *                 [--embd C] [--layers L] [--seed S]
- *       a small random GPT-2 (gpt2_model_save) with the tokenizer files
- *       of --vocab (default tests/data/gpt2-vocab: GPT-2's own), so that
- *       real text tokenizes as GPT-2 does.
+ *                 [--embd C] [--layers L] [--heads H] [--seed S]
+ *       a random GPT-2 (gpt2_model_save; 2 heads by default) with the
+ *       tokenizer files of --vocab (default tests/data/gpt2-vocab:
+ *       GPT-2's own), so that real text tokenizes as GPT-2 does. Small
+ *       by default; GPT-2 medium's shape is --layers 24 --embd 1024
+ *       --heads 16 --positions 1024, XL's --layers 48 --embd 1600
+ *       --heads 25 --positions 1024.
  *   stamp-fixture llama --out DIR --tokenizer FILE [--arch A] [--dtype D]
  *                 [--shards N] [--layers L] [--embd C] [--ff F]
  *                 [--heads H] [--kv-heads K] [--seed S] [--rope-llama3]
@@ -98,7 +101,7 @@ static int make_model(int argc, char **argv)
     gpt2_config c = {0};
     c.n_layer = (size_t)atoi(arg_value(argc, argv, "--layers", "2"));
     c.n_embd = (size_t)atoi(arg_value(argc, argv, "--embd", "8"));
-    c.n_head = 2;
+    c.n_head = (size_t)atoi(arg_value(argc, argv, "--heads", "2"));
     c.n_positions = (size_t)atoi(arg_value(argc, argv, "--positions", "64"));
     c.vocab_size = tokenizer_vocab_size(tok);
     c.n_inner = 4 * c.n_embd;
