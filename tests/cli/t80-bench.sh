@@ -7,7 +7,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd) # before lib.sh moves to a temporary d
 . "$(dirname "$0")/lib.sh"
 W=$WORLD_TINY
 mkdir -p "$T/report"
-expect_ok "bench/run.sh on the tiny world" env BENCH_OUT="$T/report" BENCH_DAMAGE=0 BENCH_MPI=0 LLAMA_1B=0 \
+expect_ok "bench/run.sh on the tiny world" env BENCH_OUT="$T/report" BENCH_DAMAGE=0 BENCH_MPI=0 LLAMA_1B=0 GPT2_SIZES=0 \
   WORLD="$W" BATCH=24 NIGHTS=2 NIGHTLY=10 SCALE_BATCH=10 THREAD_PAIRS=2 SIZES="10 24" \
   RETENTION_SAMPLE=100 VARIANTS="--set joint_layers=1;--set rounds=1 --set mom2_update_weight=500" \
   bash "$root/bench/run.sh"
@@ -39,6 +39,15 @@ expect_exit "THREAD_PAIRS=0 is refused" 2 env BENCH_OUT="$T/report-bad" WORLD="$
 expect_grep "the refusal names THREAD_PAIRS" "THREAD_PAIRS must be a whole number" "$T/err"
 if [ -e "$T/report-bad" ]; then fail "a refused run writes no report" "$(ls "$T/report-bad")"
 else pass "a refused run writes no report"; fi
+# the GPT-2 sizes' knobs are checked before a model is made (minutes each)
+expect_exit "gpt2_sizes: an unknown shape is refused" 2 env BENCH_OUT="$T/report-bad" \
+  GPT2_SIZES=medium,large bash "$root/bench/gpt2_sizes.sh"
+expect_grep "the refusal names the shape" "'large' is not a shape" "$T/err"
+expect_exit "gpt2_sizes: a commit without stats is refused" 2 env BENCH_OUT="$T/report-bad" \
+  PHASES=init,commit bash "$root/bench/gpt2_sizes.sh"
+expect_grep "the refusal says why" "commit needs stats" "$T/err"
+if [ -e "$T/report-bad" ]; then fail "a refused gpt2_sizes run writes no report" "$(ls "$T/report-bad")"
+else pass "a refused gpt2_sizes run writes no report"; fi
 # the size that is the batch of (a) is that commit, not a second one
 if [ -n "$json" ] && jq -e '.batch_sizes[1].edits == 24 and .batch_sizes[1].es == .batch.eval.scores.es and
      .batch_sizes[1].retained == .batch.eval.retention.retained and .batch_sizes[1].z_seconds == .batch.timings.z' "$json" >/dev/null; then
@@ -85,7 +94,7 @@ cp -r "$root/bench" old-tree/
 ln -s "$W" old-tree/build/world-cf
 ln -s "$STAMP" old-tree/build/stamp
 ln -s "$BUILD/tools/bench_sgemm" old-tree/build/tools/bench_sgemm
-expect_ok "bench/run.sh on an old default world" env -u WORLD BENCH_OUT="$T/report-old" BENCH_DAMAGE=0 BENCH_MPI=0 LLAMA_1B=0 \
+expect_ok "bench/run.sh on an old default world" env -u WORLD BENCH_OUT="$T/report-old" BENCH_DAMAGE=0 BENCH_MPI=0 LLAMA_1B=0 GPT2_SIZES=0 \
   STAMP="$STAMP" BATCH=12 NIGHTS=1 NIGHTLY=6 SCALE_BATCH=6 SIZES="6" \
   RETENTION_SAMPLE=50 bash old-tree/bench/run.sh
 expect_grep "the old world is named" "warning: .*world-cf has d_ff 256, bench/world.sh builds [0-9]+;" "$T/err"
