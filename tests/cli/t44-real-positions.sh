@@ -7,6 +7,7 @@
 # floats = 2 GiB), stats and commit still run, as they do on a model of
 # 64 positions. (Before the workspace followed the corpus, both failed
 # there with "no memory for a gpt2 workspace of 32 x 1024 tokens".)
+# Last, a corpus line longer than the 64 positions: cut to 64 tokens.
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$(dirname "$0")/lib.sh"
 
@@ -45,4 +46,17 @@ for m in m1024 m64; do
   mdb_dump -s stats -p "$STAMP_STORE" > "stats-$m.dump" 2>/dev/null
 done
 [ -s stats-m1024.dump ] && pass "the key statistics are stored" || fail "the key statistics are stored" "empty dump"
+
+# A corpus line longer than the context: stats cuts it to its first
+# n_positions tokens (keystats_sum.c, stats_batch_encode) and says
+# nothing about it. A line of 100 words (over 64 tokens) between two of
+# 5 tokens each ("The river was long."): 5 + 64 + 5 keys from 3 lines.
+export STAMP_STORE="$T/store-long"
+{ echo "The river was long."; for i in $(seq 1 100); do printf 'word%d ' "$i"; done; echo
+  echo "The river was long."; } > long.txt
+expect_ok "m64: init (long line)" "$STAMP" init --model m64
+expect_ok "m64: stats over a line longer than 64 positions" "$STAMP" stats --corpus long.txt --json
+if jq -e '.[0].tokens == 74 and .[0].sequences == 3' "$T/out" >/dev/null; then
+  pass "the long line is cut to its first 64 tokens (5 + 64 + 5 keys)"
+else fail "the long line is cut to its first 64 tokens (5 + 64 + 5 keys)" "$(jq -c . "$T/out")"; fi
 finish
