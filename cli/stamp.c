@@ -60,8 +60,9 @@ int main(int argc, char **argv)
             return EXIT_OK;
         } else if (!strcmp(argv[i], "--version")) {
             printf("stamp %s\nOpenBLAS kernels: %s\nOpenMP waiting: %s\n"
-                   "MPI: %s\n", STAMP_VERSION, blas_cpu_core(),
-                   threads_wait_policy(), dist_library());
+                   "Threads: %s\nMPI: %s\n", STAMP_VERSION, blas_cpu_core(),
+                   threads_wait_policy(), threads_count_source(),
+                   dist_library());
             return EXIT_OK;
         } else if (!strcmp(argv[i], "--mpi")) {
             mpi = 1;

@@ -77,7 +77,8 @@ static const char usage_text[] =
     "\n"
     "Model and training (defaults depend on the world):\n"
     "  --seed N           world, initialisation and batch order (default 1)\n"
-    "  --threads N        worker threads (default: all cores)\n"
+    "  --threads N        worker threads (default: all cores; STAMP_THREADS=auto:\n"
+    "                     the cores other work leaves idle)\n"
     "  --arch gpt2|llama  GPT2LMHeadModel (default) or LlamaForCausalLM:\n"
     "                     RMSNorm, rotary positions, SwiGLU MLP, grouped-\n"
     "                     query attention, tied embeddings\n"
@@ -1010,7 +1011,8 @@ static int parse_args(int argc, char **argv, args *a)
 {
     *a = (args){.format = INGEST_AUTO, .seed = 1, .loss = TRAIN_LOSS_ALL,
                 .goal = 0.99, .goal_para = 0.95, .wd = 0.1};
-    a->threads = omp_get_num_procs();
+    a->threads = omp_get_max_threads(); /* all cores, OMP_NUM_THREADS or
+                                           STAMP_THREADS (base/threads.h) */
     int c, goal_para_given = 0, status;
     opterr = 0;
     optind = 0;

@@ -9,10 +9,21 @@
  * threads sleep as soon as they wait (OMP_WAIT_POLICY=PASSIVE) unless
  * the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT. libgomp reads them once,
  * when it is loaded, before main: so main sets the variable and executes
- * the program again. The thread counts are not touched (all cores unless
- * --threads, OMP_NUM_THREADS or OPENBLAS_NUM_THREADS say otherwise): a
- * world's bytes, and a commit's last bits, depend on the thread count,
- * and should not on the neighbours' load. */
+ * the program again.
+ *
+ * The thread count is all cores unless --threads, OMP_NUM_THREADS or
+ * OPENBLAS_NUM_THREADS say otherwise, or STAMP_THREADS: a number, or
+ * "auto", the cores that other work leaves idle when the command starts.
+ * On a shared machine a second thread may not pay: with the kernel's
+ * autogroup scheduling a session, not a thread, gets a fair share of the
+ * cores, so other users' work leaves a command the same CPU however many
+ * threads it runs, and a second thread adds only its waiting. On a
+ * 2-core host at load average 6-7 from other jobs, 2 threads took 1.24
+ * times as long as 1 on a world-tiny commit, 1.27 on its z phase (medians
+ * of 5 pairs; docs/performance.md, "How threads wait"). "auto" is not
+ * the default because key statistics and a world's bytes depend on the
+ * thread count (a commit's tensors do not, from the same statistics),
+ * and should depend on the neighbours' load only when the user asks. */
 #ifndef STAMP_THREADS_H
 #define STAMP_THREADS_H
 
@@ -38,6 +49,27 @@ bool threads_set_wait_policy(void);
  * failed (a note on stderr; the variables are taken back out, the
  * program goes on with libgomp's and OpenBLAS's defaults). */
 void threads_init(char **argv);
+
+/* STAMP_THREADS=auto's count: the `cores` this process may run on less
+ * `others_running`, the runnable threads of other processes; at least 1,
+ * at most `cores`. */
+int threads_auto_count(int cores, int others_running);
+
+/* Called by threads_init: when $STAMP_THREADS is "auto" or a number
+ * 1-4096 and the user set neither OMP_NUM_THREADS nor
+ * OPENBLAS_NUM_THREADS, sets this process's OpenMP and OpenBLAS thread
+ * counts (omp_set_num_threads, openblas_set_num_threads; --threads still
+ * overrides them later). "auto" counts the other runnable threads as
+ * the median of 5 samples of /proc/stat's procs_running, 2 ms apart,
+ * less this one. Returns the count set, or 0 (nothing set; a malformed
+ * value gets a note on stderr). */
+int threads_set_count(void);
+
+/* How the thread count was chosen, for `stamp --version` and the commit
+ * record: "STAMP_THREADS=auto: 1 (3 other threads running on 2 cores)",
+ * "STAMP_THREADS=2", "OMP_NUM_THREADS=2", or "all cores (N)". Points
+ * into a static buffer. */
+const char *threads_count_source(void);
 
 /* The waiting in force, for `stamp --version`: "OMP_WAIT_POLICY=PASSIVE",
  * the user's OMP_WAIT_POLICY and/or GOMP_SPINCOUNT as set, or "libgomp

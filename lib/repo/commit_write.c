@@ -212,6 +212,8 @@ static int record_fill(const commit_state *st, json_t *rec, uint64_t id,
     json_object_set_new(rec, "threads", json_integer(omp_get_max_threads()));
     /* how the threads waited: a busy machine's timings depend on it */
     json_object_set_new(rec, "omp_wait", json_string(threads_wait_policy()));
+    /* the count the command would run without --threads, and why */
+    json_object_set_new(rec, "threads_default", json_string(threads_count_source()));
     json_object_set_new(rec, "diff_bytes", json_integer((json_int_t)diff_total));
     json_object_set_new(rec, "stats_computed", json_boolean(st->stats_computed));
     if (st->scores)

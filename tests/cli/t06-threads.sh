@@ -3,11 +3,13 @@
 # report, OMP_DISPLAY_ENV, says so), reached by executing stamp once
 # more, never twice; a user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins;
 # stamp-world does the same; the second execution keeps the arguments
-# (spaces too), stdin and the exit code; and a commit records the waiting
-# it ran with ("omp_wait"), the user's ACTIVE kept.
+# (spaces too), stdin and the exit code; a commit records the waiting it
+# ran with ("omp_wait"), the user's ACTIVE kept; STAMP_THREADS (a count,
+# or auto: the cores other work leaves) sets the thread count unless
+# OMP_NUM_THREADS does, --threads still wins, and the choice is named.
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$(dirname "$0")/lib.sh"
-unset OMP_WAIT_POLICY GOMP_SPINCOUNT OMP_DISPLAY_ENV
+unset OMP_WAIT_POLICY GOMP_SPINCOUNT OMP_DISPLAY_ENV STAMP_THREADS OMP_NUM_THREADS OPENBLAS_NUM_THREADS
 # the kernels' own restart (blas_cpu.c) stays out of the counts below
 core=$("$STAMP" --version | sed -n 's/^OpenBLAS kernels: //p')
 export OPENBLAS_CORETYPE=$core
@@ -78,4 +80,30 @@ then pass "... and the user's OMP_WAIT_POLICY=ACTIVE, kept"
 else fail "... and the user's OMP_WAIT_POLICY=ACTIVE, kept" "$(cat "$T/err"; jq -c '{omp_wait}' "$T/out")"; fi
 expect_ok "show --json has it" "$STAMP" --store "$T/active" show HEAD --json
 expect_grep "... as stored" '"omp_wait": *"OMP_WAIT_POLICY=ACTIVE"' "$T/out"
+
+# the thread count: STAMP_THREADS, unless the user's OMP_NUM_THREADS
+expect_ok "--version, nothing set" "$STAMP" --version
+expect_grep "... all cores" "^Threads: all cores \($(nproc)\)$" "$T/out"
+STAMP_THREADS=auto "$STAMP" --version > "$T/out" 2>&1
+expect_grep "STAMP_THREADS=auto: the count and why" \
+  "^Threads: STAMP_THREADS=auto: [0-9]+ \([0-9]+ other threads? running on [0-9]+ cores?\)$" "$T/out"
+STAMP_THREADS=auto OMP_NUM_THREADS=1 "$STAMP" --version > "$T/out" 2>&1
+expect_grep "the user's OMP_NUM_THREADS wins over STAMP_THREADS" "^Threads: OMP_NUM_THREADS=1$" "$T/out"
+STAMP_THREADS=many "$STAMP" --version > "$T/out" 2>&1
+expect_grep "a malformed STAMP_THREADS is noted" "STAMP_THREADS='many' is neither auto nor a count" "$T/out"
+expect_grep "... and ignored" "^Threads: all cores" "$T/out"
+"$STAMP" --store "$T/three" init --model "$W" > /dev/null
+"$STAMP" --store "$T/three" import batch.csv > /dev/null
+cp -a "$T/three" "$T/three-b"
+STAMP_THREADS=1 "$STAMP" --store "$T/three" commit --no-scores --json --set rounds=1 > "$T/out" 2> "$T/err"
+if [ "$(jq -c '[.threads, .threads_default]' "$T/out")" = '[1,"STAMP_THREADS=1"]' ]
+then pass "a commit runs STAMP_THREADS's count and records it"
+else fail "a commit runs STAMP_THREADS's count" "$(cat "$T/err"; jq -c '{threads, threads_default}' "$T/out")"; fi
+STAMP_THREADS=1 "$STAMP" --store "$T/three-b" commit --threads 2 --no-scores --json --set rounds=1 > "$T/out" 2> "$T/err"
+if [ "$(jq -c '.threads' "$T/out")" = 2 ]; then pass "--threads 2 still means 2"
+else fail "--threads 2 still means 2" "$(cat "$T/err"; jq -c '{threads, threads_default}' "$T/out")"; fi
+STAMP_THREADS=1 "$BUILD/stamp-world" --synthetic tiny --steps 1 --goal 2 --no-checkpoint --quiet \
+  --out "$T/w1" > "$T/out" 2>&1
+if [ "$(jq .threads "$T/w1/world.json" 2>/dev/null)" = 1 ]; then pass "stamp-world runs STAMP_THREADS's count"
+else fail "stamp-world runs STAMP_THREADS's count" "$(cat "$T/out"; jq -c .threads "$T/w1/world.json")"; fi
 finish
