@@ -2,7 +2,8 @@
 # bench/mpi.sh: `stamp stats` and `stamp commit` on one process against
 # `mpirun -np 2` on this machine (base/dist.c): wall seconds of 1 rank x
 # 1 thread, 2 ranks x 1 thread and 1 rank x 2 threads, RUNS rounds of the
-# three in turn (default 3), medians. The stats cover the first
+# three in turn (default 3; each round starts one set-up later, so none
+# always runs first), medians. The stats cover the first
 # STATS_SAMPLES lines of WORLD's corpus (default 5000), each run on a
 # fresh copy of an initialised store; the commit is EDITS edits (default
 # 200; the first fact of each of the first EDITS subjects of
@@ -68,13 +69,18 @@ run() {
   OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads \
     "${launch[@]}" "$STAMP" --store "$store" "${args[@]}" > "$work/$kind.$config.json"
   t1=$(date +%s.%N)
-  echo "$kind $config $(echo "$t1 - $t0" | bc -l)" >> "$work/runs"
+  local z=0
+  [ "$kind" = stats ] || z=$(jq -r '.timings.z' "$work/$kind.$config.json")
+  echo "$kind $config $(echo "$t1 - $t0" | bc -l) $z" >> "$work/runs"
 }
+configs=(1x1 2x1 1x2)
 for r in $(seq "$RUNS"); do
-  for config in 1x1 2x1 1x2; do run stats $config; done
-  for config in 1x1 2x1 1x2; do run commit $config; done
+  order=()
+  for i in 0 1 2; do order+=("${configs[$(( (i + r - 1) % 3 ))]}"); done
+  for config in "${order[@]}"; do run stats "$config"; done
+  for config in "${order[@]}"; do run commit "$config"; done
 done
-median() { awk -v k="$1" -v c="$2" '$1 == k && $2 == c { print $3 }' "$work/runs" |
+median() { awk -v k="$1" -v c="$2" -v col="${3:-3}" '$1 == k && $2 == c { print $col }' "$work/runs" |
   sort -g | awk -f "$here/bench/median.awk" | xargs printf '%.2f'; }
 # the 2-rank results against one process's
 same_stats=no; same_commit=no
@@ -82,20 +88,19 @@ cmp -s <(jq -c '[.[] | .sum_hash]' "$work/stats.1x1.json") \
        <(jq -c '[.[] | .sum_hash]' "$work/stats.2x1.json") && same_stats=yes
 cmp -s <(jq -c '.tensors' "$work/commit.1x1.json") \
        <(jq -c '.tensors' "$work/commit.2x1.json") && same_commit=yes
-z() { jq -r '.timings.z' "$work/commit.$1.json" | xargs printf '%.2f'; }
 out=$out_dir/mpi-$(date -u +%Y-%m-%d).md
 {
-  echo "## MPI: 1 vs 2 ranks ($(date -u +%Y-%m-%d), $(nproc) cores, $(basename "$WORLD"))"
+  echo "## MPI: 1 vs 2 ranks ($(date -u +%Y-%m-%d), $(nproc) cores, $(basename "$WORLD"), load average $(cut -d' ' -f1-3 /proc/loadavg))"
   echo
   echo "Stats: the first $STATS_SAMPLES corpus lines; commit: $EDITS edits, $COMMIT_OPTS."
   echo "Wall seconds, medians of $RUNS (mpirun's start included); z: the"
-  echo "commit's target-vector seconds of the last run."
+  echo "commit's target-vector seconds (its --json timings), medians of $RUNS."
   echo
   echo "| | 1 rank x 1 thread | 2 ranks x 1 thread | 1 rank x 2 threads |"
   echo "|---|---|---|---|"
   echo "| stats | $(median stats 1x1) | $(median stats 2x1) | $(median stats 1x2) |"
   echo "| commit | $(median commit 1x1) | $(median commit 2x1) | $(median commit 1x2) |"
-  echo "| commit z phase | $(z 1x1) | $(z 2x1) | $(z 1x2) |"
+  echo "| commit z phase | $(median commit 1x1 4) | $(median commit 2x1 4) | $(median commit 1x2 4) |"
   echo
   echo "2 ranks give the one-process key statistics bit for bit: $same_stats;"
   echo "the same tensors: $same_commit."
