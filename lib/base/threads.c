@@ -4,6 +4,7 @@
 #include "base/threads.h"
 #include "base/blas_cpu.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <omp.h>
 #include <stdio.h>
@@ -46,26 +47,95 @@ bool threads_set_wait_policy(void)
     return policy && !setenv("OMP_WAIT_POLICY", policy, 1);
 }
 
-int threads_auto_count(int cores, int others_running)
+int threads_auto_count(int cores, bool autogroup, int same_session,
+                       const int *other_sessions, int n_other)
 {
     if (cores < 1) cores = 1;
-    if (others_running < 0) others_running = 0;
-    int n = cores - others_running;
-    return n < 1 ? 1 : n;
+    /* thread against thread (no autogroup), or against threads of our
+     * own session: each thread more takes a larger share */
+    if (!autogroup || same_session > 0 || n_other <= 0) return cores;
+    /* session against session: the cores are shared out evenly, a session
+     * that wants less than its share leaving the rest to the others
+     * (water filling); ours wants every core */
+    int d[64], k = 0;
+    for (int i = 0; i < n_other && k < 64; i++)
+        if (other_sessions[i] > 0)
+            d[k++] = other_sessions[i] < cores ? other_sessions[i] : cores;
+    if (!k) return cores;
+    for (int i = 1; i < k; i++) /* ascending (k is small) */
+        for (int j = i; j > 0 && d[j - 1] > d[j]; j--) {
+            int t = d[j]; d[j] = d[j - 1]; d[j - 1] = t;
+        }
+    double left = cores;
+    int sessions = k + 1;
+    for (int i = 0; i < k && d[i] <= left / sessions; i++) {
+        left -= d[i];
+        sessions--;
+    }
+    double share = left / sessions;
+    int n = (int)(share + 0.5);
+    return n < 1 ? 1 : n > cores ? cores : n;
 }
 
-/* /proc/stat's procs_running: runnable threads, this one included; -1
- * when it cannot be read */
-static int procs_running(void)
+/* One look at the runnable threads (state R) of the other processes,
+ * from /proc/PID/task/TID/stat: *same those in this process's session,
+ * per[] the count of each other session (up to max sessions, the rest
+ * added to the last). Returns the number of other sessions. */
+static int count_runnable(pid_t self, pid_t sid, int *same, int *per,
+                          pid_t *sids, int max)
 {
-    FILE *f = fopen("/proc/stat", "r");
-    if (!f) return -1;
-    char line[256];
-    int n = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "procs_running %d", &n) == 1) break;
-    fclose(f);
+    int n = 0;
+    *same = 0;
+    DIR *proc = opendir("/proc");
+    if (!proc) return 0;
+    struct dirent *e;
+    while ((e = readdir(proc))) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0 || pid == self) continue;
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%ld/task", pid);
+        DIR *tasks = opendir(path);
+        if (!tasks) continue;
+        struct dirent *t;
+        while ((t = readdir(tasks))) {
+            if (t->d_name[0] == '.') continue;
+            char sp[96], buf[512];
+            snprintf(sp, sizeof sp, "/proc/%ld/task/%.20s/stat", pid, t->d_name);
+            FILE *f = fopen(sp, "r");
+            if (!f) continue;
+            size_t len = fread(buf, 1, sizeof buf - 1, f);
+            fclose(f);
+            buf[len] = '\0';
+            char *rp = strrchr(buf, ')'), state;
+            int ppid, pgrp, session;
+            if (!rp || sscanf(rp + 1, " %c %d %d %d", &state, &ppid, &pgrp,
+                              &session) != 4 || state != 'R')
+                continue;
+            if (session == sid) { (*same)++; continue; }
+            int i = 0;
+            while (i < n && sids[i] != session) i++;
+            if (i == n) {
+                if (n == max) i = max - 1;
+                else { sids[n] = session; per[n++] = 0; }
+            }
+            per[i]++;
+        }
+        closedir(tasks);
+    }
+    closedir(proc);
     return n;
+}
+
+static bool autogroup_enabled(void)
+{
+    FILE *f = fopen("/proc/sys/kernel/sched_autogroup_enabled", "r");
+    int on = 0;
+    if (f) {
+        if (fscanf(f, "%d", &on) != 1) on = 0;
+        fclose(f);
+    }
+    return on == 1;
 }
 
 static int cmp_int(const void *a, const void *b)
@@ -84,22 +154,33 @@ int threads_set_count(void)
         return 0;
     int n = 0;
     if (!strcmp(v, "auto")) {
-        int s[5], k = 0;
-        for (int i = 0; i < 5; i++) {
-            int r = procs_running();
-            if (r >= 1) s[k++] = r;
-            if (i < 4) nanosleep(&(struct timespec){0, 2000000}, NULL);
+        /* five looks, 2 ms apart: the median count (and the look it came
+         * from, for the message) */
+        enum { LOOKS = 5, MAX_SESSIONS = 64 };
+        int counts[LOOKS], sorted[LOOKS], same[LOOKS], nsess[LOOKS];
+        int cores = omp_get_num_procs();
+        bool ag = autogroup_enabled();
+        pid_t self = getpid(), sid = getsid(0);
+        for (int i = 0; i < LOOKS; i++) {
+            int per[MAX_SESSIONS];
+            pid_t sids[MAX_SESSIONS];
+            nsess[i] = count_runnable(self, sid, &same[i], per, sids,
+                                      MAX_SESSIONS);
+            counts[i] = sorted[i] = threads_auto_count(cores, ag, same[i],
+                                                       per, nsess[i]);
+            if (i < LOOKS - 1)
+                nanosleep(&(struct timespec){0, 2000000}, NULL);
         }
-        int cores = omp_get_num_procs(), others = 0;
-        if (k) {
-            qsort(s, (size_t)k, sizeof *s, cmp_int);
-            others = s[k / 2] - 1;
-        }
-        n = threads_auto_count(cores, others);
+        qsort(sorted, LOOKS, sizeof *sorted, cmp_int);
+        n = sorted[LOOKS / 2];
+        int at = 0;
+        while (counts[at] != n) at++;
         snprintf(g_count_source, sizeof g_count_source,
-                 "STAMP_THREADS=auto: %d (%d other thread%s running on %d "
-                 "core%s)", n, others, others == 1 ? "" : "s", cores,
-                 cores == 1 ? "" : "s");
+                 "STAMP_THREADS=auto: %d (%d other session%s running "
+                 "threads, %d other thread%s of this session; %d core%s; "
+                 "autogroup %s)", n, nsess[at], nsess[at] == 1 ? "" : "s",
+                 same[at], same[at] == 1 ? "" : "s", cores,
+                 cores == 1 ? "" : "s", ag ? "on" : "off");
     } else {
         char *end;
         errno = 0;

@@ -13,7 +13,8 @@
  *
  * The thread count is all cores unless --threads, OMP_NUM_THREADS or
  * OPENBLAS_NUM_THREADS say otherwise, or STAMP_THREADS: a number, or
- * "auto", the cores that other work leaves idle when the command starts.
+ * "auto", the share of the cores the other work running as the command
+ * starts leaves it (threads_auto_count).
  * On a shared machine a second thread may not pay: with the kernel's
  * autogroup scheduling a session, not a thread, gets a fair share of the
  * cores, so other users' work leaves a command the same CPU however many
@@ -50,23 +51,33 @@ bool threads_set_wait_policy(void);
  * program goes on with libgomp's and OpenBLAS's defaults). */
 void threads_init(char **argv);
 
-/* STAMP_THREADS=auto's count: the `cores` this process may run on less
- * `others_running`, the runnable threads of other processes; at least 1,
- * at most `cores`. */
-int threads_auto_count(int cores, int others_running);
+/* STAMP_THREADS=auto's count for `cores` cores. Without the kernel's
+ * autogroup scheduling every runnable thread gets an even share, and so
+ * does a thread of this session with it: each thread more takes more
+ * CPU, so all cores. With autogroup each session gets an even share
+ * (water filling: a session that runs fewer threads than its share
+ * leaves the rest to the others), so against other sessions' work
+ * (`other_sessions`: the runnable threads of each of `n_other`) a thread
+ * beyond the share gains nothing: the share rounded, at least 1. Other
+ * runnable threads of this session (`same_session` > 0) compete thread
+ * against thread again: all cores. */
+int threads_auto_count(int cores, bool autogroup, int same_session,
+                       const int *other_sessions, int n_other);
 
 /* Called by threads_init: when $STAMP_THREADS is "auto" or a number
  * 1-4096 and the user set neither OMP_NUM_THREADS nor
  * OPENBLAS_NUM_THREADS, sets this process's OpenMP and OpenBLAS thread
  * counts (omp_set_num_threads, openblas_set_num_threads; --threads still
- * overrides them later). "auto" counts the other runnable threads as
- * the median of 5 samples of /proc/stat's procs_running, 2 ms apart,
- * less this one. Returns the count set, or 0 (nothing set; a malformed
- * value gets a note on stderr). */
+ * overrides them later). "auto" looks at the runnable threads of every
+ * other process and their sessions (/proc/PID/task/TID/stat) five
+ * times, 2 ms apart, and takes the median of threads_auto_count's
+ * answers. Returns the count set, or 0 (nothing set; a malformed value
+ * gets a note on stderr). */
 int threads_set_count(void);
 
 /* How the thread count was chosen, for `stamp --version` and the commit
- * record: "STAMP_THREADS=auto: 1 (3 other threads running on 2 cores)",
+ * record: "STAMP_THREADS=auto: 1 (3 other sessions running threads, 0
+ * other threads of this session; 2 cores; autogroup on)",
  * "STAMP_THREADS=2", "OMP_NUM_THREADS=2", or "all cores (N)". Points
  * into a static buffer. */
 const char *threads_count_source(void);

@@ -86,7 +86,14 @@ expect_ok "--version, nothing set" "$STAMP" --version
 expect_grep "... all cores" "^Threads: all cores \($(nproc)\)$" "$T/out"
 STAMP_THREADS=auto "$STAMP" --version > "$T/out" 2>&1
 expect_grep "STAMP_THREADS=auto: the count and why" \
-  "^Threads: STAMP_THREADS=auto: [0-9]+ \([0-9]+ other threads? running on [0-9]+ cores?\)$" "$T/out"
+  "^Threads: STAMP_THREADS=auto: [0-9]+ \([0-9]+ other sessions? running threads, [0-9]+ other threads? of this session; [0-9]+ cores?; autogroup (on|off)\)$" "$T/out"
+# a busy thread of this session competes thread against thread: every core
+sh -c 'while :; do :; done' & spin=$!
+sleep 0.2
+STAMP_THREADS=auto "$STAMP" --version > "$T/out" 2>&1
+kill "$spin"; wait "$spin" 2>/dev/null
+expect_grep "auto beside a busy thread of its own session: every core" \
+  "^Threads: STAMP_THREADS=auto: $(nproc) \\([0-9]+ other sessions? running threads, [1-9][0-9]* other threads? of this session" "$T/out"
 STAMP_THREADS=auto OMP_NUM_THREADS=1 "$STAMP" --version > "$T/out" 2>&1
 expect_grep "the user's OMP_NUM_THREADS wins over STAMP_THREADS" "^Threads: OMP_NUM_THREADS=1$" "$T/out"
 STAMP_THREADS=many "$STAMP" --version > "$T/out" 2>&1
