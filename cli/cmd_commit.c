@@ -28,7 +28,7 @@ const char cmd_commit_usage[] =
     "  --limit N          commit at most N queued facts, oldest first\n"
     "  --method M         memit (default) or rome (the first queued fact)\n"
     "  --threads N        worker threads (default: every core; STAMP_THREADS=auto:\n"
-    "                     the cores other work leaves idle)\n"
+    "                     the share of the cores other work leaves)\n"
     "  --layers LIST      edited layers, e.g. 1,2 or 1-3 (default: the\n"
     "                     store's hparams, else a band of early layers)\n"
     "  --set KEY=VALUE    override one hyperparameter for this commit, e.g.\n"

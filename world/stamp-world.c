@@ -78,7 +78,7 @@ static const char usage_text[] =
     "Model and training (defaults depend on the world):\n"
     "  --seed N           world, initialisation and batch order (default 1)\n"
     "  --threads N        worker threads (default: all cores; STAMP_THREADS=auto:\n"
-    "                     the cores other work leaves idle)\n"
+    "                     the share of the cores other work leaves)\n"
     "  --arch gpt2|llama  GPT2LMHeadModel (default) or LlamaForCausalLM:\n"
     "                     RMSNorm, rotary positions, SwiGLU MLP, grouped-\n"
     "                     query attention, tied embeddings\n"
