@@ -8,7 +8,8 @@
 # 2000), a commit of EDITS edits (default 100 on medium, 10 on XL; made-up
 # subjects, one fact each), diff, revert, export, gc. Writes the tables
 # to $BENCH_OUT (default bench/results)/gpt2-sizes-DATE.txt and prints
-# them.
+# them, a row as each phase ends (a run stopped midway keeps the rows
+# done).
 #
 #   bash bench/gpt2_sizes.sh
 #     GPT2_SIZES=medium,xl   the shapes, in order (bench/run.sh's SIZES is
@@ -66,12 +67,14 @@ facts() { # facts N FILE
 
 # the store's size on disk, MiB
 store_mib() { echo $(( $(du -sb "$STAMP_STORE" | cut -f1) / 1048576 )); }
-phase() { # phase NAME CMD...: real_phase, and the store's size after it
+phase() { # phase NAME CMD...: real_phase and the store's size after it, a row on stdout
   real_phase "$@"
   rows[${#rows[@]}-1]+=" $(store_mib) |"
+  echo "${rows[${#rows[@]}-1]}"
+  echo "$bench_name: store $(store_mib) MiB after $1" >&2
 }
 
-one_size() { # one_size medium|xl: prints its table
+one_size() { # one_size medium|xl: prints its table, a row at a time
   local size=$1 L C H edits
   case $size in
     medium) L=24 C=1024 H=16 edits=100 ;;
@@ -81,13 +84,17 @@ one_size() { # one_size medium|xl: prints its table
   local model=$work/$size
   export STAMP_STORE=$work/store-$size
   rows=()
+  echo "GPT-2 $size's shape ($L layers, width $C, $H heads, 1,024 positions,"
+  echo "vocabulary 50,257). Load average before: $(real_load)."
+  echo
+  echo "| phase | seconds | peak RSS MiB | store MiB after |"
+  echo "|---|---|---|---|"
   real_phase "make the model (stamp-fixture, not stamp)" \
     "$BUILD/tools/stamp-fixture" model --out "$model" --layers "$L" --embd "$C" \
     --heads "$H" --positions 1024 --seed 7 --vocab "$here/tests/data/gpt2-vocab"
-  rows[${#rows[@]}-1]+=" - |"
-  local weights load_before
+  echo "${rows[${#rows[@]}-1]} - |"
+  local weights
   weights=$(stat -c %s "$model/model.safetensors")
-  load_before=$(real_load)
   phase init "$STAMP" init --model "$model"
   ! runs predict || phase predict "$STAMP" predict "The capital of France is"
   ! runs stats || phase "stats ($LINES lines)" "$STAMP" stats --corpus "$work/corpus.txt"
@@ -100,12 +107,8 @@ one_size() { # one_size medium|xl: prints its table
   ! runs revert || phase revert "$STAMP" revert HEAD
   ! runs export || phase export "$STAMP" export "$work/export-$size"
   ! runs gc || phase gc "$STAMP" gc
-  echo "GPT-2 $size's shape ($L layers, width $C, $H heads, 1,024 positions, vocabulary 50,257):"
-  echo "weights $((weights / 1048576)) MiB F32; load average before: $load_before, after: $(real_load)."
   echo
-  echo "| phase | seconds | peak RSS MiB | store MiB after |"
-  echo "|---|---|---|---|"
-  printf '%s\n' "${rows[@]}"
+  echo "Weights $((weights / 1048576)) MiB F32; load average after: $(real_load)."
   if runs commit; then
     echo
     jq -r '"commit: layers \(.hparams.layers); seconds: \(.timings | del(.rounds) | to_entries | map("\(.key) \(.value * 10 | round / 10)") | join(", ")); diff \(.diff_bytes) bytes"' \
