@@ -15,6 +15,11 @@ TEST_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 T=$(mktemp -d "${TMPDIR:-/tmp}/stamp-test.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 export STAMP_STORE="$T/store"
+# SANITIZED=1 when $STAMP is built with AddressSanitizer (make asan): the
+# slowest tests then run fewer trials of the same checks, so that the
+# sanitizer run stays within the test budget
+SANITIZED=0
+if ldd "$STAMP" 2>/dev/null | grep -q libasan; then SANITIZED=1; fi
 cd "$T" || exit 1
 passed=0; failed=0
 
