@@ -4,6 +4,7 @@
  * prompt, subject-last lookup found by tokenizing the text up to the end
  * of the subject. */
 #include "memit/editreq.h"
+#include "memit/editreq_naive.h"
 #include "base/errors.h"
 #include "base/splitmix.h"
 
@@ -151,82 +152,221 @@ double editreq_key_weight(const editreq *r, size_t i)
     return i == 0 ? 0.5 : 0.5 / (double)(r->n_rewrite - 1);
 }
 
-/* Samples `extra` tokens after ids[0..n) with top-k sampling. */
-static int sample_tokens(const lm_model *m, int *ids, size_t n,
-                         size_t extra, uint64_t *state)
+/* ---- context prefixes ---- */
+
+enum { PREFIX_TOP_K = 10 };
+static const char *const prefix_starts[] = {"The", "Therefore", "Because", "I", "You"};
+
+/* The k most likely ids of logp[0..V), most likely first, ties to the
+ * lower id: one pass, each id inserted into the short sorted list. */
+static size_t top_k(const float *logp, size_t V, size_t k, size_t *top)
 {
-    size_t V = m->config.vocab_size, T = n + extra, K = 10;
-    lm_acts *a = NULL;
-    float *logp = malloc(V * sizeof(float));
-    int rc = logp ? lm_acts_new(&a, m, 1, T, 1, 0) : ERR_NOMEM;
-    for (size_t t = n; !rc && t < T; t++) {
-        size_t pos = t - 1;
-        lm_batch b = {.tokens = ids, .B = 1, .T = T, .logit_pos = &pos,
-                        .n_logits = 1};
-        for (size_t j = t; j < T; j++) ids[j] = ids[0];
-        if ((rc = lm_forward(m, a, &b))) break;
-        lm_log_softmax(logp, lm_acts_logits(a), 1, V);
-        /* top K by repeated selection (K is small) */
-        size_t top[10];
-        double mass[10], total = 0;
-        for (size_t k = 0; k < K; k++) {
-            size_t best = V;
-            for (size_t v = 0; v < V; v++) {
-                int taken = 0;
-                for (size_t j = 0; j < k; j++) taken |= top[j] == v;
-                if (!taken && (best == V || logp[v] > logp[best])) best = v;
-            }
-            top[k] = best;
-            mass[k] = exp(logp[best]);
-            total += mass[k];
-        }
-        double u = splitmix_unit(state);
-        u *= total;
-        size_t k = 0;
-        while (k + 1 < K && u > mass[k]) u -= mass[k++];
-        ids[t] = (int)top[k];
+    size_t n = 0;
+    if (k > V) k = V;
+    for (size_t v = 0; v < V; v++) {
+        if (n == k && !(logp[v] > logp[top[k - 1]])) continue;
+        size_t i = n < k ? n++ : k - 1;
+        for (; i > 0 && logp[v] > logp[top[i - 1]]; i--) top[i] = top[i - 1];
+        top[i] = v;
     }
-    lm_acts_free(a);
-    free(logp);
+    return n;
+}
+
+/* The naive twin of top_k: repeated selection of the best id not yet
+ * taken (the sampler's first form). */
+static size_t top_k_naive(const float *logp, size_t V, size_t k, size_t *top)
+{
+    if (k > V) k = V;
+    for (size_t j = 0; j < k; j++) {
+        size_t best = V;
+        for (size_t v = 0; v < V; v++) {
+            int taken = 0;
+            for (size_t i = 0; i < j; i++) taken |= top[i] == v;
+            if (!taken && (best == V || logp[v] > logp[best])) best = v;
+        }
+        top[j] = best;
+    }
+    return k;
+}
+
+/* One id drawn from the k listed ones in proportion to exp(logp). */
+static int draw_top(const float *logp, const size_t *top, size_t k, uint64_t *state)
+{
+    double mass[PREFIX_TOP_K], total = 0;
+    for (size_t j = 0; j < k; j++) total += mass[j] = exp(logp[top[j]]);
+    double u = splitmix_unit(state) * total;
+    size_t j = 0;
+    while (j + 1 < k && u > mass[j]) u -= mass[j++];
+    return (int)top[j];
+}
+
+/* The prefixes' token rows: row i is the encoded start word i and room
+ * for `tokens` more (cut at the model's positions), padded with its first
+ * id. start[i], total[i]: tokens given and wanted; *T_max the longest. */
+typedef struct {
+    size_t n, T_max;
+    int *ids;        /* (n, T_max) */
+    size_t *start, *total;
+} prefix_rows;
+
+static void prefix_rows_free(prefix_rows *r)
+{
+    free(r->ids);
+    free(r->start);
+    free(r->total);
+}
+
+static int prefix_rows_make(prefix_rows *r, const lm_model *m,
+                            const tokenizer *tok, size_t n, size_t tokens)
+{
+    memset(r, 0, sizeof *r);
+    r->n = n;
+    int **enc = calloc(n ? n : 1, sizeof *enc);
+    r->start = calloc(n ? n : 1, sizeof *r->start);
+    r->total = calloc(n ? n : 1, sizeof *r->total);
+    int rc = enc && r->start && r->total ? 0 : ERR_NOMEM;
+    size_t P = m->config.n_positions;
+    for (size_t i = 0; !rc && i < n; i++) {
+        const char *w = prefix_starts[i % 5];
+        rc = tokenizer_encode_ex(tok, w, strlen(w), TOKENIZER_ADD_SPECIAL,
+                                 &enc[i], &r->start[i]);
+        if (!rc && (r->start[i] == 0 || r->start[i] > P))
+            rc = err_set(ERR_FORMAT, "the context prefix start '%s' takes %zu "
+                         "tokens; the model has %zu positions", w, r->start[i], P);
+        if (rc) break;
+        r->total[i] = r->start[i] + tokens < P ? r->start[i] + tokens : P;
+        if (r->total[i] > r->T_max) r->T_max = r->total[i];
+    }
+    if (!rc && n && !(r->ids = malloc(n * r->T_max * sizeof(int)))) rc = ERR_NOMEM;
+    for (size_t i = 0; !rc && i < n; i++) {
+        int *row = r->ids + i * r->T_max;
+        memcpy(row, enc[i], r->start[i] * sizeof(int));
+        for (size_t t = r->start[i]; t < r->T_max; t++) row[t] = enc[i][0];
+    }
+    for (size_t i = 0; enc && i < n; i++) free(enc[i]);
+    free(enc);
+    if (rc) prefix_rows_free(r);
     return rc;
+}
+
+/* The rows as text, without specials; braces would break the "{}"
+ * template, newlines the prompt. */
+static int prefix_rows_text(const prefix_rows *r, const tokenizer *tok, char ***out)
+{
+    char **p = calloc(r->n ? r->n : 1, sizeof *p);
+    int rc = p ? 0 : ERR_NOMEM;
+    for (size_t i = 0; !rc && i < r->n; i++) {
+        size_t len = 0;
+        rc = tokenizer_decode_ex(tok, r->ids + i * r->T_max, r->total[i],
+                                 TOKENIZER_SKIP_SPECIAL, &p[i], &len);
+        for (char *c = rc ? NULL : p[i]; c && *c; c++)
+            if (*c == '{' || *c == '}' || *c == '\n' || *c == '\r') *c = ' ';
+    }
+    if (rc) {
+        editreq_prefixes_free(p, r->n);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+/* Row i draws from its own stream: the one the rows before it leave, as
+ * when the rows were sampled one after another. */
+static void prefix_streams(const prefix_rows *r, uint64_t seed, uint64_t *state)
+{
+    uint64_t s = seed;
+    for (size_t i = 0; i < r->n; i++) {
+        state[i] = s;
+        for (size_t t = r->start[i]; t < r->total[i]; t++) splitmix_next(&s);
+    }
 }
 
 int editreq_prefixes(char ***out, const lm_model *m, const tokenizer *tok,
                      size_t n, size_t tokens, uint64_t seed)
 {
-    static const char *starts[] = {"The", "Therefore", "Because", "I", "You"};
-    char **p = calloc(n ? n : 1, sizeof *p);
+    prefix_rows r;
+    int rc = prefix_rows_make(&r, m, tok, n, tokens);
+    if (rc) return rc;
+    size_t V = m->config.vocab_size, T = r.T_max;
+    lm_acts *a = NULL;
+    float *logp = malloc((n ? n : 1) * V * sizeof(float));
+    size_t *pos = malloc((n ? n : 1) * sizeof *pos), *row = malloc((n ? n : 1) * sizeof *row);
+    uint64_t *state = malloc((n ? n : 1) * sizeof *state);
+    if (!logp || !pos || !row || !state) rc = ERR_NOMEM;
+    int *step_ids = malloc((n ? n : 1) * T * sizeof(int));
+    if (!step_ids) rc = ERR_NOMEM;
+    if (!rc && n) rc = lm_acts_new(&a, m, n, T, n, 0);
+    if (!rc) prefix_streams(&r, seed, state);
+    /* every row's next token in one pass: step s samples position
+     * start[i] + s of each row that still wants one, from a pass over the
+     * positions before it only (causal attention: the later ones, padding,
+     * could not change it) */
+    for (size_t s = 0; !rc; s++) {
+        size_t k = 0, Ts = 0;
+        for (size_t i = 0; i < n; i++)
+            if (r.start[i] + s < r.total[i] && r.start[i] + s > Ts) Ts = r.start[i] + s;
+        for (size_t i = 0; i < n; i++) {
+            memcpy(step_ids + i * Ts, r.ids + i * T, Ts * sizeof(int));
+            if (r.start[i] + s < r.total[i]) {
+                row[k] = i;
+                pos[k++] = i * Ts + r.start[i] + s - 1;
+            }
+        }
+        if (!k) break;
+        lm_batch b = {.tokens = step_ids, .B = n, .T = Ts, .logit_pos = pos, .n_logits = k};
+        if ((rc = lm_forward(m, a, &b))) break;
+        lm_log_softmax(logp, lm_acts_logits(a), k, V);
+        for (size_t j = 0; j < k; j++) {
+            size_t top[PREFIX_TOP_K], i = row[j];
+            size_t got = top_k(logp + j * V, V, PREFIX_TOP_K, top);
+            r.ids[i * T + r.start[i] + s] = draw_top(logp + j * V, top, got, &state[i]);
+        }
+    }
+    if (!rc) rc = prefix_rows_text(&r, tok, out);
+    lm_acts_free(a);
+    free(step_ids);
+    free(logp);
+    free(pos);
+    free(row);
+    free(state);
+    prefix_rows_free(&r);
+    return rc;
+}
+
+int editreq_prefixes_naive(char ***out, const lm_model *m, const tokenizer *tok,
+                           size_t n, size_t tokens, uint64_t seed)
+{
+    prefix_rows r;
+    int rc = prefix_rows_make(&r, m, tok, n, tokens);
+    if (rc) return rc;
+    size_t V = m->config.vocab_size;
+    float *logp = malloc(V * sizeof(float));
+    int *seq = malloc((r.T_max ? r.T_max : 1) * sizeof(int));
     uint64_t state = seed;
-    int rc = p ? 0 : ERR_NOMEM;
+    if (!logp || !seq) rc = ERR_NOMEM;
+    /* one row after another, one full pass over the row per token */
     for (size_t i = 0; !rc && i < n; i++) {
-        const char *start = starts[i % 5];
-        int *ids = NULL, *seq = NULL;
-        size_t n_ids = 0, len = 0;
-        if ((rc = tokenizer_encode_ex(tok, start, strlen(start),
-                                      TOKENIZER_ADD_SPECIAL, &ids, &n_ids)))
-            break;
-        size_t total = n_ids + tokens;
-        if (total > m->config.n_positions) total = m->config.n_positions;
-        seq = malloc(total * sizeof(int));
-        if (!seq) { free(ids); rc = ERR_NOMEM; break; }
-        memcpy(seq, ids, n_ids * sizeof(int));
-        free(ids);
-        rc = sample_tokens(m, seq, n_ids, total - n_ids, &state);
-        if (!rc)
-            rc = tokenizer_decode_ex(tok, seq, total, TOKENIZER_SKIP_SPECIAL,
-                                     &p[i], &len);
-        free(seq);
-        if (rc) break;
-        /* braces would break the "{}" template; newlines the prompt */
-        for (char *c = p[i]; *c; c++)
-            if (*c == '{' || *c == '}' || *c == '\n' || *c == '\r') *c = ' ';
+        size_t T = r.total[i];
+        lm_acts *a = NULL;
+        memcpy(seq, r.ids + i * r.T_max, T * sizeof(int));
+        if ((rc = lm_acts_new(&a, m, 1, T, 1, 0))) break;
+        for (size_t t = r.start[i]; !rc && t < T; t++) {
+            size_t p = t - 1, top[PREFIX_TOP_K];
+            lm_batch b = {.tokens = seq, .B = 1, .T = T, .logit_pos = &p, .n_logits = 1};
+            for (size_t j = t; j < T; j++) seq[j] = seq[0];
+            if ((rc = lm_forward(m, a, &b))) break;
+            lm_log_softmax(logp, lm_acts_logits(a), 1, V);
+            size_t got = top_k_naive(logp, V, PREFIX_TOP_K, top);
+            seq[t] = draw_top(logp, top, got, &state);
+        }
+        lm_acts_free(a);
+        memcpy(r.ids + i * r.T_max, seq, T * sizeof(int));
     }
-    if (rc) {
-        editreq_prefixes_free(p, n);
-        return rc;
-    }
-    *out = p;
-    return 0;
+    if (!rc) rc = prefix_rows_text(&r, tok, out);
+    free(logp);
+    free(seq);
+    prefix_rows_free(&r);
+    return rc;
 }
 
 void editreq_prefixes_free(char **p, size_t n)

@@ -50,8 +50,12 @@ double editreq_key_weight(const editreq *r, size_t i);
 
 /* Samples n context prefixes of `tokens` tokens from the model, starting
  * from "The", "Therefore", "Because", "I", "You" in turn (top-k 10
- * sampling, deterministic for a seed). *out is a malloc'ed array of
- * malloc'ed strings; free with editreq_prefixes_free. */
+ * sampling, deterministic for a seed: row i draws from the stream the
+ * rows before it leave). All rows take their next token in one pass over
+ * the positions before it, so a commit's prefixes cost `tokens` passes of
+ * growing length, not n x tokens passes over the full length.
+ * *out is a malloc'ed array of malloc'ed strings; free with
+ * editreq_prefixes_free. */
 int editreq_prefixes(char ***out, const lm_model *m, const tokenizer *tok,
                      size_t n, size_t tokens, uint64_t seed);
 void editreq_prefixes_free(char **p, size_t n);
