@@ -146,6 +146,34 @@ static int mark_versions(commit_state *st, uint64_t id, json_t *versions,
     return 0;
 }
 
+/* s as a JSON string: a sampled prefix may end inside a character, so
+ * each byte that starts no UTF-8 character jansson takes becomes U+FFFD */
+static json_t *json_text(const char *s)
+{
+    json_t *j = json_string(s);
+    size_t n = strlen(s), o = 0;
+    char *t = j ? NULL : malloc(3 * n + 1);
+    if (j || !t) return j;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80 ? 1 : c >> 5 == 6 ? 2 : c >> 4 == 14 ? 3 : c >> 3 == 30 ? 4 : 0;
+        json_t *one = len && i + len <= n ? json_stringn(s + i, len) : NULL;
+        if (one) {
+            memcpy(t + o, s + i, len);
+            o += len;
+            i += len;
+            json_decref(one);
+        } else {
+            memcpy(t + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+        }
+    }
+    j = json_stringn(t, o);
+    free(t);
+    return j;
+}
+
 static json_t *round_json(const commit_round *r)
 {
     return json_pack("{s:I,s:f,s:f,s:f,s:f}",
@@ -209,6 +237,14 @@ static int record_fill(const commit_state *st, json_t *rec, uint64_t id,
     json_object_set_new(rec, "failed", json_incref(st->failed));
     json_object_set_new(rec, "hparams", json_loads(hp_json, 0, NULL));
     free(hp_json);
+    /* the context prefixes the target vectors were found behind (hparams'
+     * seed, n_prefixes and prefix_tokens sample them again) */
+    if (st->h.n_prefixes && st->prefixes) {
+        json_t *pre = json_array();
+        for (size_t i = 0; i < st->h.n_prefixes; i++)
+            json_array_append_new(pre, json_text(st->prefixes[i]));
+        json_object_set_new(rec, "prefixes", pre);
+    }
     json_object_set_new(rec, "threads", json_integer(omp_get_max_threads()));
     /* how the threads waited: a busy machine's timings depend on it */
     json_object_set_new(rec, "omp_wait", json_string(threads_wait_policy()));

@@ -409,6 +409,30 @@ expect_grep "show names the halved round" "^ +round 3 solved again toward 1/2 of
 expect_ok "revert after a halved round" env STAMP_STORE="$T/s10" "$STAMP" revert HEAD
 expect_grep "that revert is exact too" "reverted commit 1 exactly" "$T/out"
 
+# Context prefixes (world-tiny's defaults have none): the record keeps
+# the ones sampled; the same seed samples them again in another store,
+# another seed others
+head -n 7 batch.csv > few.csv
+for s in p1 p2 p3; do
+  STAMP_STORE="$T/$s" "$STAMP" init --model "$W" >/dev/null 2>&1
+  STAMP_STORE="$T/$s" "$STAMP" import few.csv >/dev/null 2>&1
+done
+pre_opts=(--no-scores --set rounds=1 --set n_prefixes=3 --set prefix_tokens=4)
+expect_ok "a commit with 3 context prefixes" env STAMP_STORE="$T/p1" "$STAMP" commit "${pre_opts[@]}"
+STAMP_STORE="$T/p1" "$STAMP" show --json 1 | jq -c '.commit.prefixes' > pre1.json
+if jq -e 'length == 3 and all(type == "string" and length > 0)' pre1.json >/dev/null; then
+  pass "the record keeps the 3 prefixes ($(head -c 120 pre1.json))"
+else fail "the record keeps the 3 prefixes" "$(head -c 300 pre1.json)"; fi
+STAMP_STORE="$T/p2" "$STAMP" commit "${pre_opts[@]}" >/dev/null 2>&1
+STAMP_STORE="$T/p2" "$STAMP" show --json 1 | jq -c '.commit.prefixes' > pre2.json
+expect_same "the same seed samples the same prefixes" pre1.json pre2.json
+STAMP_STORE="$T/p3" "$STAMP" commit "${pre_opts[@]}" --set seed=99 >/dev/null 2>&1
+STAMP_STORE="$T/p3" "$STAMP" show --json 1 | jq -c '.commit.prefixes' > pre3.json
+if [ -s pre3.json ] && ! cmp -s pre1.json pre3.json; then pass "another seed samples others"
+else fail "another seed samples others" "$(head -c 200 pre3.json)"; fi
+STAMP_STORE="$T/s10" "$STAMP" show --json 1 | jq -c '.commit.prefixes' > pre0.json
+expect_grep "a commit without prefixes records none" '^null$' pre0.json
+
 # Bad usage
 expect_exit "unknown method is usage" 2 "$STAMP" commit --method nope
 expect_exit "bad --limit is usage" 2 "$STAMP" commit --limit 0
