@@ -450,6 +450,23 @@ int ztarget_compute_share(const lm_model *m, const editreq *r, size_t n,
         if (T > maxT) maxT = T;
         if (NL > maxNL) maxNL = NL;
     }
+    /* fewer groups than threads (a small batch on a large model): one
+     * group after another, each pass's kernels on every thread; inside
+     * the parallel loop below each group would run on one thread */
+    if (g1 - g0 < (size_t)omp_get_max_threads() && !omp_in_parallel()) {
+        lm_acts *a = NULL;
+        rc = lm_acts_new(&a, m, maxB, maxT, maxNL, 0);
+        for (size_t gi = g0; !rc && gi < g1; gi++) {
+            size_t f0 = gi * n / n_groups, cnt = (gi + 1) * n / n_groups - f0;
+            rc = zgroup_run(m, a, r + f0, cnt, zlayer, h, z + f0 * C,
+                            h0 + f0 * C, info + f0);
+            finished += cnt;
+            if (progress) progress(ctx, "target vectors", finished, end - first);
+        }
+        lm_acts_free(a);
+        free(own_h0);
+        return rc;
+    }
 #pragma omp parallel
     {
         lm_acts *a = NULL;

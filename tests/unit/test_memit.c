@@ -549,6 +549,21 @@ TEST(z_is_identical_with_one_and_two_threads_and_lowers_the_loss)
     omp_set_num_threads(2);
     CHECK(ztarget_compute(lm_of(&model), reqs, NF, 2, &h, z2, NULL, i2, NULL, NULL) == 0);
     CHECK(!memcmp(z1, z2, NF * C * sizeof(float)));
+    /* one group and one lone fact (fewer groups than threads: the groups
+     * in turn, each pass's kernels on both threads) and 5 groups of one */
+    size_t sizes[2] = {NF, 1};
+    for (size_t k = 0; k < 2; k++) {
+        hparams g = h;
+        g.facts_per_group = sizes[k];
+        for (size_t n = 1; n <= NF; n += NF - 1) {
+            omp_set_num_threads(1);
+            CHECK(ztarget_compute(lm_of(&model), reqs, n, 2, &g, z1, NULL, i1, NULL, NULL) == 0);
+            omp_set_num_threads(2);
+            CHECK(ztarget_compute(lm_of(&model), reqs, n, 2, &g, z2, NULL, i2, NULL, NULL) == 0);
+            CHECK_MSG(!memcmp(z1, z2, n * C * sizeof(float)), "%zu facts, %zu a group", n,
+                      sizes[k]);
+        }
+    }
     hparams none = h;
     none.v_num_grad_steps = 0;
     float *z0 = malloc(NF * C * sizeof(float));
