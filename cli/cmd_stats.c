@@ -18,7 +18,7 @@
 #include <string.h>
 
 const char cmd_stats_usage[] =
-    "stamp stats [--corpus FILE] [--samples N] [--layers LIST] [--json]\n"
+    "stamp stats [--corpus FILE] [--samples N] [--layers LIST] [--checkpoint N] [--json]\n"
     "\n"
     "Computes the second moment of the MLP keys of the edited layers over a\n"
     "text corpus (one sequence per line) on the base model, and keeps it in\n"
@@ -28,6 +28,9 @@ const char cmd_stats_usage[] =
     "  --corpus FILE   the text (default for commit: the model's corpus.txt)\n"
     "  --samples N     corpus lines to cover in all (default: 100000)\n"
     "  --layers LIST   layers (default: the store's edited layers)\n"
+    "  --checkpoint N  store the sums every N lines or so (default 1000): a\n"
+    "                  stopped run keeps them and the next goes on from there,\n"
+    "                  with the same result; 0: all at the end or nothing\n"
     "  --json          print the result as JSON\n";
 
 /* A keystats_note_fn: what the statistics need in memory, on stderr
@@ -46,11 +49,12 @@ int cmd_stats(int argc, char **argv, const cli_globals *g)
         {"samples", required_argument, 0, 's'},
         {"layers", required_argument, 0, 'L'},
         {"json", no_argument, 0, 'j'},
+        {"checkpoint", required_argument, 0, 'k'},
         {0, 0, 0, 0},
     };
     if (cli_wants_help(argc, argv, "stats")) return EXIT_OK;
     const char *corpus = NULL, *layers_arg = NULL;
-    size_t samples = 0;
+    size_t samples = 0, checkpoint = 1000;
     int json_out = 0, c;
     cli_options_begin();
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
@@ -62,6 +66,11 @@ int cmd_stats(int argc, char **argv, const cli_globals *g)
                                        "number, not '%s'", optarg);
             break;
         case 'L': layers_arg = optarg; break;
+        case 'k':
+            if (cli_parse_size(optarg, &checkpoint))
+                return cli_usage_error("stats", "--checkpoint wants a number of "
+                                       "lines (0: none), not '%s'", optarg);
+            break;
         case 'j': json_out = 1; break;
         default: return cli_option_error("stats", c, argv);
         }
@@ -77,7 +86,7 @@ int cmd_stats(int argc, char **argv, const cli_globals *g)
     int rc, computed = 0;
     json_t *out = json_array();
     if ((rc = cli_store_open(&s, g))) goto fail;
-    if ((rc = store_txn_begin(s, &t, corpus != NULL))) goto fail;
+    if ((rc = store_txn_begin(s, &t, 0))) goto fail;
     if ((rc = modelview_config(t, &cfg))) goto fail;
     hparams_default(&h, &cfg);
     rc = store_meta_get(t, "hparams", &stored);
@@ -95,13 +104,19 @@ int cmd_stats(int argc, char **argv, const cli_globals *g)
             rc = err_set(ERR_NOTFOUND, "corpus '%s' does not exist", corpus);
             goto fail;
         }
-        rc = keystats_ensure(t, h.layers, h.n_layers,
-                             samples ? samples : h.stats_samples, abs_corpus,
-                             &computed, stats_note, cli_progress_fn, NULL);
+        /* the sums are stored step by step, each in a transaction of
+         * its own: this one only reads */
+        store_txn_abort(t);
+        t = NULL;
+        rc = keystats_ensure_steps(s, h.layers, h.n_layers,
+                                   samples ? samples : h.stats_samples,
+                                   abs_corpus, checkpoint, &computed,
+                                   stats_note, cli_progress_fn, NULL);
         cli_progress_done();
         /* the MPI ranks have delivered: they exit before anything is
          * written, which rank 0 then does alone */
         if (!rc) rc = dist_finish();
+        if (!rc) rc = store_txn_begin(s, &t, 1);
         if (!rc) rc = store_meta_put(t, "corpus", abs_corpus);
         if (rc) goto fail;
     }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int keystats_corpus_path(store_txn *t, const char *explicit_path, char **path)
 {
@@ -287,5 +288,137 @@ int keystats_ensure(store_txn *t, const size_t *layers, size_t n,
     free(seqs);
     free(id);
     free(path);
+    return rc;
+}
+
+/* ---- in steps ---- */
+
+/* Progress of one step as a share of the whole run's lines. */
+typedef struct {
+    progress_fn fn;
+    void *ctx;
+    size_t offset, total;
+} step_progress;
+
+static void step_progress_fn(void *ctx, const char *label, size_t done,
+                             size_t total)
+{
+    const step_progress *p = ctx;
+    (void)total;
+    p->fn(p->ctx, label, p->offset + done, p->total);
+}
+
+/* The first line not covered by every layer (SIZE_MAX: all cover
+ * `sequences`), and the corpus lines and their count. */
+static int steps_start(store *s, const size_t *layers, size_t n,
+                       size_t sequences, size_t *from)
+{
+    store_txn *t = NULL;
+    int rc = store_txn_begin(s, &t, 0);
+    *from = SIZE_MAX;
+    for (size_t i = 0; !rc && i < n; i++) {
+        uint64_t seqs = 0;
+        rc = keystats_info(t, layers[i], NULL, NULL, &seqs, NULL);
+        if (rc == ERR_NOTFOUND) {
+            err_clear();
+            rc = 0;
+            seqs = 0;
+        }
+        if (!rc && seqs < sequences && seqs < *from) *from = seqs;
+    }
+    store_txn_abort(t);
+    return rc;
+}
+
+/* The lines (counted from `from`) where the steps end: flush points of
+ * one pass over lines[from..upto), at least step_lines apart; the last
+ * is upto - from. */
+static int steps_ends(store *s, char **lines, size_t from, size_t upto,
+                      size_t step_lines, size_t **ends, size_t *n_ends)
+{
+    store_txn *t = NULL;
+    char *dir = NULL;
+    lm_model m = {0};
+    tokenizer *tok = NULL;
+    size_t *points = NULL, n_points = 0;
+    int rc = store_txn_begin(s, &t, 0);
+    if (!rc) rc = modelview_model_dir(t, &dir);
+    store_txn_abort(t);
+    if (!rc) rc = lm_model_load(&m, dir);
+    if (!rc) rc = tokenizer_open_dir(&tok, dir);
+    if (!rc) rc = keystats_sum_flush_points(&m, tok, lines + from, upto - from,
+                                            &points, &n_points);
+    size_t k = 0, last = 0;
+    for (size_t i = 0; !rc && i < n_points; i++)
+        if (points[i] - last >= step_lines || i + 1 == n_points)
+            points[k++] = last = points[i];
+    if (!rc) {
+        *ends = points;
+        *n_ends = k;
+    } else {
+        free(points);
+    }
+    tokenizer_close(tok);
+    lm_model_free(&m);
+    free(dir);
+    return rc;
+}
+
+/* Runs keystats_ensure in one write transaction of its own, recording
+ * the corpus (meta "corpus") when it computed anything. */
+static int ensure_in_txn(store *s, const size_t *layers, size_t n,
+                         size_t sequences, const char *corpus_path,
+                         int *computed, keystats_note_fn note,
+                         progress_fn progress, void *ctx)
+{
+    store_txn *t = NULL;
+    int rc = store_txn_begin(s, &t, 1);
+    if (!rc)
+        rc = keystats_ensure(t, layers, n, sequences, corpus_path, computed,
+                             note, progress, ctx);
+    /* the corpus the stored lines came from, with them: a later commit
+     * that extends the statistics reads on in the same text */
+    if (!rc && *computed) rc = store_meta_put(t, "corpus", corpus_path);
+    if (!rc) {
+        rc = store_txn_commit(t);
+        t = NULL;
+    }
+    store_txn_abort(t);
+    return rc;
+}
+
+int keystats_ensure_steps(store *s, const size_t *layers, size_t n,
+                          size_t sequences, const char *corpus_path,
+                          size_t step_lines, int *computed,
+                          keystats_note_fn note, progress_fn progress,
+                          void *ctx)
+{
+    char **lines = NULL;
+    size_t from = SIZE_MAX, n_lines = 0, *ends = NULL, n_ends = 0;
+    *computed = 0;
+    int rc = steps_start(s, layers, n, sequences, &from);
+    if (!rc && step_lines && from != SIZE_MAX)
+        rc = keystats_read_corpus(corpus_path, &lines, &n_lines);
+    size_t upto = sequences < n_lines ? sequences : n_lines;
+    if (!rc && lines && from < upto && upto - from > step_lines)
+        rc = steps_ends(s, lines, from, upto, step_lines, &ends, &n_ends);
+    for (size_t i = 0; i < n_lines; i++) free(lines[i]);
+    free(lines);
+    if (!rc && !ends) /* nothing to cut into steps */
+        return ensure_in_txn(s, layers, n, sequences, corpus_path, computed,
+                             note, progress, ctx);
+    step_progress sp = {progress, ctx, 0, upto - from};
+    for (size_t k = 0; !rc && k < n_ends; k++) {
+        int c = 0;
+        sp.offset = k ? ends[k - 1] : 0;
+        rc = ensure_in_txn(s, layers, n, from + ends[k], corpus_path, &c,
+                           k ? NULL : note, progress ? step_progress_fn : NULL,
+                           &sp);
+        *computed |= c;
+        /* tests: a moment between steps to kill the run in */
+        const char *pause = getenv("STAMP_TEST_STEP_SLEEP");
+        if (!rc && pause && k + 1 < n_ends) sleep((unsigned)atoi(pause));
+    }
+    free(ends);
     return rc;
 }

@@ -88,4 +88,20 @@ int keystats_ensure(store_txn *t, const size_t *layers, size_t n,
                     size_t sequences, const char *corpus_path, int *computed,
                     keystats_note_fn note, progress_fn progress, void *ctx);
 
+/* keystats_ensure in steps of about `step_lines` corpus lines, each
+ * stored in a write transaction of its own on s: a run that is killed
+ * keeps the steps it finished, and the next run goes on from there.
+ * Steps end where one pass over all the lines to cover would add its
+ * gathered keys into the sums (keystats_sum_flush_points), so the sums
+ * are the same bits however the work was cut into steps or runs (for
+ * layers that start at the same line; a thread count and a rank count).
+ * step_lines 0: one transaction. Each transaction that computed
+ * anything also records corpus_path as the store's corpus (meta
+ * "corpus"). Progress counts this run's lines. */
+int keystats_ensure_steps(store *s, const size_t *layers, size_t n,
+                          size_t sequences, const char *corpus_path,
+                          size_t step_lines, int *computed,
+                          keystats_note_fn note, progress_fn progress,
+                          void *ctx);
+
 #endif
