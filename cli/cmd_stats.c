@@ -7,6 +7,7 @@
 #include "base/errors.h"
 #include "base/hash.h"
 #include "model/lm.h"
+#include "model/tokenizer.h"
 #include "memit/hparams.h"
 #include "memit/keystats.h"
 #include "store/modelview.h"
@@ -40,6 +41,38 @@ static void stats_note(void *ctx, const char *text)
     (void)ctx;
     cli_progress_done();
     fprintf(stderr, "stamp: %s\n", text);
+}
+
+/* Says on stderr how many of the first `upto` lines of the corpus have
+ * more tokens than the model's context (as the statistics tokenize
+ * them): each is cut to its first n_positions tokens. Rank 0 only. */
+static int note_long_lines(store_txn *t, const char *corpus, size_t upto,
+                           size_t n_positions)
+{
+    char **lines = NULL;
+    size_t n = 0, cut = 0;
+    tokenizer *tok = NULL;
+    if (dist_rank() != 0) return 0;
+    int rc = keystats_read_corpus(corpus, &lines, &n);
+    if (!rc) rc = modelview_tokenizer(t, &tok);
+    if (upto > n) upto = n;
+    for (size_t i = 0; !rc && i < upto; i++) {
+        int *ids = NULL;
+        size_t len = 0;
+        rc = tokenizer_encode_ex(tok, lines[i], strlen(lines[i]),
+                                 TOKENIZER_ADD_SPECIAL, &ids, &len);
+        free(ids);
+        cut += len > n_positions;
+    }
+    if (!rc && cut)
+        fprintf(stderr, "stamp: note: %zu of the %zu corpus lines used ('%s') "
+                "have more tokens than the model's %zu positions: the "
+                "statistics take the first %zu tokens of each\n", cut, upto,
+                corpus, n_positions, n_positions);
+    for (size_t i = 0; i < n; i++) free(lines[i]);
+    free(lines);
+    tokenizer_close(tok);
+    return rc;
 }
 
 int cmd_stats(int argc, char **argv, const cli_globals *g)
@@ -104,6 +137,10 @@ int cmd_stats(int argc, char **argv, const cli_globals *g)
             rc = err_set(ERR_NOTFOUND, "corpus '%s' does not exist", corpus);
             goto fail;
         }
+        rc = note_long_lines(t, abs_corpus,
+                             samples ? samples : h.stats_samples,
+                             cfg.n_positions);
+        if (rc) goto fail;
         /* the sums are stored step by step, each in a transaction of
          * its own: this one only reads */
         store_txn_abort(t);

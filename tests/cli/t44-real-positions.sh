@@ -7,7 +7,8 @@
 # floats = 2 GiB), stats and commit still run, as they do on a model of
 # 64 positions. (Before the workspace followed the corpus, both failed
 # there with "no memory for a gpt2 workspace of 32 x 1024 tokens".)
-# Last, a corpus line longer than the 64 positions: cut to 64 tokens.
+# Last, a corpus line longer than the 64 positions: cut to 64 tokens,
+# with a note.
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$(dirname "$0")/lib.sh"
 
@@ -48,15 +49,22 @@ done
 [ -s stats-m1024.dump ] && pass "the key statistics are stored" || fail "the key statistics are stored" "empty dump"
 
 # A corpus line longer than the context: stats cuts it to its first
-# n_positions tokens (keystats_sum.c, stats_batch_encode) and says
-# nothing about it. A line of 100 words (over 64 tokens) between two of
+# n_positions tokens (keystats_sum.c, stats_batch_encode) and says so,
+# with the count of such lines (cmd_stats.c). A line of 100 words (over 64 tokens) between two of
 # 5 tokens each ("The river was long."): 5 + 64 + 5 keys from 3 lines.
 export STAMP_STORE="$T/store-long"
 { echo "The river was long."; for i in $(seq 1 100); do printf 'word%d ' "$i"; done; echo
   echo "The river was long."; } > long.txt
 expect_ok "m64: init (long line)" "$STAMP" init --model m64
 expect_ok "m64: stats over a line longer than 64 positions" "$STAMP" stats --corpus long.txt --json
+expect_grep "stats says one line of three is cut to 64 tokens" \
+  "note: 1 of the 3 corpus lines used .*long.txt.* more tokens than the model's 64 positions: the statistics take the first 64 tokens" "$T/err"
 if jq -e '.[0].tokens == 74 and .[0].sequences == 3' "$T/out" >/dev/null; then
   pass "the long line is cut to its first 64 tokens (5 + 64 + 5 keys)"
 else fail "the long line is cut to its first 64 tokens (5 + 64 + 5 keys)" "$(jq -c . "$T/out")"; fi
+export STAMP_STORE="$T/store-short"
+expect_ok "m64: init (short lines)" "$STAMP" init --model m64
+expect_ok "m64: stats over lines within 64 positions" "$STAMP" stats --corpus corpus.txt
+if grep -q "note:" "$T/err"; then fail "no note when no line is cut" "$(cat "$T/err")"
+else pass "no note when no line is cut"; fi
 finish
