@@ -44,3 +44,19 @@ const char *meminfo_format(char *buf, size_t size, uint64_t bytes)
         snprintf(buf, size, "%" PRIu64 " MiB", (bytes + (1 << 19)) >> 20);
     return buf;
 }
+
+void meminfo_debug_rss(const char *label)
+{
+    const char *env = getenv("STAMP_DEBUG_RSS");
+    if (!env || !*env) return;
+    FILE *fp = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long long hwm = 0, rss = 0, kb;
+    while (fp && fgets(line, sizeof line, fp)) {
+        if (sscanf(line, "VmHWM: %llu kB", &kb) == 1) hwm = kb;
+        if (sscanf(line, "VmRSS: %llu kB", &kb) == 1) rss = kb;
+    }
+    if (fp) fclose(fp);
+    fprintf(stderr, "rss: %s: peak %llu MiB, now %llu MiB\n",
+            label && *label ? label : "?", hwm / 1024, rss / 1024);
+}

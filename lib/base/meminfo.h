@@ -15,4 +15,10 @@ int meminfo_available(uint64_t *bytes);
 /* bytes as text for a message: "512 MiB", "1.50 GiB" (buf of size). */
 const char *meminfo_format(char *buf, size_t size, uint64_t bytes);
 
+/* With STAMP_DEBUG_RSS set (non-empty), one line on stderr:
+ * "rss: LABEL: peak VmHWM MiB, now VmRSS MiB" from /proc/self/status;
+ * nothing otherwise. The commit calls it at each phase's end, to find
+ * which phase holds the memory. */
+void meminfo_debug_rss(const char *label);
+
 #endif

@@ -11,6 +11,7 @@
 #include "base/compare.h"
 #include "base/dist.h"
 #include "base/errors.h"
+#include "base/meminfo.h"
 #include "memit/keystats.h"
 #include "memit/spd.h"
 #include "store/modelview.h"
@@ -42,6 +43,7 @@ static void on_progress(void *ctx, const char *label, size_t done,
         snprintf(text, sizeof text, "%s: %s", st->round_prefix, label);
         label = text;
     }
+    snprintf(st->last_label, sizeof st->last_label, "%s", label);
     commit_event e = {COMMIT_EVENT_PROGRESS, label, done, total, NULL};
     emit(st, &e);
 }
@@ -50,6 +52,7 @@ static void phase_end(commit_state *st)
 {
     commit_event e = {COMMIT_EVENT_PHASE_END, NULL, 0, 0, NULL};
     emit(st, &e);
+    meminfo_debug_rss(st->last_label);
 }
 
 /* A WARNING or NOTE event with a formatted text. */

@@ -22,6 +22,8 @@ typedef struct {
     void *ctx;
     const char *round_prefix; /* "round 2/5" while a later round runs:
                                  its progress labels are prefixed */
+    char last_label[96];      /* the last progress label, for the
+                                 STAMP_DEBUG_RSS line at a phase's end */
     int rome, scores;
     int bad_option;       /* the options' layers or a --set was refused */
     double t_start;
