@@ -440,7 +440,9 @@ int ztarget_compute_share(const lm_model *m, const editreq *r, size_t n,
     int rc = 0;
     if (progress) progress(ctx, "target vectors", 0, end - first);
     /* one workspace per thread, for the largest group: allocating one
-     * per group costs page faults that two threads serialise on */
+     * per group costs page faults that two threads serialise on; the
+     * steps' passes and backward start above zlayer, so the workspace
+     * keeps the activations of those layers only */
     size_t maxB = 1, maxT = 1, maxNL = 1;
     for (size_t gi = g0; gi < g1; gi++) {
         size_t f0 = gi * n / n_groups, cnt = (gi + 1) * n / n_groups - f0;
@@ -455,7 +457,7 @@ int ztarget_compute_share(const lm_model *m, const editreq *r, size_t n,
      * the parallel loop below each group would run on one thread */
     if (g1 - g0 < (size_t)omp_get_max_threads() && !omp_in_parallel()) {
         lm_acts *a = NULL;
-        rc = lm_acts_new(&a, m, maxB, maxT, maxNL, 0);
+        rc = lm_acts_new_from(&a, m, maxB, maxT, maxNL, 0, zlayer + 1);
         for (size_t gi = g0; !rc && gi < g1; gi++) {
             size_t f0 = gi * n / n_groups, cnt = (gi + 1) * n / n_groups - f0;
             rc = zgroup_run(m, a, r + f0, cnt, zlayer, h, z + f0 * C,
@@ -470,7 +472,8 @@ int ztarget_compute_share(const lm_model *m, const editreq *r, size_t n,
 #pragma omp parallel
     {
         lm_acts *a = NULL;
-        int arc = lm_acts_new(&a, m, maxB, maxT, maxNL, 0);
+        int arc = lm_acts_new_from(&a, m, maxB, maxT, maxNL, 0,
+                                   zlayer + 1);
 #pragma omp for schedule(dynamic, 1)
         for (size_t gi = g0; gi < g1; gi++) {
             size_t f0 = gi * n / n_groups, cnt = (gi + 1) * n / n_groups - f0;

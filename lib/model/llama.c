@@ -266,6 +266,8 @@ struct llama_acts {
     llama_config c;
     unsigned flags;
     size_t ls;        /* layer stride factor of the shared buffers: 1 or 0 */
+    size_t first_layer; /* the layers up to it share its slot of the
+                           shared buffers (llama_acts_new_from) */
     size_t maxB, maxT, maxBT, max_logits;
     /* the last pass */
     size_t B, T, valid_layers, start_layer, n_logits, hook_layer;
@@ -360,7 +362,16 @@ static int alloc_buffers(float **memory, buf_spec *spec, size_t n)
 int llama_acts_new(llama_acts **out, const llama_config *c, size_t B,
                    size_t T, size_t max_logits, unsigned flags)
 {
+    return llama_acts_new_from(out, c, B, T, max_logits, flags, 0);
+}
+
+int llama_acts_new_from(llama_acts **out, const llama_config *c, size_t B,
+                        size_t T, size_t max_logits, unsigned flags,
+                        size_t first_layer)
+{
     *out = NULL;
+    /* a hook at the top layer: no block runs backward, one slot */
+    if (c->n_layer && first_layer >= c->n_layer) first_layer = c->n_layer - 1;
     if (!B || !T)
         return err_set(ERR_INVALID, "llama workspace of %zu x %zu tokens", B,
                        T);
@@ -376,9 +387,11 @@ int llama_acts_new(llama_acts **out, const llama_config *c, size_t B,
     a->c = *c;
     a->flags = flags;
     a->ls = flags & LLAMA_ACTS_FORWARD_ONLY ? 0 : 1;
+    a->first_layer = first_layer;
     size_t L = c->n_layer, C = c->n_embd, F = c->n_inner, NH = c->n_head,
            NKV = c->n_kv_head, D = c->head_dim, QD = NH * D, KD = NKV * D;
-    size_t BT = B * T, SL = a->ls ? L : 1, NQ = c->qk_norm ? 1 : 0;
+    size_t BT = B * T, SL = a->ls ? L - first_layer : 1,
+           NQ = c->qk_norm ? 1 : 0;
     a->maxB = B;
     a->maxT = T;
     a->maxBT = BT;
@@ -530,6 +543,11 @@ static int check_batch(const llama_model *m, const llama_acts *a,
         if (b->start_layer == 0)
             return err_set(ERR_INVALID, "row ranges need a pass from a "
                            "layer above 0");
+        if (b->start_layer < a->first_layer)
+            return err_set(ERR_INVALID, "row ranges from layer %zu need a "
+                           "workspace that keeps it (this one keeps "
+                           "layers %zu and up)", b->start_layer,
+                           a->first_layer);
         if (b->hook && b->hook->layer + 1 != b->start_layer)
             return err_set(ERR_INVALID, "row ranges need the hook at layer "
                            "%zu", b->start_layer - 1);
@@ -588,10 +606,17 @@ static const float *block_input(const llama_acts *a, const llama_batch *b,
     return a->res3 + (l - 1) * a->maxBT * a->c.n_embd;
 }
 
+/* Layer l's slot of the shared buffers: the layers up to first_layer
+ * share first_layer's, which it overwrites after them in a pass. */
+static size_t slot(const llama_acts *a, size_t l)
+{
+    return (l > a->first_layer ? l - a->first_layer : 0) * a->ls;
+}
+
 /* Layer l's slice of a shared buffer of `width` floats per row. */
 static float *lay(const llama_acts *a, float *base, size_t l, size_t width)
 {
-    return base + l * a->ls * a->maxBT * width;
+    return base + slot(a, l) * a->maxBT * width;
 }
 
 /* q or k of n rows: projection (+ bias), Qwen3's per-head norm, rope.
@@ -621,7 +646,7 @@ static void block_forward(const llama_model *m, llama_acts *a, size_t l,
     float *ln1 = lay(a, a->ln1, l, C), *rstd1 = lay(a, a->rstd1, l, 1),
           *q = lay(a, a->q, l, QD), *k = lay(a, a->k, l, KD),
           *v = lay(a, a->v, l, KD), *atty = lay(a, a->atty, l, QD),
-          *att = a->att + l * a->ls * a->maxB * NH * a->maxT * a->maxT,
+          *att = a->att + slot(a, l) * a->maxB * NH * a->maxT * a->maxT,
           *res2 = lay(a, a->res2, l, C), *ln2 = lay(a, a->ln2, l, C),
           *rstd2 = lay(a, a->rstd2, l, 1), *gate = lay(a, a->gate, l, F),
           *up = lay(a, a->up, l, F),
@@ -863,7 +888,7 @@ static void block_backward(const llama_model *m, llama_acts *a, size_t l,
     const float *rstd1 = lay(a, a->rstd1, l, 1), *ln1 = lay(a, a->ln1, l, C),
                 *q = lay(a, a->q, l, QD), *k = lay(a, a->k, l, KD),
                 *v = lay(a, a->v, l, KD), *atty = lay(a, a->atty, l, QD),
-                *att = a->att + l * a->ls * a->maxB * NH * a->maxT * a->maxT;
+                *att = a->att + slot(a, l) * a->maxB * NH * a->maxT * a->maxT;
     const float *qpre = a->c.qk_norm ? lay(a, a->qpre, l, QD) : NULL,
                 *kpre = a->c.qk_norm ? lay(a, a->kpre, l, KD) : NULL,
                 *qrstd = a->c.qk_norm ? lay(a, a->qrstd, l, NH) : NULL,
@@ -921,6 +946,11 @@ static int check_backward(const llama_model *m, const llama_acts *a,
     if (a->flags & LLAMA_ACTS_FORWARD_ONLY)
         return err_set(ERR_INVALID, "llama backward needs a workspace that "
                        "keeps every layer (not FORWARD_ONLY)");
+    if (h && !g ? h->layer + 1 < a->first_layer : a->first_layer > 0)
+        return err_set(ERR_INVALID, "llama backward needs the layers above "
+                       "the hook (or all layers, for weight gradients) in "
+                       "its workspace; it keeps layers %zu and up",
+                       a->first_layer);
     if (!a->has_forward || a->B != b->B || a->T != b->T ||
         a->start_layer != b->start_layer || a->n_logits != b->n_logits ||
         a->has_hook != (h != NULL) || (h && a->hook_layer != h->layer) ||

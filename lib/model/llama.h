@@ -122,6 +122,14 @@ enum { LLAMA_ACTS_FORWARD_ONLY = 1 };
  * logit positions; one per thread. */
 int llama_acts_new(llama_acts **out, const llama_config *c, size_t B,
                    size_t T, size_t max_logits, unsigned flags);
+/* The same, keeping the per-layer activations a backward pass reads only
+ * for layers first_layer and up (the layers below share one slot): for
+ * passes whose backward and row ranges start at first_layer or above (a
+ * hook at first_layer - 1 and no weight gradients), like the target
+ * vectors' steps; a fraction of the memory when the hook is deep. */
+int llama_acts_new_from(llama_acts **out, const llama_config *c, size_t B,
+                        size_t T, size_t max_logits, unsigned flags,
+                        size_t first_layer);
 void llama_acts_free(llama_acts *a); /* accepts NULL */
 
 int llama_forward(const llama_model *m, llama_acts *a, const llama_batch *b);

@@ -134,6 +134,12 @@ void lm_from_gpt2(lm_model *m, gpt2_model *g)
 int lm_acts_new(lm_acts **out, const lm_model *m, size_t B, size_t T,
                 size_t max_logits, unsigned flags)
 {
+    return lm_acts_new_from(out, m, B, T, max_logits, flags, 0);
+}
+
+int lm_acts_new_from(lm_acts **out, const lm_model *m, size_t B, size_t T,
+                     size_t max_logits, unsigned flags, size_t first_layer)
+{
     lm_acts *a = calloc(1, sizeof *a);
     int rc;
     *out = NULL;
@@ -142,9 +148,10 @@ int lm_acts_new(lm_acts **out, const lm_model *m, size_t B, size_t T,
     if (a->family == LM_GPT2)
         rc = gpt2_acts_new(&a->gpt2, &m->gpt2->config, B, T, max_logits);
     else
-        rc = llama_acts_new(&a->llama, &m->llama->config, B, T, max_logits,
-                            flags & LM_ACTS_FORWARD_ONLY
-                                ? LLAMA_ACTS_FORWARD_ONLY : 0);
+        rc = llama_acts_new_from(&a->llama, &m->llama->config, B, T,
+                                 max_logits, flags & LM_ACTS_FORWARD_ONLY
+                                     ? LLAMA_ACTS_FORWARD_ONLY : 0,
+                                 first_layer);
     if (rc) {
         free(a);
         return rc;

@@ -82,6 +82,11 @@ enum { LM_ACTS_FORWARD_ONLY = 1 };
 
 int lm_acts_new(lm_acts **out, const lm_model *m, size_t B, size_t T,
                 size_t max_logits, unsigned flags);
+/* The same for passes whose backward and row ranges start at first_layer
+ * or above (a hook at first_layer - 1): the Llama family keeps the
+ * activations of the layers below in one shared slot (GPT-2 keeps all). */
+int lm_acts_new_from(lm_acts **out, const lm_model *m, size_t B, size_t T,
+                     size_t max_logits, unsigned flags, size_t first_layer);
 void lm_acts_free(lm_acts *a); /* accepts NULL */
 
 int lm_forward(const lm_model *m, lm_acts *a, const lm_batch *b);

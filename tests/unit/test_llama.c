@@ -989,6 +989,68 @@ TEST(row_range_pass_equals_full_pass)
     }
 }
 
+/* A workspace from layer h+1 (the hook's steps: full pass, row ranges,
+ * backward to the hook) gives the logits and dvec of one that keeps every
+ * layer, bit for bit; it refuses a backward or row ranges lower down. */
+TEST(workspace_from_layer_equals_full)
+{
+    for (int k = 0; k < 4; k++) {
+        pass_case p;
+        if (pass_setup(&p, k)) continue;
+        const llama_config *c = &p.m.config;
+        size_t B = p.g.B, T = p.g.T, C = c->n_embd, V = c->vocab_size,
+               L = c->n_layer;
+        size_t from[8], len[8], lpos[8], hpos[8];
+        float *vec = fnew(B * C), *dl = fnew(B * V);
+        float *dv = fnew(B * C), *dv2 = fnew(B * C);
+        fill(vec, B * C, -0.5, 0.5);
+        fill(dl, B * V, -0.1, 0.1);
+        for (size_t b = 0; b < B; b++) {
+            len[b] = p.g.len[b];
+            from[b] = len[b] / 2;
+            lpos[b] = b * T + len[b] - 1;
+            hpos[b] = b * T + from[b];
+        }
+        for (size_t hl = 0; hl + 1 < L; hl++) {
+            llama_hook h = {.layer = hl, .n = B, .pos = hpos, .vec = vec};
+            llama_acts *a = NULL, *a2 = NULL;
+            CHECK(llama_acts_new(&a, c, B, T, B, 0) == 0);
+            CHECK(llama_acts_new_from(&a2, c, B, T, B, 0, hl + 1) == 0);
+            llama_batch full = {.tokens = p.g.tokens, .B = B, .T = T,
+                                .logit_pos = lpos, .n_logits = B, .hook = &h};
+            llama_batch rows = full;
+            rows.start_layer = hl + 1;
+            rows.row_from = from;
+            rows.row_len = len;
+            for (int pass = 0; pass < 2; pass++) {
+                const llama_batch *b = pass ? &rows : &full;
+                CHECK(llama_forward(&p.m, a, b) == 0);
+                CHECK(llama_forward(&p.m, a2, b) == 0);
+                CHECK(!memcmp(llama_acts_logits(a), llama_acts_logits(a2),
+                              B * V * sizeof(float)));
+                CHECK(llama_backward(&p.m, a, b, dl, dv) == 0);
+                CHECK(llama_backward(&p.m, a2, b, dl, dv2) == 0);
+                CHECK(!memcmp(dv, dv2, B * C * sizeof(float)));
+            }
+            if (hl > 0) { /* a hook one layer lower: refused */
+                llama_hook lo = h;
+                lo.layer = hl - 1;
+                llama_batch low = full;
+                low.hook = &lo;
+                CHECK(llama_forward(&p.m, a2, &low) == 0);
+                CHECK(llama_backward(&p.m, a2, &low, dl, dv2) != 0);
+                low.start_layer = hl;
+                low.row_from = from;
+                low.row_len = len;
+                CHECK(llama_forward(&p.m, a2, &low) != 0);
+            }
+            llama_acts_free(a); llama_acts_free(a2);
+        }
+        free(vec); free(dl); free(dv); free(dv2);
+        pass_free(&p);
+    }
+}
+
 /* What follows a sequence's end does not change its positions. */
 TEST(padding_does_not_leak)
 {
@@ -1586,6 +1648,7 @@ int main(void)
     RUN(backward_head_only_pass);
     RUN(partial_passes_equal_full_pass);
     RUN(row_range_pass_equals_full_pass);
+    RUN(workspace_from_layer_equals_full);
     RUN(padding_does_not_leak);
     RUN(determinism_threads_parallel_region);
     RUN(bad_arguments);
