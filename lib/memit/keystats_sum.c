@@ -60,14 +60,39 @@ static void add_symmetric(double *sum, const float *batch, size_t F)
         }
 }
 
+/* batch (F, F) upper = keys^T keys, keys (n_keys, F): in fixed tiles of
+ * GRAM_TILE columns, each tile by one thread (OpenBLAS runs single-
+ * threaded inside an OpenMP region): the same bits for any thread count.
+ * OpenBLAS's own threads split a whole ssyrk by the thread count, and its
+ * sums then differ in the last bits between 1 and 2 threads. */
+enum { GRAM_TILE = 256 };
+
+static void upper_gram(float *batch, const float *keys, size_t n_keys, size_t F)
+{
+    size_t nt = (F + GRAM_TILE - 1) / GRAM_TILE, pairs = nt * (nt + 1) / 2;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t p = 0; p < pairs; p++) {
+        size_t bi = 0, rest = p; /* p-th tile (bi, bj), bi <= bj, row by row */
+        while (rest >= nt - bi) rest -= nt - bi++;
+        size_t bj = bi + rest, i0 = bi * GRAM_TILE, j0 = bj * GRAM_TILE;
+        int ni = (int)(F - i0 < GRAM_TILE ? F - i0 : GRAM_TILE);
+        int nj = (int)(F - j0 < GRAM_TILE ? F - j0 : GRAM_TILE);
+        if (bi == bj)
+            cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, ni, (int)n_keys,
+                        1.0f, keys + i0, (int)F, 0.0f, batch + i0 * F + i0, (int)F);
+        else
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ni, nj,
+                        (int)n_keys, 1.0f, keys + i0, (int)F, keys + j0, (int)F,
+                        0.0f, batch + i0 * F + j0, (int)F);
+    }
+}
+
 /* keystats_sum_add with a caller's (F, F) float workspace */
 static void add_keys(keystats_sum *c, const float *keys, size_t n_keys,
                      float *batch)
 {
     size_t F = c->F;
-    /* batch (F, F) upper = keys^T keys; keys is (n_keys, F) */
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)F, (int)n_keys,
-                1.0f, keys, (int)F, 0.0f, batch, (int)F);
+    upper_gram(batch, keys, n_keys, F);
     add_symmetric(c->sum, batch, F);
     c->tokens += n_keys;
 }

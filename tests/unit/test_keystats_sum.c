@@ -8,7 +8,10 @@
  * keystats_sum_take_mean's bits there and leaves the lower triangle
  * unwritten, and the Cholesky factor made in place on it is
  * spd_cholesky's, bit for bit, with the lower triangle untouched (what
- * lets a commit keep each layer's factor in a triangle's memory). */
+ * lets a commit keep each layer's factor in a triangle's memory).
+ * Keys added at a width of several tiles (keystats_sum_add) give the
+ * same bits with 1 and 2 threads, and the naive twin's sums within float
+ * rounding. */
 #include "../harness.h"
 #include "../lm_wrap.h"
 #include "../tiny_vocab.h"
@@ -20,6 +23,7 @@
 #include "memit/spd.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +207,36 @@ TEST(a_record_decodes_to_the_upper_mean_and_factors_in_place)
     free(U);
 }
 
+TEST(keys_add_to_the_same_bits_with_one_and_two_threads)
+{
+    enum { F = 600, N = 700 }; /* three tiles a side, the last a short one */
+    float *keys = malloc((size_t)N * F * sizeof(float));
+    uint64_t r = 99;
+    for (size_t i = 0; i < (size_t)N * F; i++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        keys[i] = (float)((double)(r >> 40) / (double)(1ull << 24) - 0.5);
+    }
+    keystats_sum one, two, slow;
+    CHECK(keystats_sum_init(&one, F) == 0 && keystats_sum_init(&two, F) == 0 &&
+          keystats_sum_init(&slow, F) == 0);
+    omp_set_num_threads(1);
+    keystats_sum_add(&one, keys, N);
+    omp_set_num_threads(2);
+    keystats_sum_add(&two, keys, N);
+    keystats_sum_add_naive(&slow, keys, N);
+    CHECK(!memcmp(one.sum, two.sum, (size_t)F * F * sizeof(double)));
+    double worst = 0;
+    for (size_t i = 0; i < (size_t)F * F; i++) {
+        double d = fabs(one.sum[i] - slow.sum[i]) / (1 + fabs(slow.sum[i]));
+        if (d > worst) worst = d;
+    }
+    CHECK_MSG(worst < 1e-4, "worst relative difference %g", worst);
+    keystats_sum_free(&one);
+    keystats_sum_free(&two);
+    keystats_sum_free(&slow);
+    free(keys);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_keystats_sum.XXXXXX");
@@ -213,6 +247,7 @@ int main(void)
     RUN(corpus_statistics_match_each_lines_keys_summed_naively);
     RUN(a_corpus_in_two_parts_sums_the_same_keys);
     RUN(a_record_decodes_to_the_upper_mean_and_factors_in_place);
+    RUN(keys_add_to_the_same_bits_with_one_and_two_threads);
     tokenizer_close(tok);
     gpt2_model_free(&model);
     tiny_vocab_remove(tmpdir);
