@@ -130,12 +130,13 @@ static int score_pairs(const lm_model *m, const tokenizer *tok,
 #pragma omp parallel if (!rc && n_batches > 1)
     {
         lm_acts *a = NULL;
-        /* forward only: scoring never runs a backward pass, and a
-         * workspace that keeps every layer's activations is several
-         * times the size (1.5 GB a thread at Llama 3.2 1B's shape) */
+        /* logits only: scoring never runs a backward pass nor reads a
+         * layer's keys, and a workspace that keeps every layer's
+         * activations is many times the size (1.5 GB a thread at Llama
+         * 3.2 1B's shape) */
         int arc = rc ? rc : lm_acts_new(&a, m, rows, longest,
                                         rows * most_targets,
-                                        LM_ACTS_FORWARD_ONLY);
+                                        LM_ACTS_LOGITS_ONLY);
 #pragma omp for schedule(dynamic, 1)
         for (size_t bi = 0; bi < n_batches; bi++) {
             size_t s0 = bi * rows, B = s0 + rows <= n ? rows : n - s0;

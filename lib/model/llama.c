@@ -385,6 +385,7 @@ int llama_acts_new_from(llama_acts **out, const llama_config *c, size_t B,
     llama_acts *a = calloc(1, sizeof *a);
     if (!a) return err_set(ERR_NOMEM, "no memory for a llama workspace");
     a->c = *c;
+    if (flags & LLAMA_ACTS_LOGITS_ONLY) flags |= LLAMA_ACTS_FORWARD_ONLY;
     a->flags = flags;
     a->ls = flags & LLAMA_ACTS_FORWARD_ONLY ? 0 : 1;
     a->first_layer = first_layer;
@@ -392,6 +393,10 @@ int llama_acts_new_from(llama_acts **out, const llama_config *c, size_t B,
            NKV = c->n_kv_head, D = c->head_dim, QD = NH * D, KD = NKV * D;
     size_t BT = B * T, SL = a->ls ? L - first_layer : 1,
            NQ = c->qk_norm ? 1 : 0;
+    /* LOGITS_ONLY: one layer's keys, two block outputs (a block's input
+     * and its output) */
+    size_t KL = flags & LLAMA_ACTS_LOGITS_ONLY ? 1 : L,
+           RL = flags & LLAMA_ACTS_LOGITS_ONLY ? (L < 2 ? L : 2) : L;
     a->maxB = B;
     a->maxT = T;
     a->maxBT = BT;
@@ -413,8 +418,8 @@ int llama_acts_new_from(llama_acts **out, const llama_config *c, size_t B,
         {&a->att, SL * B * NH * T * T}, {&a->atty, SL * BT * QD},
         {&a->res2, SL * BT * C},       {&a->ln2, SL * BT * C},
         {&a->rstd2, SL * BT},          {&a->gate, SL * BT * F},
-        {&a->up, SL * BT * F},         {&a->key, L * BT * F},
-        {&a->res3, L * BT * C},        {&a->hooked, BT * C},
+        {&a->up, SL * BT * F},         {&a->key, KL * BT * F},
+        {&a->res3, RL * BT * C},       {&a->hooked, BT * C},
         {&a->scratch, BT * C},         {&a->xin, BT * C},
         {&a->qc, BT * QD},             {&a->kc, BT * KD},
         {&a->vc, BT * KD},             {&a->lnf_in, max_logits * C},
@@ -463,16 +468,33 @@ void llama_acts_free(llama_acts *a)
 
 const float *llama_acts_logits(const llama_acts *a) { return a->logits; }
 
+/* Layer l's MLP keys and block output in the workspace: under
+ * LOGITS_ONLY the layers share one slot of keys and two of outputs (the
+ * input of block l, l-1's output, is never l's own slot). */
+static float *key_at(const llama_acts *a, size_t l)
+{
+    size_t k = a->flags & LLAMA_ACTS_LOGITS_ONLY ? 0 : l;
+    return a->key + k * a->maxBT * a->c.n_inner;
+}
+
+static float *res3_at(const llama_acts *a, size_t l)
+{
+    size_t k = a->flags & LLAMA_ACTS_LOGITS_ONLY ? l % 2 : l;
+    return a->res3 + k * a->maxBT * a->c.n_embd;
+}
+
 const float *llama_acts_mlp_key(const llama_acts *a, size_t layer)
 {
-    if (layer >= a->c.n_layer) return NULL;
-    return a->key + layer * a->maxBT * a->c.n_inner;
+    if (layer >= a->c.n_layer || a->flags & LLAMA_ACTS_LOGITS_ONLY)
+        return NULL;
+    return key_at(a, layer);
 }
 
 const float *llama_acts_block_out(const llama_acts *a, size_t layer)
 {
-    if (layer >= a->c.n_layer) return NULL;
-    return a->res3 + layer * a->maxBT * a->c.n_embd;
+    if (layer >= a->c.n_layer || a->flags & LLAMA_ACTS_LOGITS_ONLY)
+        return NULL;
+    return res3_at(a, layer);
 }
 
 /* ---- the forward pass ------------------------------------------------------ */
@@ -603,7 +625,7 @@ static const float *block_input(const llama_acts *a, const llama_batch *b,
     if (a->rows && l == b->start_layer) return a->xin;
     if (b->hook && b->hook->layer + 1 == l) return a->hooked;
     if (l == 0) return a->encoded;
-    return a->res3 + (l - 1) * a->maxBT * a->c.n_embd;
+    return res3_at(a, l - 1);
 }
 
 /* Layer l's slot of the shared buffers: the layers up to first_layer
@@ -650,7 +672,7 @@ static void block_forward(const llama_model *m, llama_acts *a, size_t l,
           *res2 = lay(a, a->res2, l, C), *ln2 = lay(a, a->ln2, l, C),
           *rstd2 = lay(a, a->rstd2, l, 1), *gate = lay(a, a->gate, l, F),
           *up = lay(a, a->up, l, F),
-          *key = a->key + l * a->maxBT * F, *res3 = a->res3 + l * a->maxBT * C;
+          *key = key_at(a, l), *res3 = res3_at(a, l);
     float *qpre = a->c.qk_norm ? lay(a, a->qpre, l, QD) : NULL,
           *kpre = a->c.qk_norm ? lay(a, a->kpre, l, KD) : NULL,
           *qrstd = a->c.qk_norm ? lay(a, a->qrstd, l, NH) : NULL,
@@ -729,22 +751,22 @@ int llama_forward(const llama_model *m, llama_acts *a, const llama_batch *b)
         memcpy(a->tokens, b->tokens, BT * sizeof *b->tokens);
         a->B = B;
         a->T = T;
-        memcpy(a->res3 + (s - 1) * a->maxBT * C, b->input,
+        memcpy(res3_at(a, s - 1), b->input,
                BT * C * sizeof(float));
     }
     if (h && h->layer + 1 == s)
-        apply_hook(a, h, a->res3 + h->layer * a->maxBT * C, BT);
+        apply_hook(a, h, res3_at(a, h->layer), BT);
     set_rows(a, b);
     size_t n = a->n_act, end = b->end_layer ? b->end_layer : L;
     const size_t *row_of = a->rows ? a->compact : NULL;
     if (a->rows) {
-        const float *in = h ? a->hooked : a->res3 + (s - 1) * a->maxBT * C;
+        const float *in = h ? a->hooked : res3_at(a, s - 1);
         for (size_t i = 0; i < n; i++)
             memcpy(a->xin + i * C, in + a->act_pos[i] * C, C * sizeof(float));
     }
     for (size_t l = s; l < end; l++) {
         block_forward(m, a, l, block_input(a, b, l), n, B, T);
-        if (h && h->layer == l) apply_hook(a, h, a->res3 + l * a->maxBT * C, BT);
+        if (h && h->layer == l) apply_hook(a, h, res3_at(a, l), BT);
     }
     a->valid_layers = a->rows ? s : end;
     if (end < L) /* nothing above: no head, no backward */
@@ -848,7 +870,7 @@ static void mlp_backward(const llama_model *m, llama_acts *a, size_t l,
     size_t C = a->c.n_embd, F = a->c.n_inner;
     const float *res2 = lay(a, a->res2, l, C), *rstd2 = lay(a, a->rstd2, l, 1),
                 *ln2 = lay(a, a->ln2, l, C), *gate = lay(a, a->gate, l, F),
-                *up = lay(a, a->up, l, F), *key = a->key + l * a->maxBT * F;
+                *up = lay(a, a->up, l, F), *key = key_at(a, l);
     /* out = res2 + down(silu(gate(ln2)) * up(ln2)), ln2 = norm(res2) */
     if (g)
         linear_weight_backward(g, &gl->down, gl->down_bias, a->dres, key, n,

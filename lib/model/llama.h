@@ -115,7 +115,10 @@ typedef struct llama_acts llama_acts; /* opaque: activations of one pass */
  * accessors return (the MLP keys and the block outputs) and shares one
  * layer's worth of the rest between layers: a fraction of the memory for
  * key passes over many tokens; no backward and no row ranges then. */
-enum { LLAMA_ACTS_FORWARD_ONLY = 1 };
+/* LOGITS_ONLY (implies FORWARD_ONLY) keeps no layer's keys or block
+ * outputs either (the accessors return NULL): passes that read only the
+ * logits, like scoring. */
+enum { LLAMA_ACTS_FORWARD_ONLY = 1, LLAMA_ACTS_LOGITS_ONLY = 2 };
 
 /* Workspace for passes of up to B x T tokens (T at most the model's
  * max_position_embeddings and sliding window) and up to max_logits

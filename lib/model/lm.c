@@ -149,8 +149,11 @@ int lm_acts_new_from(lm_acts **out, const lm_model *m, size_t B, size_t T,
         rc = gpt2_acts_new(&a->gpt2, &m->gpt2->config, B, T, max_logits);
     else
         rc = llama_acts_new_from(&a->llama, &m->llama->config, B, T,
-                                 max_logits, flags & LM_ACTS_FORWARD_ONLY
-                                     ? LLAMA_ACTS_FORWARD_ONLY : 0,
+                                 max_logits,
+                                 (flags & LM_ACTS_FORWARD_ONLY
+                                      ? LLAMA_ACTS_FORWARD_ONLY : 0) |
+                                 (flags & LM_ACTS_LOGITS_ONLY
+                                      ? LLAMA_ACTS_LOGITS_ONLY : 0),
                                  first_layer);
     if (rc) {
         free(a);

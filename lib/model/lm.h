@@ -78,7 +78,9 @@ typedef struct lm_acts lm_acts; /* opaque: activations of one pass */
 /* LM_ACTS_FORWARD_ONLY: passes that only read keys and block outputs (no
  * backward, no row ranges); the Llama family then keeps a fraction of
  * the memory. */
-enum { LM_ACTS_FORWARD_ONLY = 1 };
+/* LM_ACTS_LOGITS_ONLY: passes that read only the logits (scoring): the
+ * Llama family keeps no layer's keys or block outputs either. */
+enum { LM_ACTS_FORWARD_ONLY = 1, LM_ACTS_LOGITS_ONLY = 2 };
 
 int lm_acts_new(lm_acts **out, const lm_model *m, size_t B, size_t T,
                 size_t max_logits, unsigned flags);

@@ -935,6 +935,21 @@ TEST(partial_passes_equal_full_pass)
                           llama_acts_block_out(lean, l),
                           B * T * C * sizeof(float)));
         }
+        /* LOGITS_ONLY: the same logits, with and without the hook, and
+         * no keys or block outputs to read */
+        llama_acts *bare = NULL;
+        CHECK(llama_acts_new(&bare, c, B, T, NL, LLAMA_ACTS_LOGITS_ONLY) == 0);
+        CHECK(llama_forward(&p.m, bare, &full) == 0);
+        CHECK(!memcmp(ref, llama_acts_logits(bare), NL * V * sizeof *ref));
+        CHECK(llama_acts_mlp_key(bare, 0) == NULL);
+        CHECK(llama_acts_block_out(bare, 0) == NULL);
+        llama_batch plain = full;
+        plain.hook = NULL;
+        CHECK(llama_forward(&p.m, lean, &plain) == 0);
+        CHECK(llama_forward(&p.m, bare, &plain) == 0);
+        CHECK(!memcmp(llama_acts_logits(lean), llama_acts_logits(bare),
+                      NL * V * sizeof *ref));
+        llama_acts_free(bare);
         /* the block output is stored before the hook's addition */
         CHECK(!memcmp(out0, llama_acts_block_out(a, 0), B * T * C * sizeof(float)));
         /* an early end: the lower layers as in the full pass */
