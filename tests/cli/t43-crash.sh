@@ -11,8 +11,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 . "$HERE/crashlib.sh"
 
-# (12 under the sanitizers, whose every command is several times slower)
-default_trials=24; [ "$SANITIZED" = 1 ] && default_trials=12
+# (8 under the sanitizers, whose every command is several times slower)
+default_trials=24; [ "$SANITIZED" = 1 ] && default_trials=8
 trials=${CRASH_TRIALS:-$default_trials}
 seed=${CRASH_SEED:-4302}
 echo "crash: seed $seed, $trials trials (CRASH_SEED=$seed CRASH_TRIALS=$trials to replay)"

@@ -18,11 +18,10 @@
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$(dirname "$0")/lib.sh"
 
-# under the sanitizers: 4 flips, and the header byte of every second page
-# (pages 0, 2, 4, ...: the first meta page and every kind of page still
-# meet the damage; the plain run covers every page)
+# under the sanitizers: 3 flips, and the header byte of every third page
+# (pages 0, 3, 6, ...; the plain run covers every page)
 default_flips=12; PAGE_STEP=1
-[ "$SANITIZED" = 1 ] && { default_flips=4; PAGE_STEP=2; }
+[ "$SANITIZED" = 1 ] && { default_flips=3; PAGE_STEP=3; }
 FLIPS=${DAMAGE_FLIPS:-$default_flips}
 ROUNDS=${DAMAGE_HEADER_ROUNDS:-1}
 RANDOM=${DAMAGE_SEED:-4711}
