@@ -308,8 +308,8 @@ static void step_progress_fn(void *ctx, const char *label, size_t done,
     p->fn(p->ctx, label, p->offset + done, p->total);
 }
 
-/* The first line not covered by every layer (SIZE_MAX: all cover
- * `sequences`), and the corpus lines and their count. */
+/* The first corpus line not covered by every layer (SIZE_MAX: all
+ * cover `sequences`). */
 static int steps_start(store *s, const size_t *layers, size_t n,
                        size_t sequences, size_t *from)
 {
