@@ -239,8 +239,9 @@ static int read_config(const char *path, json_t *root, llama_config *c)
     while (a < N_ARCH && strcmp(arch_table[a].name, name) != 0) a++;
     if (a == N_ARCH)
         return err_set(ERR_FORMAT, "'%s': unknown architecture '%s' (supported: "
-                       "LlamaForCausalLM, MistralForCausalLM, "
-                       "Qwen2ForCausalLM, Qwen3ForCausalLM)", path, name);
+                       "GPT2LMHeadModel, LlamaForCausalLM, "
+                       "MistralForCausalLM, Qwen2ForCausalLM, "
+                       "Qwen3ForCausalLM)", path, name);
     c->arch = arch_table[a].arch;
 
     json_t *act = json_object_get(root, "hidden_act");
