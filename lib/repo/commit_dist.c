@@ -1,9 +1,10 @@
 /* commit_dist: a commit's target vectors shared among MPI ranks
  * (base/dist.h). Each round's z phase on rank 0 broadcasts DIST_CMD_Z,
  * then a blob (the hyperparameters, the z layer, the model directory and
- * the edit requests, serialised) and the edited matrices (every layer's
- * the first time, since the store's overlay may hold any; then those of
- * the commit's layers, which the rounds change). Every rank computes the
+ * the edit requests, serialised) and the edited matrices that differ
+ * from the model's files: the first time those the store's overlay holds
+ * (the committed edits), then those of the commit's layers, which the
+ * rounds change. Every rank computes the
  * target vectors of its share of the fact groups (ztarget_compute_share:
  * the groups do not depend on the share, so each z is the one a single
  * process finds, bit for bit) and the workers send theirs to rank 0,
@@ -111,13 +112,35 @@ static void get_req(cursor *c, editreq *r)
 
 /* ---- both sides ------------------------------------------------------ */
 
-/* The edited matrices rank 0 sends: every layer's, or the commit's. */
-static int bcast_tensors(lm_model *m, const hparams *h, int all)
+/* The layers whose edited matrix the store's overlay holds, in layer
+ * order: where the model rank 0 edits differs from the files the workers
+ * load. *layers is malloc'ed. */
+static int overlay_layers(commit_state *st, size_t **layers, size_t *n)
 {
-    size_t n = all ? m->config.n_layer : h->n_layers;
+    char **names = NULL, name[128];
+    size_t n_names = 0, L = st->model.config.n_layer;
+    *n = 0;
+    int rc = store_tensor_names(st->t, &names, &n_names);
+    if (!rc && !(*layers = malloc((L ? L : 1) * sizeof **layers)))
+        rc = err_set(ERR_NOMEM, "out of memory");
+    for (size_t l = 0; !rc && l < L; l++) {
+        lm_edit_name(&st->model, l, name, sizeof name);
+        for (size_t i = 0; i < n_names; i++)
+            if (!strcmp(names[i], name)) {
+                (*layers)[(*n)++] = l;
+                break;
+            }
+    }
+    store_strings_free(names, n_names);
+    return rc;
+}
+
+/* The edited matrices of layers[0..n) from rank 0. */
+static int bcast_tensors(lm_model *m, const size_t *layers, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
         lm_edit_view v;
-        int rc = lm_edit_view_get(m, all ? i : h->layers[i], &v);
+        int rc = lm_edit_view_get(m, layers[i], &v);
         if (!rc) rc = dist_bcast(v.w, v.rows * v.cols * sizeof(float));
         if (rc) return rc;
     }
@@ -151,28 +174,41 @@ int commit_dist_targets(commit_state *st, size_t n, int all_layers,
 {
     char *dir = NULL;
     blob b = {0};
+    size_t *layers = NULL, nt = st->h.n_layers;
     int rc = modelview_model_dir(st->t, &dir);
-    if (rc) return rc;
+    if (!rc && all_layers) rc = overlay_layers(st, &layers, &nt);
+    if (rc) { free(dir); return rc; }
+    const size_t *sent = all_layers ? layers : st->h.layers;
     put(&b, &st->h, sizeof st->h);
     put_u64(&b, st->zlayer);
-    put_u64(&b, (uint64_t)all_layers);
     lm_edit_view v0;
-    if ((rc = lm_edit_view_get(&st->model, 0, &v0))) { free(dir); return rc; }
+    if ((rc = lm_edit_view_get(&st->model, st->h.layers[0], &v0))) {
+        free(dir);
+        free(layers);
+        return rc;
+    }
     put_u64(&b, v0.rows * v0.cols); /* each matrix's values */
-    put_u64(&b, all_layers ? st->model.config.n_layer : st->h.n_layers);
+    put_u64(&b, nt);
+    for (size_t i = 0; i < nt; i++) put_u64(&b, sent[i]);
     put_u64(&b, strlen(dir));
     put(&b, dir, strlen(dir));
     put_u64(&b, n);
     for (size_t i = 0; i < n; i++) put_req(&b, &st->reqs[i]);
     free(dir);
-    if (b.bad) { free(b.p); return err_set(ERR_NOMEM, "out of memory"); }
+    if (b.bad) {
+        free(b.p);
+        free(layers);
+        return err_set(ERR_NOMEM, "out of memory");
+    }
     void *p = b.p;
     if ((rc = dist_command(DIST_CMD_Z)) || (rc = dist_bcast_blob(&p, &b.len)) ||
-        (rc = bcast_tensors(&st->model, &st->h, all_layers))) {
+        (rc = bcast_tensors(&st->model, sent, nt))) {
         free(b.p);
+        free(layers);
         return rc;
     }
     free(b.p);
+    free(layers);
     rc = ztarget_compute_share(&st->model, st->reqs, n, st->zlayer, &st->h, 0,
                                dist_size(), st->z, NULL, st->zinfo, progress,
                                ctx);
@@ -203,18 +239,28 @@ static int worker_setup(commit_worker *w, cursor *c, hparams *h,
 {
     get(c, h, sizeof *h);
     *zlayer = get_u64(c);
-    int all = get_u64(c) != 0;
     size_t values = get_u64(c), nt = get_u64(c);
-    size_t dir_len = get_u64(c);
-    if (c->bad || dir_len > c->len - c->at)
+    if (c->bad || nt > (c->len - c->at) / sizeof(uint64_t))
         return err_set(ERR_FORMAT, "target vectors: a malformed message from rank 0");
+    size_t *layers = malloc((nt ? nt : 1) * sizeof *layers);
+    if (!layers) return ERR_NOMEM;
+    for (size_t i = 0; i < nt; i++) layers[i] = get_u64(c);
+    size_t dir_len = get_u64(c);
+    if (c->bad || dir_len > c->len - c->at) {
+        free(layers);
+        return err_set(ERR_FORMAT, "target vectors: a malformed message from rank 0");
+    }
     char *dir = strndup((const char *)c->p + c->at, dir_len);
-    if (!dir) return ERR_NOMEM;
+    if (!dir) { free(layers); return ERR_NOMEM; }
     c->at += dir_len;
     *n = get_u64(c);
-    if (c->bad || *n > c->len) { free(dir); return err_set(ERR_FORMAT, "target vectors: a malformed message from rank 0"); }
+    if (c->bad || *n > c->len) {
+        free(dir);
+        free(layers);
+        return err_set(ERR_FORMAT, "target vectors: a malformed message from rank 0");
+    }
     *reqs = calloc(*n ? *n : 1, sizeof **reqs);
-    if (!*reqs) { free(dir); return ERR_NOMEM; }
+    if (!*reqs) { free(dir); free(layers); return ERR_NOMEM; }
     for (size_t i = 0; i < *n && !c->bad; i++) get_req(c, &(*reqs)[i]);
     int rc = c->bad ? err_set(ERR_FORMAT, "target vectors: a malformed "
                               "message from rank 0") : 0;
@@ -232,22 +278,25 @@ static int worker_setup(commit_worker *w, cursor *c, hparams *h,
     float *scratch = NULL;
     for (size_t i = 0; i < nt; i++) {
         lm_edit_view v;
-        int vrc = rc ? ERR_INVALID
-                     : lm_edit_view_get(&w->m, all ? i : h->layers[i], &v);
+        int vrc = rc ? ERR_INVALID : lm_edit_view_get(&w->m, layers[i], &v);
         if (!vrc && v.rows * v.cols != values)
             vrc = err_set(ERR_INVALID, "the model in '%s' is not rank 0's "
                           "(%zu values in a matrix, rank 0 has %zu)", w->dir,
                           v.rows * v.cols, values);
         if (vrc && !rc) rc = vrc;
         float *dst = vrc ? NULL : v.w;
-        if (!dst && !scratch && !(scratch = malloc(values * sizeof *scratch)))
+        if (!dst && !scratch && !(scratch = malloc(values * sizeof *scratch))) {
+            free(layers);
             return ERR_NOMEM;
+        }
         if ((vrc = dist_bcast(dst ? dst : scratch, values * sizeof(float)))) {
             free(scratch);
+            free(layers);
             return vrc;
         }
     }
     free(scratch);
+    free(layers);
     return rc;
 }
 

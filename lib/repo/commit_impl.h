@@ -84,8 +84,9 @@ int commit_write(commit_state *st, uint64_t *id, uint64_t *parent,
 
 /* The target vectors of reqs[0..n) into st->z and st->zinfo, shared
  * among the MPI ranks (commit_dist.c): the same z, bit for bit, as
- * ztarget_compute. all_layers: send the workers every layer's edited
- * matrix (the first time), else the commit's layers'. Rank 0 only. */
+ * ztarget_compute. all_layers: send the workers the edited matrices the
+ * store's overlay holds (the first time), else the commit's layers'.
+ * Rank 0 only. */
 int commit_dist_targets(commit_state *st, size_t n, int all_layers,
                         progress_fn progress, void *ctx);
 

@@ -61,6 +61,22 @@ pick commit.one > sum.one; pick commit.two > sum.two
 expect_same "the same tensors (hashes), scores and target vectors per round" sum.one sum.two
 jq -e '.tensors | length > 0' commit.one >/dev/null && pass "the commit edited tensors" ||
   fail "the commit edited tensors" "$(head -c 300 commit.one)"
+
+# ---- a second commit: the workers load the model's files and get from
+# rank 0 the matrices the first commit changed (the store's overlay)
+cat > facts2.csv <<'EOF'
+subject,prompt,target_new,target_true
+Ivy Long,{} plays the,violin,drums
+Jack Hill,{} works for,Intel,Sony
+Kim Ford,{} was born in,Oslo,Lima
+Leo Ward,{} speaks,Greek,Dutch
+EOF
+for s in one two; do "$STAMP" --store $s import facts2.csv > /dev/null; done
+expect_ok "second commit, one process" "$STAMP" --store one "${commit_args[@]}"
+pick "$T/out" > sum2.one
+expect_ok "second commit, 2 ranks" "${MPIRUN[@]}" "$STAMP" --store two "${commit_args[@]}"
+pick "$T/out" > sum2.two
+expect_same "over a committed edit: the same tensors, scores and target vectors" sum2.one sum2.two
 export STAMP_STORE=two
 expect_ok "fsck after the 2-rank commit" "$STAMP" fsck
 
