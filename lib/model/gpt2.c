@@ -16,7 +16,15 @@
  * stored block output, which is what lets MEMIT rerun the top of the
  * network with new vectors. ln_f and the head run only on the rows named
  * by logit_pos. The backward pass carries one (B, T, C) residual
- * gradient down the blocks and accumulates into it in place. */
+ * gradient down the blocks and accumulates into it in place.
+ *
+ * Workspaces for passes that need less keep less (gpt2_acts_new_from, as
+ * llama.c's): every per-layer buffer but the MLP keys and the block
+ * outputs is "shared", found through slot(): with GPT2_ACTS_FORWARD_ONLY
+ * the layers share one slot of it, with a first layer the layers up to
+ * it share its slot; GPT2_ACTS_LOGITS_ONLY also keeps one layer's keys
+ * and two block outputs. The kernels and their order are the same in
+ * every workspace, so are the results, bit for bit. */
 #include "model/gpt2.h"
 #include "base/errors.h"
 #include "base/linalg.h"
@@ -499,6 +507,11 @@ out:
 
 struct gpt2_acts {
     gpt2_config c;
+    unsigned flags;     /* GPT2_ACTS_* (LOGITS_ONLY implies FORWARD_ONLY) */
+    size_t ls;          /* layer stride factor of the shared buffers: 1 or 0 */
+    size_t first_layer; /* the layers up to it share its slot of the
+                           shared buffers (gpt2_acts_new_from) */
+    size_t bytes;       /* of the buffers allocated (gpt2_acts_bytes) */
     size_t maxB, maxT, maxBT, max_logits;
     /* the last pass */
     size_t B, T, valid_layers, start_layer, n_logits, hook_layer;
@@ -515,6 +528,7 @@ struct gpt2_acts {
     size_t *row_len;  /* (maxB) */
     float *memory;   /* every forward buffer below */
     float *encoded;  /* (maxBT, C) */
+    /* per layer, shared (slot()): */
     float *ln1;      /* (L, maxBT, C) */
     float *ln1_mean; /* (L, maxBT) */
     float *ln1_rstd; /* (L, maxBT) */
@@ -526,6 +540,7 @@ struct gpt2_acts {
     float *ln2_mean; /* (L, maxBT) */
     float *ln2_rstd; /* (L, maxBT) */
     float *fch;      /* (L, maxBT, F) */
+    /* per layer (LOGITS_ONLY: key_at, res3_at): */
     float *fchg;     /* (L, maxBT, F) the MLP keys */
     float *res3;     /* (L, maxBT, C) the block outputs */
     float *hooked;   /* (maxBT, C) block hook_layer's output + the hook */
@@ -556,14 +571,17 @@ typedef struct {
     size_t n;
 } buf_spec;
 
-/* Carves the buffers out of one allocation; 0 or ERR_NOMEM. */
-static int alloc_buffers(float **memory, buf_spec *spec, size_t n)
+/* Carves the buffers out of one allocation, counted in *bytes; 0 or
+ * ERR_NOMEM. */
+static int alloc_buffers(float **memory, size_t *bytes, buf_spec *spec,
+                         size_t n)
 {
     size_t total = 0;
     for (size_t i = 0; i < n; i++) total += spec[i].n ? spec[i].n : 1;
     float *mem = calloc(total, sizeof(float));
     if (!mem) return ERR_NOMEM;
     *memory = mem;
+    *bytes += total * sizeof(float);
     for (size_t i = 0; i < n; i++) {
         *spec[i].ptr = mem;
         mem += spec[i].n ? spec[i].n : 1;
@@ -574,7 +592,16 @@ static int alloc_buffers(float **memory, buf_spec *spec, size_t n)
 int gpt2_acts_new(gpt2_acts **out, const gpt2_config *c, size_t B, size_t T,
                   size_t max_logits)
 {
+    return gpt2_acts_new_from(out, c, B, T, max_logits, 0, 0);
+}
+
+int gpt2_acts_new_from(gpt2_acts **out, const gpt2_config *c, size_t B,
+                       size_t T, size_t max_logits, unsigned flags,
+                       size_t first_layer)
+{
     *out = NULL;
+    /* a hook at the top layer: no block runs backward, one slot */
+    if (c->n_layer && first_layer >= c->n_layer) first_layer = c->n_layer - 1;
     if (!B || !T)
         return err_set(ERR_INVALID, "gpt2 workspace of %zu x %zu tokens",
                        B, T);
@@ -586,8 +613,16 @@ int gpt2_acts_new(gpt2_acts **out, const gpt2_config *c, size_t B, size_t T,
     a->c = *c;
     if (!a->c.n_inner) a->c.n_inner = 4 * a->c.n_embd;
     if (!(a->c.layer_norm_epsilon > 0)) a->c.layer_norm_epsilon = 1e-5f;
+    if (flags & GPT2_ACTS_LOGITS_ONLY) flags |= GPT2_ACTS_FORWARD_ONLY;
+    a->flags = flags;
+    a->ls = flags & GPT2_ACTS_FORWARD_ONLY ? 0 : 1;
+    a->first_layer = first_layer;
     size_t L = c->n_layer, C = c->n_embd, F = a->c.n_inner, NH = c->n_head;
-    size_t BT = B * T;
+    size_t BT = B * T, SL = a->ls ? L - first_layer : 1;
+    /* LOGITS_ONLY: one layer's keys, two block outputs (a block's input
+     * and its output) */
+    size_t KL = flags & GPT2_ACTS_LOGITS_ONLY ? 1 : L,
+           RL = flags & GPT2_ACTS_LOGITS_ONLY ? (L < 2 ? L : 2) : L;
     a->maxB = B;
     a->maxT = T;
     a->maxBT = BT;
@@ -599,13 +634,13 @@ int gpt2_acts_new(gpt2_acts **out, const gpt2_config *c, size_t B, size_t T,
     a->row_from = malloc(B * sizeof *a->row_from);
     a->row_len = malloc(B * sizeof *a->row_len);
     buf_spec spec[] = {
-        {&a->encoded, BT * C},      {&a->ln1, L * BT * C},
-        {&a->ln1_mean, L * BT},     {&a->ln1_rstd, L * BT},
-        {&a->qkv, L * BT * 3 * C},  {&a->atty, L * BT * C},
-        {&a->att, L * B * NH * T * T}, {&a->res2, L * BT * C},
-        {&a->ln2, L * BT * C},      {&a->ln2_mean, L * BT},
-        {&a->ln2_rstd, L * BT},     {&a->fch, L * BT * F},
-        {&a->fchg, L * BT * F},     {&a->res3, L * BT * C},
+        {&a->encoded, BT * C},       {&a->ln1, SL * BT * C},
+        {&a->ln1_mean, SL * BT},     {&a->ln1_rstd, SL * BT},
+        {&a->qkv, SL * BT * 3 * C},  {&a->atty, SL * BT * C},
+        {&a->att, SL * B * NH * T * T}, {&a->res2, SL * BT * C},
+        {&a->ln2, SL * BT * C},      {&a->ln2_mean, SL * BT},
+        {&a->ln2_rstd, SL * BT},     {&a->fch, SL * BT * F},
+        {&a->fchg, KL * BT * F},     {&a->res3, RL * BT * C},
         {&a->hooked, BT * C},       {&a->scratch, BT * C},
         {&a->xin, BT * C},          {&a->qkv_c, BT * 3 * C},
         {&a->lnf_in, max_logits * C}, {&a->lnf, max_logits * C},
@@ -613,7 +648,9 @@ int gpt2_acts_new(gpt2_acts **out, const gpt2_config *c, size_t B, size_t T,
         {&a->logits, max_logits * c->vocab_size},
     };
     if (!a->tokens || !a->act_pos || !a->compact || !a->row_off ||
-        !a->row_from || !a->row_len || alloc_buffers(&a->memory, spec, sizeof spec / sizeof *spec)) {
+        !a->row_from || !a->row_len ||
+        alloc_buffers(&a->memory, &a->bytes, spec,
+                      sizeof spec / sizeof *spec)) {
         gpt2_acts_free(a);
         return err_set(ERR_NOMEM, "no memory for a gpt2 workspace of "
                        "%zu x %zu tokens", B, T);
@@ -636,18 +673,56 @@ void gpt2_acts_free(gpt2_acts *a)
     free(a);
 }
 
+size_t gpt2_acts_bytes(const gpt2_acts *a) { return a ? a->bytes : 0; }
+
 const float *gpt2_acts_logits(const gpt2_acts *a) { return a->logits; }
+
+/* Layer l's MLP keys and block output in the workspace: under
+ * LOGITS_ONLY the layers share one slot of keys and two of outputs (the
+ * input of block l, l-1's output, is never l's own slot). */
+static float *key_at(const gpt2_acts *a, size_t l)
+{
+    size_t k = a->flags & GPT2_ACTS_LOGITS_ONLY ? 0 : l;
+    return a->fchg + k * a->maxBT * a->c.n_inner;
+}
+
+static float *res3_at(const gpt2_acts *a, size_t l)
+{
+    size_t k = a->flags & GPT2_ACTS_LOGITS_ONLY ? l % 2 : l;
+    return a->res3 + k * a->maxBT * a->c.n_embd;
+}
+
+/* Layer l's slot of the shared buffers: the layers up to first_layer
+ * share first_layer's, which it overwrites after them in a pass. */
+static size_t slot(const gpt2_acts *a, size_t l)
+{
+    return (l > a->first_layer ? l - a->first_layer : 0) * a->ls;
+}
+
+/* Layer l's slice of a shared buffer of `width` floats per row. */
+static float *lay(const gpt2_acts *a, float *base, size_t l, size_t width)
+{
+    return base + slot(a, l) * a->maxBT * width;
+}
+
+/* Layer l's attention probabilities (maxB, NH, maxT, maxT). */
+static float *att_at(const gpt2_acts *a, size_t l)
+{
+    return a->att + slot(a, l) * a->maxB * a->c.n_head * a->maxT * a->maxT;
+}
 
 const float *gpt2_acts_mlp_key(const gpt2_acts *a, size_t layer)
 {
-    if (layer >= a->c.n_layer) return NULL;
-    return a->fchg + layer * a->maxBT * a->c.n_inner;
+    if (layer >= a->c.n_layer || a->flags & GPT2_ACTS_LOGITS_ONLY)
+        return NULL;
+    return key_at(a, layer);
 }
 
 const float *gpt2_acts_block_out(const gpt2_acts *a, size_t layer)
 {
-    if (layer >= a->c.n_layer) return NULL;
-    return a->res3 + layer * a->maxBT * a->c.n_embd;
+    if (layer >= a->c.n_layer || a->flags & GPT2_ACTS_LOGITS_ONLY)
+        return NULL;
+    return res3_at(a, layer);
 }
 
 /* ---- the forward pass ---------------------------------------------------- */
@@ -708,9 +783,17 @@ static int check_batch(const gpt2_model *m, const gpt2_acts *a,
                        "row_len");
     if (b->row_from) {
         size_t T = b->T;
+        if (a->flags & GPT2_ACTS_FORWARD_ONLY)
+            return err_set(ERR_INVALID, "row ranges need a workspace that "
+                           "keeps every layer (not FORWARD_ONLY)");
         if (b->start_layer == 0)
             return err_set(ERR_INVALID, "row ranges need a pass from a "
                            "layer above 0");
+        if (b->start_layer < a->first_layer)
+            return err_set(ERR_INVALID, "row ranges from layer %zu need a "
+                           "workspace that keeps it (this one keeps "
+                           "layers %zu and up)", b->start_layer,
+                           a->first_layer);
         if (b->hook && b->hook->layer + 1 != b->start_layer)
             return err_set(ERR_INVALID, "row ranges need the hook at layer "
                            "%zu", b->start_layer - 1);
@@ -763,7 +846,7 @@ static const float *block_input(const gpt2_acts *a, const gpt2_batch *b,
 {
     if (b->hook && b->hook->layer + 1 == l) return a->hooked;
     if (l == 0) return a->encoded;
-    return a->res3 + (l - 1) * a->maxBT * a->c.n_embd;
+    return res3_at(a, l - 1);
 }
 
 /* The rest of block l once the attention has filled its atty rows: the
@@ -772,12 +855,12 @@ static const float *block_input(const gpt2_acts *a, const gpt2_batch *b,
 static void block_forward_after_attention(const gpt2_model *m, gpt2_acts *a,
                                           size_t l, const float *x, size_t n)
 {
-    size_t C = a->c.n_embd, F = a->c.n_inner, mBT = a->maxBT;
+    size_t C = a->c.n_embd, F = a->c.n_inner;
     float eps = m->config.layer_norm_epsilon;
-    float *atty = a->atty + l * mBT * C, *res2 = a->res2 + l * mBT * C,
-          *ln2 = a->ln2 + l * mBT * C, *ln2_mean = a->ln2_mean + l * mBT,
-          *ln2_rstd = a->ln2_rstd + l * mBT, *fch = a->fch + l * mBT * F,
-          *fchg = a->fchg + l * mBT * F, *res3 = a->res3 + l * mBT * C;
+    float *atty = lay(a, a->atty, l, C), *res2 = lay(a, a->res2, l, C),
+          *ln2 = lay(a, a->ln2, l, C), *ln2_mean = lay(a, a->ln2_mean, l, 1),
+          *ln2_rstd = lay(a, a->ln2_rstd, l, 1), *fch = lay(a, a->fch, l, F),
+          *fchg = key_at(a, l), *res3 = res3_at(a, l);
     linalg_matmul_forward(a->scratch, atty, W(m, GPT2_ATTPROJW, l),
                           W(m, GPT2_ATTPROJB, l), n, C, C);
     linalg_residual_forward(res2, x, a->scratch, n * C);
@@ -795,12 +878,10 @@ static void block_forward(const gpt2_model *m, gpt2_acts *a, size_t l,
                           const float *x, size_t B, size_t T)
 {
     size_t C = a->c.n_embd, NH = a->c.n_head, BT = B * T;
-    size_t mBT = a->maxBT;
     float eps = m->config.layer_norm_epsilon;
-    float *ln1 = a->ln1 + l * mBT * C, *ln1_mean = a->ln1_mean + l * mBT,
-          *ln1_rstd = a->ln1_rstd + l * mBT, *qkv = a->qkv + l * mBT * 3 * C,
-          *atty = a->atty + l * mBT * C,
-          *att = a->att + l * a->maxB * NH * a->maxT * a->maxT;
+    float *ln1 = lay(a, a->ln1, l, C), *ln1_mean = lay(a, a->ln1_mean, l, 1),
+          *ln1_rstd = lay(a, a->ln1_rstd, l, 1), *qkv = lay(a, a->qkv, l, 3 * C),
+          *atty = lay(a, a->atty, l, C), *att = att_at(a, l);
     linalg_layernorm_forward(ln1, ln1_mean, ln1_rstd, x, W(m, GPT2_LN1W, l),
                              W(m, GPT2_LN1B, l), BT, C, eps);
     linalg_matmul_forward(qkv, ln1, W(m, GPT2_QKVW, l),
@@ -833,12 +914,10 @@ static void block_forward_rows(const gpt2_model *m, gpt2_acts *a, size_t l,
                                const float *x, size_t B, size_t T)
 {
     size_t C = a->c.n_embd, NH = a->c.n_head, N = a->n_act;
-    size_t mBT = a->maxBT;
     float eps = m->config.layer_norm_epsilon;
-    float *ln1 = a->ln1 + l * mBT * C, *ln1_mean = a->ln1_mean + l * mBT,
-          *ln1_rstd = a->ln1_rstd + l * mBT, *qkv = a->qkv + l * mBT * 3 * C,
-          *atty = a->atty + l * mBT * C,
-          *att = a->att + l * a->maxB * NH * a->maxT * a->maxT;
+    float *ln1 = lay(a, a->ln1, l, C), *ln1_mean = lay(a, a->ln1_mean, l, 1),
+          *ln1_rstd = lay(a, a->ln1_rstd, l, 1), *qkv = lay(a, a->qkv, l, 3 * C),
+          *atty = lay(a, a->atty, l, C), *att = att_at(a, l);
     linalg_layernorm_forward(ln1, ln1_mean, ln1_rstd, x, W(m, GPT2_LN1W, l),
                              W(m, GPT2_LN1B, l), N, C, eps);
     linalg_matmul_forward(a->qkv_c, ln1, W(m, GPT2_QKVW, l),
@@ -870,11 +949,9 @@ int gpt2_forward(const gpt2_model *m, gpt2_acts *a, const gpt2_batch *b)
         memcpy(a->tokens, b->tokens, BT * sizeof *b->tokens);
         a->B = B;
         a->T = T;
-        memcpy(a->res3 + (s - 1) * a->maxBT * C, b->input,
-               BT * C * sizeof(float));
+        memcpy(res3_at(a, s - 1), b->input, BT * C * sizeof(float));
     }
-    if (h && h->layer + 1 == s)
-        apply_hook(a, h, a->res3 + h->layer * a->maxBT * C, BT);
+    if (h && h->layer + 1 == s) apply_hook(a, h, res3_at(a, h->layer), BT);
     a->rows = b->row_from != NULL;
     if (a->rows) {
         set_rows(a, b);
@@ -884,7 +961,7 @@ int gpt2_forward(const gpt2_model *m, gpt2_acts *a, const gpt2_batch *b)
         for (size_t l = s; l < L; l++)
             block_forward_rows(m, a, l, l == s ? a->xin : block_input(a, b, l),
                                B, T);
-        const float *fin = a->res3 + (L - 1) * a->maxBT * C;
+        const float *fin = res3_at(a, L - 1);
         for (size_t i = 0; i < b->n_logits; i++)
             memcpy(a->lnf_in + i * C, fin + a->compact[b->logit_pos[i]] * C,
                    C * sizeof(float));
@@ -894,9 +971,10 @@ int gpt2_forward(const gpt2_model *m, gpt2_acts *a, const gpt2_batch *b)
     size_t end = b->end_layer ? b->end_layer : L;
     for (size_t l = s; l < end; l++) {
         block_forward(m, a, l, block_input(a, b, l), B, T);
-        if (h && h->layer == l) apply_hook(a, h, a->res3 + l * a->maxBT * C, BT);
+        if (h && h->layer == l) apply_hook(a, h, res3_at(a, l), BT);
     }
-    a->valid_layers = end;
+    /* a LOGITS_ONLY workspace keeps no block output for a later pass */
+    a->valid_layers = a->flags & GPT2_ACTS_LOGITS_ONLY ? 0 : end;
     if (end < L) { /* nothing above: no head, no backward */
         a->has_forward = 0;
         return 0;
@@ -935,7 +1013,8 @@ static int alloc_grad_buffers(gpt2_acts *a)
         {&a->datt, a->maxB * NH * a->maxT * a->maxT},
         {&a->dlnf, NL * C},   {&a->dlnf_in, NL * C},
     };
-    if (alloc_buffers(&a->grad_memory, spec, sizeof spec / sizeof *spec))
+    if (alloc_buffers(&a->grad_memory, &a->bytes, spec,
+                      sizeof spec / sizeof *spec))
         return err_set(ERR_NOMEM, "no memory for gpt2 backward buffers");
     return 0;
 }
@@ -946,15 +1025,15 @@ static void block_backward(const gpt2_model *m, gpt2_acts *a, gpt2_params *g,
                            size_t l, const float *x, size_t B, size_t T)
 {
     size_t C = a->c.n_embd, F = a->c.n_inner, NH = a->c.n_head, BT = B * T;
-    size_t mBT = a->maxBT;
-    const float *ln1 = a->ln1 + l * mBT * C, *ln1_mean = a->ln1_mean + l * mBT,
-                *ln1_rstd = a->ln1_rstd + l * mBT,
-                *qkv = a->qkv + l * mBT * 3 * C, *atty = a->atty + l * mBT * C,
-                *att = a->att + l * a->maxB * NH * a->maxT * a->maxT,
-                *res2 = a->res2 + l * mBT * C, *ln2 = a->ln2 + l * mBT * C,
-                *ln2_mean = a->ln2_mean + l * mBT,
-                *ln2_rstd = a->ln2_rstd + l * mBT, *fch = a->fch + l * mBT * F,
-                *fchg = a->fchg + l * mBT * F;
+    const float *ln1 = lay(a, a->ln1, l, C),
+                *ln1_mean = lay(a, a->ln1_mean, l, 1),
+                *ln1_rstd = lay(a, a->ln1_rstd, l, 1),
+                *qkv = lay(a, a->qkv, l, 3 * C), *atty = lay(a, a->atty, l, C),
+                *att = att_at(a, l), *res2 = lay(a, a->res2, l, C),
+                *ln2 = lay(a, a->ln2, l, C),
+                *ln2_mean = lay(a, a->ln2_mean, l, 1),
+                *ln2_rstd = lay(a, a->ln2_rstd, l, 1),
+                *fch = lay(a, a->fch, l, F), *fchg = key_at(a, l);
 #define G(field, off) (g ? g->field + (off) : NULL)
     /* MLP: res3 = res2 + c_proj(gelu(c_fc(ln_2(res2)))) */
     memset(a->dfchg, 0, BT * F * sizeof(float));
@@ -989,15 +1068,15 @@ static void block_backward_rows(const gpt2_model *m, gpt2_acts *a, size_t l,
                                 const float *x, size_t B, size_t T)
 {
     size_t C = a->c.n_embd, F = a->c.n_inner, NH = a->c.n_head, N = a->n_act;
-    size_t mBT = a->maxBT;
-    const float *ln1 = a->ln1 + l * mBT * C, *ln1_mean = a->ln1_mean + l * mBT,
-                *ln1_rstd = a->ln1_rstd + l * mBT,
-                *qkv = a->qkv + l * mBT * 3 * C, *atty = a->atty + l * mBT * C,
-                *att = a->att + l * a->maxB * NH * a->maxT * a->maxT,
-                *res2 = a->res2 + l * mBT * C, *ln2 = a->ln2 + l * mBT * C,
-                *ln2_mean = a->ln2_mean + l * mBT,
-                *ln2_rstd = a->ln2_rstd + l * mBT, *fch = a->fch + l * mBT * F,
-                *fchg = a->fchg + l * mBT * F;
+    const float *ln1 = lay(a, a->ln1, l, C),
+                *ln1_mean = lay(a, a->ln1_mean, l, 1),
+                *ln1_rstd = lay(a, a->ln1_rstd, l, 1),
+                *qkv = lay(a, a->qkv, l, 3 * C), *atty = lay(a, a->atty, l, C),
+                *att = att_at(a, l), *res2 = lay(a, a->res2, l, C),
+                *ln2 = lay(a, a->ln2, l, C),
+                *ln2_mean = lay(a, a->ln2_mean, l, 1),
+                *ln2_rstd = lay(a, a->ln2_rstd, l, 1),
+                *fch = lay(a, a->fch, l, F), *fchg = key_at(a, l);
     memset(a->dfchg, 0, N * F * sizeof(float));
     linalg_matmul_backward(a->dfchg, NULL, NULL, a->dres, fchg,
                            W(m, GPT2_FCPROJW, l), N, F, C);
@@ -1045,6 +1124,16 @@ int gpt2_backward(const gpt2_model *m, gpt2_acts *a, const gpt2_batch *b,
                        "needs the same ranges and no weight gradients");
     if (grads && (!grads->memory || !same_shape(&grads->config, &m->config)))
         return err_set(ERR_INVALID, "gradient model differs in shape");
+    if (a->flags & GPT2_ACTS_FORWARD_ONLY)
+        return err_set(ERR_INVALID, "gpt2 backward needs a workspace that "
+                       "keeps every layer (not FORWARD_ONLY)");
+    /* the blocks backward runs: from stop up */
+    size_t stop = s;
+    if (!grads && !a->rows) stop = h ? h->layer + 1 : L;
+    if (stop < a->first_layer)
+        return err_set(ERR_INVALID, "gpt2 backward to block %zu needs a "
+                       "workspace that keeps it; this one keeps layers %zu "
+                       "and up", stop, a->first_layer);
     if (!a->grad_memory) {
         int rc = alloc_grad_buffers(a);
         if (rc) return rc;
@@ -1080,9 +1169,7 @@ int gpt2_backward(const gpt2_model *m, gpt2_acts *a, const gpt2_batch *b,
                    C * sizeof(float));
         return 0;
     }
-    /* Without weight gradients, nothing below the hook matters. */
-    size_t stop = s;
-    if (!g) stop = h ? h->layer + 1 : L;
+    /* Without weight gradients, nothing below the hook matters (stop). */
     for (size_t l = L; l-- > stop;) {
         if (h && h->layer == l && dvec)
             for (size_t i = 0; i < h->n; i++)

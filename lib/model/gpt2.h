@@ -132,10 +132,35 @@ typedef lm_batch gpt2_batch;
 typedef struct gpt2_acts gpt2_acts; /* opaque: activations of one pass */
 
 /* Workspace for passes of up to B x T tokens and up to max_logits logit
- * positions; one per thread. */
+ * positions, keeping every layer's activations (any pass, backward with
+ * weight gradients included); one per thread. */
 int gpt2_acts_new(gpt2_acts **out, const gpt2_config *c, size_t B, size_t T,
                   size_t max_logits);
+
+/* Flags of gpt2_acts_new_from (llama.h's, with the same meaning).
+ * FORWARD_ONLY keeps, per layer, only what the accessors return (the MLP
+ * keys and the block outputs) and shares one layer's worth of the rest
+ * between layers: no backward and no row ranges then (ERR_INVALID).
+ * LOGITS_ONLY (implies FORWARD_ONLY) keeps no layer's keys or block
+ * outputs either (the accessors return NULL, and a later pass from a
+ * layer above 0 needs an input): passes that read only the logits. */
+enum { GPT2_ACTS_FORWARD_ONLY = 1, GPT2_ACTS_LOGITS_ONLY = 2 };
+
+/* A workspace as gpt2_acts_new's that keeps what flags say, and the
+ * activations a backward pass reads only for layers first_layer and up
+ * (the layers below share one slot; the keys and block outputs of every
+ * layer stay): for passes whose backward and row ranges start at
+ * first_layer or above (a hook at first_layer - 1 and no weight
+ * gradients), like MEMIT's target vectors. Results are bit-identical to
+ * gpt2_acts_new's; a pass it cannot hold fails with ERR_INVALID. */
+int gpt2_acts_new_from(gpt2_acts **out, const gpt2_config *c, size_t B,
+                       size_t T, size_t max_logits, unsigned flags,
+                       size_t first_layer);
 void gpt2_acts_free(gpt2_acts *a); /* accepts NULL */
+
+/* Bytes of the buffers the workspace allocated (the backward pass's
+ * once one has run); 0 for NULL. */
+size_t gpt2_acts_bytes(const gpt2_acts *a);
 
 int gpt2_forward(const gpt2_model *m, gpt2_acts *a, const gpt2_batch *b);
 

@@ -146,7 +146,12 @@ int lm_acts_new_from(lm_acts **out, const lm_model *m, size_t B, size_t T,
     if (!a) return err_set(ERR_NOMEM, "out of memory");
     a->family = m->config.family;
     if (a->family == LM_GPT2)
-        rc = gpt2_acts_new(&a->gpt2, &m->gpt2->config, B, T, max_logits);
+        rc = gpt2_acts_new_from(&a->gpt2, &m->gpt2->config, B, T, max_logits,
+                                (flags & LM_ACTS_FORWARD_ONLY
+                                     ? GPT2_ACTS_FORWARD_ONLY : 0) |
+                                (flags & LM_ACTS_LOGITS_ONLY
+                                     ? GPT2_ACTS_LOGITS_ONLY : 0),
+                                first_layer);
     else
         rc = llama_acts_new_from(&a->llama, &m->llama->config, B, T,
                                  max_logits,

@@ -76,17 +76,17 @@ void lm_from_gpt2(lm_model *m, gpt2_model *g);
 typedef struct lm_acts lm_acts; /* opaque: activations of one pass */
 
 /* LM_ACTS_FORWARD_ONLY: passes that only read keys and block outputs (no
- * backward, no row ranges); the Llama family then keeps a fraction of
- * the memory. */
-/* LM_ACTS_LOGITS_ONLY: passes that read only the logits (scoring): the
- * Llama family keeps no layer's keys or block outputs either. */
+ * backward, no row ranges); both families then keep a fraction of the
+ * memory. */
+/* LM_ACTS_LOGITS_ONLY: passes that read only the logits (scoring): both
+ * families keep no layer's keys or block outputs either. */
 enum { LM_ACTS_FORWARD_ONLY = 1, LM_ACTS_LOGITS_ONLY = 2 };
 
 int lm_acts_new(lm_acts **out, const lm_model *m, size_t B, size_t T,
                 size_t max_logits, unsigned flags);
 /* The same for passes whose backward and row ranges start at first_layer
- * or above (a hook at first_layer - 1): the Llama family keeps the
- * activations of the layers below in one shared slot (GPT-2 keeps all). */
+ * or above (a hook at first_layer - 1): both families keep the
+ * activations of the layers below in one shared slot. */
 int lm_acts_new_from(lm_acts **out, const lm_model *m, size_t B, size_t T,
                      size_t max_logits, unsigned flags, size_t first_layer);
 void lm_acts_free(lm_acts *a); /* accepts NULL */

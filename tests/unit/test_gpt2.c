@@ -7,6 +7,8 @@
  *   of every parameter tensor and of the hook vectors, for full and
  *   partial passes (start_layer > 0, hook at start_layer - 1);
  * - partial pass = full pass; padding; bitwise determinism across runs,
+ *   the smaller workspaces (forward-only, logits-only, from a layer) =
+ *   the full one, to the bit;
  *   thread counts and inside an OpenMP parallel region;
  * - the PyTorch golden log-probabilities of tests/data/gpt2-tiny;
  * - saving and loading, and the errors of bad model directories. */
@@ -939,6 +941,165 @@ TEST(row_range_pass_equals_full_pass)
     gpt2_model_free(&m);
 }
 
+/* 1 when layers [0, L) of x and y hold the same keys and block outputs
+ * of BT positions, to the bit. */
+static int same_layers(const gpt2_acts *x, const gpt2_acts *y, size_t L,
+                       size_t BT, size_t C, size_t F)
+{
+    for (size_t l = 0; l < L; l++)
+        if (memcmp(gpt2_acts_mlp_key(x, l), gpt2_acts_mlp_key(y, l),
+                   BT * F * sizeof(float)) ||
+            memcmp(gpt2_acts_block_out(x, l), gpt2_acts_block_out(y, l),
+                   BT * C * sizeof(float)))
+            return 0;
+    return 1;
+}
+
+/* FORWARD_ONLY and LOGITS_ONLY workspaces (the key passes, the key
+ * statistics, scoring) give the full workspace's keys, block outputs and
+ * logits to the bit, in less memory, and refuse what they cannot hold. */
+TEST(forward_only_workspaces_equal_the_full_one)
+{
+    size_t B = 2, T = 7, BT = 14, C = 16, F = 64, V = 37;
+    int tokens[14];
+    gpt2_model m;
+    small_model(&m, 11, tokens, 14);
+    size_t lp[2] = {6, 13};
+    gpt2_acts *full = NULL, *fwd = NULL, *lgt = NULL;
+    CHECK(gpt2_acts_new(&full, &m.config, B, T, 2) == 0);
+    CHECK(gpt2_acts_new_from(&fwd, &m.config, B, T, 2,
+                             GPT2_ACTS_FORWARD_ONLY, 0) == 0);
+    CHECK(gpt2_acts_new_from(&lgt, &m.config, B, T, 2,
+                             GPT2_ACTS_LOGITS_ONLY, 0) == 0);
+    CHECK(gpt2_acts_bytes(fwd) < gpt2_acts_bytes(full) / 4 * 3);
+    CHECK(gpt2_acts_bytes(lgt) < gpt2_acts_bytes(fwd));
+    gpt2_batch fb = {.tokens = tokens, .B = B, .T = T, .logit_pos = lp,
+                     .n_logits = 2};
+    CHECK(gpt2_forward(&m, full, &fb) == 0);
+    CHECK(gpt2_forward(&m, fwd, &fb) == 0);
+    CHECK(gpt2_forward(&m, lgt, &fb) == 0);
+    CHECK(same_layers(full, fwd, 4, BT, C, F));
+    CHECK(!memcmp(gpt2_acts_logits(full), gpt2_acts_logits(fwd),
+                  2 * V * sizeof(float)));
+    CHECK(!memcmp(gpt2_acts_logits(full), gpt2_acts_logits(lgt),
+                  2 * V * sizeof(float)));
+    CHECK(!gpt2_acts_mlp_key(lgt, 1) && !gpt2_acts_block_out(lgt, 1));
+    /* passes that end early, from a kept input, from an earlier pass */
+    gpt2_batch eb = {.tokens = tokens, .B = B, .T = T, .end_layer = 3};
+    CHECK(gpt2_forward(&m, fwd, &eb) == 0);
+    CHECK(same_layers(full, fwd, 3, BT, C, F));
+    float kept[14 * 16];
+    memcpy(kept, gpt2_acts_block_out(full, 1), sizeof kept);
+    gpt2_batch ib = {.tokens = tokens, .B = B, .T = T, .start_layer = 2,
+                     .input = kept, .logit_pos = lp, .n_logits = 2};
+    CHECK(gpt2_forward(&m, fwd, &ib) == 0);
+    CHECK(same_layers(full, fwd, 4, BT, C, F));
+    CHECK(gpt2_forward(&m, lgt, &ib) == 0);
+    CHECK(!memcmp(gpt2_acts_logits(full), gpt2_acts_logits(lgt),
+                  2 * V * sizeof(float)));
+    gpt2_batch sb = fb;
+    sb.start_layer = 3;
+    CHECK(gpt2_forward(&m, fwd, &fb) == 0);
+    CHECK(gpt2_forward(&m, fwd, &sb) == 0);
+    CHECK(!memcmp(gpt2_acts_logits(full), gpt2_acts_logits(fwd),
+                  2 * V * sizeof(float)));
+    /* no backward, no row ranges; logits-only keeps no block output for
+     * a pass from above block 0 */
+    float dl[2 * 37] = {0};
+    CHECK(gpt2_forward(&m, fwd, &fb) == 0);
+    CHECK(gpt2_backward(&m, fwd, &fb, dl, NULL, NULL) == ERR_INVALID);
+    size_t from[2] = {1, 1}, len[2] = {7, 7};
+    gpt2_batch rb = sb;
+    rb.row_from = from;
+    rb.row_len = len;
+    CHECK(gpt2_forward(&m, fwd, &rb) == ERR_INVALID);
+    CHECK(gpt2_forward(&m, lgt, &fb) == 0);
+    CHECK(gpt2_forward(&m, lgt, &sb) == ERR_INVALID);
+    err_clear();
+    gpt2_acts_free(full);
+    gpt2_acts_free(fwd);
+    gpt2_acts_free(lgt);
+    gpt2_model_free(&m);
+}
+
+/* A workspace from layer f (MEMIT's target vectors, hook at f - 1) gives
+ * the full workspace's logits, keys, block outputs and hook gradients to
+ * the bit, with and without row ranges, in less memory the higher f is;
+ * a backward below f is refused. */
+TEST(workspace_from_a_layer_equals_the_full_one)
+{
+    size_t B = 3, T = 8, BT = 24, C = 16, F = 64, V = 37;
+    int tokens[24];
+    gpt2_model m;
+    small_model(&m, 12, tokens, 24);
+    size_t from[3] = {3, 1, 5}, len[3] = {8, 4, 6};
+    size_t hp[3] = {3, 8 + 1, 16 + 5};
+    size_t lp[5] = {7, 3, 8 + 3, 8 + 2, 16 + 5};
+    float vec[3 * 16], dl[5 * 37];
+    fill(vec, 3 * C, -1, 1);
+    fill(dl, 5 * V, -1, 1);
+    size_t last_bytes = SIZE_MAX;
+    for (size_t f = 1; f <= 4; f++) { /* 4: past the top, as 3 */
+        size_t h = f < 4 ? f - 1 : 2;
+        gpt2_hook hook = {.layer = h, .n = 3, .pos = hp, .vec = vec};
+        gpt2_acts *full = NULL, *part = NULL;
+        CHECK(gpt2_acts_new(&full, &m.config, B, T, 5) == 0);
+        CHECK(gpt2_acts_new_from(&part, &m.config, B, T, 5, 0, f) == 0);
+        CHECK(gpt2_acts_bytes(part) < gpt2_acts_bytes(full));
+        CHECK(f == 4 || gpt2_acts_bytes(part) < last_bytes);
+        last_bytes = gpt2_acts_bytes(part);
+        gpt2_batch base = {.tokens = tokens, .B = B, .T = T, .logit_pos = lp,
+                           .n_logits = 5};
+        CHECK(gpt2_forward(&m, full, &base) == 0);
+        CHECK(gpt2_forward(&m, part, &base) == 0);
+        CHECK(same_layers(full, part, 4, BT, C, F));
+        gpt2_batch zb = base;
+        zb.start_layer = h + 1;
+        zb.hook = &hook;
+        gpt2_batch rb = zb;
+        rb.row_from = from;
+        rb.row_len = len;
+        for (int rows = 0; rows < 2; rows++) {
+            const gpt2_batch *b = rows ? &rb : &zb;
+            float d1[3 * 16], d2[3 * 16];
+            CHECK(gpt2_forward(&m, full, b) == 0);
+            CHECK(gpt2_backward(&m, full, b, dl, NULL, d1) == 0);
+            CHECK(gpt2_forward(&m, part, b) == 0);
+            CHECK(gpt2_backward(&m, part, b, dl, NULL, d2) == 0);
+            CHECK_MSG(!memcmp(gpt2_acts_logits(full), gpt2_acts_logits(part),
+                              5 * V * sizeof(float)) &&
+                      !memcmp(d1, d2, sizeof d1),
+                      "from layer %zu, rows %d: logits %g, dvec %g", f, rows,
+                      max_abs_diff(gpt2_acts_logits(full),
+                                   gpt2_acts_logits(part), 5 * V),
+                      max_abs_diff(d1, d2, 3 * C));
+        }
+        /* a backward (or row ranges) below f, weight gradients: refused */
+        gpt2_model g;
+        gpt2_model_init(&g, &m.config);
+        CHECK(gpt2_forward(&m, part, &base) == 0);
+        CHECK(gpt2_backward(&m, part, &base, dl, &g, NULL) == ERR_INVALID);
+        if (h > 0) {
+            gpt2_hook low = hook;
+            low.layer = h - 1;
+            gpt2_batch lb = base;
+            lb.hook = &low;
+            float dz[3 * 16];
+            CHECK(gpt2_forward(&m, part, &lb) == 0);
+            CHECK(gpt2_backward(&m, part, &lb, dl, NULL, dz) == ERR_INVALID);
+            lb.start_layer = h;
+            lb.row_from = from;
+            lb.row_len = len;
+            CHECK(gpt2_forward(&m, part, &lb) == ERR_INVALID);
+        }
+        err_clear();
+        gpt2_model_free(&g);
+        gpt2_acts_free(full);
+        gpt2_acts_free(part);
+    }
+    gpt2_model_free(&m);
+}
+
 TEST(padding_does_not_leak_backwards)
 {
     gpt2_config c = tiny_config();
@@ -1463,6 +1624,8 @@ int main(void)
     RUN(early_end_pass_equals_full_pass_below);
     RUN(pass_from_a_kept_input_equals_full_pass);
     RUN(row_range_pass_equals_full_pass);
+    RUN(forward_only_workspaces_equal_the_full_one);
+    RUN(workspace_from_a_layer_equals_the_full_one);
     RUN(padding_does_not_leak_backwards);
     RUN(determinism_runs_threads_parallel_region);
     RUN(bad_arguments);
