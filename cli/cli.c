@@ -4,6 +4,7 @@
 #include "cli/cli.h"
 #include "base/errors.h"
 #include "base/clock.h"
+#include "base/threads.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -160,6 +161,12 @@ static int progress_shown(void)
     const char *env = getenv("STAMP_PROGRESS");
     if (env) return strcmp(env, "0") != 0;
     return isatty(STDERR_FILENO);
+}
+
+void cli_note_threads(void)
+{
+    if (progress_shown())
+        fprintf(stderr, "stamp: threads: %s\n", threads_count_source());
 }
 
 static double progress_start, progress_last;

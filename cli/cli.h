@@ -103,6 +103,11 @@ int cli_json_only_options(int argc, char **argv, const char *command,
 void cli_progress(const char *label, size_t done, size_t total);
 void cli_progress_done(void);
 
+/* Where progress is shown (stderr a terminal, or STAMP_PROGRESS=1):
+ * "stamp: threads: automatic: 1 (...)", how the thread count was chosen
+ * (threads_count_source), for the commands that compute. */
+void cli_note_threads(void);
+
 /* cli_progress as a progress_fn (progress.h) for library calls; ctx is
  * ignored. */
 void cli_progress_fn(void *ctx, const char *label, size_t done, size_t total);

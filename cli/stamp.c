@@ -8,6 +8,7 @@
 #include "base/threads.h"
 #include "cli/cli.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +32,24 @@ const cli_command *cli_find(const char *name)
     return NULL;
 }
 
+/* The commands whose time is in threads: they say how many they run. */
+static bool computes(const char *name)
+{
+    static const char *const names[] = {"commit", "stats", "eval", "predict"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (!strcmp(name, names[i])) return true;
+    return false;
+}
+
+/* --threads among a command's arguments: its count wins */
+static bool has_threads_option(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--threads") || !strncmp(argv[i], "--threads=", 10))
+            return true;
+    return false;
+}
+
 static void print_usage(FILE *out)
 {
     fputs("usage: stamp [--store DIR] [--mpi] COMMAND [ARGS...]\n"
@@ -44,12 +63,17 @@ static void print_usage(FILE *out)
           "'stamp COMMAND --help' describes one command.\n"
           "Under Open MPI's mpirun (or with --mpi), stats and commit share\n"
           "their key statistics and target vectors among the ranks; rank 0\n"
-          "alone prints and writes the store.\n", out);
+          "alone prints and writes the store.\n"
+          "Threads: the share of the cores the other work running as a\n"
+          "command starts leaves it (all cores unless other sessions keep\n"
+          "them busy); --threads N, STAMP_THREADS=N|auto, OMP_NUM_THREADS\n"
+          "or OPENBLAS_NUM_THREADS choose instead. 'stamp --version' says\n"
+          "how the count was chosen.\n", out);
 }
 
 int main(int argc, char **argv)
 {
-    threads_init(argv);
+    threads_init(argv, true);
     cli_globals g = {0};
     const char *env = getenv("STAMP_STORE");
     g.store_dir = env && *env ? env : "store";
@@ -98,6 +122,8 @@ int main(int argc, char **argv)
     if (dist_rank() > 0) return cli_worker_main(argc, argv);
     /* output that could not be written (a full disk, /dev/full) fails
      * the command, whatever it printed */
+    if (computes(c->name) && !has_threads_option(argc - i, argv + i))
+        cli_note_threads();
     int rc = c->run(argc - i, argv + i, &g);
     if (dist_finish() && rc == EXIT_OK) rc = cli_fail_code(ERR_IO);
     return cli_finish_output(rc);

@@ -77,8 +77,9 @@ static const char usage_text[] =
     "\n"
     "Model and training (defaults depend on the world):\n"
     "  --seed N           world, initialisation and batch order (default 1)\n"
-    "  --threads N        worker threads (default: all cores; STAMP_THREADS=auto:\n"
-    "                     the share of the cores other work leaves)\n"
+    "  --threads N        worker threads (default: all cores, not stamp's\n"
+    "                     automatic count: a world's bytes depend on the\n"
+    "                     count; STAMP_THREADS=auto asks for it)\n"
     "  --arch gpt2|llama  GPT2LMHeadModel (default) or LlamaForCausalLM:\n"
     "                     RMSNorm, rotary positions, SwiGLU MLP, grouped-\n"
     "                     query attention, tied embeddings\n"
@@ -1434,7 +1435,7 @@ static int swap_into_place(build *b)
 
 int main(int argc, char **argv)
 {
-    threads_init(argv);
+    threads_init(argv, false);
     t_start = clock_seconds();
     args a;
     int status = parse_args(argc, argv, &a);

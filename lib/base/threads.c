@@ -1,6 +1,7 @@
 /* threads: stamp's wait policy for libgomp's threads, set before libgomp
- * reads it by executing the program again, and the thread count
- * STAMP_THREADS asks for (see threads.h). */
+ * reads it by executing the program again, and the thread count: the
+ * user's, STAMP_THREADS's or the automatic one, from the work running
+ * as the command starts (see threads.h). */
 #include "base/threads.h"
 #include "base/blas_cpu.h"
 
@@ -77,6 +78,24 @@ int threads_auto_count(int cores, bool autogroup, int same_session,
     return n < 1 ? 1 : n > cores ? cores : n;
 }
 
+int threads_auto_count_running(int cores, bool autogroup, int same_session,
+                               int other_threads)
+{
+    if (cores < 1) cores = 1;
+    if (!autogroup || same_session > 0 || other_threads <= 0) return cores;
+    int n = cores - other_threads;
+    return n < 1 ? 1 : n;
+}
+
+int threads_parse_running(const char *loadavg)
+{
+    int running, total;
+    if (!loadavg || sscanf(loadavg, "%*f %*f %*f %d/%d", &running, &total) != 2 ||
+        running < 0)
+        return -1;
+    return running;
+}
+
 /* One look at the runnable threads (state R) of the other processes,
  * from /proc/PID/task/TID/stat: *same those in this process's session,
  * per[] the count of each other session (up to max sessions, the rest
@@ -86,6 +105,7 @@ static int count_runnable(pid_t self, pid_t sid, int *same, int *per,
 {
     int n = 0;
     *same = 0;
+    if (max < 1) return 0;
     DIR *proc = opendir("/proc");
     if (!proc) return 0;
     struct dirent *e;
@@ -127,6 +147,131 @@ static int count_runnable(pid_t self, pid_t sid, int *same, int *per,
     return n;
 }
 
+int threads_look_naive(threads_look *l, int *per, int max_sessions)
+{
+    pid_t sids[64];
+    int max = max_sessions < 64 ? max_sessions : 64;
+    int n = count_runnable(getpid(), getsid(0), &l->same, per, sids, max);
+    l->other = 0;
+    for (int i = 0; i < n; i++) l->other += per[i];
+    return n;
+}
+
+/* A process's state, parent, session and thread count from
+ * /proc/PID/stat (or /proc/PID/task/TID/stat); false when it is gone. */
+typedef struct {
+    char state;
+    int ppid, session, threads;
+} proc_stat;
+
+static bool read_stat(const char *path, proc_stat *ps)
+{
+    char buf[512];
+    FILE *f = fopen(path, "r");
+    if (!f) return false;
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    const char *rp = strrchr(buf, ')');
+    /* after the name: state ppid pgrp session tty_nr tpgid flags minflt
+     * cminflt majflt cmajflt utime stime cutime cstime priority nice
+     * num_threads */
+    return rp && sscanf(rp + 1, " %c %d %*d %d %*d %*d %*u %*u %*u %*u %*u "
+                        "%*u %*u %*d %*d %*d %*d %d", &ps->state, &ps->ppid,
+                        &ps->session, &ps->threads) == 4;
+}
+
+static bool read_pid_stat(long pid, proc_stat *ps)
+{
+    char path[48];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    return read_stat(path, ps);
+}
+
+/* The topmost ancestor of this process (itself included) in its session:
+ * the session leader while it lives. */
+static long session_top(pid_t sid)
+{
+    long top = getpid(), up = getppid();
+    proc_stat ps;
+    for (int hops = 0; up > 1 && hops < 64 && read_pid_stat(up, &ps) &&
+                       ps.session == sid; hops++) {
+        top = up;
+        up = ps.ppid;
+    }
+    return top;
+}
+
+/* Runnable threads of pid's process (itself not counted when it is this
+ * one) and of its descendants in session sid, into *same. False when a
+ * children file is missing (no CONFIG_PROC_CHILDREN). depth bounds the
+ * recursion. */
+static bool count_session_from(long pid, pid_t sid, long self, int *same,
+                               int depth)
+{
+    proc_stat ps;
+    if (depth > 64 || !read_pid_stat(pid, &ps) || ps.session != sid)
+        return true; /* gone, or another session: none of ours below */
+    char path[96];
+    snprintf(path, sizeof path, "/proc/%ld/task", pid);
+    DIR *tasks = opendir(path);
+    if (!tasks) return true;
+    bool ok = true;
+    struct dirent *t;
+    while (ok && (t = readdir(tasks))) {
+        if (t->d_name[0] == '.') continue;
+        if (pid != self) {
+            proc_stat ts = ps;
+            if (ps.threads > 1) {
+                snprintf(path, sizeof path, "/proc/%ld/task/%.20s/stat", pid,
+                         t->d_name);
+                if (!read_stat(path, &ts)) continue;
+            }
+            if (ts.state == 'R') (*same)++;
+        }
+        snprintf(path, sizeof path, "/proc/%ld/task/%.20s/children", pid,
+                 t->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) { /* the thread is gone, or the kernel has no such files */
+            snprintf(path, sizeof path, "/proc/%ld/task/%.20s/stat", pid,
+                     t->d_name);
+            ok = access(path, F_OK) != 0;
+            continue;
+        }
+        long child;
+        while (ok && fscanf(f, "%ld", &child) == 1)
+            ok = count_session_from(child, sid, self, same, depth + 1);
+        fclose(f);
+    }
+    closedir(tasks);
+    return ok;
+}
+
+static int loadavg_running(void)
+{
+    char buf[128];
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (!f) return -1;
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    return threads_parse_running(buf);
+}
+
+int threads_look_fast(threads_look *l)
+{
+    l->same = l->other = 0;
+    int running = loadavg_running();
+    if (running < 0) return -1;
+    if (running <= 1) return 0; /* this process alone */
+    pid_t sid = getsid(0);
+    if (!count_session_from(session_top(sid), sid, getpid(), &l->same, 0))
+        return -1;
+    l->other = running - 1 - l->same;
+    if (l->other < 0) l->other = 0;
+    return 0;
+}
+
 static bool autogroup_enabled(void)
 {
     FILE *f = fopen("/proc/sys/kernel/sched_autogroup_enabled", "r");
@@ -146,56 +291,117 @@ static int cmp_int(const void *a, const void *b)
 
 /* what threads_set_count chose, for threads_count_source */
 static char g_count_source[160];
+/* the automatic count when it is the one in force, else 0 */
+static int g_auto_count;
 
-int threads_set_count(void)
+/* The automatic count: LOOKS looks 0.5 ms apart, the median of their
+ * answers; the text says what it counted (in the look it came from). */
+static int automatic_count(const char *how)
 {
-    const char *v = set_value("STAMP_THREADS");
-    if (!v || set_value("OMP_NUM_THREADS") || set_value("OPENBLAS_NUM_THREADS"))
-        return 0;
-    int n = 0;
-    if (!strcmp(v, "auto")) {
-        /* five looks, 2 ms apart: the median count (and the look it came
-         * from, for the message) */
-        enum { LOOKS = 5, MAX_SESSIONS = 64 };
-        int counts[LOOKS], sorted[LOOKS], same[LOOKS], nsess[LOOKS];
-        int cores = omp_get_num_procs();
-        bool ag = autogroup_enabled();
-        pid_t self = getpid(), sid = getsid(0);
-        for (int i = 0; i < LOOKS; i++) {
-            int per[MAX_SESSIONS];
-            pid_t sids[MAX_SESSIONS];
-            nsess[i] = count_runnable(self, sid, &same[i], per, sids,
-                                      MAX_SESSIONS);
-            counts[i] = sorted[i] = threads_auto_count(cores, ag, same[i],
-                                                       per, nsess[i]);
-            if (i < LOOKS - 1)
-                nanosleep(&(struct timespec){0, 2000000}, NULL);
-        }
-        qsort(sorted, LOOKS, sizeof *sorted, cmp_int);
-        n = sorted[LOOKS / 2];
-        int at = 0;
-        while (counts[at] != n) at++;
+    enum { LOOKS = 5 };
+    int cores = omp_get_num_procs();
+    /* for the tests: the answer given, nothing looked at */
+    const char *given = set_value("STAMP_TEST_AUTO_THREADS");
+    if (given && atoi(given) >= 1) {
         snprintf(g_count_source, sizeof g_count_source,
-                 "STAMP_THREADS=auto: %d (%d other session%s running "
-                 "threads, %d other thread%s of this session; %d core%s; "
-                 "autogroup %s)", n, nsess[at], nsess[at] == 1 ? "" : "s",
-                 same[at], same[at] == 1 ? "" : "s", cores,
-                 cores == 1 ? "" : "s", ag ? "on" : "off");
-    } else {
-        char *end;
-        errno = 0;
-        long l = strtol(v, &end, 10);
-        if (errno || *end || end == v || l < 1 || l > 4096) {
-            fprintf(stderr, "stamp: note: STAMP_THREADS='%.40s' is neither "
-                    "auto nor a count 1-4096; ignored\n", v);
-            return 0;
+                 "%s: %d (STAMP_TEST_AUTO_THREADS)", how, atoi(given));
+        return atoi(given);
+    }
+    bool ag = autogroup_enabled(), naive = false;
+    threads_look looks[LOOKS] = {{0, 0}};
+    int counts[LOOKS], sorted[LOOKS];
+    for (int i = 0; i < LOOKS; i++) {
+        if (ag && !naive && threads_look_fast(&looks[i]) < 0) naive = true;
+        if (ag && naive) {
+            int per[64];
+            threads_look_naive(&looks[i], per, 64);
         }
-        n = (int)l;
+        counts[i] = sorted[i] = threads_auto_count_running(
+            cores, ag, looks[i].same, looks[i].other);
+        if (!ag) break; /* nothing to look at: every core */
+        if (i < LOOKS - 1)
+            nanosleep(&(struct timespec){0, 500000}, NULL);
+    }
+    int n_looks = ag ? LOOKS : 1;
+    qsort(sorted, n_looks, sizeof *sorted, cmp_int);
+    int n = sorted[n_looks / 2], at = 0;
+    while (counts[at] != n) at++;
+    snprintf(g_count_source, sizeof g_count_source,
+             "%s: %d (%d runnable thread%s of other sessions, %d of this one; "
+             "%d core%s; autogroup %s%s)", how, n, looks[at].other,
+             looks[at].other == 1 ? "" : "s", looks[at].same, cores,
+             cores == 1 ? "" : "s", ag ? "on" : "off",
+             naive ? "; every process looked at" : "");
+    return n;
+}
+
+/* STAMP_THREADS's count 1-4096, 0 for "auto", -1 when malformed */
+static int stamp_threads_value(const char *v)
+{
+    if (!strcmp(v, "auto")) return 0;
+    char *end;
+    errno = 0;
+    long l = strtol(v, &end, 10);
+    if (errno || *end || end == v || l < 1 || l > 4096) return -1;
+    return (int)l;
+}
+
+int threads_set_count(bool auto_default)
+{
+    g_auto_count = 0;
+    g_count_source[0] = '\0';
+    if (set_value("OMP_NUM_THREADS") || set_value("OPENBLAS_NUM_THREADS"))
+        return 0;
+    const char *v = set_value("STAMP_THREADS");
+    int n = v ? stamp_threads_value(v) : 0;
+    if (n < 0) {
+        fprintf(stderr, "stamp: note: STAMP_THREADS='%.40s' is neither auto "
+                "nor a count 1-4096; ignored\n", v);
+        v = NULL;
+        n = 0;
+    }
+    if (n > 0) {
         snprintf(g_count_source, sizeof g_count_source, "STAMP_THREADS=%d", n);
+    } else if (v || auto_default) {
+        n = g_auto_count = automatic_count(v ? "STAMP_THREADS=auto"
+                                             : "automatic");
+    } else {
+        return 0;
     }
     omp_set_num_threads(n);
     openblas_set_num_threads(n);
     return n;
+}
+
+void threads_use(int n)
+{
+    if (n < 1) return;
+    g_auto_count = 0;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+bool threads_count_is_automatic(void)
+{
+    return g_auto_count > 0 && omp_get_max_threads() == g_auto_count;
+}
+
+int threads_exact_begin(void)
+{
+    int before = omp_get_max_threads();
+    if (threads_count_is_automatic() && before != omp_get_num_procs()) {
+        omp_set_num_threads(omp_get_num_procs());
+        openblas_set_num_threads(omp_get_num_procs());
+    }
+    return before;
+}
+
+void threads_exact_end(int before)
+{
+    if (before > 0 && omp_get_max_threads() != before) {
+        omp_set_num_threads(before);
+        openblas_set_num_threads(before);
+    }
 }
 
 const char *threads_count_source(void)
@@ -212,7 +418,7 @@ const char *threads_count_source(void)
     return buf;
 }
 
-void threads_init(char **argv)
+void threads_init(char **argv, bool auto_default)
 {
     bool wait = threads_set_wait_policy();
     const char *core = blas_cpu_set_best_kernels();
@@ -238,7 +444,7 @@ void threads_init(char **argv)
         }
     }
     /* the execution that runs: the other work counted as it starts */
-    threads_set_count();
+    threads_set_count(auto_default);
 }
 
 const char *threads_wait_policy(void)

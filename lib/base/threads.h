@@ -11,20 +11,30 @@
  * when it is loaded, before main: so main sets the variable and executes
  * the program again.
  *
- * The thread count is all cores unless --threads, OMP_NUM_THREADS or
- * OPENBLAS_NUM_THREADS say otherwise, or STAMP_THREADS: a number, or
- * "auto", the share of the cores the other work running as the command
- * starts leaves it (threads_auto_count).
+ * The thread count: --threads, OMP_NUM_THREADS or OPENBLAS_NUM_THREADS
+ * when the user gave one, else STAMP_THREADS (a number, or "auto"),
+ * else the program's default: for stamp the automatic count, the share
+ * of the cores the other work running as the command starts leaves it
+ * (threads_auto_count); for stamp-world all cores, because a world's
+ * bytes depend on its thread count (world/train.h: the gradient buffers
+ * of the workers are added in worker order) and should not depend on
+ * the neighbours' load.
  * On a shared machine a second thread may not pay: with the kernel's
  * autogroup scheduling a session, not a thread, gets a fair share of the
  * cores, so other users' work leaves a command the same CPU however many
  * threads it runs, and a second thread adds only its waiting. On a
- * 2-core host at load average 6-7 from other jobs, 2 threads took 1.24
- * times as long as 1 on a world-tiny commit, 1.27 on its z phase (medians
- * of 5 pairs; docs/performance.md, "How threads wait"). "auto" is not
- * the default because key statistics and a world's bytes depend on the
- * thread count (a commit's tensors do not, from the same statistics),
- * and should depend on the neighbours' load only when the user asks. */
+ * 2-core host at load average 8-17 from other sessions, 2 threads ran an
+ * 8-layer Llama fixture's commit at 0.86 times the speed of 1 thread
+ * (docs/performance.md, "How threads wait").
+ *
+ * What the automatic count must not change: a result. OpenMP loops
+ * (key statistics in fixed tiles, the forward and backward kernels in
+ * fixed tiles, one target vector per thread) give the same bits for any
+ * count; OpenBLAS's own threading in the solve's float64 LAPACK calls
+ * (dpotrf, dposv, dpotri: their blocking changes from 1 thread to
+ * several, and with the count) does not. So those calls run between
+ * threads_exact_begin and threads_exact_end, at the count the user gave
+ * or else all cores, never at the automatic count. */
 #ifndef STAMP_THREADS_H
 #define STAMP_THREADS_H
 
@@ -46,10 +56,11 @@ bool threads_set_wait_policy(void);
  * (blas_cpu_set_best_kernels) and, when either changed the environment,
  * executes the program again (/proc/self/exe, the same argv, stdin and
  * environment otherwise) once: the second execution finds the variables
- * set. Returns when there was nothing to do, or when the new execution
+ * set; then the thread count (threads_set_count(auto_default)). Returns
+ * when there was nothing to do, or when the new execution
  * failed (a note on stderr; the variables are taken back out, the
  * program goes on with libgomp's and OpenBLAS's defaults). */
-void threads_init(char **argv);
+void threads_init(char **argv, bool auto_default);
 
 /* STAMP_THREADS=auto's count for `cores` cores. Without the kernel's
  * autogroup scheduling every runnable thread gets an even share, and so
@@ -64,22 +75,72 @@ void threads_init(char **argv);
 int threads_auto_count(int cores, bool autogroup, int same_session,
                        const int *other_sessions, int n_other);
 
-/* Called by threads_init: when $STAMP_THREADS is "auto" or a number
- * 1-4096 and the user set neither OMP_NUM_THREADS nor
+/* threads_auto_count when only the number of other sessions' runnable
+ * threads is known (`other_threads`), not how they split into sessions:
+ * as if each were a session of one thread, the cores less them, at least
+ * 1 (all cores without autogroup or beside threads of this session). A
+ * lower bound of threads_auto_count, equal to it unless another session
+ * runs more threads than its even share; on 2 cores always equal. */
+int threads_auto_count_running(int cores, bool autogroup, int same_session,
+                               int other_threads);
+
+/* The runnable count of /proc/loadavg's text ("0.59 0.99 1.32 3/456
+ * 12345": 3, this process included), or -1 when malformed. */
+int threads_parse_running(const char *loadavg);
+
+/* One look at the other runnable threads (state R): `same` in this
+ * process's session (this process left out), `other` in other sessions;
+ * the naive look also counts them per session into per[] (at most
+ * max_sessions; the rest added to the last) and returns how many. */
+typedef struct {
+    int same, other;
+} threads_look;
+
+/* The fast look: /proc/loadavg's runnable count, and the threads of this
+ * session found from the topmost ancestor of this process that is in it
+ * down through /proc/PID/task/TID/children (only when something else
+ * runs). Returns 0, or -1 when the kernel has no children files (the
+ * naive look is then the way). */
+int threads_look_fast(threads_look *l);
+
+/* The naive twin: the stat of every thread of every process in /proc. */
+int threads_look_naive(threads_look *l, int *per, int max_sessions);
+
+
+/* Called by threads_init: unless the user set OMP_NUM_THREADS or
  * OPENBLAS_NUM_THREADS, sets this process's OpenMP and OpenBLAS thread
  * counts (omp_set_num_threads, openblas_set_num_threads; --threads still
- * overrides them later). "auto" looks at the runnable threads of every
- * other process and their sessions (/proc/PID/task/TID/stat) five
- * times, 2 ms apart, and takes the median of threads_auto_count's
- * answers. Returns the count set, or 0 (nothing set; a malformed value
- * gets a note on stderr). */
-int threads_set_count(void);
+ * overrides them later): $STAMP_THREADS when it is a number 1-4096, the
+ * automatic count when it is "auto" or, with auto_default, unset or
+ * empty. The automatic count takes five fast looks (threads_look_fast;
+ * the naive look where the kernel has no children files) 0.5 ms apart
+ * and the median of threads_auto_count_running's answers; with autogroup
+ * off it looks at nothing (all cores); the tests' STAMP_TEST_AUTO_THREADS=N
+ * makes it N. Returns the count set, or 0
+ * (nothing set; a malformed value gets a note on stderr). */
+int threads_set_count(bool auto_default);
 
-/* How the thread count was chosen, for `stamp --version` and the commit
- * record: "STAMP_THREADS=auto: 1 (3 other sessions running threads, 0
- * other threads of this session; 2 cores; autogroup on)",
- * "STAMP_THREADS=2", "OMP_NUM_THREADS=2", or "all cores (N)". Points
- * into a static buffer. */
+/* The count the user asked for: --threads N (the commands call this),
+ * as omp_set_num_threads and openblas_set_num_threads; the float64
+ * solves then run at it too (threads_exact_begin). */
+void threads_use(int n);
+
+/* True when the count in force is the automatic one. */
+bool threads_count_is_automatic(void);
+
+/* Around OpenBLAS calls whose bits depend on its thread count: sets the
+ * count to all cores when the automatic count is in force (else leaves
+ * the user's) and returns the count before, for threads_exact_end. Not
+ * inside a parallel region. */
+int threads_exact_begin(void);
+void threads_exact_end(int before);
+
+/* How the thread count was chosen, for `stamp --version`, the progress
+ * output and the commit record: "automatic: 1 (3 runnable threads of
+ * other sessions, 0 of this one; 2 cores; autogroup on)" (stamp's
+ * default; "STAMP_THREADS=auto: ..." when asked for), "STAMP_THREADS=2",
+ * "OMP_NUM_THREADS=2", or "all cores (N)". Points into a static
+ * buffer. */
 const char *threads_count_source(void);
 
 /* The waiting in force, for `stamp --version`: "OMP_WAIT_POLICY=PASSIVE",

@@ -4,6 +4,7 @@
  * through BLAS/LAPACK, as the reference does it. */
 #include "memit/memit.h"
 #include "base/errors.h"
+#include "base/threads.h"
 #include "memit/nullspace.h"
 #include "memit/spd.h"
 #include "memit/memit_naive.h"
@@ -463,6 +464,9 @@ int memit_apply(lm_model *m, const editreq *r, size_t n,
         stats[li].resid_before = mean_gap(z, H, n, C, resid,
                                           joint ? 1.0 : (double)left);
         stats[li].nullspace_dim = 0;
+        /* the solve's LAPACK bits depend on OpenBLAS's thread count:
+         * never the automatic one (base/threads.h) */
+        int before = threads_exact_begin();
         if (joint)
             rc = memit_joint_delta(cov_chol + li, (const float *const *)K,
                                    resid, nk, left, F, C,
@@ -470,6 +474,7 @@ int memit_apply(lm_model *m, const editreq *r, size_t n,
         else
             rc = layer_delta(h, li, cov_mean, cov_chol, K[0], resid, nk, F, C,
                              dW, lev, &stats[li].nullspace_dim);
+        threads_exact_end(before);
         if (!rc) rc = add_update(m, layer, dW, &stats[li]);
         if (rc) break;
         double ls = 0; /* this layer's leverages (row 0), the new edits' */
@@ -585,7 +590,9 @@ int rome_apply(lm_model *m, const editreq *r, const float *z, size_t layer,
         memcpy(A, cov_mean, F * F * sizeof(double));
         spd_add_ridge(A, F, h->rome_ridge);
         for (size_t i = 0; i < F; i++) u[i] = k[i];
+        int before = threads_exact_begin(); /* as in memit_apply */
         rc = spd_solve(A, u, F, 1);
+        threads_exact_end(before);
     }
     if (!rc) {
         double uk = 0;

@@ -12,18 +12,16 @@
 #include "base/dist.h"
 #include "base/errors.h"
 #include "base/meminfo.h"
+#include "base/threads.h"
 #include "memit/keystats.h"
 #include "memit/spd.h"
 #include "store/modelview.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-extern void openblas_set_num_threads(int);
 
 /* ---- events --------------------------------------------------------- */
 
@@ -217,7 +215,11 @@ static int layer_statistics(commit_state *st, size_t i, int factor)
     st->tm.stats += clock_seconds() - t0;
     if (!factor) { st->cov[i] = mean; return 0; }
     t0 = clock_seconds();
+    /* dpotrf's bits depend on OpenBLAS's thread count: never the
+     * automatic one (base/threads.h) */
+    int before = threads_exact_begin();
     int factored = spd_cholesky_in_place(mean, F);
+    threads_exact_end(before);
     st->tm.factor += clock_seconds() - t0;
     if (factored > 0) { st->chol[i] = mean; return 0; }
     free(mean);
@@ -630,10 +632,7 @@ int commit_run(store *s, const commit_options *opt,
     st.t_start = clock_seconds();
     if (!(st.failed = json_array()))
         return err_set(ERR_NOMEM, "out of memory");
-    if (opt->threads > 0) {
-        omp_set_num_threads(opt->threads);
-        openblas_set_num_threads(opt->threads);
-    }
+    if (opt->threads > 0) threads_use(opt->threads);
     if ((rc = commit_begin(&st, s))) goto out;
     if ((rc = commit_hparams(&st))) {
         out->bad_option = st.bad_option;
