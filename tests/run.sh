@@ -6,6 +6,9 @@
 set -u
 : "${STAMP:?}" "${BUILD:?}"
 export STAMP BUILD
+# parsed tokenizer.json files are cached here, not in $HOME (reused by
+# later tests and later runs of this build)
+export STAMP_CACHE_DIR="$BUILD/cache"
 here=$(cd "$(dirname "$0")" && pwd)
 total_passed=0; total_failed=0
 log=$(mktemp)

@@ -381,11 +381,13 @@ int tokenizer_open_dir(tokenizer **out, const char *dir)
 void tokenizer_close(tokenizer *t)
 {
     if (!t) return;
+    if (!t->hf || !t->hf->blob) { /* else they are in the cache's blob */
+        free(t->pairs);
+        free(t->bytes);
+        free(t->off);
+    }
     hf_free(t->hf);
     pcre2_code_free(t->re);
-    free(t->pairs);
-    free(t->bytes);
-    free(t->off);
     free(t);
 }
 

@@ -26,6 +26,12 @@ typedef struct {
 
 typedef struct hf_tok hf_tok;
 
+/* A slot of the string map: id (-1: free) and its key, pool[off..+len). */
+typedef struct {
+    int32_t id;
+    uint32_t len, off;
+} hf_map_slot;
+
 struct tokenizer {
     size_t n_vocab;
     char *bytes;        /* every token's decoded bytes, concatenated */
@@ -105,6 +111,8 @@ enum { PREPEND_ALWAYS, PREPEND_FIRST, PREPEND_NEVER };
 typedef struct {
     int kind;
     pcre2_code *re;
+    char *re_src;       /* re's PCRE2 source (malloc'ed), for the cache */
+    size_t re_n;
     char *s;            /* malloc'ed */
     size_t sn;
     int mode, flag;
@@ -124,12 +132,12 @@ struct hf_tok {
     size_t n_vocab;         /* real ids: 0..n_vocab-1 */
     size_t n_all;           /* ids, virtual ones included */
     char *pool;             /* every string: tokens, added contents */
+    size_t pool_n;          /* its length, < 4 GiB */
     size_t *str_off;        /* (n_all) id -> its string in pool ... */
     uint32_t *str_len;      /* (n_all) ... of this many bytes */
     uint8_t *kind;          /* (n_all) ID_* */
     uint8_t *special;       /* (n_all) HF_* bits of an added token */
-    int32_t *map;           /* string -> id, open addressing, -1 free */
-    size_t *map_off, *map_len; /* each slot's key in pool */
+    hf_map_slot *map;       /* string -> id, open addressing */
     size_t map_cap;
     int32_t cp_id[0x800];   /* id of each one-character string < U+0800 */
     char b2u[256][2];       /* GPT-2's bytes_to_unicode char of each byte, */
@@ -146,6 +154,14 @@ struct hf_tok {
     int *tmpl;              /* single template: ids, -1 for the sequence */
     size_t n_tmpl;
     int bos_id;
+    /* Loaded from the cache (tokenizer_cache.c): the read-only mapping
+     * of blob_n bytes (malloc'ed when blob_malloced) that pool, str_off,
+     * str_len, kind, special, map, tmpl and the tokenizer's bytes, off
+     * and pairs point into; NULL when parsed, each of those then
+     * malloc'ed on its own. */
+    void *blob;
+    size_t blob_n;
+    int blob_malloced;
 };
 
 /* The string of id (not NUL-terminated) and its length. */
@@ -165,8 +181,23 @@ int hf_run_decoders(const hf_tok *hf, const char *const *tok,
                     const size_t *tlen, const uint8_t *added, size_t n,
                     int single, char **text, size_t *len);
 
-/* Opens the tokenizer.json at `path`. */
+/* Opens the tokenizer.json at `path`: from the cache when it holds the
+ * file's parse (tokenizer_cache.c), else parsed and then cached. */
 int hf_open(tokenizer **out, const char *path);
+
+/* Parses the tokenizer.json bytes data[0..size) (path for messages),
+ * with no cache: the twin the cached tokenizer is tested against. */
+int hf_parse(tokenizer **out, const char *path, const char *data, size_t size);
+
+/* Compiles a PCRE2 pattern as every tokenizer.json regex is compiled
+ * (UTF, DOLLAR_ENDONLY, JIT when there is one); NULL when it does not
+ * compile, *ecode then says why. */
+pcre2_code *hf_compile_re(const char *src, size_t n, int *ecode, size_t *eoff);
+
+/* What hf's strings and map determine: fb_id, b2u, cp_id, added_at (the
+ * added tokens already sorted) and bos_id (the template read). */
+void hf_derive(hf_tok *hf);
+
 void hf_free(hf_tok *hf); /* accepts NULL */
 int hf_encode(const tokenizer *t, const char *text, size_t len,
               unsigned flags, int **ids, size_t *n);
@@ -174,6 +205,46 @@ int hf_decode(const tokenizer *t, const int *ids, size_t n, unsigned flags,
               char **text, size_t *len);
 int hf_is_special(const tokenizer *t, int id);
 int hf_bos_id(const tokenizer *t);
+
+/* ---- the cache of parsed tokenizer.json files (tokenizer_cache.c) ---- */
+
+/* A tokenizer.json's identity: the XXH3-128 of its bytes, canonical. */
+typedef struct {
+    uint8_t b[16];
+} tok_src_hash;
+
+void tok_src_hash_of(tok_src_hash *h, const char *data, size_t size);
+
+/* The cache file for the tokenizer.json of hash h into buf:
+ * DIR/tokenizer-HASH-vVERSION.bin, DIR from $STAMP_CACHE_DIR, else
+ * $XDG_CACHE_HOME/stamp, else $HOME/.cache/stamp. -1 when the cache is
+ * off (STAMP_CACHE_DIR=off, or no HOME) or the name does not fit. */
+int tok_cache_path(char *buf, size_t size, const tok_src_hash *h);
+
+/* Loads the cache file at cache_path, which must hold the parse of the
+ * tokenizer.json of hash h (path: that file, for messages). 0 and *out,
+ * or -1 for a missing, unreadable or bad file (nothing reported). */
+int tok_cache_load(tokenizer **out, const char *cache_path, const char *path,
+                   const tok_src_hash *h);
+
+/* The same on a cache file's bytes blob[0..n) (8-aligned), which the
+ * call takes over: malloced = 1 for malloc'ed bytes, 0 for a mapping;
+ * released on failure, else by tokenizer_close. Every size, offset and
+ * id is checked before use. check_sum = 0 skips the checksum (for the
+ * fuzz target). */
+int tok_cache_decode(tokenizer **out, void *blob, size_t n, int malloced,
+                     const char *path, const tok_src_hash *h, int check_sum);
+
+/* The cache file's bytes for t, parsed from the tokenizer.json of hash
+ * h: *blob malloc'ed, *n its length. 0, or -1 when out of memory. */
+int tok_cache_encode(const tokenizer *t, const tok_src_hash *h, void **blob,
+                     size_t *n);
+
+/* Writes the cache file for t at cache_path (a temporary file renamed
+ * into place; its directory created when missing). 0 or -1, nothing
+ * reported: without a cache the tokenizer.json is parsed each time. */
+int tok_cache_save(const tokenizer *t, const char *cache_path,
+                   const tok_src_hash *h);
 
 /* ---- Unicode helpers (tokenizer_nfc.c) ---- */
 

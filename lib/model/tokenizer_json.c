@@ -48,7 +48,11 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 /* JavaScript's \s: WhiteSpace and LineTerminator, as a class body. */
@@ -111,10 +115,9 @@ int hf_lookup(const hf_tok *hf, const char *s, size_t n)
 {
     size_t mask = hf->map_cap - 1;
     for (size_t h = XXH3_64bits(s, n) & mask;; h = (h + 1) & mask) {
-        int id = hf->map[h];
-        if (id < 0) return -1;
-        if (hf->map_len[h] == n && !memcmp(hf->pool + hf->map_off[h], s, n))
-            return id;
+        const hf_map_slot *m = &hf->map[h];
+        if (m->id < 0) return -1;
+        if (m->len == n && !memcmp(hf->pool + m->off, s, n)) return m->id;
     }
 }
 
@@ -125,23 +128,24 @@ static void map_put(hf_tok *hf, size_t off, size_t n, int id)
     size_t mask = hf->map_cap - 1;
     const char *s = hf->pool + off;
     for (size_t h = XXH3_64bits(s, n) & mask;; h = (h + 1) & mask) {
-        if (hf->map[h] < 0) {
-            hf->map[h] = id;
-            hf->map_off[h] = off;
-            hf->map_len[h] = n;
+        hf_map_slot *m = &hf->map[h];
+        if (m->id < 0) {
+            *m = (hf_map_slot){id, (uint32_t)n, (uint32_t)off};
             return;
         }
-        if (hf->map_len[h] == n && !memcmp(hf->pool + hf->map_off[h], s, n)) {
-            hf->map[h] = id;
+        if (m->len == n && !memcmp(hf->pool + m->off, s, n)) {
+            m->id = id;
             return;
         }
     }
 }
 
-/* Appends s to the pool; returns its offset or SIZE_MAX when out of memory. */
+/* Appends s to the pool; returns its offset or SIZE_MAX when out of memory
+ * (or past the 4 GiB the map's offsets hold). */
 static size_t pool_add(loader *L, const char *s, size_t n)
 {
     size_t off = L->pool.n;
+    if (n >= UINT32_MAX - off) L->pool.oom = 1;
     buf_add(&L->pool, s, n);
     hf_tok *hf = L->hf;
     hf->pool = L->pool.p;
@@ -359,12 +363,22 @@ static const char *js_to_pcre2(const char *src, size_t n, buf *out)
     return NULL;
 }
 
+pcre2_code *hf_compile_re(const char *src, size_t n, int *ecode, size_t *eoff)
+{
+    PCRE2_SIZE off = 0;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)src, n, PCRE2_UTF | PCRE2_DOLLAR_ENDONLY,
+                                   ecode, &off, NULL);
+    *eoff = off;
+    if (re) pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* interpreter if no JIT */
+    return re;
+}
+
 /* Compiles a tokenizer.json pattern object ({"String": s} or
  * {"Regex": r}) as the reference's createPattern(pattern, invert) does. */
 static int compile_pattern(loader *L, const json_t *pat, int invert,
-                           pcre2_code **re, const char *what)
+                           hf_step *step, const char *what)
 {
-    *re = NULL;
+    step->re = NULL;
     json_t *rx = json_object_get(pat, "Regex"), *st = json_object_get(pat, "String");
     buf js = {0}, pc = {0};
     int rc = 0;
@@ -411,17 +425,22 @@ static int compile_pattern(loader *L, const json_t *pat, int invert,
         goto out;
     }
     if (!pc.p) buf_add(&pc, "", 0);
+    if (pc.oom) {
+        rc = nomem(L);
+        goto out;
+    }
     int ecode;
-    PCRE2_SIZE eoff;
-    *re = pcre2_compile((PCRE2_SPTR)pc.p, pc.n, PCRE2_UTF | PCRE2_DOLLAR_ENDONLY,
-                        &ecode, &eoff, NULL);
-    if (!*re) {
+    size_t eoff;
+    step->re = hf_compile_re(pc.p, pc.n, &ecode, &eoff);
+    if (!step->re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(ecode, msg, sizeof msg);
         rc = fail(L, "%s: cannot compile pattern '%s': %s", what, js.p, (char *)msg);
         goto out;
     }
-    pcre2_jit_compile(*re, PCRE2_JIT_COMPLETE); /* interpreter if no JIT */
+    step->re_src = pc.p; /* the cache compiles it again */
+    step->re_n = pc.n;
+    pc.p = NULL;
 out:
     free(js.p);
     free(pc.p);
@@ -435,6 +454,7 @@ static int add_step(loader *L, hf_step **v, size_t *n, hf_step s)
     hf_step *nv = realloc(*v, (*n + 1) * sizeof **v);
     if (!nv) {
         pcre2_code_free(s.re);
+        free(s.re_src);
         free(s.s);
         return nomem(L);
     }
@@ -481,7 +501,7 @@ static int parse_normalizer(loader *L, const json_t *o, int depth)
         if ((rc = get_str(L, o, "content", 1, &s, &n, "normalizer Replace")) ||
             (rc = dup_str(L, s, n, &st)))
             return rc;
-        if ((rc = compile_pattern(L, json_object_get(o, "pattern"), 1, &st.re,
+        if ((rc = compile_pattern(L, json_object_get(o, "pattern"), 1, &st,
                                   "normalizer Replace"))) {
             free(st.s);
             return rc;
@@ -512,11 +532,11 @@ static int metaspace_scheme(loader *L, const json_t *o, int *mode, const char *w
     return 0;
 }
 
-static int compile_fixed(loader *L, const char *js, pcre2_code **re, const char *what)
+static int compile_fixed(loader *L, const char *js, hf_step *st, const char *what)
 {
     json_t *pat = json_pack("{s:s}", "Regex", js);
     if (!pat) return nomem(L);
-    int rc = compile_pattern(L, pat, 1, re, what);
+    int rc = compile_pattern(L, pat, 1, st, what);
     json_decref(pat);
     return rc;
 }
@@ -547,7 +567,7 @@ static int parse_pre(loader *L, const json_t *o, int depth)
             return rc;
         if (b && (rc = compile_fixed(L, "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+"
                                      "| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+",
-                                     &st.re, "pre_tokenizer ByteLevel")))
+                                     &st, "pre_tokenizer ByteLevel")))
             return rc;
     } else if (!strcmp(type, "Split")) {
         int invert = 0;
@@ -562,13 +582,13 @@ static int parse_pre(loader *L, const json_t *o, int depth)
         if (!ok) return fail(L, "pre_tokenizer Split: behavior '%s' is unknown", s);
         st.kind = invert ? PRE_MATCH : PRE_SPLIT;
         st.mode = s && !strcmp(s, "Removed") ? SPLIT_REMOVED : SPLIT_ISOLATED;
-        if ((rc = compile_pattern(L, json_object_get(o, "pattern"), invert, &st.re,
+        if ((rc = compile_pattern(L, json_object_get(o, "pattern"), invert, &st,
                                   "pre_tokenizer Split")))
             return rc;
     } else if (!strcmp(type, "Digits")) {
         st.kind = PRE_MATCH;
         if ((rc = get_bool(L, o, "individual_digits", 0, &b, "pre_tokenizer Digits")) ||
-            (rc = compile_fixed(L, b ? "[^\\d]+|\\d" : "[^\\d]+|\\d+", &st.re,
+            (rc = compile_fixed(L, b ? "[^\\d]+|\\d" : "[^\\d]+|\\d+", &st,
                                 "pre_tokenizer Digits")))
             return rc;
     } else if (!strcmp(type, "Metaspace")) {
@@ -619,7 +639,7 @@ static int parse_decoder(loader *L, const json_t *o, int depth)
         if ((rc = get_str(L, o, "content", 1, &s, &n, "decoder Replace")) ||
             (rc = dup_str(L, s, n, &st)))
             return rc;
-        if ((rc = compile_pattern(L, json_object_get(o, "pattern"), 1, &st.re,
+        if ((rc = compile_pattern(L, json_object_get(o, "pattern"), 1, &st,
                                   "decoder Replace"))) {
             free(st.s);
             return rc;
@@ -838,10 +858,8 @@ static int load_tokens(loader *L, const json_t *vocab, const json_t *added,
     if ((rc = set_id(L, (int)hf->n_all - 1, 0, 0, ID_NONE))) return rc;
     hf->map_cap = tok_pow2_above(count + 2 * merges_n + 64);
     hf->map = malloc(hf->map_cap * sizeof *hf->map);
-    hf->map_off = malloc(hf->map_cap * sizeof *hf->map_off);
-    hf->map_len = malloc(hf->map_cap * sizeof *hf->map_len);
-    if (!hf->map || !hf->map_off || !hf->map_len) return nomem(L);
-    memset(hf->map, 0xff, hf->map_cap * sizeof *hf->map);
+    if (!hf->map) return nomem(L);
+    for (size_t h = 0; h < hf->map_cap; h++) hf->map[h] = (hf_map_slot){-1, 0, 0};
 
     json_object_keylen_foreach((json_t *)vocab, key, klen, val) {
         int id = (int)json_integer_value(val);
@@ -885,7 +903,7 @@ static int load_merges(loader *L, const json_t *merges)
     t->pair_cap = tok_pow2_above(json_array_size(merges));
     t->pairs = malloc(t->pair_cap * sizeof *t->pairs);
     if (!t->pairs) return nomem(L);
-    for (size_t k = 0; k < t->pair_cap; k++) t->pairs[k].key = PAIR_EMPTY;
+    for (size_t k = 0; k < t->pair_cap; k++) t->pairs[k] = (pair_slot){PAIR_EMPTY, 0, 0};
     buf joined = {0};
     json_array_foreach(merges, i, e) {
         const char *a, *b;
@@ -931,8 +949,8 @@ static int load_merges(loader *L, const json_t *merges)
     return rc;
 }
 
-/* unk, byte fallback, one-character strings */
-static int set_fallbacks(loader *L, const json_t *model)
+/* The id of the unk_token, -1 when none */
+static int set_unk(loader *L, const json_t *model)
 {
     hf_tok *hf = L->hf;
     const char *s;
@@ -944,6 +962,31 @@ static int set_fallbacks(loader *L, const json_t *model)
         hf->unk_id = hf_lookup(hf, s, n);
         if (hf->unk_id >= 0 && hf->kind[hf->unk_id] == ID_VIRTUAL) hf->unk_id = -1;
     }
+    return 0;
+}
+
+/* The string map again at the capacity its strings need (it was sized
+ * for every merge naming new strings, which few do): a quarter full at
+ * most, a third of the memory Llama 3's took, and what the cache stores. */
+static int shrink_map(loader *L)
+{
+    hf_tok *hf = L->hf;
+    size_t cap = tok_pow2_above(2 * hf->n_all);
+    if (cap >= hf->map_cap) return 0;
+    hf_map_slot *map = malloc(cap * sizeof *map), *old = hf->map;
+    if (!map) return nomem(L);
+    for (size_t h = 0; h < cap; h++) map[h] = (hf_map_slot){-1, 0, 0};
+    size_t ocap = hf->map_cap;
+    hf->map = map;
+    hf->map_cap = cap;
+    for (size_t h = 0; h < ocap; h++)
+        if (old[h].id >= 0) map_put(hf, old[h].off, old[h].len, old[h].id);
+    free(old);
+    return 0;
+}
+
+void hf_derive(hf_tok *hf)
+{
     for (int b = 0; b < 256; b++) {
         char name[8];
         snprintf(name, sizeof name, "<0x%02X>", b);
@@ -960,7 +1003,11 @@ static int set_fallbacks(loader *L, const json_t *model)
         size_t ul = tok_utf8_put(cp, u);
         hf->cp_id[cp] = hf_lookup(hf, u, ul);
     }
-    return 0;
+    for (size_t k = 0, b = 0; b <= 256; b++) {
+        while (k < hf->n_added && (unsigned char)hf->added[k].s[0] < b) k++;
+        hf->added_at[b] = k;
+    }
+    hf->bos_id = hf->n_tmpl > 1 && hf->tmpl[0] >= 0 ? hf->tmpl[0] : -1;
 }
 
 /* The model (BPE: vocabulary, merges, unk and byte fallback) and the
@@ -979,7 +1026,9 @@ static int parse_model(loader *L, const json_t *model, const json_t *added)
         return rc;
     for (size_t k = 0; k < hf->n_added; k++)
         hf->added[k].s = hf->pool + (uintptr_t)hf->added[k].s;
-    return set_fallbacks(L, model);
+    hf->pool_n = L->pool.n;
+    if ((rc = shrink_map(L))) return rc;
+    return set_unk(L, model);
 }
 
 static int added_cmp(const void *pa, const void *pb)
@@ -1025,7 +1074,7 @@ static int token_bytes(loader *L)
     return t->bytes ? 0 : nomem(L);
 }
 
-int hf_open(tokenizer **out, const char *path)
+int hf_parse(tokenizer **out, const char *path, const char *data, size_t size)
 {
     *out = NULL;
     loader L = {.path = path};
@@ -1043,13 +1092,7 @@ int hf_open(tokenizer **out, const char *path)
     L.hf = hf;
     hf->bos_id = -1;
     hf->path = strdup(path);
-    /* read whole: jansson's own file reading goes a getc at a time */
-    char *data = NULL;
-    size_t size = 0;
-    json_t *root = NULL;
-    if ((rc = tok_read_file(path, &data, &size))) goto fail;
-    root = json_loadb(data, size, JSON_ALLOW_NUL, &jerr);
-    free(data);
+    json_t *root = json_loadb(data, size, JSON_ALLOW_NUL, &jerr);
     if (!root) {
         rc = err_set(ERR_FORMAT, "'%s':%d: bad JSON at column %d: %s", path,
                      jerr.line, jerr.column, jerr.text);
@@ -1073,12 +1116,8 @@ int hf_open(tokenizer **out, const char *path)
     hf->tmpl[0] = -1;
     hf->n_tmpl = 1;
     if ((rc = parse_post(&L, json_object_get(root, "post_processor"), 0))) goto fail;
-    if (hf->n_tmpl > 1 && hf->tmpl[0] >= 0) hf->bos_id = hf->tmpl[0];
     qsort(hf->added, hf->n_added, sizeof *hf->added, added_cmp);
-    for (size_t k = 0, b = 0; b <= 256; b++) {
-        while (k < hf->n_added && (unsigned char)hf->added[k].s[0] < b) k++;
-        hf->added_at[b] = k;
-    }
+    hf_derive(hf);
     if ((rc = token_bytes(&L))) goto fail;
     if (!hf->path) {
         rc = nomem(&L);
@@ -1094,6 +1133,46 @@ fail:
     return rc;
 }
 
+/* The bytes of the file at path, mapped (*mapped = 1: munmap them) or
+ * else read whole (jansson's own file reading goes a getc at a time). */
+static int source_bytes(const char *path, char **data, size_t *size, int *mapped)
+{
+    *mapped = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p != MAP_FAILED) {
+            close(fd);
+            *data = p;
+            *size = (size_t)st.st_size;
+            *mapped = 1;
+            return 0;
+        }
+    }
+    if (fd >= 0) close(fd);
+    return tok_read_file(path, data, size);
+}
+
+int hf_open(tokenizer **out, const char *path)
+{
+    *out = NULL;
+    char *data = NULL, cache[4096];
+    size_t size = 0;
+    int mapped, rc = source_bytes(path, &data, &size, &mapped);
+    if (rc) return rc;
+    tok_src_hash h;
+    tok_src_hash_of(&h, data, size);
+    int cached = tok_cache_path(cache, sizeof cache, &h) == 0;
+    if (!cached || tok_cache_load(out, cache, path, &h) != 0) {
+        rc = hf_parse(out, path, data, size);
+        if (!rc && cached) tok_cache_save(*out, cache, &h);
+    }
+    if (mapped) munmap(data, size);
+    else free(data);
+    return rc;
+}
+
 void hf_free(hf_tok *hf)
 {
     if (!hf) return;
@@ -1102,20 +1181,24 @@ void hf_free(hf_tok *hf)
     for (int l = 0; l < 3; l++) {
         for (size_t i = 0; i < counts[l]; i++) {
             pcre2_code_free(lists[l][i].re);
+            free(lists[l][i].re_src);
             free(lists[l][i].s);
         }
         free(lists[l]);
     }
     free(hf->path);
-    free(hf->pool);
-    free(hf->str_off);
-    free(hf->str_len);
-    free(hf->kind);
-    free(hf->special);
-    free(hf->map);
-    free(hf->map_off);
-    free(hf->map_len);
     free(hf->added);
-    free(hf->tmpl);
+    if (hf->blob) {
+        if (hf->blob_malloced) free(hf->blob);
+        else munmap(hf->blob, hf->blob_n);
+    } else {
+        free(hf->pool);
+        free(hf->str_off);
+        free(hf->str_len);
+        free(hf->kind);
+        free(hf->special);
+        free(hf->map);
+        free(hf->tmpl);
+    }
     free(hf);
 }

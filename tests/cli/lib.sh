@@ -15,6 +15,8 @@ TEST_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 T=$(mktemp -d "${TMPDIR:-/tmp}/stamp-test.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 export STAMP_STORE="$T/store"
+# the tokenizer cache of this build, never $HOME's (as tests/run.sh sets)
+export STAMP_CACHE_DIR="$BUILD/cache"
 # SANITIZED=1 when $STAMP is built with AddressSanitizer (make asan): the
 # slowest tests then run fewer trials of the same checks, so that the
 # sanitizer run stays within the test budget

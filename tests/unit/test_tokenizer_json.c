@@ -560,6 +560,10 @@ int main(int argc, char **argv)
         snprintf(self, sizeof self, "%s", argv[0]);
         snprintf(build, sizeof build, "%s/..", dirname(self));
     }
+    /* the build's tokenizer cache (tests/run.sh sets it), never $HOME's */
+    char cache[1100];
+    snprintf(cache, sizeof cache, "%s/cache", build);
+    setenv("STAMP_CACHE_DIR", cache, 0);
     open_all(build);
     json_error_t jerr;
     vectors = json_load_file(VECTORS, JSON_ALLOW_NUL, &jerr);
