@@ -28,9 +28,13 @@
 #   spinN:  GOMP_SPINCOUNT=N (a bounded spin, for comparison);
 #   new:    nothing set: stamp's default (lib/base/threads.h).
 # The thread count: commit --threads N, stats OMP_NUM_THREADS=N and
-# OPENBLAS_NUM_THREADS=N. AUTO=1 adds a third run to each pair with
-# STAMP_THREADS=auto instead (the count stamp picks from the other work
-# running, lib/base/threads.h), in the table as "auto" with 1/auto. TRAIN_STEPS=S (default 0: not run) times world
+# OPENBLAS_NUM_THREADS=N. AUTO=1 adds a third run to each pair with no
+# count set: stamp's default, the automatic count (the share of the
+# cores the other work running leaves, lib/base/threads.h; the count
+# it chose shows in each commit's line), in the table as "default" with
+# 1/default and 2/default (above 1: the default is faster); stamp-world's
+# default stays all cores. LOADS (default "idle busy") picks the
+# loads to run. TRAIN_STEPS=S (default 0: not run) times world
 # training too: stamp-world --synthetic tiny --steps S --threads N. Writes every run and the table to
 # $BENCH_OUT (default bench/results)/threads-busy-NAME-DATE.txt.
 set -euo pipefail
@@ -43,11 +47,15 @@ TRAIN_STEPS=${TRAIN_STEPS:-0}
 HOGS=${HOGS:-2}
 HOG_SESSION=${HOG_SESSION:-same}
 AUTO=${AUTO:-0}
+LOADS=${LOADS:-idle busy}
 [[ $HOG_SESSION =~ ^(same|own)$ ]] || { echo "threads_busy.sh: HOG_SESSION must be same or own, not '$HOG_SESSION'" >&2; exit 2; }
 [[ $HOGS =~ ^[1-9][0-9]*$ ]] || { echo "threads_busy.sh: HOGS must be a whole number >= 1, not '$HOGS'" >&2; exit 2; }
 [[ $TRAIN_STEPS =~ ^[0-9]+$ ]] || { echo "threads_busy.sh: TRAIN_STEPS must be a whole number, not '$TRAIN_STEPS'" >&2; exit 2; }
 unset OMP_WAIT_POLICY GOMP_SPINCOUNT # the policies are this script's to set
 [[ $pairs =~ ^[1-9][0-9]*$ ]] || { echo "threads_busy.sh: PAIRS must be a whole number >= 1, not '$pairs'" >&2; exit 2; }
+for l in $LOADS; do
+  [[ $l =~ ^(idle|busy)$ ]] || { echo "threads_busy.sh: LOADS: unknown load '$l' (idle, busy)" >&2; exit 2; }
+done
 for m in $MODES; do
   [[ $m =~ ^(old|active|new|spin[0-9]+)$ ]] ||
     { echo "threads_busy.sh: unknown mode '$m' (old, active, new, spinN)" >&2; exit 2; }
@@ -105,25 +113,25 @@ STAMP_STORE=$work/base "$STAMP" import "$work/batch.csv" > /dev/null
 
 : > "$work/runs.txt" # load mode threads commit_s z_s commit_cpu_s stats_s train_s
 TIMEFORMAT='%3R %3U %3S'
-one_run() { # one_run LOAD MODE THREADS (a count, or auto: STAMP_THREADS=auto)
+one_run() { # one_run LOAD MODE THREADS (a count, or auto: nothing set, stamp's default)
   local envs; read -ra envs <<< "$(mode_env "$2")"
   local topt=(--threads "$3") tenv=(OMP_NUM_THREADS="$3" OPENBLAS_NUM_THREADS="$3")
-  if [ "$3" = auto ]; then topt=(); tenv=(STAMP_THREADS=auto); fi
+  if [ "$3" = auto ]; then topt=(); tenv=(); fi
   rm -rf "$work/run" && cp -a "$work/base" "$work/run"
   local t
-  t=$( { time env "${envs[@]}" "${tenv[@]}" STAMP_STORE="$work/run" "$STAMP" commit "${topt[@]}" \
+  t=$( { time env -u STAMP_THREADS -u OMP_NUM_THREADS -u OPENBLAS_NUM_THREADS "${envs[@]}" "${tenv[@]}" STAMP_STORE="$work/run" "$STAMP" commit "${topt[@]}" \
            --no-scores --json --set rounds=1 > "$work/out.json" 2> "$work/err"; } 2>&1 )
   local commit_s cpu_u cpu_s; read -r commit_s cpu_u cpu_s <<< "$t"
   local z; z=$(jq .timings.z "$work/out.json")
   local label=$3 # auto: with the count it chose for the commit
-  [ "$3" != auto ] || label="auto=$(jq .threads "$work/out.json")"
+  [ "$3" != auto ] || label="default=$(jq .threads "$work/out.json")"
   rm -rf "$work/run" && cp -a "$work/empty" "$work/run"
-  t=$( { time env "${envs[@]}" "${tenv[@]}" \
+  t=$( { time env -u STAMP_THREADS -u OMP_NUM_THREADS -u OPENBLAS_NUM_THREADS "${envs[@]}" "${tenv[@]}" \
            STAMP_STORE="$work/run" "$STAMP" stats --corpus "$world/corpus.txt" > /dev/null 2> "$work/err"; } 2>&1 )
   local stats_s; read -r stats_s _ <<< "$t"
   local train_s=0
   if [ "$TRAIN_STEPS" -gt 0 ]; then
-    t=$( { time env "${envs[@]}" "${tenv[@]}" "$bin/stamp-world" --synthetic tiny --steps "$TRAIN_STEPS" --goal 2 \
+    t=$( { time env -u STAMP_THREADS -u OMP_NUM_THREADS -u OPENBLAS_NUM_THREADS "${envs[@]}" "${tenv[@]}" "$bin/stamp-world" --synthetic tiny --steps "$TRAIN_STEPS" --goal 2 \
              --no-checkpoint --quiet "${topt[@]}" --out "$work/world" > /dev/null 2> "$work/err"; } 2>&1 )
     read -r train_s _ <<< "$t"
   fi
@@ -134,7 +142,7 @@ one_run() { # one_run LOAD MODE THREADS (a count, or auto: STAMP_THREADS=auto)
     "$(if [ "$TRAIN_STEPS" -gt 0 ]; then echo ", training $train_s s"; fi)" "$(loadavg)" | tee -a "$result"
 }
 
-for load in idle busy; do
+for load in $LOADS; do
   if [ "$load" = busy ]; then start_hogs; fi
   echo "# $load: load average $(loadavg)" | tee -a "$result"
   for pair in $(seq "$pairs"); do
@@ -160,9 +168,9 @@ col() { # col LOAD MODE THREADS COLUMN: the median
   echo
   echo "medians of $pairs alternating pairs (seconds; 1/2 = 1 thread's time over 2 threads': above 1, the second thread helps):"
   printf '%-5s %-10s %-11s %9s %9s %6s' load policy what "1 thread" "2 threads" "1/2"
-  if [ "$AUTO" = 1 ]; then printf ' %9s %7s' auto "1/auto"; fi
+  if [ "$AUTO" = 1 ]; then printf ' %9s %9s %9s' default "1/default" "2/default"; fi
   echo
-  for load in idle busy; do
+  for load in $LOADS; do
     for mode in $MODES; do
       rows=("commit 4" "z 5" "commit-CPU 6" "stats 7")
       if [ "$TRAIN_STEPS" -gt 0 ]; then rows+=("training 8"); fi
@@ -172,7 +180,7 @@ col() { # col LOAD MODE THREADS COLUMN: the median
         au=0; [ "$AUTO" != 1 ] || au=$(col "$load" "$mode" auto "$c")
         awk -v l="$load" -v m="$mode" -v n="$name" -v a="$a" -v b="$b" -v au="$au" -v auto="$AUTO" 'BEGIN {
           printf "%-5s %-10s %-11s %9.3f %9.3f %5.2fx", l, m, n, a, b, (b > 0 ? a / b : 0)
-          if (auto == 1) printf " %9.3f %6.2fx", au, (au > 0 ? a / au : 0)
+          if (auto == 1) printf " %9.3f %8.2fx %8.2fx", au, (au > 0 ? a / au : 0), (au > 0 ? b / au : 0)
           printf "\n" }'
       done
     done

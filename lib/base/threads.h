@@ -97,10 +97,12 @@ typedef struct {
 } threads_look;
 
 /* The fast look: /proc/loadavg's runnable count, and the threads of this
- * session found from the topmost ancestor of this process that is in it
- * down through /proc/PID/task/TID/children (only when something else
- * runs). Returns 0, or -1 when the kernel has no children files (the
- * naive look is then the way). */
+ * session found from the topmost ancestor of this process that is in it,
+ * and from the processes of it init adopted, down through
+ * /proc/PID/task/TID/children (only when something else runs; an
+ * orphan a subreaper other than init adopted is missed). Returns 0, or
+ * -1 when the kernel has no children files (the naive look is then the
+ * way). */
 int threads_look_fast(threads_look *l);
 
 /* The naive twin: the stat of every thread of every process in /proc. */
@@ -114,6 +116,7 @@ int threads_look_naive(threads_look *l, int *per, int max_sessions);
  * automatic count when it is "auto" or, with auto_default, unset or
  * empty. The automatic count takes five fast looks (threads_look_fast;
  * the naive look where the kernel has no children files) 0.5 ms apart
+ * (waited on the CPU: a sleep would wait for it again on a busy machine)
  * and the median of threads_auto_count_running's answers; with autogroup
  * off it looks at nothing (all cores); the tests' STAMP_TEST_AUTO_THREADS=N
  * makes it N. Returns the count set, or 0
