@@ -16,7 +16,13 @@
  * finds the earlier positions' keys and values (unchanged since the
  * earlier pass: the hook adds nothing before the ranges). With
  * LLAMA_ACTS_FORWARD_ONLY every buffer but the keys and the block
- * outputs has a layer stride of 0: the layers share it. */
+ * outputs has a layer stride of 0: the layers share it. A workspace from
+ * first_layer > 0 serves backward passes to a hook that compute input
+ * gradients only: it keeps per layer just what those read (the norms'
+ * inputs and statistics, q, k, v, the attention weights, gate and up),
+ * from first_layer up, and the block outputs from first_layer - 1 up;
+ * what only weight gradients read (the norms' outputs, the attention's
+ * output, the keys) shares one slot between all layers. */
 #include "model/llama.h"
 #include "model/llama_train.h"
 #include "base/errors.h"
@@ -268,6 +274,9 @@ struct llama_acts {
     size_t ls;        /* layer stride factor of the shared buffers: 1 or 0 */
     size_t first_layer; /* the layers up to it share its slot of the
                            shared buffers (llama_acts_new_from) */
+    int input_grads;  /* first_layer > 0 with a backward: only input
+                         gradients, so ln1, ln2, atty and key share one
+                         slot and the lower block outputs two */
     size_t maxB, maxT, maxBT, max_logits;
     /* the last pass */
     size_t B, T, valid_layers, start_layer, n_logits, hook_layer;
@@ -286,7 +295,7 @@ struct llama_acts {
     float *cos, *sin; /* (maxT, D/2) */
     float *memory;
     float *encoded;   /* (maxBT, C) */
-    /* per layer (stride ls) */
+    /* per layer (stride ls; ln1, ln2 and atty: one slot if input_grads) */
     float *ln1;       /* (L, maxBT, C) */
     float *rstd1;     /* (L, maxBT) */
     float *qpre;      /* (L, maxBT, QD) q before q_norm (Qwen3) */
@@ -332,7 +341,7 @@ struct llama_acts {
     float *dvc;       /* (maxBT, KD) */
     float *dq2;       /* (maxBT, QD) before the rope */
     float *dk2;       /* (maxBT, KD) */
-    float *dq3;       /* (maxBT, QD) before q_norm */
+    float *dq3;       /* (maxBT, QD) before q_norm (Qwen3 only) */
     float *dk3;       /* (maxBT, KD) */
     float *datt;      /* (maxB, NH, maxT, maxT) */
     float *dlnf;      /* (max_logits, C) */
@@ -357,6 +366,26 @@ static int alloc_buffers(float **memory, buf_spec *spec, size_t n)
         mem += spec[i].n ? spec[i].n : 1;
     }
     return 0;
+}
+
+/* The slot of block l's output: under LOGITS_ONLY two slots in turn
+ * (the input of block l, l-1's output, is never l's own slot); with
+ * input_grads the same below block first_layer - 1, whose output the
+ * hook reads, and one slot each from there up (a backward reads every
+ * block's input); otherwise one per layer. */
+static size_t res3_slot(const llama_acts *a, size_t l)
+{
+    if (a->flags & LLAMA_ACTS_LOGITS_ONLY) return l % 2;
+    if (a->input_grads && a->first_layer >= 3)
+        return l + 1 >= a->first_layer ? l + 3 - a->first_layer : l % 2;
+    return l;
+}
+
+static size_t res3_slots(const llama_acts *a, size_t L)
+{
+    if (a->flags & LLAMA_ACTS_LOGITS_ONLY) return L < 2 ? L : 2;
+    if (a->input_grads && a->first_layer >= 3) return L + 3 - a->first_layer;
+    return L;
 }
 
 int llama_acts_new(llama_acts **out, const llama_config *c, size_t B,
@@ -389,14 +418,16 @@ int llama_acts_new_from(llama_acts **out, const llama_config *c, size_t B,
     a->flags = flags;
     a->ls = flags & LLAMA_ACTS_FORWARD_ONLY ? 0 : 1;
     a->first_layer = first_layer;
+    a->input_grads = a->ls && first_layer > 0;
     size_t L = c->n_layer, C = c->n_embd, F = c->n_inner, NH = c->n_head,
            NKV = c->n_kv_head, D = c->head_dim, QD = NH * D, KD = NKV * D;
     size_t BT = B * T, SL = a->ls ? L - first_layer : 1,
-           NQ = c->qk_norm ? 1 : 0;
+           WL = a->input_grads ? 1 : SL, NQ = c->qk_norm ? 1 : 0;
     /* LOGITS_ONLY: one layer's keys, two block outputs (a block's input
-     * and its output) */
-    size_t KL = flags & LLAMA_ACTS_LOGITS_ONLY ? 1 : L,
-           RL = flags & LLAMA_ACTS_LOGITS_ONLY ? (L < 2 ? L : 2) : L;
+     * and its output); input_grads: one layer's keys, the outputs of
+     * res3_slot's slots */
+    size_t KL = flags & LLAMA_ACTS_LOGITS_ONLY || a->input_grads ? 1 : L,
+           RL = res3_slots(a, L);
     a->maxB = B;
     a->maxT = T;
     a->maxBT = BT;
@@ -410,13 +441,13 @@ int llama_acts_new_from(llama_acts **out, const llama_config *c, size_t B,
     a->row_len = malloc(B * sizeof *a->row_len);
     buf_spec spec[] = {
         {&a->cos, T * D / 2},          {&a->sin, T * D / 2},
-        {&a->encoded, BT * C},         {&a->ln1, SL * BT * C},
+        {&a->encoded, BT * C},         {&a->ln1, WL * BT * C},
         {&a->rstd1, SL * BT},          {&a->qpre, NQ * SL * BT * QD},
         {&a->qrstd, NQ * SL * BT * NH}, {&a->kpre, NQ * SL * BT * KD},
         {&a->krstd, NQ * SL * BT * NKV}, {&a->q, SL * BT * QD},
         {&a->k, SL * BT * KD},         {&a->v, SL * BT * KD},
-        {&a->att, SL * B * NH * T * T}, {&a->atty, SL * BT * QD},
-        {&a->res2, SL * BT * C},       {&a->ln2, SL * BT * C},
+        {&a->att, SL * B * NH * T * T}, {&a->atty, WL * BT * QD},
+        {&a->res2, SL * BT * C},       {&a->ln2, WL * BT * C},
         {&a->rstd2, SL * BT},          {&a->gate, SL * BT * F},
         {&a->up, SL * BT * F},         {&a->key, KL * BT * F},
         {&a->res3, RL * BT * C},       {&a->hooked, BT * C},
@@ -469,30 +500,31 @@ void llama_acts_free(llama_acts *a)
 const float *llama_acts_logits(const llama_acts *a) { return a->logits; }
 
 /* Layer l's MLP keys and block output in the workspace: under
- * LOGITS_ONLY the layers share one slot of keys and two of outputs (the
- * input of block l, l-1's output, is never l's own slot). */
+ * LOGITS_ONLY or input_grads the layers share one slot of keys (see
+ * res3_slot for the outputs). */
 static float *key_at(const llama_acts *a, size_t l)
 {
-    size_t k = a->flags & LLAMA_ACTS_LOGITS_ONLY ? 0 : l;
+    size_t k = a->flags & LLAMA_ACTS_LOGITS_ONLY || a->input_grads ? 0 : l;
     return a->key + k * a->maxBT * a->c.n_inner;
 }
 
 static float *res3_at(const llama_acts *a, size_t l)
 {
-    size_t k = a->flags & LLAMA_ACTS_LOGITS_ONLY ? l % 2 : l;
-    return a->res3 + k * a->maxBT * a->c.n_embd;
+    return a->res3 + res3_slot(a, l) * a->maxBT * a->c.n_embd;
 }
 
 const float *llama_acts_mlp_key(const llama_acts *a, size_t layer)
 {
-    if (layer >= a->c.n_layer || a->flags & LLAMA_ACTS_LOGITS_ONLY)
+    if (layer >= a->c.n_layer || a->flags & LLAMA_ACTS_LOGITS_ONLY ||
+        a->input_grads)
         return NULL;
     return key_at(a, layer);
 }
 
 const float *llama_acts_block_out(const llama_acts *a, size_t layer)
 {
-    if (layer >= a->c.n_layer || a->flags & LLAMA_ACTS_LOGITS_ONLY)
+    if (layer >= a->c.n_layer || a->flags & LLAMA_ACTS_LOGITS_ONLY ||
+        (a->input_grads && layer + 1 < a->first_layer))
         return NULL;
     return res3_at(a, layer);
 }
@@ -594,6 +626,12 @@ static int check_batch(const llama_model *m, const llama_acts *a,
     if (b->input && (b->start_layer == 0 || b->row_from))
         return err_set(ERR_INVALID, "an input needs a pass from a layer "
                        "above 0 without row ranges");
+    if (b->start_layer > 0 && !b->input && a->input_grads &&
+        b->start_layer < a->first_layer)
+        return err_set(ERR_INVALID, "a pass from layer %zu needs a workspace "
+                       "that keeps block %zu's output (this one keeps "
+                       "layers %zu and up)", b->start_layer,
+                       b->start_layer - 1, a->first_layer);
     if (b->start_layer > 0 && !b->input &&
         (!a->has_forward || a->valid_layers < b->start_layer ||
          a->B != b->B || a->T != b->T ||
@@ -641,6 +679,14 @@ static float *lay(const llama_acts *a, float *base, size_t l, size_t width)
     return base + slot(a, l) * a->maxBT * width;
 }
 
+/* The same for the buffers only weight gradients read (ln1, ln2, atty):
+ * one slot for every layer when the backward computes input gradients
+ * only. */
+static float *lay_w(const llama_acts *a, float *base, size_t l, size_t width)
+{
+    return a->input_grads ? base : lay(a, base, l, width);
+}
+
 /* q or k of n rows: projection (+ bias), Qwen3's per-head norm, rope.
  * out (n, H*D) the result; pre, rstd: the norm's input and statistics. */
 static void project_rope(const llama_acts *a, float *out, float *pre,
@@ -665,11 +711,11 @@ static void block_forward(const llama_model *m, llama_acts *a, size_t l,
     size_t C = a->c.n_embd, F = a->c.n_inner, NH = a->c.n_head,
            NKV = a->c.n_kv_head, D = a->c.head_dim, QD = NH * D, KD = NKV * D;
     float eps = a->c.rms_norm_eps;
-    float *ln1 = lay(a, a->ln1, l, C), *rstd1 = lay(a, a->rstd1, l, 1),
+    float *ln1 = lay_w(a, a->ln1, l, C), *rstd1 = lay(a, a->rstd1, l, 1),
           *q = lay(a, a->q, l, QD), *k = lay(a, a->k, l, KD),
-          *v = lay(a, a->v, l, KD), *atty = lay(a, a->atty, l, QD),
+          *v = lay(a, a->v, l, KD), *atty = lay_w(a, a->atty, l, QD),
           *att = a->att + slot(a, l) * a->maxB * NH * a->maxT * a->maxT,
-          *res2 = lay(a, a->res2, l, C), *ln2 = lay(a, a->ln2, l, C),
+          *res2 = lay(a, a->res2, l, C), *ln2 = lay_w(a, a->ln2, l, C),
           *rstd2 = lay(a, a->rstd2, l, 1), *gate = lay(a, a->gate, l, F),
           *up = lay(a, a->up, l, F),
           *key = key_at(a, l), *res3 = res3_at(a, l);
@@ -797,14 +843,14 @@ static int alloc_grad_buffers(llama_acts *a)
 {
     size_t C = a->c.n_embd, F = a->c.n_inner, NH = a->c.n_head,
            D = a->c.head_dim, QD = NH * D, KD = a->c.n_kv_head * D;
-    size_t BT = a->maxBT, NL = a->max_logits;
+    size_t BT = a->maxBT, NL = a->max_logits, NQ = a->c.qk_norm ? 1 : 0;
     buf_spec spec[] = {
         {&a->dres, BT * C},   {&a->dln, BT * C},    {&a->dkey, BT * F},
         {&a->dgate, BT * F},  {&a->dup, BT * F},    {&a->datty, BT * QD},
         {&a->dqf, BT * QD},   {&a->dkf, BT * KD},   {&a->dvf, BT * KD},
         {&a->dqc, BT * QD},   {&a->dkc, BT * KD},   {&a->dvc, BT * KD},
-        {&a->dq2, BT * QD},   {&a->dk2, BT * KD},   {&a->dq3, BT * QD},
-        {&a->dk3, BT * KD},
+        {&a->dq2, BT * QD},   {&a->dk2, BT * KD},   {&a->dq3, NQ * BT * QD},
+        {&a->dk3, NQ * BT * KD},
         {&a->datt, a->maxB * NH * a->maxT * a->maxT},
         {&a->dlnf, NL * C},   {&a->dlnf_in, NL * C},
     };
@@ -869,7 +915,7 @@ static void mlp_backward(const llama_model *m, llama_acts *a, size_t l,
     const llama_layer *gl = g ? &g->layers[l] : NULL;
     size_t C = a->c.n_embd, F = a->c.n_inner;
     const float *res2 = lay(a, a->res2, l, C), *rstd2 = lay(a, a->rstd2, l, 1),
-                *ln2 = lay(a, a->ln2, l, C), *gate = lay(a, a->gate, l, F),
+                *ln2 = lay_w(a, a->ln2, l, C), *gate = lay(a, a->gate, l, F),
                 *up = lay(a, a->up, l, F), *key = key_at(a, l);
     /* out = res2 + down(silu(gate(ln2)) * up(ln2)), ln2 = norm(res2) */
     if (g)
@@ -907,9 +953,9 @@ static void block_backward(const llama_model *m, llama_acts *a, size_t l,
     const llama_layer *gl = g ? &g->layers[l] : NULL;
     size_t C = a->c.n_embd, NH = a->c.n_head, NKV = a->c.n_kv_head,
            D = a->c.head_dim, QD = NH * D, KD = NKV * D;
-    const float *rstd1 = lay(a, a->rstd1, l, 1), *ln1 = lay(a, a->ln1, l, C),
+    const float *rstd1 = lay(a, a->rstd1, l, 1), *ln1 = lay_w(a, a->ln1, l, C),
                 *q = lay(a, a->q, l, QD), *k = lay(a, a->k, l, KD),
-                *v = lay(a, a->v, l, KD), *atty = lay(a, a->atty, l, QD),
+                *v = lay(a, a->v, l, KD), *atty = lay_w(a, a->atty, l, QD),
                 *att = a->att + slot(a, l) * a->maxB * NH * a->maxT * a->maxT;
     const float *qpre = a->c.qk_norm ? lay(a, a->qpre, l, QD) : NULL,
                 *kpre = a->c.qk_norm ? lay(a, a->kpre, l, KD) : NULL,

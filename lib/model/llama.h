@@ -129,7 +129,11 @@ int llama_acts_new(llama_acts **out, const llama_config *c, size_t B,
  * for layers first_layer and up (the layers below share one slot): for
  * passes whose backward and row ranges start at first_layer or above (a
  * hook at first_layer - 1 and no weight gradients), like the target
- * vectors' steps; a fraction of the memory when the hook is deep. */
+ * vectors' steps; a fraction of the memory when the hook is deep. With
+ * first_layer > 0 (and no FORWARD_ONLY) it keeps only what input
+ * gradients read: no keys (llama_acts_mlp_key returns NULL) and no block
+ * outputs below first_layer - 1 (llama_acts_block_out returns NULL for
+ * those; a pass from a layer below first_layer is refused). */
 int llama_acts_new_from(llama_acts **out, const llama_config *c, size_t B,
                         size_t T, size_t max_logits, unsigned flags,
                         size_t first_layer);

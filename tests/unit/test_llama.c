@@ -1638,6 +1638,71 @@ TEST(backward_params_llama_gqa_biases) { train_fd(0); }
 TEST(backward_params_qwen3_qk_norm_tied) { train_fd(1); }
 TEST(backward_params_qwen2_qkv_bias) { train_fd(2); }
 
+/* A workspace from a deep layer (first_layer >= 3: the lower block
+ * outputs in two slots, no keys, one slot of what only weight gradients
+ * read) gives the logits, the hook layer's block output and dvec of one
+ * that keeps every layer, bit for bit, for each family's options; its
+ * keys and lower outputs are NULL; a pass from below first_layer is
+ * refused. */
+TEST(workspace_from_a_deep_layer_equals_full)
+{
+    enum { B = 3, T = 7 };
+    for (int k = 0; k < 3; k++) {
+        llama_config c = train_config(k);
+        c.n_layer = 6;
+        llama_model m;
+        CHECK(llama_model_init_random(&m, &c, 40 + (uint64_t)k) == 0);
+        size_t C = c.n_embd, V = c.vocab_size, L = c.n_layer;
+        int tokens[B * T];
+        size_t len[B] = {7, 5, 6}, from[B] = {3, 2, 4}, lpos[B], hpos[B];
+        rng_state = 5 + (uint64_t)k;
+        for (size_t i = 0; i < B * T; i++) tokens[i] = (int)(urand() * V);
+        for (size_t b = 0; b < B; b++) {
+            lpos[b] = b * T + len[b] - 1;
+            hpos[b] = b * T + from[b];
+        }
+        float *vec = fnew(B * C), *dl = fnew(B * V);
+        float *dv = fnew(B * C), *dv2 = fnew(B * C);
+        fill(vec, B * C, -0.5f, 0.5f);
+        fill(dl, B * V, -0.1f, 0.1f);
+        for (size_t fl = 3; fl < L; fl++) {
+            llama_hook h = {.layer = fl - 1, .n = B, .pos = hpos, .vec = vec};
+            llama_acts *a = NULL, *a2 = NULL;
+            CHECK(llama_acts_new(&a, &c, B, T, B, 0) == 0);
+            CHECK(llama_acts_new_from(&a2, &c, B, T, B, 0, fl) == 0);
+            llama_batch full = {.tokens = tokens, .B = B, .T = T,
+                                .logit_pos = lpos, .n_logits = B, .hook = &h};
+            llama_batch rows = full;
+            rows.start_layer = fl;
+            rows.row_from = from;
+            rows.row_len = len;
+            for (int pass = 0; pass < 2; pass++) {
+                const llama_batch *b = pass ? &rows : &full;
+                CHECK(llama_forward(&m, a, b) == 0);
+                CHECK(llama_forward(&m, a2, b) == 0);
+                CHECK(!memcmp(llama_acts_logits(a), llama_acts_logits(a2),
+                              B * V * sizeof(float)));
+                CHECK(!memcmp(llama_acts_block_out(a, fl - 1),
+                              llama_acts_block_out(a2, fl - 1),
+                              B * T * C * sizeof(float)));
+                CHECK(llama_backward(&m, a, b, dl, dv) == 0);
+                CHECK(llama_backward(&m, a2, b, dl, dv2) == 0);
+                CHECK_MSG(!memcmp(dv, dv2, B * C * sizeof(float)),
+                          "config %d, from layer %zu, pass %d", k, fl, pass);
+            }
+            CHECK(llama_acts_mlp_key(a2, fl) == NULL);
+            CHECK(llama_acts_block_out(a2, fl - 2) == NULL);
+            llama_batch low = {.tokens = tokens, .B = B, .T = T,
+                               .start_layer = fl - 1};
+            CHECK(llama_forward(&m, a2, &low) != 0);
+            llama_acts_free(a);
+            llama_acts_free(a2);
+        }
+        free(vec); free(dl); free(dv); free(dv2);
+        llama_model_free(&m);
+    }
+}
+
 int main(void)
 {
     snprintf(tmp_root, sizeof tmp_root, "/tmp/test_llama.XXXXXX");
@@ -1664,6 +1729,7 @@ int main(void)
     RUN(partial_passes_equal_full_pass);
     RUN(row_range_pass_equals_full_pass);
     RUN(workspace_from_layer_equals_full);
+    RUN(workspace_from_a_deep_layer_equals_full);
     RUN(padding_does_not_leak);
     RUN(determinism_threads_parallel_region);
     RUN(bad_arguments);
