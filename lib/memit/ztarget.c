@@ -228,15 +228,14 @@ static int zgroup_run(const lm_model *m, lm_acts *a, const editreq *r,
     float *grad = calloc(G * C, sizeof(float));
     float *hook_vec = calloc(B * C, sizeof(float));
     float *dvec = calloc(B * C, sizeof(float));
-    float *logp = malloc(NL * V * sizeof(float));
-    float *dlogits = calloc(NL * V, sizeof(float));
+    float *logp = malloc(NL * V * sizeof(float)); /* then dLoss/dlogits */
     float *kl_init = malloc(G * V * sizeof(float));
     size_t *kl_row = malloc(G * sizeof(size_t));
     double *loss = calloc(G, sizeof(double)), *nll = calloc(G, sizeof(double));
     double *kl = calloc(G, sizeof(double)); /* KL of each fact, this step */
     int *done = calloc(G, sizeof(int));
     if (!delta || !adam_m || !adam_v || !grad || !hook_vec || !dvec ||
-        !logp || !dlogits || !kl_init || !kl_row || !loss || !nll || !kl ||
+        !logp || !kl_init || !kl_row || !loss || !nll || !kl ||
         !done) {
         rc = ERR_NOMEM;
         goto out;
@@ -316,11 +315,12 @@ static int zgroup_run(const lm_model *m, lm_acts *a, const editreq *r,
         if (n_done == G) break;
 
         /* dLoss/dlogits for the facts still stepping (the backward pass
-         * follows this step's forward, rows of the stopped ones too) */
+         * follows this step's forward, rows of the stopped ones too), in
+         * place of logp: each value reads only its own log p */
         for (size_t i = 0; i < act.n_logits; i++) {
             size_t k = act.logit_row[i], f = g.logit_fact[k];
-            float *d = dlogits + i * V;
-            const float *lp = logp + i * V;
+            float *d = logp + i * V;
+            const float *lp = d;
             if (done[f]) {
                 memset(d, 0, V * sizeof(float));
             } else if (g.logit_target[k] >= 0) {
@@ -334,7 +334,7 @@ static int zgroup_run(const lm_model *m, lm_acts *a, const editreq *r,
                                    ((double)lp[v] - l0[v] - kl[f]));
             }
         }
-        if ((rc = lm_backward(m, a, &step, dlogits, dvec))) goto out;
+        if ((rc = lm_backward(m, a, &step, logp, dvec))) goto out;
         flops += act.bwd_flops;
         memset(grad, 0, G * C * sizeof(float));
         for (size_t i = 0; i < act.n_hook; i++) {
@@ -380,7 +380,6 @@ out:
     free(hook_vec);
     free(dvec);
     free(logp);
-    free(dlogits);
     free(kl_init);
     free(kl_row);
     free(loss);
@@ -414,6 +413,58 @@ void ztarget_share(size_t n, const hparams *h, int part, int parts,
     *end = n_groups ? g1 * n / n_groups : 0;
 }
 
+/* ---- chunks ---------------------------------------------------------- */
+
+static size_t chunk_budget = ZTARGET_CHUNK_BYTES;
+
+size_t ztarget_set_chunk_bytes(size_t bytes)
+{
+    size_t old = chunk_budget;
+    chunk_budget = bytes ? bytes : ZTARGET_CHUNK_BYTES;
+    return old;
+}
+
+/* The memory a pass over B rows of T tokens with NL logit rows takes,
+ * estimated from the shapes: per token and layer kept (the Llama family
+ * keeps the layers above zlayer, GPT-2 every layer) the norms' inputs,
+ * q, k, v, the attention weights, the MLP's two F-wide halves; per token
+ * the shared and the backward's buffers; per logit row the logits and
+ * zgroup_run's log-probabilities. Only the cut into chunks reads it. */
+static double zgroup_bytes(const lm_config *c, size_t zlayer, size_t B,
+                           size_t T, size_t NL)
+{
+    double C = (double)c->n_embd, F = (double)c->n_inner,
+           QD = (double)(c->n_head * c->head_dim),
+           KD = (double)(c->n_kv_head * c->head_dim);
+    double kept = c->family == LM_LLAMA ? (double)(c->n_layer - zlayer - 1)
+                                        : (double)c->n_layer;
+    double per_token = kept * (4 * C + QD + 2 * KD + 2 * F +
+                                (double)(c->n_head * T)) +
+                       4 * F + 8 * C + 4 * QD;
+    return 4 * ((double)(B * T) * per_token +
+                (double)NL * (3 * (double)c->vocab_size + 4 * C));
+}
+
+/* The facts of a group run in chunks of whole facts, each chunk stepping
+ * in lockstep on its own: as many facts as keep zgroup_bytes within the
+ * budget (one at least). A fact's steps read only its own rows, so a
+ * chunk steps each fact as the whole group would, up to the order of
+ * float sums in the batched kernels. The cut depends on the facts and
+ * the model's shape only, never on the threads. Returns the facts of the
+ * chunk that starts at r[0], of at most n. */
+static size_t zchunk_facts(const lm_config *c, size_t zlayer,
+                           const editreq *r, size_t n)
+{
+    size_t k = 1;
+    while (k < n) {
+        size_t B, T, NL;
+        zgroup_shape(r, k + 1, &B, &T, &NL);
+        if (zgroup_bytes(c, zlayer, B, T, NL) > (double)chunk_budget) break;
+        k++;
+    }
+    return k;
+}
+
 int ztarget_compute(const lm_model *m, const editreq *r, size_t n,
                     size_t zlayer, const hparams *h, float *z, float *h0,
                     ztarget_info *info, progress_fn progress, void *ctx)
@@ -422,16 +473,37 @@ int ztarget_compute(const lm_model *m, const editreq *r, size_t n,
                                  progress, ctx);
 }
 
+/* The largest chunk of groups g0..g1 (of n_groups over n facts). */
+static void zchunks_max_shape(const lm_config *c, size_t zlayer,
+                              const editreq *r, size_t n, size_t n_groups,
+                              size_t g0, size_t g1, size_t *maxB,
+                              size_t *maxT, size_t *maxNL)
+{
+    *maxB = *maxT = *maxNL = 1;
+    for (size_t gi = g0; gi < g1; gi++) {
+        size_t f = gi * n / n_groups, end = (gi + 1) * n / n_groups;
+        while (f < end) {
+            size_t cnt = zchunk_facts(c, zlayer, r + f, end - f), B, T, NL;
+            zgroup_shape(r + f, cnt, &B, &T, &NL);
+            if (B > *maxB) *maxB = B;
+            if (T > *maxT) *maxT = T;
+            if (NL > *maxNL) *maxNL = NL;
+            f += cnt;
+        }
+    }
+}
+
 int ztarget_compute_share(const lm_model *m, const editreq *r, size_t n,
                           size_t zlayer, const hparams *h, int part,
                           int parts, float *z, float *h0, ztarget_info *info,
                           progress_fn progress, void *ctx)
 {
-    size_t C = m->config.n_embd, n_groups = ztarget_groups(n, h), finished = 0;
+    const lm_config *cfg = &m->config;
+    size_t C = cfg->n_embd, n_groups = ztarget_groups(n, h), finished = 0;
     size_t g0 = n_groups * (size_t)part / (size_t)parts;
     size_t g1 = n_groups * (size_t)(part + 1) / (size_t)parts, first, end;
     ztarget_share(n, h, part, parts, &first, &end);
-    if (zlayer >= m->config.n_layer)
+    if (zlayer >= cfg->n_layer)
         return err_set(ERR_INVALID, "z layer %zu is outside the model", zlayer);
     float *own_h0 = h0 ? NULL : malloc((n ? n : 1) * C * sizeof(float));
     if (!h0 && !own_h0) return ERR_NOMEM;
@@ -439,51 +511,35 @@ int ztarget_compute_share(const lm_model *m, const editreq *r, size_t n,
     memset(info, 0, n * sizeof *info);
     int rc = 0;
     if (progress) progress(ctx, "target vectors", 0, end - first);
-    /* one workspace per thread, for the largest group: allocating one
-     * per group costs page faults that two threads serialise on; the
+    /* one workspace per thread, for the largest chunk: allocating one
+     * per chunk costs page faults that two threads serialise on; the
      * steps' passes and backward start above zlayer, so the workspace
      * keeps the activations of those layers only */
-    size_t maxB = 1, maxT = 1, maxNL = 1;
-    for (size_t gi = g0; gi < g1; gi++) {
-        size_t f0 = gi * n / n_groups, cnt = (gi + 1) * n / n_groups - f0;
-        size_t B, T, NL;
-        zgroup_shape(r + f0, cnt, &B, &T, &NL);
-        if (B > maxB) maxB = B;
-        if (T > maxT) maxT = T;
-        if (NL > maxNL) maxNL = NL;
-    }
+    size_t maxB, maxT, maxNL;
+    zchunks_max_shape(cfg, zlayer, r, n, n_groups, g0, g1, &maxB, &maxT,
+                      &maxNL);
     /* fewer groups than threads (a small batch on a large model): one
-     * group after another, each pass's kernels on every thread; inside
-     * the parallel loop below each group would run on one thread */
-    if (g1 - g0 < (size_t)omp_get_max_threads() && !omp_in_parallel()) {
-        lm_acts *a = NULL;
-        rc = lm_acts_new_from(&a, m, maxB, maxT, maxNL, 0, zlayer + 1);
-        for (size_t gi = g0; !rc && gi < g1; gi++) {
-            size_t f0 = gi * n / n_groups, cnt = (gi + 1) * n / n_groups - f0;
-            rc = zgroup_run(m, a, r + f0, cnt, zlayer, h, z + f0 * C,
-                            h0 + f0 * C, info + f0);
-            finished += cnt;
-            if (progress) progress(ctx, "target vectors", finished, end - first);
-        }
-        lm_acts_free(a);
-        free(own_h0);
-        return rc;
-    }
-#pragma omp parallel
+     * team of one thread runs the groups in turn, each pass's kernels on
+     * every thread; otherwise each group runs on one thread */
+    int in_turn = g1 - g0 < (size_t)omp_get_max_threads();
+#pragma omp parallel if (!in_turn)
     {
         lm_acts *a = NULL;
-        int arc = lm_acts_new_from(&a, m, maxB, maxT, maxNL, 0,
-                                   zlayer + 1);
+        int arc = lm_acts_new_from(&a, m, maxB, maxT, maxNL, 0, zlayer + 1);
 #pragma omp for schedule(dynamic, 1)
         for (size_t gi = g0; gi < g1; gi++) {
-            size_t f0 = gi * n / n_groups, cnt = (gi + 1) * n / n_groups - f0;
-            int grc = arc ? arc : zgroup_run(m, a, r + f0, cnt, zlayer, h,
-                                             z + f0 * C, h0 + f0 * C,
-                                             info + f0);
+            size_t f = gi * n / n_groups, f1 = (gi + 1) * n / n_groups;
+            int grc = arc;
+            while (!grc && f < f1) {
+                size_t cnt = zchunk_facts(cfg, zlayer, r + f, f1 - f);
+                grc = zgroup_run(m, a, r + f, cnt, zlayer, h, z + f * C,
+                                 h0 + f * C, info + f);
+                f += cnt;
+            }
 #pragma omp critical(ztarget_progress)
             {
                 if (grc && !rc) rc = grc;
-                finished += cnt;
+                finished += f1 - gi * n / n_groups;
                 if (progress)
                     progress(ctx, "target vectors", finished, end - first);
             }

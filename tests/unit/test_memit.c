@@ -1,7 +1,8 @@
 /* test_memit: the editing solver on tiny random models: the SPD solve
  * and the MEMIT layer update against naive twins (and the normal
  * equations), keystats_sum sums against naive loops and their encoding,
- * z vectors identical with 1 and 2 threads and lowering the loss, MEMIT
+ * z vectors identical with 1 and 2 threads and lowering the loss, a
+ * group in chunks equal to groups of its chunks (GPT-2, Llama), MEMIT
  * moving block outputs toward z, ROME hitting z exactly. */
 #include "../harness.h"
 #include "../lm_wrap.h"
@@ -17,11 +18,13 @@
 #include "memit/keystats_sum_naive.h"
 #include "memit/memit_naive.h"
 #include "memit/spd_naive.h"
+#include "model/llama_train.h"
 
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static uint64_t rng = 42;
 static double urand(void)
@@ -629,6 +632,95 @@ TEST(a_fact_steps_alike_in_a_group_and_alone)
     free(zg); free(za); free(h0);
 }
 
+/* The naive twin of the chunks: a group over ZTARGET_CHUNK_BYTES runs
+ * as chunks of whole facts, each stepping as a group of its own. With a
+ * budget below any fact's, a group of NF facts gives, with 1 and 2
+ * threads, exactly the z and steps of groups of one fact; and the whole
+ * group's steps and z up to the order of float sums (within 1e-3 of each
+ * fact's move: the batched kernels sum rows of other sizes). */
+static void chunks_equal_groups(const lm_model *m, const hparams *base,
+                                size_t zlayer, const char *what)
+{
+    size_t C = m->config.n_embd;
+    float *zw = malloc(NF * C * sizeof(float)), *zc = malloc(NF * C * sizeof(float));
+    float *za = malloc(NF * C * sizeof(float)), *h0 = malloc(NF * C * sizeof(float));
+    ztarget_info iw[5], ic[5], ia[5];
+    hparams h = *base;
+    h.facts_per_group = 1;
+    CHECK(ztarget_compute(m, reqs, NF, zlayer, &h, za, h0, ia, NULL, NULL) == 0);
+    h.facts_per_group = NF;
+    CHECK(ztarget_compute(m, reqs, NF, zlayer, &h, zw, NULL, iw, NULL, NULL) == 0);
+    CHECK_MSG(memcmp(zw, za, NF * C * sizeof(float)) != 0,
+              "%s: a group and groups of one agree bit for bit (the test "
+              "cannot tell chunks from the group)", what);
+    size_t old = ztarget_set_chunk_bytes(1);
+    for (int threads = 1; threads <= 2; threads++) {
+        omp_set_num_threads(threads);
+        memset(zc, 0, NF * C * sizeof(float));
+        CHECK(ztarget_compute(m, reqs, NF, zlayer, &h, zc, NULL, ic, NULL, NULL) == 0);
+        CHECK_MSG(!memcmp(zc, za, NF * C * sizeof(float)), "%s, %d threads: "
+                  "chunks of one fact differ from groups of one", what, threads);
+        for (size_t f = 0; f < NF; f++) CHECK(ic[f].steps == ia[f].steps);
+    }
+    ztarget_set_chunk_bytes(old);
+    double worst = 0;
+    for (size_t f = 0; f < NF; f++) {
+        double diff = 0, moved = 0;
+        for (size_t c = 0; c < C; c++) {
+            diff += pow((double)zc[f * C + c] - zw[f * C + c], 2);
+            moved += pow((double)zw[f * C + c] - h0[f * C + c], 2);
+        }
+        CHECK_MSG(iw[f].steps == ic[f].steps && moved > 0 &&
+                  sqrt(diff) <= 1e-3 * sqrt(moved),
+                  "%s, fact %zu: %zu steps whole, %zu in chunks; |z chunks - "
+                  "z whole| %g of a move of %g", what, f, iw[f].steps,
+                  ic[f].steps, sqrt(diff), sqrt(moved));
+        worst = fmax(worst, sqrt(diff) / sqrt(moved));
+    }
+    printf("     %s: |z chunks - z whole| <= %.2g of the move\n", what, worst);
+    free(zw); free(zc); free(za); free(h0);
+}
+
+TEST(a_group_in_chunks_steps_as_groups_of_its_chunks)
+{
+    hparams h;
+    test_hparams(&h);
+    chunks_equal_groups(lm_of(&model), &h, 2, "gpt2");
+    /* a Llama of 6 layers, z at layer 3: its steps' workspace keeps the
+     * layers from 4 up (lower block outputs in two slots, no keys) */
+    llama_config c = {.arch = LLAMA_ARCH_LLAMA, .n_layer = 6, .n_embd = 16,
+                      .n_inner = 48, .n_head = 4, .n_kv_head = 2, .head_dim = 4,
+                      .vocab_size = model.config.vocab_size, .n_positions = 24,
+                      .rms_norm_eps = 1e-5f, .rope_theta = 10000,
+                      .tie_word_embeddings = true, .bos_token_id = -1};
+    llama_model t;
+    char dir[] = "/tmp/test_memit.XXXXXX", path[64];
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK(llama_model_init_random(&t, &c, 9) == 0);
+    for (size_t i = 0; i < t.n_params; i++) t.params[i] *= 20; /* a sharper head */
+    CHECK(llama_model_save(&t, dir, ST_F32) == 0);
+    llama_model_free(&t);
+    lm_model m;
+    int rc = lm_model_load(&m, dir);
+    CHECK_MSG(rc == 0, "%s", err_message(rc));
+    if (!rc) {
+        hparams_default(&h, &m.config);
+        h.layers[0] = 2;
+        h.layers[1] = 3;
+        h.n_layers = 2;
+        h.v_num_grad_steps = 10;
+        h.n_prefixes = 1;
+        chunks_equal_groups(&m, &h, 3, "llama");
+        lm_model_free(&m);
+    }
+    const char *files[] = {"config.json", "model.safetensors"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        remove(path);
+    }
+    rmdir(dir);
+}
+
 /* A well-conditioned stand-in for C_l: the keys of random sequences. */
 static double *random_cov(size_t layer)
 {
@@ -1072,6 +1164,7 @@ int main(void)
     RUN(keys_of_several_layers_in_one_pass_equal_each_layers_own);
     RUN(z_is_identical_with_one_and_two_threads_and_lowers_the_loss);
     RUN(a_fact_steps_alike_in_a_group_and_alone);
+    RUN(a_group_in_chunks_steps_as_groups_of_its_chunks);
     RUN(memit_apply_factored_matches_direct);
     RUN(memit_apply_equals_its_steps_by_hand);
     RUN(memit_apply_joint_moves_block_outputs_to_z);
