@@ -18,7 +18,9 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -85,7 +87,18 @@ int export_copy_file(const char *from, const char *to)
     return atomic_file_commit(out);
 }
 
-/* Every tensor of the file at path reads back as w[i] was written. */
+void export_release_mapped(const void *data, size_t len)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    if (!data || page <= 0) return;
+    uintptr_t lo = (uintptr_t)data, hi = lo + len, p = (uintptr_t)page;
+    uintptr_t a = (lo + p - 1) / p * p, b = hi / p * p;
+    if (b > a) (void)madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+/* Every tensor of the file at path reads back as w[i] was written. The
+ * read-back map holds one tensor at a time: export peaks near the
+ * model's size, not twice it. */
 static int check_weights(const char *path, const st_write_tensor *w,
                          const st_file *base, size_t n)
 {
@@ -96,7 +109,10 @@ static int check_weights(const char *path, const st_write_tensor *w,
         char want[33], have[33];
         size_t numel = safetensors_at(base, i)->numel;
         hash_hex(want, w[i].data, numel * sizeof(float));
-        if (st) hash_hex(have, st->data, st->nbytes);
+        if (st) {
+            hash_hex(have, st->data, st->nbytes);
+            export_release_mapped(st->data, st->nbytes);
+        }
         if (!st || st->dtype != ST_F32 || strcmp(want, have))
             rc = err_set(ERR_IO, "'%s': tensor '%s' did not read back as "
                          "written", path, w[i].name);

@@ -10,6 +10,12 @@
 /* Copies the file `from` to `to` (atomically: a temporary renamed). */
 int export_copy_file(const char *from, const char *to);
 
+/* Drops the whole pages inside [data, data + len) of a read-only file map
+ * from the process (the page cache keeps them; a later read faults them
+ * back in), so that reading a file back once costs no memory on top of
+ * the model. Only for read-only file maps: it would zero heap memory. */
+void export_release_mapped(const void *data, size_t len);
+
 /* A Llama-family model m (the store's model view, whose overlay tensors
  * are edited[0..n_edited)) into the directory tmp: the base directory's
  * files and shard layout, the edited tensors patched in their stored

@@ -161,6 +161,10 @@ static int check_written(lm_model *m, const hf_weights *base,
             rc = err_set(ERR_IO, "'%s': tensor '%s' did not read back as "
                          "written", file, t->name);
         free(want);
+        /* both maps hold one tensor at a time: export peaks far below
+         * the model's size, not at twice it */
+        export_release_mapped(t->data, t->nbytes);
+        if (b) export_release_mapped(b->data, b->nbytes);
     }
     hf_weights_close(w);
     return rc;
