@@ -19,7 +19,9 @@
 #                            the phases run (init always; commit needs
 #                            stats, diff and revert need commit)
 #     COMMIT_OPTS="..."      more `stamp commit` options; KEEP=1 keeps
-#                            the work directory
+#                            the work directory (stores included)
+# After an export the table's footer has the exported weights' sha256:
+# two builds that should edit alike (a memory change) must print the same.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 STAMP=${STAMP:-$here/build/stamp}
@@ -109,13 +111,16 @@ one_size() { # one_size medium|xl: prints its table, a row at a time
   ! runs gc || phase gc "$STAMP" gc
   echo
   echo "Weights $((weights / 1048576)) MiB F32; load average after: $(real_load)."
+  ! runs export ||
+    echo "Exported model.safetensors sha256: $(sha256sum < "$work/export-$size/model.safetensors" | cut -c1-16)."
   if runs commit; then
     echo
     jq -r '"commit: layers \(.hparams.layers); seconds: \(.timings | del(.rounds) | to_entries | map("\(.key) \(.value * 10 | round / 10)") | join(", ")); diff \(.diff_bytes) bytes"' \
       "$work/commit ($edits edits).out" 2>/dev/null || true
   fi
   echo
-  rm -rf "$model" "$STAMP_STORE" "$work/export-$size" # the disk for the next
+  [ "${KEEP:-0}" = 1 ] ||
+    rm -rf "$model" "$STAMP_STORE" "$work/export-$size" # the disk for the next
 }
 
 {
