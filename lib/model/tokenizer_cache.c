@@ -46,7 +46,8 @@
 #define TC_BYTE_ORDER 0x01020304u
 
 enum {
-    S_POOL, S_STR_OFF, S_STR_LEN, S_KIND, S_SPECIAL, S_MAP, S_TMPL, S_ADDED, S_STEPS, S_STEP_STR, S_OFF, S_BYTES, S_PAIRS, N_SECT
+    S_POOL, S_STR_OFF, S_STR_LEN, S_KIND, S_SPECIAL, S_MAP, S_TMPL, S_ADDED, S_STEPS,
+    S_STEP_STR, S_OFF, S_BYTES, S_PAIRS, N_SECT
 };
 
 typedef struct {
@@ -78,6 +79,30 @@ typedef struct {
 
 _Static_assert(sizeof(int) == 4 && sizeof(pair_slot) == 16 && sizeof(hf_map_slot) == 12,
                "the cache's layout");
+
+_Static_assert(offsetof(tc_header, version) == 8 && offsetof(tc_header, checksum) == 24 &&
+                   offsetof(tc_header, source) == TOK_CACHE_HASH_AT,
+               "the header's start, as tokenizer_cache.h gives it");
+
+int tok_cache_loaded(const tokenizer *t) { return t && t->hf && t->hf->blob; }
+
+int tok_cache_section(const void *blob, size_t n, const char *name, size_t *off,
+                      size_t *len)
+{
+    static const char *names[N_SECT] = {"pool", "str_off", "str_len", "kind", "special",
+                                        "map", "tmpl", "added", "steps", "step_str",
+                                        "off", "bytes", "pairs"};
+    tc_header hd;
+    if (n < sizeof hd) return -1;
+    memcpy(&hd, blob, sizeof hd);
+    for (int s = 0; s < N_SECT; s++) {
+        if (strcmp(name, names[s])) continue;
+        *off = hd.sect[s][0];
+        *len = hd.sect[s][1];
+        return 0;
+    }
+    return -1;
+}
 
 void tok_src_hash_of(tok_src_hash *h, const char *data, size_t size)
 {
@@ -310,7 +335,7 @@ static int check_header(const tc_header *hd, size_t n, const tok_src_hash *h)
         hd->map_cap < 16 || hd->map_cap > lim || (hd->map_cap & (hd->map_cap - 1)) ||
         hd->pair_cap < 16 || hd->pair_cap > lim || (hd->pair_cap & (hd->pair_cap - 1)) ||
         hd->pool_n > n || hd->bytes_n > n || hd->step_str_n > n ||
-        hd->n_added > hd->n_vocab || hd->n_tmpl < 1 || hd->n_tmpl > lim ||
+        hd->n_added > lim || hd->n_tmpl < 1 || hd->n_tmpl > lim ||
         hd->n_step[0] > 4096 || hd->n_step[1] > 4096 || hd->n_step[2] > 4096)
         return -1;
     uint64_t n_steps = hd->n_step[0] + hd->n_step[1] + hd->n_step[2];

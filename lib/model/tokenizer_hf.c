@@ -32,7 +32,7 @@ typedef struct {
 static void pl_push(plist *p, const char *s, size_t n, uint8_t flag)
 {
     if (p->oom) return;
-    if (p->len + n > p->cap) {
+    if (p->len + n > p->cap || !p->buf) { /* a buffer even for "": pl_at adds to it */
         size_t cap = p->cap ? p->cap : 256;
         while (cap < p->len + n) cap *= 2;
         char *b = realloc(p->buf, cap);

@@ -11,6 +11,7 @@
 #define STAMP_TOKENIZER_IMPL_H
 
 #include "model/tokenizer.h"
+#include "model/tokenizer_cache.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -185,10 +186,6 @@ int hf_run_decoders(const hf_tok *hf, const char *const *tok,
  * file's parse (tokenizer_cache.c), else parsed and then cached. */
 int hf_open(tokenizer **out, const char *path);
 
-/* Parses the tokenizer.json bytes data[0..size) (path for messages),
- * with no cache: the twin the cached tokenizer is tested against. */
-int hf_parse(tokenizer **out, const char *path, const char *data, size_t size);
-
 /* Compiles a PCRE2 pattern as every tokenizer.json regex is compiled
  * (UTF, DOLLAR_ENDONLY, JIT when there is one); NULL when it does not
  * compile, *ecode then says why. */
@@ -205,46 +202,6 @@ int hf_decode(const tokenizer *t, const int *ids, size_t n, unsigned flags,
               char **text, size_t *len);
 int hf_is_special(const tokenizer *t, int id);
 int hf_bos_id(const tokenizer *t);
-
-/* ---- the cache of parsed tokenizer.json files (tokenizer_cache.c) ---- */
-
-/* A tokenizer.json's identity: the XXH3-128 of its bytes, canonical. */
-typedef struct {
-    uint8_t b[16];
-} tok_src_hash;
-
-void tok_src_hash_of(tok_src_hash *h, const char *data, size_t size);
-
-/* The cache file for the tokenizer.json of hash h into buf:
- * DIR/tokenizer-HASH-vVERSION.bin, DIR from $STAMP_CACHE_DIR, else
- * $XDG_CACHE_HOME/stamp, else $HOME/.cache/stamp. -1 when the cache is
- * off (STAMP_CACHE_DIR=off, or no HOME) or the name does not fit. */
-int tok_cache_path(char *buf, size_t size, const tok_src_hash *h);
-
-/* Loads the cache file at cache_path, which must hold the parse of the
- * tokenizer.json of hash h (path: that file, for messages). 0 and *out,
- * or -1 for a missing, unreadable or bad file (nothing reported). */
-int tok_cache_load(tokenizer **out, const char *cache_path, const char *path,
-                   const tok_src_hash *h);
-
-/* The same on a cache file's bytes blob[0..n) (8-aligned), which the
- * call takes over: malloced = 1 for malloc'ed bytes, 0 for a mapping;
- * released on failure, else by tokenizer_close. Every size, offset and
- * id is checked before use. check_sum = 0 skips the checksum (for the
- * fuzz target). */
-int tok_cache_decode(tokenizer **out, void *blob, size_t n, int malloced,
-                     const char *path, const tok_src_hash *h, int check_sum);
-
-/* The cache file's bytes for t, parsed from the tokenizer.json of hash
- * h: *blob malloc'ed, *n its length. 0, or -1 when out of memory. */
-int tok_cache_encode(const tokenizer *t, const tok_src_hash *h, void **blob,
-                     size_t *n);
-
-/* Writes the cache file for t at cache_path (a temporary file renamed
- * into place; its directory created when missing). 0 or -1, nothing
- * reported: without a cache the tokenizer.json is parsed each time. */
-int tok_cache_save(const tokenizer *t, const char *cache_path,
-                   const tok_src_hash *h);
 
 /* ---- Unicode helpers (tokenizer_nfc.c) ---- */
 
