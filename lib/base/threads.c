@@ -454,6 +454,7 @@ bool threads_count_is_automatic(void)
 int threads_exact_begin(void)
 {
     int before = omp_get_max_threads();
+    if (omp_in_parallel()) return before; /* OpenBLAS runs on one thread */
     if (threads_count_is_automatic() && before != omp_get_num_procs()) {
         omp_set_num_threads(omp_get_num_procs());
         openblas_set_num_threads(omp_get_num_procs());

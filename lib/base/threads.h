@@ -32,7 +32,8 @@
  * fixed tiles, one target vector per thread) give the same bits for any
  * count; OpenBLAS's own threading in the solve's float64 LAPACK calls
  * (dpotrf, dposv, dpotri: their blocking changes from 1 thread to
- * several, and with the count) does not. So those calls run between
+ * several, and with the count; and the weight diffs' QR and SVD) does
+ * not. So those calls run between
  * threads_exact_begin and threads_exact_end, at the count the user gave
  * or else all cores, never at the automatic count. */
 #ifndef STAMP_THREADS_H
@@ -133,8 +134,10 @@ bool threads_count_is_automatic(void);
 
 /* Around OpenBLAS calls whose bits depend on its thread count: sets the
  * count to all cores when the automatic count is in force (else leaves
- * the user's) and returns the count before, for threads_exact_end. Not
- * inside a parallel region. */
+ * the user's) and returns the count before, for threads_exact_end.
+ * Inside a parallel region it changes nothing (OpenBLAS runs on one
+ * thread there). Used by the solve (memit.c, commit.c) and the weight
+ * diffs' factors and rank (wdiff.c). */
 int threads_exact_begin(void);
 void threads_exact_end(int before);
 

@@ -14,6 +14,7 @@
 #include "base/errors.h"
 #include "base/hash.h"
 #include "base/splitmix.h"
+#include "base/threads.h"
 #include "repo/wdiff_naive.h"
 
 #include <cblas.h>
@@ -801,8 +802,12 @@ int wdiff_encode_matrix(const float *old, const float *new_, size_t rows,
     size_t max_rank = rows && cols ? n / (2 * (rows + cols)) : 0;
     if (max_rank > 256) max_rank = 256;
     if (rows >= 2 && cols >= 2 && max_rank >= 1 && n >= 1024) {
+        /* the factors' LAPACK bits depend on OpenBLAS's thread count: never
+         * the automatic one, so that the stored bytes do not (threads.h) */
+        int before = threads_exact_begin();
         int e = wdiff_encode_lowrank(old, new_, rows, cols, max_rank,
                                      wdiff_default_method.level, &lr, &lr_len);
+        threads_exact_end(before);
         if (e == ERR_NOMEM) {
             free(plain);
             return e;
@@ -1133,7 +1138,11 @@ int wdiff_stats_compute(const float *old, const float *new_, size_t rows,
     out->rel_norm = oo > 0 ? out->delta_norm / out->old_norm : 0;
     out->max_abs = mx;
     out->changed = changed;
-    if (dd > 0) rc = wdiff_matrix_rank(d, rows, cols, &out->rank, &out->s_max);
+    if (dd > 0) { /* as in wdiff_encode_matrix: the rank's bits too */
+        int before = threads_exact_begin();
+        rc = wdiff_matrix_rank(d, rows, cols, &out->rank, &out->s_max);
+        threads_exact_end(before);
+    }
 out:
     free(d);
     return rc;
