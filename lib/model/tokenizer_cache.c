@@ -1,5 +1,5 @@
 /* tokenizer_cache: the parse of a tokenizer.json kept on disk, so that
- * opening the same file again is one read and a few pointer fix-ups
+ * opening the same file again is one mapping and a few pointer fix-ups
  * instead of a JSON parse and a map build (Llama 3's 9 MB file: 0.7 s
  * parsed).
  *
@@ -17,8 +17,11 @@
  * memory (pool, id tables, the string map, the merge table, each token's
  * bytes), and, as records of fixed-width fields, the added tokens and
  * the pipeline steps with their strings and their regexes' PCRE2 source
- * (compiled again at load). Loading reads the file into one allocation
- * that the arrays then point into (hf_tok.blob).
+ * (compiled again at load). Loading maps the file read-only and points
+ * the arrays into the mapping (hf_tok.blob): no copy, and the pages are
+ * the page cache's, shared by every process using the same tokenizer.
+ * Writers never change a file in place (they rename a new one over it),
+ * so a mapping never shrinks under its reader.
  *
  * The file is untrusted input: a wrong magic, version, byte order, word
  * size, checksum or source hash, or any count, offset, id or string
@@ -307,7 +310,7 @@ int tok_cache_load(tokenizer **out, const char *cache_path, const char *path,
                    const tok_src_hash *h)
 {
     *out = NULL;
-    int fd = open(cache_path, O_RDONLY | O_CLOEXEC);
+    int fd = open(cache_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO never blocks */
     if (fd < 0) return -1;
     struct stat st;
     void *blob = MAP_FAILED;
