@@ -23,8 +23,11 @@
  * outputs is "shared", found through slot(): with GPT2_ACTS_FORWARD_ONLY
  * the layers share one slot of it, with a first layer the layers up to
  * it share its slot; GPT2_ACTS_LOGITS_ONLY also keeps one layer's keys
- * and two block outputs. The kernels and their order are the same in
- * every workspace, so are the results, bit for bit. */
+ * and two block outputs. A workspace from a layer above 0 computes no
+ * weight gradients, so the inputs of the matmuls that only those read
+ * (ln1, atty, ln2) share one slot across all layers. The kernels and
+ * their order are the same in every workspace, so are the results, bit
+ * for bit. */
 #include "model/gpt2.h"
 #include "base/errors.h"
 #include "base/linalg.h"
@@ -509,6 +512,8 @@ struct gpt2_acts {
     gpt2_config c;
     unsigned flags;     /* GPT2_ACTS_* (LOGITS_ONLY implies FORWARD_ONLY) */
     size_t ls;          /* layer stride factor of the shared buffers: 1 or 0 */
+    size_t gs;          /* the same for ln1, atty, ln2 (read by weight
+                           gradients only): 0 from a layer above 0 */
     size_t first_layer; /* the layers up to it share its slot of the
                            shared buffers (gpt2_acts_new_from) */
     size_t bytes;       /* of the buffers allocated (gpt2_acts_bytes) */
@@ -617,8 +622,9 @@ int gpt2_acts_new_from(gpt2_acts **out, const gpt2_config *c, size_t B,
     a->flags = flags;
     a->ls = flags & GPT2_ACTS_FORWARD_ONLY ? 0 : 1;
     a->first_layer = first_layer;
+    a->gs = first_layer ? 0 : a->ls;
     size_t L = c->n_layer, C = c->n_embd, F = a->c.n_inner, NH = c->n_head;
-    size_t BT = B * T, SL = a->ls ? L - first_layer : 1;
+    size_t BT = B * T, SL = a->ls ? L - first_layer : 1, GL = a->gs ? L : 1;
     /* LOGITS_ONLY: one layer's keys, two block outputs (a block's input
      * and its output) */
     size_t KL = flags & GPT2_ACTS_LOGITS_ONLY ? 1 : L,
@@ -634,11 +640,11 @@ int gpt2_acts_new_from(gpt2_acts **out, const gpt2_config *c, size_t B,
     a->row_from = malloc(B * sizeof *a->row_from);
     a->row_len = malloc(B * sizeof *a->row_len);
     buf_spec spec[] = {
-        {&a->encoded, BT * C},       {&a->ln1, SL * BT * C},
+        {&a->encoded, BT * C},       {&a->ln1, GL * BT * C},
         {&a->ln1_mean, SL * BT},     {&a->ln1_rstd, SL * BT},
-        {&a->qkv, SL * BT * 3 * C},  {&a->atty, SL * BT * C},
+        {&a->qkv, SL * BT * 3 * C},  {&a->atty, GL * BT * C},
         {&a->att, SL * B * NH * T * T}, {&a->res2, SL * BT * C},
-        {&a->ln2, SL * BT * C},      {&a->ln2_mean, SL * BT},
+        {&a->ln2, GL * BT * C},      {&a->ln2_mean, SL * BT},
         {&a->ln2_rstd, SL * BT},     {&a->fch, SL * BT * F},
         {&a->fchg, KL * BT * F},     {&a->res3, RL * BT * C},
         {&a->hooked, BT * C},       {&a->scratch, BT * C},
@@ -703,6 +709,14 @@ static size_t slot(const gpt2_acts *a, size_t l)
 static float *lay(const gpt2_acts *a, float *base, size_t l, size_t width)
 {
     return base + slot(a, l) * a->maxBT * width;
+}
+
+/* Layer l's slice of ln1, atty or ln2 (`width` floats per row), which
+ * only weight gradients read after the block: one slot from a layer
+ * above 0. */
+static float *lay_w(const gpt2_acts *a, float *base, size_t l, size_t width)
+{
+    return base + l * a->gs * a->maxBT * width;
 }
 
 /* Layer l's attention probabilities (maxB, NH, maxT, maxT). */
@@ -857,8 +871,8 @@ static void block_forward_after_attention(const gpt2_model *m, gpt2_acts *a,
 {
     size_t C = a->c.n_embd, F = a->c.n_inner;
     float eps = m->config.layer_norm_epsilon;
-    float *atty = lay(a, a->atty, l, C), *res2 = lay(a, a->res2, l, C),
-          *ln2 = lay(a, a->ln2, l, C), *ln2_mean = lay(a, a->ln2_mean, l, 1),
+    float *atty = lay_w(a, a->atty, l, C), *res2 = lay(a, a->res2, l, C),
+          *ln2 = lay_w(a, a->ln2, l, C), *ln2_mean = lay(a, a->ln2_mean, l, 1),
           *ln2_rstd = lay(a, a->ln2_rstd, l, 1), *fch = lay(a, a->fch, l, F),
           *fchg = key_at(a, l), *res3 = res3_at(a, l);
     linalg_matmul_forward(a->scratch, atty, W(m, GPT2_ATTPROJW, l),
@@ -879,9 +893,9 @@ static void block_forward(const gpt2_model *m, gpt2_acts *a, size_t l,
 {
     size_t C = a->c.n_embd, NH = a->c.n_head, BT = B * T;
     float eps = m->config.layer_norm_epsilon;
-    float *ln1 = lay(a, a->ln1, l, C), *ln1_mean = lay(a, a->ln1_mean, l, 1),
+    float *ln1 = lay_w(a, a->ln1, l, C), *ln1_mean = lay(a, a->ln1_mean, l, 1),
           *ln1_rstd = lay(a, a->ln1_rstd, l, 1), *qkv = lay(a, a->qkv, l, 3 * C),
-          *atty = lay(a, a->atty, l, C), *att = att_at(a, l);
+          *atty = lay_w(a, a->atty, l, C), *att = att_at(a, l);
     linalg_layernorm_forward(ln1, ln1_mean, ln1_rstd, x, W(m, GPT2_LN1W, l),
                              W(m, GPT2_LN1B, l), BT, C, eps);
     linalg_matmul_forward(qkv, ln1, W(m, GPT2_QKVW, l),
@@ -915,9 +929,9 @@ static void block_forward_rows(const gpt2_model *m, gpt2_acts *a, size_t l,
 {
     size_t C = a->c.n_embd, NH = a->c.n_head, N = a->n_act;
     float eps = m->config.layer_norm_epsilon;
-    float *ln1 = lay(a, a->ln1, l, C), *ln1_mean = lay(a, a->ln1_mean, l, 1),
+    float *ln1 = lay_w(a, a->ln1, l, C), *ln1_mean = lay(a, a->ln1_mean, l, 1),
           *ln1_rstd = lay(a, a->ln1_rstd, l, 1), *qkv = lay(a, a->qkv, l, 3 * C),
-          *atty = lay(a, a->atty, l, C), *att = att_at(a, l);
+          *atty = lay_w(a, a->atty, l, C), *att = att_at(a, l);
     linalg_layernorm_forward(ln1, ln1_mean, ln1_rstd, x, W(m, GPT2_LN1W, l),
                              W(m, GPT2_LN1B, l), N, C, eps);
     linalg_matmul_forward(a->qkv_c, ln1, W(m, GPT2_QKVW, l),
@@ -1025,12 +1039,13 @@ static void block_backward(const gpt2_model *m, gpt2_acts *a, gpt2_params *g,
                            size_t l, const float *x, size_t B, size_t T)
 {
     size_t C = a->c.n_embd, F = a->c.n_inner, NH = a->c.n_head, BT = B * T;
-    const float *ln1 = lay(a, a->ln1, l, C),
+    const float *ln1 = lay_w(a, a->ln1, l, C),
                 *ln1_mean = lay(a, a->ln1_mean, l, 1),
                 *ln1_rstd = lay(a, a->ln1_rstd, l, 1),
-                *qkv = lay(a, a->qkv, l, 3 * C), *atty = lay(a, a->atty, l, C),
+                *qkv = lay(a, a->qkv, l, 3 * C),
+                *atty = lay_w(a, a->atty, l, C),
                 *att = att_at(a, l), *res2 = lay(a, a->res2, l, C),
-                *ln2 = lay(a, a->ln2, l, C),
+                *ln2 = lay_w(a, a->ln2, l, C),
                 *ln2_mean = lay(a, a->ln2_mean, l, 1),
                 *ln2_rstd = lay(a, a->ln2_rstd, l, 1),
                 *fch = lay(a, a->fch, l, F), *fchg = key_at(a, l);
@@ -1068,12 +1083,13 @@ static void block_backward_rows(const gpt2_model *m, gpt2_acts *a, size_t l,
                                 const float *x, size_t B, size_t T)
 {
     size_t C = a->c.n_embd, F = a->c.n_inner, NH = a->c.n_head, N = a->n_act;
-    const float *ln1 = lay(a, a->ln1, l, C),
+    const float *ln1 = lay_w(a, a->ln1, l, C),
                 *ln1_mean = lay(a, a->ln1_mean, l, 1),
                 *ln1_rstd = lay(a, a->ln1_rstd, l, 1),
-                *qkv = lay(a, a->qkv, l, 3 * C), *atty = lay(a, a->atty, l, C),
+                *qkv = lay(a, a->qkv, l, 3 * C),
+                *atty = lay_w(a, a->atty, l, C),
                 *att = att_at(a, l), *res2 = lay(a, a->res2, l, C),
-                *ln2 = lay(a, a->ln2, l, C),
+                *ln2 = lay_w(a, a->ln2, l, C),
                 *ln2_mean = lay(a, a->ln2_mean, l, 1),
                 *ln2_rstd = lay(a, a->ln2_rstd, l, 1),
                 *fch = lay(a, a->fch, l, F), *fchg = key_at(a, l);
@@ -1127,6 +1143,10 @@ int gpt2_backward(const gpt2_model *m, gpt2_acts *a, const gpt2_batch *b,
     if (a->flags & GPT2_ACTS_FORWARD_ONLY)
         return err_set(ERR_INVALID, "gpt2 backward needs a workspace that "
                        "keeps every layer (not FORWARD_ONLY)");
+    if (grads && a->first_layer)
+        return err_set(ERR_INVALID, "gpt2 weight gradients need a workspace "
+                       "that keeps every layer (this one keeps layers %zu "
+                       "and up)", a->first_layer);
     /* the blocks backward runs: from stop up */
     size_t stop = s;
     if (!grads && !a->rows) stop = h ? h->layer + 1 : L;

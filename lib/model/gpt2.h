@@ -151,7 +151,8 @@ enum { GPT2_ACTS_FORWARD_ONLY = 1, GPT2_ACTS_LOGITS_ONLY = 2 };
  * (the layers below share one slot; the keys and block outputs of every
  * layer stay): for passes whose backward and row ranges start at
  * first_layer or above (a hook at first_layer - 1 and no weight
- * gradients), like MEMIT's target vectors. Results are bit-identical to
+ * gradients: with first_layer > 0, what only weight gradients read is not
+ * kept), like MEMIT's target vectors. Results are bit-identical to
  * gpt2_acts_new's; a pass it cannot hold fails with ERR_INVALID. */
 int gpt2_acts_new_from(gpt2_acts **out, const gpt2_config *c, size_t B,
                        size_t T, size_t max_logits, unsigned flags,
