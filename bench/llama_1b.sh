@@ -11,6 +11,7 @@
 # $BENCH_OUT (default bench/results)/llama-1b-DATE.txt and prints it.
 #
 #   bash bench/llama_1b.sh    (LINES=, EDITS=, COMMIT_OPTS=, KEEP=1 keeps the work dir)
+#   STAMP_DEBUG_RSS=1 adds the commit's peak RSS after each of its phases
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 STAMP=${STAMP:-$here/build/stamp}
@@ -94,6 +95,10 @@ goal=$(( (weights * 12 / 10 + stats_bytes + (1 << 30)) / 1048576 ))
   echo
   jq -r '"commit: layers \(.hparams.layers); seconds: \(.timings | del(.rounds) | to_entries | map("\(.key) \(.value * 10 | round / 10)") | join(", ")); diff \(.diff_bytes) bytes"' \
     "$work/commit ($EDITS edits).out" 2>/dev/null || true
+  if [ -n "${STAMP_DEBUG_RSS:-}" ]; then # the commit's peak RSS by phase
+    echo
+    grep '^rss: ' "$work/commit ($EDITS edits).err" || true
+  fi
 } > "$result"
 cat "$result"
 echo "llama_1b: wrote $result" >&2
