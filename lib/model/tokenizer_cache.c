@@ -30,9 +30,13 @@
  * temporary file (mkstemp) renamed into place, so readers never see half
  * a file and two writers of one entry do not mix theirs (both write the
  * same bytes; the last rename wins). No fsync: a file torn by a crash
- * fails its checksum and is written again. */
+ * fails its checksum and is written again. A writer killed before its
+ * rename leaves its temporary file: the next writer of the same entry
+ * removes those of it older than TC_STALE_SECONDS (far longer than a
+ * write takes, so a concurrent writer's file is never one of them). */
 #include "model/tokenizer_impl.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -41,10 +45,12 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
 #define TC_VERSION 1
+#define TC_STALE_SECONDS 600
 #define TC_ALIGN 64
 #define TC_BYTE_ORDER 0x01020304u
 
@@ -276,6 +282,33 @@ static int make_parent_dirs(const char *path)
     return mkdir(dir, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+/* Removes the temporary files "NAME.tmp.*" of cache_path (NAME its last
+ * component) last written more than TC_STALE_SECONDS ago: writers of
+ * this entry killed before their rename. */
+static void remove_stale_temps(const char *cache_path)
+{
+    char dir[4096], prefix[512];
+    const char *slash = strrchr(cache_path, '/');
+    if (!slash) return;
+    int dn = snprintf(dir, sizeof dir, "%.*s", (int)(slash - cache_path),
+                      cache_path);
+    int pn = snprintf(prefix, sizeof prefix, "%s.tmp.", slash + 1);
+    if (dn <= 0 || (size_t)dn >= sizeof dir || pn <= 0 || (size_t)pn >= sizeof prefix)
+        return;
+    DIR *d = opendir(dir);
+    if (!d) return;
+    time_t now = time(NULL);
+    struct dirent *e;
+    struct stat st;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, prefix, (size_t)pn) != 0) continue;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode) && now - st.st_mtime > TC_STALE_SECONDS)
+            unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
+}
+
 int tok_cache_save(const tokenizer *t, const char *cache_path, const tok_src_hash *h)
 {
     void *blob;
@@ -301,6 +334,7 @@ int tok_cache_save(const tokenizer *t, const char *cache_path, const tok_src_has
         if (rc) unlink(tmp);
     }
     free(blob);
+    remove_stale_temps(cache_path);
     return rc;
 }
 

@@ -55,7 +55,9 @@ int tok_cache_encode(const tokenizer *t, const tok_src_hash *h, void **blob,
                      size_t *n);
 
 /* Writes the cache file for t at cache_path (a temporary file renamed
- * into place; its directory created when missing). 0 or -1, nothing
+ * into place; its directory created when missing), and removes the
+ * temporary files of killed writers of the same entry (older than ten
+ * minutes). 0 or -1, nothing
  * reported: without a cache the tokenizer.json is parsed each time. */
 int tok_cache_save(const tokenizer *t, const char *cache_path,
                    const tok_src_hash *h);

@@ -26,7 +26,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define VECTORS "tests/data/hf_tokenizer_vectors.json"
@@ -362,6 +364,31 @@ TEST(cache_directory_from_environment)
     setenv("STAMP_CACHE_DIR", saved, 1);
 }
 
+/* A writer's save removes the temporary files killed writers of the
+ * same entry left (older than ten minutes), and only those. */
+TEST(save_removes_stale_temporary_files)
+{
+    char dir[1300], entry[1400], old_tmp[1500], new_tmp[1500], other[1500];
+    snprintf(dir, sizeof dir, "%s/sweep", tmpdir);
+    snprintf(entry, sizeof entry, "%s/tokenizer-x-v1.bin", dir);
+    snprintf(old_tmp, sizeof old_tmp, "%s.tmp.AAAAAA", entry);
+    snprintf(new_tmp, sizeof new_tmp, "%s.tmp.BBBBBB", entry);
+    snprintf(other, sizeof other, "%s/tokenizer-y-v1.bin.tmp.CCCCCC", dir);
+    CHECK(mkdir(dir, 0700) == 0);
+    CHECK(spill(old_tmp, "x", 1) == 0 && spill(new_tmp, "x", 1) == 0 &&
+          spill(other, "x", 1) == 0);
+    struct timespec hour_ago[2] = {{time(NULL) - 3600, 0}, {time(NULL) - 3600, 0}};
+    CHECK(utimensat(AT_FDCWD, old_tmp, hour_ago, 0) == 0);
+    CHECK(utimensat(AT_FDCWD, other, hour_ago, 0) == 0);
+    tok_src_hash h = {{0}};
+    if (!parsed[0]) { CHECK_MSG(0, "no Llama 2 tokenizer"); return; }
+    CHECK(tok_cache_save(parsed[0], entry, &h) == 0);
+    CHECK_MSG(access(entry, R_OK) == 0, "the entry was not written");
+    CHECK_MSG(access(old_tmp, F_OK) != 0, "a killed writer's old file is left");
+    CHECK_MSG(access(new_tmp, F_OK) == 0, "a recent writer's file was removed");
+    CHECK_MSG(access(other, F_OK) == 0, "another entry's file was removed");
+}
+
 /* A cache directory that cannot be made (under a regular file): the
  * tokenizer.json is parsed, no error. */
 TEST(unusable_cache_is_no_error)
@@ -431,6 +458,7 @@ int main(int argc, char **argv)
     RUN(checks_refuse_forged_contents);
     RUN(cache_directory_from_environment);
     RUN(unusable_cache_is_no_error);
+    RUN(save_removes_stale_temporary_files);
     for (int w = 0; w < 3; w++) {
         tokenizer_close(parsed[w]);
         tokenizer_close(cached[w]);
