@@ -469,7 +469,7 @@ static void make_seq(editreq_seq *s, size_t len, size_t lookup, size_t tstart,
     s->tokens = malloc(s->len * sizeof(int));
     for (size_t i = 0; i < len; i++)
         s->tokens[i] = (int)((salt * 7 + i * 13) % model.config.vocab_size);
-    memcpy(s->tokens + len, tail, n_tail * sizeof(int));
+    if (n_tail) memcpy(s->tokens + len, tail, n_tail * sizeof(int));
     s->lookup = lookup;
     s->target_start = tstart;
 }
