@@ -38,7 +38,7 @@ int main(int argc, char **argv)
     }
     double *fast = malloc(reps * sizeof *fast), *naive = malloc(reps * sizeof *naive),
            *choice = malloc(reps * sizeof *choice);
-    threads_look lf = {0, 0}, ln = {0, 0};
+    threads_look lf = {0, 0, 0}, ln = {0, 0, 0};
     int per[64], sessions = 0, n = 0, fast_rc = 0;
     for (int i = 0; i < reps; i++) {
         /* the naive look last: its CPU would count against what follows

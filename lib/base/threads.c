@@ -79,21 +79,37 @@ int threads_auto_count(int cores, bool autogroup, int same_session,
 }
 
 int threads_auto_count_running(int cores, bool autogroup, int same_session,
-                               int other_threads)
+                               int other_threads, double load1)
 {
     if (cores < 1) cores = 1;
-    if (!autogroup || same_session > 0 || other_threads <= 0) return cores;
+    if (!autogroup || same_session > 0 || other_threads <= 0 || load1 < 1)
+        return cores;
     int n = cores - other_threads;
     return n < 1 ? 1 : n;
 }
 
-int threads_parse_running(const char *loadavg)
+int threads_parse_loadavg(const char *text, double *load1)
 {
     int running, total;
-    if (!loadavg || sscanf(loadavg, "%*f %*f %*f %d/%d", &running, &total) != 2 ||
-        running < 0)
+    double l1;
+    if (!text || sscanf(text, "%lf %*f %*f %d/%d", &l1, &running, &total) != 3 ||
+        running < 0 || !(l1 >= 0))
         return -1;
+    if (load1) *load1 = l1;
     return running;
+}
+
+/* /proc/loadavg's runnable count (-1 when unreadable) and 1-minute
+ * load average */
+static int loadavg_read(double *load1)
+{
+    char buf[128];
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (!f) return -1;
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    return threads_parse_loadavg(buf, load1);
 }
 
 /* One look at the runnable threads (state R) of the other processes,
@@ -153,6 +169,8 @@ int threads_look_naive(threads_look *l, int *per, int max_sessions)
     int max = max_sessions < 64 ? max_sessions : 64;
     int n = count_runnable(getpid(), getsid(0), &l->same, per, sids, max);
     l->other = 0;
+    l->load1 = 0;
+    loadavg_read(&l->load1);
     for (int i = 0; i < n; i++) l->other += per[i];
     return n;
 }
@@ -247,17 +265,6 @@ static bool count_session_from(long pid, pid_t sid, long self, int *same,
     return ok;
 }
 
-static int loadavg_running(void)
-{
-    char buf[128];
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (!f) return -1;
-    size_t len = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[len] = '\0';
-    return threads_parse_running(buf);
-}
-
 /* Where to walk down from to find this session's processes: the topmost
  * ancestor in it, and the processes of it that lost their parent (init,
  * pid 1, took them: `cmd &` in a shell that has exited). Returns how
@@ -295,7 +302,8 @@ static int session_roots(pid_t sid, long *roots, int max)
 static int look_from(threads_look *l, pid_t sid, const long *roots, int n)
 {
     l->same = l->other = 0;
-    int running = loadavg_running();
+    l->load1 = 0;
+    int running = loadavg_read(&l->load1);
     if (running < 0) return -1;
     if (running <= 1) return 0; /* this process alone */
     for (int i = 0; i < n; i++)
@@ -368,7 +376,7 @@ static int automatic_count(const char *how)
         return atoi(given);
     }
     bool ag = autogroup_enabled(), naive = false;
-    threads_look looks[LOOKS] = {{0, 0}};
+    threads_look looks[LOOKS] = {{0, 0, 0}};
     int counts[LOOKS], sorted[LOOKS];
     enum { MAX_ROOTS = 64 };
     long roots[MAX_ROOTS];
@@ -383,7 +391,7 @@ static int automatic_count(const char *how)
             threads_look_naive(&looks[i], per, 64);
         }
         counts[i] = sorted[i] = threads_auto_count_running(
-            cores, ag, looks[i].same, looks[i].other);
+            cores, ag, looks[i].same, looks[i].other, looks[i].load1);
         if (!ag) break; /* nothing to look at: every core */
         if (i < LOOKS - 1) wait_a_while(0.5e-3);
     }
@@ -393,8 +401,9 @@ static int automatic_count(const char *how)
     while (counts[at] != n) at++;
     snprintf(g_count_source, sizeof g_count_source,
              "%s: %d (%d runnable thread%s of other sessions, %d of this one; "
-             "%d core%s; autogroup %s%s)", how, n, looks[at].other,
-             looks[at].other == 1 ? "" : "s", looks[at].same, cores,
+             "load %.2f; %d core%s; autogroup %s%s)", how, n, looks[at].other,
+             looks[at].other == 1 ? "" : "s", looks[at].same, looks[at].load1,
+             cores,
              cores == 1 ? "" : "s", ag ? "on" : "off",
              naive ? "; every process looked at" : "");
     return n;

@@ -81,20 +81,26 @@ int threads_auto_count(int cores, bool autogroup, int same_session,
  * as if each were a session of one thread, the cores less them, at least
  * 1 (all cores without autogroup or beside threads of this session). A
  * lower bound of threads_auto_count, equal to it unless another session
- * runs more threads than its even share; on 2 cores always equal. */
+ * runs more threads than its even share; on 2 cores always equal. With
+ * a 1-minute load average `load1` below 1 the machine has been idle:
+ * other threads running at this instant are a blip, and every core is
+ * taken (the idle speed-up is what a second thread is for). */
 int threads_auto_count_running(int cores, bool autogroup, int same_session,
-                               int other_threads);
+                               int other_threads, double load1);
 
-/* The runnable count of /proc/loadavg's text ("0.59 0.99 1.32 3/456
- * 12345": 3, this process included), or -1 when malformed. */
-int threads_parse_running(const char *loadavg);
+/* /proc/loadavg's text ("0.59 0.99 1.32 3/456 12345"): the runnable
+ * count (3, this process included), and *load1 (0.59; when load1 is not
+ * NULL); -1 when malformed. */
+int threads_parse_loadavg(const char *text, double *load1);
 
 /* One look at the other runnable threads (state R): `same` in this
  * process's session (this process left out), `other` in other sessions;
- * the naive look also counts them per session into per[] (at most
+ * and the 1-minute load average; the naive look also counts them per
+ * session into per[] (at most
  * max_sessions; the rest added to the last) and returns how many. */
 typedef struct {
     int same, other;
+    double load1; /* the 1-minute load average, as read */
 } threads_look;
 
 /* The fast look: /proc/loadavg's runnable count, and the threads of this

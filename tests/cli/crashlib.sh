@@ -8,9 +8,10 @@
 #                             FILE ("h.1..." also finds "transformer.h.1...")
 #   state_snapshot OUT [SUBJECT...]
 #                             everything a command can change, in one file:
-#                             log (without times), queue, status counts, the
-#                             versions of each SUBJECT, and the exported
-#                             model's SHA-256. Two states are equal when
+#                             log (without times, nor threads_default: the
+#                             load the automatic thread count read), queue,
+#                             status counts, the versions of each SUBJECT,
+#                             and the exported model's SHA-256. Two states are equal when
 #                             their snapshots are byte-identical.
 #   crash_setup DIR WORLD     the store the trials start from, DIR/base:
 #                             3 commits of 3 facts, 3 facts queued, key
@@ -52,7 +53,7 @@ state_snapshot() {
   local x="$out.export"
   {
     echo "== log"
-    "$STAMP" log --json | jq -S 'del(.commits[].time, .commits[].timings)'
+    "$STAMP" log --json | jq -S 'del(.commits[].time, .commits[].timings, .commits[].threads_default)'
     echo "== queue"
     "$STAMP" queue --json > "$out.queue"
     jq -c '.count' "$out.queue"

@@ -85,7 +85,7 @@ expect_grep "... as stored" '"omp_wait": *"OMP_WAIT_POLICY=ACTIVE"' "$T/out"
 
 # the thread count: automatic, unless STAMP_THREADS or the user's
 # OMP_NUM_THREADS or --threads
-looked='\([0-9]+ runnable threads? of other sessions, [0-9]+ of this one; [0-9]+ cores?; autogroup (on|off)(; every process looked at)?\)'
+looked='\([0-9]+ runnable threads? of other sessions, [0-9]+ of this one; load [0-9.]+; [0-9]+ cores?; autogroup (on|off)(; every process looked at)?\)'
 expect_ok "--version, nothing set" "$STAMP" --version
 expect_grep "... the automatic count and what it counted" "^Threads: automatic: [0-9]+ $looked$" "$T/out"
 STAMP_THREADS=auto "$STAMP" --version > "$T/out" 2>&1

@@ -56,26 +56,34 @@ TEST(the_count_from_runnable_threads_is_the_sessions_count_for_single_threads)
     int cores[] = {1, 2, 3, 8, 32};
     for (int c = 0; c < 5; c++)
         for (int t = 0; t <= 40; t++) {
-            CHECK_MSG(threads_auto_count_running(cores[c], true, 0, t) ==
+            CHECK_MSG(threads_auto_count_running(cores[c], true, 0, t, 5.0) ==
                       threads_auto_count(cores[c], true, 0, ones, t),
                       "%d cores, %d threads", cores[c], t);
-            CHECK(threads_auto_count_running(cores[c], false, 0, t) == cores[c]);
-            CHECK(threads_auto_count_running(cores[c], true, 1, t) == cores[c]);
+            CHECK(threads_auto_count_running(cores[c], false, 0, t, 5.0) == cores[c]);
+            CHECK(threads_auto_count_running(cores[c], true, 1, t, 5.0) == cores[c]);
+            /* idle over the last minute: a blip, every core */
+            CHECK(threads_auto_count_running(cores[c], true, 0, t, 0.9) == cores[c]);
         }
     /* a lower bound where one session runs more than its share */
     int wide[] = {20};
     CHECK(threads_auto_count(32, true, 0, wide, 1) == 16);
-    CHECK(threads_auto_count_running(32, true, 0, 20) == 12);
-    CHECK(threads_auto_count_running(0, true, 0, 0) == 1);
+    CHECK(threads_auto_count_running(32, true, 0, 20, 5.0) == 12);
+    CHECK(threads_auto_count_running(2, true, 0, 1, 1.0) == 1);
+    CHECK(threads_auto_count_running(0, true, 0, 0, 5.0) == 1);
 }
 
-TEST(loadavg_text_gives_the_runnable_count)
+TEST(loadavg_text_gives_the_runnable_count_and_load)
 {
-    CHECK(threads_parse_running("0.59 0.99 1.32 3/456 12345\n") == 3);
-    CHECK(threads_parse_running("12.00 8.5 7 11/140 15897") == 11);
-    CHECK(threads_parse_running("0.59 0.99 1.32 3 12345") == -1);
-    CHECK(threads_parse_running("") == -1);
-    CHECK(threads_parse_running(NULL) == -1);
+    double l1 = -1;
+    CHECK(threads_parse_loadavg("0.59 0.99 1.32 3/456 12345\n", &l1) == 3);
+    CHECK(l1 == 0.59);
+    CHECK(threads_parse_loadavg("12.00 8.5 7 11/140 15897", &l1) == 11);
+    CHECK(l1 == 12.0);
+    CHECK(threads_parse_loadavg("12.00 8.5 7 11/140 15897", NULL) == 11);
+    CHECK(threads_parse_loadavg("0.59 0.99 1.32 3 12345", &l1) == -1);
+    CHECK(threads_parse_loadavg("nan 0.99 1.32 3/4 12345", &l1) == -1);
+    CHECK(threads_parse_loadavg("", &l1) == -1);
+    CHECK(threads_parse_loadavg(NULL, &l1) == -1);
 }
 
 /* a child that spins, in this session or (own_session) one of its own */
@@ -182,7 +190,7 @@ int main(void)
     RUN(the_users_waiting_wins);
     RUN(auto_takes_the_share_other_sessions_leave);
     RUN(the_count_from_runnable_threads_is_the_sessions_count_for_single_threads);
-    RUN(loadavg_text_gives_the_runnable_count);
+    RUN(loadavg_text_gives_the_runnable_count_and_load);
     RUN(fast_and_naive_looks_see_a_busy_child);
     RUN(the_users_count_wins_over_the_automatic_one);
     RUN(exact_solves_run_at_all_cores_or_the_users_count);
