@@ -180,7 +180,7 @@ z1=$(scale_median 1 2); z2=$(scale_median 2 2)
 t1=$(scale_median 1 3); t2=$(scale_median 2 3)
 scale_runs=$(awk '{ printf "%s[%s,%s,%s]", (NR > 1 ? "," : ""), $1, $2, $3 }
                   END { print "" }' "$work/scale.runs")
-BENCH_OUT=$out_dir PAIRS=$THREAD_PAIRS AUTO=1 bash bench/threads_busy.sh # (b) idle and busy, old and new waiting, 1, 2 and STAMP_THREADS=auto threads, on world-tiny
+BENCH_OUT=$out_dir PAIRS=$THREAD_PAIRS AUTO=1 bash bench/threads_busy.sh # (b) idle and busy, old and new waiting, 1, 2 and stamp's default (automatic) threads, on world-tiny
 # (f) a model of real size: Llama 3.2 1B's shape, BF16 (LLAMA_1B=0 skips it)
 [ "${LLAMA_1B:-1}" = 0 ] || BENCH_OUT=$out_dir STAMP=$STAMP bash bench/llama_1b.sh
 # (h) GPT-2 medium and XL shapes, F32 (GPT2_SIZES=0 skips them)
