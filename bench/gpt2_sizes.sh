@@ -20,6 +20,9 @@
 #                            stats, diff and revert need commit)
 #     COMMIT_OPTS="..."      more `stamp commit` options; KEEP=1 keeps
 #                            the work directory (stores included)
+#     THREADS=N              stamp's thread count (default: all cores, set,
+#                            so that the key statistics' and the z phase's
+#                            GFLOP/s are quoted against sgemm at that count)
 # After an export the table's footer has the exported weights' sha256:
 # two builds that should edit alike (a memory change) must print the same.
 set -euo pipefail
@@ -28,6 +31,7 @@ STAMP=${STAMP:-$here/build/stamp}
 BUILD=${BUILD:-$here/build}
 GPT2_SIZES=${GPT2_SIZES:-medium,xl}
 LINES=${LINES:-2000}
+export STAMP_THREADS=${THREADS:-$(nproc)}
 PHASES=${PHASES:-init,predict,stats,commit,diff,revert,export,gc}
 read -r -a commit_opts <<< "${COMMIT_OPTS:-}"
 bench_name=gpt2_sizes
@@ -99,7 +103,11 @@ one_size() { # one_size medium|xl: prints its table, a row at a time
   weights=$(stat -c %s "$model/model.safetensors")
   phase init "$STAMP" init --model "$model"
   ! runs predict || phase predict "$STAMP" predict "The capital of France is"
-  ! runs stats || phase "stats ($LINES lines)" "$STAMP" stats --corpus "$work/corpus.txt"
+  local stats_s=0
+  if runs stats; then
+    phase "stats ($LINES lines)" "$STAMP" stats --corpus "$work/corpus.txt"
+    read -r stats_s _ < "$work/time"
+  fi
   if runs commit; then
     facts "$edits" "$work/facts-$size.csv"
     "$STAMP" import "$work/facts-$size.csv" > /dev/null
@@ -117,6 +125,7 @@ one_size() { # one_size medium|xl: prints its table, a row at a time
     echo
     jq -r '"commit: layers \(.hparams.layers); seconds: \(.timings | del(.rounds) | to_entries | map("\(.key) \(.value * 10 | round / 10)") | join(", ")); diff \(.diff_bytes) bytes"' \
       "$work/commit ($edits edits).out" 2>/dev/null || true
+    real_rates "$model" "$stats_s" "$work/commit ($edits edits).out" "$STAMP_THREADS"
   fi
   echo
   [ "${KEEP:-0}" = 1 ] ||

@@ -72,7 +72,7 @@ real_rates() {
   "$STAMP" stats --json | jq -r --argjson block "$block" --argjson c "$c" \
       --argjson f "$f" --argjson s "$stats_s" --argjson peak "$peak" \
       --argjson shape "$shape_peak" --argjson threads "$threads" '
-    [.[] | select(.present)] as $l | if ($l | length) == 0 then empty else
+    [.[] | select(.present)] as $l | if ($l | length) == 0 or $s <= 0 then empty else
     ($l[0].tokens) as $t | ($l[0].sequences) as $q | ($t / $q) as $n |
     ([$l[].layer] | max + 1) as $blocks |
     (($t * $blocks * $block + $q * $blocks * 4 * $c * $n * ($n + 1) / 2
