@@ -25,6 +25,7 @@ void hparams_default(hparams *h, const lm_config *c)
     h->prefix_tokens = 6;
     h->seed = 1;
     h->facts_per_group = 16;
+    h->z_chunk_mib = 512;
     h->stats_samples = 100000;
     h->rome_ridge = 1e-4;
     /* a new batch keeps the committed edits where they are (measured on
@@ -135,7 +136,7 @@ static const field fields[] = {
     D(mom2_update_weight), D(v_lr), Z(v_num_grad_steps), D(v_weight_decay),
     D(kl_factor), D(clamp_norm_factor), D(nll_stop), Z(n_prefixes),
     Z(prefix_tokens), {"seed", offsetof(hparams, seed), 2},
-    Z(facts_per_group), Z(stats_samples), D(rome_ridge), D(mom2_ridge),
+    Z(facts_per_group), Z(z_chunk_mib), Z(stats_samples), D(rome_ridge), D(mom2_ridge),
     D(protect_committed), D(nullspace_threshold), Z(joint_layers), Z(rounds),
     D(round_min_shift), Z(round_halvings),
 };

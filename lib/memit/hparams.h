@@ -25,6 +25,8 @@ typedef struct {
     size_t prefix_tokens;       /* tokens per sampled prefix */
     uint64_t seed;              /* prefix sampling */
     size_t facts_per_group;     /* facts stepped in lockstep per thread */
+    size_t z_chunk_mib;         /* a group's passes over this many MiB step
+                                   in chunks of facts (0: never) */
     size_t stats_samples;       /* corpus sequences for C_l when missing */
     double rome_ridge;          /* ROME: C + ridge * mean(diag C) * I */
     double mom2_ridge;          /* every method: C_l + ridge * mean(diag

@@ -415,13 +415,20 @@ void ztarget_share(size_t n, const hparams *h, int part, int parts,
 
 /* ---- chunks ---------------------------------------------------------- */
 
-static size_t chunk_budget = ZTARGET_CHUNK_BYTES;
+static size_t chunk_budget_override; /* tests: 0 = h->z_chunk_mib */
 
 size_t ztarget_set_chunk_bytes(size_t bytes)
 {
-    size_t old = chunk_budget;
-    chunk_budget = bytes ? bytes : ZTARGET_CHUNK_BYTES;
+    size_t old = chunk_budget_override;
+    chunk_budget_override = bytes;
     return old;
+}
+
+/* The bytes a chunk's passes may take: z_chunk_mib (0: no limit). */
+static double chunk_budget(const hparams *h)
+{
+    if (chunk_budget_override) return (double)chunk_budget_override;
+    return h->z_chunk_mib ? (double)h->z_chunk_mib * 1048576.0 : 1e300;
 }
 
 /* The memory a pass over B rows of T tokens with NL logit rows takes,
@@ -429,18 +436,19 @@ size_t ztarget_set_chunk_bytes(size_t bytes)
  * keeps the layers above zlayer, GPT-2 every layer) the norms' inputs,
  * q, k, v, the attention weights, the MLP's two F-wide halves; per token
  * the shared and the backward's buffers; per logit row the logits and
- * zgroup_run's log-probabilities. Only the cut into chunks reads it. */
+ * zgroup_run's log-probabilities; GPT-2 also keeps the keys and block
+ * outputs of the layers below. Only the cut into chunks reads it. */
 static double zgroup_bytes(const lm_config *c, size_t zlayer, size_t B,
                            size_t T, size_t NL)
 {
     double C = (double)c->n_embd, F = (double)c->n_inner,
            QD = (double)(c->n_head * c->head_dim),
            KD = (double)(c->n_kv_head * c->head_dim);
-    double kept = c->family == LM_LLAMA ? (double)(c->n_layer - zlayer - 1)
-                                        : (double)c->n_layer;
+    double kept = (double)(c->n_layer - zlayer - 1);
+    double below = c->family == LM_LLAMA ? 0 : (double)(zlayer + 1) * (F + C);
     double per_token = kept * (4 * C + QD + 2 * KD + 2 * F +
                                 (double)(c->n_head * T)) +
-                       4 * F + 8 * C + 4 * QD;
+                       below + 4 * F + 8 * C + 4 * QD;
     return 4 * ((double)(B * T) * per_token +
                 (double)NL * (3 * (double)c->vocab_size + 4 * C));
 }
@@ -453,13 +461,13 @@ static double zgroup_bytes(const lm_config *c, size_t zlayer, size_t B,
  * the model's shape only, never on the threads. Returns the facts of the
  * chunk that starts at r[0], of at most n. */
 static size_t zchunk_facts(const lm_config *c, size_t zlayer,
-                           const editreq *r, size_t n)
+                           const hparams *h, const editreq *r, size_t n)
 {
     size_t k = 1;
     while (k < n) {
         size_t B, T, NL;
         zgroup_shape(r, k + 1, &B, &T, &NL);
-        if (zgroup_bytes(c, zlayer, B, T, NL) > (double)chunk_budget) break;
+        if (zgroup_bytes(c, zlayer, B, T, NL) > chunk_budget(h)) break;
         k++;
     }
     return k;
@@ -475,15 +483,15 @@ int ztarget_compute(const lm_model *m, const editreq *r, size_t n,
 
 /* The largest chunk of groups g0..g1 (of n_groups over n facts). */
 static void zchunks_max_shape(const lm_config *c, size_t zlayer,
-                              const editreq *r, size_t n, size_t n_groups,
-                              size_t g0, size_t g1, size_t *maxB,
-                              size_t *maxT, size_t *maxNL)
+                              const hparams *h, const editreq *r, size_t n,
+                              size_t n_groups, size_t g0, size_t g1,
+                              size_t *maxB, size_t *maxT, size_t *maxNL)
 {
     *maxB = *maxT = *maxNL = 1;
     for (size_t gi = g0; gi < g1; gi++) {
         size_t f = gi * n / n_groups, end = (gi + 1) * n / n_groups;
         while (f < end) {
-            size_t cnt = zchunk_facts(c, zlayer, r + f, end - f), B, T, NL;
+            size_t cnt = zchunk_facts(c, zlayer, h, r + f, end - f), B, T, NL;
             zgroup_shape(r + f, cnt, &B, &T, &NL);
             if (B > *maxB) *maxB = B;
             if (T > *maxT) *maxT = T;
@@ -516,7 +524,7 @@ int ztarget_compute_share(const lm_model *m, const editreq *r, size_t n,
      * steps' passes and backward start above zlayer, so the workspace
      * keeps the activations of those layers only */
     size_t maxB, maxT, maxNL;
-    zchunks_max_shape(cfg, zlayer, r, n, n_groups, g0, g1, &maxB, &maxT,
+    zchunks_max_shape(cfg, zlayer, h, r, n, n_groups, g0, g1, &maxB, &maxT,
                       &maxNL);
     /* fewer groups than threads (a small batch on a large model): one
      * team of one thread runs the groups in turn, each pass's kernels on
@@ -531,7 +539,7 @@ int ztarget_compute_share(const lm_model *m, const editreq *r, size_t n,
             size_t f = gi * n / n_groups, f1 = (gi + 1) * n / n_groups;
             int grc = arc;
             while (!grc && f < f1) {
-                size_t cnt = zchunk_facts(cfg, zlayer, r + f, f1 - f);
+                size_t cnt = zchunk_facts(cfg, zlayer, h, r + f, f1 - f);
                 grc = zgroup_run(m, a, r + f, cnt, zlayer, h, z + f * C,
                                  h0 + f * C, info + f);
                 f += cnt;

@@ -9,8 +9,8 @@
  * fact that stops leaves the batch, so later steps run only the rows of
  * the facts still stepping. Groups run in parallel (OpenMP), each on one thread with
  * single-threaded BLAS, so z depends on the seed and the group size, not
- * on the number of threads. Memory: a group too large for
- * ZTARGET_CHUNK_BYTES runs in chunks of facts, one after another. */
+ * on the number of threads. Memory: a group too large for the
+ * z_chunk_mib setting runs in chunks of facts, one after another. */
 #ifndef STAMP_ZTARGET_H
 #define STAMP_ZTARGET_H
 
@@ -45,12 +45,12 @@ int ztarget_compute_share(const lm_model *m, const editreq *r, size_t n,
 void ztarget_share(size_t n, const hparams *h, int part, int parts,
                    size_t *first, size_t *end);
 
-/* A group whose passes would take more memory than this (estimated from
- * the shapes) steps its facts in chunks of whole facts, each in lockstep
- * on its own: z then differs from one group's in the order of float sums
- * only. ztarget_set_chunk_bytes changes it for tests (0: the default)
- * and returns the previous value; not thread-safe. */
-#define ZTARGET_CHUNK_BYTES ((size_t)512 << 20)
+/* A group whose passes would take more memory than h->z_chunk_mib MiB
+ * (estimated from the shapes; 0: no limit) steps its facts in chunks of
+ * whole facts, each in lockstep on its own: z then differs from one
+ * group's in the order of float sums only. ztarget_set_chunk_bytes
+ * overrides it in bytes for tests (0: the setting again) and returns the
+ * previous override; not thread-safe. */
 size_t ztarget_set_chunk_bytes(size_t bytes);
 
 #endif

@@ -632,7 +632,7 @@ TEST(a_fact_steps_alike_in_a_group_and_alone)
     free(zg); free(za); free(h0);
 }
 
-/* The naive twin of the chunks: a group over ZTARGET_CHUNK_BYTES runs
+/* The naive twin of the chunks: a group over the chunk budget runs
  * as chunks of whole facts, each stepping as a group of its own. With a
  * budget below any fact's, a group of NF facts gives, with 1 and 2
  * threads, exactly the z and steps of groups of one fact; and the whole
