@@ -814,7 +814,9 @@ int llama_forward(const llama_model *m, llama_acts *a, const llama_batch *b)
         block_forward(m, a, l, block_input(a, b, l), n, B, T);
         if (h && h->layer == l) apply_hook(a, h, res3_at(a, l), BT);
     }
-    a->valid_layers = a->rows ? s : end;
+    /* block outputs a later pass may start from: none when they share
+     * two slots (logits only) */
+    a->valid_layers = a->flags & LLAMA_ACTS_LOGITS_ONLY ? 0 : a->rows ? s : end;
     if (end < L) /* nothing above: no head, no backward */
         return 0;
     /* the final norm and the head on the logit rows only */

@@ -949,6 +949,12 @@ TEST(partial_passes_equal_full_pass)
         CHECK(llama_forward(&p.m, bare, &plain) == 0);
         CHECK(!memcmp(llama_acts_logits(lean), llama_acts_logits(bare),
                       NL * V * sizeof *ref));
+        /* its block outputs share two slots, so a pass cannot start above
+         * layer 0 from them: refused, as GPT-2's is */
+        llama_batch above = plain;
+        above.start_layer = 1;
+        CHECK(llama_forward(&p.m, bare, &above) == ERR_INVALID);
+        err_clear();
         llama_acts_free(bare);
         /* the block output is stored before the hook's addition */
         CHECK(!memcmp(out0, llama_acts_block_out(a, 0), B * T * C * sizeof(float)));
