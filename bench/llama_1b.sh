@@ -12,6 +12,8 @@
 #
 #   bash bench/llama_1b.sh    (LINES=, EDITS=, COMMIT_OPTS=, KEEP=1 keeps the work dir)
 #   STAMP_DEBUG_RSS=1 adds the commit's peak RSS after each of its phases
+#   THREADS=N (default all cores); the key statistics' and the z phase's
+#   GFLOP/s against sgemm at that count follow the table
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 STAMP=${STAMP:-$here/build/stamp}
@@ -19,6 +21,9 @@ BUILD=${BUILD:-$here/build}
 NPM=${STAMP_NPM:-$BUILD/npm}
 LINES=${LINES:-1000}
 EDITS=${EDITS:-10}
+# the thread count (default all cores, set: stamp's own default is the
+# automatic count, and the GFLOP/s below are quoted against sgemm at it)
+export STAMP_THREADS=${THREADS:-$(nproc)}
 # options for the commit; a corpus too small to span the MLP's units
 # (LINES well under 1000) needs a ridge: COMMIT_OPTS="--set mom2_ridge=0.01"
 read -r -a commit_opts <<< "${COMMIT_OPTS:-}"
@@ -76,9 +81,11 @@ weights=$(du -cb "$work"/model/*.safetensors | tail -1 | cut -f1)
 real_phase init "$STAMP" init --model "$work/model"
 real_phase predict "$STAMP" predict "The capital of France is"
 real_phase "stats ($LINES lines)" "$STAMP" stats --corpus "$work/corpus.txt"
+read -r stats_s _ < "$work/time"
 stats_bytes=$("$STAMP" status --json | jq '.space.databases.stats.bytes')
 "$STAMP" import "$work/facts.csv" > /dev/null
 real_phase "commit ($EDITS edits)" "$STAMP" commit -m "the edits" --json "${commit_opts[@]}"
+rates=$(real_rates "$work/model" "$stats_s" "$work/commit ($EDITS edits).out" "$STAMP_THREADS")
 real_phase "revert" "$STAMP" revert HEAD
 real_phase "export" "$STAMP" export "$work/export"
 goal=$(( (weights * 12 / 10 + stats_bytes + (1 << 30)) / 1048576 ))
@@ -95,6 +102,7 @@ goal=$(( (weights * 12 / 10 + stats_bytes + (1 << 30)) / 1048576 ))
   echo
   jq -r '"commit: layers \(.hparams.layers); seconds: \(.timings | del(.rounds) | to_entries | map("\(.key) \(.value * 10 | round / 10)") | join(", ")); diff \(.diff_bytes) bytes"' \
     "$work/commit ($EDITS edits).out" 2>/dev/null || true
+  echo "$rates"
   if [ -n "${STAMP_DEBUG_RSS:-}" ]; then # the commit's peak RSS by phase
     echo
     grep '^rss: ' "$work/commit ($EDITS edits).err" || true
