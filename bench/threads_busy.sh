@@ -37,6 +37,8 @@
 # loads to run. TRAIN_STEPS=S (default 0: not run) times world
 # training too: stamp-world --synthetic tiny --steps S --threads N. Writes every run and the table to
 # $BENCH_OUT (default bench/results)/threads-busy-NAME-DATE.txt.
+# BATCH=N (default 24) edits instead: one fact group per 16, so 64
+# gives each of 2 threads two groups where 24 gives each one.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 STAMP=${STAMP:-$here/build/stamp}
@@ -48,6 +50,8 @@ HOGS=${HOGS:-2}
 HOG_SESSION=${HOG_SESSION:-same}
 AUTO=${AUTO:-0}
 LOADS=${LOADS:-idle busy}
+BATCH=${BATCH:-24}
+[[ $BATCH =~ ^[1-9][0-9]*$ ]] || { echo "threads_busy: BATCH must be a whole number >= 1, not '$BATCH'" >&2; exit 2; }
 [[ $HOG_SESSION =~ ^(same|own)$ ]] || { echo "threads_busy.sh: HOG_SESSION must be same or own, not '$HOG_SESSION'" >&2; exit 2; }
 [[ $HOGS =~ ^[1-9][0-9]*$ ]] || { echo "threads_busy.sh: HOGS must be a whole number >= 1, not '$HOGS'" >&2; exit 2; }
 [[ $TRAIN_STEPS =~ ^[0-9]+$ ]] || { echo "threads_busy.sh: TRAIN_STEPS must be a whole number, not '$TRAIN_STEPS'" >&2; exit 2; }
@@ -99,13 +103,13 @@ median() { sort -g | awk -f "$here/bench/median.awk"; }
 cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
 [ -n "$cpu" ] || cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 {
-  echo "# bench/threads_busy.sh $(date -u +%Y-%m-%dT%H:%M:%SZ): $(basename "$world"), a batch of 24 edits (one round) and stats, $pairs alternating pairs, modes: $MODES, busy: $HOGS CPU-bound processes ($HOG_SESSION session)"
+  echo "# bench/threads_busy.sh $(date -u +%Y-%m-%dT%H:%M:%SZ): $(basename "$world"), a batch of $BATCH edits (one round) and stats, $pairs alternating pairs, modes: $MODES, busy: $HOGS CPU-bound processes ($HOG_SESSION session)"
   echo "# machine: $cpu, nproc $(nproc); autogroup scheduling $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo unknown); load average at the start $(loadavg)"
   echo "# stamp: $("$STAMP" --version | tr '\n' ';' | sed 's/;$//; s/;/; /g')"
 } | tee "$result"
 
 # one store with the batch queued (statistics computed), one without
-awk -v from=0 -v count=24 -f "$here/bench/subject_facts.awk" "$world/facts.csv" > "$work/batch.csv"
+awk -v from=0 -v count="$BATCH" -f "$here/bench/subject_facts.awk" "$world/facts.csv" > "$work/batch.csv"
 STAMP_STORE=$work/empty "$STAMP" init --model "$world" > /dev/null
 cp -a "$work/empty" "$work/base"
 STAMP_STORE=$work/base "$STAMP" stats --corpus "$world/corpus.txt" > /dev/null
