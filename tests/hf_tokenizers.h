@@ -5,9 +5,24 @@
 #ifndef STAMP_HF_TOKENIZERS_H
 #define STAMP_HF_TOKENIZERS_H
 
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+/* The build folder into build[size]: $BUILD (tests/run.sh), else the
+ * folder above the test program argv0. */
+static void hf_test_build_dir(const char *argv0, char *build, size_t size)
+{
+    const char *env = getenv("BUILD");
+    if (env && *env) {
+        snprintf(build, size, "%s", env);
+    } else {
+        char self[1024];
+        snprintf(self, sizeof self, "%s", argv0);
+        snprintf(build, size, "%s/..", dirname(self));
+    }
+}
 
 /* The models/ folder of package tokenizer-NAME into dir[size]; -1 (with
  * a message) when the packages are missing and cannot be installed. */

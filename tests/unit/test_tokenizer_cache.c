@@ -23,7 +23,6 @@
 #include "../hf_tokenizers.h"
 
 #include <jansson.h>
-#include <libgen.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -421,14 +420,7 @@ int main(int argc, char **argv)
     (void)argc;
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
     char build[1024];
-    const char *env = getenv("BUILD");
-    if (env && *env) {
-        snprintf(build, sizeof build, "%s", env);
-    } else {
-        char self[1024];
-        snprintf(self, sizeof self, "%s", argv[0]);
-        snprintf(build, sizeof build, "%s/..", dirname(self));
-    }
+    hf_test_build_dir(argv[0], build, sizeof build);
     /* the build's cache, never $HOME's: made by the first write */
     const char *cd = getenv("STAMP_CACHE_DIR");
     if (cd && *cd && strcmp(cd, "off")) snprintf(cache_dir, sizeof cache_dir, "%s", cd);

@@ -17,7 +17,6 @@
 #include "../hf_tokenizers.h"
 
 #include <jansson.h>
-#include <libgen.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -537,16 +536,8 @@ int main(int argc, char **argv)
 {
     (void)argc;
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
-    /* the build folder: $BUILD (tests/run.sh), else this program's ../ */
     char build[1024];
-    const char *env = getenv("BUILD");
-    if (env && *env) {
-        snprintf(build, sizeof build, "%s", env);
-    } else {
-        char self[1024];
-        snprintf(self, sizeof self, "%s", argv[0]);
-        snprintf(build, sizeof build, "%s/..", dirname(self));
-    }
+    hf_test_build_dir(argv[0], build, sizeof build);
     /* the build's tokenizer cache (tests/run.sh sets it), never $HOME's */
     char cache[1100];
     snprintf(cache, sizeof cache, "%s/cache", build);
